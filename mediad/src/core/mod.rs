@@ -1,0 +1,1286 @@
+//! The sans-IO forwarding core of one mediad worker.
+//!
+//! A [`Worker`] owns every room pinned to its thread, with their
+//! participants, transports and tracks. It is driven by three inputs —
+//! [`Worker::handle_command`], [`Worker::handle_datagram`],
+//! [`Worker::handle_timeout`] — each taking the current instant from the
+//! caller, and produces datagrams (into the caller's [`TxQueue`]), events
+//! ([`Worker::poll_event`]) and its next deadline ([`Worker::poll_timeout`]).
+//! It never reads the clock, never touches a socket, and its randomness comes
+//! from a seed, so tests replay it exactly in virtual time.
+//!
+//! The media path, per incoming SRTP packet: find the transport by source
+//! address (latched by an authenticated STUN request), decrypt in place
+//! once, find the track by SSRC, then for every receiver: write the rewritten
+//! header (receiver's SSRC, payload type and sequence number) and the
+//! payload into a pooled send buffer and encrypt it there. Nothing on that
+//! path allocates.
+
+pub mod rewrite;
+pub mod rtx_cache;
+pub mod stats;
+pub mod transport;
+pub mod vp8;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dimpl::DtlsCertificate;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use salon_io::TxQueue;
+use salon_proto::demux::{PacketKind, classify};
+use salon_proto::rtcp::{RtcpIter, RtcpPacket};
+use salon_proto::rtp::{RtpFields, RtpHeader};
+use salon_proto::{rtcp, rtp, stun};
+
+use crate::control::{Command, Event, MediaKind, ParticipantId, RoomId, TransportKind};
+use crate::metrics::Metrics;
+use rewrite::SeqRewriter;
+use rtx_cache::RtxCache;
+use stats::RecvStats;
+use transport::{DtlsProgress, RemoteFingerprint, Transport};
+
+/// How often receiver reports go to publishers.
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// The shortest interval between two key frame requests for one stream.
+const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
+/// Payload types of the subscribe offer (fixed by `salon_sdp::offer_subscribe`).
+const OUT_PT_OPUS: u8 = 111;
+const OUT_PT_VP8: u8 = 96;
+/// Header extension id of the audio level in the subscribe offer.
+const OUT_EXT_AUDIO_LEVEL: u8 = 4;
+
+const URI_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+const URI_AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+/// What a worker needs to know about its place.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Address announced in candidates.
+    pub announce_ip: IpAddr,
+    /// This worker's UDP port.
+    pub port: u16,
+    /// The DTLS certificate (shared by all transports of the process).
+    pub cert: DtlsCertificate,
+    /// SHA-256 fingerprint of `cert`.
+    pub fingerprint: Vec<u8>,
+    /// DTLS settings.
+    pub dtls: Arc<dimpl::Config>,
+    /// Seed of the worker's randomness (ICE credentials, SSRCs).
+    pub seed: u64,
+}
+
+/// A participant's outgoing m-line on its subscribe transport.
+#[derive(Debug, Clone)]
+struct OutLine {
+    mid: String,
+    track: Option<usize>,
+    kind: MediaKind,
+    ssrc: u32,
+    stream_id: String,
+    track_id: String,
+}
+
+#[derive(Debug)]
+struct Participant {
+    room: RoomId,
+    publish: usize,
+    subscribe: usize,
+    published: Vec<usize>,
+    lines: Vec<OutLine>,
+    /// The lines the browser has accepted (prefix length of `lines`).
+    answered_lines: usize,
+    offered_lines: usize,
+    negotiating: bool,
+    dirty: bool,
+    session_id: u64,
+    version: u64,
+    forward_audio: bool,
+    forward_video: bool,
+}
+
+/// One receiver of a track.
+#[derive(Debug)]
+struct Leg {
+    receiver: ParticipantId,
+    transport: usize,
+    ssrc: u32,
+    pt: u8,
+    seq: SeqRewriter,
+    live: bool,
+    wait_keyframe: bool,
+    packets: u32,
+    octets: u32,
+}
+
+/// One incoming stream.
+#[derive(Debug)]
+struct InTrack {
+    publisher: ParticipantId,
+    transport: usize,
+    kind: MediaKind,
+    mid: String,
+    ssrc: Option<u32>,
+    rtx_ssrc: Option<u32>,
+    audio_level_id: Option<u8>,
+    stats: RecvStats,
+    cache: Option<RtxCache>,
+    legs: Vec<Leg>,
+    last_keyframe_request: Option<Instant>,
+    keyframe_pending: bool,
+    enabled: bool,
+}
+
+/// Where an SSRC on a transport leads.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    /// A publisher's media stream.
+    Track(usize),
+    /// A publisher's retransmission stream (not used yet).
+    Rtx,
+    /// A stream mediad sends to this subscriber.
+    Out(usize),
+}
+
+/// The forwarding core of one worker. See the module documentation.
+pub struct Worker {
+    cfg: WorkerConfig,
+    rng: StdRng,
+    epoch: Instant,
+    transports: Vec<Option<Transport>>,
+    routes: Vec<Vec<(u32, Route)>>,
+    free_transports: Vec<usize>,
+    by_ufrag: HashMap<String, usize>,
+    by_addr: HashMap<SocketAddr, usize>,
+    participants: BTreeMap<ParticipantId, Participant>,
+    rooms: BTreeMap<RoomId, Vec<ParticipantId>>,
+    tracks: Vec<Option<InTrack>>,
+    free_tracks: Vec<usize>,
+    events: VecDeque<Event>,
+    metrics: Arc<Metrics>,
+    scratch: Box<[u8; 2048]>,
+    next_report: Instant,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("port", &self.cfg.port)
+            .field("participants", &self.participants.len())
+            .field("rooms", &self.rooms.len())
+            .finish()
+    }
+}
+
+impl Worker {
+    /// A worker with no rooms.
+    pub fn new(cfg: WorkerConfig, metrics: Arc<Metrics>, now: Instant) -> Self {
+        let rng = StdRng::seed_from_u64(cfg.seed);
+        Self {
+            cfg,
+            rng,
+            epoch: now,
+            transports: Vec::new(),
+            routes: Vec::new(),
+            free_transports: Vec::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            participants: BTreeMap::new(),
+            rooms: BTreeMap::new(),
+            tracks: Vec::new(),
+            free_tracks: Vec::new(),
+            events: VecDeque::new(),
+            metrics,
+            scratch: Box::new([0u8; 2048]),
+            next_report: now + REPORT_INTERVAL,
+        }
+    }
+
+    /// This worker's counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The next event for the gateway.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Number of participants on this worker.
+    pub fn participant_count(&self) -> usize {
+        self.participants.len()
+    }
+
+    /// The next instant [`Worker::handle_timeout`] must run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next = self.next_report;
+        for t in self.transports.iter().flatten() {
+            if let Some(d) = t.poll_timeout() {
+                next = next.min(d);
+            }
+        }
+        for tr in self.tracks.iter().flatten() {
+            if tr.keyframe_pending {
+                if let Some(last) = tr.last_keyframe_request {
+                    next = next.min(last + KEYFRAME_REQUEST_INTERVAL);
+                }
+            }
+        }
+        Some(next)
+    }
+
+    // ----------------------------------------------------------------- control
+
+    /// Carry out one command from the gateway.
+    pub fn handle_command(&mut self, cmd: Command, now: Instant, tx: &mut TxQueue) {
+        match cmd {
+            Command::Join { room, participant } => self.join(room, participant, now),
+            Command::PublishOffer { participant, sdp } => {
+                self.publish_offer(participant, &sdp, now)
+            }
+            Command::SubscribeAnswer { participant, sdp } => {
+                self.subscribe_answer(participant, &sdp, now, tx)
+            }
+            Command::SetForwarding {
+                participant,
+                kind,
+                enabled,
+            } => self.set_forwarding(participant, kind, enabled, now, tx),
+            Command::Leave { participant } => self.leave(participant),
+        }
+    }
+
+    fn error(&mut self, participant: ParticipantId, reason: &str) {
+        self.events.push_back(Event::Error {
+            participant,
+            reason: reason.to_owned(),
+        });
+    }
+
+    fn random_string(&mut self, len: usize) -> String {
+        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        (0..len)
+            .map(|_| char::from(ALPHABET[self.rng.random_range(0..ALPHABET.len())]))
+            .collect()
+    }
+
+    fn new_transport(&mut self, participant: ParticipantId, kind: TransportKind, now: Instant) -> usize {
+        let ufrag = loop {
+            let u = self.random_string(8);
+            if !self.by_ufrag.contains_key(&u) {
+                break u;
+            }
+        };
+        let pwd = self.random_string(24);
+        let rtcp_ssrc = self.rng.random::<u32>() | 1;
+        let t = Transport::new(
+            participant,
+            kind,
+            ufrag.clone(),
+            pwd,
+            rtcp_ssrc,
+            self.cfg.dtls.clone(),
+            self.cfg.cert.clone(),
+            now,
+        );
+        let idx = match self.free_transports.pop() {
+            Some(i) => {
+                self.transports[i] = Some(t);
+                self.routes[i].clear();
+                i
+            }
+            None => {
+                self.transports.push(Some(t));
+                self.routes.push(Vec::new());
+                self.transports.len() - 1
+            }
+        };
+        self.by_ufrag.insert(ufrag, idx);
+        idx
+    }
+
+    fn remove_transport(&mut self, idx: usize) {
+        if let Some(t) = self.transports.get_mut(idx).and_then(Option::take) {
+            self.by_ufrag.remove(&t.local_ufrag);
+            if let Some(a) = t.addr {
+                if self.by_addr.get(&a) == Some(&idx) {
+                    self.by_addr.remove(&a);
+                }
+            }
+            if let Some(r) = self.routes.get_mut(idx) {
+                r.clear();
+            }
+            self.free_transports.push(idx);
+        }
+    }
+
+    fn local_transport(&self, idx: usize, version: u64, session_id: u64) -> Option<salon_sdp::LocalTransport> {
+        let t = self.transports.get(idx)?.as_ref()?;
+        Some(salon_sdp::LocalTransport {
+            ice_ufrag: t.local_ufrag.clone(),
+            ice_pwd: t.local_pwd.clone(),
+            fingerprint: salon_sdp::Fingerprint {
+                algorithm: "sha-256".to_owned(),
+                bytes: self.cfg.fingerprint.clone(),
+            },
+            candidate_ip: self.cfg.announce_ip,
+            candidate_port: self.cfg.port,
+            session_id,
+            session_version: version,
+        })
+    }
+
+    fn join(&mut self, room: RoomId, pid: ParticipantId, now: Instant) {
+        if self.participants.contains_key(&pid) {
+            self.error(pid, "already joined");
+            return;
+        }
+        let publish = self.new_transport(pid, TransportKind::Publish, now);
+        let subscribe = self.new_transport(pid, TransportKind::Subscribe, now);
+        let session_id = self.rng.random::<u64>() >> 2;
+        let mut p = Participant {
+            room: room.clone(),
+            publish,
+            subscribe,
+            published: Vec::new(),
+            lines: Vec::new(),
+            answered_lines: 0,
+            offered_lines: 0,
+            negotiating: false,
+            dirty: false,
+            session_id,
+            version: 1,
+            forward_audio: true,
+            forward_video: true,
+        };
+        // Everything already published in the room.
+        let members = self.rooms.entry(room).or_default();
+        let mut existing = Vec::new();
+        for other in members.iter() {
+            if let Some(o) = self.participants.get(other) {
+                existing.extend(o.published.iter().copied());
+            }
+        }
+        members.push(pid);
+        for track in existing {
+            self.add_line(&mut p, pid, track);
+        }
+        self.participants.insert(pid, p);
+        self.maybe_offer(pid);
+    }
+
+    /// Give participant `p` (id `pid`) an m-line for `track` and a leg on it.
+    fn add_line(&mut self, p: &mut Participant, pid: ParticipantId, track_idx: usize) {
+        let Some(track) = self.tracks.get_mut(track_idx).and_then(Option::as_mut) else {
+            return;
+        };
+        let ssrc = loop {
+            let s = self.rng.random::<u32>();
+            if s != 0 && !p.lines.iter().any(|l| l.ssrc == s) {
+                break s;
+            }
+        };
+        let mid = p.lines.len().to_string();
+        let pt = match track.kind {
+            MediaKind::Audio => OUT_PT_OPUS,
+            MediaKind::Video => OUT_PT_VP8,
+        };
+        p.lines.push(OutLine {
+            mid,
+            track: Some(track_idx),
+            kind: track.kind,
+            ssrc,
+            stream_id: track.publisher.0.to_string(),
+            track_id: format!("{}-{}", track.publisher.0, track.mid),
+        });
+        let first_seq = self.rng.random::<u16>() & 0x7fff;
+        track.legs.push(Leg {
+            receiver: pid,
+            transport: p.subscribe,
+            ssrc,
+            pt,
+            seq: SeqRewriter::new(first_seq),
+            live: false,
+            wait_keyframe: track.kind == MediaKind::Video,
+            packets: 0,
+            octets: 0,
+        });
+        if let Some(r) = self.routes.get_mut(p.subscribe) {
+            r.push((ssrc, Route::Out(track_idx)));
+        }
+    }
+
+    fn maybe_offer(&mut self, pid: ParticipantId) {
+        let Some(p) = self.participants.get_mut(&pid) else {
+            return;
+        };
+        if p.negotiating {
+            p.dirty = true;
+            return;
+        }
+        if p.lines.is_empty() || (p.offered_lines == p.lines.len() && !p.dirty) {
+            return;
+        }
+        p.dirty = false;
+        p.negotiating = true;
+        p.version += 1;
+        p.offered_lines = p.lines.len();
+        let (sub, version, session_id) = (p.subscribe, p.version, p.session_id);
+        let tracks: Vec<salon_sdp::OutTrack> = p
+            .lines
+            .iter()
+            .map(|l| salon_sdp::OutTrack {
+                mid: l.mid.clone(),
+                kind: match l.kind {
+                    MediaKind::Audio => salon_sdp::MediaKind::Audio,
+                    MediaKind::Video => salon_sdp::MediaKind::Video,
+                },
+                ssrc: l.ssrc,
+                rtx_ssrc: None,
+                cname: format!("salon-{}", l.stream_id),
+                stream_id: l.stream_id.clone(),
+                track_id: l.track_id.clone(),
+                pt: match l.kind {
+                    MediaKind::Audio => OUT_PT_OPUS,
+                    MediaKind::Video => OUT_PT_VP8,
+                },
+                rtx_pt: None,
+                active: l.track.is_some(),
+            })
+            .collect();
+        let Some(local) = self.local_transport(sub, version, session_id) else {
+            return;
+        };
+        let sdp = salon_sdp::offer_subscribe(&tracks, &local);
+        self.events.push_back(Event::SubscribeOffer {
+            participant: pid,
+            sdp,
+        });
+    }
+
+    fn publish_offer(&mut self, pid: ParticipantId, sdp: &str, now: Instant) {
+        let Some(p) = self.participants.get(&pid) else {
+            self.error(pid, "not joined");
+            return;
+        };
+        let (publish, session_id, room) = (p.publish, p.session_id, p.room.clone());
+        let offer = match salon_sdp::parse(sdp) {
+            Ok(o) => o,
+            Err(e) => {
+                self.error(pid, &format!("invalid offer: {e}"));
+                return;
+            }
+        };
+        let Some(local) = self.local_transport(publish, 1, session_id) else {
+            return;
+        };
+        let answer = match salon_sdp::answer_publish(&offer, &local) {
+            Ok(a) => a,
+            Err(e) => {
+                self.error(pid, &format!("offer not acceptable: {e}"));
+                return;
+            }
+        };
+        if let Some(t) = self.transports.get_mut(publish).and_then(Option::as_mut) {
+            if t.remote_ufrag.is_some() && t.remote_ufrag.as_deref() != Some(offer.ice_ufrag.as_str()) {
+                self.error(pid, "ICE restart is not supported");
+                return;
+            }
+            let _ = t.set_remote(
+                offer.ice_ufrag.clone(),
+                RemoteFingerprint {
+                    algorithm: offer.fingerprint.algorithm.to_ascii_lowercase(),
+                    bytes: offer.fingerprint.bytes.clone(),
+                },
+            );
+        }
+        let mut new_tracks = Vec::new();
+        for m in &answer.accepted {
+            let kind = match m.kind {
+                salon_sdp::MediaKind::Audio => MediaKind::Audio,
+                salon_sdp::MediaKind::Video => MediaKind::Video,
+            };
+            let known = self.participants.get(&pid).is_some_and(|p| {
+                p.published
+                    .iter()
+                    .any(|&i| self.tracks.get(i).and_then(Option::as_ref).is_some_and(|t| t.mid == m.mid))
+            });
+            if known {
+                continue;
+            }
+            let ssrc = m.ssrcs.first().copied();
+            let rtx_ssrc = m.rtx_ssrc;
+            let track = InTrack {
+                publisher: pid,
+                transport: publish,
+                kind,
+                mid: m.mid.clone(),
+                ssrc,
+                rtx_ssrc,
+                audio_level_id: m.extmap_id(URI_AUDIO_LEVEL),
+                stats: RecvStats::new(if kind == MediaKind::Audio { 48_000 } else { 90_000 }),
+                cache: (kind == MediaKind::Video).then(RtxCache::new),
+                legs: Vec::new(),
+                last_keyframe_request: None,
+                keyframe_pending: false,
+                enabled: true,
+            };
+            let idx = match self.free_tracks.pop() {
+                Some(i) => {
+                    self.tracks[i] = Some(track);
+                    i
+                }
+                None => {
+                    self.tracks.push(Some(track));
+                    self.tracks.len() - 1
+                }
+            };
+            if let Some(r) = self.routes.get_mut(publish) {
+                if let Some(s) = ssrc {
+                    r.push((s, Route::Track(idx)));
+                }
+                if let Some(s) = rtx_ssrc {
+                    r.push((s, Route::Rtx));
+                }
+            }
+            new_tracks.push((idx, kind, m.extmap_id(URI_MID)));
+        }
+        if let Some(p) = self.participants.get_mut(&pid) {
+            p.published.extend(new_tracks.iter().map(|t| t.0));
+            if let Some(t) = self.transports.get_mut(publish).and_then(Option::as_mut) {
+                if let Some((_, _, Some(mid_id))) = new_tracks.first() {
+                    t.mid_ext_id = Some(*mid_id);
+                }
+            }
+        }
+        self.events.push_back(Event::PublishAnswer {
+            participant: pid,
+            sdp: answer.sdp,
+        });
+        for (_, kind, _) in &new_tracks {
+            self.events.push_back(Event::TrackPublished {
+                participant: pid,
+                kind: *kind,
+            });
+        }
+        // Offer the new tracks to everyone else in the room.
+        let members: Vec<ParticipantId> = self.rooms.get(&room).cloned().unwrap_or_default();
+        for other in members.into_iter().filter(|o| *o != pid) {
+            if let Some(mut op) = self.participants.remove(&other) {
+                for (idx, _, _) in &new_tracks {
+                    self.add_line(&mut op, other, *idx);
+                }
+                self.participants.insert(other, op);
+                self.maybe_offer(other);
+            }
+        }
+        let _ = now;
+    }
+
+    fn subscribe_answer(&mut self, pid: ParticipantId, sdp: &str, now: Instant, tx: &mut TxQueue) {
+        let Some(p) = self.participants.get(&pid) else {
+            self.error(pid, "not joined");
+            return;
+        };
+        if !p.negotiating {
+            self.error(pid, "no subscribe offer is pending");
+            return;
+        }
+        let answer = match salon_sdp::parse(sdp) {
+            Ok(a) => a,
+            Err(e) => {
+                self.error(pid, &format!("invalid answer: {e}"));
+                return;
+            }
+        };
+        if answer.media.len() != p.offered_lines
+            || answer
+                .media
+                .iter()
+                .zip(p.lines.iter())
+                .any(|(m, l)| m.mid != l.mid)
+        {
+            self.error(pid, "answer does not match the offer");
+            return;
+        }
+        let sub = p.subscribe;
+        let offered = p.offered_lines;
+        let mut progress = DtlsProgress::None;
+        if let Some(t) = self.transports.get_mut(sub).and_then(Option::as_mut) {
+            progress = t.set_remote(
+                answer.ice_ufrag.clone(),
+                RemoteFingerprint {
+                    algorithm: answer.fingerprint.algorithm.to_ascii_lowercase(),
+                    bytes: answer.fingerprint.bytes.clone(),
+                },
+            );
+        }
+        let mut tracks_to_refresh = Vec::new();
+        if let Some(p) = self.participants.get_mut(&pid) {
+            p.negotiating = false;
+            p.answered_lines = offered;
+            for l in p.lines.iter().take(offered) {
+                if let Some(ti) = l.track {
+                    tracks_to_refresh.push(ti);
+                }
+            }
+        }
+        for ti in tracks_to_refresh {
+            if let Some(track) = self.tracks.get_mut(ti).and_then(Option::as_mut) {
+                for leg in track.legs.iter_mut().filter(|l| l.receiver == pid) {
+                    leg.live = true;
+                }
+            }
+        }
+        self.after_progress(sub, progress, now, tx);
+        // Newly answered legs on an already connected transport need a key frame.
+        if progress == DtlsProgress::None
+            && self.transports.get(sub).and_then(Option::as_ref).is_some_and(Transport::is_connected)
+        {
+            self.request_keyframes_for(pid, now, tx);
+        }
+        self.maybe_offer(pid);
+    }
+
+    fn set_forwarding(&mut self, pid: ParticipantId, kind: MediaKind, enabled: bool, now: Instant, tx: &mut TxQueue) {
+        let Some(p) = self.participants.get_mut(&pid) else {
+            self.error(pid, "not joined");
+            return;
+        };
+        match kind {
+            MediaKind::Audio => p.forward_audio = enabled,
+            MediaKind::Video => p.forward_video = enabled,
+        }
+        let published = p.published.clone();
+        for ti in published {
+            let mut resume_video = false;
+            if let Some(t) = self.tracks.get_mut(ti).and_then(Option::as_mut) {
+                if t.kind != kind || t.enabled == enabled {
+                    continue;
+                }
+                t.enabled = enabled;
+                for leg in &mut t.legs {
+                    leg.seq.pause();
+                    if kind == MediaKind::Video {
+                        leg.wait_keyframe = true;
+                    }
+                }
+                resume_video = enabled && kind == MediaKind::Video;
+            }
+            if resume_video {
+                self.request_keyframe(ti, now, tx);
+            }
+        }
+    }
+
+    fn leave(&mut self, pid: ParticipantId) {
+        let Some(p) = self.participants.remove(&pid) else {
+            return;
+        };
+        // Its tracks disappear from everyone's subscriptions.
+        for &ti in &p.published {
+            if let Some(track) = self.tracks.get_mut(ti).and_then(Option::take) {
+                for leg in &track.legs {
+                    if let Some(r) = self.routes.get_mut(leg.transport) {
+                        r.retain(|(s, _)| *s != leg.ssrc);
+                    }
+                    if let Some(rp) = self.participants.get_mut(&leg.receiver) {
+                        for l in rp.lines.iter_mut().filter(|l| l.track == Some(ti)) {
+                            l.track = None;
+                        }
+                        rp.dirty = true;
+                    }
+                }
+                self.free_tracks.push(ti);
+            }
+        }
+        // It stops receiving.
+        for track in self.tracks.iter_mut().flatten() {
+            track.legs.retain(|l| l.receiver != pid);
+        }
+        self.remove_transport(p.publish);
+        self.remove_transport(p.subscribe);
+        let mut members = Vec::new();
+        if let Some(m) = self.rooms.get_mut(&p.room) {
+            m.retain(|x| *x != pid);
+            members = m.clone();
+            if m.is_empty() {
+                self.rooms.remove(&p.room);
+            }
+        }
+        for other in members {
+            self.maybe_offer(other);
+        }
+    }
+
+    // ------------------------------------------------------------------ network
+
+    /// Handle one datagram from `src`. `data` is rewritten in place.
+    pub fn handle_datagram(&mut self, src: SocketAddr, data: &mut [u8], now: Instant, tx: &mut TxQueue) {
+        self.metrics.rx_datagrams.inc();
+        match classify(data) {
+            PacketKind::Stun => self.handle_stun(src, data, now, tx),
+            PacketKind::Dtls => {
+                self.metrics.rx_dtls.inc();
+                let Some(&idx) = self.by_addr.get(&src) else {
+                    self.metrics.drop_unlatched.inc();
+                    return;
+                };
+                let progress = match self.transports.get_mut(idx).and_then(Option::as_mut) {
+                    Some(t) => t.handle_dtls(data, now, &mut self.scratch[..], tx, &self.metrics),
+                    None => return,
+                };
+                self.after_progress(idx, progress, now, tx);
+            }
+            PacketKind::Rtp => self.handle_srtp(src, data, now, tx),
+            PacketKind::Rtcp => self.handle_srtcp(src, data, now, tx),
+            _ => self.metrics.drop_unknown_kind.inc(),
+        }
+    }
+
+    fn handle_stun(&mut self, src: SocketAddr, data: &[u8], now: Instant, tx: &mut TxQueue) {
+        self.metrics.rx_stun.inc();
+        let msg = match stun::StunMessage::parse(data) {
+            Ok(m) => m,
+            Err(_) => {
+                self.metrics.drop_stun_malformed.inc();
+                return;
+            }
+        };
+        if !msg.is_binding_request() {
+            self.metrics.drop_stun_malformed.inc();
+            return;
+        }
+        let Some(username) = msg.username() else {
+            self.metrics.drop_stun_auth.inc();
+            return;
+        };
+        let Some((local, remote)) = stun::split_ice_username(username) else {
+            self.metrics.drop_stun_auth.inc();
+            return;
+        };
+        let Some(&idx) = std::str::from_utf8(local).ok().and_then(|u| self.by_ufrag.get(u)) else {
+            self.metrics.drop_stun_auth.inc();
+            return;
+        };
+        let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        if !msg.verify_fingerprint() || !msg.verify_integrity(t.local_pwd.as_bytes()) {
+            self.metrics.drop_stun_auth.inc();
+            return;
+        }
+        if let Some(expected) = &t.remote_ufrag {
+            if expected.as_bytes() != remote {
+                self.metrics.drop_stun_auth.inc();
+                return;
+            }
+        }
+        let Some(buf) = tx.buffer() else {
+            self.metrics.drop_tx_full.inc();
+            return;
+        };
+        match stun::write_binding_success(&mut buf[..], msg.transaction_id(), src, t.local_pwd.as_bytes()) {
+            Ok(n) => tx.commit(src, n),
+            Err(_) => return,
+        }
+        if t.addr != Some(src) && (t.addr.is_none() || msg.use_candidate()) {
+            if let Some(old) = t.addr {
+                if self.by_addr.get(&old) == Some(&idx) {
+                    self.by_addr.remove(&old);
+                }
+            }
+            t.latch(src, now);
+            self.by_addr.insert(src, idx);
+        } else {
+            t.last_rx = now;
+        }
+    }
+
+    fn connected_transport(&mut self, src: SocketAddr) -> Option<usize> {
+        let Some(&idx) = self.by_addr.get(&src) else {
+            self.metrics.drop_unlatched.inc();
+            return None;
+        };
+        match self.transports.get(idx).and_then(Option::as_ref) {
+            Some(t) if t.is_connected() => Some(idx),
+            _ => {
+                self.metrics.drop_not_connected.inc();
+                None
+            }
+        }
+    }
+
+    fn handle_srtp(&mut self, src: SocketAddr, data: &mut [u8], now: Instant, tx: &mut TxQueue) {
+        let Some(idx) = self.connected_transport(src) else {
+            return;
+        };
+        let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(ctx) = t.srtp_in.as_mut() else {
+            return;
+        };
+        let n = match ctx.unprotect_rtp(data) {
+            Ok(n) => n,
+            Err(_) => {
+                self.metrics.drop_srtp_auth.inc();
+                return;
+            }
+        };
+        t.last_rx = now;
+        self.metrics.rx_rtp.inc();
+        let plain = &data[..n];
+        let Ok(hdr) = RtpHeader::parse(plain) else {
+            self.metrics.drop_rtp_malformed.inc();
+            return;
+        };
+        let mid_ext_id = t.mid_ext_id;
+        let route = self
+            .routes
+            .get(idx)
+            .and_then(|r| r.iter().find(|(s, _)| *s == hdr.ssrc).map(|x| x.1));
+        let track_idx = match route {
+            Some(Route::Track(ti)) => ti,
+            Some(Route::Rtx | Route::Out(_)) => {
+                self.metrics.drop_rtp_unknown_ssrc.inc();
+                return;
+            }
+            None => match self.learn_ssrc(idx, plain, &hdr, mid_ext_id) {
+                Some(ti) => ti,
+                None => {
+                    self.metrics.drop_rtp_unknown_ssrc.inc();
+                    return;
+                }
+            },
+        };
+        self.forward(track_idx, plain, &hdr, now, tx);
+    }
+
+    /// An SSRC the SDP did not list: bind it through the mid header
+    /// extension to a track of this transport that has no SSRC yet.
+    fn learn_ssrc(&mut self, idx: usize, plain: &[u8], hdr: &RtpHeader, mid_ext_id: Option<u8>) -> Option<usize> {
+        let id = mid_ext_id?;
+        let mid = rtp::extensions(plain, hdr).find(|(i, _)| *i == id).map(|(_, d)| d)?;
+        let t = self.transports.get(idx)?.as_ref()?;
+        let p = self.participants.get(&t.participant)?;
+        let ti = p.published.iter().copied().find(|&ti| {
+            self.tracks
+                .get(ti)
+                .and_then(Option::as_ref)
+                .is_some_and(|tr| tr.ssrc.is_none() && tr.mid.as_bytes() == mid)
+        })?;
+        if let Some(tr) = self.tracks.get_mut(ti).and_then(Option::as_mut) {
+            tr.ssrc = Some(hdr.ssrc);
+        }
+        if let Some(r) = self.routes.get_mut(idx) {
+            r.push((hdr.ssrc, Route::Track(ti)));
+        }
+        Some(ti)
+    }
+
+    /// Send one decrypted packet of `track_idx` to every live receiver.
+    fn forward(&mut self, track_idx: usize, plain: &[u8], hdr: &RtpHeader, now: Instant, tx: &mut TxQueue) {
+        let since_epoch = now.saturating_duration_since(self.epoch);
+        let Some(track) = self.tracks.get_mut(track_idx).and_then(Option::as_mut) else {
+            return;
+        };
+        track.stats.on_packet(hdr.sequence, hdr.timestamp, since_epoch);
+        if let Some(cache) = track.cache.as_mut() {
+            cache.insert(hdr.sequence, plain);
+        }
+        if !track.enabled {
+            self.metrics.drop_muted.inc();
+            return;
+        }
+        let payload = plain.get(hdr.payload_offset..hdr.payload_offset + hdr.payload_len).unwrap_or(&[]);
+        if payload.is_empty() {
+            return; // padding only
+        }
+        let keyframe = track.kind == MediaKind::Video && vp8::is_keyframe_start(payload);
+        let level = track
+            .audio_level_id
+            .and_then(|id| rtp::extensions(plain, hdr).find(|(i, _)| *i == id))
+            .and_then(|(_, d)| d.first().copied());
+        let transports = &mut self.transports;
+        let metrics = &self.metrics;
+        for leg in track.legs.iter_mut() {
+            if !leg.live {
+                continue;
+            }
+            if leg.wait_keyframe {
+                if !keyframe {
+                    continue;
+                }
+                leg.wait_keyframe = false;
+            }
+            let Some(t) = transports.get_mut(leg.transport).and_then(Option::as_mut) else {
+                continue;
+            };
+            let (Some(addr), Some(ctx)) = (t.addr, t.srtp_out.as_mut()) else {
+                continue;
+            };
+            let Some(seq) = leg.seq.map(hdr.sequence) else {
+                continue;
+            };
+            if send_rtp(tx, metrics, ctx, addr, leg.ssrc, leg.pt, seq, hdr, level, payload) {
+                leg.packets = leg.packets.wrapping_add(1);
+                leg.octets = leg.octets.wrapping_add(payload.len() as u32);
+            }
+        }
+    }
+
+    fn handle_srtcp(&mut self, src: SocketAddr, data: &mut [u8], now: Instant, tx: &mut TxQueue) {
+        let Some(idx) = self.connected_transport(src) else {
+            return;
+        };
+        let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(ctx) = t.srtp_in.as_mut() else {
+            return;
+        };
+        let n = match ctx.unprotect_rtcp(data) {
+            Ok(n) => n,
+            Err(_) => {
+                self.metrics.drop_srtp_auth.inc();
+                return;
+            }
+        };
+        t.last_rx = now;
+        let kind = t.kind;
+        self.metrics.rx_rtcp.inc();
+        let plain = &data[..n];
+        for pkt in RtcpIter::new(plain) {
+            let pkt = match pkt {
+                Ok(p) => p,
+                Err(_) => {
+                    self.metrics.drop_rtcp_malformed.inc();
+                    break;
+                }
+            };
+            match (kind, pkt) {
+                (TransportKind::Publish, RtcpPacket::SenderReport(sr)) => self.on_sender_report(idx, &sr, now, tx),
+                (TransportKind::Subscribe, RtcpPacket::Nack(nack)) => {
+                    let media = nack.media_ssrc;
+                    for seq in nack.lost() {
+                        self.metrics.nack_received.inc();
+                        self.retransmit(idx, media, seq, tx);
+                    }
+                }
+                (TransportKind::Subscribe, RtcpPacket::Pli(pli)) => {
+                    if let Some(ti) = self.out_route(idx, pli.media_ssrc) {
+                        self.request_keyframe(ti, now, tx);
+                    }
+                }
+                (TransportKind::Subscribe, RtcpPacket::Fir(fir)) => {
+                    for entry in fir.entries() {
+                        if let Some(ti) = self.out_route(idx, entry.ssrc) {
+                            self.request_keyframe(ti, now, tx);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn out_route(&self, idx: usize, ssrc: u32) -> Option<usize> {
+        self.routes.get(idx)?.iter().find_map(|(s, r)| match r {
+            Route::Out(ti) if *s == ssrc => Some(*ti),
+            _ => None,
+        })
+    }
+
+    fn on_sender_report(&mut self, idx: usize, sr: &rtcp::SenderReport<'_>, now: Instant, tx: &mut TxQueue) {
+        let Some(Route::Track(ti)) = self
+            .routes
+            .get(idx)
+            .and_then(|r| r.iter().find(|(s, _)| *s == sr.ssrc).map(|x| x.1))
+        else {
+            return;
+        };
+        let Some(track) = self.tracks.get_mut(ti).and_then(Option::as_mut) else {
+            return;
+        };
+        track.stats.on_sender_report(sr.ntp, now);
+        // Relay the publisher's clock mapping to every receiver under its own
+        // SSRC and counts, so browsers can synchronise audio and video.
+        for leg in track.legs.iter().filter(|l| l.live) {
+            let Some(t) = self.transports.get_mut(leg.transport).and_then(Option::as_mut) else {
+                continue;
+            };
+            let (Some(addr), Some(ctx)) = (t.addr, t.srtp_out.as_mut()) else {
+                continue;
+            };
+            let Some(buf) = tx.buffer() else {
+                self.metrics.drop_tx_full.inc();
+                continue;
+            };
+            let Ok(n) = rtcp::write_sender_report(&mut buf[..], leg.ssrc, sr.ntp, sr.rtp_timestamp, leg.packets, leg.octets, &[]) else {
+                continue;
+            };
+            if let Ok(m) = ctx.protect_rtcp(&mut buf[..], n) {
+                tx.commit(addr, m);
+                self.metrics.tx_rtcp.inc();
+            }
+        }
+    }
+
+    fn retransmit(&mut self, idx: usize, media_ssrc: u32, out_seq: u16, tx: &mut TxQueue) {
+        let Some(ti) = self.out_route(idx, media_ssrc) else {
+            return;
+        };
+        let Some(track) = self.tracks.get_mut(ti).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(leg) = track.legs.iter_mut().find(|l| l.ssrc == media_ssrc) else {
+            return;
+        };
+        let in_seq = leg.seq.unmap(out_seq);
+        let Some(packet) = track.cache.as_ref().and_then(|c| c.get(in_seq)) else {
+            return;
+        };
+        let Ok(hdr) = RtpHeader::parse(packet) else {
+            return;
+        };
+        let Some(payload) = packet.get(hdr.payload_offset..hdr.payload_offset + hdr.payload_len) else {
+            return;
+        };
+        let Some(t) = self.transports.get_mut(leg.transport).and_then(Option::as_mut) else {
+            return;
+        };
+        let (Some(addr), Some(ctx)) = (t.addr, t.srtp_out.as_mut()) else {
+            return;
+        };
+        if send_rtp(tx, &self.metrics, ctx, addr, leg.ssrc, leg.pt, out_seq, &hdr, None, payload) {
+            self.metrics.nack_answered.inc();
+        }
+    }
+
+    fn request_keyframes_for(&mut self, receiver: ParticipantId, now: Instant, tx: &mut TxQueue) {
+        let wanted: Vec<usize> = self
+            .tracks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| {
+                let t = t.as_ref()?;
+                (t.kind == MediaKind::Video && t.legs.iter().any(|l| l.receiver == receiver && l.live && l.wait_keyframe))
+                    .then_some(i)
+            })
+            .collect();
+        for ti in wanted {
+            self.request_keyframe(ti, now, tx);
+        }
+    }
+
+    /// Ask the publisher of `ti` for a key frame, at most once per
+    /// [`KEYFRAME_REQUEST_INTERVAL`]; a request inside it is sent when it ends.
+    fn request_keyframe(&mut self, ti: usize, now: Instant, tx: &mut TxQueue) {
+        let Some(track) = self.tracks.get_mut(ti).and_then(Option::as_mut) else {
+            return;
+        };
+        if track.kind != MediaKind::Video {
+            return;
+        }
+        if let Some(last) = track.last_keyframe_request {
+            if now < last + KEYFRAME_REQUEST_INTERVAL {
+                track.keyframe_pending = true;
+                return;
+            }
+        }
+        let Some(media_ssrc) = track.ssrc else {
+            track.keyframe_pending = true;
+            return;
+        };
+        let Some(t) = self.transports.get_mut(track.transport).and_then(Option::as_mut) else {
+            return;
+        };
+        let (Some(addr), Some(ctx)) = (t.addr, t.srtp_out.as_mut()) else {
+            return;
+        };
+        track.last_keyframe_request = Some(now);
+        track.keyframe_pending = false;
+        let Some(buf) = tx.buffer() else {
+            self.metrics.drop_tx_full.inc();
+            return;
+        };
+        let sender = t.rtcp_ssrc;
+        let Ok(n) = rtcp::write_receiver_report(&mut buf[..], sender, &[]) else {
+            return;
+        };
+        let Ok(m) = rtcp::write_pli(&mut buf[n..], sender, media_ssrc) else {
+            return;
+        };
+        if let Ok(len) = ctx.protect_rtcp(&mut buf[..], n + m) {
+            tx.commit(addr, len);
+            self.metrics.keyframe_requests.inc();
+            self.metrics.tx_rtcp.inc();
+        }
+    }
+
+    fn after_progress(&mut self, idx: usize, progress: DtlsProgress, now: Instant, tx: &mut TxQueue) {
+        let Some(t) = self.transports.get(idx).and_then(Option::as_ref) else {
+            return;
+        };
+        let (participant, kind) = (t.participant, t.kind);
+        match progress {
+            DtlsProgress::None => {}
+            DtlsProgress::Failed => {
+                self.error(participant, "media transport failed");
+            }
+            DtlsProgress::Connected => {
+                self.metrics.transports_connected.inc();
+                self.events.push_back(Event::Connected {
+                    participant,
+                    transport: kind,
+                });
+                match kind {
+                    TransportKind::Subscribe => self.request_keyframes_for(participant, now, tx),
+                    TransportKind::Publish => {
+                        // Receivers may already be waiting for this publisher.
+                        let pending: Vec<usize> = self
+                            .participants
+                            .get(&participant)
+                            .map(|p| p.published.clone())
+                            .unwrap_or_default();
+                        for ti in pending {
+                            let waiting = self
+                                .tracks
+                                .get(ti)
+                                .and_then(Option::as_ref)
+                                .is_some_and(|t| t.legs.iter().any(|l| l.live));
+                            if waiting {
+                                self.request_keyframe(ti, now, tx);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Run timers: DTLS retransmissions, receiver reports, deferred key
+    /// frame requests.
+    pub fn handle_timeout(&mut self, now: Instant, tx: &mut TxQueue) {
+        for idx in 0..self.transports.len() {
+            let progress = match self.transports.get_mut(idx).and_then(Option::as_mut) {
+                Some(t) => t.handle_timeout(now, &mut self.scratch[..], tx, &self.metrics),
+                None => continue,
+            };
+            self.after_progress(idx, progress, now, tx);
+        }
+        for ti in 0..self.tracks.len() {
+            let due = self.tracks.get(ti).and_then(Option::as_ref).is_some_and(|t| {
+                t.keyframe_pending && t.last_keyframe_request.is_none_or(|l| now >= l + KEYFRAME_REQUEST_INTERVAL)
+            });
+            if due {
+                self.request_keyframe(ti, now, tx);
+            }
+        }
+        if now >= self.next_report {
+            self.next_report = now + REPORT_INTERVAL;
+            self.send_receiver_reports(now, tx);
+        }
+    }
+
+    fn send_receiver_reports(&mut self, now: Instant, tx: &mut TxQueue) {
+        let mut blocks: Vec<rtcp::ReportBlockOut> = Vec::new();
+        for idx in 0..self.transports.len() {
+            let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
+                continue;
+            };
+            if t.kind != TransportKind::Publish || !t.is_connected() {
+                continue;
+            }
+            blocks.clear();
+            if let Some(p) = self.participants.get(&t.participant) {
+                for &ti in &p.published {
+                    if let Some(track) = self.tracks.get_mut(ti).and_then(Option::as_mut) {
+                        if let Some(ssrc) = track.ssrc {
+                            if let Some(b) = track.stats.report(ssrc, now) {
+                                blocks.push(rtcp::ReportBlockOut {
+                                    ssrc: b.ssrc,
+                                    fraction_lost: b.fraction_lost,
+                                    cumulative_lost: b.cumulative_lost,
+                                    highest_seq: b.highest_seq,
+                                    jitter: b.jitter,
+                                    lsr: b.lsr,
+                                    dlsr: b.dlsr,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+            if blocks.is_empty() {
+                continue;
+            }
+            let (Some(addr), Some(ctx)) = (t.addr, t.srtp_out.as_mut()) else {
+                continue;
+            };
+            let Some(buf) = tx.buffer() else {
+                self.metrics.drop_tx_full.inc();
+                continue;
+            };
+            let Ok(n) = rtcp::write_receiver_report(&mut buf[..], t.rtcp_ssrc, &blocks[..blocks.len().min(31)]) else {
+                continue;
+            };
+            if let Ok(m) = ctx.protect_rtcp(&mut buf[..], n) {
+                tx.commit(addr, m);
+                self.metrics.tx_rtcp.inc();
+            }
+        }
+    }
+}
+
+/// Write one rewritten RTP packet for a receiver into the send queue and
+/// encrypt it there. Returns true when it was queued.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn send_rtp(
+    tx: &mut TxQueue,
+    metrics: &Metrics,
+    ctx: &mut salon_srtp::SrtpContext,
+    addr: SocketAddr,
+    ssrc: u32,
+    pt: u8,
+    seq: u16,
+    hdr: &RtpHeader,
+    audio_level: Option<u8>,
+    payload: &[u8],
+) -> bool {
+    let Some(buf) = tx.buffer() else {
+        metrics.drop_tx_full.inc();
+        return false;
+    };
+    let fields = RtpFields {
+        marker: hdr.marker,
+        payload_type: pt,
+        sequence: seq,
+        timestamp: hdr.timestamp,
+        ssrc,
+    };
+    let level = [audio_level.unwrap_or(0)];
+    let with_level = [(OUT_EXT_AUDIO_LEVEL, &level[..])];
+    let exts: &[(u8, &[u8])] = if audio_level.is_some() { &with_level } else { &[] };
+    let Ok(h) = rtp::write_header(&mut buf[..], &fields, exts) else {
+        return false;
+    };
+    let end = h + payload.len();
+    let Some(dst) = buf.get_mut(h..end) else {
+        return false;
+    };
+    dst.copy_from_slice(payload);
+    match ctx.protect_rtp(&mut buf[..], end) {
+        Ok(n) => {
+            tx.commit(addr, n);
+            metrics.tx_rtp.inc();
+            true
+        }
+        Err(_) => false,
+    }
+}

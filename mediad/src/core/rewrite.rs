@@ -1,0 +1,84 @@
+//! Per-receiver sequence number rewriting.
+//!
+//! Each receiver sees every forwarded stream under an SSRC mediad chose and
+//! with sequence numbers that have no gaps of mediad's making: when mediad
+//! stops forwarding a stream to a receiver (muted, waiting for a key frame)
+//! and starts again, numbering resumes right after the last packet sent.
+
+/// Maps a publisher's sequence numbers to one receiver's.
+#[derive(Debug, Clone)]
+pub struct SeqRewriter {
+    offset: u16,
+    last_in: Option<u16>,
+    last_out: u16,
+    floor_in: u16,
+    resume: bool,
+}
+
+impl SeqRewriter {
+    /// A rewriter whose first output sequence number is `first_out`.
+    pub fn new(first_out: u16) -> Self {
+        Self {
+            offset: 0,
+            last_in: None,
+            last_out: first_out.wrapping_sub(1),
+            floor_in: 0,
+            resume: true,
+        }
+    }
+
+    /// The next packets will follow a pause: number the first one sent
+    /// `last + 1`, whatever the publisher's numbering did meanwhile.
+    pub fn pause(&mut self) {
+        self.resume = true;
+    }
+
+    /// Output sequence number for input `seq`, for a packet that will be
+    /// sent. Returns `None` for a packet older than the last resume point
+    /// (it cannot be numbered without colliding).
+    pub fn map(&mut self, seq: u16) -> Option<u16> {
+        if self.resume {
+            self.resume = false;
+            self.offset = self.last_out.wrapping_add(1).wrapping_sub(seq);
+            self.last_in = Some(seq);
+            self.floor_in = seq;
+            self.last_out = seq.wrapping_add(self.offset);
+            return Some(self.last_out);
+        }
+        let last_in = self.last_in?;
+        if seq.wrapping_sub(self.floor_in) >= 0x8000 {
+            return None;
+        }
+        let delta = seq.wrapping_sub(last_in);
+        let out = seq.wrapping_add(self.offset);
+        if delta != 0 && delta < 0x8000 {
+            self.last_in = Some(seq);
+            self.last_out = out;
+        }
+        Some(out)
+    }
+
+    /// The input sequence number that was sent as `out` (for NACKs).
+    pub fn unmap(&self, out: u16) -> u16 {
+        out.wrapping_sub(self.offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continuous_across_pauses_and_wraps() {
+        let mut r = SeqRewriter::new(100);
+        assert_eq!(r.map(65530), Some(100));
+        assert_eq!(r.map(65531), Some(101));
+        assert_eq!(r.map(2), Some(108)); // wrap, with a real gap kept
+        assert_eq!(r.unmap(108), 2);
+        r.pause();
+        assert_eq!(r.map(500), Some(109));
+        assert_eq!(r.map(499), None); // from before the resume: not sent
+        assert_eq!(r.map(501), Some(110));
+        assert_eq!(r.unmap(110), 501);
+    }
+}

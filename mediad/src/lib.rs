@@ -1,0 +1,285 @@
+//! mediad: Salon's media plane, a selective forwarding unit.
+//!
+//! Layout (see `docs/architecture.md`):
+//! - [`control`]: the command/event interface the signaling gateway speaks.
+//! - [`core`]: the sans-IO forwarding core of one worker (ICE-lite, DTLS,
+//!   SRTP, RTP/RTCP forwarding). It implements [`salon_io::Handler`] and
+//!   never reads the clock or touches a socket itself.
+//! - [`Mediad`]: starts one worker thread per configured core, each with its
+//!   own UDP port, and routes commands to the worker that owns the room.
+
+pub mod control;
+
+use std::net::{IpAddr, Ipv4Addr};
+
+pub use control::{Command, Event, MediaKind, ParticipantId, RoomId, TransportKind};
+pub use salon_io::BackendChoice;
+
+/// How to run mediad.
+#[derive(Debug, Clone)]
+pub struct MediadConfig {
+    /// Address the UDP sockets bind to.
+    pub bind_ip: IpAddr,
+    /// Address announced in ICE candidates (the public address).
+    pub announce_ip: IpAddr,
+    /// UDP port of worker 0; worker `i` listens on `first_port + i`.
+    /// 0 picks free ports (tests).
+    pub first_port: u16,
+    /// Number of worker threads (one per core is the intent).
+    pub workers: usize,
+    /// io_uring, epoll, or detect.
+    pub io_backend: BackendChoice,
+}
+
+impl Default for MediadConfig {
+    fn default() -> Self {
+        Self {
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            announce_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            first_port: 10000,
+            workers: 1,
+            io_backend: BackendChoice::Auto,
+        }
+    }
+}
+
+pub mod core;
+pub mod metrics;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use crossbeam_channel::{Receiver, Sender};
+use salon_io::{Backend, Handler, TxQueue, Waker};
+
+use crate::core::{Worker, WorkerConfig};
+use crate::metrics::Metrics;
+
+/// Capacity of a worker's send queue between two flushes.
+const TX_QUEUE: usize = 1024;
+
+enum WorkerMsg {
+    Command(Command),
+    Stop,
+}
+
+type EventSink = Arc<dyn Fn(Event) + Send + Sync>;
+
+/// The driver-side wrapper of a [`Worker`]: commands from the channel in,
+/// events to the sink out.
+struct Driven {
+    worker: Worker,
+    commands: Receiver<WorkerMsg>,
+    sink: EventSink,
+    stop: bool,
+}
+
+impl Driven {
+    fn flush_events(&mut self) {
+        while let Some(e) = self.worker.poll_event() {
+            (self.sink)(e);
+        }
+    }
+}
+
+impl Handler for Driven {
+    fn handle_datagram(&mut self, src: SocketAddr, data: &mut [u8], now: Instant, tx: &mut TxQueue) {
+        self.worker.handle_datagram(src, data, now, tx);
+        self.flush_events();
+    }
+
+    fn handle_wake(&mut self, now: Instant, tx: &mut TxQueue) {
+        while let Ok(msg) = self.commands.try_recv() {
+            match msg {
+                WorkerMsg::Command(cmd) => self.worker.handle_command(cmd, now, tx),
+                WorkerMsg::Stop => self.stop = true,
+            }
+        }
+        self.flush_events();
+    }
+
+    fn handle_timeout(&mut self, now: Instant, tx: &mut TxQueue) {
+        self.worker.handle_timeout(now, tx);
+        self.flush_events();
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.worker.poll_timeout()
+    }
+
+    fn should_stop(&self) -> bool {
+        self.stop
+    }
+}
+
+struct WorkerHandle {
+    commands: Sender<WorkerMsg>,
+    waker: Waker,
+    metrics: Arc<Metrics>,
+    port: u16,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A running media plane: one worker thread per configured core.
+pub struct Mediad {
+    workers: Vec<WorkerHandle>,
+    placement: Mutex<HashMap<ParticipantId, usize>>,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Mediad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mediad")
+            .field("workers", &self.workers.len())
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+/// A stable hash of a room name (FNV-1a), to pin rooms to workers.
+fn room_hash(room: &RoomId) -> u64 {
+    room.0
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+impl Mediad {
+    /// Bind the workers' sockets and start their threads. `on_event` is
+    /// called on the worker threads: it must not block.
+    pub fn start(config: MediadConfig, on_event: impl Fn(Event) + Send + Sync + 'static) -> anyhow::Result<Self> {
+        let backend = config.io_backend.resolve().context("choosing the io backend")?;
+        let cert = dimpl::certificate::generate_self_signed_certificate()
+            .map_err(|e| anyhow::anyhow!("generating the DTLS certificate: {e}"))?;
+        let fingerprint = crate::core::transport::digest("sha-256", &cert.certificate)
+            .context("fingerprinting the DTLS certificate")?;
+        let dtls = Arc::new(
+            dimpl::Config::builder()
+                .build()
+                .map_err(|e| anyhow::anyhow!("DTLS configuration: {e}"))?,
+        );
+        let sink: EventSink = Arc::new(on_event);
+        let mut workers = Vec::new();
+        for i in 0..config.workers.max(1) {
+            let port = if config.first_port == 0 {
+                0
+            } else {
+                config
+                    .first_port
+                    .checked_add(i as u16)
+                    .context("worker port out of range")?
+            };
+            let socket = salon_io::bind_udp(SocketAddr::new(config.bind_ip, port))
+                .with_context(|| format!("binding UDP {}:{port}", config.bind_ip))?;
+            let port = socket.local_addr()?.port();
+            let waker = Waker::new().context("creating the wake-up eventfd")?;
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let metrics = Arc::new(Metrics::default());
+            let cfg = WorkerConfig {
+                announce_ip: config.announce_ip,
+                port,
+                cert: cert.clone(),
+                fingerprint: fingerprint.clone(),
+                dtls: dtls.clone(),
+                seed: rand::random(),
+            };
+            let mut driven = Driven {
+                worker: Worker::new(cfg, metrics.clone(), Instant::now()),
+                commands: rx,
+                sink: sink.clone(),
+                stop: false,
+            };
+            let thread_waker = waker.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("mediad-{i}"))
+                .spawn(move || {
+                    if let Err(e) = salon_io::run(socket, backend, &thread_waker, &mut driven) {
+                        tracing::error!(worker = i, error = %e, "worker loop ended");
+                    }
+                })
+                .context("spawning a worker thread")?;
+            tracing::info!(worker = i, port, %backend, "mediad worker started");
+            workers.push(WorkerHandle {
+                commands: tx,
+                waker,
+                metrics,
+                port,
+                thread: Some(thread),
+            });
+        }
+        Ok(Self {
+            workers,
+            placement: Mutex::new(HashMap::new()),
+            backend,
+        })
+    }
+
+    /// The io backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The UDP port of each worker.
+    pub fn ports(&self) -> Vec<u16> {
+        self.workers.iter().map(|w| w.port).collect()
+    }
+
+    /// Hand a command to the worker that owns its room. Never blocks.
+    pub fn send(&self, cmd: Command) {
+        let n = self.workers.len().max(1);
+        let idx = {
+            let mut placement = match self.placement.lock() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            match &cmd {
+                Command::Join { room, participant } => {
+                    let w = (room_hash(room) % n as u64) as usize;
+                    placement.insert(*participant, w);
+                    Some(w)
+                }
+                Command::Leave { participant } => placement.remove(participant),
+                other => placement.get(&other.participant()).copied(),
+            }
+        };
+        let Some(w) = idx.and_then(|i| self.workers.get(i)) else {
+            return;
+        };
+        if w.commands.send(WorkerMsg::Command(cmd)).is_ok() {
+            w.waker.wake();
+        }
+    }
+
+    /// mediad's counters, summed over workers, as Prometheus text.
+    pub fn metrics_text(&self) -> String {
+        let all: Vec<&Metrics> = self.workers.iter().map(|w| &*w.metrics).collect();
+        metrics::render_prometheus(&all)
+    }
+
+    /// Stop every worker and wait for their threads.
+    pub fn shutdown(mut self) {
+        self.stop_all();
+    }
+
+    fn stop_all(&mut self) {
+        for w in &self.workers {
+            if w.commands.send(WorkerMsg::Stop).is_ok() {
+                w.waker.wake();
+            }
+        }
+        for w in &mut self.workers {
+            if let Some(t) = w.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+impl Drop for Mediad {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}

@@ -1,0 +1,90 @@
+//! Counters a worker keeps and the operator reads (`/metrics`).
+//!
+//! Each worker owns one [`Metrics`]; only that worker's thread writes it
+//! (relaxed atomic adds, uncontended), the gateway thread reads it.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A monotonically increasing counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Add one.
+    #[inline]
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Add `n`.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+macro_rules! metrics {
+    ($($name:ident: $help:literal,)*) => {
+        /// One worker's counters.
+        #[derive(Debug, Default)]
+        pub struct Metrics {
+            $(#[doc = $help] pub $name: Counter,)*
+        }
+
+        impl Metrics {
+            /// `(name, help, value)` for every counter.
+            pub fn snapshot(&self) -> Vec<(&'static str, &'static str, u64)> {
+                vec![$((stringify!($name), $help, self.$name.get()),)*]
+            }
+        }
+    };
+}
+
+metrics! {
+    rx_datagrams: "Datagrams received.",
+    rx_stun: "STUN messages received.",
+    rx_dtls: "DTLS datagrams received.",
+    rx_rtp: "SRTP packets received and authenticated.",
+    rx_rtcp: "SRTCP packets received and authenticated.",
+    drop_unknown_kind: "Datagrams dropped: not STUN, DTLS, RTP or RTCP.",
+    drop_stun_malformed: "STUN messages dropped: malformed.",
+    drop_stun_auth: "STUN messages dropped: unknown user or bad MESSAGE-INTEGRITY or FINGERPRINT.",
+    drop_unlatched: "Datagrams dropped: from an address no authenticated STUN request latched.",
+    drop_not_connected: "Media dropped: transport not connected yet.",
+    drop_srtp_auth: "SRTP/SRTCP packets dropped: authentication or replay check failed.",
+    drop_rtp_malformed: "RTP packets dropped: malformed header.",
+    drop_rtp_unknown_ssrc: "RTP packets dropped: SSRC not negotiated.",
+    drop_rtcp_malformed: "RTCP packets dropped: malformed.",
+    drop_muted: "RTP packets not forwarded: forwarding disabled by moderation.",
+    drop_tx_full: "Packets dropped: send queue full.",
+    dtls_failed: "DTLS handshakes that failed.",
+    dtls_fingerprint_mismatch: "DTLS peers whose certificate did not match the SDP fingerprint.",
+    transports_connected: "Transports that completed ICE and DTLS.",
+    tx_rtp: "RTP packets forwarded.",
+    tx_rtcp: "RTCP packets sent.",
+    nack_received: "Sequence numbers receivers asked to retransmit.",
+    nack_answered: "Retransmissions sent from the cache.",
+    keyframe_requests: "PLI sent to publishers.",
+}
+
+/// Render several workers' counters as Prometheus text (summed).
+pub fn render_prometheus(workers: &[&Metrics]) -> String {
+    let mut out = String::new();
+    let Some(first) = workers.first() else {
+        return out;
+    };
+    for (i, (name, help, _)) in first.snapshot().into_iter().enumerate() {
+        let total: u64 = workers
+            .iter()
+            .map(|m| m.snapshot().get(i).map_or(0, |s| s.2))
+            .sum();
+        let _ = writeln!(out, "# HELP mediad_{name}_total {help}");
+        let _ = writeln!(out, "# TYPE mediad_{name}_total counter");
+        let _ = writeln!(out, "mediad_{name}_total {total}");
+    }
+    out
+}

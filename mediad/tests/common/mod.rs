@@ -1,0 +1,451 @@
+//! A simulated browser for deterministic tests of the forwarding core: real
+//! ICE (STUN with credentials), a real DTLS client, real SRTP, and a
+//! virtual network that carries datagrams between peers and one [`Worker`]
+//! in virtual time. No sockets, no clock.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dimpl::{Dtls, DtlsCertificate, Output};
+use salon_io::TxQueue;
+use salon_mediad::core::{Worker, WorkerConfig};
+use salon_mediad::metrics::Metrics;
+use salon_mediad::{Command, Event, ParticipantId, RoomId};
+use salon_proto::demux::{PacketKind, classify};
+use salon_proto::rtp::{RtpFields, RtpHeader};
+use salon_proto::{rtp, stun};
+use salon_srtp::{SrtpContext, SrtpProfile};
+
+pub const SERVER: &str = "127.0.0.1:10000";
+
+pub fn server_addr() -> SocketAddr {
+    SERVER.parse().unwrap()
+}
+
+pub fn fingerprint_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+}
+
+/// One simulated RTCPeerConnection (ICE controlling, DTLS client).
+pub struct PeerConn {
+    pub addr: SocketAddr,
+    pub ufrag: String,
+    pub pwd: String,
+    pub fingerprint: Vec<u8>,
+    pub remote_ufrag: String,
+    pub remote_pwd: String,
+    dtls: Dtls,
+    dtls_started: bool,
+    pub connected: bool,
+    pub srtp_out: Option<SrtpContext>,
+    pub srtp_in: Option<SrtpContext>,
+    pub outbox: Vec<Vec<u8>>,
+    /// Decrypted RTP packets received.
+    pub rtp_in: Vec<Vec<u8>>,
+    /// Decrypted RTCP packets received.
+    pub rtcp_in: Vec<Vec<u8>>,
+    pub stun_ok: u32,
+    txid: u8,
+}
+
+impl PeerConn {
+    pub fn new(addr: SocketAddr, tag: &str, cert: DtlsCertificate, now: Instant) -> Self {
+        let fingerprint = salon_mediad::core::transport::digest("sha-256", &cert.certificate).unwrap();
+        let mut dtls = Dtls::new_12(Arc::new(dimpl::Config::default()), cert, now);
+        dtls.set_active(true);
+        Self {
+            addr,
+            ufrag: format!("u{tag}"),
+            pwd: format!("password-of-{tag}-0123456789"),
+            fingerprint,
+            remote_ufrag: String::new(),
+            remote_pwd: String::new(),
+            dtls,
+            dtls_started: false,
+            connected: false,
+            srtp_out: None,
+            srtp_in: None,
+            outbox: Vec::new(),
+            rtp_in: Vec::new(),
+            rtcp_in: Vec::new(),
+            stun_ok: 0,
+            txid: 0,
+        }
+    }
+
+    pub fn set_remote(&mut self, sdp: &str) {
+        let d = salon_sdp::parse(sdp).unwrap();
+        self.remote_ufrag = d.ice_ufrag.clone();
+        self.remote_pwd = d.ice_pwd.clone();
+    }
+
+    /// Queue an ICE connectivity check with USE-CANDIDATE.
+    pub fn send_check(&mut self) {
+        let mut buf = [0u8; 512];
+        self.txid = self.txid.wrapping_add(1);
+        let txid = [self.txid; 12];
+        let username = format!("{}:{}", self.remote_ufrag, self.ufrag);
+        let n = stun::write_binding_request(
+            &mut buf,
+            &txid,
+            username.as_bytes(),
+            0x6e00_1eff,
+            0x1234_5678_9abc_def0,
+            true,
+            self.remote_pwd.as_bytes(),
+        )
+        .unwrap();
+        self.outbox.push(buf[..n].to_vec());
+    }
+
+    pub fn handle(&mut self, data: &mut [u8], now: Instant) {
+        match classify(data) {
+            PacketKind::Stun => {
+                let m = stun::StunMessage::parse(data).unwrap();
+                assert!(m.verify_integrity(self.remote_pwd.as_bytes()), "mediad's STUN response authenticates");
+                self.stun_ok += 1;
+                if !self.dtls_started {
+                    self.dtls_started = true;
+                    self.dtls.handle_timeout(now).unwrap();
+                    self.drain();
+                }
+            }
+            PacketKind::Dtls => {
+                self.dtls.handle_packet(data).unwrap();
+                self.drain();
+            }
+            PacketKind::Rtp => {
+                if let Some(ctx) = self.srtp_in.as_mut() {
+                    let n = ctx.unprotect_rtp(data).expect("mediad's SRTP authenticates");
+                    self.rtp_in.push(data[..n].to_vec());
+                }
+            }
+            PacketKind::Rtcp => {
+                if let Some(ctx) = self.srtp_in.as_mut() {
+                    let n = ctx.unprotect_rtcp(data).expect("mediad's SRTCP authenticates");
+                    self.rtcp_in.push(data[..n].to_vec());
+                }
+            }
+            _ => panic!("unexpected datagram from mediad"),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.dtls_started && !self.connected {
+            let _ = self.dtls.handle_timeout(now);
+            self.drain();
+        }
+    }
+
+    fn drain(&mut self) {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            match self.dtls.poll_output(&mut buf) {
+                Output::Packet(p) => self.outbox.push(p.to_vec()),
+                Output::Timeout(_) => break,
+                Output::Connected => self.connected = true,
+                Output::KeyingMaterial(km, profile) => {
+                    let profile = match profile {
+                        dimpl::SrtpProfile::AES128_CM_SHA1_80 => SrtpProfile::Aes128CmHmacSha1_80,
+                        dimpl::SrtpProfile::AEAD_AES_128_GCM => SrtpProfile::AeadAes128Gcm,
+                        dimpl::SrtpProfile::AEAD_AES_256_GCM => SrtpProfile::AeadAes256Gcm,
+                        _ => panic!("profile"),
+                    };
+                    let (inbound, outbound) = salon_srtp::contexts_from_keying_material(profile, &km, true).unwrap();
+                    self.srtp_in = Some(inbound);
+                    self.srtp_out = Some(outbound);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Queue one SRTP packet.
+    pub fn send_rtp(&mut self, pt: u8, seq: u16, ts: u32, ssrc: u32, exts: &[(u8, &[u8])], payload: &[u8]) {
+        let mut buf = vec![0u8; 1500];
+        let fields = RtpFields {
+            marker: false,
+            payload_type: pt,
+            sequence: seq,
+            timestamp: ts,
+            ssrc,
+        };
+        let h = rtp::write_header(&mut buf, &fields, exts).unwrap();
+        buf[h..h + payload.len()].copy_from_slice(payload);
+        let n = self.srtp_out.as_mut().unwrap().protect_rtp(&mut buf, h + payload.len()).unwrap();
+        buf.truncate(n);
+        self.outbox.push(buf);
+    }
+
+    /// Queue one SRTCP packet (plain compound RTCP given).
+    pub fn send_rtcp(&mut self, plain: &[u8]) {
+        let mut buf = vec![0u8; 1500];
+        buf[..plain.len()].copy_from_slice(plain);
+        let n = self.srtp_out.as_mut().unwrap().protect_rtcp(&mut buf, plain.len()).unwrap();
+        buf.truncate(n);
+        self.outbox.push(buf);
+    }
+
+    /// Received RTP headers.
+    pub fn received(&self) -> Vec<RtpHeader> {
+        self.rtp_in.iter().map(|p| RtpHeader::parse(p).unwrap()).collect()
+    }
+}
+
+/// A simulated browser participant: a publish and a subscribe connection.
+pub struct Browser {
+    pub id: ParticipantId,
+    pub room: RoomId,
+    pub publish: PeerConn,
+    pub subscribe: PeerConn,
+    pub audio_ssrc: u32,
+    pub video_ssrc: u32,
+    pub offers: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+pub fn publish_offer(b: &PeerConn, audio_ssrc: u32, video_ssrc: u32) -> String {
+    let fp = fingerprint_hex(&b.fingerprint);
+    format!(
+        "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\na=msid-semantic: WMS stream\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\na=ice-ufrag:{u}\r\na=ice-pwd:{p}\r\na=ice-options:trickle\r\n\
+a=fingerprint:sha-256 {fp}\r\na=setup:actpass\r\na=mid:0\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+a=sendonly\r\na=msid:stream audio\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\na=ssrc:{a} cname:c\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\na=ice-ufrag:{u}\r\na=ice-pwd:{p}\r\na=ice-options:trickle\r\n\
+a=fingerprint:sha-256 {fp}\r\na=setup:actpass\r\na=mid:1\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=sendonly\r\na=msid:stream video\r\na=rtcp-mux\r\na=rtcp-rsize\r\n\
+a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\na=rtcp-fb:96 ccm fir\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n\
+a=ssrc-group:FID {v} {vr}\r\na=ssrc:{v} cname:c\r\na=ssrc:{vr} cname:c\r\n",
+        u = b.ufrag,
+        p = b.pwd,
+        a = audio_ssrc,
+        v = video_ssrc,
+        vr = video_ssrc + 1,
+    )
+}
+
+/// The browser's answer to mediad's subscribe offer.
+pub fn subscribe_answer(b: &PeerConn, offer: &str) -> String {
+    let o = salon_sdp::parse(offer).unwrap();
+    let fp = fingerprint_hex(&b.fingerprint);
+    let mids: Vec<&str> = o.media.iter().map(|m| m.mid.as_str()).collect();
+    let mut s = format!(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE {}\r\n",
+        mids.join(" ")
+    );
+    for m in &o.media {
+        let (kind, codec) = match m.kind {
+            salon_sdp::MediaKind::Audio => ("audio", "111 opus/48000/2"),
+            salon_sdp::MediaKind::Video => ("video", "96 VP8/90000"),
+        };
+        let pt = codec.split(' ').next().unwrap();
+        let active = m.port != 0;
+        s.push_str(&format!(
+            "m={kind} {port} UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:{u}\r\na=ice-pwd:{p}\r\na=fingerprint:sha-256 {fp}\r\na=setup:active\r\na=mid:{mid}\r\na={dir}\r\na=rtcp-mux\r\na=rtpmap:{codec}\r\n",
+            port = if active { 9 } else { 0 },
+            u = b.ufrag,
+            p = b.pwd,
+            mid = m.mid,
+            dir = if active { "recvonly" } else { "inactive" },
+        ));
+    }
+    s
+}
+
+/// The virtual network with one worker.
+pub struct Net {
+    pub now: Instant,
+    pub worker: Worker,
+    pub tx: TxQueue,
+    pub browsers: Vec<Browser>,
+    pub events: Vec<Event>,
+    next_port: u16,
+    next_id: u64,
+}
+
+impl Net {
+    pub fn new(seed: u64) -> Self {
+        let now = Instant::now();
+        let cert = dimpl::certificate::generate_self_signed_certificate().unwrap();
+        let fingerprint = salon_mediad::core::transport::digest("sha-256", &cert.certificate).unwrap();
+        let cfg = WorkerConfig {
+            announce_ip: "127.0.0.1".parse().unwrap(),
+            port: 10000,
+            cert,
+            fingerprint,
+            dtls: Arc::new(dimpl::Config::default()),
+            seed,
+        };
+        Self {
+            now,
+            worker: Worker::new(cfg, Arc::new(Metrics::default()), now),
+            tx: TxQueue::with_capacity(4096),
+            browsers: Vec::new(),
+            events: Vec::new(),
+            next_port: 40000,
+            next_id: 1,
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        self.worker.metrics()
+    }
+
+    pub fn command(&mut self, cmd: Command) {
+        self.worker.handle_command(cmd, self.now, &mut self.tx);
+        self.pump();
+    }
+
+    /// Add a browser to `room`, publish audio+video, and connect both transports.
+    pub fn join(&mut self, room: &str) -> usize {
+        let id = ParticipantId(self.next_id);
+        self.next_id += 1;
+        let cert = dimpl::certificate::generate_self_signed_certificate().unwrap();
+        let pa: SocketAddr = format!("127.0.0.2:{}", self.next_port).parse().unwrap();
+        let sa: SocketAddr = format!("127.0.0.2:{}", self.next_port + 1).parse().unwrap();
+        self.next_port += 2;
+        let b = Browser {
+            id,
+            room: RoomId(room.to_owned()),
+            publish: PeerConn::new(pa, &format!("{}p", id.0), cert.clone(), self.now),
+            subscribe: PeerConn::new(sa, &format!("{}s", id.0), cert, self.now),
+            audio_ssrc: 1000 * id.0 as u32,
+            video_ssrc: 1000 * id.0 as u32 + 10,
+            offers: Vec::new(),
+            errors: Vec::new(),
+        };
+        let i = self.browsers.len();
+        self.browsers.push(b);
+        self.command(Command::Join {
+            room: RoomId(room.to_owned()),
+            participant: id,
+        });
+        let offer = {
+            let b = &self.browsers[i];
+            publish_offer(&b.publish, b.audio_ssrc, b.video_ssrc)
+        };
+        self.command(Command::PublishOffer { participant: id, sdp: offer });
+        self.settle(Duration::from_millis(300));
+        i
+    }
+
+    /// Route events to browsers (answers, offers).
+    fn pump(&mut self) {
+        while let Some(e) = self.worker.poll_event() {
+            self.events.push(e.clone());
+            match e {
+                Event::PublishAnswer { participant, sdp } => {
+                    let b = self.browser_mut(participant);
+                    b.publish.set_remote(&sdp);
+                    b.publish.send_check();
+                }
+                Event::SubscribeOffer { participant, sdp } => {
+                    let b = self.browser_mut(participant);
+                    b.offers.push(sdp.clone());
+                    let first = b.subscribe.remote_ufrag.is_empty();
+                    b.subscribe.set_remote(&sdp);
+                    let answer = subscribe_answer(&b.subscribe, &sdp);
+                    if first {
+                        b.subscribe.send_check();
+                    }
+                    self.worker.handle_command(
+                        Command::SubscribeAnswer { participant, sdp: answer },
+                        self.now,
+                        &mut self.tx,
+                    );
+                }
+                Event::Error { participant, reason } => {
+                    if let Some(b) = self.browsers.iter_mut().find(|b| b.id == participant) {
+                        b.errors.push(reason);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub fn browser_mut(&mut self, id: ParticipantId) -> &mut Browser {
+        self.browsers.iter_mut().find(|b| b.id == id).unwrap()
+    }
+
+    /// Deliver everything in flight until quiet (bounded).
+    pub fn deliver(&mut self) {
+        for _ in 0..50 {
+            let mut moved = false;
+            let now = self.now;
+            // Peers → mediad.
+            let mut inbound: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+            for b in &mut self.browsers {
+                for c in [&mut b.publish, &mut b.subscribe] {
+                    for d in c.outbox.drain(..) {
+                        inbound.push((c.addr, d));
+                    }
+                }
+            }
+            for (src, mut d) in inbound {
+                moved = true;
+                self.worker.handle_datagram(src, &mut d, now, &mut self.tx);
+            }
+            self.pump();
+            // mediad → peers.
+            let mut outbound: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+            self.tx.drain(|t| outbound.push((t.dst, t.buf[..t.len].to_vec())));
+            for (dst, mut d) in outbound {
+                moved = true;
+                if let Some(c) = self.conn_mut(dst) {
+                    c.handle(&mut d, now);
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    pub fn conn_mut(&mut self, addr: SocketAddr) -> Option<&mut PeerConn> {
+        self.browsers.iter_mut().find_map(|b| {
+            if b.publish.addr == addr {
+                Some(&mut b.publish)
+            } else if b.subscribe.addr == addr {
+                Some(&mut b.subscribe)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Advance virtual time by `d` in 10 ms steps, running timers.
+    pub fn settle(&mut self, d: Duration) {
+        let end = self.now + d;
+        self.deliver();
+        while self.now < end {
+            self.now += Duration::from_millis(10);
+            let now = self.now;
+            if self.worker.poll_timeout().is_some_and(|t| t <= now) {
+                self.worker.handle_timeout(now, &mut self.tx);
+                self.pump();
+            }
+            for b in &mut self.browsers {
+                b.publish.handle_timeout(now);
+                b.subscribe.handle_timeout(now);
+            }
+            self.deliver();
+        }
+    }
+
+    /// Every browser sends one audio packet and one VP8 key-frame packet.
+    pub fn send_media(&mut self, seq: u16) {
+        for b in &mut self.browsers {
+            if !b.publish.connected || b.publish.srtp_out.is_none() {
+                continue;
+            }
+            let level = [0x80u8 | 30];
+            b.publish.send_rtp(111, seq, u32::from(seq) * 960, b.audio_ssrc, &[(1, &level[..])], b"opus-frame-bytes");
+            // VP8: S=1 PID=0, P=0 (key frame) on even sequence numbers.
+            let vp8 = [0x10u8, if seq % 2 == 0 { 0x00 } else { 0x01 }, 0x42, 0x42];
+            b.publish.send_rtp(96, seq, u32::from(seq) * 3000, b.video_ssrc, &[], &vp8);
+        }
+    }
+}

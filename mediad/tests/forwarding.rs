@@ -1,0 +1,256 @@
+//! The forwarding core, end to end in virtual time: simulated browsers do
+//! ICE, DTLS and SRTP against one worker; media goes to everyone else in the
+//! room and to no one outside it.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::Net;
+use salon_mediad::{Command, Event, MediaKind, TransportKind};
+use salon_proto::rtcp;
+
+fn connected_room() -> (Net, Vec<usize>, usize) {
+    let mut net = Net::new(7);
+    let a = net.join("NomDuSalon123");
+    let b = net.join("NomDuSalon123");
+    let c = net.join("NomDuSalon123");
+    let other = net.join("AutreSalon");
+    net.settle(Duration::from_millis(500));
+    for i in [a, b, c, other] {
+        let br = &net.browsers[i];
+        assert!(br.publish.connected, "publish transport of {i} connected");
+        assert!(br.errors.is_empty(), "no errors: {:?}", br.errors);
+    }
+    (net, vec![a, b, c], other)
+}
+
+fn run_media(net: &mut Net, from_seq: u16, rounds: u16) {
+    for s in from_seq..from_seq + rounds {
+        net.send_media(s);
+        net.settle(Duration::from_millis(20));
+    }
+}
+
+/// The SSRCs a browser was told about in its last subscribe offer, by kind.
+fn offered_ssrcs(offer: &str) -> Vec<(salon_sdp::MediaKind, u32, bool)> {
+    let o = salon_sdp::parse(offer).unwrap();
+    o.media
+        .iter()
+        .map(|m| (m.kind, m.ssrcs.first().copied().unwrap_or(0), m.port != 0))
+        .collect()
+}
+
+#[test]
+fn three_participants_receive_each_other_and_no_one_else() {
+    let (mut net, room, other) = connected_room();
+    run_media(&mut net, 1, 60);
+    for &i in &room {
+        let b = &net.browsers[i];
+        assert!(b.subscribe.connected, "subscribe transport connected");
+        let offer = b.offers.last().unwrap();
+        let lines = offered_ssrcs(offer);
+        assert_eq!(lines.len(), 4, "two tracks from each of the two others");
+        let got = b.received();
+        for (kind, ssrc, _) in &lines {
+            let n = got.iter().filter(|h| h.ssrc == *ssrc).count();
+            match kind {
+                salon_sdp::MediaKind::Audio => assert!(n >= 55, "audio packets on {ssrc}: {n}"),
+                // Video waits for the first key frame after the leg goes live.
+                salon_sdp::MediaKind::Video => assert!(n >= 50, "video packets on {ssrc}: {n}"),
+            }
+        }
+        // Nobody receives the publishers' own SSRCs: everything is rewritten.
+        let own: HashSet<u32> = net.browsers.iter().flat_map(|b| [b.audio_ssrc, b.video_ssrc]).collect();
+        assert!(got.iter().all(|h| !own.contains(&h.ssrc)));
+        // Sequence numbers per stream are contiguous.
+        for (_, ssrc, _) in &lines {
+            let seqs: Vec<u16> = got.iter().filter(|h| h.ssrc == *ssrc).map(|h| h.sequence).collect();
+            for w in seqs.windows(2) {
+                assert_eq!(w[1], w[0].wrapping_add(1), "contiguous sequence on {ssrc}");
+            }
+        }
+    }
+    let lonely = &net.browsers[other];
+    assert!(lonely.subscribe.rtp_in.is_empty(), "the other room receives nothing");
+    assert!(lonely.offers.is_empty(), "and is offered nothing");
+    assert!(net.metrics().tx_rtp.get() > 0);
+}
+
+#[test]
+fn audio_level_is_carried_and_payload_intact() {
+    let (mut net, room, _) = connected_room();
+    run_media(&mut net, 1, 5);
+    let b = &net.browsers[room[1]];
+    let audio: Vec<&Vec<u8>> = b
+        .subscribe
+        .rtp_in
+        .iter()
+        .filter(|p| salon_proto::rtp::RtpHeader::parse(p).unwrap().payload_type == 111)
+        .collect();
+    assert!(!audio.is_empty());
+    for p in audio {
+        let h = salon_proto::rtp::RtpHeader::parse(p).unwrap();
+        assert_eq!(&p[h.payload_offset..h.payload_offset + h.payload_len], b"opus-frame-bytes");
+        let level: Vec<(u8, Vec<u8>)> = salon_proto::rtp::extensions(p, &h).map(|(i, d)| (i, d.to_vec())).collect();
+        assert_eq!(level, vec![(4, vec![0x80 | 30])]);
+    }
+}
+
+#[test]
+fn nack_is_answered_from_the_cache() {
+    let (mut net, room, _) = connected_room();
+    run_media(&mut net, 1, 20);
+    let (a, b) = (room[0], room[1]);
+    // b asks for a video packet of a again.
+    let offer = net.browsers[b].offers.last().unwrap().clone();
+    let a_id = net.browsers[a].id.0.to_string();
+    let o = salon_sdp::parse(&offer).unwrap();
+    let video = o
+        .media
+        .iter()
+        .find(|m| m.kind == salon_sdp::MediaKind::Video && m.msid.as_ref().is_some_and(|(s, _)| *s == a_id))
+        .unwrap();
+    let ssrc = video.ssrcs[0];
+    let got: Vec<u16> = net.browsers[b].received().iter().filter(|h| h.ssrc == ssrc).map(|h| h.sequence).collect();
+    let wanted = got[got.len() - 3];
+    let before = net.browsers[b].subscribe.rtp_in.len();
+    let mut buf = [0u8; 200];
+    let n = rtcp::write_receiver_report(&mut buf, 1, &[]).unwrap();
+    let m = rtcp::write_nack(&mut buf[n..], 1, ssrc, &[wanted]).unwrap();
+    net.browsers[b].subscribe.send_rtcp(&buf[..n + m]);
+    net.deliver();
+    let again = &net.browsers[b].received()[before..];
+    assert_eq!(again.len(), 1, "exactly the asked packet comes back");
+    assert_eq!((again[0].ssrc, again[0].sequence), (ssrc, wanted));
+    assert_eq!(net.metrics().nack_answered.get(), 1);
+}
+
+#[test]
+fn pli_from_a_receiver_reaches_the_publisher() {
+    let (mut net, room, _) = connected_room();
+    run_media(&mut net, 1, 10);
+    let (a, b) = (room[0], room[1]);
+    let offer = net.browsers[b].offers.last().unwrap().clone();
+    let a_id = net.browsers[a].id.0.to_string();
+    let o = salon_sdp::parse(&offer).unwrap();
+    let video = o
+        .media
+        .iter()
+        .find(|m| m.kind == salon_sdp::MediaKind::Video && m.msid.as_ref().is_some_and(|(s, _)| *s == a_id))
+        .unwrap();
+    net.settle(Duration::from_millis(400));
+    let before = net.browsers[a].publish.rtcp_in.len();
+    let mut buf = [0u8; 100];
+    let n = rtcp::write_receiver_report(&mut buf, 1, &[]).unwrap();
+    let m = rtcp::write_pli(&mut buf[n..], 1, video.ssrcs[0]).unwrap();
+    net.browsers[b].subscribe.send_rtcp(&buf[..n + m]);
+    net.deliver();
+    let video_ssrc = net.browsers[a].video_ssrc;
+    let plis = net.browsers[a].publish.rtcp_in[before..]
+        .iter()
+        .flat_map(|p| rtcp::RtcpIter::new(p).filter_map(Result::ok).collect::<Vec<_>>())
+        .filter(|p| matches!(p, rtcp::RtcpPacket::Pli(pli) if pli.media_ssrc == video_ssrc))
+        .count();
+    assert_eq!(plis, 1, "the publisher is asked for a key frame of its own SSRC");
+}
+
+#[test]
+fn publishers_get_receiver_reports() {
+    let (mut net, room, _) = connected_room();
+    run_media(&mut net, 1, 60);
+    let a = &net.browsers[room[0]];
+    let blocks: Vec<u32> = a
+        .publish
+        .rtcp_in
+        .iter()
+        .flat_map(|p| rtcp::RtcpIter::new(p).filter_map(Result::ok).collect::<Vec<_>>())
+        .filter_map(|p| match p {
+            rtcp::RtcpPacket::ReceiverReport(rr) => Some(rr.reports().map(|b| b.ssrc).collect::<Vec<_>>()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(blocks.contains(&a.audio_ssrc) && blocks.contains(&a.video_ssrc), "{blocks:?}");
+}
+
+#[test]
+fn muting_stops_forwarding_in_the_media_plane() {
+    let (mut net, room, _) = connected_room();
+    run_media(&mut net, 1, 10);
+    let (a, b) = (room[0], room[1]);
+    let a_id = net.browsers[a].id;
+    net.command(Command::SetForwarding {
+        participant: a_id,
+        kind: MediaKind::Audio,
+        enabled: false,
+    });
+    let before = net.browsers[b].received().len();
+    run_media(&mut net, 11, 20);
+    let after: Vec<u8> = net.browsers[b].received()[before..]
+        .iter()
+        .map(|h| h.payload_type)
+        .collect();
+    let a_audio_out = {
+        let offer = net.browsers[b].offers.last().unwrap().clone();
+        let o = salon_sdp::parse(&offer).unwrap();
+        o.media
+            .iter()
+            .find(|m| m.kind == salon_sdp::MediaKind::Audio && m.msid.as_ref().is_some_and(|(s, _)| *s == a_id.0.to_string()))
+            .unwrap()
+            .ssrcs[0]
+    };
+    let after_a_audio = net.browsers[b].received()[before..].iter().filter(|h| h.ssrc == a_audio_out).count();
+    assert_eq!(after_a_audio, 0, "a's audio no longer reaches b");
+    assert!(after.contains(&96), "video still flows");
+    assert!(net.metrics().drop_muted.get() >= 20);
+    // Unmute: audio flows again, numbering continues without a gap.
+    net.command(Command::SetForwarding {
+        participant: a_id,
+        kind: MediaKind::Audio,
+        enabled: true,
+    });
+    let last_before: u16 = net.browsers[b].received().iter().filter(|h| h.ssrc == a_audio_out).last().unwrap().sequence;
+    run_media(&mut net, 31, 5);
+    let resumed: Vec<u16> = net.browsers[b].received().iter().filter(|h| h.ssrc == a_audio_out).map(|h| h.sequence).collect();
+    let first_after = resumed.iter().position(|s| *s == last_before).unwrap() + 1;
+    assert_eq!(resumed[first_after], last_before.wrapping_add(1));
+}
+
+#[test]
+fn leaving_removes_tracks_for_the_others() {
+    let (mut net, room, _) = connected_room();
+    run_media(&mut net, 1, 5);
+    let (a, b) = (room[0], room[1]);
+    let a_id = net.browsers[a].id;
+    let offers_before = net.browsers[b].offers.len();
+    net.command(Command::Leave { participant: a_id });
+    net.settle(Duration::from_millis(50));
+    assert_eq!(net.browsers[b].offers.len(), offers_before + 1, "b is re-offered");
+    let lines = offered_ssrcs(net.browsers[b].offers.last().unwrap());
+    assert_eq!(lines.iter().filter(|l| !l.2).count(), 2, "a's two m-lines are inactive");
+    let before = net.browsers[b].received().len();
+    run_media(&mut net, 6, 10);
+    let a_ssrcs: Vec<u32> = lines.iter().filter(|l| !l.2).map(|l| l.1).collect();
+    assert!(net.browsers[b].received()[before..].iter().all(|h| !a_ssrcs.contains(&h.ssrc)));
+    assert_eq!(net.worker.participant_count(), 3);
+}
+
+#[test]
+fn events_report_connection_and_tracks() {
+    let (net, room, _) = connected_room();
+    let id = net.browsers[room[0]].id;
+    assert!(net.events.contains(&Event::Connected {
+        participant: id,
+        transport: TransportKind::Publish
+    }));
+    assert!(net.events.contains(&Event::Connected {
+        participant: id,
+        transport: TransportKind::Subscribe
+    }));
+    assert!(net.events.contains(&Event::TrackPublished {
+        participant: id,
+        kind: MediaKind::Video
+    }));
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Set up and run Salon on this machine: the gateway and mediad in one
+# process, on localhost. Prints the URL to open.
+#   ./scripts/run.sh [salon flags...]    e.g. --listen 127.0.0.1:8080 --io-backend epoll
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "Salon needs a Rust toolchain (cargo): https://rustup.rs" >&2
+    exit 1
+fi
+cargo build --release --locked -p salon-gateway --bin salon
+exec ./target/release/salon "$@"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Set up and run every Salon test: formatting, lints, the Rust test suite
+# (unit, virtual-time, bad-input, fuzz regressions), and the end-to-end tests
+# in headless Chromium on both io backends.
+#   ./scripts/test-all.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "setup: system packages (chromium for the browser tests)"
+if [ ! -x /usr/bin/chromium ]; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+/usr/bin/chromium --version 2>/dev/null | tail -n1 || true
+
+step "setup: node packages for the browser tests"
+(cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (workspace)"
+cargo test --workspace --locked
+
+step "build the salon binary for the browser tests"
+cargo build --locked -p salon-gateway --bin salon
+export SALON_BIN="$root/target/debug/salon"
+
+for backend in uring epoll; do
+    step "browser end-to-end tests, io backend: $backend"
+    (cd tests/e2e && SALON_IO_BACKEND=$backend node --test --test-concurrency=1 ./*.test.mjs)
+done
+
+step "all tests passed"
