@@ -25,6 +25,10 @@ pub struct Transmit {
 #[derive(Debug)]
 pub struct TxQueue {
     queued: Vec<Transmit>,
+    #[allow(
+        clippy::vec_box,
+        reason = "buffers move between the free list and `Transmit`s without copying"
+    )]
     free: Vec<Box<[u8; MAX_DATAGRAM]>>,
     pending: Option<Box<[u8; MAX_DATAGRAM]>>,
     /// Datagrams dropped because the queue was full.
@@ -142,7 +146,10 @@ mod tests {
             assert!(q.buffer().is_none(), "queue is full");
             let mut seen = Vec::new();
             q.drain(|t| seen.push(t.buf[0]));
-            assert_eq!(seen, vec![round * 10, round * 10 + 1, round * 10 + 2, round * 10 + 3]);
+            assert_eq!(
+                seen,
+                vec![round * 10, round * 10 + 1, round * 10 + 2, round * 10 + 3]
+            );
         }
         assert_eq!(q.dropped_full, 3);
     }
