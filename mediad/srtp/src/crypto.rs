@@ -1,5 +1,9 @@
 //! Key derivation and the two packet transforms, on top of `aws-lc-rs`.
 //!
+//! AES keys are 128 or 256 bits; the AES variant (AES-128/AES-256 for the KDF and CTR,
+//! `AES_128_GCM`/`AES_256_GCM` for the AEAD) follows from the key length, so one code path
+//! serves every key size.
+//!
 //! Per-packet calls used here do not allocate: AES-CTR goes through
 //! `cipher::EncryptingKey::less_safe_encrypt` with a caller-built 128-bit IV
 //! (AWS-LC's `AES_ctr128_encrypt`), HMAC-SHA1 clones a pre-keyed `HMAC_CTX`
@@ -7,15 +11,17 @@
 
 use aws_lc_rs::{
     aead::{self, Aad, LessSafeKey, Nonce, UnboundKey},
-    cipher::{AES_128, EncryptingKey, EncryptionContext, UnboundCipherKey},
+    cipher::{AES_128, AES_256, EncryptingKey, EncryptionContext, UnboundCipherKey},
     constant_time, hmac,
     iv::FixedLength,
 };
 
 use crate::SrtpError;
 
-/// AES-128 key length, both profiles.
-pub(crate) const KEY_LEN: usize = 16;
+/// AES-128 key length (`AES_CM_128_HMAC_SHA1_80`, `AEAD_AES_128_GCM`).
+pub(crate) const AES_128_KEY_LEN: usize = 16;
+/// AES-256 key length (`AEAD_AES_256_GCM`); also the longest key, for stack buffers.
+pub(crate) const AES_256_KEY_LEN: usize = 32;
 /// Session salt of AES-CM (112 bits).
 pub(crate) const CM_SALT_LEN: usize = 14;
 /// Session salt of AES-GCM (96 bits).
@@ -39,9 +45,14 @@ pub(crate) enum Label {
     RtcpSalt = 0x05,
 }
 
-/// Build an AES-128-CTR key.
-fn ctr_key(key: &[u8; KEY_LEN]) -> Result<EncryptingKey, SrtpError> {
-    let unbound = UnboundCipherKey::new(&AES_128, key).map_err(|_| SrtpError::BadKeyLength)?;
+/// Build an AES-CTR key: AES-128 or AES-256 by the key length.
+fn ctr_key(key: &[u8]) -> Result<EncryptingKey, SrtpError> {
+    let algorithm = match key.len() {
+        AES_128_KEY_LEN => &AES_128,
+        AES_256_KEY_LEN => &AES_256,
+        _ => return Err(SrtpError::BadKeyLength),
+    };
+    let unbound = UnboundCipherKey::new(algorithm, key).map_err(|_| SrtpError::BadKeyLength)?;
     EncryptingKey::ctr(unbound).map_err(|_| SrtpError::Crypto)
 }
 
@@ -57,11 +68,13 @@ fn ctr_xor(key: &EncryptingKey, iv: [u8; 16], data: &mut [u8]) -> Result<(), Srt
 
 /// The SRTP key derivation function with key derivation rate 0 (RFC 3711 §4.3):
 /// `out` = AES-CM keystream under the master key, IV = ((label << 48) XOR master_salt) << 16.
+/// The PRF is AES-128-CM for a 128-bit master key and AES-256-CM for a 256-bit one
+/// (RFC 6188 §3, which RFC 7714 §11 uses for `AEAD_AES_256_GCM`).
 ///
 /// A 96-bit (GCM) master salt is padded with two zero octets on the right to 112 bits,
-/// as libsrtp (and so every browser) does for RFC 7714.
+/// as libsrtp (and so every browser) does for RFC 7714, whatever the key length.
 pub(crate) fn derive(
-    master_key: &[u8; KEY_LEN],
+    master_key: &[u8],
     master_salt: &[u8],
     label: Label,
     out: &mut [u8],
@@ -102,8 +115,9 @@ pub(crate) struct CmTransform {
 }
 
 impl CmTransform {
+    /// `key` is the AES-128 (or, for tests against RFC 6188 vectors, AES-256) session key.
     pub(crate) fn new(
-        key: &[u8; KEY_LEN],
+        key: &[u8],
         salt: &[u8; CM_SALT_LEN],
         auth_key: &[u8; CM_AUTH_KEY_LEN],
     ) -> Result<Self, SrtpError> {
@@ -157,16 +171,20 @@ impl CmTransform {
     }
 }
 
-/// `AEAD_AES_128_GCM` session keys.
+/// `AEAD_AES_128_GCM` or `AEAD_AES_256_GCM` session keys (the key length decides).
 pub(crate) struct GcmTransform {
     key: LessSafeKey,
     salt: [u8; GCM_SALT_LEN],
 }
 
 impl GcmTransform {
-    pub(crate) fn new(key: &[u8; KEY_LEN], salt: &[u8; GCM_SALT_LEN]) -> Result<Self, SrtpError> {
-        let unbound =
-            UnboundKey::new(&aead::AES_128_GCM, key).map_err(|_| SrtpError::BadKeyLength)?;
+    pub(crate) fn new(key: &[u8], salt: &[u8; GCM_SALT_LEN]) -> Result<Self, SrtpError> {
+        let algorithm = match key.len() {
+            AES_128_KEY_LEN => &aead::AES_128_GCM,
+            AES_256_KEY_LEN => &aead::AES_256_GCM,
+            _ => return Err(SrtpError::BadKeyLength),
+        };
+        let unbound = UnboundKey::new(algorithm, key).map_err(|_| SrtpError::BadKeyLength)?;
         Ok(Self {
             key: LessSafeKey::new(unbound),
             salt: *salt,

@@ -1,13 +1,23 @@
 //! SRTP and SRTCP for mediad: in place, sans-IO, no allocation per packet.
 //!
 //! # Profiles
-//! - [`SrtpProfile::AeadAes128Gcm`] — `SRTP_AEAD_AES_128_GCM` (RFC 7714), preferred.
-//! - [`SrtpProfile::Aes128CmHmacSha1_80`] — `SRTP_AES128_CM_HMAC_SHA1_80` (RFC 3711), the one
-//!   every browser must offer.
+//! - [`SrtpProfile::AeadAes256Gcm`] — `SRTP_AEAD_AES_256_GCM` (RFC 7714, 0x0008): what our
+//!   DTLS stack selects whenever the browser offers it (Chrome does).
+//! - [`SrtpProfile::AeadAes128Gcm`] — `SRTP_AEAD_AES_128_GCM` (RFC 7714, 0x0007).
+//! - [`SrtpProfile::Aes128CmHmacSha1_80`] — `SRTP_AES128_CM_HMAC_SHA1_80` (RFC 3711, 0x0001),
+//!   the one every browser must offer.
+//!
+//! | profile | master key | master salt | keying material | RTP / RTCP overhead |
+//! |---|---|---|---|---|
+//! | `AeadAes256Gcm` | 32 | 12 | 88 | 16 / 20 |
+//! | `AeadAes128Gcm` | 16 | 12 | 56 | 16 / 20 |
+//! | `Aes128CmHmacSha1_80` | 16 | 14 | 60 | 10 / 14 |
 //!
 //! Session keys come from the RFC 3711 §4.3 KDF with key derivation rate 0, once per
-//! context. For AES-GCM the 96-bit master salt is padded with two zero octets to the
-//! 112 bits the KDF takes (what libsrtp does, hence what browsers expect).
+//! context; its PRF is AES-CM under the master key, AES-256-CM for the 256-bit profile
+//! (RFC 6188 §3, RFC 7714 §11). Session keys are as long as the master key. For AES-GCM
+//! the 96-bit master salt is padded with two zero octets to the 112 bits the KDF takes
+//! (what libsrtp does for both GCM key sizes, hence what browsers expect).
 //!
 //! # Driving contract
 //! A context holds the keys of **one direction**: [`contexts_from_keying_material`] returns
@@ -42,8 +52,8 @@
 //! - MKI is not supported (WebRTC does not use it).
 //!
 //! # Crypto backend
-//! `aws-lc-rs`: AES-128-GCM through `aead::LessSafeKey` (in place, separate tag),
-//! AES-128-CTR through `cipher::EncryptingKey::less_safe_encrypt` with an IV we build (it
+//! `aws-lc-rs`: AES-128-GCM and AES-256-GCM through `aead::LessSafeKey` (in place, separate
+//! tag), AES-128/256-CTR (SRTP encryption and the KDF) through `cipher::EncryptingKey::less_safe_encrypt` with an IV we build (it
 //! maps to AWS-LC's `AES_ctr128_encrypt` and allocates nothing), HMAC-SHA1 through
 //! `hmac::Context` cloned from a pre-keyed `hmac::Key` (AWS-LC's `HMAC_CTX` is a fixed-size
 //! struct copied by value). `tests/no_alloc.rs` checks with a counting global allocator
@@ -58,8 +68,8 @@ mod streams;
 mod vectors;
 
 use crypto::{
-    CM_AUTH_KEY_LEN, CM_SALT_LEN, CM_TAG_LEN, CmTransform, GCM_SALT_LEN, GCM_TAG_LEN, GcmTransform,
-    KEY_LEN, Label, Transform,
+    AES_128_KEY_LEN, AES_256_KEY_LEN, CM_AUTH_KEY_LEN, CM_SALT_LEN, CM_TAG_LEN, CmTransform,
+    GCM_SALT_LEN, GCM_TAG_LEN, GcmTransform, Label, Transform,
 };
 use header::RTCP_HEADER_LEN;
 use replay::{GuessError, ReplayWindow, guess_rtp_index};
@@ -79,19 +89,25 @@ pub enum SrtpProfile {
     Aes128CmHmacSha1_80,
     /// `SRTP_AEAD_AES_128_GCM` (0x0007): AES-128-GCM, 128-bit tag.
     AeadAes128Gcm,
+    /// `SRTP_AEAD_AES_256_GCM` (0x0008): AES-256-GCM, 128-bit tag.
+    AeadAes256Gcm,
 }
 
 impl SrtpProfile {
-    /// Master key length in bytes (16 for both).
+    /// Master key length in bytes, also the session encryption key length: 16 (AES-128
+    /// profiles) or 32 (`AeadAes256Gcm`).
     pub const fn master_key_len(self) -> usize {
-        KEY_LEN
+        match self {
+            Self::Aes128CmHmacSha1_80 | Self::AeadAes128Gcm => AES_128_KEY_LEN,
+            Self::AeadAes256Gcm => AES_256_KEY_LEN,
+        }
     }
 
     /// Master salt length in bytes: 14 (AES-CM) or 12 (AES-GCM).
     pub const fn master_salt_len(self) -> usize {
         match self {
             Self::Aes128CmHmacSha1_80 => CM_SALT_LEN,
-            Self::AeadAes128Gcm => GCM_SALT_LEN,
+            Self::AeadAes128Gcm | Self::AeadAes256Gcm => GCM_SALT_LEN,
         }
     }
 
@@ -113,7 +129,7 @@ impl SrtpProfile {
     const fn tag_len(self) -> usize {
         match self {
             Self::Aes128CmHmacSha1_80 => CM_TAG_LEN,
-            Self::AeadAes128Gcm => GCM_TAG_LEN,
+            Self::AeadAes128Gcm | Self::AeadAes256Gcm => GCM_TAG_LEN,
         }
     }
 }
@@ -196,25 +212,31 @@ impl SrtpContext {
         master_key: &[u8],
         master_salt: &[u8],
     ) -> Result<Self, SrtpError> {
-        let key: &[u8; KEY_LEN] = master_key.try_into().map_err(|_| SrtpError::BadKeyLength)?;
-        if master_salt.len() != profile.master_salt_len() {
+        if master_key.len() != profile.master_key_len()
+            || master_salt.len() != profile.master_salt_len()
+        {
             return Err(SrtpError::BadKeyLength);
         }
         let transform = |enc: Label, auth: Label, salt: Label| -> Result<Transform, SrtpError> {
-            let mut k = [0u8; KEY_LEN];
-            crypto::derive(key, master_salt, enc, &mut k)?;
+            // The session encryption key is as long as the master key (16 or 32 bytes;
+            // RFC 6188 for AES-256, RFC 7714 §11 for GCM).
+            let mut k = [0u8; AES_256_KEY_LEN];
+            let k = k
+                .get_mut(..profile.master_key_len())
+                .ok_or(SrtpError::BadKeyLength)?;
+            crypto::derive(master_key, master_salt, enc, k)?;
             Ok(match profile {
                 SrtpProfile::Aes128CmHmacSha1_80 => {
                     let mut a = [0u8; CM_AUTH_KEY_LEN];
                     let mut s = [0u8; CM_SALT_LEN];
-                    crypto::derive(key, master_salt, auth, &mut a)?;
-                    crypto::derive(key, master_salt, salt, &mut s)?;
-                    Transform::Cm(Box::new(CmTransform::new(&k, &s, &a)?))
+                    crypto::derive(master_key, master_salt, auth, &mut a)?;
+                    crypto::derive(master_key, master_salt, salt, &mut s)?;
+                    Transform::Cm(Box::new(CmTransform::new(k, &s, &a)?))
                 }
-                SrtpProfile::AeadAes128Gcm => {
+                SrtpProfile::AeadAes128Gcm | SrtpProfile::AeadAes256Gcm => {
                     let mut s = [0u8; GCM_SALT_LEN];
-                    crypto::derive(key, master_salt, salt, &mut s)?;
-                    Transform::Gcm(GcmTransform::new(&k, &s)?)
+                    crypto::derive(master_key, master_salt, salt, &mut s)?;
+                    Transform::Gcm(GcmTransform::new(k, &s)?)
                 }
             })
         };
@@ -342,7 +364,7 @@ impl SrtpContext {
         // Layout: CM  = RTCP | E+index | tag;   GCM = RTCP | tag | E+index.
         let index_at = match self.profile {
             SrtpProfile::Aes128CmHmacSha1_80 => plain_len,
-            SrtpProfile::AeadAes128Gcm => plain_len + GCM_TAG_LEN,
+            SrtpProfile::AeadAes128Gcm | SrtpProfile::AeadAes256Gcm => plain_len + GCM_TAG_LEN,
         };
         let e_index = read_u32(pkt, index_at)?;
         let encrypted = e_index & E_FLAG != 0;

@@ -6,7 +6,11 @@
 
 use salon_srtp::{MAX_SSRCS, SrtpContext, SrtpError, SrtpProfile, contexts_from_keying_material};
 
-const PROFILES: [SrtpProfile; 2] = [SrtpProfile::AeadAes128Gcm, SrtpProfile::Aes128CmHmacSha1_80];
+const PROFILES: [SrtpProfile; 3] = [
+    SrtpProfile::AeadAes256Gcm,
+    SrtpProfile::AeadAes128Gcm,
+    SrtpProfile::Aes128CmHmacSha1_80,
+];
 
 /// Deterministic keying material of the right length for `profile`.
 fn keying_material(profile: SrtpProfile) -> Vec<u8> {
@@ -81,20 +85,96 @@ fn unprotect_rtcp(rx: &mut SrtpContext, wire: &[u8]) -> Result<Vec<u8>, SrtpErro
 
 #[test]
 fn profile_constants() {
+    let gcm256 = SrtpProfile::AeadAes256Gcm;
     let gcm = SrtpProfile::AeadAes128Gcm;
     let cm = SrtpProfile::Aes128CmHmacSha1_80;
+    assert_eq!(
+        (gcm256.master_key_len(), gcm256.master_salt_len()),
+        (32, 12)
+    );
     assert_eq!((gcm.master_key_len(), gcm.master_salt_len()), (16, 12));
     assert_eq!((cm.master_key_len(), cm.master_salt_len()), (16, 14));
+    assert_eq!((gcm256.rtp_overhead(), gcm256.rtcp_overhead()), (16, 20));
     assert_eq!((gcm.rtp_overhead(), gcm.rtcp_overhead()), (16, 20));
     assert_eq!((cm.rtp_overhead(), cm.rtcp_overhead()), (10, 14));
     assert_eq!(
-        (gcm.keying_material_len(), cm.keying_material_len()),
-        (56, 60)
+        (
+            gcm256.keying_material_len(),
+            gcm.keying_material_len(),
+            cm.keying_material_len()
+        ),
+        (88, 56, 60)
     );
 }
 
+/// RFC 5764 §4.2 on 88 bytes of AEAD_AES_256_GCM keying material: client key [0..32),
+/// server key [32..64), client salt [64..76), server salt [76..88).
 #[test]
-fn rtp_and_rtcp_round_trip_both_profiles() {
+fn aes_256_gcm_keying_material_layout() {
+    let profile = SrtpProfile::AeadAes256Gcm;
+    let km = keying_material(profile);
+    assert_eq!(km.len(), 88);
+    let mut client = SrtpContext::new(profile, &km[..32], &km[64..76]).unwrap();
+    let mut server = SrtpContext::new(profile, &km[32..64], &km[76..88]).unwrap();
+    let (mut client_in, mut client_out) =
+        contexts_from_keying_material(profile, &km, true).unwrap();
+    let (mut server_in, mut server_out) =
+        contexts_from_keying_material(profile, &km, false).unwrap();
+    let plain = rtp(300, 0x5eed, 0, false, 100);
+    // The client writes with the client key and salt; the server with its own.
+    let by_client = protect_rtp(&mut client, &plain);
+    assert_eq!(protect_rtp(&mut client_out, &plain), by_client);
+    assert_eq!(unprotect_rtp(&mut server_in, &by_client).unwrap(), plain);
+    let by_server = protect_rtp(&mut server, &plain);
+    assert_eq!(protect_rtp(&mut server_out, &plain), by_server);
+    assert_eq!(unprotect_rtp(&mut client_in, &by_server).unwrap(), plain);
+    assert_ne!(by_client, by_server);
+
+    // 56 (AES-128-GCM) or 89 bytes are refused; so are AES-128 key/salt lengths.
+    for len in [56, 87, 89] {
+        let km: Vec<u8> = (0..len as u8).collect();
+        assert_eq!(
+            contexts_from_keying_material(profile, &km, true).err(),
+            Some(SrtpError::BadKeyLength),
+            "{len}"
+        );
+    }
+    assert_eq!(
+        SrtpContext::new(profile, &[0; 16], &[0; 12]).err(),
+        Some(SrtpError::BadKeyLength)
+    );
+    assert_eq!(
+        SrtpContext::new(profile, &[0; 32], &[0; 14]).err(),
+        Some(SrtpError::BadKeyLength)
+    );
+    assert_eq!(
+        SrtpContext::new(SrtpProfile::AeadAes128Gcm, &[0; 32], &[0; 12]).err(),
+        Some(SrtpError::BadKeyLength)
+    );
+}
+
+/// The same packet under AES-128-GCM and AES-256-GCM with the first 16 key bytes and the
+/// salt shared: different bytes, and neither context accepts the other's packet.
+#[test]
+fn aes_128_and_256_gcm_do_not_interoperate() {
+    let key: Vec<u8> = (0..32).collect();
+    let salt = [7u8; 12];
+    let mut tx128 = SrtpContext::new(SrtpProfile::AeadAes128Gcm, &key[..16], &salt).unwrap();
+    let mut tx256 = SrtpContext::new(SrtpProfile::AeadAes256Gcm, &key, &salt).unwrap();
+    let mut rx128 = SrtpContext::new(SrtpProfile::AeadAes128Gcm, &key[..16], &salt).unwrap();
+    let mut rx256 = SrtpContext::new(SrtpProfile::AeadAes256Gcm, &key, &salt).unwrap();
+    let plain = rtp(1, 2, 0, false, 40);
+    let w128 = protect_rtp(&mut tx128, &plain);
+    let w256 = protect_rtp(&mut tx256, &plain);
+    assert_ne!(w128, w256);
+    assert_eq!(unprotect_rtp(&mut rx256, &w128), Err(SrtpError::AuthFailed));
+    assert_eq!(unprotect_rtp(&mut rx128, &w256), Err(SrtpError::AuthFailed));
+    assert_eq!(unprotect_rtp(&mut rx256, &w256).unwrap(), plain);
+    assert_eq!(unprotect_rtp(&mut rx128, &w128).unwrap(), plain);
+}
+
+#[test]
+fn rtp_and_rtcp_round_trip_all_profiles() {
     for profile in PROFILES {
         let (mut tx, mut rx) = pair(profile);
         for (seq, csrcs, ext, len) in [
