@@ -54,13 +54,10 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use crossbeam_channel::{Receiver, Sender};
-use salon_io::{Backend, Handler, TxQueue, Waker};
+use salon_io::{Backend, Handler, IoStats, TxQueue, Waker};
 
 use crate::core::{Worker, WorkerConfig};
 use crate::metrics::Metrics;
-
-/// Capacity of a worker's send queue between two flushes.
-const TX_QUEUE: usize = 1024;
 
 enum WorkerMsg {
     Command(Command),
@@ -87,7 +84,13 @@ impl Driven {
 }
 
 impl Handler for Driven {
-    fn handle_datagram(&mut self, src: SocketAddr, data: &mut [u8], now: Instant, tx: &mut TxQueue) {
+    fn handle_datagram(
+        &mut self,
+        src: SocketAddr,
+        data: &mut [u8],
+        now: Instant,
+        tx: &mut TxQueue,
+    ) {
         self.worker.handle_datagram(src, data, now, tx);
         self.flush_events();
     }
@@ -120,6 +123,7 @@ struct WorkerHandle {
     commands: Sender<WorkerMsg>,
     waker: Waker,
     metrics: Arc<Metrics>,
+    io: Arc<IoStats>,
     port: u16,
     thread: Option<JoinHandle<()>>,
 }
@@ -142,16 +146,22 @@ impl std::fmt::Debug for Mediad {
 
 /// A stable hash of a room name (FNV-1a), to pin rooms to workers.
 fn room_hash(room: &RoomId) -> u64 {
-    room.0
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    room.0.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 impl Mediad {
     /// Bind the workers' sockets and start their threads. `on_event` is
     /// called on the worker threads: it must not block.
-    pub fn start(config: MediadConfig, on_event: impl Fn(Event) + Send + Sync + 'static) -> anyhow::Result<Self> {
-        let backend = config.io_backend.resolve().context("choosing the io backend")?;
+    pub fn start(
+        config: MediadConfig,
+        on_event: impl Fn(Event) + Send + Sync + 'static,
+    ) -> anyhow::Result<Self> {
+        let backend = config
+            .io_backend
+            .resolve()
+            .context("choosing the io backend")?;
         let cert = dimpl::certificate::generate_self_signed_certificate()
             .map_err(|e| anyhow::anyhow!("generating the DTLS certificate: {e}"))?;
         let fingerprint = crate::core::transport::digest("sha-256", &cert.certificate)
@@ -193,10 +203,14 @@ impl Mediad {
                 stop: false,
             };
             let thread_waker = waker.clone();
+            let io = Arc::new(IoStats::new());
+            let thread_io = io.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("mediad-{i}"))
                 .spawn(move || {
-                    if let Err(e) = salon_io::run(socket, backend, &thread_waker, &mut driven) {
+                    if let Err(e) =
+                        salon_io::run(socket, backend, &thread_waker, &mut driven, &thread_io)
+                    {
                         tracing::error!(worker = i, error = %e, "worker loop ended");
                     }
                 })
@@ -206,6 +220,7 @@ impl Mediad {
                 commands: tx,
                 waker,
                 metrics,
+                io,
                 port,
                 thread: Some(thread),
             });
@@ -256,7 +271,11 @@ impl Mediad {
     /// mediad's counters, summed over workers, as Prometheus text.
     pub fn metrics_text(&self) -> String {
         let all: Vec<&Metrics> = self.workers.iter().map(|w| &*w.metrics).collect();
-        metrics::render_prometheus(&all)
+        let io: Vec<salon_io::IoStatsSnapshot> =
+            self.workers.iter().map(|w| w.io.snapshot()).collect();
+        let mut text = metrics::render_prometheus(&all);
+        metrics::render_io(&mut text, &io);
+        text
     }
 
     /// Stop every worker and wait for their threads.

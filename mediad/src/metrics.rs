@@ -88,3 +88,47 @@ pub fn render_prometheus(workers: &[&Metrics]) -> String {
     }
     out
 }
+
+/// Append the io drivers' counters (summed over workers) as Prometheus text.
+pub fn render_io(out: &mut String, workers: &[salon_io::IoStatsSnapshot]) {
+    let sum = |f: fn(&salon_io::IoStatsSnapshot) -> u64| -> u64 { workers.iter().map(f).sum() };
+    let rows: [(&str, &str, u64); 8] = [
+        (
+            "rx_datagrams",
+            "Datagrams received by the io driver.",
+            sum(|s| s.rx_datagrams),
+        ),
+        (
+            "rx_bytes",
+            "Bytes received by the io driver.",
+            sum(|s| s.rx_bytes),
+        ),
+        (
+            "rx_truncated",
+            "Datagrams dropped for exceeding 1500 bytes.",
+            sum(|s| s.rx_truncated),
+        ),
+        ("rx_errors", "Failed receives.", sum(|s| s.rx_errors)),
+        (
+            "tx_datagrams",
+            "Datagrams sent by the io driver.",
+            sum(|s| s.tx_datagrams),
+        ),
+        (
+            "tx_bytes",
+            "Bytes sent by the io driver.",
+            sum(|s| s.tx_bytes),
+        ),
+        ("tx_errors", "Failed sends.", sum(|s| s.tx_errors)),
+        (
+            "tx_queue_full",
+            "Datagrams refused because the send queue was full.",
+            sum(|s| s.tx_queue_full),
+        ),
+    ];
+    for (name, help, v) in rows {
+        let _ = writeln!(out, "# HELP mediad_io_{name}_total {help}");
+        let _ = writeln!(out, "# TYPE mediad_io_{name}_total counter");
+        let _ = writeln!(out, "mediad_io_{name}_total {v}");
+    }
+}

@@ -1,6 +1,8 @@
 //! A flood of malformed and hostile datagrams against a live call: every
 //! one is dropped and counted, and the call's media keeps flowing.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::net::SocketAddr;
@@ -31,7 +33,11 @@ fn malformed_flood_is_dropped_counted_and_media_keeps_flowing() {
     let latched = net.browsers[a].publish.addr;
     let publish_ufrag = {
         let offer_answer = net.events.iter().find_map(|e| match e {
-            salon_mediad::Event::PublishAnswer { participant, sdp } if *participant == net.browsers[a].id => Some(sdp.clone()),
+            salon_mediad::Event::PublishAnswer { participant, sdp }
+                if *participant == net.browsers[a].id =>
+            {
+                Some(sdp.clone())
+            }
             _ => None,
         });
         salon_sdp::parse(&offer_answer.unwrap()).unwrap().ice_ufrag
@@ -53,22 +59,38 @@ fn malformed_flood_is_dropped_counted_and_media_keeps_flowing() {
             1 => {
                 let mut buf = [0u8; 256];
                 let user = format!("{publish_ufrag}:x");
-                let n = stun::write_binding_request(&mut buf, &[7; 12], user.as_bytes(), 1, 2, true, b"not-the-password")
-                    .unwrap();
+                let n = stun::write_binding_request(
+                    &mut buf,
+                    &[7; 12],
+                    user.as_bytes(),
+                    1,
+                    2,
+                    true,
+                    b"not-the-password",
+                )
+                .unwrap();
                 buf[..n].to_vec()
             }
             // An unknown ICE user.
             2 => {
                 let mut buf = [0u8; 256];
-                let n = stun::write_binding_request(&mut buf, &[8; 12], b"nobody:x", 1, 2, true, b"pw").unwrap();
+                let n =
+                    stun::write_binding_request(&mut buf, &[8; 12], b"nobody:x", 1, 2, true, b"pw")
+                        .unwrap();
                 buf[..n].to_vec()
             }
             // DTLS-looking garbage.
-            3 => (0..(rnd() % 200) as usize).map(|j| if j == 0 { 22 } else { rnd() as u8 }).collect(),
+            3 => (0..(rnd() % 200) as usize)
+                .map(|j| if j == 0 { 22 } else { rnd() as u8 })
+                .collect(),
             // RTP-looking garbage (fails SRTP authentication).
-            4 => (0..(12 + rnd() % 300) as usize).map(|j| if j == 0 { 0x80 } else { rnd() as u8 }).collect(),
+            4 => (0..(12 + rnd() % 300) as usize)
+                .map(|j| if j == 0 { 0x80 } else { rnd() as u8 })
+                .collect(),
             // RTCP-looking garbage with absurd lengths.
-            5 => vec![0x81, 200, 0xff, 0xff, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            5 => vec![
+                0x81, 200, 0xff, 0xff, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ],
             // Unknown first byte.
             6 => vec![0xff; 40],
             // Empty.
@@ -83,8 +105,12 @@ fn malformed_flood_is_dropped_counted_and_media_keeps_flowing() {
     // Authenticated but hostile: RTP for an SSRC never negotiated, and RTCP
     // whose inner length fields lie.
     for s in 0..50u16 {
-        net.browsers[a].publish.send_rtp(96, s, 0, 0xdead_beef, &[], b"\x10\x00xx");
-        net.browsers[a].publish.send_rtcp(&[0x81, 205, 0x00, 0x40, 0, 0, 0, 1, 0, 0, 0, 2]);
+        net.browsers[a]
+            .publish
+            .send_rtp(96, s, 0, 0xdead_beef, &[], b"\x10\x00xx");
+        net.browsers[a]
+            .publish
+            .send_rtcp(&[0x81, 205, 0x00, 0x40, 0, 0, 0, 1, 0, 0, 0, 2]);
     }
     net.deliver();
     let m1 = net.metrics().snapshot();
@@ -93,11 +119,24 @@ fn malformed_flood_is_dropped_counted_and_media_keeps_flowing() {
         get(&m1) - get(&m0)
     };
     assert_eq!(delta("rx_datagrams"), sent + 100);
-    assert!(delta("drop_stun_malformed") >= 222, "truncated STUN counted");
+    assert!(
+        delta("drop_stun_malformed") >= 222,
+        "truncated STUN counted"
+    );
     assert!(delta("drop_stun_auth") >= 444, "bad credentials counted");
-    assert!(delta("drop_unlatched") >= 500, "strangers counted");
+    // DTLS-, RTP- and RTCP-looking datagrams from the stranger.
+    let from_stranger = (0..2000u32)
+        .filter(|i| i % 2 == 0 && (3..=5).contains(&(i % 9)))
+        .count() as u64;
+    assert!(
+        delta("drop_unlatched") >= from_stranger,
+        "strangers counted"
+    );
     assert!(delta("drop_srtp_auth") >= 100, "forged SRTP counted");
-    assert!(delta("drop_unknown_kind") >= 200, "unknown first byte counted");
+    assert!(
+        delta("drop_unknown_kind") >= 200,
+        "unknown first byte counted"
+    );
     assert_eq!(delta("drop_rtp_unknown_ssrc"), 50);
     assert_eq!(delta("drop_rtcp_malformed"), 50);
     // Nothing was latched by the strangers, and the call goes on.
@@ -107,6 +146,9 @@ fn malformed_flood_is_dropped_counted_and_media_keeps_flowing() {
         net.settle(Duration::from_millis(20));
     }
     let after = received_total(&net);
-    assert!(after >= flowing + 70, "media keeps flowing after the flood: {flowing} -> {after}");
+    assert!(
+        after >= flowing + 70,
+        "media keeps flowing after the flood: {flowing} -> {after}"
+    );
     let _ = b;
 }

@@ -2,6 +2,8 @@
 //! watches the worker while it decrypts, rewrites, re-encrypts and queues
 //! thousands of packets for several receivers.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -77,6 +79,13 @@ fn forwarding_allocates_nothing_per_packet() {
     }
     let allocs = ALLOCS.load(Ordering::SeqCst);
     let forwarded = net.metrics().tx_rtp.get() - sent_before;
-    assert_eq!(forwarded, packets as u64 * 3, "each packet went to the three others");
-    assert_eq!(allocs, 0, "{allocs} allocations while forwarding {forwarded} packets");
+    assert_eq!(
+        forwarded,
+        packets as u64 * 3,
+        "each packet went to the three others"
+    );
+    assert_eq!(
+        allocs, 0,
+        "{allocs} allocations while forwarding {forwarded} packets"
+    );
 }

@@ -47,14 +47,10 @@ use transport::{DtlsProgress, RemoteFingerprint, Transport};
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// The shortest interval between two key frame requests for one stream.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
-/// Payload types of the subscribe offer (fixed by `salon_sdp::offer_subscribe`).
-const OUT_PT_OPUS: u8 = 111;
-const OUT_PT_VP8: u8 = 96;
-/// Header extension id of the audio level in the subscribe offer.
-const OUT_EXT_AUDIO_LEVEL: u8 = 4;
-
-const URI_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
-const URI_AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+/// Payload types and extension ids of the subscribe offer.
+const OUT_PT_OPUS: u8 = salon_sdp::OPUS_PT;
+const OUT_PT_VP8: u8 = salon_sdp::VP8_PT;
+const OUT_EXT_AUDIO_LEVEL: u8 = salon_sdp::EXT_AUDIO_LEVEL;
 
 /// What a worker needs to know about its place.
 #[derive(Debug, Clone)]
@@ -124,7 +120,6 @@ struct InTrack {
     kind: MediaKind,
     mid: String,
     ssrc: Option<u32>,
-    rtx_ssrc: Option<u32>,
     audio_level_id: Option<u8>,
     stats: RecvStats,
     cache: Option<RtxCache>,
@@ -223,10 +218,10 @@ impl Worker {
             }
         }
         for tr in self.tracks.iter().flatten() {
-            if tr.keyframe_pending {
-                if let Some(last) = tr.last_keyframe_request {
-                    next = next.min(last + KEYFRAME_REQUEST_INTERVAL);
-                }
+            if tr.keyframe_pending
+                && let Some(last) = tr.last_keyframe_request
+            {
+                next = next.min(last + KEYFRAME_REQUEST_INTERVAL);
             }
         }
         Some(next)
@@ -267,7 +262,12 @@ impl Worker {
             .collect()
     }
 
-    fn new_transport(&mut self, participant: ParticipantId, kind: TransportKind, now: Instant) -> usize {
+    fn new_transport(
+        &mut self,
+        participant: ParticipantId,
+        kind: TransportKind,
+        now: Instant,
+    ) -> usize {
         let ufrag = loop {
             let u = self.random_string(8);
             if !self.by_ufrag.contains_key(&u) {
@@ -279,8 +279,10 @@ impl Worker {
         let t = Transport::new(
             participant,
             kind,
-            ufrag.clone(),
-            pwd,
+            transport::IceCredentials {
+                ufrag: ufrag.clone(),
+                pwd,
+            },
             rtcp_ssrc,
             self.cfg.dtls.clone(),
             self.cfg.cert.clone(),
@@ -305,10 +307,10 @@ impl Worker {
     fn remove_transport(&mut self, idx: usize) {
         if let Some(t) = self.transports.get_mut(idx).and_then(Option::take) {
             self.by_ufrag.remove(&t.local_ufrag);
-            if let Some(a) = t.addr {
-                if self.by_addr.get(&a) == Some(&idx) {
-                    self.by_addr.remove(&a);
-                }
+            if let Some(a) = t.addr
+                && self.by_addr.get(&a) == Some(&idx)
+            {
+                self.by_addr.remove(&a);
             }
             if let Some(r) = self.routes.get_mut(idx) {
                 r.clear();
@@ -317,11 +319,16 @@ impl Worker {
         }
     }
 
-    fn local_transport(&self, idx: usize, version: u64, session_id: u64) -> Option<salon_sdp::LocalTransport> {
+    fn local_transport(
+        &self,
+        idx: usize,
+        version: u64,
+        session_id: u64,
+    ) -> Option<salon_sdp::LocalTransport> {
         let t = self.transports.get(idx)?.as_ref()?;
         Some(salon_sdp::LocalTransport {
             ice_ufrag: t.local_ufrag.clone(),
-            ice_pwd: t.local_pwd.clone(),
+            ice_pwd: salon_sdp::IcePwd::new(t.local_pwd.clone()),
             fingerprint: salon_sdp::Fingerprint {
                 algorithm: "sha-256".to_owned(),
                 bytes: self.cfg.fingerprint.clone(),
@@ -454,7 +461,13 @@ impl Worker {
         let Some(local) = self.local_transport(sub, version, session_id) else {
             return;
         };
-        let sdp = salon_sdp::offer_subscribe(&tracks, &local);
+        let sdp = match salon_sdp::offer_subscribe(&tracks, &local) {
+            Ok(sdp) => sdp,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot write a subscribe offer");
+                return;
+            }
+        };
         self.events.push_back(Event::SubscribeOffer {
             participant: pid,
             sdp,
@@ -485,7 +498,9 @@ impl Worker {
             }
         };
         if let Some(t) = self.transports.get_mut(publish).and_then(Option::as_mut) {
-            if t.remote_ufrag.is_some() && t.remote_ufrag.as_deref() != Some(offer.ice_ufrag.as_str()) {
+            if t.remote_ufrag.is_some()
+                && t.remote_ufrag.as_deref() != Some(offer.ice_ufrag.as_str())
+            {
                 self.error(pid, "ICE restart is not supported");
                 return;
             }
@@ -504,24 +519,35 @@ impl Worker {
                 salon_sdp::MediaKind::Video => MediaKind::Video,
             };
             let known = self.participants.get(&pid).is_some_and(|p| {
-                p.published
-                    .iter()
-                    .any(|&i| self.tracks.get(i).and_then(Option::as_ref).is_some_and(|t| t.mid == m.mid))
+                p.published.iter().any(|&i| {
+                    self.tracks
+                        .get(i)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|t| t.mid == m.mid)
+                })
             });
             if known {
                 continue;
             }
             let ssrc = m.ssrcs.first().copied();
-            let rtx_ssrc = m.rtx_ssrc;
+            let rtx_ssrc = ssrc.and_then(|primary| {
+                m.ssrc_groups
+                    .iter()
+                    .find(|g| g.semantics == "FID" && g.ssrcs.first() == Some(&primary))
+                    .and_then(|g| g.ssrcs.get(1).copied())
+            });
             let track = InTrack {
                 publisher: pid,
                 transport: publish,
                 kind,
                 mid: m.mid.clone(),
                 ssrc,
-                rtx_ssrc,
-                audio_level_id: m.extmap_id(URI_AUDIO_LEVEL),
-                stats: RecvStats::new(if kind == MediaKind::Audio { 48_000 } else { 90_000 }),
+                audio_level_id: m.extmap.audio_level,
+                stats: RecvStats::new(if kind == MediaKind::Audio {
+                    48_000
+                } else {
+                    90_000
+                }),
                 cache: (kind == MediaKind::Video).then(RtxCache::new),
                 legs: Vec::new(),
                 last_keyframe_request: None,
@@ -546,14 +572,14 @@ impl Worker {
                     r.push((s, Route::Rtx));
                 }
             }
-            new_tracks.push((idx, kind, m.extmap_id(URI_MID)));
+            new_tracks.push((idx, kind, m.extmap.mid));
         }
         if let Some(p) = self.participants.get_mut(&pid) {
             p.published.extend(new_tracks.iter().map(|t| t.0));
-            if let Some(t) = self.transports.get_mut(publish).and_then(Option::as_mut) {
-                if let Some((_, _, Some(mid_id))) = new_tracks.first() {
-                    t.mid_ext_id = Some(*mid_id);
-                }
+            if let Some(t) = self.transports.get_mut(publish).and_then(Option::as_mut)
+                && let Some((_, _, Some(mid_id))) = new_tracks.first()
+            {
+                t.mid_ext_id = Some(*mid_id);
             }
         }
         self.events.push_back(Event::PublishAnswer {
@@ -638,14 +664,25 @@ impl Worker {
         self.after_progress(sub, progress, now, tx);
         // Newly answered legs on an already connected transport need a key frame.
         if progress == DtlsProgress::None
-            && self.transports.get(sub).and_then(Option::as_ref).is_some_and(Transport::is_connected)
+            && self
+                .transports
+                .get(sub)
+                .and_then(Option::as_ref)
+                .is_some_and(Transport::is_connected)
         {
             self.request_keyframes_for(pid, now, tx);
         }
         self.maybe_offer(pid);
     }
 
-    fn set_forwarding(&mut self, pid: ParticipantId, kind: MediaKind, enabled: bool, now: Instant, tx: &mut TxQueue) {
+    fn set_forwarding(
+        &mut self,
+        pid: ParticipantId,
+        kind: MediaKind,
+        enabled: bool,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) {
         let Some(p) = self.participants.get_mut(&pid) else {
             self.error(pid, "not joined");
             return;
@@ -719,7 +756,13 @@ impl Worker {
     // ------------------------------------------------------------------ network
 
     /// Handle one datagram from `src`. `data` is rewritten in place.
-    pub fn handle_datagram(&mut self, src: SocketAddr, data: &mut [u8], now: Instant, tx: &mut TxQueue) {
+    pub fn handle_datagram(
+        &mut self,
+        src: SocketAddr,
+        data: &mut [u8],
+        now: Instant,
+        tx: &mut TxQueue,
+    ) {
         self.metrics.rx_datagrams.inc();
         match classify(data) {
             PacketKind::Stun => self.handle_stun(src, data, now, tx),
@@ -762,7 +805,10 @@ impl Worker {
             self.metrics.drop_stun_auth.inc();
             return;
         };
-        let Some(&idx) = std::str::from_utf8(local).ok().and_then(|u| self.by_ufrag.get(u)) else {
+        let Some(&idx) = std::str::from_utf8(local)
+            .ok()
+            .and_then(|u| self.by_ufrag.get(u))
+        else {
             self.metrics.drop_stun_auth.inc();
             return;
         };
@@ -773,25 +819,30 @@ impl Worker {
             self.metrics.drop_stun_auth.inc();
             return;
         }
-        if let Some(expected) = &t.remote_ufrag {
-            if expected.as_bytes() != remote {
-                self.metrics.drop_stun_auth.inc();
-                return;
-            }
+        if let Some(expected) = &t.remote_ufrag
+            && expected.as_bytes() != remote
+        {
+            self.metrics.drop_stun_auth.inc();
+            return;
         }
         let Some(buf) = tx.buffer() else {
             self.metrics.drop_tx_full.inc();
             return;
         };
-        match stun::write_binding_success(&mut buf[..], msg.transaction_id(), src, t.local_pwd.as_bytes()) {
+        match stun::write_binding_success(
+            &mut buf[..],
+            msg.transaction_id(),
+            src,
+            t.local_pwd.as_bytes(),
+        ) {
             Ok(n) => tx.commit(src, n),
             Err(_) => return,
         }
         if t.addr != Some(src) && (t.addr.is_none() || msg.use_candidate()) {
-            if let Some(old) = t.addr {
-                if self.by_addr.get(&old) == Some(&idx) {
-                    self.by_addr.remove(&old);
-                }
+            if let Some(old) = t.addr
+                && self.by_addr.get(&old) == Some(&idx)
+            {
+                self.by_addr.remove(&old);
             }
             t.latch(src, now);
             self.by_addr.insert(src, idx);
@@ -862,9 +913,17 @@ impl Worker {
 
     /// An SSRC the SDP did not list: bind it through the mid header
     /// extension to a track of this transport that has no SSRC yet.
-    fn learn_ssrc(&mut self, idx: usize, plain: &[u8], hdr: &RtpHeader, mid_ext_id: Option<u8>) -> Option<usize> {
+    fn learn_ssrc(
+        &mut self,
+        idx: usize,
+        plain: &[u8],
+        hdr: &RtpHeader,
+        mid_ext_id: Option<u8>,
+    ) -> Option<usize> {
         let id = mid_ext_id?;
-        let mid = rtp::extensions(plain, hdr).find(|(i, _)| *i == id).map(|(_, d)| d)?;
+        let mid = rtp::extensions(plain, hdr)
+            .find(|(i, _)| *i == id)
+            .map(|(_, d)| d)?;
         let t = self.transports.get(idx)?.as_ref()?;
         let p = self.participants.get(&t.participant)?;
         let ti = p.published.iter().copied().find(|&ti| {
@@ -883,12 +942,21 @@ impl Worker {
     }
 
     /// Send one decrypted packet of `track_idx` to every live receiver.
-    fn forward(&mut self, track_idx: usize, plain: &[u8], hdr: &RtpHeader, now: Instant, tx: &mut TxQueue) {
+    fn forward(
+        &mut self,
+        track_idx: usize,
+        plain: &[u8],
+        hdr: &RtpHeader,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) {
         let since_epoch = now.saturating_duration_since(self.epoch);
         let Some(track) = self.tracks.get_mut(track_idx).and_then(Option::as_mut) else {
             return;
         };
-        track.stats.on_packet(hdr.sequence, hdr.timestamp, since_epoch);
+        track
+            .stats
+            .on_packet(hdr.sequence, hdr.timestamp, since_epoch);
         if let Some(cache) = track.cache.as_mut() {
             cache.insert(hdr.sequence, plain);
         }
@@ -896,7 +964,9 @@ impl Worker {
             self.metrics.drop_muted.inc();
             return;
         }
-        let payload = plain.get(hdr.payload_offset..hdr.payload_offset + hdr.payload_len).unwrap_or(&[]);
+        let payload = plain
+            .get(hdr.payload_offset..hdr.payload_offset + hdr.payload_len)
+            .unwrap_or(&[]);
         if payload.is_empty() {
             return; // padding only
         }
@@ -926,7 +996,9 @@ impl Worker {
             let Some(seq) = leg.seq.map(hdr.sequence) else {
                 continue;
             };
-            if send_rtp(tx, metrics, ctx, addr, leg.ssrc, leg.pt, seq, hdr, level, payload) {
+            if send_rtp(
+                tx, metrics, ctx, addr, leg.ssrc, leg.pt, seq, hdr, level, payload,
+            ) {
                 leg.packets = leg.packets.wrapping_add(1);
                 leg.octets = leg.octets.wrapping_add(payload.len() as u32);
             }
@@ -963,7 +1035,9 @@ impl Worker {
                 }
             };
             match (kind, pkt) {
-                (TransportKind::Publish, RtcpPacket::SenderReport(sr)) => self.on_sender_report(idx, &sr, now, tx),
+                (TransportKind::Publish, RtcpPacket::SenderReport(sr)) => {
+                    self.on_sender_report(idx, &sr, now, tx)
+                }
                 (TransportKind::Subscribe, RtcpPacket::Nack(nack)) => {
                     let media = nack.media_ssrc;
                     for seq in nack.lost() {
@@ -995,7 +1069,13 @@ impl Worker {
         })
     }
 
-    fn on_sender_report(&mut self, idx: usize, sr: &rtcp::SenderReport<'_>, now: Instant, tx: &mut TxQueue) {
+    fn on_sender_report(
+        &mut self,
+        idx: usize,
+        sr: &rtcp::SenderReport<'_>,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) {
         let Some(Route::Track(ti)) = self
             .routes
             .get(idx)
@@ -1010,7 +1090,11 @@ impl Worker {
         // Relay the publisher's clock mapping to every receiver under its own
         // SSRC and counts, so browsers can synchronise audio and video.
         for leg in track.legs.iter().filter(|l| l.live) {
-            let Some(t) = self.transports.get_mut(leg.transport).and_then(Option::as_mut) else {
+            let Some(t) = self
+                .transports
+                .get_mut(leg.transport)
+                .and_then(Option::as_mut)
+            else {
                 continue;
             };
             let (Some(addr), Some(ctx)) = (t.addr, t.srtp_out.as_mut()) else {
@@ -1020,7 +1104,15 @@ impl Worker {
                 self.metrics.drop_tx_full.inc();
                 continue;
             };
-            let Ok(n) = rtcp::write_sender_report(&mut buf[..], leg.ssrc, sr.ntp, sr.rtp_timestamp, leg.packets, leg.octets, &[]) else {
+            let Ok(n) = rtcp::write_sender_report(
+                &mut buf[..],
+                leg.ssrc,
+                sr.ntp,
+                sr.rtp_timestamp,
+                leg.packets,
+                leg.octets,
+                &[],
+            ) else {
                 continue;
             };
             if let Ok(m) = ctx.protect_rtcp(&mut buf[..], n) {
@@ -1047,16 +1139,32 @@ impl Worker {
         let Ok(hdr) = RtpHeader::parse(packet) else {
             return;
         };
-        let Some(payload) = packet.get(hdr.payload_offset..hdr.payload_offset + hdr.payload_len) else {
+        let Some(payload) = packet.get(hdr.payload_offset..hdr.payload_offset + hdr.payload_len)
+        else {
             return;
         };
-        let Some(t) = self.transports.get_mut(leg.transport).and_then(Option::as_mut) else {
+        let Some(t) = self
+            .transports
+            .get_mut(leg.transport)
+            .and_then(Option::as_mut)
+        else {
             return;
         };
         let (Some(addr), Some(ctx)) = (t.addr, t.srtp_out.as_mut()) else {
             return;
         };
-        if send_rtp(tx, &self.metrics, ctx, addr, leg.ssrc, leg.pt, out_seq, &hdr, None, payload) {
+        if send_rtp(
+            tx,
+            &self.metrics,
+            ctx,
+            addr,
+            leg.ssrc,
+            leg.pt,
+            out_seq,
+            &hdr,
+            None,
+            payload,
+        ) {
             self.metrics.nack_answered.inc();
         }
     }
@@ -1068,8 +1176,11 @@ impl Worker {
             .enumerate()
             .filter_map(|(i, t)| {
                 let t = t.as_ref()?;
-                (t.kind == MediaKind::Video && t.legs.iter().any(|l| l.receiver == receiver && l.live && l.wait_keyframe))
-                    .then_some(i)
+                (t.kind == MediaKind::Video
+                    && t.legs
+                        .iter()
+                        .any(|l| l.receiver == receiver && l.live && l.wait_keyframe))
+                .then_some(i)
             })
             .collect();
         for ti in wanted {
@@ -1086,17 +1197,21 @@ impl Worker {
         if track.kind != MediaKind::Video {
             return;
         }
-        if let Some(last) = track.last_keyframe_request {
-            if now < last + KEYFRAME_REQUEST_INTERVAL {
-                track.keyframe_pending = true;
-                return;
-            }
+        if let Some(last) = track.last_keyframe_request
+            && now < last + KEYFRAME_REQUEST_INTERVAL
+        {
+            track.keyframe_pending = true;
+            return;
         }
         let Some(media_ssrc) = track.ssrc else {
             track.keyframe_pending = true;
             return;
         };
-        let Some(t) = self.transports.get_mut(track.transport).and_then(Option::as_mut) else {
+        let Some(t) = self
+            .transports
+            .get_mut(track.transport)
+            .and_then(Option::as_mut)
+        else {
             return;
         };
         let (Some(addr), Some(ctx)) = (t.addr, t.srtp_out.as_mut()) else {
@@ -1122,7 +1237,13 @@ impl Worker {
         }
     }
 
-    fn after_progress(&mut self, idx: usize, progress: DtlsProgress, now: Instant, tx: &mut TxQueue) {
+    fn after_progress(
+        &mut self,
+        idx: usize,
+        progress: DtlsProgress,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) {
         let Some(t) = self.transports.get(idx).and_then(Option::as_ref) else {
             return;
         };
@@ -1174,9 +1295,15 @@ impl Worker {
             self.after_progress(idx, progress, now, tx);
         }
         for ti in 0..self.tracks.len() {
-            let due = self.tracks.get(ti).and_then(Option::as_ref).is_some_and(|t| {
-                t.keyframe_pending && t.last_keyframe_request.is_none_or(|l| now >= l + KEYFRAME_REQUEST_INTERVAL)
-            });
+            let due = self
+                .tracks
+                .get(ti)
+                .and_then(Option::as_ref)
+                .is_some_and(|t| {
+                    t.keyframe_pending
+                        && t.last_keyframe_request
+                            .is_none_or(|l| now >= l + KEYFRAME_REQUEST_INTERVAL)
+                });
             if due {
                 self.request_keyframe(ti, now, tx);
             }
@@ -1188,7 +1315,7 @@ impl Worker {
     }
 
     fn send_receiver_reports(&mut self, now: Instant, tx: &mut TxQueue) {
-        let mut blocks: Vec<rtcp::ReportBlockOut> = Vec::new();
+        let mut blocks: Vec<rtcp::ReportBlock> = Vec::new();
         for idx in 0..self.transports.len() {
             let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
                 continue;
@@ -1199,20 +1326,19 @@ impl Worker {
             blocks.clear();
             if let Some(p) = self.participants.get(&t.participant) {
                 for &ti in &p.published {
-                    if let Some(track) = self.tracks.get_mut(ti).and_then(Option::as_mut) {
-                        if let Some(ssrc) = track.ssrc {
-                            if let Some(b) = track.stats.report(ssrc, now) {
-                                blocks.push(rtcp::ReportBlockOut {
-                                    ssrc: b.ssrc,
-                                    fraction_lost: b.fraction_lost,
-                                    cumulative_lost: b.cumulative_lost,
-                                    highest_seq: b.highest_seq,
-                                    jitter: b.jitter,
-                                    lsr: b.lsr,
-                                    dlsr: b.dlsr,
-                                });
-                            }
-                        }
+                    if let Some(track) = self.tracks.get_mut(ti).and_then(Option::as_mut)
+                        && let Some(ssrc) = track.ssrc
+                        && let Some(b) = track.stats.report(ssrc, now)
+                    {
+                        blocks.push(rtcp::ReportBlock {
+                            ssrc: b.ssrc,
+                            fraction_lost: b.fraction_lost,
+                            cumulative_lost: b.cumulative_lost,
+                            highest_seq: b.highest_seq,
+                            jitter: b.jitter,
+                            lsr: b.lsr,
+                            dlsr: b.dlsr,
+                        });
                     }
                 }
             }
@@ -1226,7 +1352,11 @@ impl Worker {
                 self.metrics.drop_tx_full.inc();
                 continue;
             };
-            let Ok(n) = rtcp::write_receiver_report(&mut buf[..], t.rtcp_ssrc, &blocks[..blocks.len().min(31)]) else {
+            let Ok(n) = rtcp::write_receiver_report(
+                &mut buf[..],
+                t.rtcp_ssrc,
+                &blocks[..blocks.len().min(31)],
+            ) else {
                 continue;
             };
             if let Ok(m) = ctx.protect_rtcp(&mut buf[..], n) {
@@ -1266,7 +1396,11 @@ fn send_rtp(
     };
     let level = [audio_level.unwrap_or(0)];
     let with_level = [(OUT_EXT_AUDIO_LEVEL, &level[..])];
-    let exts: &[(u8, &[u8])] = if audio_level.is_some() { &with_level } else { &[] };
+    let exts: &[(u8, &[u8])] = if audio_level.is_some() {
+        &with_level
+    } else {
+        &[]
+    };
     let Ok(h) = rtp::write_header(&mut buf[..], &fields, exts) else {
         return false;
     };

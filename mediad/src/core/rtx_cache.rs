@@ -22,7 +22,9 @@ pub struct RtxCache {
 
 impl std::fmt::Debug for RtxCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RtxCache").field("slots", &self.slots.len()).finish()
+        f.debug_struct("RtxCache")
+            .field("slots", &self.slots.len())
+            .finish()
     }
 }
 
@@ -79,7 +81,10 @@ mod tests {
         }
         let newest = 999u16.wrapping_add(65000);
         assert_eq!(c.get(newest), Some(&999u16.to_be_bytes()[..]));
-        assert_eq!(c.get(newest.wrapping_sub(511)), Some(&488u16.to_be_bytes()[..]));
+        assert_eq!(
+            c.get(newest.wrapping_sub(511)),
+            Some(&488u16.to_be_bytes()[..])
+        );
         assert_eq!(c.get(newest.wrapping_sub(512)), None);
         assert_eq!(c.get(12345), None);
     }

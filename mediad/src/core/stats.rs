@@ -110,7 +110,10 @@ impl RecvStats {
         let (lsr, dlsr) = match self.last_sr {
             Some((lsr, at)) => {
                 let d = now.saturating_duration_since(at);
-                (lsr, (d.as_micros() * 65536 / 1_000_000).min(u128::from(u32::MAX)) as u32)
+                (
+                    lsr,
+                    (d.as_micros() * 65536 / 1_000_000).min(u128::from(u32::MAX)) as u32,
+                )
             }
             None => (0, 0),
         };

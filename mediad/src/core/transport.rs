@@ -26,6 +26,15 @@ pub struct RemoteFingerprint {
     pub bytes: Vec<u8>,
 }
 
+/// Our ICE credentials on one transport.
+#[derive(Debug, Clone)]
+pub struct IceCredentials {
+    /// Username fragment.
+    pub ufrag: String,
+    /// Password (the STUN MESSAGE-INTEGRITY key).
+    pub pwd: String,
+}
+
 /// Where a transport stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportState {
@@ -101,8 +110,7 @@ impl Transport {
     pub fn new(
         participant: ParticipantId,
         kind: TransportKind,
-        local_ufrag: String,
-        local_pwd: String,
+        ice: IceCredentials,
         rtcp_ssrc: u32,
         dtls_config: Arc<dimpl::Config>,
         cert: DtlsCertificate,
@@ -113,8 +121,8 @@ impl Transport {
         Self {
             participant,
             kind,
-            local_ufrag,
-            local_pwd,
+            local_ufrag: ice.ufrag,
+            local_pwd: ice.pwd,
             remote_ufrag: None,
             remote_fingerprint: None,
             addr: None,

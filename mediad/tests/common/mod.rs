@@ -3,7 +3,7 @@
 //! virtual network that carries datagrams between peers and one [`Worker`]
 //! in virtual time. No sockets, no clock.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,7 +26,11 @@ pub fn server_addr() -> SocketAddr {
 }
 
 pub fn fingerprint_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// One simulated RTCPeerConnection (ICE controlling, DTLS client).
@@ -48,18 +52,21 @@ pub struct PeerConn {
     /// Decrypted RTCP packets received.
     pub rtcp_in: Vec<Vec<u8>>,
     pub stun_ok: u32,
+    /// RTP packets (ssrc, seq) the network will lose on the way in, once.
+    pub lose: Vec<(u32, u16)>,
     txid: u8,
 }
 
 impl PeerConn {
     pub fn new(addr: SocketAddr, tag: &str, cert: DtlsCertificate, now: Instant) -> Self {
-        let fingerprint = salon_mediad::core::transport::digest("sha-256", &cert.certificate).unwrap();
+        let fingerprint =
+            salon_mediad::core::transport::digest("sha-256", &cert.certificate).unwrap();
         let mut dtls = Dtls::new_12(Arc::new(dimpl::Config::default()), cert, now);
         dtls.set_active(true);
         Self {
             addr,
-            ufrag: format!("u{tag}"),
-            pwd: format!("password-of-{tag}-0123456789"),
+            ufrag: format!("ufrag{tag}"),
+            pwd: format!("passwordof{tag}0123456789abcdef"),
             fingerprint,
             remote_ufrag: String::new(),
             remote_pwd: String::new(),
@@ -72,6 +79,7 @@ impl PeerConn {
             rtp_in: Vec::new(),
             rtcp_in: Vec::new(),
             stun_ok: 0,
+            lose: Vec::new(),
             txid: 0,
         }
     }
@@ -79,7 +87,7 @@ impl PeerConn {
     pub fn set_remote(&mut self, sdp: &str) {
         let d = salon_sdp::parse(sdp).unwrap();
         self.remote_ufrag = d.ice_ufrag.clone();
-        self.remote_pwd = d.ice_pwd.clone();
+        self.remote_pwd = d.ice_pwd.as_str().to_owned();
     }
 
     /// Queue an ICE connectivity check with USE-CANDIDATE.
@@ -105,7 +113,10 @@ impl PeerConn {
         match classify(data) {
             PacketKind::Stun => {
                 let m = stun::StunMessage::parse(data).unwrap();
-                assert!(m.verify_integrity(self.remote_pwd.as_bytes()), "mediad's STUN response authenticates");
+                assert!(
+                    m.verify_integrity(self.remote_pwd.as_bytes()),
+                    "mediad's STUN response authenticates"
+                );
                 self.stun_ok += 1;
                 if !self.dtls_started {
                     self.dtls_started = true;
@@ -118,14 +129,24 @@ impl PeerConn {
                 self.drain();
             }
             PacketKind::Rtp => {
+                if let Ok(h) = RtpHeader::parse(data)
+                    && let Some(i) = self.lose.iter().position(|l| *l == (h.ssrc, h.sequence))
+                {
+                    self.lose.swap_remove(i);
+                    return;
+                }
                 if let Some(ctx) = self.srtp_in.as_mut() {
-                    let n = ctx.unprotect_rtp(data).expect("mediad's SRTP authenticates");
+                    let n = ctx
+                        .unprotect_rtp(data)
+                        .expect("mediad's SRTP authenticates");
                     self.rtp_in.push(data[..n].to_vec());
                 }
             }
             PacketKind::Rtcp => {
                 if let Some(ctx) = self.srtp_in.as_mut() {
-                    let n = ctx.unprotect_rtcp(data).expect("mediad's SRTCP authenticates");
+                    let n = ctx
+                        .unprotect_rtcp(data)
+                        .expect("mediad's SRTCP authenticates");
                     self.rtcp_in.push(data[..n].to_vec());
                 }
             }
@@ -154,7 +175,8 @@ impl PeerConn {
                         dimpl::SrtpProfile::AEAD_AES_256_GCM => SrtpProfile::AeadAes256Gcm,
                         _ => panic!("profile"),
                     };
-                    let (inbound, outbound) = salon_srtp::contexts_from_keying_material(profile, &km, true).unwrap();
+                    let (inbound, outbound) =
+                        salon_srtp::contexts_from_keying_material(profile, &km, true).unwrap();
                     self.srtp_in = Some(inbound);
                     self.srtp_out = Some(outbound);
                 }
@@ -164,7 +186,15 @@ impl PeerConn {
     }
 
     /// Queue one SRTP packet.
-    pub fn send_rtp(&mut self, pt: u8, seq: u16, ts: u32, ssrc: u32, exts: &[(u8, &[u8])], payload: &[u8]) {
+    pub fn send_rtp(
+        &mut self,
+        pt: u8,
+        seq: u16,
+        ts: u32,
+        ssrc: u32,
+        exts: &[(u8, &[u8])],
+        payload: &[u8],
+    ) {
         let mut buf = vec![0u8; 1500];
         let fields = RtpFields {
             marker: false,
@@ -175,7 +205,12 @@ impl PeerConn {
         };
         let h = rtp::write_header(&mut buf, &fields, exts).unwrap();
         buf[h..h + payload.len()].copy_from_slice(payload);
-        let n = self.srtp_out.as_mut().unwrap().protect_rtp(&mut buf, h + payload.len()).unwrap();
+        let n = self
+            .srtp_out
+            .as_mut()
+            .unwrap()
+            .protect_rtp(&mut buf, h + payload.len())
+            .unwrap();
         buf.truncate(n);
         self.outbox.push(buf);
     }
@@ -184,14 +219,22 @@ impl PeerConn {
     pub fn send_rtcp(&mut self, plain: &[u8]) {
         let mut buf = vec![0u8; 1500];
         buf[..plain.len()].copy_from_slice(plain);
-        let n = self.srtp_out.as_mut().unwrap().protect_rtcp(&mut buf, plain.len()).unwrap();
+        let n = self
+            .srtp_out
+            .as_mut()
+            .unwrap()
+            .protect_rtcp(&mut buf, plain.len())
+            .unwrap();
         buf.truncate(n);
         self.outbox.push(buf);
     }
 
     /// Received RTP headers.
     pub fn received(&self) -> Vec<RtpHeader> {
-        self.rtp_in.iter().map(|p| RtpHeader::parse(p).unwrap()).collect()
+        self.rtp_in
+            .iter()
+            .map(|p| RtpHeader::parse(p).unwrap())
+            .collect()
     }
 }
 
@@ -205,6 +248,13 @@ pub struct Browser {
     pub video_ssrc: u32,
     pub offers: Vec<String>,
     pub errors: Vec<String>,
+}
+
+impl Browser {
+    /// Headers of the RTP packets received on the subscribe connection.
+    pub fn received(&self) -> Vec<RtpHeader> {
+        self.subscribe.received()
+    }
 }
 
 pub fn publish_offer(b: &PeerConn, audio_ssrc: u32, video_ssrc: u32) -> String {
@@ -237,8 +287,8 @@ pub fn subscribe_answer(b: &PeerConn, offer: &str) -> String {
     );
     for m in &o.media {
         let (kind, codec) = match m.kind {
-            salon_sdp::MediaKind::Audio => ("audio", "111 opus/48000/2"),
-            salon_sdp::MediaKind::Video => ("video", "96 VP8/90000"),
+            Some(salon_sdp::MediaKind::Audio) => ("audio", "111 opus/48000/2"),
+            _ => ("video", "96 VP8/90000"),
         };
         let pt = codec.split(' ').next().unwrap();
         let active = m.port != 0;
@@ -269,7 +319,8 @@ impl Net {
     pub fn new(seed: u64) -> Self {
         let now = Instant::now();
         let cert = dimpl::certificate::generate_self_signed_certificate().unwrap();
-        let fingerprint = salon_mediad::core::transport::digest("sha-256", &cert.certificate).unwrap();
+        let fingerprint =
+            salon_mediad::core::transport::digest("sha-256", &cert.certificate).unwrap();
         let cfg = WorkerConfig {
             announce_ip: "127.0.0.1".parse().unwrap(),
             port: 10000,
@@ -326,7 +377,10 @@ impl Net {
             let b = &self.browsers[i];
             publish_offer(&b.publish, b.audio_ssrc, b.video_ssrc)
         };
-        self.command(Command::PublishOffer { participant: id, sdp: offer });
+        self.command(Command::PublishOffer {
+            participant: id,
+            sdp: offer,
+        });
         self.settle(Duration::from_millis(300));
         i
     }
@@ -351,12 +405,18 @@ impl Net {
                         b.subscribe.send_check();
                     }
                     self.worker.handle_command(
-                        Command::SubscribeAnswer { participant, sdp: answer },
+                        Command::SubscribeAnswer {
+                            participant,
+                            sdp: answer,
+                        },
                         self.now,
                         &mut self.tx,
                     );
                 }
-                Event::Error { participant, reason } => {
+                Event::Error {
+                    participant,
+                    reason,
+                } => {
                     if let Some(b) = self.browsers.iter_mut().find(|b| b.id == participant) {
                         b.errors.push(reason);
                     }
@@ -391,7 +451,8 @@ impl Net {
             self.pump();
             // mediad → peers.
             let mut outbound: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
-            self.tx.drain(|t| outbound.push((t.dst, t.buf[..t.len].to_vec())));
+            self.tx
+                .drain(|t| outbound.push((t.dst, t.buf[..t.len].to_vec())));
             for (dst, mut d) in outbound {
                 moved = true;
                 if let Some(c) = self.conn_mut(dst) {
@@ -442,10 +503,23 @@ impl Net {
                 continue;
             }
             let level = [0x80u8 | 30];
-            b.publish.send_rtp(111, seq, u32::from(seq) * 960, b.audio_ssrc, &[(1, &level[..])], b"opus-frame-bytes");
+            b.publish.send_rtp(
+                111,
+                seq,
+                u32::from(seq) * 960,
+                b.audio_ssrc,
+                &[(1, &level[..])],
+                b"opus-frame-bytes",
+            );
             // VP8: S=1 PID=0, P=0 (key frame) on even sequence numbers.
-            let vp8 = [0x10u8, if seq % 2 == 0 { 0x00 } else { 0x01 }, 0x42, 0x42];
-            b.publish.send_rtp(96, seq, u32::from(seq) * 3000, b.video_ssrc, &[], &vp8);
+            let vp8 = [
+                0x10u8,
+                if seq.is_multiple_of(2) { 0x00 } else { 0x01 },
+                0x42,
+                0x42,
+            ];
+            b.publish
+                .send_rtp(96, seq, u32::from(seq) * 3000, b.video_ssrc, &[], &vp8);
         }
     }
 }
