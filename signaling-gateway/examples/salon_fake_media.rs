@@ -1,0 +1,68 @@
+//! The gateway with a media plane that does nothing: for exercising the
+//! browser client and the signaling e2e tests without mediad.
+//!
+//! Accepts the same flags as `salon` (only `--listen` is used) and prints the
+//! same `Salon: http://<addr>/` line:
+//!
+//!     cargo run -p salon-gateway --no-default-features --example salon_fake_media
+//!     SALON_BIN=../../target/debug/examples/salon_fake_media node --test signaling.test.mjs
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use salon_gateway::control::Command;
+use salon_gateway::{MediaControl, ServeOptions, media_event_channel, serve};
+
+/// Logs commands and answers nothing.
+struct NoMedia;
+
+impl MediaControl for NoMedia {
+    fn send(&self, cmd: Command) {
+        tracing::debug!(participant = %cmd.participant(), "media command dropped (fake)");
+    }
+
+    fn metrics_text(&self) -> String {
+        String::new()
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let mut listen: SocketAddr = "127.0.0.1:8080".parse().context("default address")?;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = args.next().context("flag without a value")?;
+        if arg == "--listen" {
+            listen = value.parse().context("--listen")?;
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "Salon: http://{}/", listener.local_addr()?)?;
+        out.flush()?;
+    }
+    let (_events_tx, events_rx) = media_event_channel();
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+    };
+    serve(
+        listener,
+        Arc::new(NoMedia),
+        events_rx,
+        ServeOptions::default(),
+        shutdown,
+    )
+    .await
+}

@@ -1,0 +1,125 @@
+//! `salon`: one process running the signaling gateway and an embedded mediad.
+//!
+//! Prints exactly one line to stdout, `Salon: http://<addr>/`, once it is
+//! listening (tests read it to find the port); logs go to stderr. Ctrl-C or
+//! SIGTERM shuts down cleanly.
+
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Parser;
+use salon_gateway::{MediaControl, ServeOptions, media_event_channel, serve};
+use salon_mediad::{BackendChoice, Mediad, MediadConfig};
+use tokio::net::TcpListener;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Salon: sovereign web conferencing (gateway + media plane).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// HTTP/WebSocket listen address (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// IP address the media plane binds and announces in ICE candidates.
+    #[arg(long, default_value = "127.0.0.1")]
+    media_ip: IpAddr,
+    /// UDP port of the first media worker (0 = any free port).
+    #[arg(long, default_value_t = 10000)]
+    media_port: u16,
+    /// Media worker threads.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// UDP IO backend: auto, uring or epoll.
+    #[arg(long, default_value = "auto")]
+    io_backend: BackendChoice,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("salon-gw")
+        .enable_all()
+        .build()
+        .context("building the tokio runtime")?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let (events_tx, events_rx) = media_event_channel();
+    let config = MediadConfig {
+        bind_ip: args.media_ip,
+        announce_ip: args.media_ip,
+        first_port: args.media_port,
+        workers: args.workers,
+        io_backend: args.io_backend,
+    };
+    let mediad = Arc::new(
+        Mediad::start(config, move |event| {
+            // Unbounded send: never blocks mediad's worker threads.
+            let _ = events_tx.send(event);
+        })
+        .context("starting mediad")?,
+    );
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "Salon: http://{addr}/").context("writing to stdout")?;
+        out.flush().context("flushing stdout")?;
+    }
+    let media: Arc<dyn MediaControl> = mediad.clone();
+    serve(
+        listener,
+        media,
+        events_rx,
+        ServeOptions::default(),
+        shutdown_signal(),
+    )
+    .await?;
+    match Arc::try_unwrap(mediad) {
+        Ok(mediad) => mediad.shutdown(),
+        Err(_) => tracing::warn!("mediad still referenced at exit; not joined"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,70 @@
+//! Salon's signaling gateway.
+//!
+//! A small hyper server that serves the browser client, runs the WebSocket
+//! signaling protocol (`docs/signaling.md`) and drives the media plane
+//! (mediad) through its command/event interface.
+//!
+//! Layout:
+//! - [`protocol`]: the wire messages, their parser and validation (never
+//!   panics, stable error codes).
+//! - [`hub`]: the sans-IO signaling core (rooms, names; `handle_*` in,
+//!   `poll_output` out).
+//! - [`server`]: the tokio/hyper driver: HTTP routes, WebSocket sessions, and
+//!   the hub task that owns the [`hub::Hub`].
+//! - [`MediaControl`]: what the gateway needs of the media plane, so tests can
+//!   use a recording fake. Events come back through an `mpsc` the gateway
+//!   owns ([`media_event_channel`]).
+
+#[cfg(feature = "mediad")]
+pub use salon_mediad::control;
+
+/// mediad's control types. Without the `mediad` feature the gateway compiles
+/// mediad's own `control.rs` directly, so it can be built and tested while the
+/// media plane is being edited.
+#[cfg(not(feature = "mediad"))]
+#[path = "../../mediad/src/control.rs"]
+pub mod control;
+
+pub mod hub;
+pub mod metrics;
+pub mod protocol;
+pub mod server;
+mod web;
+
+use tokio::sync::mpsc;
+
+use control::{Command, Event};
+
+pub use server::{ServeOptions, serve};
+
+/// The media plane as the gateway sees it.
+pub trait MediaControl: Send + Sync {
+    /// Hands a command to the media plane. Must not block.
+    fn send(&self, cmd: Command);
+    /// Prometheus text exposition of the media plane's counters.
+    fn metrics_text(&self) -> String;
+}
+
+#[cfg(feature = "mediad")]
+impl MediaControl for salon_mediad::Mediad {
+    fn send(&self, cmd: Command) {
+        salon_mediad::Mediad::send(self, cmd);
+    }
+
+    fn metrics_text(&self) -> String {
+        salon_mediad::Mediad::metrics_text(self)
+    }
+}
+
+/// Sender half for media events: cloneable, never blocks, callable from any
+/// thread (mediad's workers).
+pub type MediaEventSender = mpsc::UnboundedSender<Event>;
+/// Receiver half, given to [`serve`].
+pub type MediaEventReceiver = mpsc::UnboundedReceiver<Event>;
+
+/// The channel media events travel on. Media events are control-plane and
+/// rare (a handful per join), so the channel is unbounded: mediad's worker
+/// threads must never block on the gateway.
+pub fn media_event_channel() -> (MediaEventSender, MediaEventReceiver) {
+    mpsc::unbounded_channel()
+}

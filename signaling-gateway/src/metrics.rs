@@ -1,0 +1,129 @@
+//! Gateway counters, exposed in Prometheus text format on `/metrics`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters and gauges of the gateway. Relaxed atomics: they are statistics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// HTTP requests served.
+    pub http_requests: AtomicU64,
+    /// WebSocket connections accepted.
+    pub ws_connections: AtomicU64,
+    /// WebSocket connections open now.
+    pub ws_open: AtomicU64,
+    /// Signaling frames received.
+    pub frames_in: AtomicU64,
+    /// Signaling messages sent.
+    pub frames_out: AtomicU64,
+    /// Sockets dropped because they did not read their messages.
+    pub slow_consumers: AtomicU64,
+    /// Participants in a room now.
+    pub participants: AtomicU64,
+    /// Non-empty rooms now.
+    pub rooms: AtomicU64,
+    /// Commands sent to the media plane.
+    pub media_commands: AtomicU64,
+    /// Events received from the media plane.
+    pub media_events: AtomicU64,
+}
+
+impl Metrics {
+    /// Adds one to a counter.
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Removes one from a gauge.
+    pub fn dec(gauge: &AtomicU64) {
+        gauge.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let rows: [(&str, &str, &str, &AtomicU64); 10] = [
+            (
+                "salon_gateway_http_requests_total",
+                "counter",
+                "HTTP requests served",
+                &self.http_requests,
+            ),
+            (
+                "salon_gateway_ws_connections_total",
+                "counter",
+                "WebSocket connections accepted",
+                &self.ws_connections,
+            ),
+            (
+                "salon_gateway_ws_connections_open",
+                "gauge",
+                "WebSocket connections open",
+                &self.ws_open,
+            ),
+            (
+                "salon_gateway_signaling_frames_in_total",
+                "counter",
+                "Signaling frames received",
+                &self.frames_in,
+            ),
+            (
+                "salon_gateway_signaling_frames_out_total",
+                "counter",
+                "Signaling messages sent",
+                &self.frames_out,
+            ),
+            (
+                "salon_gateway_slow_consumers_total",
+                "counter",
+                "Sockets dropped for not reading",
+                &self.slow_consumers,
+            ),
+            (
+                "salon_gateway_participants",
+                "gauge",
+                "Participants in a room",
+                &self.participants,
+            ),
+            (
+                "salon_gateway_rooms",
+                "gauge",
+                "Non-empty rooms",
+                &self.rooms,
+            ),
+            (
+                "salon_gateway_media_commands_total",
+                "counter",
+                "Commands sent to mediad",
+                &self.media_commands,
+            ),
+            (
+                "salon_gateway_media_events_total",
+                "counter",
+                "Events received from mediad",
+                &self.media_events,
+            ),
+        ];
+        let mut out = String::with_capacity(1024);
+        for (name, kind, help, v) in rows {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        Metrics::inc(&m.ws_connections);
+        Metrics::inc(&m.ws_connections);
+        let text = m.render();
+        assert!(text.contains("salon_gateway_ws_connections_total 2\n"));
+        assert!(text.contains("# TYPE salon_gateway_rooms gauge\n"));
+    }
+}

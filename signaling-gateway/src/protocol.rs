@@ -1,0 +1,546 @@
+//! The signaling protocol between the browser and the gateway (see
+//! `docs/signaling.md`).
+//!
+//! JSON text frames, each an object with a `type`. Parsing never panics and
+//! maps every failure to a stable [`ErrorCode`]; the socket stays usable after
+//! an error.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::control::{RoomId, TransportKind};
+
+/// Largest accepted text frame, in bytes. Bigger frames get
+/// [`ErrorCode::TooLarge`] (the socket stays open).
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// Longest room name, in characters.
+pub const MAX_ROOM_CHARS: usize = 64;
+
+/// Longest display name, in characters (after trimming).
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// A display name that passed [`validate_name`]: trimmed, 1..=64 chars, no
+/// control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why a message was refused. The wire form ([`ErrorCode::as_str`]) is stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Not valid JSON.
+    BadJson,
+    /// Valid JSON, but not an object with a string `type`, or a field is
+    /// missing or of the wrong type.
+    BadMessage,
+    /// `type` is not one the server knows.
+    UnknownType,
+    /// Binary frames are not part of the protocol.
+    NotText,
+    /// Frame longer than [`MAX_FRAME_BYTES`].
+    TooLarge,
+    /// A message other than `join` before `join`.
+    NotJoined,
+    /// A second `join` on the same socket.
+    AlreadyJoined,
+    /// Room name is not `^[A-Za-z0-9-]{1,64}$`.
+    BadRoom,
+    /// Display name empty, too long, or with control characters.
+    BadName,
+    /// The media plane refused or failed a request.
+    Media,
+}
+
+impl ErrorCode {
+    /// The stable wire code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad-json",
+            ErrorCode::BadMessage => "bad-message",
+            ErrorCode::UnknownType => "unknown-type",
+            ErrorCode::NotText => "not-text",
+            ErrorCode::TooLarge => "too-large",
+            ErrorCode::NotJoined => "not-joined",
+            ErrorCode::AlreadyJoined => "already-joined",
+            ErrorCode::BadRoom => "bad-room",
+            ErrorCode::BadName => "bad-name",
+            ErrorCode::Media => "media",
+        }
+    }
+
+    /// All codes (for tests and metrics).
+    pub const ALL: [ErrorCode; 10] = [
+        ErrorCode::BadJson,
+        ErrorCode::BadMessage,
+        ErrorCode::UnknownType,
+        ErrorCode::NotText,
+        ErrorCode::TooLarge,
+        ErrorCode::NotJoined,
+        ErrorCode::AlreadyJoined,
+        ErrorCode::BadRoom,
+        ErrorCode::BadName,
+        ErrorCode::Media,
+    ];
+
+    /// Default English message for the code (the client translates by code).
+    pub fn default_message(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "message is not valid JSON",
+            ErrorCode::BadMessage => "message is not an object with the expected fields",
+            ErrorCode::UnknownType => "unknown message type",
+            ErrorCode::NotText => "only text frames are accepted",
+            ErrorCode::TooLarge => "frame larger than 64 KiB",
+            ErrorCode::NotJoined => "join a room first",
+            ErrorCode::AlreadyJoined => "this connection already joined a room",
+            ErrorCode::BadRoom => "room name must be 1 to 64 letters, digits or dashes",
+            ErrorCode::BadName => "name must be 1 to 64 characters without control characters",
+            ErrorCode::Media => "media error",
+        }
+    }
+}
+
+impl serde::Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A refused message: code plus a human-readable detail (no personal data).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {detail}", code.as_str())]
+pub struct ProtocolError {
+    /// Stable code.
+    pub code: ErrorCode,
+    /// Detail for developers (English).
+    pub detail: String,
+}
+
+impl ProtocolError {
+    fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    fn plain(code: ErrorCode) -> Self {
+        Self::new(code, code.default_message())
+    }
+}
+
+/// A message from the browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientMessage {
+    /// Enter a room.
+    Join {
+        /// Validated room.
+        room: RoomId,
+        /// Validated display name.
+        name: DisplayName,
+    },
+    /// Offer for the publish transport.
+    PublishOffer {
+        /// SDP.
+        sdp: String,
+    },
+    /// Answer to the last subscribe offer.
+    SubscribeAnswer {
+        /// SDP.
+        sdp: String,
+    },
+    /// Leave the room.
+    Leave,
+}
+
+/// Someone in a room, as the browser sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParticipantInfo {
+    /// Participant id.
+    pub id: u64,
+    /// Display name.
+    pub name: String,
+}
+
+/// Which transport, on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WireTransport {
+    /// Browser → mediad.
+    Publish,
+    /// mediad → browser.
+    Subscribe,
+}
+
+impl From<TransportKind> for WireTransport {
+    fn from(t: TransportKind) -> Self {
+        match t {
+            TransportKind::Publish => WireTransport::Publish,
+            TransportKind::Subscribe => WireTransport::Subscribe,
+        }
+    }
+}
+
+/// A message to the browser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ServerMessage {
+    /// The join succeeded.
+    Joined {
+        /// Your participant id.
+        id: u64,
+        /// The room.
+        room: String,
+        /// Who else is there (not you).
+        participants: Vec<ParticipantInfo>,
+    },
+    /// Someone entered your room.
+    ParticipantJoined {
+        /// Their id.
+        id: u64,
+        /// Their name.
+        name: String,
+    },
+    /// Someone left your room.
+    ParticipantLeft {
+        /// Their id.
+        id: u64,
+    },
+    /// mediad's answer for your publish transport.
+    PublishAnswer {
+        /// SDP.
+        sdp: String,
+    },
+    /// mediad's offer for your subscribe transport.
+    SubscribeOffer {
+        /// SDP.
+        sdp: String,
+    },
+    /// One of your transports is connected.
+    Connected {
+        /// Which.
+        transport: WireTransport,
+    },
+    /// A refused message or a media failure.
+    Error {
+        /// Stable code.
+        code: ErrorCode,
+        /// Human-readable detail.
+        message: String,
+    },
+}
+
+impl ServerMessage {
+    /// An `error` message for a protocol error.
+    pub fn error(e: &ProtocolError) -> Self {
+        ServerMessage::Error {
+            code: e.code,
+            message: e.detail.clone(),
+        }
+    }
+
+    /// The JSON text frame.
+    pub fn to_json(&self) -> String {
+        // Serializing these plain structs cannot fail; keep a valid frame anyway.
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"type":"error","code":"internal","message":"serialization"}"#.to_owned()
+        })
+    }
+}
+
+/// Checks a room name against `^[A-Za-z0-9-]{1,64}$`.
+pub fn validate_room(room: &str) -> Result<RoomId, ProtocolError> {
+    let ok = !room.is_empty()
+        && room.len() <= MAX_ROOM_CHARS
+        && room.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if ok {
+        Ok(RoomId(room.to_owned()))
+    } else {
+        Err(ProtocolError::plain(ErrorCode::BadRoom))
+    }
+}
+
+/// Trims a display name and checks it: 1..=64 chars, no control characters.
+pub fn validate_name(name: &str) -> Result<DisplayName, ProtocolError> {
+    let name = name.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(ProtocolError::plain(ErrorCode::BadName));
+    }
+    Ok(DisplayName(name.to_owned()))
+}
+
+fn str_field<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<&'a str, ProtocolError> {
+    match obj.get(key) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(ProtocolError::new(
+            ErrorCode::BadMessage,
+            format!("field `{key}` must be a string"),
+        )),
+        None => Err(ProtocolError::new(
+            ErrorCode::BadMessage,
+            format!("missing field `{key}`"),
+        )),
+    }
+}
+
+/// Parses one client text frame. Never panics; unknown extra fields are
+/// ignored (forward compatibility).
+pub fn parse_client(text: &str) -> Result<ClientMessage, ProtocolError> {
+    if text.len() > MAX_FRAME_BYTES {
+        return Err(ProtocolError::plain(ErrorCode::TooLarge));
+    }
+    let value: Value =
+        serde_json::from_str(text).map_err(|_| ProtocolError::plain(ErrorCode::BadJson))?;
+    let Value::Object(obj) = value else {
+        return Err(ProtocolError::new(
+            ErrorCode::BadMessage,
+            "message must be a JSON object",
+        ));
+    };
+    let ty = str_field(&obj, "type")?;
+    match ty {
+        "join" => {
+            let room = str_field(&obj, "room")?;
+            let name = str_field(&obj, "name")?;
+            Ok(ClientMessage::Join {
+                room: validate_room(room)?,
+                name: validate_name(name)?,
+            })
+        }
+        "publish-offer" => Ok(ClientMessage::PublishOffer {
+            sdp: str_field(&obj, "sdp")?.to_owned(),
+        }),
+        "subscribe-answer" => Ok(ClientMessage::SubscribeAnswer {
+            sdp: str_field(&obj, "sdp")?.to_owned(),
+        }),
+        "leave" => Ok(ClientMessage::Leave),
+        _ => Err(ProtocolError::plain(ErrorCode::UnknownType)),
+    }
+}
+
+/// Parses raw bytes as a client frame (the fuzz entry point): non-UTF-8 is
+/// [`ErrorCode::BadJson`].
+pub fn parse_client_bytes(bytes: &[u8]) -> Result<ClientMessage, ProtocolError> {
+    if bytes.len() > MAX_FRAME_BYTES {
+        return Err(ProtocolError::plain(ErrorCode::TooLarge));
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse_client(text),
+        Err(_) => Err(ProtocolError::plain(ErrorCode::BadJson)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(text: &str) -> ErrorCode {
+        parse_client(text).unwrap_err().code
+    }
+
+    #[test]
+    fn room_names() {
+        for ok in ["a", "NomDuSalon123", "a-b-c", "-", &"x".repeat(64)] {
+            assert_eq!(validate_room(ok).unwrap().0, ok);
+        }
+        for bad in [
+            "",
+            &"x".repeat(65),
+            "a b",
+            "é",
+            "a/b",
+            "a.b",
+            "a_b",
+            "..",
+            "%41",
+            "a\n",
+        ] {
+            assert_eq!(
+                validate_room(bad).unwrap_err().code,
+                ErrorCode::BadRoom,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(validate_name("  Zoé  ").unwrap().as_str(), "Zoé");
+        assert_eq!(
+            validate_name(&"é".repeat(64))
+                .unwrap()
+                .as_str()
+                .chars()
+                .count(),
+            64
+        );
+        for bad in ["", "   ", "a\u{0}b", "a\nb", "\u{7f}", &"é".repeat(65)] {
+            assert_eq!(
+                validate_name(bad).unwrap_err().code,
+                ErrorCode::BadName,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn parses_valid_messages() {
+        assert_eq!(
+            parse_client(r#"{"type":"join","room":"R-1","name":" Ana ","extra":1}"#).unwrap(),
+            ClientMessage::Join {
+                room: RoomId("R-1".into()),
+                name: validate_name("Ana").unwrap()
+            }
+        );
+        assert_eq!(
+            parse_client(r#"{"type":"publish-offer","sdp":"v=0"}"#).unwrap(),
+            ClientMessage::PublishOffer { sdp: "v=0".into() }
+        );
+        assert_eq!(
+            parse_client(r#"{"type":"subscribe-answer","sdp":"v=0"}"#).unwrap(),
+            ClientMessage::SubscribeAnswer { sdp: "v=0".into() }
+        );
+        assert_eq!(
+            parse_client(r#"{"type":"leave"}"#).unwrap(),
+            ClientMessage::Leave
+        );
+    }
+
+    #[test]
+    fn every_parse_error_code() {
+        assert_eq!(code("{"), ErrorCode::BadJson);
+        assert_eq!(code(""), ErrorCode::BadJson);
+        assert_eq!(
+            parse_client_bytes(&[0xff, 0xfe]).unwrap_err().code,
+            ErrorCode::BadJson
+        );
+        assert_eq!(code("[]"), ErrorCode::BadMessage);
+        assert_eq!(code("\"join\""), ErrorCode::BadMessage);
+        assert_eq!(code("{}"), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"type":3}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"type":"join","room":"a"}"#), ErrorCode::BadMessage);
+        assert_eq!(
+            code(r#"{"type":"join","room":1,"name":"a"}"#),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(
+            code(r#"{"type":"publish-offer","sdp":null}"#),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(
+            code(r#"{"type":"subscribe-answer"}"#),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(code(r#"{"type":"dance"}"#), ErrorCode::UnknownType);
+        assert_eq!(
+            code(r#"{"type":"join","room":"a b","name":"a"}"#),
+            ErrorCode::BadRoom
+        );
+        assert_eq!(
+            code(r#"{"type":"join","room":"ab","name":"  "}"#),
+            ErrorCode::BadName
+        );
+        let big = format!(
+            r#"{{"type":"publish-offer","sdp":"{}"}}"#,
+            "a".repeat(MAX_FRAME_BYTES)
+        );
+        assert_eq!(code(&big), ErrorCode::TooLarge);
+        // Deep nesting is an error, not a stack overflow.
+        let deep = "[".repeat(10_000);
+        assert_eq!(code(&deep), ErrorCode::BadJson);
+    }
+
+    #[test]
+    fn server_messages_serialize_with_type() {
+        let m = ServerMessage::Joined {
+            id: 7,
+            room: "R".into(),
+            participants: vec![ParticipantInfo {
+                id: 3,
+                name: "<b>x</b>".into(),
+            }],
+        };
+        let v: Value = serde_json::from_str(&m.to_json()).unwrap();
+        assert_eq!(v["type"], "joined");
+        assert_eq!(v["participants"][0]["name"], "<b>x</b>");
+        let e = ServerMessage::error(&ProtocolError::plain(ErrorCode::NotJoined));
+        let v: Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["code"], "not-joined");
+        let c = ServerMessage::Connected {
+            transport: WireTransport::Subscribe,
+        };
+        assert_eq!(
+            c.to_json(),
+            r#"{"type":"connected","transport":"subscribe"}"#
+        );
+        for code in ErrorCode::ALL {
+            assert!(!code.as_str().is_empty());
+        }
+    }
+
+    /// Small deterministic PRNG (xorshift64*), so the loop replays.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn seeded_random_json_never_panics() {
+        let seeds: &[&[u8]] = &[
+            br#"{"type":"join","room":"NomDuSalon123","name":"Ana"}"#,
+            br#"{"type":"publish-offer","sdp":"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n"}"#,
+            br#"{"type":"subscribe-answer","sdp":"v=0"}"#,
+            br#"{"type":"leave"}"#,
+            br#"[1,2,{"a":[null,true,false,1e308,-0.5]}]"#,
+        ];
+        let alphabet = b"{}[]\",:\\ntrufalsejoin-0123456789eE+.\x00\xff\xc3\xa9 ";
+        let mut rng = Rng(0x5a10_2026_dead_beef);
+        let start = std::time::Instant::now();
+        let mut n = 0u32;
+        while n < 200_000 && start.elapsed() < std::time::Duration::from_millis(1500) {
+            let mut buf = seeds[rng.below(seeds.len())].to_vec();
+            for _ in 0..=rng.below(8) {
+                match rng.below(4) {
+                    0 if !buf.is_empty() => {
+                        let i = rng.below(buf.len());
+                        buf[i] = alphabet[rng.below(alphabet.len())];
+                    }
+                    1 => {
+                        let i = rng.below(buf.len() + 1);
+                        buf.insert(i, alphabet[rng.below(alphabet.len())]);
+                    }
+                    2 if !buf.is_empty() => {
+                        let i = rng.below(buf.len());
+                        buf.remove(i);
+                    }
+                    _ => {
+                        let i = rng.below(buf.len() + 1);
+                        buf.truncate(i);
+                    }
+                }
+            }
+            let _ = parse_client_bytes(&buf);
+            n += 1;
+        }
+        assert!(n > 1000, "only {n} iterations");
+    }
+}

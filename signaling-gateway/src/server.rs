@@ -1,0 +1,605 @@
+//! The tokio/hyper driver around the [`Hub`]: HTTP routes, WebSocket
+//! sessions, and the hub task.
+//!
+//! Tasks:
+//! - one accept loop, one task per HTTP connection (hyper);
+//! - one task per WebSocket: reads frames into the hub's input channel and
+//!   writes the messages the hub routes to it;
+//! - one hub task owning the [`Hub`]: it takes socket inputs and media events,
+//!   then drains the hub's outputs to sockets and to the media plane.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::control::ParticipantId;
+use crate::hub::{Hub, Output};
+use crate::metrics::Metrics;
+use crate::protocol::{ErrorCode, MAX_FRAME_BYTES, ServerMessage, validate_room};
+use crate::{MediaControl, MediaEventReceiver, web};
+
+/// Tunables of [`serve`].
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Frames up to this size are read and, if over [`MAX_FRAME_BYTES`],
+    /// answered with `too-large` (socket stays open). Bigger ones close the
+    /// socket (close code 1009).
+    pub ws_hard_limit: usize,
+    /// Messages queued to one socket before it is dropped as a slow consumer.
+    pub ws_outbound_queue: usize,
+    /// How long shutdown waits for connections to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            ws_hard_limit: 1024 * 1024,
+            ws_outbound_queue: 256,
+            shutdown_grace: Duration::from_secs(3),
+        }
+    }
+}
+
+/// What a socket task tells the hub task.
+#[derive(Debug)]
+enum HubInput {
+    Open {
+        id: ParticipantId,
+        tx: mpsc::Sender<ServerMessage>,
+    },
+    Frame {
+        id: ParticipantId,
+        text: String,
+    },
+    Refused {
+        id: ParticipantId,
+        code: ErrorCode,
+    },
+    Closed {
+        id: ParticipantId,
+    },
+}
+
+/// A socket that cannot take a message for this long is closed.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Ping interval on idle and busy sockets alike.
+const KEEPALIVE: Duration = Duration::from_secs(25);
+
+/// Process-wide participant id counter: one id per WebSocket, never derived
+/// from names, never reused while the process lives.
+static NEXT_PARTICIPANT: AtomicU64 = AtomicU64::new(1);
+
+/// State shared by every connection.
+struct Shared {
+    media: Arc<dyn MediaControl>,
+    hub_tx: mpsc::Sender<HubInput>,
+    metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+    /// Held by every WebSocket task; shutdown waits until all are dropped.
+    alive: mpsc::Sender<()>,
+    opts: ServeOptions,
+}
+
+/// Serves HTTP and WebSocket signaling on `listener` until `shutdown`
+/// resolves, then closes every socket and returns.
+///
+/// Media commands go to `media`; media events are read from `events` (the
+/// receiver of [`crate::media_event_channel`]).
+pub async fn serve(
+    listener: TcpListener,
+    media: Arc<dyn MediaControl>,
+    events: MediaEventReceiver,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let (hub_tx, hub_rx) = mpsc::channel(1024);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let metrics = Arc::new(Metrics::default());
+    let shared = Arc::new(Shared {
+        media: media.clone(),
+        hub_tx,
+        metrics: metrics.clone(),
+        stop: stop_rx.clone(),
+        alive: alive_tx,
+        opts: opts.clone(),
+    });
+    let hub_task = tokio::spawn(run_hub(media, hub_rx, events, metrics, stop_rx));
+
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // Slow-loris guard: a client has 10 s to send its request headers.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _peer)) => stream,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                let svc = hyper::service::service_fn(move |req| {
+                    let shared = shared.clone();
+                    async move { Ok::<_, Infallible>(route(req, shared)) }
+                });
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "http connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    tracing::info!("shutting down");
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let grace = opts.shutdown_grace;
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("http connections still open after the grace period");
+    }
+    // Every WebSocket task holds a clone of `alive`; wait until all are gone.
+    drop(shared);
+    if tokio::time::timeout(grace, alive_rx.recv()).await.is_err() {
+        tracing::warn!("websocket sessions still open after the grace period");
+    }
+    let _ = tokio::time::timeout(grace, hub_task).await;
+    Ok(())
+}
+
+/// The hub task: owns the [`Hub`], the sockets' senders and the media handle.
+async fn run_hub(
+    media: Arc<dyn MediaControl>,
+    mut inputs: mpsc::Receiver<HubInput>,
+    mut events: MediaEventReceiver,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut hub = Hub::new();
+    let mut sockets: HashMap<ParticipantId, mpsc::Sender<ServerMessage>> = HashMap::new();
+    let mut events_open = true;
+    loop {
+        tokio::select! {
+            input = inputs.recv() => match input {
+                Some(HubInput::Open { id, tx }) => {
+                    sockets.insert(id, tx);
+                    hub.handle_open(id);
+                }
+                Some(HubInput::Frame { id, text }) => hub.handle_frame(id, &text),
+                Some(HubInput::Refused { id, code }) => hub.handle_refused(id, code),
+                Some(HubInput::Closed { id }) => {
+                    sockets.remove(&id);
+                    hub.handle_close(id);
+                }
+                None => break,
+            },
+            event = events.recv(), if events_open => match event {
+                Some(event) => {
+                    Metrics::inc(&metrics.media_events);
+                    hub.handle_media_event(event);
+                }
+                None => events_open = false,
+            },
+            _ = stop.changed() => break,
+        }
+        drain(&mut hub, &mut sockets, media.as_ref(), &metrics);
+    }
+    // Tell the media plane everyone is gone.
+    let ids: Vec<ParticipantId> = sockets.keys().copied().collect();
+    for id in ids {
+        hub.handle_close(id);
+    }
+    sockets.clear();
+    drain(&mut hub, &mut sockets, media.as_ref(), &metrics);
+}
+
+fn drain(
+    hub: &mut Hub,
+    sockets: &mut HashMap<ParticipantId, mpsc::Sender<ServerMessage>>,
+    media: &dyn MediaControl,
+    metrics: &Metrics,
+) {
+    // Each round either empties the outputs or removes at least one socket
+    // (whose close may produce broadcasts), so this terminates.
+    loop {
+        let mut dropped = Vec::new();
+        while let Some(out) = hub.poll_output() {
+            match out {
+                Output::Send { to, msg } => {
+                    if let Some(tx) = sockets.get(&to)
+                        && tx.try_send(msg).is_err()
+                    {
+                        // Full (the browser is not reading) or gone: drop
+                        // the socket; its task sees the closed channel.
+                        Metrics::inc(&metrics.slow_consumers);
+                        sockets.remove(&to);
+                        dropped.push(to);
+                    }
+                }
+                Output::Media(cmd) => {
+                    Metrics::inc(&metrics.media_commands);
+                    media.send(cmd);
+                }
+            }
+        }
+        if dropped.is_empty() {
+            break;
+        }
+        for id in dropped {
+            hub.handle_close(id);
+        }
+    }
+    metrics
+        .participants
+        .store(hub.participant_count() as u64, Ordering::Relaxed);
+    metrics
+        .rooms
+        .store(hub.room_count() as u64, Ordering::Relaxed);
+}
+
+type Body = Full<Bytes>;
+
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    let mut res = Response::new(Full::new(body.into()));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \
+             frame-ancestors 'none'; form-action 'self'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        "permissions-policy",
+        HeaderValue::from_static("camera=(self), microphone=(self), geolocation=()"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res
+}
+
+fn redirect(location: &str) -> Response<Body> {
+    let mut res = respond(StatusCode::SEE_OTHER, "text/plain; charset=utf-8", "");
+    if let Ok(v) = HeaderValue::from_str(location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
+fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
+    Metrics::inc(&shared.metrics.http_requests);
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut res = respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "Méthode non autorisée.\nMethod not allowed.\n",
+        );
+        res.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return res;
+    }
+    let path = req.uri().path();
+    match path {
+        "/" => {
+            // Works without JavaScript: the home form submits `?room=`.
+            if let Some(room) = req.uri().query().and_then(room_query) {
+                return match validate_room(&room) {
+                    Ok(room) => redirect(&format!("/{}", room.0)),
+                    Err(_) => bad_room(),
+                };
+            }
+            respond(StatusCode::OK, "text/html; charset=utf-8", web::HOME_HTML)
+        }
+        "/healthz" => respond(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
+        "/metrics" => {
+            let mut text = shared.metrics.render();
+            text.push_str(&shared.media.metrics_text());
+            respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                text,
+            )
+        }
+        "/ws" => upgrade(req, shared),
+        "/favicon.ico" => respond(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", ""),
+        _ => {
+            if let Some(name) = path.strip_prefix("/static/") {
+                return match web::asset(name) {
+                    Some((ct, body)) => respond(StatusCode::OK, ct, body),
+                    None => respond(
+                        StatusCode::NOT_FOUND,
+                        "text/plain; charset=utf-8",
+                        "Introuvable.\nNot found.\n",
+                    ),
+                };
+            }
+            let room = &path[1..];
+            match validate_room(room) {
+                Ok(_) => respond(StatusCode::OK, "text/html; charset=utf-8", web::ROOM_HTML),
+                Err(_) => bad_room(),
+            }
+        }
+    }
+}
+
+fn bad_room() -> Response<Body> {
+    respond(
+        StatusCode::BAD_REQUEST,
+        "text/html; charset=utf-8",
+        web::BAD_ROOM_HTML,
+    )
+}
+
+/// Extracts `room` from a query string (`room=...`), percent-decoding only
+/// what a valid room could contain (anything else stays invalid).
+fn room_query(query: &str) -> Option<String> {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("room="))
+        .map(|v| v.trim_matches('+').to_owned())
+}
+
+fn header_has_token(req: &Request<Incoming>, name: header::HeaderName, token: &str) -> bool {
+    req.headers().get_all(name).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}
+
+/// Same-origin check against cross-site WebSocket hijacking: a browser
+/// always sends `Origin`; if present, its host must be our `Host`.
+fn origin_ok(headers: &hyper::HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true; // not a browser (tests, tools)
+    };
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    authority.is_some_and(|a| a.eq_ignore_ascii_case(host))
+}
+
+fn upgrade(mut req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
+    let is_ws = header_has_token(&req, header::CONNECTION, "upgrade")
+        && header_has_token(&req, header::UPGRADE, "websocket")
+        && req
+            .headers()
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .is_some_and(|v| v == "13");
+    let key = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned();
+    let (true, Some(key)) = (is_ws, key) else {
+        return respond(
+            StatusCode::BAD_REQUEST,
+            "text/plain; charset=utf-8",
+            "Requête WebSocket attendue.\nWebSocket upgrade expected.\n",
+        );
+    };
+    if !origin_ok(req.headers()) {
+        return respond(
+            StatusCode::FORBIDDEN,
+            "text/plain; charset=utf-8",
+            "Origine refusée.\nOrigin refused.\n",
+        );
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let limit = shared.opts.ws_hard_limit;
+                let config = WebSocketConfig::default()
+                    .max_message_size(Some(limit))
+                    .max_frame_size(Some(limit));
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                run_socket(ws, shared).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+        }
+    });
+    let mut res = respond(StatusCode::SWITCHING_PROTOCOLS, "text/plain", "");
+    let h = res.headers_mut();
+    h.remove(header::CONTENT_TYPE);
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    res
+}
+
+/// One WebSocket session: frames in → hub; hub messages → frames out.
+async fn run_socket<S>(mut ws: WebSocketStream<S>, shared: Arc<Shared>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let _alive = shared.alive.clone();
+    let metrics = &shared.metrics;
+    let id = ParticipantId(NEXT_PARTICIPANT.fetch_add(1, Ordering::Relaxed));
+    let (tx, mut rx) = mpsc::channel(shared.opts.ws_outbound_queue);
+    if shared.hub_tx.send(HubInput::Open { id, tx }).await.is_err() {
+        return;
+    }
+    Metrics::inc(&metrics.ws_connections);
+    Metrics::inc(&metrics.ws_open);
+    tracing::debug!(participant = %id, "socket open");
+    let mut stop = shared.stop.clone();
+    let mut close: Option<CloseFrame> = None;
+    let mut keepalive =
+        tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
+    loop {
+        tokio::select! {
+            frame = ws.next() => {
+                let input = match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        Metrics::inc(&metrics.frames_in);
+                        if text.len() > MAX_FRAME_BYTES {
+                            HubInput::Refused { id, code: ErrorCode::TooLarge }
+                        } else {
+                            HubInput::Frame { id, text: text.as_str().to_owned() }
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        Metrics::inc(&metrics.frames_in);
+                        HubInput::Refused { id, code: ErrorCode::NotText }
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Err(tungstenite::Error::Capacity(_))) => {
+                        close = Some(CloseFrame { code: CloseCode::Size, reason: "too-large".into() });
+                        break;
+                    }
+                    Some(Err(e)) => {
+                        tracing::debug!(participant = %id, error = %e, "socket error");
+                        break;
+                    }
+                };
+                if shared.hub_tx.send(input).await.is_err() {
+                    break;
+                }
+            }
+            msg = rx.recv() => match msg {
+                Some(msg) => {
+                    Metrics::inc(&metrics.frames_out);
+                    let sent = tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::text(msg.to_json()))).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        break;
+                    }
+                }
+                None => {
+                    // The hub dropped us: shutdown, or we did not read fast enough.
+                    close = Some(if *stop.borrow() {
+                        CloseFrame { code: CloseCode::Away, reason: "shutdown".into() }
+                    } else {
+                        CloseFrame { code: CloseCode::Policy, reason: "slow consumer".into() }
+                    });
+                    break;
+                }
+            },
+            _ = keepalive.tick() => {
+                // Keeps proxies from closing idle sockets; the browser pongs.
+                let sent = tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::Ping(Default::default()))).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    break;
+                }
+            }
+            _ = stop.changed() => {
+                close = Some(CloseFrame { code: CloseCode::Away, reason: "shutdown".into() });
+                break;
+            }
+        }
+    }
+    // Bounded: during shutdown the hub may be gone or its queue full.
+    let _ = tokio::time::timeout(
+        Duration::from_millis(500),
+        shared.hub_tx.send(HubInput::Closed { id }),
+    )
+    .await;
+    let _ = tokio::time::timeout(Duration::from_millis(500), ws.close(close)).await;
+    Metrics::dec(&metrics.ws_open);
+    tracing::debug!(participant = %id, "socket closed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_must_match_host() {
+        let mut h = hyper::HeaderMap::new();
+        assert!(origin_ok(&h), "no Origin: not a browser");
+        h.insert(header::HOST, HeaderValue::from_static("salon.example:8080"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://salon.example:8080"),
+        );
+        assert!(origin_ok(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://SALON.example:8080"),
+        );
+        assert!(origin_ok(&h));
+        for bad in [
+            "https://evil.example",
+            "https://salon.example:8080.evil.example",
+            "https://salon.example",
+            "null",
+            "salon.example:8080",
+        ] {
+            h.insert(header::ORIGIN, HeaderValue::from_static(bad));
+            assert!(!origin_ok(&h), "{bad}");
+        }
+        h.remove(header::HOST);
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://salon.example:8080"),
+        );
+        assert!(!origin_ok(&h), "Origin without Host");
+    }
+
+    #[test]
+    fn room_query_extracts_value() {
+        assert_eq!(room_query("room=Abc").as_deref(), Some("Abc"));
+        assert_eq!(room_query("x=1&room=A-b").as_deref(), Some("A-b"));
+        assert_eq!(room_query("x=1"), None);
+    }
+}

@@ -1,0 +1,92 @@
+//! The browser client, embedded in the binary (files in `web/`).
+
+/// The home page (type a room name).
+pub(crate) const HOME_HTML: &str = include_str!("../web/home.html");
+/// The room page (same for every room; the script reads the path).
+pub(crate) const ROOM_HTML: &str = include_str!("../web/room.html");
+/// The 400 page for invalid room names (French, then English).
+pub(crate) const BAD_ROOM_HTML: &str = include_str!("../web/bad-room.html");
+
+/// Static assets under `/static/`: name → (content type, bytes).
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../web/app.css"),
+    ),
+    (
+        "i18n.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../web/i18n.js"),
+    ),
+    (
+        "home.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../web/home.js"),
+    ),
+    (
+        "room.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../web/room.js"),
+    ),
+    (
+        "signaling.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../web/signaling.js"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("../web/favicon.svg"),
+    ),
+];
+
+/// Looks up a static asset by its name under `/static/`.
+pub(crate) fn asset(name: &str) -> Option<(&'static str, &'static [u8])> {
+    ASSETS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, ct, body)| (*ct, *body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ` on<letters>=` inside the page: an inline event handler attribute.
+    fn has_inline_handler(page: &str) -> bool {
+        page.match_indices(" on").any(|(i, _)| {
+            let rest = &page[i + 3..];
+            let letters = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+            letters > 0 && rest.as_bytes().get(letters) == Some(&b'=')
+        })
+    }
+
+    #[test]
+    fn assets_resolve_and_pages_have_no_inline_script() {
+        assert!(asset("room.js").is_some());
+        assert!(asset("../Cargo.toml").is_none());
+        assert!(asset("").is_none());
+        for page in [HOME_HTML, ROOM_HTML, BAD_ROOM_HTML] {
+            // Every <script> must have a src (CSP forbids inline scripts).
+            for (i, _) in page.match_indices("<script") {
+                let tag_end = page[i..].find('>').map(|e| i + e).unwrap_or(page.len());
+                assert!(page[i..tag_end].contains("src="), "inline script in page");
+            }
+            assert!(!has_inline_handler(page), "no inline event handlers");
+            assert!(!page.contains("style=\""), "no inline styles");
+        }
+        // Every referenced /static/ asset exists.
+        for page in [HOME_HTML, ROOM_HTML] {
+            for (i, _) in page.match_indices("/static/") {
+                let rest = &page[i + 8..];
+                let end = rest.find('"').unwrap_or(rest.len());
+                assert!(
+                    asset(&rest[..end]).is_some(),
+                    "missing asset {}",
+                    &rest[..end]
+                );
+            }
+        }
+    }
+}
