@@ -1,0 +1,1 @@
+//! salon-perf: the load harness (being built).

@@ -1,0 +1,1 @@
+//! salon-plugins: the Lua policy host (being built; not used by the gateway yet).
