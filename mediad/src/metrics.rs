@@ -58,6 +58,7 @@ metrics! {
     drop_srtp_auth: "SRTP/SRTCP packets dropped: authentication or replay check failed.",
     drop_rtp_malformed: "RTP packets dropped: malformed header.",
     drop_rtp_unknown_ssrc: "RTP packets dropped: SSRC not negotiated.",
+    drop_rtx_unused: "RTP packets on a publisher's RTX stream, not used yet (retransmissions, probes).",
     drop_rtcp_malformed: "RTCP packets dropped: malformed.",
     drop_muted: "RTP packets not forwarded: forwarding disabled by moderation.",
     drop_tx_full: "Packets dropped: send queue full.",

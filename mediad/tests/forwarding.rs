@@ -341,3 +341,91 @@ fn events_report_connection_and_tracks() {
         kind: MediaKind::Video
     }));
 }
+
+#[test]
+fn a_track_stopped_in_a_new_offer_is_removed_and_can_come_back() {
+    let (mut net, room, _) = connected_room();
+    run_media(&mut net, 1, 10);
+    let (a, b) = (room[0], room[1]);
+    let a_id = net.browsers[a].id;
+    let a_video_out = |net: &Net| {
+        let o = salon_sdp::parse(net.browsers[b].offers.last().unwrap()).unwrap();
+        o.media
+            .iter()
+            .filter(|m| {
+                m.msid
+                    .as_ref()
+                    .is_some_and(|x| x.stream_id == a_id.0.to_string())
+            })
+            .map(|m| (m.kind, m.ssrcs.first().copied(), m.port != 0))
+            .collect::<Vec<_>>()
+    };
+    let (video_mid, stopped_ssrc) = {
+        let o = salon_sdp::parse(net.browsers[b].offers.last().unwrap()).unwrap();
+        let m = o
+            .media
+            .iter()
+            .find(|m| {
+                m.kind == Some(salon_sdp::MediaKind::Video)
+                    && m.msid
+                        .as_ref()
+                        .is_some_and(|x| x.stream_id == a_id.0.to_string())
+            })
+            .unwrap();
+        (m.mid.clone(), m.ssrcs[0])
+    };
+    // a stops its video (e.g. the end of a screen share).
+    let offer = {
+        let br = &net.browsers[a];
+        common::publish_offer_video(&br.publish, br.audio_ssrc, br.video_ssrc, "inactive")
+    };
+    net.command(Command::PublishOffer {
+        participant: a_id,
+        sdp: offer,
+    });
+    net.settle(Duration::from_millis(50));
+    assert!(
+        net.browsers[a].errors.is_empty(),
+        "{:?}",
+        net.browsers[a].errors
+    );
+    let o = salon_sdp::parse(net.browsers[b].offers.last().unwrap()).unwrap();
+    assert!(
+        o.media_by_mid(&video_mid).unwrap().is_rejected(),
+        "a's video m-line is inactive for b"
+    );
+    let before = net.browsers[b].received().len();
+    run_media(&mut net, 11, 10);
+    let after = &net.browsers[b].received()[before..];
+    assert!(
+        after.iter().all(|h| h.ssrc != stopped_ssrc),
+        "no more video from a"
+    );
+    assert!(
+        after.iter().any(|h| h.payload_type == 111),
+        "audio still flows"
+    );
+    assert!(
+        net.metrics().drop_rtp_unknown_ssrc.get() >= 10,
+        "a's video is now unknown"
+    );
+    // a sends video again: a new track, a new m-line for b, media flows.
+    let offer = {
+        let br = &net.browsers[a];
+        common::publish_offer(&br.publish, br.audio_ssrc, br.video_ssrc)
+    };
+    net.command(Command::PublishOffer {
+        participant: a_id,
+        sdp: offer,
+    });
+    net.settle(Duration::from_millis(50));
+    let lines = a_video_out(&net);
+    let live: Vec<u32> = lines
+        .iter()
+        .filter(|l| l.0 == Some(salon_sdp::MediaKind::Video) && l.2)
+        .filter_map(|l| l.1)
+        .collect();
+    assert_eq!(live.len(), 1, "one live video line again: {lines:?}");
+    run_media(&mut net, 21, 10);
+    assert!(net.browsers[b].received().iter().any(|h| h.ssrc == live[0]));
+}

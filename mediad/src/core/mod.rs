@@ -135,7 +135,7 @@ enum Route {
     /// A publisher's media stream.
     Track(usize),
     /// A publisher's retransmission stream (not used yet).
-    Rtx,
+    Rtx(usize),
     /// A stream mediad sends to this subscriber.
     Out(usize),
 }
@@ -512,8 +512,33 @@ impl Worker {
                 },
             );
         }
+        // Tracks whose m-line the browser stopped or rejected go away.
+        let stale: Vec<usize> = self
+            .participants
+            .get(&pid)
+            .map(|p| {
+                p.published
+                    .iter()
+                    .copied()
+                    .filter(|&ti| {
+                        self.tracks
+                            .get(ti)
+                            .and_then(Option::as_ref)
+                            .is_some_and(|t| {
+                                !answer
+                                    .accepted
+                                    .iter()
+                                    .any(|m| m.receiving && m.mid == t.mid)
+                            })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for ti in stale {
+            self.remove_track(ti);
+        }
         let mut new_tracks = Vec::new();
-        for m in &answer.accepted {
+        for m in answer.accepted.iter().filter(|m| m.receiving) {
             let kind = match m.kind {
                 salon_sdp::MediaKind::Audio => MediaKind::Audio,
                 salon_sdp::MediaKind::Video => MediaKind::Video,
@@ -569,7 +594,7 @@ impl Worker {
                     r.push((s, Route::Track(idx)));
                 }
                 if let Some(s) = rtx_ssrc {
-                    r.push((s, Route::Rtx));
+                    r.push((s, Route::Rtx(idx)));
                 }
             }
             new_tracks.push((idx, kind, m.extmap.mid));
@@ -713,26 +738,56 @@ impl Worker {
         }
     }
 
+    /// Stop forwarding track `ti`: its receivers' m-lines become inactive
+    /// (they are re-offered), and its SSRCs leave the routes and the SRTP
+    /// contexts.
+    fn remove_track(&mut self, ti: usize) {
+        let Some(track) = self.tracks.get_mut(ti).and_then(Option::take) else {
+            return;
+        };
+        if let Some(r) = self.routes.get_mut(track.transport) {
+            r.retain(|(_, route)| !matches!(route, Route::Track(t) | Route::Rtx(t) if *t == ti));
+        }
+        if let Some(t) = self
+            .transports
+            .get_mut(track.transport)
+            .and_then(Option::as_mut)
+            && let (Some(ctx), Some(ssrc)) = (t.srtp_in.as_mut(), track.ssrc)
+        {
+            ctx.remove_ssrc(ssrc);
+        }
+        for leg in &track.legs {
+            if let Some(r) = self.routes.get_mut(leg.transport) {
+                r.retain(|(s, _)| *s != leg.ssrc);
+            }
+            if let Some(ctx) = self
+                .transports
+                .get_mut(leg.transport)
+                .and_then(Option::as_mut)
+                .and_then(|t| t.srtp_out.as_mut())
+            {
+                ctx.remove_ssrc(leg.ssrc);
+            }
+            if let Some(rp) = self.participants.get_mut(&leg.receiver) {
+                for l in rp.lines.iter_mut().filter(|l| l.track == Some(ti)) {
+                    l.track = None;
+                }
+                rp.dirty = true;
+            }
+        }
+        if let Some(p) = self.participants.get_mut(&track.publisher) {
+            p.published.retain(|&x| x != ti);
+        }
+        self.free_tracks.push(ti);
+    }
+
     fn leave(&mut self, pid: ParticipantId) {
         let Some(p) = self.participants.remove(&pid) else {
             return;
         };
         // Its tracks disappear from everyone's subscriptions.
         for &ti in &p.published {
-            if let Some(track) = self.tracks.get_mut(ti).and_then(Option::take) {
-                for leg in &track.legs {
-                    if let Some(r) = self.routes.get_mut(leg.transport) {
-                        r.retain(|(s, _)| *s != leg.ssrc);
-                    }
-                    if let Some(rp) = self.participants.get_mut(&leg.receiver) {
-                        for l in rp.lines.iter_mut().filter(|l| l.track == Some(ti)) {
-                            l.track = None;
-                        }
-                        rp.dirty = true;
-                    }
-                }
-                self.free_tracks.push(ti);
-            }
+            self.remove_track(ti);
         }
         // It stops receiving.
         for track in self.tracks.iter_mut().flatten() {
@@ -896,7 +951,13 @@ impl Worker {
             .and_then(|r| r.iter().find(|(s, _)| *s == hdr.ssrc).map(|x| x.1));
         let track_idx = match route {
             Some(Route::Track(ti)) => ti,
-            Some(Route::Rtx | Route::Out(_)) => {
+            Some(Route::Rtx(_)) => {
+                // Retransmissions and bandwidth probes on the RTX stream:
+                // mediad does not ask publishers for retransmissions yet.
+                self.metrics.drop_rtx_unused.inc();
+                return;
+            }
+            Some(Route::Out(_)) => {
                 self.metrics.drop_rtp_unknown_ssrc.inc();
                 return;
             }

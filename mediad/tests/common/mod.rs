@@ -257,6 +257,23 @@ impl Browser {
     }
 }
 
+/// The publish offer with the video m-line's direction replaced (e.g.
+/// `inactive` when the browser stops sending video).
+pub fn publish_offer_video(
+    b: &PeerConn,
+    audio_ssrc: u32,
+    video_ssrc: u32,
+    direction: &str,
+) -> String {
+    let offer = publish_offer(b, audio_ssrc, video_ssrc);
+    let video_at = offer.find("m=video").unwrap();
+    let (head, tail) = offer.split_at(video_at);
+    format!(
+        "{head}{}",
+        tail.replacen("a=sendonly", &format!("a={direction}"), 1)
+    )
+}
+
 pub fn publish_offer(b: &PeerConn, audio_ssrc: u32, video_ssrc: u32) -> String {
     let fp = fingerprint_hex(&b.fingerprint);
     format!(
@@ -351,6 +368,11 @@ impl Net {
 
     /// Add a browser to `room`, publish audio+video, and connect both transports.
     pub fn join(&mut self, room: &str) -> usize {
+        self.join_with(room, |_| {})
+    }
+
+    /// Like [`Net::join`], letting `tweak` change the browser before it offers.
+    pub fn join_with(&mut self, room: &str, tweak: impl FnOnce(&mut Browser)) -> usize {
         let id = ParticipantId(self.next_id);
         self.next_id += 1;
         let cert = dimpl::certificate::generate_self_signed_certificate().unwrap();
@@ -368,6 +390,8 @@ impl Net {
             errors: Vec::new(),
         };
         let i = self.browsers.len();
+        let mut b = b;
+        tweak(&mut b);
         self.browsers.push(b);
         self.command(Command::Join {
             room: RoomId(room.to_owned()),
