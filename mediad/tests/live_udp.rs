@@ -149,7 +149,11 @@ fn live_call_survives_a_flood(backend: &str) {
                 if b.publish.srtp_out.is_some() {
                     b.publish
                         .send_rtp(111, seq, u32::from(seq) * 960, b.audio_ssrc, &[], b"opus");
-                    let vp8 = [0x10u8, if seq % 2 == 0 { 0x00 } else { 0x01 }, 0x42];
+                    let vp8 = [
+                        0x10u8,
+                        if seq.is_multiple_of(2) { 0x00 } else { 0x01 },
+                        0x42,
+                    ];
                     b.publish
                         .send_rtp(96, seq, u32::from(seq) * 3000, b.video_ssrc, &[], &vp8);
                 }
