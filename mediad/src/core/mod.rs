@@ -18,6 +18,7 @@
 
 pub mod rewrite;
 pub mod rtx_cache;
+pub mod select;
 pub mod stats;
 pub mod transport;
 pub mod vp8;
@@ -107,33 +108,54 @@ struct Leg {
     pt: u8,
     seq: SeqRewriter,
     live: bool,
-    wait_keyframe: bool,
+    /// The layer being forwarded; `None` until a key frame of `target`.
+    current: Option<usize>,
+    /// The layer this receiver should get (see [`select`]).
+    target: usize,
+    /// Added to the publisher's timestamps, so a layer switch keeps the
+    /// receiver's clock continuous.
+    ts_offset: u32,
+    last_ts_out: Option<u32>,
+    last_sent_at: Option<Instant>,
     packets: u32,
     octets: u32,
 }
 
-/// One incoming stream.
+/// One encoding of an incoming track: the only one, or one simulcast
+/// layer, identified by its rid.
+#[derive(Debug)]
+struct Layer {
+    rid: Option<String>,
+    ssrc: Option<u32>,
+    stats: RecvStats,
+    cache: Option<RtxCache>,
+    /// Frame size from the last key frame (video).
+    size: Option<(u16, u16)>,
+    last_keyframe_request: Option<Instant>,
+    keyframe_pending: bool,
+}
+
+/// One incoming track (an m-line of a publish transport).
 #[derive(Debug)]
 struct InTrack {
     publisher: ParticipantId,
     transport: usize,
     kind: MediaKind,
     mid: String,
-    ssrc: Option<u32>,
+    /// Encodings, lowest quality first (simulcast order of the offer).
+    layers: Vec<Layer>,
     audio_level_id: Option<u8>,
-    stats: RecvStats,
-    cache: Option<RtxCache>,
+    rid_ext_id: Option<u8>,
+    repaired_rid_ext_id: Option<u8>,
     legs: Vec<Leg>,
-    last_keyframe_request: Option<Instant>,
-    keyframe_pending: bool,
     enabled: bool,
 }
 
 /// Where an SSRC on a transport leads.
 #[derive(Debug, Clone, Copy)]
 enum Route {
-    /// A publisher's media stream.
-    Track(usize),
+    /// A publisher's media stream: track and layer.
+    Track(usize, usize),
     /// A publisher's retransmission stream (not used yet).
     Rtx(usize),
     /// A stream mediad sends to this subscriber.
@@ -218,10 +240,10 @@ impl Worker {
             }
         }
         for tr in self.tracks.iter().flatten() {
-            if tr.keyframe_pending
-                && let Some(last) = tr.last_keyframe_request
-            {
-                next = next.min(last + KEYFRAME_REQUEST_INTERVAL);
+            for l in tr.layers.iter().filter(|l| l.keyframe_pending) {
+                if let Some(last) = l.last_keyframe_request {
+                    next = next.min(last + KEYFRAME_REQUEST_INTERVAL);
+                }
             }
         }
         Some(next)
@@ -411,7 +433,11 @@ impl Worker {
             pt,
             seq: SeqRewriter::new(first_seq),
             live: false,
-            wait_keyframe: track.kind == MediaKind::Video,
+            current: None,
+            target: select::initial_layer(track.layers.len()),
+            ts_offset: 0,
+            last_ts_out: None,
+            last_sent_at: None,
             packets: 0,
             octets: 0,
         });
@@ -554,29 +580,52 @@ impl Worker {
             if known {
                 continue;
             }
-            let ssrc = m.ssrcs.first().copied();
+            // Without simulcast the SDP lists the SSRC (and its RTX in an FID
+            // group); with simulcast the SSRCs are learnt from the rid
+            // header extension.
+            let ssrc = if m.rids.is_empty() {
+                m.ssrcs.first().copied()
+            } else {
+                None
+            };
             let rtx_ssrc = ssrc.and_then(|primary| {
                 m.ssrc_groups
                     .iter()
                     .find(|g| g.semantics == "FID" && g.ssrcs.first() == Some(&primary))
                     .and_then(|g| g.ssrcs.get(1).copied())
             });
+            let clock = if kind == MediaKind::Audio {
+                48_000
+            } else {
+                90_000
+            };
+            let layer = |rid: Option<String>, ssrc: Option<u32>| Layer {
+                rid,
+                ssrc,
+                stats: RecvStats::new(clock),
+                cache: (kind == MediaKind::Video).then(RtxCache::new),
+                size: None,
+                last_keyframe_request: None,
+                keyframe_pending: false,
+            };
+            let layers = if m.rids.is_empty() {
+                vec![layer(None, ssrc)]
+            } else {
+                m.rids
+                    .iter()
+                    .map(|r| layer(Some(r.clone()), None))
+                    .collect()
+            };
             let track = InTrack {
                 publisher: pid,
                 transport: publish,
                 kind,
                 mid: m.mid.clone(),
-                ssrc,
+                layers,
                 audio_level_id: m.extmap.audio_level,
-                stats: RecvStats::new(if kind == MediaKind::Audio {
-                    48_000
-                } else {
-                    90_000
-                }),
-                cache: (kind == MediaKind::Video).then(RtxCache::new),
+                rid_ext_id: m.extmap.rtp_stream_id,
+                repaired_rid_ext_id: m.extmap.repaired_rtp_stream_id,
                 legs: Vec::new(),
-                last_keyframe_request: None,
-                keyframe_pending: false,
                 enabled: true,
             };
             let idx = match self.free_tracks.pop() {
@@ -591,7 +640,7 @@ impl Worker {
             };
             if let Some(r) = self.routes.get_mut(publish) {
                 if let Some(s) = ssrc {
-                    r.push((s, Route::Track(idx)));
+                    r.push((s, Route::Track(idx, 0)));
                 }
                 if let Some(s) = rtx_ssrc {
                     r.push((s, Route::Rtx(idx)));
@@ -727,13 +776,13 @@ impl Worker {
                 for leg in &mut t.legs {
                     leg.seq.pause();
                     if kind == MediaKind::Video {
-                        leg.wait_keyframe = true;
+                        leg.current = None;
                     }
                 }
                 resume_video = enabled && kind == MediaKind::Video;
             }
             if resume_video {
-                self.request_keyframe(ti, now, tx);
+                self.request_wanted_keyframes(ti, now, tx);
             }
         }
     }
@@ -746,15 +795,17 @@ impl Worker {
             return;
         };
         if let Some(r) = self.routes.get_mut(track.transport) {
-            r.retain(|(_, route)| !matches!(route, Route::Track(t) | Route::Rtx(t) if *t == ti));
+            r.retain(|(_, route)| !matches!(route, Route::Track(t, _) | Route::Rtx(t) if *t == ti));
         }
-        if let Some(t) = self
+        if let Some(ctx) = self
             .transports
             .get_mut(track.transport)
             .and_then(Option::as_mut)
-            && let (Some(ctx), Some(ssrc)) = (t.srtp_in.as_mut(), track.ssrc)
+            .and_then(|t| t.srtp_in.as_mut())
         {
-            ctx.remove_ssrc(ssrc);
+            for ssrc in track.layers.iter().filter_map(|l| l.ssrc) {
+                ctx.remove_ssrc(ssrc);
+            }
         }
         for leg in &track.legs {
             if let Some(r) = self.routes.get_mut(leg.transport) {
@@ -949,89 +1000,124 @@ impl Worker {
             .routes
             .get(idx)
             .and_then(|r| r.iter().find(|(s, _)| *s == hdr.ssrc).map(|x| x.1));
-        let track_idx = match route {
-            Some(Route::Track(ti)) => ti,
+        let route = match route {
+            Some(r) => Some(r),
+            None => self.learn_ssrc(idx, plain, &hdr, mid_ext_id),
+        };
+        match route {
+            Some(Route::Track(ti, li)) => self.forward(ti, li, plain, &hdr, now, tx),
             Some(Route::Rtx(_)) => {
                 // Retransmissions and bandwidth probes on the RTX stream:
                 // mediad does not ask publishers for retransmissions yet.
                 self.metrics.drop_rtx_unused.inc();
-                return;
             }
-            Some(Route::Out(_)) => {
-                self.metrics.drop_rtp_unknown_ssrc.inc();
-                return;
-            }
-            None => match self.learn_ssrc(idx, plain, &hdr, mid_ext_id) {
-                Some(ti) => ti,
-                None => {
-                    self.metrics.drop_rtp_unknown_ssrc.inc();
-                    return;
-                }
-            },
-        };
-        self.forward(track_idx, plain, &hdr, now, tx);
+            Some(Route::Out(_)) | None => self.metrics.drop_rtp_unknown_ssrc.inc(),
+        }
     }
 
-    /// An SSRC the SDP did not list: bind it through the mid header
-    /// extension to a track of this transport that has no SSRC yet.
+    /// An SSRC the SDP did not list: bind it, through the mid header
+    /// extension, to a track of this transport and, through the rid (or
+    /// repaired rid) extension, to one of its layers. A rid that was not
+    /// negotiated binds nothing.
     fn learn_ssrc(
         &mut self,
         idx: usize,
         plain: &[u8],
         hdr: &RtpHeader,
         mid_ext_id: Option<u8>,
-    ) -> Option<usize> {
-        let id = mid_ext_id?;
-        let mid = rtp::extensions(plain, hdr)
-            .find(|(i, _)| *i == id)
-            .map(|(_, d)| d)?;
+    ) -> Option<Route> {
+        let ext = |id: Option<u8>| {
+            let id = id?;
+            rtp::extensions(plain, hdr)
+                .find(|(i, _)| *i == id)
+                .map(|(_, d)| d)
+        };
+        let mid = ext(mid_ext_id)?;
         let t = self.transports.get(idx)?.as_ref()?;
         let p = self.participants.get(&t.participant)?;
         let ti = p.published.iter().copied().find(|&ti| {
             self.tracks
                 .get(ti)
                 .and_then(Option::as_ref)
-                .is_some_and(|tr| tr.ssrc.is_none() && tr.mid.as_bytes() == mid)
+                .is_some_and(|tr| tr.mid.as_bytes() == mid)
         })?;
-        if let Some(tr) = self.tracks.get_mut(ti).and_then(Option::as_mut) {
-            tr.ssrc = Some(hdr.ssrc);
+        let track = self.tracks.get_mut(ti)?.as_mut()?;
+        let is_rid = |l: &Layer, rid: &[u8]| l.rid.as_deref().map(str::as_bytes) == Some(rid);
+        let route = if let Some(rrid) = ext(track.repaired_rid_ext_id) {
+            track
+                .layers
+                .iter()
+                .any(|l| is_rid(l, rrid))
+                .then_some(Route::Rtx(ti))?
+        } else if let Some(rid) = ext(track.rid_ext_id) {
+            let li = track
+                .layers
+                .iter()
+                .position(|l| l.ssrc.is_none() && is_rid(l, rid))?;
+            Route::Track(ti, li)
+        } else if track.layers.len() == 1
+            && track.layers[0].rid.is_none()
+            && track.layers[0].ssrc.is_none()
+        {
+            Route::Track(ti, 0)
+        } else {
+            return None;
+        };
+        if let Route::Track(_, li) = route
+            && let Some(layer) = track.layers.get_mut(li)
+        {
+            layer.ssrc = Some(hdr.ssrc);
         }
         if let Some(r) = self.routes.get_mut(idx) {
-            r.push((hdr.ssrc, Route::Track(ti)));
+            r.push((hdr.ssrc, route));
         }
-        Some(ti)
+        Some(route)
     }
 
-    /// Send one decrypted packet of `track_idx` to every live receiver.
+    /// Send one decrypted packet of layer `li` of track `ti` to every live
+    /// receiver that gets that layer, or switches to it at this key frame.
     fn forward(
         &mut self,
-        track_idx: usize,
+        ti: usize,
+        li: usize,
         plain: &[u8],
         hdr: &RtpHeader,
         now: Instant,
         tx: &mut TxQueue,
     ) {
         let since_epoch = now.saturating_duration_since(self.epoch);
-        let Some(track) = self.tracks.get_mut(track_idx).and_then(Option::as_mut) else {
+        let Some(track) = self.tracks.get_mut(ti).and_then(Option::as_mut) else {
             return;
         };
-        track
+        let kind = track.kind;
+        let Some(layer) = track.layers.get_mut(li) else {
+            return;
+        };
+        layer
             .stats
             .on_packet(hdr.sequence, hdr.timestamp, since_epoch);
-        if let Some(cache) = track.cache.as_mut() {
+        if let Some(cache) = layer.cache.as_mut() {
             cache.insert(hdr.sequence, plain);
         }
         if !track.enabled {
             self.metrics.drop_muted.inc();
             return;
         }
-        let payload = plain
-            .get(hdr.payload_offset..hdr.payload_offset + hdr.payload_len)
-            .unwrap_or(&[]);
+        let payload = hdr.payload(plain);
         if payload.is_empty() {
             return; // padding only
         }
-        let keyframe = track.kind == MediaKind::Video && vp8::is_keyframe_start(payload);
+        let keyframe = kind == MediaKind::Video && vp8::is_keyframe_start(payload);
+        if keyframe && let Some(size) = vp8::keyframe_size(payload) {
+            layer.size = Some(size);
+        }
+        // Audio can start anywhere; video only at a key frame.
+        let can_start = kind == MediaKind::Audio || keyframe;
+        let clock = if kind == MediaKind::Audio {
+            48_000
+        } else {
+            90_000
+        };
         let level = track
             .audio_level_id
             .and_then(|id| rtp::extensions(plain, hdr).find(|(i, _)| *i == id))
@@ -1042,11 +1128,11 @@ impl Worker {
             if !leg.live {
                 continue;
             }
-            if leg.wait_keyframe {
-                if !keyframe {
+            if leg.current != Some(li) {
+                if li != leg.target || !can_start {
                     continue;
                 }
-                leg.wait_keyframe = false;
+                leg.switch_to(li, hdr.timestamp, now, clock);
             }
             let Some(t) = transports.get_mut(leg.transport).and_then(Option::as_mut) else {
                 continue;
@@ -1057,11 +1143,18 @@ impl Worker {
             let Some(seq) = leg.seq.map(hdr.sequence) else {
                 continue;
             };
-            if send_rtp(
-                tx, metrics, ctx, addr, leg.ssrc, leg.pt, seq, hdr, level, payload,
-            ) {
+            let ts = hdr.timestamp.wrapping_add(leg.ts_offset);
+            let out = OutPacket {
+                ssrc: leg.ssrc,
+                pt: leg.pt,
+                seq,
+                ts,
+            };
+            if send_rtp(tx, metrics, ctx, addr, &out, hdr, level, payload) {
                 leg.packets = leg.packets.wrapping_add(1);
                 leg.octets = leg.octets.wrapping_add(payload.len() as u32);
+                leg.last_ts_out = Some(ts);
+                leg.last_sent_at = Some(now);
             }
         }
     }
@@ -1107,14 +1200,14 @@ impl Worker {
                     }
                 }
                 (TransportKind::Subscribe, RtcpPacket::Pli(pli)) => {
-                    if let Some(ti) = self.out_route(idx, pli.media_ssrc) {
-                        self.request_keyframe(ti, now, tx);
+                    if let Some((ti, li)) = self.out_layer(idx, pli.media_ssrc) {
+                        self.request_keyframe(ti, li, now, tx);
                     }
                 }
                 (TransportKind::Subscribe, RtcpPacket::Fir(fir)) => {
                     for entry in fir.entries() {
-                        if let Some(ti) = self.out_route(idx, entry.ssrc) {
-                            self.request_keyframe(ti, now, tx);
+                        if let Some((ti, li)) = self.out_layer(idx, entry.ssrc) {
+                            self.request_keyframe(ti, li, now, tx);
                         }
                     }
                 }
@@ -1130,6 +1223,20 @@ impl Worker {
         })
     }
 
+    /// The track and layer a receiver's stream `ssrc` on transport `idx`
+    /// shows (or is about to show).
+    fn out_layer(&self, idx: usize, ssrc: u32) -> Option<(usize, usize)> {
+        let ti = self.out_route(idx, ssrc)?;
+        let leg = self
+            .tracks
+            .get(ti)?
+            .as_ref()?
+            .legs
+            .iter()
+            .find(|l| l.ssrc == ssrc)?;
+        Some((ti, leg.current.unwrap_or(leg.target)))
+    }
+
     fn on_sender_report(
         &mut self,
         idx: usize,
@@ -1137,7 +1244,7 @@ impl Worker {
         now: Instant,
         tx: &mut TxQueue,
     ) {
-        let Some(Route::Track(ti)) = self
+        let Some(Route::Track(ti, li)) = self
             .routes
             .get(idx)
             .and_then(|r| r.iter().find(|(s, _)| *s == sr.ssrc).map(|x| x.1))
@@ -1147,10 +1254,17 @@ impl Worker {
         let Some(track) = self.tracks.get_mut(ti).and_then(Option::as_mut) else {
             return;
         };
-        track.stats.on_sender_report(sr.ntp, now);
-        // Relay the publisher's clock mapping to every receiver under its own
-        // SSRC and counts, so browsers can synchronise audio and video.
-        for leg in track.legs.iter().filter(|l| l.live) {
+        if let Some(layer) = track.layers.get_mut(li) {
+            layer.stats.on_sender_report(sr.ntp, now);
+        }
+        // Relay the publisher's clock mapping to every receiver of this
+        // layer, under its own SSRC, counts and timestamp offset, so
+        // browsers can synchronise audio and video.
+        for leg in track
+            .legs
+            .iter()
+            .filter(|l| l.live && l.current == Some(li))
+        {
             let Some(t) = self
                 .transports
                 .get_mut(leg.transport)
@@ -1169,7 +1283,7 @@ impl Worker {
                 &mut buf[..],
                 leg.ssrc,
                 sr.ntp,
-                sr.rtp_timestamp,
+                sr.rtp_timestamp.wrapping_add(leg.ts_offset),
                 leg.packets,
                 leg.octets,
                 &[],
@@ -1193,17 +1307,23 @@ impl Worker {
         let Some(leg) = track.legs.iter_mut().find(|l| l.ssrc == media_ssrc) else {
             return;
         };
-        let in_seq = leg.seq.unmap(out_seq);
-        let Some(packet) = track.cache.as_ref().and_then(|c| c.get(in_seq)) else {
+        // Only packets sent since the last switch map back to the cache of
+        // the layer being forwarded.
+        let (Some(li), Some(in_seq)) = (leg.current, leg.seq.unmap_checked(out_seq)) else {
+            return;
+        };
+        let Some(packet) = track
+            .layers
+            .get(li)
+            .and_then(|l| l.cache.as_ref())
+            .and_then(|c| c.get(in_seq))
+        else {
             return;
         };
         let Ok(hdr) = RtpHeader::parse(packet) else {
             return;
         };
-        let Some(payload) = packet.get(hdr.payload_offset..hdr.payload_offset + hdr.payload_len)
-        else {
-            return;
-        };
+        let payload = hdr.payload(packet);
         let Some(t) = self
             .transports
             .get_mut(leg.transport)
@@ -1214,18 +1334,13 @@ impl Worker {
         let (Some(addr), Some(ctx)) = (t.addr, t.srtp_out.as_mut()) else {
             return;
         };
-        if send_rtp(
-            tx,
-            &self.metrics,
-            ctx,
-            addr,
-            leg.ssrc,
-            leg.pt,
-            out_seq,
-            &hdr,
-            None,
-            payload,
-        ) {
+        let out = OutPacket {
+            ssrc: leg.ssrc,
+            pt: leg.pt,
+            seq: out_seq,
+            ts: hdr.timestamp.wrapping_add(leg.ts_offset),
+        };
+        if send_rtp(tx, &self.metrics, ctx, addr, &out, &hdr, None, payload) {
             self.metrics.nack_answered.inc();
         }
     }
@@ -1237,35 +1352,61 @@ impl Worker {
             .enumerate()
             .filter_map(|(i, t)| {
                 let t = t.as_ref()?;
-                (t.kind == MediaKind::Video
-                    && t.legs
-                        .iter()
-                        .any(|l| l.receiver == receiver && l.live && l.wait_keyframe))
-                .then_some(i)
+                t.legs
+                    .iter()
+                    .any(|l| l.receiver == receiver && l.live && l.current != Some(l.target))
+                    .then_some(i)
             })
             .collect();
         for ti in wanted {
-            self.request_keyframe(ti, now, tx);
+            self.request_wanted_keyframes(ti, now, tx);
         }
     }
 
-    /// Ask the publisher of `ti` for a key frame, at most once per
-    /// [`KEYFRAME_REQUEST_INTERVAL`]; a request inside it is sent when it ends.
-    fn request_keyframe(&mut self, ti: usize, now: Instant, tx: &mut TxQueue) {
+    /// Ask for a key frame of every layer of `ti` that a live receiver
+    /// waits to start or switch to.
+    fn request_wanted_keyframes(&mut self, ti: usize, now: Instant, tx: &mut TxQueue) {
+        let Some(track) = self.tracks.get(ti).and_then(Option::as_ref) else {
+            return;
+        };
+        let mut wanted = [false; 8];
+        for l in track
+            .legs
+            .iter()
+            .filter(|l| l.live && l.current != Some(l.target))
+        {
+            if let Some(w) = wanted.get_mut(l.target) {
+                *w = true;
+            }
+        }
+        for (li, w) in wanted.into_iter().enumerate() {
+            if w {
+                self.request_keyframe(ti, li, now, tx);
+            }
+        }
+    }
+
+    /// Ask the publisher of `ti` for a key frame of layer `li`, at most once
+    /// per [`KEYFRAME_REQUEST_INTERVAL`]; a request inside it is sent when it
+    /// ends.
+    fn request_keyframe(&mut self, ti: usize, li: usize, now: Instant, tx: &mut TxQueue) {
         let Some(track) = self.tracks.get_mut(ti).and_then(Option::as_mut) else {
             return;
         };
         if track.kind != MediaKind::Video {
             return;
         }
-        if let Some(last) = track.last_keyframe_request
+        let Some(layer) = track.layers.get_mut(li) else {
+            return;
+        };
+        if let Some(last) = layer.last_keyframe_request
             && now < last + KEYFRAME_REQUEST_INTERVAL
         {
-            track.keyframe_pending = true;
+            layer.keyframe_pending = true;
             return;
         }
-        let Some(media_ssrc) = track.ssrc else {
-            track.keyframe_pending = true;
+        let Some(media_ssrc) = layer.ssrc else {
+            layer.keyframe_pending = true;
             return;
         };
         let Some(t) = self
@@ -1278,8 +1419,8 @@ impl Worker {
         let (Some(addr), Some(ctx)) = (t.addr, t.srtp_out.as_mut()) else {
             return;
         };
-        track.last_keyframe_request = Some(now);
-        track.keyframe_pending = false;
+        layer.last_keyframe_request = Some(now);
+        layer.keyframe_pending = false;
         let Some(buf) = tx.buffer() else {
             self.metrics.drop_tx_full.inc();
             return;
@@ -1330,14 +1471,7 @@ impl Worker {
                             .map(|p| p.published.clone())
                             .unwrap_or_default();
                         for ti in pending {
-                            let waiting = self
-                                .tracks
-                                .get(ti)
-                                .and_then(Option::as_ref)
-                                .is_some_and(|t| t.legs.iter().any(|l| l.live));
-                            if waiting {
-                                self.request_keyframe(ti, now, tx);
-                            }
+                            self.request_wanted_keyframes(ti, now, tx);
                         }
                     }
                 }
@@ -1356,17 +1490,25 @@ impl Worker {
             self.after_progress(idx, progress, now, tx);
         }
         for ti in 0..self.tracks.len() {
-            let due = self
+            let layers = self
                 .tracks
                 .get(ti)
                 .and_then(Option::as_ref)
-                .is_some_and(|t| {
-                    t.keyframe_pending
-                        && t.last_keyframe_request
-                            .is_none_or(|l| now >= l + KEYFRAME_REQUEST_INTERVAL)
-                });
-            if due {
-                self.request_keyframe(ti, now, tx);
+                .map_or(0, |t| t.layers.len());
+            for li in 0..layers {
+                let due = self
+                    .tracks
+                    .get(ti)
+                    .and_then(Option::as_ref)
+                    .and_then(|t| t.layers.get(li))
+                    .is_some_and(|l| {
+                        l.keyframe_pending
+                            && l.last_keyframe_request
+                                .is_none_or(|last| now >= last + KEYFRAME_REQUEST_INTERVAL)
+                    });
+                if due {
+                    self.request_keyframe(ti, li, now, tx);
+                }
             }
         }
         if now >= self.next_report {
@@ -1387,19 +1529,23 @@ impl Worker {
             blocks.clear();
             if let Some(p) = self.participants.get(&t.participant) {
                 for &ti in &p.published {
-                    if let Some(track) = self.tracks.get_mut(ti).and_then(Option::as_mut)
-                        && let Some(ssrc) = track.ssrc
-                        && let Some(b) = track.stats.report(ssrc, now)
-                    {
-                        blocks.push(rtcp::ReportBlock {
-                            ssrc: b.ssrc,
-                            fraction_lost: b.fraction_lost,
-                            cumulative_lost: b.cumulative_lost,
-                            highest_seq: b.highest_seq,
-                            jitter: b.jitter,
-                            lsr: b.lsr,
-                            dlsr: b.dlsr,
-                        });
+                    let Some(track) = self.tracks.get_mut(ti).and_then(Option::as_mut) else {
+                        continue;
+                    };
+                    for layer in &mut track.layers {
+                        if let Some(ssrc) = layer.ssrc
+                            && let Some(b) = layer.stats.report(ssrc, now)
+                        {
+                            blocks.push(rtcp::ReportBlock {
+                                ssrc: b.ssrc,
+                                fraction_lost: b.fraction_lost,
+                                cumulative_lost: b.cumulative_lost,
+                                highest_seq: b.highest_seq,
+                                jitter: b.jitter,
+                                lsr: b.lsr,
+                                dlsr: b.dlsr,
+                            });
+                        }
                     }
                 }
             }
@@ -1428,6 +1574,31 @@ impl Worker {
     }
 }
 
+/// What changes in a packet for one receiver.
+#[derive(Debug, Clone, Copy)]
+struct OutPacket {
+    ssrc: u32,
+    pt: u8,
+    seq: u16,
+    ts: u32,
+}
+
+impl Leg {
+    /// Start forwarding layer `li` from a packet with timestamp `in_ts`. On a
+    /// switch (or a resume), numbering continues after the last packet
+    /// sent and the timestamps advance by the time that has passed.
+    fn switch_to(&mut self, li: usize, in_ts: u32, now: Instant, clock: u32) {
+        if let (Some(last), Some(at)) = (self.last_ts_out, self.last_sent_at) {
+            self.seq.pause();
+            let elapsed = now.saturating_duration_since(at);
+            let step = (elapsed.as_micros() * u128::from(clock) / 1_000_000)
+                .clamp(1, u128::from(u32::MAX >> 1)) as u32;
+            self.ts_offset = last.wrapping_add(step).wrapping_sub(in_ts);
+        }
+        self.current = Some(li);
+    }
+}
+
 /// Write one rewritten RTP packet for a receiver into the send queue and
 /// encrypt it there. Returns true when it was queued.
 #[allow(clippy::too_many_arguments)]
@@ -1437,9 +1608,7 @@ fn send_rtp(
     metrics: &Metrics,
     ctx: &mut salon_srtp::SrtpContext,
     addr: SocketAddr,
-    ssrc: u32,
-    pt: u8,
-    seq: u16,
+    out: &OutPacket,
     hdr: &RtpHeader,
     audio_level: Option<u8>,
     payload: &[u8],
@@ -1450,10 +1619,10 @@ fn send_rtp(
     };
     let fields = RtpFields {
         marker: hdr.marker,
-        payload_type: pt,
-        sequence: seq,
-        timestamp: hdr.timestamp,
-        ssrc,
+        payload_type: out.pt,
+        sequence: out.seq,
+        timestamp: out.ts,
+        ssrc: out.ssrc,
     };
     let level = [audio_level.unwrap_or(0)];
     let with_level = [(OUT_EXT_AUDIO_LEVEL, &level[..])];

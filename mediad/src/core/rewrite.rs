@@ -62,6 +62,14 @@ impl SeqRewriter {
     pub fn unmap(&self, out: u16) -> u16 {
         out.wrapping_sub(self.offset)
     }
+
+    /// Like [`SeqRewriter::unmap`], but `None` for an output number from
+    /// before the last resume point (it was numbered with another offset).
+    pub fn unmap_checked(&self, out: u16) -> Option<u16> {
+        self.last_in?;
+        let seq = self.unmap(out);
+        (seq.wrapping_sub(self.floor_in) < 0x8000).then_some(seq)
+    }
 }
 
 #[cfg(test)]
@@ -80,5 +88,7 @@ mod tests {
         assert_eq!(r.map(499), None); // from before the resume: not sent
         assert_eq!(r.map(501), Some(110));
         assert_eq!(r.unmap(110), 501);
+        assert_eq!(r.unmap_checked(110), Some(501));
+        assert_eq!(r.unmap_checked(108), None, "numbered before the resume");
     }
 }

@@ -248,6 +248,8 @@ pub struct Browser {
     pub video_ssrc: u32,
     pub offers: Vec<String>,
     pub errors: Vec<String>,
+    /// Publish VP8 as three simulcast encodings (rids q, h, f).
+    pub simulcast: bool,
 }
 
 impl Browser {
@@ -255,6 +257,26 @@ impl Browser {
     pub fn received(&self) -> Vec<RtpHeader> {
         self.subscribe.received()
     }
+}
+
+/// A publish offer with three VP8 simulcast encodings (rids q, h, f, low to
+/// high), as Chrome writes it: no SSRCs, mid and rid header extensions.
+pub fn publish_offer_simulcast(b: &PeerConn, audio_ssrc: u32) -> String {
+    let offer = publish_offer(b, audio_ssrc, 1);
+    let video_at = offer.find("m=video").unwrap();
+    let (head, tail) = offer.split_at(video_at);
+    let tail: String = tail
+        .lines()
+        .filter(|l| !l.starts_with("a=ssrc"))
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    let tail = tail.replace(
+        "a=sendonly\r\n",
+        "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n\
+a=extmap:11 urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id\r\na=sendonly\r\n\
+a=rid:q send\r\na=rid:h send\r\na=rid:f send\r\na=simulcast:send q;h;f\r\n",
+    );
+    format!("{head}{tail}")
 }
 
 /// The publish offer with the video m-line's direction replaced (e.g.
@@ -388,6 +410,7 @@ impl Net {
             video_ssrc: 1000 * id.0 as u32 + 10,
             offers: Vec::new(),
             errors: Vec::new(),
+            simulcast: false,
         };
         let i = self.browsers.len();
         let mut b = b;
@@ -399,7 +422,11 @@ impl Net {
         });
         let offer = {
             let b = &self.browsers[i];
-            publish_offer(&b.publish, b.audio_ssrc, b.video_ssrc)
+            if b.simulcast {
+                publish_offer_simulcast(&b.publish, b.audio_ssrc)
+            } else {
+                publish_offer(&b.publish, b.audio_ssrc, b.video_ssrc)
+            }
         };
         self.command(Command::PublishOffer {
             participant: id,
