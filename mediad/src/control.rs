@@ -88,6 +88,26 @@ pub enum Command {
         /// False stops forwarding to everyone.
         enabled: bool,
     },
+    /// What a receiver wants of one video track: the largest height its tile
+    /// shows (`None`: no limit). mediad picks the best layer that fits.
+    SetReceiveConstraints {
+        /// The receiver.
+        participant: ParticipantId,
+        /// Whose track.
+        publisher: ParticipantId,
+        /// The publisher's m-line id (the part after the dash of the msid
+        /// track id `<publisher>-<mid>`).
+        mid: String,
+        /// Largest useful height in pixels.
+        max_height: Option<u16>,
+    },
+    /// Audio-only mode for a receiver: no video bytes are sent to it at all.
+    SetAudioOnly {
+        /// The receiver.
+        participant: ParticipantId,
+        /// On or off.
+        enabled: bool,
+    },
     /// Remove a participant and everything it published.
     Leave {
         /// Who leaves.
@@ -103,6 +123,8 @@ impl Command {
             | Command::PublishOffer { participant, .. }
             | Command::SubscribeAnswer { participant, .. }
             | Command::SetForwarding { participant, .. }
+            | Command::SetReceiveConstraints { participant, .. }
+            | Command::SetAudioOnly { participant, .. }
             | Command::Leave { participant } => *participant,
         }
     }

@@ -44,6 +44,8 @@ use rtx_cache::RtxCache;
 use stats::RecvStats;
 use transport::{DtlsProgress, RemoteFingerprint, Transport};
 
+/// Most encodings per track (simulcast uses three).
+const MAX_LAYERS: usize = 8;
 /// How often receiver reports go to publishers.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// The shortest interval between two key frame requests for one stream.
@@ -97,6 +99,7 @@ struct Participant {
     version: u64,
     forward_audio: bool,
     forward_video: bool,
+    audio_only: bool,
 }
 
 /// One receiver of a track.
@@ -112,6 +115,10 @@ struct Leg {
     current: Option<usize>,
     /// The layer this receiver should get (see [`select`]).
     target: usize,
+    /// Largest height the receiver's tile shows.
+    max_height: Option<u16>,
+    /// Nothing is sent (audio-only receiver).
+    paused: bool,
     /// Added to the publisher's timestamps, so a layer switch keeps the
     /// receiver's clock continuous.
     ts_offset: u32,
@@ -241,9 +248,10 @@ impl Worker {
         }
         for tr in self.tracks.iter().flatten() {
             for l in tr.layers.iter().filter(|l| l.keyframe_pending) {
-                if let Some(last) = l.last_keyframe_request {
-                    next = next.min(last + KEYFRAME_REQUEST_INTERVAL);
-                }
+                next = next.min(match l.last_keyframe_request {
+                    Some(last) => last + KEYFRAME_REQUEST_INTERVAL,
+                    None => self.epoch,
+                });
             }
         }
         Some(next)
@@ -266,6 +274,16 @@ impl Worker {
                 kind,
                 enabled,
             } => self.set_forwarding(participant, kind, enabled, now, tx),
+            Command::SetReceiveConstraints {
+                participant,
+                publisher,
+                mid,
+                max_height,
+            } => self.set_receive_constraints(participant, publisher, &mid, max_height, now, tx),
+            Command::SetAudioOnly {
+                participant,
+                enabled,
+            } => self.set_audio_only(participant, enabled, now, tx),
             Command::Leave { participant } => self.leave(participant),
         }
     }
@@ -384,6 +402,7 @@ impl Worker {
             version: 1,
             forward_audio: true,
             forward_video: true,
+            audio_only: false,
         };
         // Everything already published in the room.
         let members = self.rooms.entry(room).or_default();
@@ -435,6 +454,8 @@ impl Worker {
             live: false,
             current: None,
             target: select::initial_layer(track.layers.len()),
+            max_height: None,
+            paused: p.audio_only && track.kind == MediaKind::Video,
             ts_offset: 0,
             last_ts_out: None,
             last_sent_at: None,
@@ -613,6 +634,7 @@ impl Worker {
             } else {
                 m.rids
                     .iter()
+                    .take(MAX_LAYERS)
                     .map(|r| layer(Some(r.clone()), None))
                     .collect()
             };
@@ -784,6 +806,75 @@ impl Worker {
             if resume_video {
                 self.request_wanted_keyframes(ti, now, tx);
             }
+        }
+    }
+
+    fn set_receive_constraints(
+        &mut self,
+        receiver: ParticipantId,
+        publisher: ParticipantId,
+        mid: &str,
+        max_height: Option<u16>,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) {
+        let track = self.participants.get(&publisher).and_then(|p| {
+            p.published.iter().copied().find(|&ti| {
+                self.tracks
+                    .get(ti)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|t| t.mid == mid && t.kind == MediaKind::Video)
+            })
+        });
+        let Some(ti) = track else {
+            self.error(receiver, "no such video track");
+            return;
+        };
+        let Some(t) = self.tracks.get_mut(ti).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(leg) = t.legs.iter_mut().find(|l| l.receiver == receiver) else {
+            self.error(receiver, "no such video track");
+            return;
+        };
+        leg.max_height = max_height;
+        if t.reselect() {
+            self.request_wanted_keyframes(ti, now, tx);
+        }
+    }
+
+    fn set_audio_only(
+        &mut self,
+        receiver: ParticipantId,
+        enabled: bool,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) {
+        let Some(p) = self.participants.get_mut(&receiver) else {
+            self.error(receiver, "not joined");
+            return;
+        };
+        if p.audio_only == enabled {
+            return;
+        }
+        p.audio_only = enabled;
+        let mut resumed = Vec::new();
+        for (ti, t) in self.tracks.iter_mut().enumerate() {
+            let Some(t) = t.as_mut().filter(|t| t.kind == MediaKind::Video) else {
+                continue;
+            };
+            for leg in t.legs.iter_mut().filter(|l| l.receiver == receiver) {
+                leg.paused = enabled;
+                if !enabled {
+                    // Resume at a key frame, numbering after the last packet sent.
+                    leg.current = None;
+                    leg.seq.pause();
+                    resumed.push(ti);
+                }
+            }
+        }
+        for ti in resumed {
+            self.request_wanted_keyframes(ti, now, tx);
         }
     }
 
@@ -1108,8 +1199,13 @@ impl Worker {
             return; // padding only
         }
         let keyframe = kind == MediaKind::Video && vp8::is_keyframe_start(payload);
-        if keyframe && let Some(size) = vp8::keyframe_size(payload) {
+        if keyframe
+            && let Some(size) = vp8::keyframe_size(payload)
+            && layer.size != Some(size)
+        {
+            // A layer's size became known or changed: the choice may too.
             layer.size = Some(size);
+            track.reselect();
         }
         // Audio can start anywhere; video only at a key frame.
         let can_start = kind == MediaKind::Audio || keyframe;
@@ -1125,7 +1221,7 @@ impl Worker {
         let transports = &mut self.transports;
         let metrics = &self.metrics;
         for leg in track.legs.iter_mut() {
-            if !leg.live {
+            if !leg.live || leg.paused {
                 continue;
             }
             if leg.current != Some(li) {
@@ -1581,6 +1677,33 @@ struct OutPacket {
     pt: u8,
     seq: u16,
     ts: u32,
+}
+
+impl InTrack {
+    /// Recompute every receiver's target layer from the layer sizes and its
+    /// constraints ([`select::choose_layer`]). A changed target is marked for
+    /// a key frame request; returns true if any target changed.
+    fn reselect(&mut self) -> bool {
+        let mut sizes = [None; MAX_LAYERS];
+        let n = self.layers.len().min(MAX_LAYERS);
+        for (s, l) in sizes.iter_mut().zip(&self.layers) {
+            *s = l.size;
+        }
+        let mut changed = false;
+        for leg in &mut self.legs {
+            let target = select::choose_layer(&sizes[..n], leg.max_height);
+            if target != leg.target {
+                leg.target = target;
+                changed = true;
+                if leg.current != Some(target)
+                    && let Some(l) = self.layers.get_mut(target)
+                {
+                    l.keyframe_pending = true;
+                }
+            }
+        }
+        changed
+    }
 }
 
 impl Leg {
