@@ -166,6 +166,14 @@ pub enum Event {
         /// Audio or video.
         kind: MediaKind,
     },
+    /// The room's dominant speaker changed (from the audio level of what
+    /// participants publish).
+    DominantSpeaker {
+        /// The room.
+        room: RoomId,
+        /// Who speaks now.
+        participant: ParticipantId,
+    },
     /// A command could not be carried out.
     Error {
         /// For whom.

@@ -429,3 +429,42 @@ fn a_track_stopped_in_a_new_offer_is_removed_and_can_come_back() {
     run_media(&mut net, 21, 10);
     assert!(net.browsers[b].received().iter().any(|h| h.ssrc == live[0]));
 }
+
+#[test]
+fn the_dominant_speaker_is_announced() {
+    let mut net = Net::new(41);
+    let a = net.join("Parole");
+    let b = net.join("Parole");
+    net.settle(Duration::from_millis(500));
+    let speak = |net: &mut Net, loud: usize, from: u16, n: u16| {
+        for s in from..from + n {
+            for i in [a, b] {
+                let level = [if i == loud { 0x80 | 15 } else { 127 }];
+                let br = &mut net.browsers[i];
+                let ssrc = br.audio_ssrc;
+                br.publish.send_rtp(
+                    111,
+                    s,
+                    u32::from(s) * 960,
+                    ssrc,
+                    &[(1, &level[..])],
+                    b"opus",
+                );
+            }
+            net.settle(Duration::from_millis(20));
+        }
+    };
+    let dominant = |net: &Net| -> Vec<salon_mediad::ParticipantId> {
+        net.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::DominantSpeaker { participant, .. } => Some(*participant),
+                _ => None,
+            })
+            .collect()
+    };
+    speak(&mut net, a, 1, 75);
+    assert_eq!(dominant(&net), vec![net.browsers[a].id]);
+    speak(&mut net, b, 76, 100);
+    assert_eq!(dominant(&net), vec![net.browsers[a].id, net.browsers[b].id]);
+}

@@ -19,6 +19,7 @@
 pub mod rewrite;
 pub mod rtx_cache;
 pub mod select;
+pub mod speaker;
 pub mod stats;
 pub mod transport;
 pub mod vp8;
@@ -46,6 +47,8 @@ use transport::{DtlsProgress, RemoteFingerprint, Transport};
 
 /// Most encodings per track (simulcast uses three).
 const MAX_LAYERS: usize = 8;
+/// How often the dominant speaker of each room is reconsidered.
+const SPEAKER_INTERVAL: Duration = Duration::from_millis(200);
 /// How often receiver reports go to publishers.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// The shortest interval between two key frame requests for one stream.
@@ -156,6 +159,8 @@ struct InTrack {
     repaired_rid_ext_id: Option<u8>,
     legs: Vec<Leg>,
     enabled: bool,
+    /// Speech activity (audio tracks with the audio level extension).
+    speech: speaker::SpeechActivity,
 }
 
 /// Where an SSRC on a transport leads.
@@ -187,6 +192,8 @@ pub struct Worker {
     metrics: Arc<Metrics>,
     scratch: Box<[u8; 2048]>,
     next_report: Instant,
+    speakers: BTreeMap<RoomId, speaker::DominantSpeaker<ParticipantId>>,
+    next_speaker_check: Instant,
 }
 
 impl std::fmt::Debug for Worker {
@@ -220,6 +227,8 @@ impl Worker {
             metrics,
             scratch: Box::new([0u8; 2048]),
             next_report: now + REPORT_INTERVAL,
+            speakers: BTreeMap::new(),
+            next_speaker_check: now + SPEAKER_INTERVAL,
         }
     }
 
@@ -240,7 +249,7 @@ impl Worker {
 
     /// The next instant [`Worker::handle_timeout`] must run.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = self.next_report;
+        let mut next = self.next_report.min(self.next_speaker_check);
         for t in self.transports.iter().flatten() {
             if let Some(d) = t.poll_timeout() {
                 next = next.min(d);
@@ -649,6 +658,7 @@ impl Worker {
                 repaired_rid_ext_id: m.extmap.repaired_rtp_stream_id,
                 legs: Vec::new(),
                 enabled: true,
+                speech: speaker::SpeechActivity::default(),
             };
             let idx = match self.free_tracks.pop() {
                 Some(i) => {
@@ -943,7 +953,11 @@ impl Worker {
             members = m.clone();
             if m.is_empty() {
                 self.rooms.remove(&p.room);
+                self.speakers.remove(&p.room);
             }
+        }
+        if let Some(d) = self.speakers.get_mut(&p.room) {
+            d.remove(pid);
         }
         for other in members {
             self.maybe_offer(other);
@@ -1218,6 +1232,9 @@ impl Worker {
             .audio_level_id
             .and_then(|id| rtp::extensions(plain, hdr).find(|(i, _)| *i == id))
             .and_then(|(_, d)| d.first().copied());
+        if let Some(l) = level {
+            track.speech.on_level(l, now);
+        }
         let transports = &mut self.transports;
         let metrics = &self.metrics;
         for leg in track.legs.iter_mut() {
@@ -1610,6 +1627,34 @@ impl Worker {
         if now >= self.next_report {
             self.next_report = now + REPORT_INTERVAL;
             self.send_receiver_reports(now, tx);
+        }
+        if now >= self.next_speaker_check {
+            self.next_speaker_check = now + SPEAKER_INTERVAL;
+            self.update_speakers(now);
+        }
+    }
+
+    /// Reconsider each room's dominant speaker; tell the gateway of changes.
+    fn update_speakers(&mut self, now: Instant) {
+        for (room, members) in &self.rooms {
+            let scores = members.iter().filter_map(|pid| {
+                let p = self.participants.get(pid)?;
+                let best = p
+                    .published
+                    .iter()
+                    .filter_map(|&ti| self.tracks.get(ti)?.as_ref())
+                    .filter(|t| t.kind == MediaKind::Audio && t.enabled)
+                    .map(|t| t.speech.score_at(now))
+                    .fold(0.0f32, f32::max);
+                Some((*pid, best))
+            });
+            let dominant = self.speakers.entry(room.clone()).or_default();
+            if let Some(participant) = dominant.update(scores, now) {
+                self.events.push_back(Event::DominantSpeaker {
+                    room: room.clone(),
+                    participant,
+                });
+            }
         }
     }
 
