@@ -124,34 +124,15 @@ fn nack_is_answered_from_the_cache() {
     run_media(&mut net, 1, 20);
     let (a, b) = (room[0], room[1]);
     // b asks for a video packet of a again.
-    let offer = net.browsers[b].offers.last().unwrap().clone();
-    let a_id = net.browsers[a].id.0.to_string();
-    let o = salon_sdp::parse(&offer).unwrap();
-    let video = o
-        .media
-        .iter()
-        .find(|m| {
-            m.kind == Some(salon_sdp::MediaKind::Video)
-                && m.msid.as_ref().is_some_and(|x| x.stream_id == a_id)
-        })
+    let ssrc = net.browsers[b]
+        .out_ssrc(net.browsers[a].id, salon_sdp::MediaKind::Video)
         .unwrap();
-    let ssrc = video.ssrcs[0];
-    let got: Vec<u16> = net.browsers[b]
-        .received()
-        .iter()
-        .filter(|h| h.ssrc == ssrc)
-        .map(|h| h.sequence)
-        .collect();
+    let got = net.browsers[b].seqs(ssrc);
     // The network loses the next video packet of a on its way to b.
     let wanted = got.last().unwrap().wrapping_add(1);
     net.browsers[b].subscribe.lose.push((ssrc, wanted));
     run_media(&mut net, 21, 3);
-    let got: Vec<u16> = net.browsers[b]
-        .received()
-        .iter()
-        .filter(|h| h.ssrc == ssrc)
-        .map(|h| h.sequence)
-        .collect();
+    let got = net.browsers[b].seqs(ssrc);
     assert!(!got.contains(&wanted), "lost on the way");
     let before = net.browsers[b].subscribe.rtp_in.len();
     let mut buf = [0u8; 200];
@@ -170,22 +151,14 @@ fn pli_from_a_receiver_reaches_the_publisher() {
     let (mut net, room, _) = connected_room();
     run_media(&mut net, 1, 10);
     let (a, b) = (room[0], room[1]);
-    let offer = net.browsers[b].offers.last().unwrap().clone();
-    let a_id = net.browsers[a].id.0.to_string();
-    let o = salon_sdp::parse(&offer).unwrap();
-    let video = o
-        .media
-        .iter()
-        .find(|m| {
-            m.kind == Some(salon_sdp::MediaKind::Video)
-                && m.msid.as_ref().is_some_and(|x| x.stream_id == a_id)
-        })
+    let video_out = net.browsers[b]
+        .out_ssrc(net.browsers[a].id, salon_sdp::MediaKind::Video)
         .unwrap();
     net.settle(Duration::from_millis(400));
     let before = net.browsers[a].publish.rtcp_in.len();
     let mut buf = [0u8; 100];
     let n = rtcp::write_receiver_report(&mut buf, 1, &[]).unwrap();
-    let m = rtcp::write_pli(&mut buf[n..], 1, video.ssrcs[0]).unwrap();
+    let m = rtcp::write_pli(&mut buf[n..], 1, video_out).unwrap();
     net.browsers[b].subscribe.send_rtcp(&buf[..n + m]);
     net.deliver();
     let video_ssrc = net.browsers[a].video_ssrc;
@@ -249,20 +222,9 @@ fn muting_stops_forwarding_in_the_media_plane() {
         .iter()
         .map(|h| h.payload_type)
         .collect();
-    let a_audio_out = {
-        let offer = net.browsers[b].offers.last().unwrap().clone();
-        let o = salon_sdp::parse(&offer).unwrap();
-        o.media
-            .iter()
-            .find(|m| {
-                m.kind == Some(salon_sdp::MediaKind::Audio)
-                    && m.msid
-                        .as_ref()
-                        .is_some_and(|x| x.stream_id == a_id.0.to_string())
-            })
-            .unwrap()
-            .ssrcs[0]
-    };
+    let a_audio_out = net.browsers[b]
+        .out_ssrc(a_id, salon_sdp::MediaKind::Audio)
+        .unwrap();
     let after_a_audio = net.browsers[b].received()[before..]
         .iter()
         .filter(|h| h.ssrc == a_audio_out)
@@ -283,12 +245,7 @@ fn muting_stops_forwarding_in_the_media_plane() {
         .unwrap()
         .sequence;
     run_media(&mut net, 31, 5);
-    let resumed: Vec<u16> = net.browsers[b]
-        .received()
-        .iter()
-        .filter(|h| h.ssrc == a_audio_out)
-        .map(|h| h.sequence)
-        .collect();
+    let resumed = net.browsers[b].seqs(a_audio_out);
     let first_after = resumed.iter().position(|s| *s == last_before).unwrap() + 1;
     assert_eq!(resumed[first_after], last_before.wrapping_add(1));
 }

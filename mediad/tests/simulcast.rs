@@ -63,18 +63,9 @@ fn simulcast_room(seed: u64) -> (Net, usize, usize, u32) {
         send_layers(&mut net, publisher, s);
         net.settle(Duration::from_millis(20));
     }
-    let pid = net.browsers[publisher].id.0.to_string();
-    let offer = salon_sdp::parse(net.browsers[viewer].offers.last().unwrap()).unwrap();
-    let out = offer
-        .media
-        .iter()
-        .find(|m| {
-            m.port != 0
-                && m.kind == Some(salon_sdp::MediaKind::Video)
-                && m.msid.as_ref().is_some_and(|x| x.stream_id == pid)
-        })
-        .unwrap()
-        .ssrcs[0];
+    let out = net.browsers[viewer]
+        .out_ssrc(net.browsers[publisher].id, salon_sdp::MediaKind::Video)
+        .unwrap();
     (net, publisher, viewer, out)
 }
 

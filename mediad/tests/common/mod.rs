@@ -257,6 +257,30 @@ impl Browser {
     pub fn received(&self) -> Vec<RtpHeader> {
         self.subscribe.received()
     }
+
+    /// Sequence numbers received on `ssrc`, in arrival order.
+    pub fn seqs(&self, ssrc: u32) -> Vec<u16> {
+        self.received()
+            .iter()
+            .filter(|h| h.ssrc == ssrc)
+            .map(|h| h.sequence)
+            .collect()
+    }
+
+    /// The SSRC under which the last subscribe offer carries `publisher`'s
+    /// active track of `kind`.
+    pub fn out_ssrc(&self, publisher: ParticipantId, kind: salon_sdp::MediaKind) -> Option<u32> {
+        let o = salon_sdp::parse(self.offers.last()?).ok()?;
+        let stream = publisher.0.to_string();
+        o.media
+            .iter()
+            .find(|m| {
+                m.port != 0
+                    && m.kind == Some(kind)
+                    && m.msid.as_ref().is_some_and(|x| x.stream_id == stream)
+            })
+            .and_then(|m| m.ssrcs.first().copied())
+    }
 }
 
 /// A publish offer with three VP8 simulcast encodings (rids q, h, f, low to
