@@ -27,12 +27,12 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test (workspace)"
-cargo test --workspace --locked
-
-step "build the salon binary for the browser tests"
+step "build the salon binary (for the perf smoke test and the browser tests)"
 cargo build --locked -p salon-gateway --bin salon
 export SALON_BIN="$root/target/debug/salon"
+
+step "cargo test (workspace)"
+cargo test --workspace --locked
 
 for backend in uring epoll; do
     step "browser end-to-end tests, io backend: $backend"

@@ -1,0 +1,314 @@
+//! The report: JSON, a table for the terminal and a hand-written SVG plot.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::media::{ReceiverDetail, Totals};
+
+/// One progress sample (one per second).
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    /// Seconds since the start of the run.
+    pub t_s: f64,
+    /// Participants with every transport connected.
+    pub connected: usize,
+    /// Packets sent per second over the last interval.
+    pub pps_out: f64,
+    /// Packets received per second over the last interval.
+    pub pps_in: f64,
+    /// Loss over the last interval (%).
+    pub loss_percent: f64,
+    /// p99 latency over the last interval (ms).
+    pub p99_ms: Option<f64>,
+    /// SUT CPU over the last interval (% of one core), when spawned.
+    pub sut_cpu_percent: Option<f64>,
+}
+
+/// Everything a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Scenario name.
+    pub scenario: String,
+    /// `--io-backend` given to the SUT (`"unknown"` with `--target`).
+    pub backend: String,
+    /// The URL driven.
+    pub target: String,
+    /// The run went to its end.
+    pub complete: bool,
+    /// Why it did not.
+    pub error: Option<String>,
+    /// Participants in the scenario.
+    pub participants: usize,
+    /// Participants that got `joined`.
+    pub participants_joined: usize,
+    /// Participants with every transport connected.
+    pub participants_connected: usize,
+    /// Harness media threads.
+    pub harness_threads: usize,
+    /// Length of the measurement window (s).
+    pub window_s: f64,
+    /// Packets sent by all synthetic publishers, per second.
+    pub packets_out_per_s: f64,
+    /// Packets received by all synthetic subscribers, per second.
+    pub packets_in_per_s: f64,
+    /// Bytes sent per second.
+    pub bytes_out_per_s: f64,
+    /// Bytes received per second.
+    pub bytes_in_per_s: f64,
+    /// Loss from sequence numbers over all received SSRCs (%).
+    pub loss_percent: f64,
+    /// Median added latency (ms).
+    pub latency_p50_ms: Option<f64>,
+    /// 99th percentile added latency (ms).
+    pub latency_p99_ms: Option<f64>,
+    /// Largest latency seen during the whole run (ms).
+    pub latency_max_ms: Option<f64>,
+    /// Latency samples in the window.
+    pub latency_samples: u64,
+    /// SUT CPU seconds in the window (spawned SUT only).
+    pub sut_cpu_s: Option<f64>,
+    /// SUT CPU in the window, % of one core.
+    pub sut_cpu_percent: Option<f64>,
+    /// SUT peak RSS (VmHWM), MiB.
+    pub sut_peak_rss_mb: Option<f64>,
+    /// Packets received by subscribers per SUT CPU-second (window).
+    pub forwarded_packets_per_cpu_s: Option<f64>,
+    /// The harness's own CPU seconds over the whole run.
+    pub harness_cpu_s: Option<f64>,
+    /// The host's 1-minute load average at the end (other processes on a
+    /// shared machine distort every figure above when it exceeds the cores).
+    pub host_load_1m: Option<f64>,
+    /// Counters over the window.
+    pub window_totals: Totals,
+    /// Counters over the whole run.
+    pub run_totals: Totals,
+    /// Gateway `error` messages (first 20).
+    pub gateway_errors: Vec<String>,
+    /// One sample per second.
+    pub timeline: Vec<Sample>,
+    /// What each participant received.
+    pub receivers: Vec<ReceiverDetail>,
+}
+
+type Series = (
+    &'static str,
+    &'static str,
+    Box<dyn Fn(&Sample) -> Option<f64>>,
+    f64,
+);
+
+fn opt(v: Option<f64>, prec: usize) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.prec$}"))
+}
+
+impl Report {
+    /// A table for humans.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let rows: Vec<(&str, String)> = vec![
+            ("scenario", self.scenario.clone()),
+            ("backend", self.backend.clone()),
+            (
+                "status",
+                match &self.error {
+                    None => "complete".to_owned(),
+                    Some(e) => format!("PARTIAL: {e}"),
+                },
+            ),
+            (
+                "participants",
+                format!(
+                    "{} planned, {} joined, {} connected",
+                    self.participants, self.participants_joined, self.participants_connected
+                ),
+            ),
+            ("window", format!("{:.1} s", self.window_s)),
+            ("packets out/s", format!("{:.0}", self.packets_out_per_s)),
+            ("packets in/s", format!("{:.0}", self.packets_in_per_s)),
+            (
+                "Mbit/s out / in",
+                format!(
+                    "{:.2} / {:.2}",
+                    self.bytes_out_per_s * 8e-6,
+                    self.bytes_in_per_s * 8e-6
+                ),
+            ),
+            ("loss", format!("{:.3} %", self.loss_percent)),
+            (
+                "latency p50 / p99 / max",
+                format!(
+                    "{} / {} / {} ms",
+                    opt(self.latency_p50_ms, 2),
+                    opt(self.latency_p99_ms, 2),
+                    opt(self.latency_max_ms, 2)
+                ),
+            ),
+            (
+                "SUT CPU",
+                format!(
+                    "{} s ({} % of a core)",
+                    opt(self.sut_cpu_s, 2),
+                    opt(self.sut_cpu_percent, 1)
+                ),
+            ),
+            (
+                "SUT peak RSS",
+                format!("{} MiB", opt(self.sut_peak_rss_mb, 1)),
+            ),
+            (
+                "forwarded pkts / CPU-s",
+                opt(self.forwarded_packets_per_cpu_s, 0),
+            ),
+            ("harness CPU", format!("{} s", opt(self.harness_cpu_s, 2))),
+            ("host load (1 min)", opt(self.host_load_1m, 2)),
+            ("late send ticks", self.run_totals.late_ticks.to_string()),
+            (
+                "send errors / SRTP errors",
+                format!(
+                    "{} / {}",
+                    self.run_totals.send_errors, self.run_totals.srtp_errors
+                ),
+            ),
+        ];
+        for (k, v) in rows {
+            let _ = writeln!(s, "{k:<26} {v}");
+        }
+        s
+    }
+
+    /// A small SVG chart: packets/s in and out (left axis) and SUT CPU %
+    /// (right axis) over time.
+    pub fn svg(&self) -> String {
+        let (w, h, m) = (640.0f64, 320.0f64, 48.0f64);
+        let t_max = self.timeline.last().map_or(1.0, |s| s.t_s).max(1.0);
+        let pps_max = self
+            .timeline
+            .iter()
+            .map(|s| s.pps_in.max(s.pps_out))
+            .fold(1.0f64, f64::max)
+            * 1.1;
+        let cpu_max = self
+            .timeline
+            .iter()
+            .filter_map(|s| s.sut_cpu_percent)
+            .fold(100.0f64, f64::max);
+        let x = |t: f64| m + (t / t_max) * (w - 2.0 * m);
+        let y = |v: f64, max: f64| h - m - (v / max) * (h - 2.0 * m);
+        let line = |f: &dyn Fn(&Sample) -> Option<f64>, max: f64| {
+            let mut p = String::new();
+            for s in &self.timeline {
+                if let Some(v) = f(s) {
+                    let _ = write!(p, "{:.1},{:.1} ", x(s.t_s), y(v, max));
+                }
+            }
+            p
+        };
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="11">"#
+        );
+        let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+        let _ = writeln!(
+            s,
+            r#"<text x="{m}" y="20" font-size="13">salon-perf: {} ({}){}</text>"#,
+            xml(&self.scenario),
+            xml(&self.backend),
+            if self.complete { "" } else { " — partial" }
+        );
+        let _ = writeln!(
+            s,
+            r##"<rect x="{m}" y="{m}" width="{}" height="{}" fill="none" stroke="#888"/>"##,
+            w - 2.0 * m,
+            h - 2.0 * m
+        );
+        for i in 0..=4 {
+            let f = f64::from(i) / 4.0;
+            let yy = h - m - f * (h - 2.0 * m);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{m}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#eee"/><text x="{:.1}" y="{:.1}" text-anchor="end">{:.0}</text><text x="{:.1}" y="{:.1}">{:.0}%</text>"##,
+                w - m,
+                m - 4.0,
+                yy + 4.0,
+                f * pps_max,
+                w - m + 4.0,
+                yy + 4.0,
+                f * cpu_max
+            );
+        }
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">time (s), 0 to {t_max:.0}</text>"#,
+            w / 2.0,
+            h - 12.0
+        );
+        let series: [Series; 3] = [
+            (
+                "pps out",
+                "#1f77b4",
+                Box::new(|s: &Sample| Some(s.pps_out)),
+                pps_max,
+            ),
+            (
+                "pps in",
+                "#2ca02c",
+                Box::new(|s: &Sample| Some(s.pps_in)),
+                pps_max,
+            ),
+            (
+                "SUT CPU %",
+                "#d62728",
+                Box::new(|s: &Sample| s.sut_cpu_percent),
+                cpu_max,
+            ),
+        ];
+        for (i, (name, color, f, max)) in series.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                r#"<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{}"/>"#,
+                line(f.as_ref(), *max).trim_end()
+            );
+            let lx = m + 10.0 + 110.0 * i as f64;
+            let _ = writeln!(
+                s,
+                r#"<rect x="{lx}" y="{:.1}" width="10" height="10" fill="{color}"/><text x="{:.1}" y="{:.1}">{name}</text>"#,
+                m + 6.0,
+                lx + 14.0,
+                m + 15.0
+            );
+        }
+        s.push_str("</svg>\n");
+        s
+    }
+
+    /// Write `<prefix>.json` and `<prefix>.svg`; returns their paths.
+    pub fn write(&self, prefix: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
+        if let Some(dir) = prefix.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)?;
+        }
+        let json = with_ext(prefix, "json");
+        let svg = with_ext(prefix, "svg");
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(&json, text)?;
+        std::fs::write(&svg, self.svg())?;
+        Ok((json, svg))
+    }
+}
+
+/// `prefix` with `.ext` appended (a trailing `.json` is dropped first).
+pub fn with_ext(prefix: &Path, ext: &str) -> PathBuf {
+    let s = prefix.to_string_lossy();
+    let base = s.strip_suffix(".json").unwrap_or(&s);
+    PathBuf::from(format!("{base}.{ext}"))
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}

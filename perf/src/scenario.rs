@@ -1,0 +1,280 @@
+//! Scenario files: rooms × participants per room × media mix × join rate ×
+//! duration, in TOML. Unknown keys are refused and every error names the
+//! line it comes from.
+
+use std::ops::Range;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Why a scenario could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, a wrong type or an unknown key.
+    #[error("line {line}, column {column}: {message}")]
+    Parse {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// Valid TOML whose values make no sense.
+    #[error("line {line}: {message}")]
+    Invalid {
+        /// 1-based line of the offending value.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The media each synthetic participant sends.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Opus-like audio payload size (bytes), one packet every 20 ms.
+    pub audio_payload_bytes: usize,
+    /// VP8-like payload size of every video packet (bytes).
+    pub video_payload_bytes: usize,
+    /// Video frames per second.
+    pub video_fps: u32,
+    /// Packets per delta frame.
+    pub video_packets_per_frame: u32,
+    /// Packets per key frame.
+    pub keyframe_packets: u32,
+    /// Seconds between periodic key frames.
+    pub keyframe_interval_s: f64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            audio_payload_bytes: 80,
+            video_payload_bytes: 1000,
+            video_fps: 30,
+            video_packets_per_frame: 2,
+            keyframe_packets: 8,
+            keyframe_interval_s: 2.0,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: Option<String>,
+    rooms: Spanned<u32>,
+    room_sizes: Spanned<Vec<u32>>,
+    video_fraction: Spanned<f64>,
+    join_rate: Spanned<f64>,
+    duration_s: Spanned<f64>,
+    #[serde(default)]
+    media: Option<Spanned<MediaConfig>>,
+}
+
+/// A validated scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// Short name (reports, room names).
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Number of rooms.
+    pub rooms: u32,
+    /// Participants per room, cycled over the rooms (room `r` has
+    /// `room_sizes[r % len]`).
+    pub room_sizes: Vec<u32>,
+    /// Fraction of participants that also publish video (all publish audio).
+    pub video_fraction: f64,
+    /// Participants joining per second.
+    pub join_rate: f64,
+    /// Measured time once everybody is connected, in seconds.
+    pub duration_s: f64,
+    /// Media shape.
+    pub media: MediaConfig,
+}
+
+/// One participant to create, in join order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedParticipant {
+    /// Index in join order.
+    pub index: usize,
+    /// Room index.
+    pub room: u32,
+    /// Publishes video too.
+    pub video: bool,
+}
+
+fn line_of(text: &str, at: usize) -> (usize, usize) {
+    let before = text.get(..at.min(text.len())).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+fn invalid(text: &str, span: Range<usize>, message: impl Into<String>) -> ScenarioError {
+    ScenarioError::Invalid {
+        line: line_of(text, span.start).0,
+        message: message.into(),
+    }
+}
+
+impl Scenario {
+    /// Read and validate a scenario file.
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Parse and validate scenario text.
+    pub fn parse(text: &str) -> Result<Self, ScenarioError> {
+        let raw: RawScenario = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((1, 1), |s| line_of(text, s.start));
+            ScenarioError::Parse {
+                line,
+                column,
+                message: e.message().to_owned(),
+            }
+        })?;
+        let name = raw.name.get_ref();
+        if name.is_empty()
+            || name.len() > 32
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(invalid(
+                text,
+                raw.name.span(),
+                "name must be 1-32 characters of A-Z a-z 0-9 -",
+            ));
+        }
+        if *raw.rooms.get_ref() == 0 || *raw.rooms.get_ref() > 10_000 {
+            return Err(invalid(text, raw.rooms.span(), "rooms must be 1..=10000"));
+        }
+        let sizes = raw.room_sizes.get_ref();
+        if sizes.is_empty() || sizes.iter().any(|&s| s == 0 || s > 1000) {
+            return Err(invalid(
+                text,
+                raw.room_sizes.span(),
+                "room_sizes must be a non-empty list of 1..=1000",
+            ));
+        }
+        let vf = *raw.video_fraction.get_ref();
+        if !(0.0..=1.0).contains(&vf) {
+            return Err(invalid(
+                text,
+                raw.video_fraction.span(),
+                "video_fraction must be within 0..=1",
+            ));
+        }
+        let jr = *raw.join_rate.get_ref();
+        if !(jr > 0.0 && jr <= 10_000.0) {
+            return Err(invalid(
+                text,
+                raw.join_rate.span(),
+                "join_rate must be > 0 and <= 10000 participants/s",
+            ));
+        }
+        let d = *raw.duration_s.get_ref();
+        if !(d > 0.0 && d <= 86_400.0) {
+            return Err(invalid(
+                text,
+                raw.duration_s.span(),
+                "duration_s must be > 0 and <= 86400",
+            ));
+        }
+        let media = match raw.media {
+            Some(m) => {
+                let span = m.span();
+                let m = m.into_inner();
+                if !(32..=1100).contains(&m.audio_payload_bytes)
+                    || !(32..=1100).contains(&m.video_payload_bytes)
+                {
+                    return Err(invalid(text, span, "payload sizes must be 32..=1100 bytes"));
+                }
+                let ok = (1..=120).contains(&m.video_fps)
+                    && (1..=50).contains(&m.video_packets_per_frame)
+                    && (1..=200).contains(&m.keyframe_packets)
+                    && (0.1..=600.0).contains(&m.keyframe_interval_s);
+                if !ok {
+                    return Err(invalid(
+                        text,
+                        span,
+                        "video_fps 1..=120, video_packets_per_frame 1..=50, keyframe_packets 1..=200, keyframe_interval_s 0.1..=600",
+                    ));
+                }
+                m
+            }
+            None => MediaConfig::default(),
+        };
+        let s = Self {
+            name: raw.name.into_inner(),
+            description: raw.description,
+            rooms: raw.rooms.into_inner(),
+            room_sizes: raw.room_sizes.into_inner(),
+            video_fraction: vf,
+            join_rate: jr,
+            duration_s: d,
+            media,
+        };
+        if s.participants() > 20_000 {
+            return Err(ScenarioError::Invalid {
+                line: 1,
+                message: "more than 20000 participants in total".into(),
+            });
+        }
+        Ok(s)
+    }
+
+    /// Size of room `r`.
+    pub fn room_size(&self, r: u32) -> u32 {
+        let n = self.room_sizes.len().max(1);
+        self.room_sizes.get(r as usize % n).copied().unwrap_or(1)
+    }
+
+    /// Total participants.
+    pub fn participants(&self) -> usize {
+        (0..self.rooms).map(|r| self.room_size(r) as usize).sum()
+    }
+
+    /// Seconds the joins take at `join_rate`.
+    pub fn ramp_s(&self) -> f64 {
+        self.participants() as f64 / self.join_rate
+    }
+
+    /// Every participant in join order: rooms fill one after the other;
+    /// participant `i` publishes video when `floor((i+1)·f) > floor(i·f)`,
+    /// which spreads `video_fraction` evenly.
+    pub fn plan(&self) -> Vec<PlannedParticipant> {
+        let mut out = Vec::with_capacity(self.participants());
+        for room in 0..self.rooms {
+            for _ in 0..self.room_size(room) {
+                let i = out.len();
+                let f = self.video_fraction;
+                let video = ((i + 1) as f64 * f).floor() > (i as f64 * f).floor();
+                out.push(PlannedParticipant {
+                    index: i,
+                    room,
+                    video,
+                });
+            }
+        }
+        out
+    }
+}

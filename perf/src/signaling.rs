@@ -1,0 +1,432 @@
+//! Signaling for one synthetic participant over the gateway's WebSocket
+//! (`docs/signaling.md`), and the SDP it writes. Runs in a small tokio
+//! runtime: this is the control plane, not the hot path.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::media::{Command, NewParticipant, RemoteDescription, Which};
+
+/// WebSocket connect timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time allowed for `joined` and for the publish answer.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `AA:BB:…` of a SHA-256 digest of `der`.
+pub fn fingerprint_sha256(der: &[u8]) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+    let mut s = String::with_capacity(96);
+    for (i, b) in d.as_ref().iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        s.push_str(&format!("{b:02X}"));
+    }
+    s
+}
+
+/// The first UDP host candidate of an SDP (`a=candidate:… udp PRIO IP PORT typ host`).
+pub fn parse_candidate(sdp: &str) -> Option<SocketAddr> {
+    sdp.lines().find_map(|l| {
+        let rest = l.trim_end().strip_prefix("a=candidate:")?;
+        let f: Vec<&str> = rest.split_ascii_whitespace().collect();
+        if f.len() < 6 || !f[2].eq_ignore_ascii_case("udp") {
+            return None;
+        }
+        let ip: IpAddr = f[4].parse().ok()?;
+        let port: u16 = f[5].parse().ok()?;
+        (port != 0).then_some(SocketAddr::new(ip, port))
+    })
+}
+
+/// What we need from one of mediad's descriptions.
+pub fn remote_description(sdp: &str) -> Result<RemoteDescription, String> {
+    let d = salon_sdp::parse(sdp).map_err(|e| format!("mediad's SDP: {e}"))?;
+    let addr = parse_candidate(sdp).ok_or("mediad's SDP has no UDP candidate")?;
+    let audio_level_ext = d
+        .media
+        .iter()
+        .find(|m| m.kind == Some(salon_sdp::MediaKind::Audio) && m.port != 0)
+        .and_then(|m| m.extmap_id(salon_sdp::uri::AUDIO_LEVEL));
+    Ok(RemoteDescription {
+        ufrag: d.ice_ufrag.clone(),
+        pwd: d.ice_pwd.as_str().to_owned(),
+        addr,
+        audio_level_ext,
+    })
+}
+
+/// Our local ICE/DTLS identity for one transport.
+#[derive(Debug, Clone)]
+pub struct Local {
+    /// ICE ufrag.
+    pub ufrag: String,
+    /// ICE password.
+    pub pwd: String,
+    /// `AA:BB:…` SHA-256 fingerprint.
+    pub fingerprint: String,
+}
+
+/// A publish offer: `sendonly` Opus (with `ssrc-audio-level`) and, when
+/// `video` is set, `sendonly` VP8 with one SSRC, BUNDLEd.
+pub fn publish_offer(l: &Local, audio_ssrc: u32, video_ssrc: Option<u32>) -> String {
+    let mut s = String::with_capacity(2048);
+    let bundle = if video_ssrc.is_some() { "0 1" } else { "0" };
+    s.push_str(&format!(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE {bundle}\r\na=msid-semantic: WMS perf\r\n"
+    ));
+    let common = |mid: &str| {
+        format!(
+            "c=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\na=ice-ufrag:{u}\r\na=ice-pwd:{p}\r\na=ice-options:trickle\r\na=fingerprint:sha-256 {f}\r\na=setup:actpass\r\na=mid:{mid}\r\n",
+            u = l.ufrag,
+            p = l.pwd,
+            f = l.fingerprint
+        )
+    };
+    s.push_str("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n");
+    s.push_str(&common("0"));
+    s.push_str(&format!(
+        "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=sendonly\r\na=msid:perf audio\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\na=ssrc:{audio_ssrc} cname:perf\r\n"
+    ));
+    if let Some(v) = video_ssrc {
+        s.push_str("m=video 9 UDP/TLS/RTP/SAVPF 96\r\n");
+        s.push_str(&common("1"));
+        s.push_str(&format!(
+            "a=sendonly\r\na=msid:perf video\r\na=rtcp-mux\r\na=rtcp-rsize\r\na=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\na=rtcp-fb:96 ccm fir\r\na=ssrc:{v} cname:perf\r\n"
+        ));
+    }
+    s
+}
+
+/// Our answer to mediad's subscribe offer: `recvonly` for every active
+/// m-line, `inactive` (port 0) for the others.
+pub fn subscribe_answer(l: &Local, offer: &str) -> Result<String, String> {
+    let o = salon_sdp::parse(offer).map_err(|e| format!("subscribe offer: {e}"))?;
+    let mids: Vec<&str> = o.media.iter().map(|m| m.mid.as_str()).collect();
+    let mut s = format!(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE {}\r\n",
+        mids.join(" ")
+    );
+    for m in &o.media {
+        let (kind, pt, codec) = match m.kind {
+            Some(salon_sdp::MediaKind::Audio) => ("audio", 111, "opus/48000/2"),
+            _ => ("video", 96, "VP8/90000"),
+        };
+        let active = m.port != 0;
+        s.push_str(&format!(
+            "m={kind} {port} UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:{u}\r\na=ice-pwd:{p}\r\na=fingerprint:sha-256 {f}\r\na=setup:active\r\na=mid:{mid}\r\na={dir}\r\na=rtcp-mux\r\na=rtpmap:{pt} {codec}\r\n",
+            port = if active { 9 } else { 0 },
+            u = l.ufrag,
+            p = l.pwd,
+            f = l.fingerprint,
+            mid = m.mid,
+            dir = if active { "recvonly" } else { "inactive" },
+        ));
+    }
+    Ok(s)
+}
+
+/// Everything a participant task needs.
+#[derive(Debug)]
+pub struct ParticipantPlan {
+    /// Index in join order.
+    pub index: usize,
+    /// Room name on the gateway.
+    pub room_name: String,
+    /// Room index.
+    pub room: u32,
+    /// Publishes video.
+    pub video: bool,
+    /// `ws://host:port/ws`.
+    pub ws_url: String,
+    /// Local IP to bind UDP sockets on.
+    pub bind_ip: IpAddr,
+}
+
+/// What a participant task reports to the controller.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SignalEvent {
+    /// `joined` arrived.
+    Joined {
+        /// Index.
+        index: usize,
+        /// Gateway id.
+        id: u64,
+    },
+    /// The gateway sent an `error`.
+    GatewayError {
+        /// Index.
+        index: usize,
+        /// `code: message`.
+        error: String,
+    },
+    /// The participant could not go on (connect refused, timeout, socket
+    /// closed by the server…): the run must end.
+    Fatal {
+        /// Index.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn random_token(index: usize, salt: u64, len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut x = salt ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xdead_beef;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ALPHABET[(x % ALPHABET.len() as u64) as usize] as char
+        })
+        .collect()
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn next_json(ws: &mut Ws) -> Result<Option<Value>, String> {
+    loop {
+        match ws.next().await {
+            None => return Ok(None),
+            Some(Err(e)) => return Err(format!("signaling socket: {e}")),
+            Some(Ok(Message::Text(t))) => {
+                return serde_json::from_str(t.as_str())
+                    .map(Some)
+                    .map_err(|e| format!("gateway sent bad JSON: {e}"));
+            }
+            Some(Ok(Message::Close(_))) => return Ok(None),
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+async fn send_json(ws: &mut Ws, v: Value) -> Result<(), String> {
+    ws.send(Message::text(v.to_string()))
+        .await
+        .map_err(|e| format!("signaling send: {e}"))
+}
+
+/// Run one participant: connect, join, publish, answer subscribe offers,
+/// until `stop` turns true (then `leave`). Returns an error for anything
+/// that should end the run.
+pub async fn run_participant(
+    plan: ParticipantPlan,
+    worker: Sender<Command>,
+    events: tokio::sync::mpsc::UnboundedSender<SignalEvent>,
+    mut stop: watch::Receiver<bool>,
+    salt: u64,
+) {
+    let index = plan.index;
+    if let Err(reason) = participant(plan, worker, &events, &mut stop, salt).await {
+        let _ = events.send(SignalEvent::Fatal { index, reason });
+    }
+}
+
+async fn participant(
+    plan: ParticipantPlan,
+    worker: Sender<Command>,
+    events: &tokio::sync::mpsc::UnboundedSender<SignalEvent>,
+    stop: &mut watch::Receiver<bool>,
+    salt: u64,
+) -> Result<(), String> {
+    let index = plan.index;
+    let (mut ws, _) = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio_tungstenite::connect_async(plan.ws_url.as_str()),
+    )
+    .await
+    .map_err(|_| format!("WebSocket connect to {} timed out", plan.ws_url))?
+    .map_err(|e| format!("WebSocket connect to {}: {e}", plan.ws_url))?;
+    send_json(
+        &mut ws,
+        json!({"type": "join", "room": plan.room_name, "name": format!("perf {index}")}),
+    )
+    .await?;
+    let id = tokio::time::timeout(REPLY_TIMEOUT, async {
+        loop {
+            match next_json(&mut ws).await? {
+                None => return Err("gateway closed the socket before `joined`".to_owned()),
+                Some(v) if v["type"] == "joined" => {
+                    return v["id"].as_u64().ok_or("`joined` without id".to_owned());
+                }
+                Some(v) if v["type"] == "error" => {
+                    return Err(format!("join refused: {}", v["code"]));
+                }
+                Some(_) => {}
+            }
+        }
+    })
+    .await
+    .map_err(|_| "no `joined` within the timeout".to_owned())??;
+    let _ = events.send(SignalEvent::Joined { index, id });
+
+    let cert = dimpl::certificate::generate_self_signed_certificate()
+        .map_err(|e| format!("certificate: {e}"))?;
+    let fingerprint = fingerprint_sha256(&cert.certificate);
+    let publish = Local {
+        ufrag: random_token(index, salt, 8),
+        pwd: random_token(index, salt ^ 1, 24),
+        fingerprint: fingerprint.clone(),
+    };
+    let subscribe = Local {
+        ufrag: random_token(index, salt ^ 2, 8),
+        pwd: random_token(index, salt ^ 3, 24),
+        fingerprint,
+    };
+    let bind = |ip: IpAddr| -> Result<std::net::UdpSocket, String> {
+        let s = std::net::UdpSocket::bind(SocketAddr::new(ip, 0))
+            .map_err(|e| format!("binding UDP: {e}"))?;
+        s.set_nonblocking(true)
+            .map_err(|e| format!("non-blocking UDP: {e}"))?;
+        set_recv_buffer(&s, 2 << 20);
+        Ok(s)
+    };
+    let audio_ssrc = 0x1000_0000u32.wrapping_add((index as u32).wrapping_mul(16));
+    let video_ssrc = audio_ssrc + 2;
+    let np = NewParticipant {
+        index,
+        id,
+        room: plan.room,
+        video: plan.video,
+        publish_socket: bind(plan.bind_ip)?,
+        subscribe_socket: bind(plan.bind_ip)?,
+        cert,
+        publish_ufrag: publish.ufrag.clone(),
+        subscribe_ufrag: subscribe.ufrag.clone(),
+        audio_ssrc,
+        video_ssrc,
+    };
+    worker
+        .send(Command::Add(Box::new(np)))
+        .map_err(|_| "media worker gone".to_owned())?;
+    let offer = publish_offer(&publish, audio_ssrc, plan.video.then_some(video_ssrc));
+    send_json(&mut ws, json!({"type": "publish-offer", "sdp": offer})).await?;
+
+    let answer_deadline = tokio::time::Instant::now() + REPLY_TIMEOUT;
+    let mut answered = false;
+    loop {
+        let msg = tokio::select! {
+            m = next_json(&mut ws) => m?,
+            _ = stop.changed() => {
+                let _ = send_json(&mut ws, json!({"type": "leave"})).await;
+                let _ = ws.close(None).await;
+                return Ok(());
+            }
+            _ = tokio::time::sleep_until(answer_deadline), if !answered => {
+                return Err("no `publish-answer` within the timeout".into());
+            }
+        };
+        let Some(v) = msg else {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            return Err("the gateway closed the signaling socket".into());
+        };
+        match v["type"].as_str() {
+            Some("publish-answer") => {
+                let sdp = v["sdp"].as_str().ok_or("publish-answer without sdp")?;
+                let remote = remote_description(sdp)?;
+                answered = true;
+                worker
+                    .send(Command::Remote {
+                        index,
+                        which: Which::Publish,
+                        remote,
+                    })
+                    .map_err(|_| "media worker gone".to_owned())?;
+            }
+            Some("subscribe-offer") => {
+                let sdp = v["sdp"].as_str().ok_or("subscribe-offer without sdp")?;
+                let remote = remote_description(sdp)?;
+                let answer = subscribe_answer(&subscribe, sdp)?;
+                send_json(&mut ws, json!({"type": "subscribe-answer", "sdp": answer})).await?;
+                worker
+                    .send(Command::Remote {
+                        index,
+                        which: Which::Subscribe,
+                        remote,
+                    })
+                    .map_err(|_| "media worker gone".to_owned())?;
+            }
+            Some("error") => {
+                let _ = events.send(SignalEvent::GatewayError {
+                    index,
+                    error: format!("{}: {}", v["code"], v["message"]),
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Best effort: a larger receive buffer so bursts are not dropped by our
+/// own socket (the kernel caps it at `net.core.rmem_max`).
+fn set_recv_buffer(s: &std::net::UdpSocket, bytes: i32) {
+    use std::os::fd::AsRawFd as _;
+    let fd = s.as_raw_fd();
+    // SAFETY: a valid open socket fd and a pointer to an int of the right size.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&bytes as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidate_lines() {
+        let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\n";
+        assert_eq!(
+            parse_candidate(sdp),
+            Some("127.0.0.1:40000".parse().unwrap())
+        );
+        assert_eq!(
+            parse_candidate("a=candidate:1 1 tcp 1 127.0.0.1 4 typ host"),
+            None
+        );
+        assert_eq!(parse_candidate("a=candidate:1 1 udp 1 x 4 typ host"), None);
+        let mut x = 0xfeed_f00d_u64;
+        let base = sdp.as_bytes().to_vec();
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut m = base.clone();
+            let i = (x % m.len() as u64) as usize;
+            m[i] = (x >> 8) as u8;
+            let s = String::from_utf8_lossy(&m);
+            let _ = parse_candidate(&s);
+            let _ = remote_description(&s);
+        }
+    }
+
+    #[test]
+    fn offers_parse_with_salon_sdp() {
+        let l = Local {
+            ufrag: "abcd1234".into(),
+            pwd: "0123456789abcdefghijklmn".into(),
+            fingerprint: fingerprint_sha256(b"x"),
+        };
+        let o = publish_offer(&l, 1, Some(3));
+        let d = salon_sdp::parse(&o).unwrap();
+        assert_eq!(d.media.len(), 2);
+        let o = publish_offer(&l, 1, None);
+        assert_eq!(salon_sdp::parse(&o).unwrap().media.len(), 1);
+    }
+}
