@@ -8,6 +8,8 @@
 //! - [`Mediad`]: starts one worker thread per configured core, each with its
 //!   own UDP port, and routes commands to the worker that owns the room.
 
+pub mod alloc;
+pub mod bwe;
 pub mod control;
 
 use std::net::{IpAddr, Ipv4Addr};

@@ -1,6 +1,8 @@
 //! Demultiplexing of one UDP port shared by STUN, DTLS, RTP and RTCP
 //! (RFC 7983 §7, with RTP/RTCP told apart as in RFC 5761 §4).
 
+#![deny(clippy::indexing_slicing, clippy::panic, clippy::expect_used)]
+
 /// What a datagram carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PacketKind {
@@ -31,6 +33,7 @@ pub fn classify(datagram: &[u8]) -> PacketKind {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -2,7 +2,7 @@
 //! written into buffers the caller owns.
 //!
 //! - [`demux`]: which protocol a datagram carries (RFC 7983, RFC 5761).
-//! - [`stun`]: STUN (RFC 8489) with the ICE attributes of RFC 8445:
+//! - [`stun`]: STUN (RFC 8489, formerly RFC 5389) with the ICE attributes of RFC 8445:
 //!   Binding requests and responses, MESSAGE-INTEGRITY, FINGERPRINT.
 //! - [`rtp`]: RTP headers (RFC 3550) and header extensions (RFC 8285).
 //! - [`rtcp`]: RTCP compound packets (RFC 3550), feedback (RFC 4585: NACK,
@@ -13,9 +13,13 @@
 //! cargo-fuzz targets, `tests/fuzz_regressions.rs` replays their corpus).
 
 pub mod demux;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod rtcp;
 pub mod rtp;
 pub mod stun;
+pub mod twcc;
+pub mod vp8;
 
 #[inline]
 pub(crate) fn be16(b: &[u8], at: usize) -> Option<u16> {

@@ -1,6 +1,9 @@
 #![no_main]
+// Runs salon_proto::fuzzing::demux: every parser, iterator and check of the
+// module, and the writer round trips. tests/fuzz_regressions.rs replays
+// fuzz/regressions/demux/ through the same function on stable.
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = salon_proto::demux::classify(data);
+    salon_proto::fuzzing::demux(data);
 });

@@ -1,9 +1,9 @@
 #![no_main]
+// Runs salon_proto::fuzzing::rtp: every parser, iterator and check of the
+// module, and the writer round trips. tests/fuzz_regressions.rs replays
+// fuzz/regressions/rtp/ through the same function on stable.
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(h) = salon_proto::rtp::RtpHeader::parse(data) {
-        let _ = h.payload(data);
-        for _ in salon_proto::rtp::extensions(data, &h) {}
-    }
+    salon_proto::fuzzing::rtp(data);
 });

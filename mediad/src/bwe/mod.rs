@@ -1,0 +1,84 @@
+//! Send-side bandwidth estimation, sans-IO.
+//!
+//! The forwarding core tells an estimator what it sent
+//! ([`BandwidthEstimator::on_packet_sent`], with the transport-wide
+//! sequence number unwrapped to 64 bits) and what the receiver's
+//! transport-cc feedback said ([`BandwidthEstimator::on_feedback`]); the
+//! estimator answers with a target bitrate ([`BandwidthEstimator::estimate_bps`])
+//! and, when it wants to test a higher rate, a probe cluster for the pacer
+//! ([`BandwidthEstimator::poll_probe`]). Time comes in as `now`; nothing
+//! here reads the clock, allocates per packet or does IO.
+//!
+//! [`GoogCc`] follows Google Congestion Control as described in
+//! draft-ietf-rmcat-gcc-02 and as implemented in libwebrtc's
+//! `modules/congestion_controller/goog_cc` (2024): a delay-based part
+//! (inter-group delay variation, `TrendlineEstimator`, adaptive-threshold
+//! overuse detector, `AimdRateControl`) and the classic loss-based part of
+//! `SendSideBandwidthEstimation`. `docs/bwe.md` lists the equations and
+//! constants.
+
+mod acked;
+mod aimd;
+mod goog_cc;
+mod history;
+mod inter_arrival;
+mod loss;
+pub mod probe;
+mod trendline;
+
+#[cfg(test)]
+mod sim;
+
+use std::time::Instant;
+
+pub use goog_cc::{GoogCc, GoogCcConfig};
+pub use probe::{ProbeCluster, ProbeConfig, ProbeController};
+pub use trendline::BandwidthUsage;
+
+/// A packet handed to the network, as the estimator needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentPacket {
+    /// Transport-wide sequence number, unwrapped.
+    pub seq: u64,
+    /// Size on the wire in bytes (RTP header and payload; the estimator
+    /// does not add IP/UDP overhead).
+    pub size: usize,
+    /// The probe cluster this packet belongs to, if any.
+    pub probe_cluster: Option<u32>,
+}
+
+/// What transport-cc feedback says about one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketResult {
+    /// Transport-wide sequence number, unwrapped.
+    pub seq: u64,
+    /// Arrival time in the receiver's time base (µs; only differences
+    /// matter), or `None` if reported lost.
+    pub arrival_us: Option<i64>,
+}
+
+/// A send-side bandwidth estimator. Object safe: the core holds a
+/// `Box<dyn BandwidthEstimator>` per subscribe transport.
+pub trait BandwidthEstimator {
+    /// A packet left (the pacer handed it to the socket).
+    fn on_packet_sent(&mut self, sent: SentPacket, now: Instant);
+    /// Transport-cc feedback arrived; `results` in feedback order.
+    fn on_feedback(&mut self, results: &[PacketResult], now: Instant);
+    /// The current target bitrate in bit/s.
+    fn estimate_bps(&self) -> u64;
+    /// Time passed (call at [`BandwidthEstimator::poll_timeout`]).
+    fn handle_timeout(&mut self, now: Instant);
+    /// When to call [`BandwidthEstimator::handle_timeout`] next.
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    /// The bitrate the sender would like to use (the allocator's next
+    /// step up): an estimator may probe towards it.
+    fn set_wanted_bps(&mut self, _wanted_bps: u64, _now: Instant) {}
+    /// A probe cluster the pacer should send now, if any. Call it after
+    /// every [`BandwidthEstimator::on_feedback`] and
+    /// [`BandwidthEstimator::handle_timeout`], and when the pacer is idle.
+    fn poll_probe(&mut self, _now: Instant) -> Option<ProbeCluster> {
+        None
+    }
+}

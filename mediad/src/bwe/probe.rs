@@ -1,0 +1,348 @@
+//! Probing: when to send a burst above the estimate, and what its
+//! feedback says (libwebrtc `ProbeController` and `ProbeBitrateEstimator`,
+//! reduced to what an SFU needs).
+//!
+//! The controller probes at start (3× and 6× the start bitrate), keeps
+//! doubling while probes succeed (result ≥ 90 % of the target, i.e. the
+//! link was not saturated; libwebrtc continues from 70 %, which sends one
+//! more probe past a saturated link and provokes an overuse) and the
+//! sender wants more, and — before an up-switch, when the sender wants
+//! more than the estimate — probes towards the wanted bitrate, backing off
+//! (2 s, doubling to 5 s) while probes fail.
+
+use std::time::{Duration, Instant};
+
+/// How probes are shaped and paced.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProbeConfig {
+    /// How long a cluster lasts at its target rate.
+    pub duration: Duration,
+    /// Fewest packets in a cluster.
+    pub min_packets: u32,
+    /// Start-up probes, as multiples of the start bitrate.
+    pub initial_multipliers: [f64; 2],
+    /// A probe succeeded (the link was not saturated) if its result
+    /// reaches this fraction of its target.
+    pub success_ratio: f64,
+    /// Wait after a failed probe, doubling up to `max_interval`.
+    pub min_interval: Duration,
+    /// Longest wait between probes while the sender wants more.
+    pub max_interval: Duration,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        Self {
+            duration: Duration::from_millis(30),
+            min_packets: 5,
+            initial_multipliers: [3.0, 6.0],
+            success_ratio: 0.9,
+            min_interval: Duration::from_secs(2),
+            max_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A probe the pacer must send: at `target_bps`, at least `min_packets`
+/// packets and `min_bytes` bytes, each tagged with `id`
+/// ([`super::SentPacket::probe_cluster`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeCluster {
+    /// Cluster id.
+    pub id: u32,
+    /// Rate to send at.
+    pub target_bps: u64,
+    /// Fewest packets.
+    pub min_packets: u32,
+    /// Fewest bytes (target × duration).
+    pub min_bytes: usize,
+}
+
+/// Decides when to probe. Pure logic; owns no timer of its own (see
+/// [`ProbeController::poll_timeout`]).
+#[derive(Debug)]
+pub struct ProbeController {
+    cfg: ProbeConfig,
+    pending: [Option<u64>; 2],
+    in_flight: [Option<(u32, u64)>; 2],
+    next_id: u32,
+    wanted_bps: u64,
+    max_bps: u64,
+    next_probe_at: Option<Instant>,
+    interval: Duration,
+    best_success: Option<u64>,
+}
+
+impl ProbeController {
+    /// A controller that will probe at start from `start_bps`, never above
+    /// `max_bps`. Until told otherwise the sender wants `max_bps`.
+    pub fn new(cfg: ProbeConfig, start_bps: u64, max_bps: u64) -> Self {
+        let [a, b] = cfg.initial_multipliers;
+        let target = |m: f64| ((start_bps as f64 * m) as u64).min(max_bps);
+        Self {
+            cfg,
+            pending: [Some(target(a)), Some(target(b))],
+            in_flight: [None; 2],
+            next_id: 1,
+            wanted_bps: max_bps,
+            max_bps,
+            next_probe_at: None,
+            interval: cfg.min_interval,
+            best_success: None,
+        }
+    }
+
+    /// The sender would like `wanted_bps` (the allocator's next step up).
+    pub fn set_wanted(&mut self, wanted_bps: u64) {
+        self.wanted_bps = wanted_bps.min(self.max_bps);
+    }
+
+    /// The target of the next probe towards `wanted` from `estimate`.
+    fn target(&self, estimate: u64) -> u64 {
+        let e = estimate as f64;
+        ((2.0 * e).min((self.wanted_bps as f64).max(1.2 * e)) as u64).min(self.max_bps)
+    }
+
+    fn wants_more(&self, estimate: u64) -> bool {
+        self.wanted_bps as f64 > 1.1 * estimate as f64
+    }
+
+    /// The next cluster to send, if one is due.
+    pub fn poll_probe(&mut self, estimate_bps: u64, now: Instant) -> Option<ProbeCluster> {
+        let free = self.in_flight.iter().position(Option::is_none)?;
+        let target = if let Some(t) = self.pending.iter_mut().find_map(Option::take) {
+            t
+        } else if self.in_flight.iter().all(Option::is_none)
+            && self.wants_more(estimate_bps)
+            && self.next_probe_at.is_some_and(|t| now >= t)
+        {
+            self.next_probe_at = None;
+            self.target(estimate_bps)
+        } else {
+            return None;
+        };
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        if let Some(slot) = self.in_flight.get_mut(free) {
+            *slot = Some((id, target));
+        }
+        let min_bytes = (target as f64 * self.cfg.duration.as_secs_f64() / 8.0) as usize;
+        Some(ProbeCluster {
+            id,
+            target_bps: target,
+            min_packets: self.cfg.min_packets,
+            min_bytes,
+        })
+    }
+
+    /// The result of cluster `id` (`None`: too little feedback to tell).
+    /// `estimate_bps` is the estimate after the result was applied.
+    pub fn on_probe_result(
+        &mut self,
+        id: u32,
+        result_bps: Option<u64>,
+        estimate_bps: u64,
+        now: Instant,
+    ) {
+        let Some(slot) = self
+            .in_flight
+            .iter_mut()
+            .find(|s| s.is_some_and(|(i, _)| i == id))
+        else {
+            return;
+        };
+        let target = slot.map_or(0, |(_, t)| t);
+        *slot = None;
+        if let Some(r) = result_bps
+            && r as f64 >= self.cfg.success_ratio * target as f64
+        {
+            self.best_success = Some(self.best_success.map_or(r, |b| b.max(r)));
+        }
+        if self.in_flight.iter().any(Option::is_some) || self.pending.iter().any(Option::is_some) {
+            return;
+        }
+        match self.best_success.take() {
+            Some(best) if self.wants_more(best.max(estimate_bps)) => {
+                // Keep climbing at once.
+                self.interval = self.cfg.min_interval;
+                let from = best.max(estimate_bps);
+                let next = self.target(from);
+                if let Some(p) = self.pending.first_mut() {
+                    *p = Some(next);
+                }
+            }
+            Some(_) => {
+                self.interval = self.cfg.min_interval;
+                self.next_probe_at = Some(now + self.interval);
+            }
+            None => {
+                self.next_probe_at = Some(now + self.interval);
+                self.interval = (self.interval * 2).min(self.cfg.max_interval);
+            }
+        }
+    }
+
+    /// When a periodic probe becomes due: only while nothing is pending
+    /// or in flight and the sender wants more than `estimate_bps`, so a
+    /// driver that calls [`ProbeController::poll_probe`] after each timeout
+    /// never spins on a past deadline.
+    pub fn poll_timeout(&self, estimate_bps: u64) -> Option<Instant> {
+        let idle =
+            self.pending.iter().all(Option::is_none) && self.in_flight.iter().all(Option::is_none);
+        self.next_probe_at
+            .filter(|_| idle && self.wants_more(estimate_bps))
+    }
+}
+
+/// What came back of one cluster: first and last send and arrival times
+/// (µs) with the sizes the rate computation excludes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProbeStats {
+    /// Packets received.
+    pub received: u32,
+    /// Bytes received, all packets.
+    pub bytes: u64,
+    /// Earliest and latest send time of the received packets.
+    pub first_send_us: i64,
+    /// Latest send time.
+    pub last_send_us: i64,
+    /// Size of the packet sent last (excluded from the send rate).
+    pub last_send_size: u32,
+    /// Earliest arrival.
+    pub first_arrival_us: i64,
+    /// Size of the packet that arrived first (excluded from the receive rate).
+    pub first_arrival_size: u32,
+    /// Latest arrival.
+    pub last_arrival_us: i64,
+}
+
+impl ProbeStats {
+    /// Add a received packet of the cluster.
+    pub fn add(&mut self, send_us: i64, arrival_us: i64, size: u32) {
+        if self.received == 0 {
+            *self = Self {
+                received: 1,
+                bytes: u64::from(size),
+                first_send_us: send_us,
+                last_send_us: send_us,
+                last_send_size: size,
+                first_arrival_us: arrival_us,
+                first_arrival_size: size,
+                last_arrival_us: arrival_us,
+            };
+            return;
+        }
+        self.received += 1;
+        self.bytes += u64::from(size);
+        self.first_send_us = self.first_send_us.min(send_us);
+        if send_us >= self.last_send_us {
+            self.last_send_us = send_us;
+            self.last_send_size = size;
+        }
+        if arrival_us < self.first_arrival_us {
+            self.first_arrival_us = arrival_us;
+            self.first_arrival_size = size;
+        }
+        self.last_arrival_us = self.last_arrival_us.max(arrival_us);
+    }
+}
+
+/// The link rate a cluster's feedback shows, in bit/s: the send rate
+/// (bytes but the last packet's over the send spread) and the receive rate
+/// (bytes but the first packet's over the arrival spread); if the receive
+/// rate is under 90 % of the send rate the link was saturated and the
+/// result is 95 % of the receive rate, else the lower of the two. `None`
+/// with fewer than 80 % of `min_packets` received or a spread outside
+/// (0, 1 s].
+pub fn probe_result(stats: &ProbeStats, min_packets: u32) -> Option<u64> {
+    if f64::from(stats.received) < 0.8 * f64::from(min_packets) || stats.received < 2 {
+        return None;
+    }
+    let send_span = stats.last_send_us.saturating_sub(stats.first_send_us);
+    let recv_span = stats.last_arrival_us.saturating_sub(stats.first_arrival_us);
+    if !(1..=1_000_000).contains(&send_span) || !(1..=1_000_000).contains(&recv_span) {
+        return None;
+    }
+    let send_rate = (stats.bytes - u64::from(stats.last_send_size)) as f64 * 8e6 / send_span as f64;
+    let recv_rate =
+        (stats.bytes - u64::from(stats.first_arrival_size)) as f64 * 8e6 / recv_span as f64;
+    let r = if recv_rate < 0.9 * send_rate {
+        0.95 * recv_rate
+    } else {
+        send_rate.min(recv_rate)
+    };
+    Some(r as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(n: u32, send_gap_us: i64, recv_gap_us: i64) -> ProbeStats {
+        let mut s = ProbeStats::default();
+        for i in 0..i64::from(n) {
+            s.add(i * send_gap_us, 40_000 + i * recv_gap_us, 1000);
+        }
+        s
+    }
+
+    #[test]
+    fn unsaturated_and_saturated_results() {
+        // 1000 bytes every 2 ms = 4 Mbit/s, received at the same spacing.
+        assert_eq!(probe_result(&stats(10, 2000, 2000), 5), Some(4_000_000));
+        // Received every 4 ms: saturated at 2 Mbit/s → 95 %.
+        assert_eq!(probe_result(&stats(10, 2000, 4000), 5), Some(1_900_000));
+        // Slight compression (received faster): the send rate bounds it.
+        assert_eq!(probe_result(&stats(10, 2000, 1900), 5), Some(4_000_000));
+        // Too few packets, or no spread.
+        assert_eq!(probe_result(&stats(3, 2000, 2000), 5), None);
+        assert_eq!(probe_result(&stats(10, 0, 2000), 5), None);
+    }
+
+    #[test]
+    fn start_up_then_exponential_then_backoff() {
+        let t0 = Instant::now();
+        let mut p = ProbeController::new(ProbeConfig::default(), 300_000, 5_000_000);
+        let a = p.poll_probe(300_000, t0).unwrap();
+        let b = p.poll_probe(300_000, t0).unwrap();
+        assert_eq!((a.target_bps, b.target_bps), (900_000, 1_800_000));
+        assert_eq!(b.min_bytes, 1_800_000 * 30 / 1000 / 8);
+        assert_eq!(p.poll_probe(300_000, t0), None);
+        p.on_probe_result(a.id, Some(880_000), 880_000, t0);
+        assert_eq!(p.poll_probe(880_000, t0), None); // b still out
+        p.on_probe_result(b.id, Some(1_750_000), 1_750_000, t0);
+        let c = p.poll_probe(1_750_000, t0).unwrap();
+        assert_eq!(c.target_bps, 3_500_000);
+        // Unsaturated at 3.3 Mbit/s: the next probe goes towards the
+        // wanted 5 Mbit/s (under 2× the estimate).
+        p.on_probe_result(c.id, Some(3_300_000), 3_300_000, t0);
+        let d = p.poll_probe(3_300_000, t0).unwrap();
+        assert_eq!(d.target_bps, 5_000_000);
+        // Saturated at 2.85 Mbit/s (< 90 % of 5): stop climbing; wait 2 s,
+        // then 4 s, then 5 s.
+        p.on_probe_result(d.id, Some(2_850_000), 2_850_000, t0);
+        assert_eq!(p.poll_timeout(2_850_000), Some(t0 + Duration::from_secs(2)));
+        assert_eq!(
+            p.poll_probe(2_850_000, t0 + Duration::from_millis(1999)),
+            None
+        );
+        let t1 = t0 + Duration::from_secs(2);
+        let e = p.poll_probe(2_850_000, t1).unwrap();
+        assert_eq!(p.poll_timeout(2_850_000), None); // e in flight
+        p.on_probe_result(e.id, None, 2_850_000, t1);
+        assert_eq!(p.poll_timeout(2_850_000), Some(t1 + Duration::from_secs(4)));
+        let t2 = t1 + Duration::from_secs(4);
+        let f = p.poll_probe(2_850_000, t2).unwrap();
+        p.on_probe_result(f.id, None, 2_850_000, t2);
+        assert_eq!(p.poll_timeout(2_850_000), Some(t2 + Duration::from_secs(5)));
+        // Wanting no more than the estimate: no probe even when due.
+        p.set_wanted(2_000_000);
+        assert_eq!(p.poll_probe(2_850_000, t2 + Duration::from_secs(6)), None);
+        // Before an up-switch to 3.2 Mbit/s: probe at 1.2 × estimate.
+        p.set_wanted(3_200_000);
+        let g = p
+            .poll_probe(2_850_000, t2 + Duration::from_secs(6))
+            .unwrap();
+        assert_eq!(g.target_bps, 3_420_000);
+    }
+}
