@@ -67,6 +67,7 @@ metrics! {
     transports_connected: "Transports that completed ICE and DTLS.",
     tx_rtp: "RTP packets forwarded.",
     tx_rtcp: "RTCP packets sent.",
+    twcc_feedback: "Transport-wide congestion control feedback packets used.",
     nack_received: "Sequence numbers receivers asked to retransmit.",
     nack_answered: "Retransmissions sent from the cache.",
     keyframe_requests: "PLI sent to publishers.",

@@ -111,10 +111,14 @@ fn audio_level_is_carried_and_payload_intact() {
             &p[h.payload_offset..h.payload_offset + h.payload_len],
             b"opus-frame-bytes"
         );
-        let level: Vec<(u8, Vec<u8>)> = salon_proto::rtp::extensions(p, &h)
+        let exts: Vec<(u8, Vec<u8>)> = salon_proto::rtp::extensions(p, &h)
             .map(|(i, d)| (i, d.to_vec()))
             .collect();
-        assert_eq!(level, vec![(4, vec![0x80 | 30])]);
+        // The transport-wide sequence number (id 3) and the audio level,
+        // re-numbered to the subscribe offer's id 4.
+        assert_eq!(exts.len(), 2, "{exts:?}");
+        assert_eq!((exts[0].0, exts[0].1.len()), (3, 2));
+        assert_eq!(exts[1], (4, vec![0x80 | 30]));
     }
 }
 

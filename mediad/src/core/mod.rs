@@ -57,6 +57,7 @@ const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
 const OUT_PT_OPUS: u8 = salon_sdp::OPUS_PT;
 const OUT_PT_VP8: u8 = salon_sdp::VP8_PT;
 const OUT_EXT_AUDIO_LEVEL: u8 = salon_sdp::EXT_AUDIO_LEVEL;
+const OUT_EXT_TRANSPORT_CC: u8 = salon_sdp::EXT_TRANSPORT_CC;
 
 /// What a worker needs to know about its place.
 #[derive(Debug, Clone)]
@@ -194,6 +195,8 @@ pub struct Worker {
     next_report: Instant,
     speakers: BTreeMap<RoomId, speaker::DominantSpeaker<ParticipantId>>,
     next_speaker_check: Instant,
+    /// Reused for each transport-wide feedback (grows once).
+    twcc_results: Vec<crate::bwe::PacketResult>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -229,6 +232,7 @@ impl Worker {
             next_report: now + REPORT_INTERVAL,
             speakers: BTreeMap::new(),
             next_speaker_check: now + SPEAKER_INTERVAL,
+            twcc_results: Vec::with_capacity(1024),
         }
     }
 
@@ -252,6 +256,12 @@ impl Worker {
         let mut next = self.next_report.min(self.next_speaker_check);
         for t in self.transports.iter().flatten() {
             if let Some(d) = t.poll_timeout() {
+                next = next.min(d);
+            }
+            if let Some(d) = t.bwe.as_ref().and_then(|b| {
+                use crate::bwe::BandwidthEstimator as _;
+                b.poll_timeout()
+            }) {
                 next = next.min(d);
             }
         }
@@ -1250,18 +1260,23 @@ impl Worker {
             let Some(t) = transports.get_mut(leg.transport).and_then(Option::as_mut) else {
                 continue;
             };
-            let (Some(addr), Some(ctx)) = (t.addr, t.srtp_out.as_mut()) else {
+            let (Some(addr), true) = (t.addr, t.srtp_out.is_some()) else {
                 continue;
             };
             let Some(seq) = leg.seq.map(hdr.sequence) else {
                 continue;
             };
             let ts = hdr.timestamp.wrapping_add(leg.ts_offset);
+            let twcc = t.next_twcc(payload.len() + 28, now);
+            let Some(ctx) = t.srtp_out.as_mut() else {
+                continue;
+            };
             let out = OutPacket {
                 ssrc: leg.ssrc,
                 pt: leg.pt,
                 seq,
                 ts,
+                twcc,
             };
             if send_rtp(tx, metrics, ctx, addr, &out, hdr, level, payload) {
                 leg.packets = leg.packets.wrapping_add(1);
@@ -1309,8 +1324,11 @@ impl Worker {
                     let media = nack.media_ssrc;
                     for seq in nack.lost() {
                         self.metrics.nack_received.inc();
-                        self.retransmit(idx, media, seq, tx);
+                        self.retransmit(idx, media, seq, now, tx);
                     }
+                }
+                (TransportKind::Subscribe, RtcpPacket::TransportCc(fb)) => {
+                    self.on_transport_feedback(idx, fb.fci, now);
                 }
                 (TransportKind::Subscribe, RtcpPacket::Pli(pli)) => {
                     if let Some((ti, li)) = self.out_layer(idx, pli.media_ssrc) {
@@ -1334,6 +1352,41 @@ impl Worker {
             Route::Out(ti) if *s == ssrc => Some(*ti),
             _ => None,
         })
+    }
+
+    /// Transport-wide feedback from a receiver: into its bandwidth estimate.
+    fn on_transport_feedback(&mut self, idx: usize, fci: &[u8], now: Instant) {
+        let Ok(fb) = salon_proto::twcc::TwccFeedback::parse(fci) else {
+            self.metrics.drop_rtcp_malformed.inc();
+            return;
+        };
+        let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        self.twcc_results.clear();
+        for (seq, status) in fb.packets() {
+            let arrival_us = match status {
+                salon_proto::twcc::PacketStatus::Received { arrival_us, .. } => Some(arrival_us),
+                _ => None,
+            };
+            self.twcc_results.push(crate::bwe::PacketResult {
+                seq: t.unwrap_twcc(seq),
+                arrival_us,
+            });
+        }
+        if let Some(bwe) = t.bwe.as_mut() {
+            use crate::bwe::BandwidthEstimator as _;
+            bwe.on_feedback(&self.twcc_results, now);
+            self.metrics.twcc_feedback.inc();
+        }
+    }
+
+    /// The bandwidth estimate towards `participant`, once feedback arrived.
+    pub fn estimate_bps(&self, participant: ParticipantId) -> Option<u64> {
+        use crate::bwe::BandwidthEstimator as _;
+        let p = self.participants.get(&participant)?;
+        let t = self.transports.get(p.subscribe)?.as_ref()?;
+        t.bwe.as_ref().map(|b| b.estimate_bps())
     }
 
     /// The track and layer a receiver's stream `ssrc` on transport `idx`
@@ -1410,7 +1463,14 @@ impl Worker {
         }
     }
 
-    fn retransmit(&mut self, idx: usize, media_ssrc: u32, out_seq: u16, tx: &mut TxQueue) {
+    fn retransmit(
+        &mut self,
+        idx: usize,
+        media_ssrc: u32,
+        out_seq: u16,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) {
         let Some(ti) = self.out_route(idx, media_ssrc) else {
             return;
         };
@@ -1444,7 +1504,11 @@ impl Worker {
         else {
             return;
         };
-        let (Some(addr), Some(ctx)) = (t.addr, t.srtp_out.as_mut()) else {
+        let Some(addr) = t.addr else {
+            return;
+        };
+        let twcc = t.next_twcc(payload.len() + 28, now);
+        let Some(ctx) = t.srtp_out.as_mut() else {
             return;
         };
         let out = OutPacket {
@@ -1452,6 +1516,7 @@ impl Worker {
             pt: leg.pt,
             seq: out_seq,
             ts: hdr.timestamp.wrapping_add(leg.ts_offset),
+            twcc,
         };
         if send_rtp(tx, &self.metrics, ctx, addr, &out, &hdr, None, payload) {
             self.metrics.nack_answered.inc();
@@ -1595,6 +1660,14 @@ impl Worker {
     /// Run timers: DTLS retransmissions, receiver reports, deferred key
     /// frame requests.
     pub fn handle_timeout(&mut self, now: Instant, tx: &mut TxQueue) {
+        for t in self.transports.iter_mut().flatten() {
+            if let Some(bwe) = t.bwe.as_mut() {
+                use crate::bwe::BandwidthEstimator as _;
+                if bwe.poll_timeout().is_some_and(|d| d <= now) {
+                    bwe.handle_timeout(now);
+                }
+            }
+        }
         for idx in 0..self.transports.len() {
             let progress = match self.transports.get_mut(idx).and_then(Option::as_mut) {
                 Some(t) => t.handle_timeout(now, &mut self.scratch[..], tx, &self.metrics),
@@ -1722,6 +1795,8 @@ struct OutPacket {
     pt: u8,
     seq: u16,
     ts: u32,
+    /// Transport-wide sequence number.
+    twcc: u16,
 }
 
 impl InTrack {
@@ -1792,12 +1867,16 @@ fn send_rtp(
         timestamp: out.ts,
         ssrc: out.ssrc,
     };
+    let twcc = out.twcc.to_be_bytes();
     let level = [audio_level.unwrap_or(0)];
-    let with_level = [(OUT_EXT_AUDIO_LEVEL, &level[..])];
+    let both = [
+        (OUT_EXT_TRANSPORT_CC, &twcc[..]),
+        (OUT_EXT_AUDIO_LEVEL, &level[..]),
+    ];
     let exts: &[(u8, &[u8])] = if audio_level.is_some() {
-        &with_level
+        &both
     } else {
-        &[]
+        &both[..1]
     };
     let Ok(h) = rtp::write_header(&mut buf[..], &fields, exts) else {
         return false;

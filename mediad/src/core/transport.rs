@@ -87,6 +87,11 @@ pub struct Transport {
     pub last_rx: Instant,
     /// Header extension id of `sdes:mid` on this transport (publish side).
     pub mid_ext_id: Option<u8>,
+    /// Bandwidth estimate towards this browser (subscribe side), fed by
+    /// its transport-wide congestion control feedback.
+    pub bwe: Option<Box<crate::bwe::GoogCc>>,
+    /// Next transport-wide sequence number mediad sends (unwrapped).
+    pub twcc_next: u64,
     dtls: Dtls,
     dtls_timeout: Option<Instant>,
     peer_cert_digest: Option<(String, Vec<u8>)>,
@@ -132,12 +137,46 @@ impl Transport {
             rtcp_ssrc,
             last_rx: now,
             mid_ext_id: None,
+            bwe: (kind == TransportKind::Subscribe)
+                .then(|| Box::new(crate::bwe::GoogCc::new(crate::bwe::GoogCcConfig::default()))),
+            twcc_next: 1,
             dtls,
             dtls_timeout: None,
             peer_cert_digest: None,
             peer_cert: None,
             keys: None,
             dtls_connected: false,
+        }
+    }
+
+    /// Take the next transport-wide sequence number for a packet of `size`
+    /// bytes sent now, and tell the estimator.
+    pub fn next_twcc(&mut self, size: usize, now: Instant) -> u16 {
+        let seq = self.twcc_next;
+        self.twcc_next += 1;
+        if let Some(bwe) = self.bwe.as_mut() {
+            use crate::bwe::BandwidthEstimator as _;
+            bwe.on_packet_sent(
+                crate::bwe::SentPacket {
+                    seq,
+                    size,
+                    probe_cluster: None,
+                },
+                now,
+            );
+        }
+        seq as u16
+    }
+
+    /// The unwrapped sequence number of a 16-bit one reported in feedback:
+    /// the one nearest to what was sent last.
+    pub fn unwrap_twcc(&self, seq: u16) -> u64 {
+        let last = self.twcc_next.saturating_sub(1);
+        let back = u64::from((last as u16).wrapping_sub(seq));
+        if back < 0x8000 {
+            last.saturating_sub(back)
+        } else {
+            last + (0x1_0000 - back)
         }
     }
 

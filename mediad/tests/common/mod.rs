@@ -54,6 +54,11 @@ pub struct PeerConn {
     pub stun_ok: u32,
     /// RTP packets (ssrc, seq) the network will lose on the way in, once.
     pub lose: Vec<(u32, u16)>,
+    /// Transport-wide sequence numbers received (extension id 3) and when,
+    /// in µs since this connection was made; drained by `send_twcc`.
+    pub twcc_arrivals: Vec<(u16, i64)>,
+    twcc_fb_count: u8,
+    epoch: Instant,
     txid: u8,
 }
 
@@ -80,6 +85,9 @@ impl PeerConn {
             rtcp_in: Vec::new(),
             stun_ok: 0,
             lose: Vec::new(),
+            twcc_arrivals: Vec::new(),
+            twcc_fb_count: 0,
+            epoch: now,
             txid: 0,
         }
     }
@@ -139,7 +147,15 @@ impl PeerConn {
                     let n = ctx
                         .unprotect_rtp(data)
                         .expect("mediad's SRTP authenticates");
-                    self.rtp_in.push(data[..n].to_vec());
+                    let plain = &data[..n];
+                    if let Ok(h) = RtpHeader::parse(plain)
+                        && let Some((_, d)) = rtp::extensions(plain, &h).find(|(id, _)| *id == 3)
+                        && let Some(seq) = salon_proto::twcc::read_transport_seq(d)
+                    {
+                        let at = now.saturating_duration_since(self.epoch).as_micros() as i64;
+                        self.twcc_arrivals.push((seq, at));
+                    }
+                    self.rtp_in.push(plain.to_vec());
                 }
             }
             PacketKind::Rtcp => {
@@ -227,6 +243,35 @@ impl PeerConn {
             .unwrap();
         buf.truncate(n);
         self.outbox.push(buf);
+    }
+
+    /// Send transport-wide feedback for what arrived since the last one; with
+    /// `all_lost`, report every packet in that range as lost.
+    pub fn send_twcc(&mut self, all_lost: bool) {
+        let mut arrivals = std::mem::take(&mut self.twcc_arrivals);
+        if arrivals.is_empty() {
+            return;
+        }
+        arrivals.sort_by_key(|a| a.0);
+        let entries: Vec<(u16, Option<i64>)> = arrivals
+            .iter()
+            .map(|&(seq, at)| (seq, (!all_lost).then_some(at)))
+            .collect();
+        let mut rest = &entries[..];
+        while !rest.is_empty() {
+            let mut buf = [0u8; 1200];
+            let n = salon_proto::rtcp::write_receiver_report(&mut buf, 1, &[]).unwrap();
+            let params = salon_proto::twcc::TwccParams {
+                sender_ssrc: 1,
+                media_ssrc: 0,
+                fb_count: self.twcc_fb_count,
+                max_len: 1000,
+            };
+            self.twcc_fb_count = self.twcc_fb_count.wrapping_add(1);
+            let w = salon_proto::twcc::write_feedback(&mut buf[n..], &params, rest).unwrap();
+            self.send_rtcp(&buf[..n + w.len]);
+            rest = &rest[w.consumed..];
+        }
     }
 
     /// Received RTP headers.
