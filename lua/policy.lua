@@ -1,0 +1,87 @@
+-- Salon's default room policy, modelled on the French State's service.
+--
+-- * Agents may create rooms and are moderators. An agent is anyone with a
+--   valid token (when TRUST_TOKENS is true) or a verified identity whose
+--   e-mail domain is in AGENT_DOMAINS (subdomains included).
+-- * Guests (no token) may join only a room that already exists, and wait in
+--   its lobby until a moderator admits them.
+-- * A room holds at most MAX_ROOM_SIZE participants.
+-- * Chat messages longer than MAX_CHAT_CHARS characters are dropped.
+-- * Only moderators may moderate (the server checks roles too).
+-- * A room ends when its last participant leaves (the gateway does that;
+--   on_room_end is told).
+--
+-- See docs/lua-api.md for the hook API. Reload with SIGHUP.
+
+local agents = require("agents")
+
+-- Configuration -------------------------------------------------------------
+
+-- Any valid token makes its holder an agent.
+local TRUST_TOKENS = true
+
+-- Verified e-mail domains whose holders are agents (subdomains included).
+local AGENT_DOMAINS = { "gouv.fr", "interieur.gouv.fr" }
+
+local MAX_ROOM_SIZE = 100
+local MAX_CHAT_CHARS = 2000
+
+-------------------------------------------------------------------------------
+
+local is_agent = agents.matcher({ trust_tokens = TRUST_TOKENS, domains = AGENT_DOMAINS })
+
+local policy = {}
+
+function policy.on_room_create(ctx)
+  if is_agent(ctx.identity) then
+    return true
+  end
+  return false, "only agents can create a room"
+end
+
+function policy.on_join(ctx)
+  local room = ctx.room
+  if room.size >= MAX_ROOM_SIZE then
+    return { action = "deny", reason = "this room is full" }
+  end
+  if is_agent(ctx.identity) then
+    return { action = "allow", role = "moderator" }
+  end
+  if not room.exists then
+    return { action = "deny", reason = "this room does not exist yet; wait for its host" }
+  end
+  if ctx.identity ~= nil then
+    -- Authenticated, but not an agent: a participant, unless the room is locked.
+    if room.locked then
+      return { action = "lobby" }
+    end
+    return { action = "allow", role = "participant" }
+  end
+  return { action = "lobby" }
+end
+
+-- A guest in the lobby waits for a moderator to admit them.
+function policy.on_knock(ctx)
+  return false, "waiting for a moderator"
+end
+
+function policy.on_chat(ctx, msg)
+  local n = utf8.len(msg) or #msg
+  if n > MAX_CHAT_CHARS then
+    return { action = "drop", reason = "message too long" }
+  end
+  return { action = "allow" }
+end
+
+function policy.on_moderation(ctx, action)
+  if ctx.role ~= "moderator" then
+    return false, "only moderators can do that"
+  end
+  return true
+end
+
+function policy.on_room_end(ctx)
+  salon.log("info", "room ended")
+end
+
+return policy
