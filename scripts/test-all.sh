@@ -20,6 +20,7 @@ fi
 
 step "setup: node packages for the browser tests"
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+(cd signaling-gateway/web && npm ci --no-audit --no-fund --loglevel=error)
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

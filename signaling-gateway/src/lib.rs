@@ -27,6 +27,7 @@ pub mod control;
 
 pub mod hub;
 pub mod metrics;
+pub mod pad;
 pub mod protocol;
 pub mod server;
 mod web;
@@ -35,7 +36,7 @@ use tokio::sync::mpsc;
 
 use control::{Command, Event};
 
-pub use server::{ServeOptions, serve};
+pub use server::{Brand, ServeOptions, serve};
 
 /// The media plane as the gateway sees it.
 pub trait MediaControl: Send + Sync {

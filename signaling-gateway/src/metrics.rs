@@ -26,6 +26,12 @@ pub struct Metrics {
     pub media_commands: AtomicU64,
     /// Events received from the media plane.
     pub media_events: AtomicU64,
+    /// Live pad documents (one per meeting that opened its pad).
+    pub pads_live: AtomicU64,
+    /// Pad frames received.
+    pub pad_frames_in: AtomicU64,
+    /// Pad sockets closed for a refused frame (malformed, too large, full).
+    pub pad_frames_refused: AtomicU64,
 }
 
 impl Metrics {
@@ -41,7 +47,7 @@ impl Metrics {
 
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 10] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 13] = [
             (
                 "salon_gateway_http_requests_total",
                 "counter",
@@ -101,6 +107,24 @@ impl Metrics {
                 "counter",
                 "Events received from mediad",
                 &self.media_events,
+            ),
+            (
+                "salon_pads_live",
+                "gauge",
+                "Live pad documents (in memory only)",
+                &self.pads_live,
+            ),
+            (
+                "salon_gateway_pad_frames_in_total",
+                "counter",
+                "Pad frames received",
+                &self.pad_frames_in,
+            ),
+            (
+                "salon_gateway_pad_refused_total",
+                "counter",
+                "Pad sockets closed for a refused frame",
+                &self.pad_frames_refused,
             ),
         ];
         let mut out = String::with_capacity(1024);

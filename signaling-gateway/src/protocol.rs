@@ -20,6 +20,12 @@ pub const MAX_ROOM_CHARS: usize = 64;
 /// Longest display name, in characters (after trimming).
 pub const MAX_NAME_CHARS: usize = 64;
 
+/// Longest chat message, in characters.
+pub const MAX_CHAT_CHARS: usize = 2000;
+
+/// Longest publisher mid accepted in `screen` (browsers use small integers).
+pub const MAX_MID_CHARS: usize = 16;
+
 /// A display name that passed [`validate_name`]: trimmed, 1..=64 chars, no
 /// control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +63,12 @@ pub enum ErrorCode {
     BadName,
     /// The media plane refused or failed a request.
     Media,
+    /// A chat message longer than [`MAX_CHAT_CHARS`] (or empty).
+    TooLong,
+    /// Too many chat messages: the per-participant rate limit.
+    RateLimited,
+    /// A private message to an id that is not in the sender's room.
+    NoSuchParticipant,
 }
 
 impl ErrorCode {
@@ -73,11 +85,14 @@ impl ErrorCode {
             ErrorCode::BadRoom => "bad-room",
             ErrorCode::BadName => "bad-name",
             ErrorCode::Media => "media",
+            ErrorCode::TooLong => "too-long",
+            ErrorCode::RateLimited => "rate-limited",
+            ErrorCode::NoSuchParticipant => "no-such-participant",
         }
     }
 
     /// All codes (for tests and metrics).
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::BadJson,
         ErrorCode::BadMessage,
         ErrorCode::UnknownType,
@@ -88,6 +103,9 @@ impl ErrorCode {
         ErrorCode::BadRoom,
         ErrorCode::BadName,
         ErrorCode::Media,
+        ErrorCode::TooLong,
+        ErrorCode::RateLimited,
+        ErrorCode::NoSuchParticipant,
     ];
 
     /// Default English message for the code (the client translates by code).
@@ -103,6 +121,9 @@ impl ErrorCode {
             ErrorCode::BadRoom => "room name must be 1 to 64 letters, digits or dashes",
             ErrorCode::BadName => "name must be 1 to 64 characters without control characters",
             ErrorCode::Media => "media error",
+            ErrorCode::TooLong => "chat message must be 1 to 2000 characters",
+            ErrorCode::RateLimited => "too many messages: slow down",
+            ErrorCode::NoSuchParticipant => "no such participant in this room",
         }
     }
 }
@@ -157,6 +178,24 @@ pub enum ClientMessage {
         /// SDP.
         sdp: String,
     },
+    /// A chat message: to the whole room, or privately to `to`.
+    Chat {
+        /// The text (1..=2000 characters; newlines and tabs allowed).
+        text: String,
+        /// Addressee's participant id for a private message.
+        to: Option<u64>,
+    },
+    /// Which mid of the sender's publish transport carries a screen share
+    /// (`None`: the share stopped).
+    Screen {
+        /// Publisher mid.
+        mid: Option<String>,
+    },
+    /// Stop (or resume) receiving video.
+    AudioOnly {
+        /// On: audio only.
+        on: bool,
+    },
     /// Leave the room.
     Leave,
 }
@@ -202,6 +241,9 @@ pub enum ServerMessage {
         room: String,
         /// Who else is there (not you).
         participants: Vec<ParticipantInfo>,
+        /// Opens the meeting's pad: `GET /pad?token=…` (WebSocket). Valid
+        /// while this signaling session is in the room.
+        pad_token: String,
     },
     /// Someone entered your room.
     ParticipantJoined {
@@ -229,6 +271,34 @@ pub enum ServerMessage {
     Connected {
         /// Which.
         transport: WireTransport,
+    },
+    /// A chat message, stamped by the server.
+    Chat {
+        /// Sender's id.
+        from: u64,
+        /// Sender's display name.
+        name: String,
+        /// The text (render as text, never as markup).
+        text: String,
+        /// Server time, milliseconds since the Unix epoch.
+        time: u64,
+        /// For a private message: the addressee (both sender and addressee
+        /// receive it).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<u64>,
+    },
+    /// Someone started or stopped sharing a screen.
+    ScreenShare {
+        /// The publisher.
+        id: u64,
+        /// msid track id of the screen track in subscribe offers
+        /// (`<id>-<publisher mid>`), or null when the share stopped.
+        track_id: Option<String>,
+    },
+    /// mediad's dominant speaker of the room changed.
+    DominantSpeaker {
+        /// Who speaks.
+        id: u64,
     },
     /// A refused message or a media failure.
     Error {
@@ -324,6 +394,59 @@ pub fn parse_client(text: &str) -> Result<ClientMessage, ProtocolError> {
             sdp: str_field(&obj, "sdp")?.to_owned(),
         }),
         "leave" => Ok(ClientMessage::Leave),
+        "chat" => {
+            let text = str_field(&obj, "text")?;
+            let chars = text.chars().count();
+            if chars > MAX_CHAT_CHARS || text.trim().is_empty() {
+                return Err(ProtocolError::plain(ErrorCode::TooLong));
+            }
+            if text
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t')
+            {
+                return Err(ProtocolError::new(
+                    ErrorCode::BadMessage,
+                    "control characters other than newline and tab",
+                ));
+            }
+            let to = match obj.get("to") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_u64().ok_or_else(|| {
+                    ProtocolError::new(ErrorCode::BadMessage, "field `to` must be an id")
+                })?),
+            };
+            Ok(ClientMessage::Chat {
+                text: text.to_owned(),
+                to,
+            })
+        }
+        "screen" => {
+            let mid = match obj.get("mid") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(m))
+                    if !m.is_empty()
+                        && m.len() <= MAX_MID_CHARS
+                        && m.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+                {
+                    Some(m.clone())
+                }
+                Some(_) => {
+                    return Err(ProtocolError::new(
+                        ErrorCode::BadMessage,
+                        "field `mid` must be null or 1 to 16 letters, digits, - or _",
+                    ));
+                }
+            };
+            Ok(ClientMessage::Screen { mid })
+        }
+        "audio-only" => match obj.get("on") {
+            Some(Value::Bool(on)) => Ok(ClientMessage::AudioOnly { on: *on }),
+            _ => Err(ProtocolError::new(
+                ErrorCode::BadMessage,
+                "field `on` must be a boolean",
+            )),
+        },
         _ => Err(ProtocolError::plain(ErrorCode::UnknownType)),
     }
 }
@@ -461,6 +584,92 @@ mod tests {
     }
 
     #[test]
+    fn chat_screen_and_audio_only_messages() {
+        assert_eq!(
+            parse_client(r#"{"type":"chat","text":"Bonjour\n<b>"}"#).unwrap(),
+            ClientMessage::Chat {
+                text: "Bonjour\n<b>".into(),
+                to: None
+            }
+        );
+        assert_eq!(
+            parse_client(r#"{"type":"chat","text":"psst","to":12}"#).unwrap(),
+            ClientMessage::Chat {
+                text: "psst".into(),
+                to: Some(12)
+            }
+        );
+        let max = format!(
+            r#"{{"type":"chat","text":"{}"}}"#,
+            "é".repeat(MAX_CHAT_CHARS)
+        );
+        assert!(parse_client(&max).is_ok());
+        let over = format!(
+            r#"{{"type":"chat","text":"{}"}}"#,
+            "é".repeat(MAX_CHAT_CHARS + 1)
+        );
+        assert_eq!(code(&over), ErrorCode::TooLong);
+        assert_eq!(code(r#"{"type":"chat","text":"  "}"#), ErrorCode::TooLong);
+        assert_eq!(
+            code(r#"{"type":"chat","text":"a\u0007"}"#),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(
+            code(r#"{"type":"chat","text":"a","to":-1}"#),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(
+            code(r#"{"type":"chat","text":"a","to":"2"}"#),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(code(r#"{"type":"chat"}"#), ErrorCode::BadMessage);
+        assert_eq!(
+            parse_client(r#"{"type":"screen","mid":"2"}"#).unwrap(),
+            ClientMessage::Screen {
+                mid: Some("2".into())
+            }
+        );
+        assert_eq!(
+            parse_client(r#"{"type":"screen","mid":null}"#).unwrap(),
+            ClientMessage::Screen { mid: None }
+        );
+        for bad in [r#""""#, r#""a b""#, "3", r#""01234567890123456""#] {
+            assert_eq!(
+                code(&format!(r#"{{"type":"screen","mid":{bad}}}"#)),
+                ErrorCode::BadMessage,
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse_client(r#"{"type":"audio-only","on":true}"#).unwrap(),
+            ClientMessage::AudioOnly { on: true }
+        );
+        assert_eq!(
+            code(r#"{"type":"audio-only","on":1}"#),
+            ErrorCode::BadMessage
+        );
+        let chat = ServerMessage::Chat {
+            from: 1,
+            name: "A".into(),
+            text: "x".into(),
+            time: 5,
+            to: None,
+        };
+        assert_eq!(
+            chat.to_json(),
+            r#"{"type":"chat","from":1,"name":"A","text":"x","time":5}"#
+        );
+        let share = ServerMessage::ScreenShare {
+            id: 3,
+            track_id: None,
+        };
+        assert_eq!(
+            share.to_json(),
+            r#"{"type":"screen-share","id":3,"track_id":null}"#
+        );
+    }
+
+    #[test]
     fn server_messages_serialize_with_type() {
         let m = ServerMessage::Joined {
             id: 7,
@@ -469,8 +678,10 @@ mod tests {
                 id: 3,
                 name: "<b>x</b>".into(),
             }],
+            pad_token: "t".into(),
         };
         let v: Value = serde_json::from_str(&m.to_json()).unwrap();
+        assert_eq!(v["pad_token"], "t");
         assert_eq!(v["type"], "joined");
         assert_eq!(v["participants"][0]["name"], "<b>x</b>");
         let e = ServerMessage::error(&ProtocolError::plain(ErrorCode::NotJoined));

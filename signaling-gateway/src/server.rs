@@ -31,8 +31,9 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::control::ParticipantId;
-use crate::hub::{Hub, Output};
+use crate::hub::{Hub, Now, Output, PadConnId};
 use crate::metrics::Metrics;
+use crate::pad::MAX_PAD_FRAME_BYTES;
 use crate::protocol::{ErrorCode, MAX_FRAME_BYTES, ServerMessage, validate_room};
 use crate::{MediaControl, MediaEventReceiver, web};
 
@@ -47,6 +48,61 @@ pub struct ServeOptions {
     pub ws_outbound_queue: usize,
     /// How long shutdown waits for connections to finish.
     pub shutdown_grace: Duration,
+    /// Operator branding, served as `/config.json` (and `/brand/logo`).
+    pub brand: Brand,
+}
+
+/// Operator branding of the client.
+#[derive(Debug, Clone)]
+pub struct Brand {
+    /// Shown in the header and the page title.
+    pub name: String,
+    /// Primary colour, `#rrggbb` (validated by [`Brand::parse_color`]).
+    pub color: Option<String>,
+    /// Logo: content type and bytes, served from `/brand/logo` (same
+    /// origin: the CSP stays `default-src 'self'`).
+    pub logo: Option<(&'static str, Bytes)>,
+}
+
+impl Default for Brand {
+    fn default() -> Self {
+        Self {
+            name: "Salon".to_owned(),
+            color: None,
+            logo: None,
+        }
+    }
+}
+
+impl Brand {
+    /// Accepts `#rrggbb` only.
+    pub fn parse_color(s: &str) -> Option<String> {
+        let hex = s.strip_prefix('#')?;
+        (hex.len() == 6 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| s.to_owned())
+    }
+
+    /// Content type of a logo file by its extension (svg, png, webp, jpeg).
+    pub fn logo_content_type(path: &std::path::Path) -> Option<&'static str> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "svg" => Some("image/svg+xml"),
+            "png" => Some("image/png"),
+            "webp" => Some("image/webp"),
+            "jpg" | "jpeg" => Some("image/jpeg"),
+            _ => None,
+        }
+    }
+
+    fn config_json(&self) -> String {
+        serde_json::json!({
+            "brand": {
+                "name": self.name,
+                "color": self.color,
+                "logo": self.logo.as_ref().map(|_| "/brand/logo"),
+            }
+        })
+        .to_string()
+    }
 }
 
 impl Default for ServeOptions {
@@ -55,6 +111,7 @@ impl Default for ServeOptions {
             ws_hard_limit: 1024 * 1024,
             ws_outbound_queue: 256,
             shutdown_grace: Duration::from_secs(3),
+            brand: Brand::default(),
         }
     }
 }
@@ -77,7 +134,39 @@ enum HubInput {
     Closed {
         id: ParticipantId,
     },
+    PadOpen {
+        conn: PadConnId,
+        token: String,
+        tx: mpsc::Sender<PadOut>,
+    },
+    PadFrame {
+        conn: PadConnId,
+        data: Vec<u8>,
+    },
+    PadRefused {
+        conn: PadConnId,
+        code: u16,
+        reason: &'static str,
+    },
+    PadClosed {
+        conn: PadConnId,
+    },
 }
+
+/// What the hub task tells a pad socket task.
+#[derive(Debug)]
+enum PadOut {
+    Frame(Bytes),
+    Close(u16, &'static str),
+}
+
+/// Pad frames up to this size reach the document (which refuses those over
+/// [`MAX_PAD_FRAME_BYTES`] with `pad-too-large`); bigger ones close the
+/// socket at the WebSocket layer (1009).
+const PAD_HARD_LIMIT: usize = MAX_PAD_FRAME_BYTES + 64 * 1024;
+
+/// Process-wide pad socket counter.
+static NEXT_PAD_CONN: AtomicU64 = AtomicU64::new(1);
 
 /// A socket that cannot take a message for this long is closed.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -192,6 +281,7 @@ async fn run_hub(
 ) {
     let mut hub = Hub::new();
     let mut sockets: HashMap<ParticipantId, mpsc::Sender<ServerMessage>> = HashMap::new();
+    let mut pads: HashMap<PadConnId, mpsc::Sender<PadOut>> = HashMap::new();
     let mut events_open = true;
     loop {
         tokio::select! {
@@ -200,11 +290,26 @@ async fn run_hub(
                     sockets.insert(id, tx);
                     hub.handle_open(id);
                 }
-                Some(HubInput::Frame { id, text }) => hub.handle_frame(id, &text),
+                Some(HubInput::Frame { id, text }) => hub.handle_frame(id, &text, Now::system()),
                 Some(HubInput::Refused { id, code }) => hub.handle_refused(id, code),
                 Some(HubInput::Closed { id }) => {
                     sockets.remove(&id);
                     hub.handle_close(id);
+                }
+                Some(HubInput::PadOpen { conn, token, tx }) => {
+                    pads.insert(conn, tx);
+                    hub.handle_pad_open(conn, &token);
+                }
+                Some(HubInput::PadFrame { conn, data }) => {
+                    Metrics::inc(&metrics.pad_frames_in);
+                    hub.handle_pad_frame(conn, &data);
+                }
+                Some(HubInput::PadRefused { conn, code, reason }) => {
+                    hub.handle_pad_refused(conn, code, reason);
+                }
+                Some(HubInput::PadClosed { conn }) => {
+                    pads.remove(&conn);
+                    hub.handle_pad_close(conn);
                 }
                 None => break,
             },
@@ -217,7 +322,7 @@ async fn run_hub(
             },
             _ = stop.changed() => break,
         }
-        drain(&mut hub, &mut sockets, media.as_ref(), &metrics);
+        drain(&mut hub, &mut sockets, &mut pads, media.as_ref(), &metrics);
     }
     // Tell the media plane everyone is gone.
     let ids: Vec<ParticipantId> = sockets.keys().copied().collect();
@@ -225,12 +330,14 @@ async fn run_hub(
         hub.handle_close(id);
     }
     sockets.clear();
-    drain(&mut hub, &mut sockets, media.as_ref(), &metrics);
+    pads.clear();
+    drain(&mut hub, &mut sockets, &mut pads, media.as_ref(), &metrics);
 }
 
 fn drain(
     hub: &mut Hub,
     sockets: &mut HashMap<ParticipantId, mpsc::Sender<ServerMessage>>,
+    pads: &mut HashMap<PadConnId, mpsc::Sender<PadOut>>,
     media: &dyn MediaControl,
     metrics: &Metrics,
 ) {
@@ -255,6 +362,27 @@ fn drain(
                     Metrics::inc(&metrics.media_commands);
                     media.send(cmd);
                 }
+                Output::PadSend { to, data } => {
+                    if let Some(tx) = pads.get(&to)
+                        && tx.try_send(PadOut::Frame(data)).is_err()
+                    {
+                        // A pad reader that falls behind loses its pad
+                        // socket only (the client resyncs on reconnect).
+                        Metrics::inc(&metrics.slow_consumers);
+                        pads.remove(&to);
+                        hub.handle_pad_close(to);
+                    }
+                }
+                Output::PadClose { to, code, reason } => {
+                    if code != 1000 {
+                        Metrics::inc(&metrics.pad_frames_refused);
+                    }
+                    if let Some(tx) = pads.remove(&to) {
+                        let _ = tx.try_send(PadOut::Close(code, reason));
+                    }
+                }
+                #[allow(unreachable_patterns)]
+                _ => {}
             }
         }
         if dropped.is_empty() {
@@ -270,6 +398,9 @@ fn drain(
     metrics
         .rooms
         .store(hub.room_count() as u64, Ordering::Relaxed);
+    metrics
+        .pads_live
+        .store(hub.pads_live() as u64, Ordering::Relaxed);
 }
 
 type Body = Full<Bytes>;
@@ -340,6 +471,25 @@ fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
             respond(StatusCode::OK, "text/html; charset=utf-8", web::HOME_HTML)
         }
         "/healthz" => respond(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
+        "/config.json" => respond(
+            StatusCode::OK,
+            "application/json",
+            shared.opts.brand.config_json(),
+        ),
+        "/brand/logo" => match &shared.opts.brand.logo {
+            Some((ct, body)) => {
+                let mut res = respond(StatusCode::OK, ct, body.clone());
+                // An SVG logo must not run anything even if opened directly.
+                res.headers_mut().insert(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(
+                        "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+                    ),
+                );
+                res
+            }
+            None => respond(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", ""),
+        },
         "/metrics" => {
             let mut text = shared.metrics.render();
             text.push_str(&shared.media.metrics_text());
@@ -349,7 +499,16 @@ fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
                 text,
             )
         }
-        "/ws" => upgrade(req, shared),
+        "/ws" => upgrade(req, shared, None),
+        "/pad" => {
+            let token = req
+                .uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")))
+                .unwrap_or("")
+                .to_owned();
+            upgrade(req, shared, Some(token))
+        }
         "/favicon.ico" => respond(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", ""),
         _ => {
             if let Some(name) = path.strip_prefix("/static/") {
@@ -414,7 +573,12 @@ fn origin_ok(headers: &hyper::HeaderMap) -> bool {
     authority.is_some_and(|a| a.eq_ignore_ascii_case(host))
 }
 
-fn upgrade(mut req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
+/// Upgrades to a WebSocket: signaling (`pad_token` None) or a pad socket.
+fn upgrade(
+    mut req: Request<Incoming>,
+    shared: Arc<Shared>,
+    pad_token: Option<String>,
+) -> Response<Body> {
     let is_ws = header_has_token(&req, header::CONNECTION, "upgrade")
         && header_has_token(&req, header::UPGRADE, "websocket")
         && req
@@ -441,7 +605,11 @@ fn upgrade(mut req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let limit = shared.opts.ws_hard_limit;
+                let limit = if pad_token.is_some() {
+                    PAD_HARD_LIMIT
+                } else {
+                    shared.opts.ws_hard_limit
+                };
                 let config = WebSocketConfig::default()
                     .max_message_size(Some(limit))
                     .max_frame_size(Some(limit));
@@ -451,7 +619,10 @@ fn upgrade(mut req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
                     Some(config),
                 )
                 .await;
-                run_socket(ws, shared).await;
+                match pad_token {
+                    Some(token) => run_pad_socket(ws, token, shared).await,
+                    None => run_socket(ws, shared).await,
+                }
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
@@ -557,6 +728,88 @@ where
     let _ = tokio::time::timeout(Duration::from_millis(500), ws.close(close)).await;
     Metrics::dec(&metrics.ws_open);
     tracing::debug!(participant = %id, "socket closed");
+}
+
+/// One pad WebSocket: binary frames (one y-protocols message each) in →
+/// hub; hub frames → out. Bound to a signaling session by its token.
+async fn run_pad_socket<S>(mut ws: WebSocketStream<S>, token: String, shared: Arc<Shared>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let _alive = shared.alive.clone();
+    let conn = PadConnId(NEXT_PAD_CONN.fetch_add(1, Ordering::Relaxed));
+    let (tx, mut rx) = mpsc::channel(shared.opts.ws_outbound_queue);
+    if shared
+        .hub_tx
+        .send(HubInput::PadOpen { conn, token, tx })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut stop = shared.stop.clone();
+    let mut close: Option<CloseFrame> = None;
+    let mut keepalive =
+        tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
+    loop {
+        tokio::select! {
+            frame = ws.next() => {
+                let input = match frame {
+                    Some(Ok(Message::Binary(data))) => HubInput::PadFrame { conn, data: data.to_vec() },
+                    Some(Ok(Message::Text(_))) => HubInput::PadRefused { conn, code: 1003, reason: "pad-not-binary" },
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Err(tungstenite::Error::Capacity(_))) => {
+                        close = Some(CloseFrame { code: CloseCode::Size, reason: "pad-too-large".into() });
+                        break;
+                    }
+                    Some(Err(e)) => {
+                        tracing::debug!(%conn, error = %e, "pad socket error");
+                        break;
+                    }
+                };
+                if shared.hub_tx.send(input).await.is_err() {
+                    break;
+                }
+            }
+            out = rx.recv() => match out {
+                Some(PadOut::Frame(data)) => {
+                    let sent = tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::Binary(data))).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        break;
+                    }
+                }
+                Some(PadOut::Close(code, reason)) => {
+                    close = Some(CloseFrame { code: CloseCode::from(code), reason: reason.into() });
+                    break;
+                }
+                None => {
+                    close = Some(if *stop.borrow() {
+                        CloseFrame { code: CloseCode::Away, reason: "shutdown".into() }
+                    } else {
+                        CloseFrame { code: CloseCode::Policy, reason: "slow consumer".into() }
+                    });
+                    break;
+                }
+            },
+            _ = keepalive.tick() => {
+                let sent = tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::Ping(Default::default()))).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    break;
+                }
+            }
+            _ = stop.changed() => {
+                close = Some(CloseFrame { code: CloseCode::Away, reason: "shutdown".into() });
+                break;
+            }
+        }
+    }
+    let _ = tokio::time::timeout(
+        Duration::from_millis(500),
+        shared.hub_tx.send(HubInput::PadClosed { conn }),
+    )
+    .await;
+    let _ = tokio::time::timeout(Duration::from_millis(500), ws.close(close)).await;
 }
 
 #[cfg(test)]

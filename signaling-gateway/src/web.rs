@@ -27,7 +27,8 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     (
         "room.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../web/room.js"),
+        // Built from web/src/ by esbuild (web/build.mjs) and committed.
+        include_bytes!("../web/dist/room.js"),
     ),
     (
         "signaling.js",

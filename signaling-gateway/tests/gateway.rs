@@ -358,3 +358,117 @@ async fn shutdown_closes_open_sockets() {
     .await;
     assert!(end.is_ok());
 }
+
+async fn pad_socket(addr: std::net::SocketAddr, token: &str) -> WebSocketStream<TcpStream> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (ws, _) = client_async(format!("ws://{addr}/pad?token={token}"), tcp)
+        .await
+        .unwrap();
+    ws
+}
+
+/// Next binary frame, or the close frame's reason.
+async fn pad_next(ws: &mut WebSocketStream<TcpStream>) -> Result<Vec<u8>, String> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("pad frame in time");
+        match msg {
+            Some(Ok(Message::Binary(b))) => return Ok(b.to_vec()),
+            Some(Ok(Message::Close(c))) => {
+                return Err(c.map(|c| c.reason.to_string()).unwrap_or_default());
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("eof".into()),
+        }
+    }
+}
+
+async fn metric(addr: std::net::SocketAddr, name: &str) -> u64 {
+    let (_, _, body) = http_get(addr, "/metrics").await;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap()
+}
+
+fn pad_update(doc: &yrs::Doc, text: &str) -> Vec<u8> {
+    use yrs::updates::encoder::Encode as _;
+    use yrs::{ReadTxn as _, Text as _, Transact as _};
+    let t = doc.get_or_insert_text("pad");
+    let before = doc.transact().state_vector();
+    let len = t.len(&doc.transact());
+    t.insert(&mut doc.transact_mut(), len, text);
+    let update = doc.transact().encode_state_as_update_v1(&before);
+    yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(update)).encode_v1()
+}
+
+#[tokio::test]
+async fn chat_and_pad_over_sockets_leave_nothing_behind() {
+    let h = Harness::start().await;
+    let mut a = h.ws().await;
+    let mut b = h.ws().await;
+    let mut c = h.ws().await;
+    let ja = join(&mut a, "R", "Ana").await;
+    let jb = join(&mut b, "R", "Bob").await;
+    recv(&mut a).await; // participant-joined
+    let _jc = join(&mut c, "X", "Cy").await;
+
+    // Public chat: a and b, not c. Private to c (other room): refused.
+    send(&mut a, json!({"type":"chat","text":"<b>salut</b>"})).await;
+    for ws in [&mut a, &mut b] {
+        let m = recv(ws).await;
+        assert_eq!(m["type"], "chat");
+        assert_eq!(m["text"], "<b>salut</b>");
+        assert_eq!(m["name"], "Ana");
+        assert_eq!(m["from"], ja["id"]);
+        assert!(m["time"].as_u64().unwrap() > 1_600_000_000_000);
+    }
+    let c_id = _jc["id"].as_u64().unwrap();
+    send(&mut a, json!({"type":"chat","text":"psst","to":c_id})).await;
+    expect_error(&mut a, "no-such-participant").await;
+    send(&mut a, json!({"type":"chat","text":"x".repeat(2001)})).await;
+    expect_error(&mut a, "too-long").await;
+    // Private to b: a and b get it.
+    send(&mut a, json!({"type":"chat","text":"psst","to":jb["id"]})).await;
+    assert_eq!(recv(&mut a).await["to"], jb["id"]);
+    assert_eq!(recv(&mut b).await["text"], "psst");
+    // c heard nothing at all: its next message is the answer to its own.
+    send(&mut c, json!({"type":"dance"})).await;
+    expect_error(&mut c, "unknown-type").await;
+
+    // Pad: bad token refused; a and b sync; a malformed frame closes only
+    // the sender's pad socket.
+    let mut bad = pad_socket(h.addr, "00").await;
+    assert_eq!(pad_next(&mut bad).await.unwrap_err(), "pad-denied");
+    let mut pa = pad_socket(h.addr, ja["pad_token"].as_str().unwrap()).await;
+    let mut pb = pad_socket(h.addr, jb["pad_token"].as_str().unwrap()).await;
+    assert_eq!(pad_next(&mut pa).await.unwrap()[..2], [0, 0], "SyncStep1");
+    assert_eq!(pad_next(&mut pb).await.unwrap()[..2], [0, 0], "SyncStep1");
+    assert_eq!(metric(h.addr, "salon_pads_live").await, 1);
+    let doc = yrs::Doc::with_client_id(5);
+    let frame = pad_update(&doc, "ordre du jour");
+    pa.send(Message::binary(frame.clone())).await.unwrap();
+    assert_eq!(pad_next(&mut pb).await.unwrap(), frame);
+    pb.send(Message::binary(vec![0u8, 2, 5, 0xff, 0xff]))
+        .await
+        .unwrap();
+    assert_eq!(pad_next(&mut pb).await.unwrap_err(), "pad-malformed");
+    let frame2 = pad_update(&doc, " — suite");
+    pa.send(Message::binary(frame2)).await.unwrap();
+    pa.send(Message::text("not binary")).await.unwrap();
+    assert_eq!(pad_next(&mut pa).await.unwrap_err(), "pad-not-binary");
+
+    // Everyone in R leaves: no pad remains.
+    drop((a, b));
+    for _ in 0..200 {
+        if metric(h.addr, "salon_pads_live").await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(metric(h.addr, "salon_pads_live").await, 0);
+    assert_eq!(metric(h.addr, "salon_gateway_rooms").await, 1, "only X");
+    drop(c);
+    h.stop().await;
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
-use salon_gateway::{MediaControl, ServeOptions, media_event_channel, serve};
+use salon_gateway::{Brand, MediaControl, ServeOptions, media_event_channel, serve};
 use salon_mediad::{BackendChoice, Mediad, MediadConfig};
 use tokio::net::TcpListener;
 
@@ -36,6 +36,43 @@ struct Args {
     /// UDP IO backend: auto, uring or epoll.
     #[arg(long, default_value = "auto")]
     io_backend: BackendChoice,
+    /// Operator name shown in the client's header and title.
+    #[arg(long, default_value = "Salon")]
+    brand_name: String,
+    /// Primary colour of the client, `#rrggbb`.
+    #[arg(long)]
+    brand_color: Option<String>,
+    /// Logo file (svg, png, webp or jpeg), served by the gateway itself.
+    #[arg(long)]
+    brand_logo: Option<std::path::PathBuf>,
+}
+
+fn brand(args: &Args) -> anyhow::Result<Brand> {
+    let name = args.brand_name.trim();
+    anyhow::ensure!(
+        !name.is_empty() && name.chars().count() <= 64 && !name.chars().any(char::is_control),
+        "--brand-name must be 1 to 64 characters"
+    );
+    let color = match &args.brand_color {
+        Some(c) => Some(Brand::parse_color(c).context("--brand-color must be #rrggbb")?),
+        None => None,
+    };
+    let logo = match &args.brand_logo {
+        Some(path) => {
+            let ct = Brand::logo_content_type(path)
+                .context("--brand-logo must be an .svg, .png, .webp or .jpeg file")?;
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("reading --brand-logo {}", path.display()))?;
+            anyhow::ensure!(bytes.len() <= 512 * 1024, "--brand-logo is over 512 KiB");
+            Some((ct, bytes.into()))
+        }
+        None => None,
+    };
+    Ok(Brand {
+        name: name.to_owned(),
+        color,
+        logo,
+    })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,6 +95,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let brand = brand(&args)?;
     let (events_tx, events_rx) = media_event_channel();
     let config = MediadConfig {
         bind_ip: args.media_ip,
@@ -90,7 +128,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         listener,
         media,
         events_rx,
-        ServeOptions::default(),
+        ServeOptions {
+            brand,
+            ..ServeOptions::default()
+        },
         shutdown,
     )
     .await?;

@@ -1,0 +1,203 @@
+//! The meeting's collaborative pad: one Yjs document per room, held in
+//! memory only, synced with browsers over the Yjs sync protocol
+//! (y-protocols: `SyncStep1`, `SyncStep2`, `Update`, one message per binary
+//! WebSocket frame, as y-websocket frames them).
+//!
+//! Sans-IO: [`PadDoc::handle_frame`] takes one frame from one browser and
+//! returns what to send back to it and what to relay to the room's other pad
+//! sockets. It never panics on arbitrary bytes (`tests/fuzz_regressions.rs`,
+//! `fuzz/fuzz_targets/pad_update.rs`). Content is never logged and never
+//! written to disk: dropping the [`PadDoc`] frees it.
+
+use yrs::encoding::read::Cursor;
+use yrs::sync::{Message, SyncMessage};
+use yrs::updates::decoder::{Decode, DecoderV1};
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+
+/// Largest accepted pad frame (one y-protocols message), in bytes.
+pub const MAX_PAD_FRAME_BYTES: usize = 256 * 1024;
+/// Largest pad document (its encoded state), in bytes.
+pub const MAX_PAD_DOC_BYTES: usize = 1024 * 1024;
+/// Largest relayed awareness message (cursor, name, colour), in bytes.
+pub const MAX_AWARENESS_BYTES: usize = 16 * 1024;
+
+/// Why a pad frame was refused. The sender's pad socket is closed with
+/// [`PadError::close_code`]; the document and the other sockets are untouched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PadError {
+    /// Frame over [`MAX_PAD_FRAME_BYTES`] (or awareness over
+    /// [`MAX_AWARENESS_BYTES`]).
+    #[error("pad frame too large")]
+    TooLarge,
+    /// Not a y-protocols message, or an update that does not decode/apply.
+    #[error("malformed pad frame")]
+    Malformed,
+    /// Applying the update would make the document larger than
+    /// [`MAX_PAD_DOC_BYTES`].
+    #[error("pad document full")]
+    DocumentFull,
+}
+
+impl PadError {
+    /// WebSocket close code for the sender's pad socket.
+    pub fn close_code(self) -> u16 {
+        match self {
+            PadError::TooLarge | PadError::DocumentFull => 1009,
+            PadError::Malformed => 1007,
+        }
+    }
+
+    /// Close reason (stable, also shown by the client by code).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PadError::TooLarge => "pad-too-large",
+            PadError::Malformed => "pad-malformed",
+            PadError::DocumentFull => "pad-full",
+        }
+    }
+}
+
+/// What to do after a frame was accepted.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PadReply {
+    /// Frame for the sender only (e.g. `SyncStep2` answering its `SyncStep1`).
+    pub reply: Option<Vec<u8>>,
+    /// Frame for every other pad socket of the room.
+    pub relay: Option<Vec<u8>>,
+}
+
+/// One meeting's document.
+#[derive(Debug)]
+pub struct PadDoc {
+    doc: Doc,
+    /// Upper bound of the encoded document size: exact after each
+    /// recomputation, plus the bytes of updates applied since.
+    size_bound: usize,
+}
+
+impl Default for PadDoc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PadDoc {
+    /// An empty document.
+    pub fn new() -> Self {
+        Self {
+            doc: Doc::new(),
+            size_bound: 0,
+        }
+    }
+
+    /// The first frame for a newly opened pad socket: our `SyncStep1`, so
+    /// the browser sends what we miss.
+    pub fn greeting(&self) -> Vec<u8> {
+        let sv = self.doc.transact().state_vector();
+        Message::Sync(SyncMessage::SyncStep1(sv)).encode_v1()
+    }
+
+    /// Size of the encoded document, in bytes (exact; O(document)).
+    pub fn encoded_len(&self) -> usize {
+        self.doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default())
+            .len()
+    }
+
+    /// The text of the root `Y.Text` named `name` (tests, export checks).
+    pub fn text(&self, name: &str) -> String {
+        use yrs::GetString as _;
+        let text = self.doc.get_or_insert_text(name);
+        text.get_string(&self.doc.transact())
+    }
+
+    /// Handles one frame from one browser.
+    pub fn handle_frame(&mut self, frame: &[u8]) -> Result<PadReply, PadError> {
+        if frame.len() > MAX_PAD_FRAME_BYTES {
+            return Err(PadError::TooLarge);
+        }
+        let mut decoder = DecoderV1::new(Cursor::new(frame));
+        let msg = Message::decode(&mut decoder).map_err(|_| PadError::Malformed)?;
+        match msg {
+            Message::Sync(SyncMessage::SyncStep1(sv)) => {
+                let diff = self.doc.transact().encode_state_as_update_v1(&sv);
+                Ok(PadReply {
+                    reply: Some(Message::Sync(SyncMessage::SyncStep2(diff)).encode_v1()),
+                    relay: None,
+                })
+            }
+            Message::Sync(SyncMessage::SyncStep2(update) | SyncMessage::Update(update)) => {
+                self.apply(&update)?;
+                // Relayed as an Update whatever the step (y-websocket does the same).
+                Ok(PadReply {
+                    reply: None,
+                    relay: Some(Message::Sync(SyncMessage::Update(update)).encode_v1()),
+                })
+            }
+            Message::Awareness(_) => {
+                if frame.len() > MAX_AWARENESS_BYTES {
+                    return Err(PadError::TooLarge);
+                }
+                // Relayed as received; never stored.
+                Ok(PadReply {
+                    reply: None,
+                    relay: Some(frame.to_vec()),
+                })
+            }
+            // Nothing to answer: we keep no awareness state to send.
+            Message::AwarenessQuery => Ok(PadReply::default()),
+            Message::Auth(_) | Message::Custom(..) => Err(PadError::Malformed),
+        }
+    }
+
+    fn apply(&mut self, bytes: &[u8]) -> Result<(), PadError> {
+        if self.size_bound.saturating_add(bytes.len()) > MAX_PAD_DOC_BYTES {
+            self.size_bound = self.encoded_len();
+            if self.size_bound.saturating_add(bytes.len()) > MAX_PAD_DOC_BYTES {
+                return Err(PadError::DocumentFull);
+            }
+        }
+        let update = Update::decode_v1(bytes).map_err(|_| PadError::Malformed)?;
+        let doc = &self.doc;
+        // Defence in depth: yrs returns errors for what it detects, but an
+        // integration bug on hostile input must not take the gateway down
+        // (the transaction, and its commit on drop, run inside).
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut txn = doc.transact_mut();
+            txn.apply_update(update)
+        }));
+        match applied {
+            Ok(Ok(())) => {
+                self.size_bound = self.size_bound.saturating_add(bytes.len());
+                Ok(())
+            }
+            Ok(Err(_)) | Err(_) => Err(PadError::Malformed),
+        }
+    }
+}
+
+#[doc(hidden)]
+/// The body of the `pad_update` fuzz target, shared with
+/// `tests/fuzz_regressions.rs`: a document holding known text gets `data`
+/// as a frame; whether accepted or refused, it must not panic, a refusal
+/// must leave the text as it was, and the document must still sync.
+pub fn fuzz_one(data: &[u8]) {
+    use yrs::Text as _;
+    let mut pad = PadDoc::new();
+    {
+        let text = pad.doc.get_or_insert_text("pad");
+        let mut txn = pad.doc.transact_mut();
+        text.insert(&mut txn, 0, "ordre du jour");
+    }
+    let before = pad.text("pad");
+    let accepted = pad.handle_frame(data).is_ok();
+    if !accepted {
+        assert_eq!(pad.text("pad"), before, "a refused frame changed the text");
+    }
+    // The document still answers a fresh peer.
+    let step1 = Message::Sync(SyncMessage::SyncStep1(StateVector::default())).encode_v1();
+    assert!(pad.handle_frame(&step1).is_ok_and(|r| r.reply.is_some()));
+}
