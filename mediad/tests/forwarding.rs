@@ -429,3 +429,44 @@ fn the_dominant_speaker_is_announced() {
     speak(&mut net, b, 76, 100);
     assert_eq!(dominant(&net), vec![net.browsers[a].id, net.browsers[b].id]);
 }
+
+#[test]
+fn key_frame_requests_are_repeated_while_a_receiver_waits() {
+    let mut net = Net::new(61);
+    let a = net.join("Attente");
+    let b = net.join("Attente");
+    net.settle(Duration::from_millis(500));
+    // a's video sends only delta frames: b's leg cannot start.
+    let video_ssrc = net.browsers[a].video_ssrc;
+    let plis_before = net.browsers[a].publish.rtcp_in.len();
+    for s in 1..=150u16 {
+        let br = &mut net.browsers[a];
+        br.publish.send_rtp(
+            96,
+            s,
+            u32::from(s) * 3000,
+            video_ssrc,
+            &[],
+            &[0x10, 0x01, 0x42],
+        );
+        net.settle(Duration::from_millis(20));
+    }
+    let plis = net.browsers[a].publish.rtcp_in[plis_before..]
+        .iter()
+        .flat_map(|p| {
+            rtcp::RtcpIter::new(p)
+                .filter_map(Result::ok)
+                .collect::<Vec<_>>()
+        })
+        .filter(|p| matches!(p, rtcp::RtcpPacket::Pli(pli) if pli.media_ssrc == video_ssrc))
+        .count();
+    // 3 s of waiting: a request about every second, not a flood.
+    assert!((2..=5).contains(&plis), "{plis} key frame requests");
+    let b_out = net.browsers[b]
+        .out_ssrc(net.browsers[a].id, salon_sdp::MediaKind::Video)
+        .unwrap();
+    assert!(
+        net.browsers[b].seqs(b_out).is_empty(),
+        "nothing before a key frame"
+    );
+}

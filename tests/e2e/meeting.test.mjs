@@ -102,10 +102,30 @@ test('chat, pad and screen sharing in one meeting', { timeout: 180_000 }, async 
 
   // --- Screen share: Chloé shares, Aline decodes it on the stage.
   await chloe.page.click('#share');
-  const screen = await waitFor(async () => {
-    const s = await aline.page.evaluate(() => window.salonTest.screenStats());
-    return s && s.framesDecoded > 5 ? s : null;
-  }, 'screen share decoded', 45_000);
+  let screen;
+  try {
+    screen = await waitFor(async () => {
+      const s = await aline.page.evaluate(() => window.salonTest.screenStats());
+      return s && s.framesDecoded > 5 ? s : null;
+    }, 'screen share decoded', 45_000);
+  } catch (e) {
+    // Say where it stuck: the receiver's stage and video receivers, and
+    // the media plane's counters.
+    const seen = await aline.page.evaluate(async () => {
+      const stage = document.getElementById('stage')?.dataset.trackId ?? null;
+      const rows = [];
+      for (const p of [window.salonTest.pcs?.().sub].filter(Boolean)) {
+        const stats = await p.getStats();
+        stats.forEach((r) => {
+          if (r.type === 'inbound-rtp' && r.kind === 'video') rows.push({ mid: r.mid, ssrc: r.ssrc, bytes: r.bytesReceived, frames: r.framesDecoded, plis: r.pliCount });
+        });
+      }
+      return { stage, rows };
+    });
+    const metrics = await (await fetch(new URL('/metrics', salon.url))).text();
+    const pick = metrics.split('\n').filter((l) => /keyframe|drop_|tx_rtp|transports_connected/.test(l) && !l.startsWith('#')).join('; ');
+    throw new Error(`${e.message}\nreceiver: ${JSON.stringify(seen)}\nmediad: ${pick}`);
+  }
   const later = await waitFor(async () => {
     const s = await aline.page.evaluate(() => window.salonTest.screenStats());
     return s && s.framesDecoded > screen.framesDecoded ? s : null;

@@ -45,6 +45,9 @@ use rtx_cache::RtxCache;
 use stats::RecvStats;
 use transport::{DtlsProgress, RemoteFingerprint, Transport};
 
+/// While a live receiver still waits for a key frame, ask again this often
+/// (a request can be lost, or reach a publisher before its encoder runs).
+const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
 /// Most encodings per track (simulcast uses three).
 const MAX_LAYERS: usize = 8;
 /// How often the dominant speaker of each room is reconsidered.
@@ -266,6 +269,11 @@ impl Worker {
             }
         }
         for tr in self.tracks.iter().flatten() {
+            if let Some(li) = tr.waiting_layer()
+                && let Some(last) = tr.layers.get(li).and_then(|l| l.last_keyframe_request)
+            {
+                next = next.min(last + KEYFRAME_RETRY);
+            }
             for l in tr.layers.iter().filter(|l| l.keyframe_pending) {
                 next = next.min(match l.last_keyframe_request {
                     Some(last) => last + KEYFRAME_REQUEST_INTERVAL,
@@ -1676,6 +1684,15 @@ impl Worker {
             self.after_progress(idx, progress, now, tx);
         }
         for ti in 0..self.tracks.len() {
+            // Receivers still waiting for a key frame: ask again.
+            let retry = self.tracks.get(ti).and_then(Option::as_ref).and_then(|t| {
+                let li = t.waiting_layer()?;
+                let last = t.layers.get(li)?.last_keyframe_request?;
+                (now >= last + KEYFRAME_RETRY).then_some(li)
+            });
+            if let Some(li) = retry {
+                self.request_keyframe(ti, li, now, tx);
+            }
             let layers = self
                 .tracks
                 .get(ti)
@@ -1800,6 +1817,17 @@ struct OutPacket {
 }
 
 impl InTrack {
+    /// A layer some live receiver waits to start or switch to, if any.
+    fn waiting_layer(&self) -> Option<usize> {
+        if self.kind != MediaKind::Video || !self.enabled {
+            return None;
+        }
+        self.legs
+            .iter()
+            .find(|l| l.live && !l.paused && l.current != Some(l.target))
+            .map(|l| l.target)
+    }
+
     /// Recompute every receiver's target layer from the layer sizes and its
     /// constraints ([`select::choose_layer`]). A changed target is marked for
     /// a key frame request; returns true if any target changed.

@@ -50,6 +50,7 @@ window.salonTest = {
   stats: () => subscribeStats(),
   inboundBytes: () => allInboundBytes(),
   screenStats: () => screenStats(),
+  pcs: () => ({ pub: state.pub, sub: state.sub }),
   padText: () => state.pad?.markdown() ?? null,
   padExport: (kind) => exportText(kind),
   padSynced: () => Boolean(state.pad?.synced),
