@@ -4,7 +4,7 @@
 //! Accepts the same flags as `salon` (only `--listen` is used) and prints the
 //! same `Salon: http://<addr>/` line:
 //!
-//!     cargo run -p salon-gateway --no-default-features --example salon_fake_media
+//!     cargo run -p salon-gateway --example salon_fake_media
 //!     SALON_BIN=../../target/debug/examples/salon_fake_media node --test signaling.test.mjs
 
 use std::io::Write as _;

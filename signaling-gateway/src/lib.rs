@@ -15,15 +15,7 @@
 //!   use a recording fake. Events come back through an `mpsc` the gateway
 //!   owns ([`media_event_channel`]).
 
-#[cfg(feature = "mediad")]
 pub use salon_mediad::control;
-
-/// mediad's control types. Without the `mediad` feature the gateway compiles
-/// mediad's own `control.rs` directly, so it can be built and tested while the
-/// media plane is being edited.
-#[cfg(not(feature = "mediad"))]
-#[path = "../../mediad/src/control.rs"]
-pub mod control;
 
 pub mod hub;
 pub mod metrics;
@@ -46,7 +38,6 @@ pub trait MediaControl: Send + Sync {
     fn metrics_text(&self) -> String;
 }
 
-#[cfg(feature = "mediad")]
 impl MediaControl for salon_mediad::Mediad {
     fn send(&self, cmd: Command) {
         salon_mediad::Mediad::send(self, cmd);
