@@ -88,6 +88,25 @@ pub enum Command {
         /// False stops forwarding to everyone.
         enabled: bool,
     },
+    /// Stop or resume forwarding one of a participant's tracks (moderation:
+    /// stop a screen share but not the camera). Combines with
+    /// [`Command::SetForwarding`]: a track is forwarded only if both allow.
+    SetTrackForwarding {
+        /// Whose track.
+        participant: ParticipantId,
+        /// The publisher's m-line id.
+        mid: String,
+        /// False stops forwarding that track to everyone.
+        enabled: bool,
+    },
+    /// Which of a participant's published m-lines is a screen share
+    /// (`None`: none). Screen shares come first in layer allocation.
+    SetScreenShare {
+        /// The publisher.
+        participant: ParticipantId,
+        /// The screen share's mid.
+        mid: Option<String>,
+    },
     /// What a receiver wants of one video track: the largest height its tile
     /// shows (`None`: no limit). mediad picks the best layer that fits.
     SetReceiveConstraints {
@@ -123,6 +142,8 @@ impl Command {
             | Command::PublishOffer { participant, .. }
             | Command::SubscribeAnswer { participant, .. }
             | Command::SetForwarding { participant, .. }
+            | Command::SetTrackForwarding { participant, .. }
+            | Command::SetScreenShare { participant, .. }
             | Command::SetReceiveConstraints { participant, .. }
             | Command::SetAudioOnly { participant, .. }
             | Command::Leave { participant } => *participant,

@@ -255,6 +255,51 @@ fn muting_stops_forwarding_in_the_media_plane() {
 }
 
 #[test]
+fn stopping_one_track_keeps_the_others() {
+    let (mut net, room, _) = connected_room();
+    run_media(&mut net, 1, 10);
+    let (a, b) = (room[0], room[1]);
+    let a_id = net.browsers[a].id;
+    let a_video_out = net.browsers[b]
+        .out_ssrc(a_id, salon_sdp::MediaKind::Video)
+        .unwrap();
+    let a_audio_out = net.browsers[b]
+        .out_ssrc(a_id, salon_sdp::MediaKind::Audio)
+        .unwrap();
+    // The simulated browser publishes its video on mid 1.
+    net.command(Command::SetTrackForwarding {
+        participant: a_id,
+        mid: "1".to_owned(),
+        enabled: false,
+    });
+    let before = net.browsers[b].received().len();
+    run_media(&mut net, 11, 20);
+    let count = |net: &Net, ssrc: u32| {
+        net.browsers[b].received()[before..]
+            .iter()
+            .filter(|h| h.ssrc == ssrc)
+            .count()
+    };
+    assert_eq!(count(&net, a_video_out), 0, "a's video stopped");
+    assert!(count(&net, a_audio_out) >= 15, "a's audio still flows");
+    // A participant-wide video resume does not override the track stop.
+    net.command(Command::SetForwarding {
+        participant: a_id,
+        kind: MediaKind::Video,
+        enabled: true,
+    });
+    run_media(&mut net, 31, 10);
+    assert_eq!(count(&net, a_video_out), 0, "still stopped");
+    net.command(Command::SetTrackForwarding {
+        participant: a_id,
+        mid: "1".to_owned(),
+        enabled: true,
+    });
+    run_media(&mut net, 41, 60);
+    assert!(count(&net, a_video_out) > 0, "video resumes at a key frame");
+}
+
+#[test]
 fn leaving_removes_tracks_for_the_others() {
     let (mut net, room, _) = connected_room();
     run_media(&mut net, 1, 5);

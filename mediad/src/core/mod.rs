@@ -106,7 +106,22 @@ struct Participant {
     version: u64,
     forward_audio: bool,
     forward_video: bool,
+    /// Publisher mids whose forwarding moderation stopped.
+    blocked_mids: Vec<String>,
+    /// The publisher mid carrying a screen share, if any.
+    screen_mid: Option<String>,
     audio_only: bool,
+}
+
+impl Participant {
+    /// Whether a published track of this participant may be forwarded.
+    fn may_forward(&self, kind: MediaKind, mid: &str) -> bool {
+        let by_kind = match kind {
+            MediaKind::Audio => self.forward_audio,
+            MediaKind::Video => self.forward_video,
+        };
+        by_kind && !self.blocked_mids.iter().any(|m| m == mid)
+    }
 }
 
 /// One receiver of a track.
@@ -163,6 +178,8 @@ struct InTrack {
     repaired_rid_ext_id: Option<u8>,
     legs: Vec<Leg>,
     enabled: bool,
+    /// A screen share (first in layer allocation).
+    screen: bool,
     /// Speech activity (audio tracks with the audio level extension).
     speech: speaker::SpeechActivity,
 }
@@ -301,6 +318,12 @@ impl Worker {
                 kind,
                 enabled,
             } => self.set_forwarding(participant, kind, enabled, now, tx),
+            Command::SetTrackForwarding {
+                participant,
+                mid,
+                enabled,
+            } => self.set_track_forwarding(participant, &mid, enabled, now, tx),
+            Command::SetScreenShare { participant, mid } => self.set_screen_share(participant, mid),
             Command::SetReceiveConstraints {
                 participant,
                 publisher,
@@ -429,6 +452,8 @@ impl Worker {
             version: 1,
             forward_audio: true,
             forward_video: true,
+            blocked_mids: Vec::new(),
+            screen_mid: None,
             audio_only: false,
         };
         // Everything already published in the room.
@@ -675,7 +700,14 @@ impl Worker {
                 rid_ext_id: m.extmap.rtp_stream_id,
                 repaired_rid_ext_id: m.extmap.repaired_rtp_stream_id,
                 legs: Vec::new(),
-                enabled: true,
+                enabled: self
+                    .participants
+                    .get(&pid)
+                    .is_none_or(|p| p.may_forward(kind, &m.mid)),
+                screen: self
+                    .participants
+                    .get(&pid)
+                    .is_some_and(|p| p.screen_mid.as_deref() == Some(m.mid.as_str())),
                 speech: speaker::SpeechActivity::default(),
             };
             let idx = match self.free_tracks.pop() {
@@ -815,21 +847,69 @@ impl Worker {
             MediaKind::Audio => p.forward_audio = enabled,
             MediaKind::Video => p.forward_video = enabled,
         }
+        self.apply_forwarding(pid, now, tx);
+    }
+
+    fn set_track_forwarding(
+        &mut self,
+        pid: ParticipantId,
+        mid: &str,
+        enabled: bool,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) {
+        let Some(p) = self.participants.get_mut(&pid) else {
+            self.error(pid, "not joined");
+            return;
+        };
+        p.blocked_mids.retain(|m| m != mid);
+        if !enabled {
+            p.blocked_mids.push(mid.to_owned());
+        }
+        self.apply_forwarding(pid, now, tx);
+    }
+
+    fn set_screen_share(&mut self, pid: ParticipantId, mid: Option<String>) {
+        let Some(p) = self.participants.get_mut(&pid) else {
+            self.error(pid, "not joined");
+            return;
+        };
+        p.screen_mid = mid;
+        let published = p.published.clone();
+        let screen_mid = p.screen_mid.clone();
+        for ti in published {
+            if let Some(t) = self.tracks.get_mut(ti).and_then(Option::as_mut) {
+                t.screen = screen_mid.as_deref() == Some(t.mid.as_str());
+            }
+        }
+    }
+
+    /// Brings each published track's forwarding in line with the
+    /// participant's moderation state: a track turned off stops at once, a
+    /// video track turned back on resumes at its next key frame.
+    fn apply_forwarding(&mut self, pid: ParticipantId, now: Instant, tx: &mut TxQueue) {
+        let Some(p) = self.participants.get(&pid) else {
+            return;
+        };
         let published = p.published.clone();
         for ti in published {
             let mut resume_video = false;
+            let Some(p) = self.participants.get(&pid) else {
+                return;
+            };
             if let Some(t) = self.tracks.get_mut(ti).and_then(Option::as_mut) {
-                if t.kind != kind || t.enabled == enabled {
+                let enabled = p.may_forward(t.kind, &t.mid);
+                if t.enabled == enabled {
                     continue;
                 }
                 t.enabled = enabled;
                 for leg in &mut t.legs {
                     leg.seq.pause();
-                    if kind == MediaKind::Video {
+                    if t.kind == MediaKind::Video {
                         leg.current = None;
                     }
                 }
-                resume_video = enabled && kind == MediaKind::Video;
+                resume_video = enabled && t.kind == MediaKind::Video;
             }
             if resume_video {
                 self.request_wanted_keyframes(ti, now, tx);
