@@ -2,7 +2,9 @@
 //! browser client and the signaling e2e tests without mediad.
 //!
 //! Accepts the same flags as `salon` (only `--listen` is used) and prints the
-//! same `Salon: http://<addr>/` line:
+//! same `Salon: http://<addr>/` line. No Lua policy and no tokens: the
+//! hub's built-in open rules (anyone creates and joins, the first one in
+//! moderates):
 //!
 //!     cargo run -p salon-gateway --example salon_fake_media
 //!     SALON_BIN=../../target/debug/examples/salon_fake_media node --test signaling.test.mjs

@@ -7,7 +7,8 @@
 //! Layout:
 //! - [`protocol`]: the wire messages, their parser and validation (never
 //!   panics, stable error codes).
-//! - [`hub`]: the sans-IO signaling core (rooms, names; `handle_*` in,
+//! - [`hub`]: the sans-IO signaling core (rooms, names, roles, lobby,
+//!   moderation through the Lua policy of `salon-plugins`; `handle_*` in,
 //!   `poll_output` out).
 //! - [`server`]: the tokio/hyper driver: HTTP routes, WebSocket sessions, and
 //!   the hub task that owns the [`hub::Hub`].

@@ -1,7 +1,10 @@
 //! Gateway counters, exposed in Prometheus text format on `/metrics`.
 
 use std::fmt::Write as _;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use salon_plugins::PolicyHost;
 
 /// Counters and gauges of the gateway. Relaxed atomics: they are statistics.
 #[derive(Debug, Default)]
@@ -32,6 +35,12 @@ pub struct Metrics {
     pub pad_frames_in: AtomicU64,
     /// Pad sockets closed for a refused frame (malformed, too large, full).
     pub pad_frames_refused: AtomicU64,
+    /// Sessions waiting in lobbies now.
+    pub lobby_waiting: AtomicU64,
+    /// Successful policy reloads.
+    pub policy_reloads: AtomicU64,
+    /// Policy failures: (hook, kind, count), non-zero ones.
+    policy_failures: Mutex<Vec<(&'static str, &'static str, u64)>>,
 }
 
 impl Metrics {
@@ -45,9 +54,23 @@ impl Metrics {
         gauge.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// Copies the policy host's counters (called by the hub task).
+    pub fn set_policy(&self, policy: &PolicyHost) {
+        self.policy_reloads
+            .store(policy.reload_count(), Ordering::Relaxed);
+        if let Ok(mut f) = self.policy_failures.lock() {
+            f.clear();
+            f.extend(
+                policy
+                    .failure_counters()
+                    .map(|(h, k, n)| (h.name(), k.as_str(), n)),
+            );
+        }
+    }
+
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 13] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 15] = [
             (
                 "salon_gateway_http_requests_total",
                 "counter",
@@ -126,12 +149,37 @@ impl Metrics {
                 "Pad sockets closed for a refused frame",
                 &self.pad_frames_refused,
             ),
+            (
+                "salon_gateway_lobby_waiting",
+                "gauge",
+                "Sessions waiting in lobbies",
+                &self.lobby_waiting,
+            ),
+            (
+                "salon_policy_reloads_total",
+                "counter",
+                "Successful policy reloads",
+                &self.policy_reloads,
+            ),
         ];
         let mut out = String::with_capacity(1024);
         for (name, kind, help, v) in rows {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} {kind}");
             let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP salon_policy_failures_total Policy hook or load failures (failed closed)"
+        );
+        let _ = writeln!(out, "# TYPE salon_policy_failures_total counter");
+        if let Ok(f) = self.policy_failures.lock() {
+            for (hook, kind, n) in f.iter() {
+                let _ = writeln!(
+                    out,
+                    "salon_policy_failures_total{{hook=\"{hook}\",kind=\"{kind}\"}} {n}"
+                );
+            }
         }
         out
     }

@@ -67,8 +67,23 @@ pub enum ErrorCode {
     TooLong,
     /// Too many chat messages: the per-participant rate limit.
     RateLimited,
-    /// A private message to an id that is not in the sender's room.
+    /// A private message or a moderation request naming an id that is not
+    /// in the sender's room (or lobby).
     NoSuchParticipant,
+    /// The join token was refused (the message says why).
+    AuthFailed,
+    /// The room policy refused the join (the message is its reason).
+    Denied,
+    /// The room is locked: only moderators may join.
+    RoomLocked,
+    /// Banned from this meeting.
+    Banned,
+    /// Not allowed: not a moderator, or the policy said no (message = reason).
+    Forbidden,
+    /// `knock` outside the lobby state.
+    NotInLobby,
+    /// `knock` before the deny cooldown ran out.
+    KnockTooSoon,
 }
 
 impl ErrorCode {
@@ -88,11 +103,18 @@ impl ErrorCode {
             ErrorCode::TooLong => "too-long",
             ErrorCode::RateLimited => "rate-limited",
             ErrorCode::NoSuchParticipant => "no-such-participant",
+            ErrorCode::AuthFailed => "auth-failed",
+            ErrorCode::Denied => "denied",
+            ErrorCode::RoomLocked => "room-locked",
+            ErrorCode::Banned => "banned",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotInLobby => "not-in-lobby",
+            ErrorCode::KnockTooSoon => "knock-too-soon",
         }
     }
 
     /// All codes (for tests and metrics).
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::BadJson,
         ErrorCode::BadMessage,
         ErrorCode::UnknownType,
@@ -106,6 +128,13 @@ impl ErrorCode {
         ErrorCode::TooLong,
         ErrorCode::RateLimited,
         ErrorCode::NoSuchParticipant,
+        ErrorCode::AuthFailed,
+        ErrorCode::Denied,
+        ErrorCode::RoomLocked,
+        ErrorCode::Banned,
+        ErrorCode::Forbidden,
+        ErrorCode::NotInLobby,
+        ErrorCode::KnockTooSoon,
     ];
 
     /// Default English message for the code (the client translates by code).
@@ -124,6 +153,13 @@ impl ErrorCode {
             ErrorCode::TooLong => "chat message must be 1 to 2000 characters",
             ErrorCode::RateLimited => "too many messages: slow down",
             ErrorCode::NoSuchParticipant => "no such participant in this room",
+            ErrorCode::AuthFailed => "access token refused",
+            ErrorCode::Denied => "refused by the room policy",
+            ErrorCode::RoomLocked => "this room is locked",
+            ErrorCode::Banned => "banned from this meeting",
+            ErrorCode::Forbidden => "only moderators can do that",
+            ErrorCode::NotInLobby => "not waiting in a lobby",
+            ErrorCode::KnockTooSoon => "too early to knock again",
         }
     }
 }
@@ -145,14 +181,16 @@ pub struct ProtocolError {
 }
 
 impl ProtocolError {
-    fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+    /// An error with a specific detail.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self {
             code,
             detail: detail.into(),
         }
     }
 
-    fn plain(code: ErrorCode) -> Self {
+    /// An error with the code's default message.
+    pub fn plain(code: ErrorCode) -> Self {
         Self::new(code, code.default_message())
     }
 }
@@ -167,6 +205,31 @@ pub enum ClientMessage {
         room: RoomId,
         /// Validated display name.
         name: DisplayName,
+        /// Jitsi-compatible token (`?jwt=` of the page), if any.
+        jwt: Option<String>,
+    },
+    /// Knock again from the lobby (after `denied` or a kick).
+    Knock,
+    /// A moderation request (moderators only).
+    Moderate(Moderation),
+    /// Resume one's own audio or video after a moderator muted it.
+    Unmute {
+        /// Which.
+        kind: MediaKindWire,
+    },
+    /// One's own mic/camera state, for display to the others.
+    MediaState {
+        /// Microphone on.
+        audio: bool,
+        /// Camera on.
+        video: bool,
+    },
+    /// The tile heights this receiver shows remote video tracks at.
+    VideoConstraints {
+        /// Valid entries (bad ones are reported in `bad`).
+        constraints: Vec<VideoConstraint>,
+        /// How many entries were refused (bad track id or height).
+        bad: usize,
     },
     /// Offer for the publish transport.
     PublishOffer {
@@ -200,6 +263,118 @@ pub enum ClientMessage {
     Leave,
 }
 
+/// A moderation request, by wire `type`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Moderation {
+    /// `admit {id}`: a waiting guest enters.
+    Admit {
+        /// The guest.
+        id: u64,
+    },
+    /// `deny {id, reason?}`: a waiting guest is refused.
+    Deny {
+        /// The guest.
+        id: u64,
+        /// Shown to the guest.
+        reason: Option<String>,
+    },
+    /// `mute {id}`: stop forwarding their audio.
+    Mute {
+        /// The target.
+        id: u64,
+    },
+    /// `mute-all`: everyone but the sender.
+    MuteAll,
+    /// `allow-unmute`: lift the `mute-all` lock.
+    AllowUnmute,
+    /// `stop-video {id}`.
+    StopVideo {
+        /// The target.
+        id: u64,
+    },
+    /// `stop-screen {id}`.
+    StopScreen {
+        /// The target.
+        id: u64,
+    },
+    /// `kick {id, ban?}`.
+    Kick {
+        /// The target.
+        id: u64,
+        /// Also ban them from the meeting.
+        ban: bool,
+    },
+    /// `lock {on}`.
+    Lock {
+        /// Locked.
+        on: bool,
+    },
+    /// `grant-moderator {id}`.
+    GrantModerator {
+        /// The target.
+        id: u64,
+    },
+    /// `revoke-moderator {id}`.
+    RevokeModerator {
+        /// The target.
+        id: u64,
+    },
+    /// `end-meeting`.
+    EndMeeting,
+}
+
+/// One entry of `video-constraints`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoConstraint {
+    /// The publisher (from the track id `<publisher>-<mid>`).
+    pub publisher: u64,
+    /// The publisher's mid.
+    pub mid: String,
+    /// Largest useful height (`None`: no limit; 0: not visible).
+    pub max_height: Option<u16>,
+}
+
+/// Most entries accepted in one `video-constraints`.
+pub const MAX_VIDEO_CONSTRAINTS: usize = 256;
+
+/// Longest `reason` of a `deny`, in characters.
+pub const MAX_REASON_CHARS: usize = 200;
+
+/// Media kinds on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MediaKindWire {
+    /// Microphone.
+    Audio,
+    /// Camera.
+    Video,
+    /// Screen share.
+    Screen,
+}
+
+/// A role on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WireRole {
+    /// May moderate.
+    Moderator,
+    /// Full participant.
+    Participant,
+    /// Guest.
+    Guest,
+}
+
+impl From<salon_plugins::Role> for WireRole {
+    fn from(r: salon_plugins::Role) -> Self {
+        match r {
+            salon_plugins::Role::Moderator => WireRole::Moderator,
+            salon_plugins::Role::Participant => WireRole::Participant,
+            salon_plugins::Role::Guest => WireRole::Guest,
+        }
+    }
+}
+
 /// Someone in a room, as the browser sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ParticipantInfo {
@@ -207,6 +382,12 @@ pub struct ParticipantInfo {
     pub id: u64,
     /// Display name.
     pub name: String,
+    /// Their role.
+    pub role: WireRole,
+    /// Audio off (muted by a moderator, or by themselves).
+    pub audio_muted: bool,
+    /// Camera off (stopped by a moderator, or by themselves).
+    pub video_stopped: bool,
 }
 
 /// Which transport, on the wire.
@@ -239,6 +420,10 @@ pub enum ServerMessage {
         id: u64,
         /// The room.
         room: String,
+        /// Your role.
+        role: WireRole,
+        /// Whether the room is locked.
+        locked: bool,
         /// Who else is there (not you).
         participants: Vec<ParticipantInfo>,
         /// Opens the meeting's pad: `GET /pad?token=…` (WebSocket). Valid
@@ -251,6 +436,8 @@ pub enum ServerMessage {
         id: u64,
         /// Their name.
         name: String,
+        /// Their role.
+        role: WireRole,
     },
     /// Someone left your room.
     ParticipantLeft {
@@ -299,6 +486,98 @@ pub enum ServerMessage {
     DominantSpeaker {
         /// Who speaks.
         id: u64,
+    },
+    /// You wait in the room's lobby.
+    Lobby {
+        /// Your id.
+        id: u64,
+        /// The room.
+        room: String,
+    },
+    /// To moderators: a guest waits in the lobby.
+    Knock {
+        /// The guest.
+        id: u64,
+        /// The guest's name.
+        name: String,
+    },
+    /// To moderators: a waiting guest was admitted or denied (`by` null:
+    /// the guest left the lobby).
+    KnockResolved {
+        /// The guest.
+        id: u64,
+        /// The moderator who decided.
+        by: Option<u64>,
+        /// Admitted (true) or not.
+        admitted: bool,
+    },
+    /// You were admitted; `joined` follows.
+    Admitted {},
+    /// A moderator refused you.
+    Denied {
+        /// Why.
+        reason: String,
+        /// You may knock again after this delay.
+        retry_after_ms: u64,
+    },
+    /// The meeting ended.
+    MeetingEnded {
+        /// `ended-by-moderator`, or `room-empty` for waiting guests when the
+        /// last participant left.
+        reason: String,
+    },
+    /// A moderator muted someone.
+    Muted {
+        /// Who.
+        id: u64,
+        /// The moderator.
+        by: u64,
+        /// What.
+        kind: MediaKindWire,
+    },
+    /// Someone unmuted themselves.
+    Unmuted {
+        /// Who.
+        id: u64,
+        /// What.
+        kind: MediaKindWire,
+    },
+    /// You were removed from the meeting.
+    Kicked {
+        /// The moderator.
+        by: u64,
+        /// Banned too.
+        ban: bool,
+    },
+    /// Someone's role changed.
+    RoleChanged {
+        /// Who.
+        id: u64,
+        /// The new role.
+        role: WireRole,
+    },
+    /// A moderator locked or unlocked the room.
+    RoomLocked {
+        /// Locked.
+        on: bool,
+        /// The moderator.
+        by: u64,
+    },
+    /// Someone's own mic/camera state (display only).
+    MediaState {
+        /// Who.
+        id: u64,
+        /// Mic on.
+        audio: bool,
+        /// Camera on.
+        video: bool,
+    },
+    /// Which simulcast encodings of your publish track are needed.
+    LayersWanted {
+        /// Your publish mid.
+        mid: String,
+        /// One per encoding, low to high.
+        active: Vec<bool>,
     },
     /// A refused message or a media failure.
     Error {
@@ -363,6 +642,55 @@ fn str_field<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<&'a str, Prot
     }
 }
 
+fn id_field(obj: &Map<String, Value>) -> Result<u64, ProtocolError> {
+    obj.get("id")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| ProtocolError::new(ErrorCode::BadMessage, "field `id` must be an id"))
+}
+
+fn bool_field(obj: &Map<String, Value>, key: &str) -> Result<bool, ProtocolError> {
+    match obj.get(key) {
+        Some(Value::Bool(b)) => Ok(*b),
+        _ => Err(ProtocolError::new(
+            ErrorCode::BadMessage,
+            format!("field `{key}` must be a boolean"),
+        )),
+    }
+}
+
+/// `{track_id: "<publisher>-<mid>", max_height: number | null}`; heights
+/// are rounded and capped at 65535.
+fn video_constraint(entry: &Value) -> Option<VideoConstraint> {
+    let track_id = entry.get("track_id")?.as_str()?;
+    let (publisher, mid) = track_id.split_once('-')?;
+    if publisher.is_empty()
+        || !publisher.bytes().all(|b| b.is_ascii_digit())
+        || mid.is_empty()
+        || mid.len() > MAX_MID_CHARS
+        || !mid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return None;
+    }
+    let publisher: u64 = publisher.parse().ok()?;
+    let max_height = match entry.get("max_height") {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            let h = v.as_f64()?;
+            if !h.is_finite() || h < 0.0 {
+                return None;
+            }
+            Some(h.round().min(f64::from(u16::MAX)) as u16)
+        }
+    };
+    Some(VideoConstraint {
+        publisher,
+        mid: mid.to_owned(),
+        max_height,
+    })
+}
+
 /// Parses one client text frame. Never panics; unknown extra fields are
 /// ignored (forward compatibility).
 pub fn parse_client(text: &str) -> Result<ClientMessage, ProtocolError> {
@@ -382,10 +710,120 @@ pub fn parse_client(text: &str) -> Result<ClientMessage, ProtocolError> {
         "join" => {
             let room = str_field(&obj, "room")?;
             let name = str_field(&obj, "name")?;
+            let jwt = match obj.get("jwt") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(t)) if t.is_empty() => None,
+                Some(Value::String(t)) => Some(t.clone()),
+                Some(_) => {
+                    return Err(ProtocolError::new(
+                        ErrorCode::BadMessage,
+                        "field `jwt` must be a string",
+                    ));
+                }
+            };
             Ok(ClientMessage::Join {
                 room: validate_room(room)?,
                 name: validate_name(name)?,
+                jwt,
             })
+        }
+        "knock" => Ok(ClientMessage::Knock),
+        "admit" => Ok(ClientMessage::Moderate(Moderation::Admit {
+            id: id_field(&obj)?,
+        })),
+        "deny" => {
+            let id = id_field(&obj)?;
+            let reason = match obj.get("reason") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(r))
+                    if r.chars().count() <= MAX_REASON_CHARS
+                        && !r.chars().any(char::is_control) =>
+                {
+                    let r = r.trim();
+                    (!r.is_empty()).then(|| r.to_owned())
+                }
+                Some(_) => {
+                    return Err(ProtocolError::new(
+                        ErrorCode::BadMessage,
+                        "field `reason` must be a string of at most 200 characters",
+                    ));
+                }
+            };
+            Ok(ClientMessage::Moderate(Moderation::Deny { id, reason }))
+        }
+        "mute" => Ok(ClientMessage::Moderate(Moderation::Mute {
+            id: id_field(&obj)?,
+        })),
+        "mute-all" => Ok(ClientMessage::Moderate(Moderation::MuteAll)),
+        "allow-unmute" => Ok(ClientMessage::Moderate(Moderation::AllowUnmute)),
+        "stop-video" => Ok(ClientMessage::Moderate(Moderation::StopVideo {
+            id: id_field(&obj)?,
+        })),
+        "stop-screen" => Ok(ClientMessage::Moderate(Moderation::StopScreen {
+            id: id_field(&obj)?,
+        })),
+        "kick" => {
+            let id = id_field(&obj)?;
+            let ban = match obj.get("ban") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => {
+                    return Err(ProtocolError::new(
+                        ErrorCode::BadMessage,
+                        "field `ban` must be a boolean",
+                    ));
+                }
+            };
+            Ok(ClientMessage::Moderate(Moderation::Kick { id, ban }))
+        }
+        "lock" => Ok(ClientMessage::Moderate(Moderation::Lock {
+            on: bool_field(&obj, "on")?,
+        })),
+        "grant-moderator" => Ok(ClientMessage::Moderate(Moderation::GrantModerator {
+            id: id_field(&obj)?,
+        })),
+        "revoke-moderator" => Ok(ClientMessage::Moderate(Moderation::RevokeModerator {
+            id: id_field(&obj)?,
+        })),
+        "end-meeting" => Ok(ClientMessage::Moderate(Moderation::EndMeeting)),
+        "unmute" => match obj.get("kind") {
+            Some(Value::String(k)) if k == "audio" => Ok(ClientMessage::Unmute {
+                kind: MediaKindWire::Audio,
+            }),
+            Some(Value::String(k)) if k == "video" => Ok(ClientMessage::Unmute {
+                kind: MediaKindWire::Video,
+            }),
+            _ => Err(ProtocolError::new(
+                ErrorCode::BadMessage,
+                "field `kind` must be \"audio\" or \"video\"",
+            )),
+        },
+        "media-state" => Ok(ClientMessage::MediaState {
+            audio: bool_field(&obj, "audio")?,
+            video: bool_field(&obj, "video")?,
+        }),
+        "video-constraints" => {
+            let Some(Value::Array(list)) = obj.get("constraints") else {
+                return Err(ProtocolError::new(
+                    ErrorCode::BadMessage,
+                    "field `constraints` must be an array",
+                ));
+            };
+            if list.len() > MAX_VIDEO_CONSTRAINTS {
+                return Err(ProtocolError::new(
+                    ErrorCode::BadMessage,
+                    "at most 256 constraints",
+                ));
+            }
+            let mut constraints = Vec::with_capacity(list.len());
+            let mut bad = 0;
+            for entry in list {
+                match video_constraint(entry) {
+                    Some(c) => constraints.push(c),
+                    None => bad += 1,
+                }
+            }
+            Ok(ClientMessage::VideoConstraints { constraints, bad })
         }
         "publish-offer" => Ok(ClientMessage::PublishOffer {
             sdp: str_field(&obj, "sdp")?.to_owned(),
@@ -522,7 +960,8 @@ mod tests {
             parse_client(r#"{"type":"join","room":"R-1","name":" Ana ","extra":1}"#).unwrap(),
             ClientMessage::Join {
                 room: RoomId("R-1".into()),
-                name: validate_name("Ana").unwrap()
+                name: validate_name("Ana").unwrap(),
+                jwt: None
             }
         );
         assert_eq!(
@@ -674,9 +1113,14 @@ mod tests {
         let m = ServerMessage::Joined {
             id: 7,
             room: "R".into(),
+            role: WireRole::Moderator,
+            locked: false,
             participants: vec![ParticipantInfo {
                 id: 3,
                 name: "<b>x</b>".into(),
+                role: WireRole::Guest,
+                audio_muted: false,
+                video_stopped: true,
             }],
             pad_token: "t".into(),
         };
@@ -700,6 +1144,115 @@ mod tests {
         }
     }
 
+    #[test]
+    fn parses_v2_messages() {
+        use Moderation as M;
+        assert_eq!(
+            parse_client(r#"{"type":"join","room":"R","name":"A","jwt":"x.y.z"}"#).unwrap(),
+            ClientMessage::Join {
+                room: RoomId("R".into()),
+                name: validate_name("A").unwrap(),
+                jwt: Some("x.y.z".into())
+            }
+        );
+        assert_eq!(
+            code(r#"{"type":"join","room":"R","name":"A","jwt":5}"#),
+            ErrorCode::BadMessage
+        );
+        let m = |t: &str| match parse_client(t).unwrap() {
+            ClientMessage::Moderate(m) => m,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(m(r#"{"type":"admit","id":4}"#), M::Admit { id: 4 });
+        assert_eq!(
+            m(r#"{"type":"deny","id":4,"reason":" full "}"#),
+            M::Deny {
+                id: 4,
+                reason: Some("full".into())
+            }
+        );
+        assert_eq!(
+            m(r#"{"type":"deny","id":4}"#),
+            M::Deny {
+                id: 4,
+                reason: None
+            }
+        );
+        assert_eq!(
+            m(r#"{"type":"kick","id":4}"#),
+            M::Kick { id: 4, ban: false }
+        );
+        assert_eq!(
+            m(r#"{"type":"kick","id":4,"ban":true}"#),
+            M::Kick { id: 4, ban: true }
+        );
+        assert_eq!(m(r#"{"type":"lock","on":true}"#), M::Lock { on: true });
+        assert_eq!(m(r#"{"type":"mute-all"}"#), M::MuteAll);
+        assert_eq!(m(r#"{"type":"end-meeting"}"#), M::EndMeeting);
+        for bad in [
+            r#"{"type":"mute"}"#,
+            r#"{"type":"mute","id":"4"}"#,
+            r#"{"type":"mute","id":-4}"#,
+            r#"{"type":"kick","id":4,"ban":"yes"}"#,
+            r#"{"type":"lock"}"#,
+            r#"{"type":"unmute","kind":"screen"}"#,
+            r#"{"type":"media-state","audio":true}"#,
+            r#"{"type":"video-constraints"}"#,
+        ] {
+            assert_eq!(code(bad), ErrorCode::BadMessage, "{bad}");
+        }
+        let deny = format!(r#"{{"type":"deny","id":1,"reason":"{}"}}"#, "x".repeat(201));
+        assert_eq!(code(&deny), ErrorCode::BadMessage);
+        assert_eq!(
+            parse_client(
+                r#"{"type":"video-constraints","constraints":[{"track_id":"3-1","max_height":359.6},{"track_id":"4-a_b","max_height":null},{"track_id":"x-1"},{"track_id":"5-","max_height":1},{"track_id":"6-1","max_height":-1},{"track_id":"7-1","max_height":1e9}]}"#
+            )
+            .unwrap(),
+            ClientMessage::VideoConstraints {
+                constraints: vec![
+                    VideoConstraint {
+                        publisher: 3,
+                        mid: "1".into(),
+                        max_height: Some(360)
+                    },
+                    VideoConstraint {
+                        publisher: 4,
+                        mid: "a_b".into(),
+                        max_height: None
+                    },
+                    VideoConstraint {
+                        publisher: 7,
+                        mid: "1".into(),
+                        max_height: Some(u16::MAX)
+                    },
+                ],
+                bad: 3
+            }
+        );
+        let msg = ServerMessage::KnockResolved {
+            id: 3,
+            by: None,
+            admitted: false,
+        };
+        assert_eq!(
+            msg.to_json(),
+            r#"{"type":"knock-resolved","id":3,"by":null,"admitted":false}"#
+        );
+        assert_eq!(
+            ServerMessage::Admitted {}.to_json(),
+            r#"{"type":"admitted"}"#
+        );
+        assert_eq!(
+            ServerMessage::Muted {
+                id: 1,
+                by: 2,
+                kind: MediaKindWire::Screen
+            }
+            .to_json(),
+            r#"{"type":"muted","id":1,"by":2,"kind":"screen"}"#
+        );
+    }
+
     /// Small deterministic PRNG (xorshift64*), so the loop replays.
     struct Rng(u64);
     impl Rng {
@@ -721,6 +1274,12 @@ mod tests {
             br#"{"type":"publish-offer","sdp":"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n"}"#,
             br#"{"type":"subscribe-answer","sdp":"v=0"}"#,
             br#"{"type":"leave"}"#,
+            br#"{"type":"join","room":"R","name":"A","jwt":"a.b.c"}"#,
+            br#"{"type":"deny","id":3,"reason":"non"}"#,
+            br#"{"type":"kick","id":12,"ban":true}"#,
+            br#"{"type":"video-constraints","constraints":[{"track_id":"3-1","max_height":360.5},{"track_id":"4-x","max_height":null}]}"#,
+            br#"{"type":"unmute","kind":"audio"}"#,
+            br#"{"type":"media-state","audio":true,"video":false}"#,
             br#"[1,2,{"a":[null,true,false,1e308,-0.5]}]"#,
         ];
         let alphabet = b"{}[]\",:\\ntrufalsejoin-0123456789eE+.\x00\xff\xc3\xa9 ";

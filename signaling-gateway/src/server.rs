@@ -36,6 +36,7 @@ use crate::metrics::Metrics;
 use crate::pad::MAX_PAD_FRAME_BYTES;
 use crate::protocol::{ErrorCode, MAX_FRAME_BYTES, ServerMessage, validate_room};
 use crate::{MediaControl, MediaEventReceiver, web};
+use salon_plugins::{Authenticator, PolicyConfig, PolicyHost};
 
 /// Tunables of [`serve`].
 #[derive(Debug, Clone)]
@@ -50,6 +51,18 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// Operator branding, served as `/config.json` (and `/brand/logo`).
     pub brand: Brand,
+    /// The Lua room policy (`None`: the built-in open rules — anyone may
+    /// create and join a room, the first one in moderates). Loaded when
+    /// [`serve`] starts: a policy that does not load is an error.
+    pub policy: Option<PolicyConfig>,
+    /// How often the hub task calls `reload_if_changed` on the policy.
+    pub policy_poll: Duration,
+    /// Reload the policy on `SIGHUP` (the binary sets this; tests poll).
+    pub reload_on_sighup: bool,
+    /// Verifies `join` tokens (`None`: every token is refused).
+    pub auth: Option<Arc<Authenticator>>,
+    /// How long a denied guest waits before knocking again.
+    pub deny_cooldown: Duration,
 }
 
 /// Operator branding of the client.
@@ -112,6 +125,11 @@ impl Default for ServeOptions {
             ws_outbound_queue: 256,
             shutdown_grace: Duration::from_secs(3),
             brand: Brand::default(),
+            policy: None,
+            policy_poll: Duration::from_secs(2),
+            reload_on_sighup: false,
+            auth: None,
+            deny_cooldown: crate::hub::DEFAULT_DENY_COOLDOWN,
         }
     }
 }
@@ -200,6 +218,25 @@ pub async fn serve(
     opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    let mut hub = Hub::new();
+    if let Some(config) = &opts.policy {
+        let host = PolicyHost::new(config.clone()).map_err(|e| {
+            anyhow::anyhow!(
+                "loading the policy {}/{}.lua: {e}",
+                config.dir.display(),
+                config.entry
+            )
+        })?;
+        hub.set_policy(host);
+    }
+    if let Some(auth) = &opts.auth {
+        hub.set_auth(auth.clone());
+    }
+    hub.set_deny_cooldown(opts.deny_cooldown);
+    let reload = Reload {
+        poll: opts.policy_poll,
+        sighup: opts.reload_on_sighup,
+    };
     let (hub_tx, hub_rx) = mpsc::channel(1024);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
@@ -212,7 +249,9 @@ pub async fn serve(
         alive: alive_tx,
         opts: opts.clone(),
     });
-    let hub_task = tokio::spawn(run_hub(media, hub_rx, events, metrics, stop_rx));
+    let hub_task = tokio::spawn(run_hub(
+        hub, reload, media, hub_rx, events, metrics, stop_rx,
+    ));
 
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     // Slow-loris guard: a client has 10 s to send its request headers.
@@ -271,15 +310,75 @@ pub async fn serve(
     Ok(())
 }
 
+/// When the hub task reloads the policy.
+#[derive(Debug, Clone, Copy)]
+struct Reload {
+    poll: Duration,
+    sighup: bool,
+}
+
+/// A stream of SIGHUPs, or one that never fires.
+struct Hangup(Option<tokio::signal::unix::Signal>);
+
+impl Hangup {
+    fn new(enabled: bool) -> Self {
+        if !enabled {
+            return Self(None);
+        }
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Self(Some(s)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; policy reload by polling only");
+                Self(None)
+            }
+        }
+    }
+
+    async fn recv(&mut self) {
+        match &mut self.0 {
+            Some(s) => {
+                if s.recv().await.is_none() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// Reloads the policy (`force`: SIGHUP; else only if its files changed).
+/// A failure keeps the previous policy; the host logs it at `warn` and
+/// counts it (`salon_policy_failures_total{hook="load"}`).
+fn reload_policy(hub: &mut Hub, force: bool) {
+    let Some(policy) = hub.policy_mut() else {
+        return;
+    };
+    let result = if force {
+        policy.reload().map(|()| true)
+    } else {
+        policy.reload_if_changed()
+    };
+    match result {
+        Ok(true) => tracing::debug!("policy reloaded by the hub task"),
+        Ok(false) => {}
+        // Logged (with the Lua message, for the operator) by the host.
+        Err(_) => {}
+    }
+}
+
 /// The hub task: owns the [`Hub`], the sockets' senders and the media handle.
 async fn run_hub(
+    mut hub: Hub,
+    reload: Reload,
     media: Arc<dyn MediaControl>,
     mut inputs: mpsc::Receiver<HubInput>,
     mut events: MediaEventReceiver,
     metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut hub = Hub::new();
+    let mut hangup = Hangup::new(reload.sighup && hub.policy().is_some());
+    let mut poll = tokio::time::interval(reload.poll.max(Duration::from_millis(10)));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sockets: HashMap<ParticipantId, mpsc::Sender<ServerMessage>> = HashMap::new();
     let mut pads: HashMap<PadConnId, mpsc::Sender<PadOut>> = HashMap::new();
     let mut events_open = true;
@@ -320,6 +419,8 @@ async fn run_hub(
                 }
                 None => events_open = false,
             },
+            () = hangup.recv() => reload_policy(&mut hub, true),
+            _ = poll.tick(), if hub.policy().is_some() => reload_policy(&mut hub, false),
             _ = stop.changed() => break,
         }
         drain(&mut hub, &mut sockets, &mut pads, media.as_ref(), &metrics);
@@ -401,6 +502,12 @@ fn drain(
     metrics
         .pads_live
         .store(hub.pads_live() as u64, Ordering::Relaxed);
+    metrics
+        .lobby_waiting
+        .store(hub.lobby_count() as u64, Ordering::Relaxed);
+    if let Some(policy) = hub.policy() {
+        metrics.set_policy(policy);
+    }
 }
 
 type Body = Full<Bytes>;

@@ -190,11 +190,17 @@ async fn join_leave_broadcast_and_close_sends_leave() {
     let jb = join(&mut b, "NomDuSalon123", "<img src=x>").await;
     let b_id = jb["id"].as_u64().unwrap();
     assert_ne!(a_id, b_id);
-    assert_eq!(jb["participants"], json!([{"id": a_id, "name": "Ana"}]));
+    assert_eq!(
+        jb["participants"],
+        json!([{"id": a_id, "name": "Ana", "role": "moderator", "audio_muted": false, "video_stopped": false}])
+    );
+    assert_eq!(ja["role"], "moderator");
+    assert_eq!(jb["role"], "participant");
+    assert_eq!(jb["locked"], false);
     let pj = recv(&mut a).await;
     assert_eq!(
         pj,
-        json!({"type":"participant-joined","id": b_id,"name":"<img src=x>"})
+        json!({"type":"participant-joined","id": b_id,"name":"<img src=x>","role":"participant"})
     );
     // Another room hears nothing about them.
     join(&mut c, "AutreSalon", "Cy").await;

@@ -1,0 +1,208 @@
+//! The `salon` binary: dev agent link, `--auth-config` + `salon token`,
+//! `--policy` errors at start.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{WebSocketStream, client_async};
+
+const SALON: &str = env!("CARGO_BIN_EXE_salon");
+
+fn repo(path: &str) -> String {
+    format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Starts salon; returns the child and its first `lines` stdout lines.
+fn start(args: &[&str], lines: usize) -> (Child, Vec<String>) {
+    let mut child = Command::new(SALON)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--media-port",
+            "0",
+            "--io-backend",
+            "epoll",
+        ])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut got = Vec::new();
+    for _ in 0..lines {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        got.push(line.trim_end().to_owned());
+    }
+    (child, got)
+}
+
+async fn ws(host: &str) -> WebSocketStream<TcpStream> {
+    let tcp = TcpStream::connect(host).await.unwrap();
+    client_async(format!("ws://{host}/ws"), tcp)
+        .await
+        .unwrap()
+        .0
+}
+
+async fn ask(ws: &mut WebSocketStream<TcpStream>, v: Value) -> Value {
+    ws.send(Message::text(v.to_string())).await.unwrap();
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = m {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
+}
+
+fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn dev_link_opens_a_room_as_moderator_and_guests_wait() {
+    let (child, lines) = start(&["--policy", &repo("lua/policy.lua")], 2);
+    let base = lines[0]
+        .strip_prefix("Salon: http://")
+        .unwrap()
+        .trim_end_matches('/');
+    let link = lines[1]
+        .strip_prefix("Agent (moderator) link: http://")
+        .unwrap();
+    let (path, jwt) = link.split_once("?jwt=").unwrap();
+    let room = path.split_once('/').unwrap().1;
+    assert!(room.starts_with("Reunion-"), "{room}");
+    let host = base.to_owned();
+    let mut guest = ws(&host).await;
+    let v = ask(&mut guest, json!({"type":"join","room":room,"name":"Tôt"})).await;
+    assert_eq!(
+        (v["type"].as_str(), v["code"].as_str()),
+        (Some("error"), Some("denied"))
+    );
+    let mut agent = ws(&host).await;
+    let v = ask(
+        &mut agent,
+        json!({"type":"join","room":room,"name":"Agent","jwt":jwt}),
+    )
+    .await;
+    assert_eq!(
+        (v["type"].as_str(), v["role"].as_str()),
+        (Some("joined"), Some("moderator"))
+    );
+    let v = ask(&mut guest, json!({"type":"join","room":room,"name":"Tôt"})).await;
+    assert_eq!(v["type"], "lobby");
+    stop(child);
+}
+
+#[tokio::test]
+async fn token_subcommand_mints_for_an_auth_config() {
+    let dir = std::env::temp_dir().join(format!("salon-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("secret"), "cli-test-secret\n").unwrap();
+    let config = dir.join("auth.toml");
+    std::fs::write(
+        &config,
+        "issuers = [\"ops\"]\naudiences = [\"salon\"]\n\n[[keys]]\nid = \"k\"\nalgorithms = [\"HS256\"]\nsecret_file = \"secret\"\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let token = |args: &[&str]| {
+        let out = Command::new(SALON)
+            .arg("token")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let moderator = token(&[
+        "--auth-config",
+        config,
+        "--room",
+        "Conseil",
+        "--name",
+        "Camille",
+        "--moderator",
+    ]);
+    let (child, lines) = start(
+        &["--policy", &repo("lua/policy.lua"), "--auth-config", config],
+        1,
+    );
+    assert_eq!(lines.len(), 1);
+    let host = lines[0]
+        .strip_prefix("Salon: http://")
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let mut a = ws(&host).await;
+    // Wrong room for this token.
+    let v = ask(
+        &mut a,
+        json!({"type":"join","room":"Autre","name":"Camille","jwt":moderator}),
+    )
+    .await;
+    assert_eq!(v["code"], "auth-failed");
+    let v = ask(
+        &mut a,
+        json!({"type":"join","room":"Conseil","name":"Camille","jwt":moderator}),
+    )
+    .await;
+    assert_eq!(v["role"], "moderator");
+    // A token from --secret-file with another issuer is refused.
+    let secret = dir.join("secret");
+    let other = token(&[
+        "--secret-file",
+        secret.to_str().unwrap(),
+        "--room",
+        "*",
+        "--name",
+        "X",
+    ]);
+    let mut b = ws(&host).await;
+    let v = ask(
+        &mut b,
+        json!({"type":"join","room":"Conseil","name":"X","jwt":other}),
+    )
+    .await;
+    assert_eq!(v["code"], "auth-failed");
+    assert!(v["message"].as_str().unwrap().contains("issuer"));
+    stop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_broken_policy_stops_the_start_with_the_lua_message() {
+    let dir = std::env::temp_dir().join(format!("salon-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("policy.lua"), "return {").unwrap();
+    let out = Command::new(SALON)
+        .args(["--listen", "127.0.0.1:0", "--media-port", "0", "--policy"])
+        .arg(dir.join("policy.lua"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "no URL printed");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("syntax error") && err.contains("policy.lua:1"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
