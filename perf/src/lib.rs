@@ -16,8 +16,10 @@
 //! receive and send buffers, SRTP works in place, and the only allocation
 //! on receive is the first packet of a new SSRC.
 
+pub mod janus;
 pub mod media;
 pub mod metrics;
+pub mod reflector;
 pub mod report;
 pub mod run;
 pub mod scenario;

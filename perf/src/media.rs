@@ -17,8 +17,8 @@ use salon_proto::rtp::{RtpFields, RtpHeader, write_header};
 use salon_proto::stun;
 use salon_srtp::{SrtpContext, SrtpProfile};
 
-use crate::metrics::{Histogram, Kind, SeqTracker, Stamp};
-use crate::scenario::MediaConfig;
+use crate::metrics::{Histogram, Kind, SeqTracker, Stamp, vp8_keyframe_size};
+use crate::scenario::{LayerShape, MediaConfig, SIMULCAST_LAYERS};
 
 /// Time allowed from the remote description to SRTP keys.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,6 +27,9 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_millis(2500);
 const AUDIO_INTERVAL: Duration = Duration::from_millis(20);
 const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(100);
 const MAX_WAIT: Duration = Duration::from_millis(5);
+/// What a participant sends a reflector to join (then every 2.5 s): the
+/// magic, then the room as 4 bytes big-endian.
+pub const REFLECTOR_MAGIC: &[u8; 8] = b"SALONRFL";
 /// Payload types of our publish offer (and of mediad's subscribe offers).
 pub const OPUS_PT: u8 = 111;
 /// VP8 payload type.
@@ -53,6 +56,9 @@ pub struct NewParticipant {
     pub room: u32,
     /// Publishes video.
     pub video: bool,
+    /// Plain RTP to a reflector: no ICE, DTLS or SRTP; both "transports"
+    /// are the publish socket, which also receives.
+    pub plain: bool,
     /// Publish transport socket (bound, any blocking mode).
     pub publish_socket: std::net::UdpSocket,
     /// Subscribe transport socket.
@@ -63,10 +69,30 @@ pub struct NewParticipant {
     pub publish_ufrag: String,
     /// Our ICE ufrag on the subscribe transport.
     pub subscribe_ufrag: String,
+    /// Our ICE password on the publish transport (we answer the remote's
+    /// connectivity checks with it).
+    pub publish_pwd: String,
+    /// Our ICE password on the subscribe transport.
+    pub subscribe_pwd: String,
     /// Audio SSRC in the publish offer.
     pub audio_ssrc: u32,
-    /// Video SSRC in the publish offer.
+    /// First video SSRC (simulcast layer `k` uses `video_ssrc + k`).
     pub video_ssrc: u32,
+}
+
+/// RTP header extension ids the remote accepted (from its description).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExtIds {
+    /// `ssrc-audio-level` (audio).
+    pub audio_level: Option<u8>,
+    /// `sdes:mid`.
+    pub mid: Option<u8>,
+    /// `sdes:rtp-stream-id` (video).
+    pub rid: Option<u8>,
+    /// `abs-send-time`.
+    pub abs_send_time: Option<u8>,
+    /// `transport-wide-cc-extensions-01`.
+    pub transport_cc: Option<u8>,
 }
 
 /// What mediad's SDP told us about one transport.
@@ -78,8 +104,14 @@ pub struct RemoteDescription {
     pub pwd: String,
     /// mediad's host candidate.
     pub addr: SocketAddr,
-    /// Negotiated `ssrc-audio-level` extension id (publish only).
-    pub audio_level_ext: Option<u8>,
+    /// Negotiated header extension ids (publish only).
+    pub ext: ExtIds,
+    /// We are the DTLS client (the remote's `a=setup` is `passive` or
+    /// `actpass`); otherwise the server.
+    pub dtls_client: bool,
+    /// We send connectivity checks (controlling, with USE-CANDIDATE);
+    /// otherwise we only answer the remote's checks (controlled).
+    pub send_checks: bool,
 }
 
 /// Control messages to a worker (control plane only).
@@ -210,6 +242,10 @@ pub struct FromDetail {
     pub expected: u64,
     /// Packets lost.
     pub lost: u64,
+    /// Packets by the sender's simulcast layer: `[none, low, mid, high]`.
+    pub layer_packets: [u64; 4],
+    /// Frame size in the last key frame received (video).
+    pub keyframe_size: Option<(u16, u16)>,
 }
 
 /// One participant at the end of the run.
@@ -243,6 +279,13 @@ enum Phase {
 struct Transport {
     socket: mio::net::UdpSocket,
     local_ufrag: String,
+    local_pwd: String,
+    plain: bool,
+    /// Join datagram for a reflector (plain only).
+    hello: [u8; 12],
+    send_checks: bool,
+    /// Transport-wide sequence number (publish, when negotiated).
+    twcc_seq: u16,
     remote: Option<SocketAddr>,
     username: String,
     remote_pwd: String,
@@ -268,6 +311,7 @@ impl Transport {
     fn new(
         socket: mio::net::UdpSocket,
         ufrag: String,
+        pwd: String,
         cert: DtlsCertificate,
         now: Instant,
     ) -> Self {
@@ -276,6 +320,11 @@ impl Transport {
         Self {
             socket,
             local_ufrag: ufrag,
+            local_pwd: pwd,
+            plain: false,
+            hello: [0; 12],
+            send_checks: true,
+            twcc_seq: 0,
             remote: None,
             username: String::new(),
             remote_pwd: String::new(),
@@ -295,7 +344,9 @@ impl Transport {
         self.username = format!("{}:{}", r.ufrag, self.local_ufrag);
         self.remote_pwd = r.pwd.clone();
         self.remote = Some(r.addr);
+        self.send_checks = r.send_checks;
         if self.phase == Phase::WaitRemote {
+            self.dtls.set_active(r.dtls_client);
             self.phase = Phase::Checking;
             self.next_check = now;
             self.deadline = now + CONNECT_TIMEOUT;
@@ -356,7 +407,11 @@ impl Transport {
                         dimpl::SrtpProfile::AEAD_AES_256_GCM => SrtpProfile::AeadAes256Gcm,
                         _ => return Step::Failed("unsupported SRTP profile".into()),
                     };
-                    match salon_srtp::contexts_from_keying_material(profile, &km, true) {
+                    match salon_srtp::contexts_from_keying_material(
+                        profile,
+                        &km,
+                        self.dtls.is_active(),
+                    ) {
                         Ok((i, o)) => {
                             self.srtp_in = Some(i);
                             self.srtp_out = Some(o);
@@ -389,7 +444,9 @@ impl Transport {
             }
             Phase::Checking => {
                 if now >= self.next_check {
-                    self.send_check(buf, totals);
+                    if self.send_checks {
+                        self.send_check(buf, totals);
+                    }
                     self.next_check = now + CHECK_INTERVAL;
                 }
             }
@@ -405,7 +462,11 @@ impl Transport {
             }
             Phase::Connected => {
                 if now >= self.next_check {
-                    self.send_check(buf, totals);
+                    if self.plain {
+                        self.send(&self.hello, totals);
+                    } else if self.send_checks {
+                        self.send_check(buf, totals);
+                    }
                     self.next_check = now + KEEPALIVE_INTERVAL;
                 }
             }
@@ -422,11 +483,38 @@ impl Transport {
         }
     }
 
-    fn on_stun(&mut self, data: &[u8], now: Instant, buf: &mut [u8], totals: &mut Totals) -> Step {
+    fn on_stun(
+        &mut self,
+        data: &[u8],
+        src: SocketAddr,
+        now: Instant,
+        buf: &mut [u8],
+        totals: &mut Totals,
+    ) -> Step {
         let Ok(m) = stun::StunMessage::parse(data) else {
             return Step::Nothing;
         };
-        if !m.is_binding_success() || !m.verify_integrity(self.remote_pwd.as_bytes()) {
+        if m.is_binding_request() {
+            // A full ICE agent (Janus) checks us too: answer with our own
+            // password when the request is for us.
+            let for_us = m
+                .ice_username()
+                .is_some_and(|(ours, _)| ours == self.local_ufrag.as_bytes());
+            if !for_us || !m.verify_integrity(self.local_pwd.as_bytes()) {
+                return Step::Nothing;
+            }
+            if let Ok(n) =
+                stun::write_binding_success(buf, m.transaction_id(), src, self.local_pwd.as_bytes())
+                && self.socket.send_to(&buf[..n], src).is_err()
+            {
+                totals.send_errors += 1;
+            }
+            if self.send_checks || self.phase != Phase::Checking {
+                return Step::Nothing;
+            }
+            // Controlled: the remote's valid check is our go.
+            self.remote = Some(src);
+        } else if !m.is_binding_success() || !m.verify_integrity(self.remote_pwd.as_bytes()) {
             return Step::Nothing;
         }
         if self.phase == Phase::Checking {
@@ -441,12 +529,16 @@ impl Transport {
         Step::Nothing
     }
 
-    fn on_dtls(&mut self, data: &[u8], buf: &mut [u8], totals: &mut Totals) -> Step {
-        if matches!(
-            self.phase,
-            Phase::WaitRemote | Phase::Failed | Phase::Checking
-        ) {
-            return Step::Nothing;
+    fn on_dtls(&mut self, data: &[u8], now: Instant, buf: &mut [u8], totals: &mut Totals) -> Step {
+        match self.phase {
+            Phase::WaitRemote | Phase::Failed => return Step::Nothing,
+            Phase::Checking => {
+                // The peer's ICE finished before ours: its DTLS shows the
+                // path works.
+                self.phase = Phase::Handshaking;
+                self.next_check = now + KEEPALIVE_INTERVAL;
+            }
+            Phase::Handshaking | Phase::Connected => {}
         }
         if let Err(e) = self.dtls.handle_packet(data) {
             if self.phase == Phase::Handshaking {
@@ -464,6 +556,22 @@ struct RxStream {
     sender: u64,
     kind: Kind,
     seq: SeqTracker,
+    /// Packets per sender layer (stamp): none, low, mid, high.
+    layer_packets: [u64; 4],
+    /// Size in the last key frame received.
+    keyframe_size: Option<(u16, u16)>,
+}
+
+/// One outgoing video stream (a simulcast layer, or the only one).
+#[derive(Debug, Clone, Copy)]
+struct VideoLayer {
+    shape: LayerShape,
+    ssrc: u32,
+    seq: u16,
+    picture_id: u16,
+    tl0picidx: u8,
+    /// 0 without simulcast, else 1..=3.
+    stamp_layer: u8,
 }
 
 struct Participant {
@@ -474,12 +582,12 @@ struct Participant {
     publish: Transport,
     subscribe: Transport,
     audio_ssrc: u32,
-    video_ssrc: u32,
     audio_seq: u16,
-    video_seq: u16,
     audio_ts: u32,
     video_ts: u32,
-    level_ext: Option<u8>,
+    layers: [VideoLayer; 3],
+    n_layers: usize,
+    ext: ExtIds,
     sending: bool,
     next_audio: Instant,
     next_frame: Instant,
@@ -599,20 +707,37 @@ impl Worker {
                     .register(&mut pub_sock, Token(li * 2), Interest::READABLE)?;
                 poll.registry()
                     .register(&mut sub_sock, Token(li * 2 + 1), Interest::READABLE)?;
+                let mut publish = Transport::new(
+                    pub_sock,
+                    p.publish_ufrag,
+                    p.publish_pwd,
+                    p.cert.clone(),
+                    now,
+                );
+                let mut subscribe =
+                    Transport::new(sub_sock, p.subscribe_ufrag, p.subscribe_pwd, p.cert, now);
+                if p.plain {
+                    publish.plain = true;
+                    publish.hello[..8].copy_from_slice(REFLECTOR_MAGIC);
+                    publish.hello[8..].copy_from_slice(&p.room.to_be_bytes());
+                    subscribe.plain = true;
+                    subscribe.phase = Phase::Connected;
+                }
+                let (layers, n_layers) = video_layers(&self.media, p.index, p.video_ssrc);
                 self.participants.push(Participant {
                     index: p.index,
                     id: p.id,
                     room: p.room,
                     video: p.video,
-                    publish: Transport::new(pub_sock, p.publish_ufrag, p.cert.clone(), now),
-                    subscribe: Transport::new(sub_sock, p.subscribe_ufrag, p.cert, now),
+                    publish,
+                    subscribe,
                     audio_ssrc: p.audio_ssrc,
-                    video_ssrc: p.video_ssrc,
                     audio_seq: (p.index as u16).wrapping_mul(7919),
-                    video_seq: (p.index as u16).wrapping_mul(104_729u32 as u16),
                     audio_ts: 0,
                     video_ts: 0,
-                    level_ext: None,
+                    layers,
+                    n_layers,
+                    ext: ExtIds::default(),
                     sending: false,
                     next_audio: now,
                     next_frame: now,
@@ -631,8 +756,25 @@ impl Worker {
                     && let Some(p) = self.participants.get_mut(li)
                 {
                     match which {
+                        Which::Publish if p.publish.plain => {
+                            p.publish.remote = Some(remote.addr);
+                            p.publish.phase = Phase::Connected;
+                            p.publish.send(&p.publish.hello, &mut self.totals);
+                            p.publish.next_check = now + KEEPALIVE_INTERVAL;
+                            p.sending = true;
+                            p.next_audio = now + spread(p.index, AUDIO_INTERVAL);
+                            p.next_frame = now + spread(p.index, self.frame_interval);
+                            let _ = self.events.send(WorkerEvent::Connected {
+                                index,
+                                which: Which::Publish,
+                            });
+                            let _ = self.events.send(WorkerEvent::Connected {
+                                index,
+                                which: Which::Subscribe,
+                            });
+                        }
                         Which::Publish => {
-                            p.level_ext = remote.audio_level_ext;
+                            p.ext = remote.ext;
                             p.publish.set_remote(&remote, now);
                         }
                         Which::Subscribe => p.subscribe.set_remote(&remote, now),
@@ -675,14 +817,16 @@ impl Worker {
                 Which::Publish => &mut p.publish,
                 Which::Subscribe => &mut p.subscribe,
             };
-            let n = match t.socket.recv_from(&mut self.rx_buf[..]) {
-                Ok((n, _)) => n,
+            let (n, src) = match t.socket.recv_from(&mut self.rx_buf[..]) {
+                Ok(r) => r,
                 Err(_) => return, // WouldBlock (or an ICMP error): done for now.
             };
             let data = &mut self.rx_buf[..n];
             let step = match classify(data) {
-                PacketKind::Stun => t.on_stun(data, now, &mut self.tx_buf[..], &mut self.totals),
-                PacketKind::Dtls => t.on_dtls(data, &mut self.tx_buf[..], &mut self.totals),
+                PacketKind::Stun => {
+                    t.on_stun(data, src, now, &mut self.tx_buf[..], &mut self.totals)
+                }
+                PacketKind::Dtls => t.on_dtls(data, now, &mut self.tx_buf[..], &mut self.totals),
                 PacketKind::Rtp => {
                     receive_rtp(p, which, data, now_ns, &mut self.totals, &mut self.latency);
                     Step::Nothing
@@ -796,6 +940,8 @@ impl Worker {
                         packets: s.seq.received(),
                         expected: s.seq.expected(),
                         lost: s.seq.lost(),
+                        layer_packets: s.layer_packets,
+                        keyframe_size: s.keyframe_size,
                     })
                     .collect(),
             })
@@ -816,26 +962,36 @@ fn receive_rtp(
         Which::Publish => &mut p.publish,
         Which::Subscribe => &mut p.subscribe,
     };
-    let Some(ctx) = t.srtp_in.as_mut() else {
-        return;
+    let len = if t.plain {
+        data.len()
+    } else {
+        let Some(ctx) = t.srtp_in.as_mut() else {
+            return;
+        };
+        // Every packet is authenticated (and replay-checked) here.
+        match ctx.unprotect_rtp(data) {
+            Ok(len) => len,
+            Err(_) => {
+                totals.srtp_errors += 1;
+                return;
+            }
+        }
     };
-    // Every packet is authenticated (and replay-checked) here.
-    let Ok(len) = ctx.unprotect_rtp(data) else {
-        totals.srtp_errors += 1;
-        return;
-    };
+    let plain = t.plain;
     totals.packets_in += 1;
     totals.bytes_in += wire;
-    let plain = &data[..len];
-    let Ok(h) = RtpHeader::parse(plain) else {
+    let clear = &data[..len];
+    let Ok(h) = RtpHeader::parse(clear) else {
         totals.other_packets += 1;
         return;
     };
-    if which != Which::Subscribe || (h.payload_type != OPUS_PT && h.payload_type != VP8_PT) {
+    let receiving = which == Which::Subscribe || plain;
+    if !receiving || (h.payload_type != OPUS_PT && h.payload_type != VP8_PT) {
         totals.other_packets += 1;
         return;
     }
-    let Some(stamp) = Stamp::read(h.payload(plain)) else {
+    let payload = h.payload(clear);
+    let Some(stamp) = Stamp::read(payload) else {
         totals.other_packets += 1;
         return;
     };
@@ -848,12 +1004,22 @@ fn receive_rtp(
                 sender: stamp.sender,
                 kind: stamp.kind,
                 seq: SeqTracker::default(),
+                layer_packets: [0; 4],
+                keyframe_size: None,
             });
             p.rx.len() - 1
         }
     };
     if let Some(s) = p.rx.get_mut(slot) {
         s.seq.record(h.sequence);
+        if let Some(c) = s.layer_packets.get_mut(usize::from(stamp.layer)) {
+            *c += 1;
+        }
+        if h.payload_type == VP8_PT
+            && let Some(size) = vp8_keyframe_size(payload)
+        {
+            s.keyframe_size = Some(size);
+        }
     }
 }
 
@@ -892,6 +1058,87 @@ pub fn has_keyframe_request(rtcp: &[u8]) -> bool {
     false
 }
 
+/// The video streams a participant sends: three simulcast layers, or one
+/// shaped by the scenario's `[media]` numbers.
+fn video_layers(media: &MediaConfig, index: usize, first_ssrc: u32) -> ([VideoLayer; 3], usize) {
+    let seed = (index as u16).wrapping_mul(40_503);
+    let mut layers = [VideoLayer {
+        shape: SIMULCAST_LAYERS[0],
+        ssrc: first_ssrc,
+        seq: seed,
+        picture_id: seed & 0x7fff,
+        tl0picidx: 0,
+        stamp_layer: 0,
+    }; 3];
+    if media.simulcast {
+        for (k, l) in layers.iter_mut().enumerate() {
+            l.shape = SIMULCAST_LAYERS[k];
+            l.ssrc = first_ssrc.wrapping_add(k as u32);
+            l.seq = seed.wrapping_add(k as u16 * 10_007);
+            l.stamp_layer = k as u8 + 1;
+        }
+        (layers, 3)
+    } else {
+        layers[0].shape = LayerShape {
+            rid: "",
+            width: 640,
+            height: 360,
+            payload_bytes: media.video_payload_bytes,
+            packets_per_frame: media.video_packets_per_frame,
+            keyframe_packets: media.keyframe_packets,
+        };
+        (layers, 1)
+    }
+}
+
+/// `abs-send-time` (6.18 fixed-point seconds, 24 bits) of `now_ns`.
+pub fn abs_send_time(now_ns: u64) -> [u8; 3] {
+    let v = ((u128::from(now_ns) << 18) / 1_000_000_000) as u32 & 0x00ff_ffff;
+    let b = v.to_be_bytes();
+    [b[1], b[2], b[3]]
+}
+
+/// Write the VP8 payload descriptor (RFC 7741 §4.2: X=1, I with a 15-bit
+/// picture id, L with TL0PICIDX, T with TID=0 and Y=1) and, on the first
+/// packet of a frame, the VP8 frame header (P=0, start code and size on key
+/// frames). Returns the bytes written.
+pub fn write_vp8_head(
+    out: &mut [u8; 16],
+    first: bool,
+    key: bool,
+    picture_id: u16,
+    tl0picidx: u8,
+    size: (u16, u16),
+) -> usize {
+    out[0] = 0x80 | if first { 0x10 } else { 0 };
+    out[1] = 0xe0;
+    out[2] = 0x80 | ((picture_id >> 8) as u8 & 0x7f);
+    out[3] = picture_id as u8;
+    out[4] = tl0picidx;
+    out[5] = 0x20;
+    if !first {
+        return 6;
+    }
+    if !key {
+        out[6..9].copy_from_slice(&[0x51, 0x2a, 0x00]);
+        return 9;
+    }
+    out[6..9].copy_from_slice(&[0x50, 0x2a, 0x00]);
+    out[9..12].copy_from_slice(&[0x9d, 0x01, 0x2a]);
+    out[12..14].copy_from_slice(&(size.0 & 0x3fff).to_le_bytes());
+    out[14..16].copy_from_slice(&(size.1 & 0x3fff).to_le_bytes());
+    16
+}
+
+/// Header extension values of one packet, written into stack arrays.
+struct ExtValues {
+    mid: [u8; 1],
+    rid: [u8; 1],
+    level: [u8; 1],
+    ast: [u8; 3],
+    twcc: [u8; 2],
+}
+
 #[allow(clippy::too_many_arguments)]
 fn send_media(
     p: &mut Participant,
@@ -908,15 +1155,6 @@ fn send_media(
         p.next_audio = now;
     }
     while p.next_audio <= now {
-        let level = [0x80u8 | 30];
-        let one;
-        let exts: &[(u8, &[u8])] = match p.level_ext {
-            Some(id) => {
-                one = [(id, &level[..])];
-                &one
-            }
-            None => &[],
-        };
         let fields = RtpFields {
             marker: false,
             payload_type: OPUS_PT,
@@ -928,11 +1166,12 @@ fn send_media(
             sender: p.id,
             sent_ns: now_ns,
             kind: Kind::Audio,
+            layer: 0,
         };
         send_one(
             p,
             &fields,
-            exts,
+            (b'0', None),
             &[],
             media.audio_payload_bytes,
             &stamp,
@@ -953,47 +1192,54 @@ fn send_media(
     while p.next_frame <= now {
         let key = p.force_key || p.frame.is_multiple_of(keyframe_every);
         p.force_key = false;
-        let packets = if key {
-            media.keyframe_packets
-        } else {
-            media.video_packets_per_frame
-        };
-        for k in 0..packets {
-            let fields = RtpFields {
-                marker: k + 1 == packets,
-                payload_type: VP8_PT,
-                sequence: p.video_seq,
-                timestamp: p.video_ts,
-                ssrc: p.video_ssrc,
+        for li in 0..p.n_layers {
+            let l = p.layers[li];
+            let packets = if key {
+                l.shape.keyframe_packets
+            } else {
+                l.shape.packets_per_frame
             };
-            // VP8 payload descriptor (RFC 7741): S=1 PID=0 on the first
-            // packet of a frame, then the VP8 header (P=0 on key frames,
-            // with start code and a 640x360 size).
-            let key_head = [
-                0x10u8, 0x50, 0x2a, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01,
-            ];
-            let delta_head = [0x10u8, 0x51, 0x2a, 0x00];
-            let head: &[u8] = match (k, key) {
-                (0, true) => &key_head,
-                (0, false) => &delta_head,
-                _ => &[0x00],
-            };
-            let stamp = Stamp {
-                sender: p.id,
-                sent_ns: now_ns,
-                kind: Kind::Video,
-            };
-            send_one(
-                p,
-                &fields,
-                &[],
-                head,
-                media.video_payload_bytes,
-                &stamp,
-                buf,
-                totals,
-            );
-            p.video_seq = p.video_seq.wrapping_add(1);
+            let rid = l.shape.rid.as_bytes().first().copied();
+            let mut seq = l.seq;
+            for k in 0..packets {
+                let fields = RtpFields {
+                    marker: k + 1 == packets,
+                    payload_type: VP8_PT,
+                    sequence: seq,
+                    timestamp: p.video_ts,
+                    ssrc: l.ssrc,
+                };
+                let mut head = [0u8; 16];
+                let hl = write_vp8_head(
+                    &mut head,
+                    k == 0,
+                    key,
+                    l.picture_id,
+                    l.tl0picidx,
+                    (l.shape.width, l.shape.height),
+                );
+                let stamp = Stamp {
+                    sender: p.id,
+                    sent_ns: now_ns,
+                    kind: Kind::Video,
+                    layer: l.stamp_layer,
+                };
+                send_one(
+                    p,
+                    &fields,
+                    (b'1', rid),
+                    &head[..hl],
+                    l.shape.payload_bytes,
+                    &stamp,
+                    buf,
+                    totals,
+                );
+                seq = seq.wrapping_add(1);
+            }
+            let l = &mut p.layers[li];
+            l.seq = seq;
+            l.picture_id = l.picture_id.wrapping_add(1) & 0x7fff;
+            l.tl0picidx = l.tl0picidx.wrapping_add(1);
         }
         p.frame += 1;
         p.video_ts = p
@@ -1003,18 +1249,48 @@ fn send_media(
     }
 }
 
+/// Build, protect (unless plain) and send one packet. `ids` is the `mid`
+/// character and the rid character of the stream.
 #[allow(clippy::too_many_arguments)]
 fn send_one(
     p: &mut Participant,
     fields: &RtpFields,
-    exts: &[(u8, &[u8])],
+    ids: (u8, Option<u8>),
     head: &[u8],
     payload_len: usize,
     stamp: &Stamp,
     buf: &mut [u8],
     totals: &mut Totals,
 ) {
-    let Ok(h) = write_header(buf, fields, exts) else {
+    let audio = fields.payload_type == OPUS_PT;
+    let v = ExtValues {
+        mid: [ids.0],
+        rid: [ids.1.unwrap_or(b'-')],
+        level: [0x80 | 30],
+        ast: abs_send_time(stamp.sent_ns),
+        twcc: p.publish.twcc_seq.to_be_bytes(),
+    };
+    let mut exts: [(u8, &[u8]); 5] = [(0, &[]); 5];
+    let mut n = 0;
+    let e = p.ext;
+    for (id, data) in [
+        (e.mid, &v.mid[..]),
+        (e.rid.filter(|_| ids.1.is_some()), &v.rid[..]),
+        (e.audio_level.filter(|_| audio), &v.level[..]),
+        (e.abs_send_time, &v.ast[..]),
+        (e.transport_cc, &v.twcc[..]),
+    ] {
+        if let Some(id) = id
+            && !p.publish.plain
+        {
+            exts[n] = (id, data);
+            n += 1;
+        }
+    }
+    if e.transport_cc.is_some() {
+        p.publish.twcc_seq = p.publish.twcc_seq.wrapping_add(1);
+    }
+    let Ok(h) = write_header(buf, fields, &exts[..n]) else {
         return;
     };
     let Some(payload) = buf.get_mut(h..h + payload_len) else {
@@ -1024,11 +1300,16 @@ fn send_one(
     payload[..hl].copy_from_slice(&head[..hl]);
     payload[hl..].fill(0);
     stamp.write(payload);
-    let Some(ctx) = p.publish.srtp_out.as_mut() else {
-        return;
-    };
-    let Ok(n) = ctx.protect_rtp(buf, h + payload_len) else {
-        return;
+    let n = if p.publish.plain {
+        h + payload_len
+    } else {
+        let Some(ctx) = p.publish.srtp_out.as_mut() else {
+            return;
+        };
+        let Ok(n) = ctx.protect_rtp(buf, h + payload_len) else {
+            return;
+        };
+        n
     };
     if p.publish.send(&buf[..n], totals) {
         totals.packets_out += 1;
@@ -1039,6 +1320,30 @@ fn send_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vp8_descriptor_round_trip_and_abs_send_time() {
+        let mut h = [0u8; 16];
+        let n = write_vp8_head(&mut h, true, true, 0x1234, 7, (1280, 720));
+        assert_eq!(n, 16);
+        assert_eq!(h[0], 0x90, "X and S");
+        assert_eq!(
+            &h[2..6],
+            &[0x92, 0x34, 7, 0x20],
+            "M-bit picture id, TL0PICIDX, Y"
+        );
+        assert_eq!(vp8_keyframe_size(&h[..n]), Some((1280, 720)));
+        let n = write_vp8_head(&mut h, true, false, 1, 1, (320, 180));
+        assert_eq!(vp8_keyframe_size(&h[..n]), None, "delta frame");
+        let n = write_vp8_head(&mut h, false, true, 1, 1, (320, 180));
+        assert_eq!(n, 6);
+        assert_eq!(vp8_keyframe_size(&h[..n]), None, "not the first packet");
+        assert_eq!(abs_send_time(1_000_000_000), [0x04, 0x00, 0x00]);
+        assert_eq!(abs_send_time(64_000_000_000), [0, 0, 0], "wraps every 64 s");
+        let layers = video_layers(&MediaConfig::default(), 3, 100).0;
+        assert_eq!(layers.map(|l| l.ssrc), [100, 101, 102]);
+        assert_eq!(layers.map(|l| l.stamp_layer), [1, 2, 3]);
+    }
 
     #[test]
     fn keyframe_requests_in_compound_rtcp() {

@@ -204,6 +204,9 @@ pub struct Stamp {
     pub sent_ns: u64,
     /// Media kind.
     pub kind: Kind,
+    /// Simulcast layer the sender put this packet in: 0 none, 1 low,
+    /// 2 mid, 3 high.
+    pub layer: u8,
 }
 
 /// Bytes of a [`Stamp`] at the end of a payload.
@@ -223,7 +226,7 @@ impl Stamp {
             Kind::Audio => 1,
             Kind::Video => 2,
         };
-        t[3] = 0;
+        t[3] = self.layer;
         t[4..12].copy_from_slice(&self.sender.to_be_bytes());
         t[12..20].copy_from_slice(&self.sent_ns.to_be_bytes());
         true
@@ -241,14 +244,51 @@ impl Stamp {
             2 => Kind::Video,
             _ => return None,
         };
+        let layer = t[3];
+        if layer > 3 {
+            return None;
+        }
         let sender = u64::from_be_bytes(t[4..12].try_into().ok()?);
         let sent_ns = u64::from_be_bytes(t[12..20].try_into().ok()?);
         Some(Self {
             sender,
             sent_ns,
             kind,
+            layer,
         })
     }
+}
+
+/// The frame size of a VP8 key frame from an RTP payload that starts with
+/// the VP8 payload descriptor (RFC 7741 §4.2), if this packet is the first
+/// packet of a key frame (S=1, PID=0, P=0 and the start code).
+pub fn vp8_keyframe_size(payload: &[u8]) -> Option<(u16, u16)> {
+    let b0 = *payload.first()?;
+    if b0 & 0x10 == 0 || b0 & 0x07 != 0 {
+        return None;
+    }
+    let mut at = 1usize;
+    if b0 & 0x80 != 0 {
+        let x = *payload.get(at)?;
+        at += 1;
+        if x & 0x80 != 0 {
+            let pid = *payload.get(at)?;
+            at += if pid & 0x80 != 0 { 2 } else { 1 };
+        }
+        if x & 0x40 != 0 {
+            at += 1;
+        }
+        if x & 0x30 != 0 {
+            at += 1;
+        }
+    }
+    let h = payload.get(at..at + 10)?;
+    if h[0] & 0x01 != 0 || h[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let w = u16::from_le_bytes([h[6], h[7]]) & 0x3fff;
+    let hh = u16::from_le_bytes([h[8], h[9]]) & 0x3fff;
+    Some((w, hh))
 }
 
 #[cfg(test)]
@@ -374,6 +414,7 @@ mod tests {
             sender: 42,
             sent_ns: 123_456_789,
             kind: Kind::Video,
+            layer: 2,
         };
         assert!(s.write(&mut p));
         assert_eq!(Stamp::read(&p), Some(s));
@@ -390,6 +431,7 @@ mod tests {
             q[i] = (x >> 8) as u8;
             let len = ((x >> 16) % 81) as usize;
             let _ = Stamp::read(&q[..len]);
+            let _ = vp8_keyframe_size(&q[..len]);
             let mut t = SeqTracker::default();
             t.record(x as u16);
             t.record((x >> 16) as u16);

@@ -33,6 +33,8 @@ pub struct Report {
     pub scenario: String,
     /// `--io-backend` given to the SUT (`"unknown"` with `--target`).
     pub backend: String,
+    /// `salon`, `janus`, `reflector` or `url`.
+    pub target_kind: String,
     /// The URL driven.
     pub target: String,
     /// The run went to its end.
@@ -45,6 +47,9 @@ pub struct Report {
     pub participants_joined: usize,
     /// Participants with every transport connected.
     pub participants_connected: usize,
+    /// Participants with a transport that failed to connect (only with
+    /// `tolerate_failures`; otherwise the first failure ends the run).
+    pub participants_failed: usize,
     /// Harness media threads.
     pub harness_threads: usize,
     /// Length of the measurement window (s).
@@ -75,11 +80,20 @@ pub struct Report {
     pub sut_peak_rss_mb: Option<f64>,
     /// Packets received by subscribers per SUT CPU-second (window).
     pub forwarded_packets_per_cpu_s: Option<f64>,
-    /// The harness's own CPU seconds over the whole run.
+    /// The harness's own CPU seconds over the whole run (ramp included).
     pub harness_cpu_s: Option<f64>,
+    /// The harness's own CPU seconds in the window (same 2 cores as the SUT).
+    pub harness_cpu_window_s: Option<f64>,
+    /// UDP counters of the network namespace over the window (all sockets
+    /// of the host, or of the namespace in Janus/compare runs): buffer
+    /// drops by the kernel show in `rcvbuf_errors`.
+    pub udp_window: Option<crate::sut::UdpCounters>,
     /// The host's 1-minute load average at the end (other processes on a
     /// shared machine distort every figure above when it exceeds the cores).
     pub host_load_1m: Option<f64>,
+    /// Video packets received over the whole run by the sender's
+    /// simulcast layer: `[no simulcast, low, mid, high]`.
+    pub video_layers_received: [u64; 4],
     /// Counters over the window.
     pub window_totals: Totals,
     /// Counters over the whole run.
@@ -109,6 +123,7 @@ impl Report {
         let mut s = String::new();
         let rows: Vec<(&str, String)> = vec![
             ("scenario", self.scenario.clone()),
+            ("target", self.target_kind.clone()),
             ("backend", self.backend.clone()),
             (
                 "status",
@@ -120,8 +135,11 @@ impl Report {
             (
                 "participants",
                 format!(
-                    "{} planned, {} joined, {} connected",
-                    self.participants, self.participants_joined, self.participants_connected
+                    "{} planned, {} joined, {} connected, {} failed",
+                    self.participants,
+                    self.participants_joined,
+                    self.participants_connected,
+                    self.participants_failed
                 ),
             ),
             ("window", format!("{:.1} s", self.window_s)),
@@ -161,7 +179,30 @@ impl Report {
                 "forwarded pkts / CPU-s",
                 opt(self.forwarded_packets_per_cpu_s, 0),
             ),
-            ("harness CPU", format!("{} s", opt(self.harness_cpu_s, 2))),
+            (
+                "video layers rx (-/l/m/h)",
+                format!(
+                    "{} / {} / {} / {}",
+                    self.video_layers_received[0],
+                    self.video_layers_received[1],
+                    self.video_layers_received[2],
+                    self.video_layers_received[3]
+                ),
+            ),
+            (
+                "harness CPU run / window",
+                format!(
+                    "{} s / {} s",
+                    opt(self.harness_cpu_s, 2),
+                    opt(self.harness_cpu_window_s, 2)
+                ),
+            ),
+            (
+                "UDP rcvbuf / sndbuf drops",
+                self.udp_window.map_or("-".to_owned(), |u| {
+                    format!("{} / {} (window)", u.rcvbuf_errors, u.sndbuf_errors)
+                }),
+            ),
             ("host load (1 min)", opt(self.host_load_1m, 2)),
             ("late send ticks", self.run_totals.late_ticks.to_string()),
             (
@@ -298,6 +339,171 @@ impl Report {
         std::fs::write(&svg, self.svg())?;
         Ok((json, svg))
     }
+}
+
+/// Median of `v` (NaN-free values), `None` when empty.
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// Medians of one target's runs in a comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompareRow {
+    /// Label (`salon-uring`, `janus`, …).
+    pub label: String,
+    /// Runs, and how many completed.
+    pub runs: usize,
+    /// Completed runs.
+    pub complete: usize,
+    /// Median packets out per second.
+    pub pps_out: Option<f64>,
+    /// Median packets in per second.
+    pub pps_in: Option<f64>,
+    /// Median loss (%).
+    pub loss_percent: Option<f64>,
+    /// Median p50 latency (ms).
+    pub p50_ms: Option<f64>,
+    /// Median p99 latency (ms).
+    pub p99_ms: Option<f64>,
+    /// Median SUT CPU seconds in the window.
+    pub sut_cpu_s: Option<f64>,
+    /// Median SUT peak RSS (MiB).
+    pub peak_rss_mb: Option<f64>,
+    /// Median forwarded packets per SUT CPU-second.
+    pub fwd_per_cpu_s: Option<f64>,
+    /// Median harness CPU seconds in the window.
+    pub harness_cpu_s: Option<f64>,
+    /// Median 1-minute load average at the end of the runs.
+    pub load_1m: Option<f64>,
+    /// Median UDP receive-buffer drops in the window (kernel).
+    pub rcvbuf_drops: Option<f64>,
+}
+
+/// Per-label medians, in first-seen label order.
+pub fn compare_rows(runs: &[(String, Report)]) -> Vec<CompareRow> {
+    let mut labels: Vec<&str> = Vec::new();
+    for (l, _) in runs {
+        if !labels.contains(&l.as_str()) {
+            labels.push(l);
+        }
+    }
+    labels
+        .iter()
+        .map(|label| {
+            let rs: Vec<&Report> = runs
+                .iter()
+                .filter(|(l, _)| l == label)
+                .map(|(_, r)| r)
+                .collect();
+            let m = |f: &dyn Fn(&Report) -> Option<f64>| {
+                median(rs.iter().filter_map(|r| f(r)).collect())
+            };
+            CompareRow {
+                label: (*label).to_owned(),
+                runs: rs.len(),
+                complete: rs.iter().filter(|r| r.complete).count(),
+                pps_out: m(&|r| Some(r.packets_out_per_s)),
+                pps_in: m(&|r| Some(r.packets_in_per_s)),
+                loss_percent: m(&|r| Some(r.loss_percent)),
+                p50_ms: m(&|r| r.latency_p50_ms),
+                p99_ms: m(&|r| r.latency_p99_ms),
+                sut_cpu_s: m(&|r| r.sut_cpu_s),
+                peak_rss_mb: m(&|r| r.sut_peak_rss_mb),
+                fwd_per_cpu_s: m(&|r| r.forwarded_packets_per_cpu_s),
+                harness_cpu_s: m(&|r| r.harness_cpu_window_s),
+                load_1m: m(&|r| r.host_load_1m),
+                rcvbuf_drops: m(&|r| r.udp_window.map(|u| u.rcvbuf_errors as f64)),
+            }
+        })
+        .collect()
+}
+
+/// The comparison as text: one line per label (medians), then the ratios
+/// Salon / Janus, Salon / reflector and io_uring / epoll when both sides ran.
+pub fn compare_table(rows: &[CompareRow]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<12} {:>5} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>7} {:>10} {:>8} {:>9} {:>5}",
+        "target",
+        "ok",
+        "pps out",
+        "pps in",
+        "loss %",
+        "p50 ms",
+        "p99 ms",
+        "CPU s",
+        "RSS MB",
+        "fwd/CPU-s",
+        "harn. s",
+        "rcvbuf dr",
+        "load"
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "{:<12} {:>5} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>7} {:>10} {:>8} {:>9} {:>5}",
+            r.label,
+            format!("{}/{}", r.complete, r.runs),
+            opt(r.pps_out, 0),
+            opt(r.pps_in, 0),
+            opt(r.loss_percent, 3),
+            opt(r.p50_ms, 2),
+            opt(r.p99_ms, 2),
+            opt(r.sut_cpu_s, 2),
+            opt(r.peak_rss_mb, 0),
+            opt(r.fwd_per_cpu_s, 0),
+            opt(r.harness_cpu_s, 1),
+            opt(r.rcvbuf_drops, 0),
+            opt(r.load_1m, 1),
+        );
+    }
+    let find = |p: &str| {
+        rows.iter()
+            .find(|r| r.label == p || r.label.starts_with(&format!("{p}-")))
+    };
+    let salon = rows
+        .iter()
+        .find(|r| r.label == "salon-uring")
+        .or_else(|| find("salon"));
+    let pairs = [
+        ("Salon / Janus", salon, find("janus")),
+        ("Salon / reflector", salon, find("reflector")),
+        (
+            "io_uring / epoll (Salon)",
+            rows.iter().find(|r| r.label == "salon-uring"),
+            rows.iter().find(|r| r.label == "salon-epoll"),
+        ),
+    ];
+    for (name, a, b) in pairs {
+        let (Some(a), Some(b)) = (a, b) else { continue };
+        let ratio = |x: Option<f64>, y: Option<f64>| match (x, y) {
+            (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
+            _ => "-".to_owned(),
+        };
+        let _ = writeln!(
+            s,
+            "{name} ({} / {}): CPU s {}, fwd pkts per CPU-s {}, p50 {}, p99 {}, loss {}, peak RSS {}",
+            a.label,
+            b.label,
+            ratio(a.sut_cpu_s, b.sut_cpu_s),
+            ratio(a.fwd_per_cpu_s, b.fwd_per_cpu_s),
+            ratio(a.p50_ms, b.p50_ms),
+            ratio(a.p99_ms, b.p99_ms),
+            ratio(a.loss_percent, b.loss_percent),
+            ratio(a.peak_rss_mb, b.peak_rss_mb),
+        );
+    }
+    s
 }
 
 /// `prefix` with `.ext` appended (a trailing `.json` is dropped first).

@@ -25,6 +25,23 @@ pub enum Target {
     Url(String),
     /// Spawn this `salon` binary on loopback.
     Spawn(PathBuf),
+    /// Spawn this bare UDP reflector binary (plain RTP, no signaling).
+    Reflector(PathBuf),
+    /// Spawn this `janus` binary (the harness must already run inside the
+    /// network namespace, see [`crate::janus`]).
+    Janus(PathBuf),
+}
+
+impl Target {
+    /// Short name for reports: `salon`, `reflector` or `url`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::Url(_) => "url",
+            Target::Spawn(_) => "salon",
+            Target::Reflector(_) => "reflector",
+            Target::Janus(_) => "janus",
+        }
+    }
 }
 
 /// How to run.
@@ -46,6 +63,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// Extra time after the ramp for everybody to connect.
     pub connect_grace: Duration,
+    /// Count a participant whose transport fails to connect (ICE/DTLS
+    /// timeout) and go on without it, instead of ending the run.
+    pub tolerate_failures: bool,
 }
 
 /// The WebSocket URL of a gateway URL.
@@ -98,6 +118,10 @@ struct Mark {
     totals: Totals,
     hist: Histogram,
     cpu: Option<f64>,
+    /// The harness's own CPU seconds.
+    hcpu: Option<f64>,
+    /// The namespace's UDP counters.
+    udp: Option<sut::UdpCounters>,
 }
 
 /// Run a scenario to its end (or to its first fatal error).
@@ -115,12 +139,14 @@ fn empty_report(opts: &RunOptions, error: String) -> Report {
     Report {
         scenario: opts.scenario.name.clone(),
         backend: backend_name(opts),
+        target_kind: opts.target.kind().to_owned(),
         target: String::new(),
         complete: false,
         error: Some(error),
         participants: opts.scenario.participants(),
         participants_joined: 0,
         participants_connected: 0,
+        participants_failed: 0,
         harness_threads: opts.threads,
         window_s: 0.0,
         packets_out_per_s: 0.0,
@@ -136,8 +162,11 @@ fn empty_report(opts: &RunOptions, error: String) -> Report {
         sut_cpu_percent: None,
         sut_peak_rss_mb: None,
         forwarded_packets_per_cpu_s: None,
-        harness_cpu_s: sut::cpu_seconds("self"),
+        harness_cpu_s: None,
+        harness_cpu_window_s: None,
+        udp_window: None,
         host_load_1m: sut::load_1m(),
+        video_layers_received: [0; 4],
         window_totals: Totals::default(),
         run_totals: Totals::default(),
         gateway_errors: Vec::new(),
@@ -148,7 +177,8 @@ fn empty_report(opts: &RunOptions, error: String) -> Report {
 
 fn backend_name(opts: &RunOptions) -> String {
     match opts.target {
-        Target::Spawn(_) => opts.io_backend.clone(),
+        Target::Spawn(_) | Target::Reflector(_) => opts.io_backend.clone(),
+        Target::Janus(_) => "janus (libnice, its own threads)".to_owned(),
         Target::Url(_) => "unknown (--target)".to_owned(),
     }
 }
@@ -164,6 +194,45 @@ async fn run_async(opts: &RunOptions) -> Report {
     let mut spawned = None;
     let url = match &opts.target {
         Target::Url(u) => u.clone(),
+        Target::Janus(path) => {
+            let log = opts
+                .out
+                .as_deref()
+                .map(|p| crate::report::with_ext(p, "janus.log"));
+            if let Some(d) = log.as_deref().and_then(Path::parent) {
+                let _ = std::fs::create_dir_all(d);
+            }
+            match crate::janus::spawn(path, log.as_deref(), Duration::from_secs(15)).await {
+                Ok(s) => {
+                    let u = s.url.clone();
+                    spawned = Some(s);
+                    u
+                }
+                Err(e) => return empty_report(opts, e),
+            }
+        }
+        Target::Reflector(path) => {
+            let log = opts
+                .out
+                .as_deref()
+                .map(|p| crate::report::with_ext(p, "reflector.log"));
+            if let Some(d) = log.as_deref().and_then(Path::parent) {
+                let _ = std::fs::create_dir_all(d);
+            }
+            match sut::spawn_reflector(
+                path,
+                &opts.io_backend,
+                log.as_deref(),
+                Duration::from_secs(10),
+            ) {
+                Ok(s) => {
+                    let u = s.url.clone();
+                    spawned = Some(s);
+                    u
+                }
+                Err(e) => return empty_report(opts, e),
+            }
+        }
         Target::Spawn(path) => {
             let log = log_path(&opts.out);
             if let Some(l) = &log
@@ -189,8 +258,23 @@ async fn run_async(opts: &RunOptions) -> Report {
     };
     let sut_pid = spawned.as_ref().map(|s| s.pid().to_string());
     let sut_cpu = || sut_pid.as_deref().and_then(sut::cpu_seconds);
+    let reflector: Option<std::net::SocketAddr> = match &opts.target {
+        Target::Reflector(_) => match url.parse() {
+            Ok(a) => Some(a),
+            Err(_) => return empty_report(opts, format!("reflector address {url:?}")),
+        },
+        _ => None,
+    };
     let ws = ws_url(&url);
-    let bind_ip = host_ip(&ws);
+    let janus_api = match &opts.target {
+        Target::Janus(_) => crate::janus::Api::from_url(&url),
+        _ => None,
+    };
+    let bind_ip = match (reflector, janus_api) {
+        (Some(a), _) => a.ip(),
+        (None, Some(_)) => IpAddr::from(crate::janus::JANUS_IP),
+        (None, None) => host_ip(&ws),
+    };
     let salt = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
@@ -225,6 +309,8 @@ async fn run_async(opts: &RunOptions) -> Report {
         let stop_rx = stop_rx.clone();
         let sev_tx = sev_tx.clone();
         let join_rate = sc.join_rate;
+        let simulcast = sc.media.simulcast;
+        let room_sizes: Vec<u32> = (0..sc.rooms).map(|r| sc.room_size(r)).collect();
         let scen = sc.name.clone();
         let nonce = nonce.clone();
         tasks.spawn(async move {
@@ -241,10 +327,35 @@ async fn run_async(opts: &RunOptions) -> Report {
                     room_name: format!("perf-{scen}-{nonce}-{}", p.room),
                     room: p.room,
                     video: p.video,
+                    simulcast,
                     ws_url: ws.clone(),
                     bind_ip,
                 };
                 let wtx = txs[p.index % txs.len()].clone();
+                if let Some(api) = janus_api {
+                    let room = crate::janus::room_number(salt as u32, p.room);
+                    set.spawn(crate::janus::run_participant(
+                        pp,
+                        api,
+                        room,
+                        room_sizes[p.room as usize],
+                        wtx,
+                        sev_tx.clone(),
+                        stop_rx.clone(),
+                        salt,
+                    ));
+                    continue;
+                }
+                if let Some(addr) = reflector {
+                    set.spawn(plain_participant(
+                        pp,
+                        addr,
+                        wtx,
+                        sev_tx.clone(),
+                        stop_rx.clone(),
+                    ));
+                    continue;
+                }
                 set.spawn(run_participant(
                     pp,
                     wtx,
@@ -262,6 +373,8 @@ async fn run_async(opts: &RunOptions) -> Report {
     let ramp = Duration::from_secs_f64(sc.ramp_s());
     let connect_deadline = epoch + ramp + opts.connect_grace;
     let mut joined = 0usize;
+    let mut failed = vec![false; n];
+    let mut failed_count = 0usize;
     let mut pub_ok = vec![false; n];
     let mut sub_ok = vec![false; n];
     let mut gateway_errors = Vec::new();
@@ -273,8 +386,12 @@ async fn run_async(opts: &RunOptions) -> Report {
         totals: Totals::default(),
         hist: Histogram::new(),
         cpu: sut_cpu(),
+        hcpu: sut::cpu_seconds("self"),
+        udp: sut::udp_counters(),
     };
     let start_cpu = last.cpu;
+    let start_hcpu = last.hcpu;
+    let start_udp = last.udp;
     let mut window: Option<Mark> = None;
     let mut window_end: Option<Mark> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -306,8 +423,18 @@ async fn run_async(opts: &RunOptions) -> Report {
                     }
                 }
                 Some(WorkerEvent::Failed { index, which, reason }) => {
-                    error = Some(format!("participant {index} {which:?} transport: {reason}"));
-                    break;
+                    let what = format!("participant {index} {which:?} transport: {reason}");
+                    if !opts.tolerate_failures {
+                        error = Some(what);
+                        break;
+                    }
+                    if index < n && !failed[index] {
+                        failed[index] = true;
+                        failed_count += 1;
+                        if gateway_errors.len() < 20 {
+                            gateway_errors.push(what);
+                        }
+                    }
                 }
                 None => {
                     error = Some("media workers stopped".into());
@@ -345,7 +472,7 @@ async fn run_async(opts: &RunOptions) -> Report {
                     );
                 }
                 timeline.push(sample);
-                last = Mark { at: now, totals, hist: hist.clone(), cpu };
+                last = Mark { at: now, totals, hist: hist.clone(), cpu, hcpu: sut::cpu_seconds("self"), udp: sut::udp_counters() };
                 if let Some(s) = spawned.as_mut()
                     && let Some(status) = s.exited()
                 {
@@ -353,8 +480,8 @@ async fn run_async(opts: &RunOptions) -> Report {
                     break;
                 }
                 match &window {
-                    None if connected == n && now >= epoch + ramp => {
-                        window = Some(Mark { at: now, totals: last.totals, hist: last.hist.clone(), cpu: last.cpu });
+                    None if connected + failed_count >= n && now >= epoch + ramp => {
+                        window = Some(Mark { at: now, totals: last.totals, hist: last.hist.clone(), cpu: last.cpu, hcpu: last.hcpu, udp: last.udp });
                     }
                     None if now >= connect_deadline => {
                         error = Some(format!(
@@ -364,7 +491,7 @@ async fn run_async(opts: &RunOptions) -> Report {
                         break;
                     }
                     Some(w) if now + Duration::from_millis(100) >= w.at + Duration::from_secs_f64(sc.duration_s) => {
-                        window_end = Some(Mark { at: now, totals: last.totals, hist: last.hist.clone(), cpu: last.cpu });
+                        window_end = Some(Mark { at: now, totals: last.totals, hist: last.hist.clone(), cpu: last.cpu, hcpu: last.hcpu, udp: last.udp });
                         break;
                     }
                     _ => {}
@@ -381,6 +508,8 @@ async fn run_async(opts: &RunOptions) -> Report {
     let end = Instant::now();
     let end_totals = gather(&workers, &mut hist);
     let end_cpu = sut_cpu();
+    let end_hcpu = sut::cpu_seconds("self");
+    let end_udp = sut::udp_counters();
     let peak_rss = sut_pid.as_deref().and_then(sut::peak_rss_kb);
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -413,6 +542,8 @@ async fn run_async(opts: &RunOptions) -> Report {
                 totals: end_totals,
                 hist: hist.clone(),
                 cpu: end_cpu,
+                hcpu: end_hcpu,
+                udp: end_udp,
             },
         ),
         (None, _) => (
@@ -421,12 +552,16 @@ async fn run_async(opts: &RunOptions) -> Report {
                 totals: Totals::default(),
                 hist: Histogram::new(),
                 cpu: start_cpu,
+                hcpu: start_hcpu,
+                udp: start_udp,
             },
             Mark {
                 at: end,
                 totals: end_totals,
                 hist: hist.clone(),
                 cpu: end_cpu,
+                hcpu: end_hcpu,
+                udp: end_udp,
             },
         ),
     };
@@ -438,15 +573,28 @@ async fn run_async(opts: &RunOptions) -> Report {
         _ => None,
     };
     let ms = |v: Option<u64>| v.map(|v| v as f64 / 1000.0);
+    let mut video_layers_received = [0u64; 4];
+    for f in receivers
+        .iter()
+        .flat_map(|r| r.from.iter())
+        .filter(|f| f.kind == crate::metrics::Kind::Video)
+    {
+        for (a, b) in video_layers_received.iter_mut().zip(f.layer_packets) {
+            *a += b;
+        }
+    }
     Report {
         scenario: sc.name.clone(),
         backend: backend_name(opts),
+        target_kind: opts.target.kind().to_owned(),
         target: url,
+        video_layers_received,
         complete: error.is_none(),
         error,
         participants: n,
         participants_joined: joined,
         participants_connected: connected_count(&pub_ok, &sub_ok),
+        participants_failed: failed_count,
         harness_threads: workers.len(),
         window_s: secs,
         packets_out_per_s: wt.packets_out as f64 / secs,
@@ -462,7 +610,18 @@ async fn run_async(opts: &RunOptions) -> Report {
         sut_cpu_percent: cpu_s.map(|c| c / secs * 100.0),
         sut_peak_rss_mb: peak_rss.map(|k| k as f64 / 1024.0),
         forwarded_packets_per_cpu_s: cpu_s.filter(|c| *c > 0.0).map(|c| wt.packets_in as f64 / c),
-        harness_cpu_s: sut::cpu_seconds("self"),
+        harness_cpu_s: match (sut::cpu_seconds("self"), start_hcpu) {
+            (Some(a), Some(b)) => Some(a - b),
+            _ => None,
+        },
+        udp_window: match (w1.udp, w0.udp) {
+            (Some(a), Some(b)) => Some(a.since(&b)),
+            _ => None,
+        },
+        harness_cpu_window_s: match (w1.hcpu, w0.hcpu) {
+            (Some(a), Some(b)) => Some(a - b),
+            _ => None,
+        },
         host_load_1m: sut::load_1m(),
         window_totals: wt,
         run_totals,
@@ -470,6 +629,75 @@ async fn run_async(opts: &RunOptions) -> Report {
         timeline,
         receivers,
     }
+}
+
+/// A participant of a reflector run: a socket, a hello, plain RTP.
+async fn plain_participant(
+    plan: ParticipantPlan,
+    reflector: std::net::SocketAddr,
+    worker: mpsc::Sender<Command>,
+    events: tokio::sync::mpsc::UnboundedSender<SignalEvent>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let index = plan.index;
+    let fatal = |reason: String| {
+        let _ = events.send(SignalEvent::Fatal { index, reason });
+    };
+    let bind = || -> Result<std::net::UdpSocket, String> {
+        let s = std::net::UdpSocket::bind((plan.bind_ip, 0))
+            .map_err(|e| format!("binding UDP: {e}"))?;
+        s.set_nonblocking(true)
+            .map_err(|e| format!("non-blocking UDP: {e}"))?;
+        crate::signaling::set_recv_buffer(&s, 2 << 20);
+        Ok(s)
+    };
+    let (publish_socket, subscribe_socket) = match (bind(), bind()) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return fatal(e),
+    };
+    let cert = match dimpl::certificate::generate_self_signed_certificate() {
+        Ok(c) => c,
+        Err(e) => return fatal(format!("certificate: {e}")),
+    };
+    let id = index as u64 + 1;
+    let audio_ssrc = 0x1000_0000u32.wrapping_add((index as u32).wrapping_mul(16));
+    let np = crate::media::NewParticipant {
+        index,
+        id,
+        room: plan.room,
+        video: plan.video,
+        plain: true,
+        publish_socket,
+        subscribe_socket,
+        cert,
+        publish_ufrag: String::new(),
+        subscribe_ufrag: String::new(),
+        publish_pwd: String::new(),
+        subscribe_pwd: String::new(),
+        audio_ssrc,
+        video_ssrc: audio_ssrc + 2,
+    };
+    let remote = crate::media::RemoteDescription {
+        ufrag: String::new(),
+        pwd: String::new(),
+        addr: reflector,
+        ext: crate::media::ExtIds::default(),
+        dtls_client: true,
+        send_checks: false,
+    };
+    if worker.send(Command::Add(Box::new(np))).is_err()
+        || worker
+            .send(Command::Remote {
+                index,
+                which: Which::Publish,
+                remote,
+            })
+            .is_err()
+    {
+        return fatal("media worker gone".into());
+    }
+    let _ = events.send(SignalEvent::Joined { index, id });
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 fn pct(part: u64, whole: u64) -> f64 {

@@ -56,7 +56,59 @@ pub struct MediaConfig {
     pub keyframe_packets: u32,
     /// Seconds between periodic key frames.
     pub keyframe_interval_s: f64,
+    /// Publish video as three simulcast layers (rids `l`, `m`, `h`:
+    /// 320x180 ~150 kbit/s, 640x360 ~500 kbit/s, 1280x720 ~1.5 Mbit/s at
+    /// 30 fps, see [`SIMULCAST_LAYERS`]) instead of one stream shaped by
+    /// `video_payload_bytes` / `video_packets_per_frame` / `keyframe_packets`.
+    pub simulcast: bool,
 }
+
+/// One simulcast layer's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerShape {
+    /// `a=rid` name.
+    pub rid: &'static str,
+    /// Frame width written in key frames.
+    pub width: u16,
+    /// Frame height written in key frames.
+    pub height: u16,
+    /// Payload bytes per packet (VP8 descriptor and stamp included).
+    pub payload_bytes: usize,
+    /// Packets per delta frame.
+    pub packets_per_frame: u32,
+    /// Packets per key frame.
+    pub keyframe_packets: u32,
+}
+
+/// The three layers, lowest first. At 30 fps (RTP/UDP headers not counted):
+/// low 1 × 620 B ≈ 150 kbit/s, mid 2 × 1040 B ≈ 500 kbit/s, high
+/// 6 × 1040 B ≈ 1.5 Mbit/s; key frames about four times a delta frame.
+pub const SIMULCAST_LAYERS: [LayerShape; 3] = [
+    LayerShape {
+        rid: "l",
+        width: 320,
+        height: 180,
+        payload_bytes: 620,
+        packets_per_frame: 1,
+        keyframe_packets: 4,
+    },
+    LayerShape {
+        rid: "m",
+        width: 640,
+        height: 360,
+        payload_bytes: 1040,
+        packets_per_frame: 2,
+        keyframe_packets: 8,
+    },
+    LayerShape {
+        rid: "h",
+        width: 1280,
+        height: 720,
+        payload_bytes: 1040,
+        packets_per_frame: 6,
+        keyframe_packets: 24,
+    },
+];
 
 impl Default for MediaConfig {
     fn default() -> Self {
@@ -67,6 +119,7 @@ impl Default for MediaConfig {
             video_packets_per_frame: 2,
             keyframe_packets: 8,
             keyframe_interval_s: 2.0,
+            simulcast: true,
         }
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::media::{Command, NewParticipant, RemoteDescription, Which};
+use crate::media::{Command, ExtIds, NewParticipant, RemoteDescription, Which};
 
 /// WebSocket connect timeout.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,16 +49,25 @@ pub fn parse_candidate(sdp: &str) -> Option<SocketAddr> {
 pub fn remote_description(sdp: &str) -> Result<RemoteDescription, String> {
     let d = salon_sdp::parse(sdp).map_err(|e| format!("mediad's SDP: {e}"))?;
     let addr = parse_candidate(sdp).ok_or("mediad's SDP has no UDP candidate")?;
-    let audio_level_ext = d
-        .media
-        .iter()
-        .find(|m| m.kind == Some(salon_sdp::MediaKind::Audio) && m.port != 0)
-        .and_then(|m| m.extmap_id(salon_sdp::uri::AUDIO_LEVEL));
+    let active = || d.media.iter().filter(|m| m.port != 0);
+    let id = |uri: &str| active().find_map(|m| m.extmap_id(uri));
+    let ext = ExtIds {
+        audio_level: active()
+            .find(|m| m.kind == Some(salon_sdp::MediaKind::Audio))
+            .and_then(|m| m.extmap_id(salon_sdp::uri::AUDIO_LEVEL)),
+        mid: id(salon_sdp::uri::SDES_MID),
+        rid: id(salon_sdp::uri::RTP_STREAM_ID),
+        abs_send_time: id(salon_sdp::uri::ABS_SEND_TIME),
+        transport_cc: id(salon_sdp::uri::TRANSPORT_CC),
+    };
+    let setup = active().next().map(|m| m.setup);
     Ok(RemoteDescription {
         ufrag: d.ice_ufrag.clone(),
         pwd: d.ice_pwd.as_str().to_owned(),
         addr,
-        audio_level_ext,
+        ext,
+        dtls_client: setup != Some(salon_sdp::Setup::Active),
+        send_checks: true,
     })
 }
 
@@ -73,33 +82,81 @@ pub struct Local {
     pub fingerprint: String,
 }
 
-/// A publish offer: `sendonly` Opus (with `ssrc-audio-level`) and, when
-/// `video` is set, `sendonly` VP8 with one SSRC, BUNDLEd.
-pub fn publish_offer(l: &Local, audio_ssrc: u32, video_ssrc: Option<u32>) -> String {
+/// How the publish offer describes video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoOffer {
+    /// No video m-line.
+    None,
+    /// One VP8 stream with this SSRC.
+    Single(u32),
+    /// Three simulcast layers by rid (`l`, `m`, `h`, low to high), SSRCs
+    /// left to the rid header extension (as browsers do).
+    Simulcast,
+}
+
+/// Header extensions we offer (ids shared by both m-lines, as browsers do).
+const OFFER_EXTMAPS_AUDIO: &str = "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r\na=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n";
+const OFFER_EXTMAPS_VIDEO: &str = "a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r\na=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n";
+
+/// A publish offer: `sendonly` Opus and, unless `video` is
+/// [`VideoOffer::None`], `sendonly` VP8, BUNDLEd; with the audio level,
+/// abs-send-time, transport-wide-cc, mid (and rid) extensions. `candidate`
+/// adds our host candidate (a full ICE agent such as Janus wants it).
+pub fn publish_offer(
+    l: &Local,
+    audio_ssrc: u32,
+    video: VideoOffer,
+    candidate: Option<SocketAddr>,
+) -> String {
     let mut s = String::with_capacity(2048);
+    let video_ssrc = match video {
+        VideoOffer::None => None,
+        VideoOffer::Single(v) => Some(Some(v)),
+        VideoOffer::Simulcast => Some(None),
+    };
     let bundle = if video_ssrc.is_some() { "0 1" } else { "0" };
     s.push_str(&format!(
         "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE {bundle}\r\na=msid-semantic: WMS perf\r\n"
     ));
+    let cand = candidate.map_or(String::new(), |c| {
+        format!(
+            "a=candidate:1 1 udp 2130706431 {} {} typ host\r\na=end-of-candidates\r\n",
+            c.ip(),
+            c.port()
+        )
+    });
     let common = |mid: &str| {
         format!(
-            "c=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\na=ice-ufrag:{u}\r\na=ice-pwd:{p}\r\na=ice-options:trickle\r\na=fingerprint:sha-256 {f}\r\na=setup:actpass\r\na=mid:{mid}\r\n",
+            "c=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\na=ice-ufrag:{u}\r\na=ice-pwd:{p}\r\n{trickle}a=fingerprint:sha-256 {f}\r\na=setup:actpass\r\na=mid:{mid}\r\n{cand}",
             u = l.ufrag,
             p = l.pwd,
-            f = l.fingerprint
+            f = l.fingerprint,
+            trickle = if candidate.is_some() {
+                ""
+            } else {
+                "a=ice-options:trickle\r\n"
+            },
         )
     };
     s.push_str("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n");
     s.push_str(&common("0"));
+    s.push_str(OFFER_EXTMAPS_AUDIO);
     s.push_str(&format!(
-        "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=sendonly\r\na=msid:perf audio\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\na=ssrc:{audio_ssrc} cname:perf\r\n"
+        "a=sendonly\r\na=msid:perf audio\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\na=rtcp-fb:111 transport-cc\r\na=fmtp:111 minptime=10;useinbandfec=1\r\na=ssrc:{audio_ssrc} cname:perf\r\n"
     ));
     if let Some(v) = video_ssrc {
         s.push_str("m=video 9 UDP/TLS/RTP/SAVPF 96\r\n");
         s.push_str(&common("1"));
-        s.push_str(&format!(
-            "a=sendonly\r\na=msid:perf video\r\na=rtcp-mux\r\na=rtcp-rsize\r\na=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\na=rtcp-fb:96 ccm fir\r\na=ssrc:{v} cname:perf\r\n"
-        ));
+        s.push_str(OFFER_EXTMAPS_VIDEO);
+        s.push_str(
+            "a=sendonly\r\na=msid:perf video\r\na=rtcp-mux\r\na=rtcp-rsize\r\na=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 goog-remb\r\na=rtcp-fb:96 transport-cc\r\na=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\na=rtcp-fb:96 ccm fir\r\n",
+        );
+        match v {
+            Some(v) => s.push_str(&format!("a=ssrc:{v} cname:perf\r\n")),
+            None => s.push_str(
+                "a=rid:l send\r\na=rid:m send\r\na=rid:h send\r\na=simulcast:send l;m;h\r\n",
+            ),
+        }
     }
     s
 }
@@ -143,6 +200,8 @@ pub struct ParticipantPlan {
     pub room: u32,
     /// Publishes video.
     pub video: bool,
+    /// Video as three simulcast layers.
+    pub simulcast: bool,
     /// `ws://host:port/ws`.
     pub ws_url: String,
     /// Local IP to bind UDP sockets on.
@@ -297,6 +356,9 @@ async fn participant(
         id,
         room: plan.room,
         video: plan.video,
+        plain: false,
+        publish_pwd: publish.pwd.clone(),
+        subscribe_pwd: subscribe.pwd.clone(),
         publish_socket: bind(plan.bind_ip)?,
         subscribe_socket: bind(plan.bind_ip)?,
         cert,
@@ -308,7 +370,12 @@ async fn participant(
     worker
         .send(Command::Add(Box::new(np)))
         .map_err(|_| "media worker gone".to_owned())?;
-    let offer = publish_offer(&publish, audio_ssrc, plan.video.then_some(video_ssrc));
+    let video = match (plan.video, plan.simulcast) {
+        (false, _) => VideoOffer::None,
+        (true, false) => VideoOffer::Single(video_ssrc),
+        (true, true) => VideoOffer::Simulcast,
+    };
+    let offer = publish_offer(&publish, audio_ssrc, video, None);
     send_json(&mut ws, json!({"type": "publish-offer", "sdp": offer})).await?;
 
     let answer_deadline = tokio::time::Instant::now() + REPLY_TIMEOUT;
@@ -370,7 +437,7 @@ async fn participant(
 
 /// Best effort: a larger receive buffer so bursts are not dropped by our
 /// own socket (the kernel caps it at `net.core.rmem_max`).
-fn set_recv_buffer(s: &std::net::UdpSocket, bytes: i32) {
+pub fn set_recv_buffer(s: &std::net::UdpSocket, bytes: i32) {
     use std::os::fd::AsRawFd as _;
     let fd = s.as_raw_fd();
     // SAFETY: a valid open socket fd and a pointer to an int of the right size.
@@ -423,10 +490,19 @@ mod tests {
             pwd: "0123456789abcdefghijklmn".into(),
             fingerprint: fingerprint_sha256(b"x"),
         };
-        let o = publish_offer(&l, 1, Some(3));
+        let o = publish_offer(&l, 1, VideoOffer::Single(3), None);
         let d = salon_sdp::parse(&o).unwrap();
         assert_eq!(d.media.len(), 2);
-        let o = publish_offer(&l, 1, None);
+        let o = publish_offer(
+            &l,
+            1,
+            VideoOffer::Simulcast,
+            Some("127.0.0.2:5000".parse().unwrap()),
+        );
+        let d = salon_sdp::parse(&o).unwrap();
+        assert_eq!(d.media[1].simulcast_send, ["l", "m", "h"]);
+        assert_eq!(parse_candidate(&o), Some("127.0.0.2:5000".parse().unwrap()));
+        let o = publish_offer(&l, 1, VideoOffer::None, None);
         assert_eq!(salon_sdp::parse(&o).unwrap().media.len(), 1);
     }
 }

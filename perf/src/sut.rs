@@ -22,6 +22,63 @@ pub fn spawn(
     log: Option<&Path>,
     timeout: Duration,
 ) -> Result<Spawned, String> {
+    let mut args: Vec<String> = [
+        "--listen",
+        "127.0.0.1:0",
+        "--media-ip",
+        "127.0.0.1",
+        "--media-port",
+        "0",
+        "--io-backend",
+        io_backend,
+        "--workers",
+        &workers.to_string(),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    if let Some(policy) = open_policy(path) {
+        args.push("--policy".into());
+        args.push(policy);
+    }
+    spawn_process(path, &args, "Salon: ", log, timeout)
+}
+
+/// `<repo>/lua/open.lua` when the `salon` binary knows `--policy` (the
+/// gateway's default policy refuses anonymous room creation).
+fn open_policy(salon: &Path) -> Option<String> {
+    let help = Command::new(salon).arg("--help").output().ok()?;
+    if !String::from_utf8_lossy(&help.stdout).contains("--policy") {
+        return None;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let p = repo.join("lua/open.lua");
+    p.exists().then(|| p.display().to_string())
+}
+
+/// Start the bare UDP reflector and wait for its `Reflector: ADDR` line;
+/// the returned `url` is `ADDR`.
+pub fn spawn_reflector(
+    path: &Path,
+    io_backend: &str,
+    log: Option<&Path>,
+    timeout: Duration,
+) -> Result<Spawned, String> {
+    let args = ["--listen", "127.0.0.1:0", "--io-backend", io_backend].map(str::to_owned);
+    let mut s = spawn_process(path, &args, "Reflector: ", log, timeout)?;
+    s.url = s.url.split_whitespace().next().unwrap_or("").to_owned();
+    Ok(s)
+}
+
+/// Start `path args…` and wait (at most `timeout`) for a stdout line
+/// starting with `prefix`; the rest of that line becomes `url`.
+pub fn spawn_process(
+    path: &Path,
+    args: &[String],
+    prefix: &str,
+    log: Option<&Path>,
+    timeout: Duration,
+) -> Result<Spawned, String> {
     let stderr = match log {
         Some(p) => std::fs::File::create(p)
             .map(Stdio::from)
@@ -29,18 +86,7 @@ pub fn spawn(
         None => Stdio::null(),
     };
     let mut child = Command::new(path)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--media-ip",
-            "127.0.0.1",
-            "--media-port",
-            "0",
-            "--io-backend",
-            io_backend,
-            "--workers",
-            &workers.to_string(),
-        ])
+        .args(args)
         .env(
             "RUST_LOG",
             std::env::var("SALON_LOG").unwrap_or_else(|_| "warn".into()),
@@ -52,14 +98,15 @@ pub fn spawn(
         .map_err(|e| format!("starting {}: {e}", path.display()))?;
     let Some(stdout) = child.stdout.take() else {
         let _ = child.kill();
-        return Err("no stdout from salon".into());
+        return Err(format!("no stdout from {}", path.display()));
     };
     let (tx, rx) = std::sync::mpsc::channel();
+    let prefix = prefix.to_owned();
     std::thread::spawn(move || {
         let mut lines = std::io::BufReader::new(stdout).lines();
         for line in lines.by_ref() {
             let Ok(line) = line else { break };
-            if let Some(url) = line.strip_prefix("Salon: ") {
+            if let Some(url) = line.strip_prefix(prefix.as_str()) {
                 let _ = tx.send(url.trim().to_owned());
                 break;
             }
@@ -72,12 +119,20 @@ pub fn spawn(
         Err(_) => {
             let _ = child.kill();
             let _ = child.wait();
-            Err(format!("salon did not print its URL within {timeout:?}"))
+            Err(format!(
+                "{} did not print its address within {timeout:?}",
+                path.display()
+            ))
         }
     }
 }
 
 impl Spawned {
+    /// Wrap an already started child.
+    pub fn from_child(child: Child, url: String) -> Self {
+        Self { child, url }
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -130,6 +185,55 @@ pub fn parse_stat_cpu(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// UDP counters of the network namespace (`/proc/net/snmp`): what the
+/// kernel dropped for full socket buffers shows here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct UdpCounters {
+    /// Datagrams delivered to sockets.
+    pub in_datagrams: u64,
+    /// Datagrams that could not be delivered (includes buffer drops).
+    pub in_errors: u64,
+    /// Datagrams dropped because a receive buffer was full.
+    pub rcvbuf_errors: u64,
+    /// Sends that failed for a full send buffer.
+    pub sndbuf_errors: u64,
+}
+
+impl UdpCounters {
+    /// `self − earlier`.
+    pub fn since(&self, e: &UdpCounters) -> UdpCounters {
+        UdpCounters {
+            in_datagrams: self.in_datagrams.saturating_sub(e.in_datagrams),
+            in_errors: self.in_errors.saturating_sub(e.in_errors),
+            rcvbuf_errors: self.rcvbuf_errors.saturating_sub(e.rcvbuf_errors),
+            sndbuf_errors: self.sndbuf_errors.saturating_sub(e.sndbuf_errors),
+        }
+    }
+}
+
+/// The namespace's UDP counters now.
+pub fn udp_counters() -> Option<UdpCounters> {
+    parse_snmp_udp(&std::fs::read_to_string("/proc/net/snmp").ok()?)
+}
+
+/// The `Udp:` counters of a `/proc/net/snmp` text (a header line of names,
+/// then a line of values).
+pub fn parse_snmp_udp(text: &str) -> Option<UdpCounters> {
+    let mut lines = text.lines().filter(|l| l.starts_with("Udp:"));
+    let names: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let values: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let get = |k: &str| -> Option<u64> {
+        let i = names.iter().position(|n| *n == k)?;
+        values.get(i)?.parse().ok()
+    };
+    Some(UdpCounters {
+        in_datagrams: get("InDatagrams")?,
+        in_errors: get("InErrors")?,
+        rcvbuf_errors: get("RcvbufErrors")?,
+        sndbuf_errors: get("SndbufErrors")?,
+    })
+}
+
 /// The host's 1-minute load average.
 pub fn load_1m() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
@@ -167,6 +271,18 @@ mod tests {
         let status = "Name:\tsalon\nVmHWM:\t   20480 kB\nVmRSS:\t 1000 kB\n";
         assert_eq!(parse_status_kb(status, "VmHWM:"), Some(20480));
         assert!(cpu_seconds("self").is_some());
+        let snmp = "Ip: a b\nIp: 1 2\nUdp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\nUdp: 10 1 5 9 4 2\n";
+        assert_eq!(
+            parse_snmp_udp(snmp),
+            Some(UdpCounters {
+                in_datagrams: 10,
+                in_errors: 5,
+                rcvbuf_errors: 4,
+                sndbuf_errors: 2
+            })
+        );
+        assert_eq!(parse_snmp_udp("Udp: x\n"), None);
+        assert!(udp_counters().is_some());
         assert!(peak_rss_kb("self").unwrap() > 0);
     }
 }

@@ -33,6 +33,12 @@ fn shipped_scenarios_parse() {
     assert_eq!((n.rooms, n.participants()), (150, 500));
     let video = n.plan().iter().filter(|p| p.video).count();
     assert!((160..=170).contains(&video), "{video}");
+    assert!(n.media.simulcast, "three layers by default");
+
+    let single = shipped("national-2020-peak-single.toml");
+    assert_eq!((single.rooms, single.participants()), (150, 500));
+    assert!(!single.media.simulcast);
+    assert_eq!(single.plan(), n.plan(), "same people, same rooms");
 }
 
 #[test]

@@ -33,6 +33,7 @@ fn opts(scenario: Scenario, target: Target, out: PathBuf) -> RunOptions {
         out: Some(out),
         progress: false,
         connect_grace: Duration::from_secs(10),
+        tolerate_failures: false,
     }
 }
 
@@ -75,7 +76,17 @@ fn smoke_run_against_real_salon() {
         assert!(rx.from.iter().all(|f| f.sender != rx.id), "no echo");
     }
     assert!(r.loss_percent < 5.0, "loss {}", r.loss_percent);
-    assert!(r.packets_in_per_s > 1.5 * r.packets_out_per_s);
+    // Each publisher sends audio + three simulcast layers (50 + 270 pps);
+    // each subscriber gets audio + one layer (the top one: 50 + 180 pps)
+    // from each of the two others.
+    assert!(r.packets_in_per_s > 1.2 * r.packets_out_per_s);
+    for rx in &r.receivers {
+        for f in rx.from.iter().filter(|f| f.kind == Kind::Video) {
+            let best = (0..4).max_by_key(|&l| f.layer_packets[l]).unwrap();
+            assert_eq!(best, 3, "top layer forwarded: {:?}", f.layer_packets);
+            assert_eq!(f.keyframe_size, Some((1280, 720)));
+        }
+    }
     assert!(r.latency_p99_ms.is_some_and(|v| v < 1000.0));
     assert!(r.sut_cpu_s.is_some_and(|c| c > 0.0));
     assert!(r.sut_peak_rss_mb.is_some_and(|m| m > 1.0));
@@ -182,4 +193,43 @@ fn sut_dying_mid_run_ends_the_run() {
     assert!(!r.complete);
     assert!(r.error.is_some());
     assert!(r.run_totals.packets_in > 0, "media flowed before the kill");
+}
+
+#[test]
+fn reflector_run_forwards_every_layer_in_plain_rtp() {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_reflector"));
+    let scenario = Scenario::parse(SMOKE).unwrap();
+    let t0 = Instant::now();
+    let r = run(&opts(
+        scenario,
+        Target::Reflector(bin),
+        out_prefix("reflector"),
+    ));
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    assert!(r.complete, "{:?}", r.error);
+    assert_eq!(r.target_kind, "reflector");
+    assert_eq!(r.participants_connected, 3);
+    // No SFU: every subscriber gets all three layers of both others.
+    for rx in &r.receivers {
+        let layers: Vec<[u64; 4]> = rx
+            .from
+            .iter()
+            .filter(|f| f.kind == Kind::Video)
+            .map(|f| f.layer_packets)
+            .collect();
+        assert_eq!(layers.len(), 6, "2 senders x 3 layers");
+        assert!(
+            layers
+                .iter()
+                .all(|l| l[0] == 0 && l[1..].iter().filter(|&&c| c > 0).count() == 1)
+        );
+        let sizes: Vec<_> = rx.from.iter().filter_map(|f| f.keyframe_size).collect();
+        for s in [(320, 180), (640, 360), (1280, 720)] {
+            assert!(sizes.contains(&s), "{s:?} in {sizes:?}");
+        }
+    }
+    assert!(r.loss_percent < 5.0, "loss {}", r.loss_percent);
+    assert!(r.packets_in_per_s > 1.8 * r.packets_out_per_s);
+    assert!(r.sut_cpu_s.is_some());
+    assert_eq!(r.run_totals.srtp_errors, 0);
 }
