@@ -1,7 +1,8 @@
 // Shared helpers of the end-to-end tests: start the real `salon` binary,
 // launch Debian's Chromium through playwright-core, talk raw WebSocket.
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHmac, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,6 +16,64 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const SALON_BIN = path.resolve(here, process.env.SALON_BIN ?? '../../target/debug/salon');
 export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 export const IO_BACKEND = process.env.SALON_IO_BACKEND ?? 'auto';
+/** The repository root: policy paths are relative to it. */
+export const REPO_ROOT = path.resolve(here, '../..');
+/** Anyone may create and join a room; the first one in is moderator (Jitsi's anonymous default). */
+export const OPEN_POLICY = 'lua/open.lua';
+/** The shipped policy: agents (with a token) create rooms, guests wait in the lobby. */
+export const DEFAULT_POLICY = 'lua/policy.lua';
+
+/** base64url of a string or a buffer. */
+function b64url(v) {
+  return Buffer.from(v).toString('base64url');
+}
+
+/**
+ * A Jitsi-style HS256 token. `claims` overrides the defaults: iss, aud, sub,
+ * room, nbf (now - 10 s), exp (now + 1 h), context.user.{id, name, moderator}.
+ */
+export function mintJwt(secret, { name = 'Agent', sub = 'agent-1', room = '*', moderator = true, iss = 'salon-e2e', aud = 'salon', ...claims } = {}) {
+  const now = Math.floor(Date.now() / 1000);
+  const header = { alg: 'HS256', typ: 'JWT' };
+  const payload = {
+    iss,
+    aud,
+    sub,
+    room,
+    nbf: now - 10,
+    exp: now + 3600,
+    context: { user: { id: sub, name, moderator } },
+    ...claims,
+  };
+  const body = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(payload))}`;
+  const sig = createHmac('sha256', secret).update(body).digest('base64url');
+  return `${body}.${sig}`;
+}
+
+/**
+ * Writes a test auth config (TOML, `salon --auth-config`) accepting HS256
+ * tokens of `mintJwt(secret)`. Returns { path, secret, cleanup() }.
+ */
+export async function writeAuthConfig({ secret = randomBytes(32).toString('hex'), issuer = 'salon-e2e', audience = 'salon' } = {}) {
+  const dir = await mkdtemp(path.join(tmpdir(), 'salon-auth-'));
+  const file = path.join(dir, 'auth.toml');
+  await writeFile(
+    file,
+    [
+      `issuers = ["${issuer}"]`,
+      `audiences = ["${audience}"]`,
+      'leeway_secs = 30',
+      '',
+      '[[keys]]',
+      'id = "e2e"',
+      'algorithms = ["HS256"]',
+      `secret = "${secret}"`,
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+  return { path: file, secret, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
 
 /** Every process we spawn, killed on exit whatever happens. */
 const children = new Set();
@@ -24,14 +83,27 @@ process.on('exit', () => {
 
 /**
  * Starts `salon` on free ports and waits for its `Salon: http://…/` line.
+ * `policy`: Lua entry file relative to the repository root (default
+ * `lua/open.lua`, where anyone may create a room; `null`: the binary's own
+ * default); `authConfig`: path of a TOML auth config; `extraArgs`: more flags.
  * Returns { url, wsUrl, logs(), stop() }.
  */
-export async function startSalon({ ioBackend = IO_BACKEND, timeoutMs = 20_000 } = {}) {
+export async function startSalon({
+  ioBackend = IO_BACKEND,
+  timeoutMs = 20_000,
+  policy = OPEN_POLICY,
+  authConfig = null,
+  extraArgs = [],
+} = {}) {
   if (!existsSync(SALON_BIN)) {
     throw new Error(`salon binary not found at ${SALON_BIN}: run \`cargo build -p salon-gateway\` or set SALON_BIN`);
   }
   const args = ['--listen', '127.0.0.1:0', '--media-port', '0', '--io-backend', ioBackend];
+  if (policy !== null) args.push('--policy', path.resolve(REPO_ROOT, policy));
+  if (authConfig !== null) args.push('--auth-config', authConfig);
+  args.push(...extraArgs);
   const child = spawn(SALON_BIN, args, {
+    cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' },
   });
@@ -115,13 +187,25 @@ export async function launchBrowser() {
   return { context, close };
 }
 
-/** Opens the room page and joins under `name`; returns the page and its id. */
-export async function joinRoom(context, baseUrl, room, name, { lang = 'fr' } = {}) {
+/**
+ * Opens the room page (with `?jwt=` if given) and submits the pre-join form
+ * under `name`, without waiting for the outcome; returns { page, name }.
+ */
+export async function openRoomPage(context, baseUrl, room, name, { lang = 'fr', jwt = null, camera = true } = {}) {
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error(`[${name}] page error:`, e.message));
-  await page.goto(`${baseUrl}${room}?lang=${lang}`);
+  const q = new URLSearchParams({ lang });
+  if (jwt) q.set('jwt', jwt);
+  await page.goto(`${baseUrl}${room}?${q}`);
+  if (!camera) await page.evaluate(() => window.salonTest.withoutCamera());
   await page.fill('#name', name);
   await page.click('#join');
+  return { page, name };
+}
+
+/** Opens the room page and joins under `name`; returns the page and its id. */
+export async function joinRoom(context, baseUrl, room, name, { lang = 'fr', jwt = null, camera = true } = {}) {
+  const { page } = await openRoomPage(context, baseUrl, room, name, { lang, jwt, camera });
   await page.waitForFunction(() => window.salonTest && window.salonTest.ready === true, null, {
     timeout: 15_000,
   });
@@ -166,6 +250,18 @@ export async function openSocket(wsUrl) {
     },
     close: () => ws.close(),
   };
+}
+
+/** Polls `fn` every `everyMs` until it returns a truthy value; throws after `timeoutMs`. */
+export async function waitFor(fn, what, timeoutMs = 15_000, everyMs = 200) {
+  const until = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < until) {
+    last = await fn();
+    if (last) return last;
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}: ${JSON.stringify(last)}`);
 }
 
 export { sleep };

@@ -68,8 +68,12 @@ test('second join → already-joined, and the socket stays in its room', { timeo
     await expectError(a, 'already-joined');
     b.send(join('Twice', 'Bob'));
     const jb = await expectJoined(b, 'Twice');
-    assert.deepEqual(jb.participants, [{ id: ja.id, name: 'Ana' }]);
-    assert.deepEqual(await a.next(), { type: 'participant-joined', id: jb.id, name: 'Bob' });
+    // Open policy: the first one in is moderator, the next a participant.
+    assert.equal(ja.role, 'moderator');
+    assert.equal(jb.role, 'participant');
+    assert.equal(jb.locked, false);
+    assert.deepEqual(jb.participants, [{ id: ja.id, name: 'Ana', role: 'moderator', audio_muted: false, video_stopped: false }]);
+    assert.deepEqual(await a.next(), { type: 'participant-joined', id: jb.id, name: 'Bob', role: 'participant' });
     // Closing B tells A.
     b.close();
     assert.deepEqual(await a.next(), { type: 'participant-left', id: jb.id });

@@ -1,7 +1,8 @@
-// The room page: pre-join (name, devices, preview), publish/subscribe
-// transports, tiles with speaker highlight, screen-share stage, participants,
-// chat, pad, audio-only, invitation link, leave. Bundled by esbuild
-// (web/build.mjs) into web/dist/room.js.
+// The room page: pre-join (name, devices, preview), lobby (waiting room),
+// publish/subscribe transports (camera in simulcast), tiles with speaker
+// highlight and the layer each tile needs, screen-share stage, participants
+// with roles and moderation, chat, pad, audio-only, invitation link, leave.
+// Bundled by esbuild (web/build.mjs) into web/dist/room.js.
 import { applyI18n, t, has, lang } from '../i18n.js';
 import { Signaling } from '../signaling.js';
 import { appendLinkified } from './linkify.js';
@@ -9,6 +10,26 @@ import { Pad } from './pad.js';
 
 const $ = (id) => document.getElementById(id);
 const NAME_KEY = 'salon.name';
+
+// The access token (`?jwt=`, as Jitsi) is read once, kept in memory only and
+// dropped from the address bar (and so from history, bookmarks and the
+// language link) before anything else reads the URL.
+const jwt = (() => {
+  const q = new URLSearchParams(location.search);
+  const token = q.get('jwt');
+  if (token === null) return null;
+  q.delete('jwt');
+  const rest = q.toString();
+  history.replaceState(history.state, '', location.pathname + (rest ? '?' + rest : '') + location.hash);
+  return token || null;
+})();
+
+/** Camera simulcast, low to high (docs/signaling.md, layers). */
+const SIMULCAST = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
 
 applyI18n();
 const room = decodeURIComponent(location.pathname.slice(1));
@@ -40,6 +61,22 @@ const state = {
   connected: { publish: false, subscribe: false },
   joined: false,
   left: false,
+  phase: 'prejoin', // 'prejoin' | 'lobby' | 'call' | 'ended' | 'kicked' | 'left'
+  role: null, // our role, as the server says
+  locked: false,
+  info: new Map(), // participant id (string) -> { role, audioMuted, videoStopped, audio, video }
+  waiting: new Map(), // moderators: guest id (string) -> name, in knock order
+  modMuted: { audio: false, video: false }, // a moderator muted us
+  pendingUnmute: null, // 'audio' | 'video' while an unmute request is in flight
+  backToLobby: false, // kicked back to the lobby: we must knock ourselves
+  reknockTimer: null,
+  camera: null, // publish transceiver of the camera
+  layersWanted: new Map(), // our publish mid -> last `active` list applied
+  sentConstraints: new Map(), // remote track id -> max_height last sent
+  constraintsLog: [], // every video-constraints message sent (tests)
+  constraintsTimer: null,
+  tileHeight: null, // test hook: fixed tile height in CSS pixels
+  meterGen: 0,
 };
 
 // Test hook for the end-to-end harness (tests/e2e).
@@ -60,6 +97,22 @@ window.salonTest = {
   stopShare: () => stopShare(),
   leaveNow: () => leave(),
   exports: [],
+  phase: () => state.phase,
+  role: () => state.role,
+  waiting: () => [...state.waiting].map(([id, name]) => ({ id, name })),
+  inboundVideo: () => inboundVideo(),
+  publishEncodings: () => publishEncodings(),
+  constraintsSent: () => state.constraintsLog.slice(),
+  setTileHeight: (px) => setTileHeight(px),
+  jwtInUrl: () => new URLSearchParams(location.search).has('jwt'),
+  // Join without a camera (receivers in load-sensitive tests).
+  withoutCamera: async () => {
+    await previewReady;
+    for (const track of state.local?.getVideoTracks() ?? []) {
+      track.stop();
+      state.local.removeTrack(track);
+    }
+  },
 };
 
 function setStatus(key) {
@@ -78,6 +131,22 @@ function errorText(msg) {
 }
 
 setStatus('idle');
+
+// Tiles report their size: the layer each remote video needs follows it.
+const resizeObserver = new ResizeObserver(() => scheduleConstraints());
+resizeObserver.observe($('stage-video'));
+
+/** Polite screen-reader announcement (knocks, moderation notices). */
+function announce(text) {
+  const el = $('announce');
+  el.textContent = '';
+  // A fresh text node each time, so the same message is read again.
+  setTimeout(() => (el.textContent = text), 50);
+}
+
+function roleName(role) {
+  return has('role.' + role) ? t('role.' + role) : String(role);
+}
 
 // ---- Language and operator branding ----------------------------------------
 
@@ -231,14 +300,61 @@ function ensureTile(id, name, self = false) {
     video.playsInline = true;
     if (self) video.muted = true;
     const caption = document.createElement('figcaption');
-    tile.append(video, caption);
+    const badges = document.createElement('div');
+    badges.className = 'tile-badges';
+    tile.append(video, caption, badges);
     $('tiles').append(tile);
+    if (!self) resizeObserver.observe(video);
   }
   const label = name ?? t('call.unknown', { id });
   // User data goes in as text only.
   tile.querySelector('figcaption').textContent = self ? t('call.you', { name: label }) : label;
   tile.querySelector('video').setAttribute('aria-label', t('call.tile', { name: label }));
+  renderTileBadges(id);
   return tile;
+}
+
+/** Role and muted state shown on a tile (text only). */
+function renderTileBadges(id) {
+  const tile = $(tileId(id));
+  if (!tile) return;
+  const box = tile.querySelector('.tile-badges');
+  box.replaceChildren();
+  const self = String(id) === String(state.selfId);
+  const info = self ? selfInfo() : state.info.get(String(id));
+  if (!info) return;
+  if (info.role === 'moderator') {
+    const b = document.createElement('span');
+    b.className = 'role-flag';
+    b.textContent = t('role.moderator');
+    box.append(b);
+  }
+  if (info.audioMuted || info.audio === false) {
+    const b = document.createElement('span');
+    b.className = 'muted-flag';
+    b.dataset.muted = 'audio';
+    b.textContent = t('state.audioMuted');
+    box.append(b);
+  }
+  if (info.videoStopped || info.video === false) {
+    const b = document.createElement('span');
+    b.className = 'muted-flag';
+    b.dataset.muted = 'video';
+    b.textContent = t('state.videoStopped');
+    box.append(b);
+  }
+}
+
+function selfInfo() {
+  const audio = state.local?.getAudioTracks()[0];
+  const video = state.local?.getVideoTracks()[0];
+  return {
+    role: state.role,
+    audioMuted: state.modMuted.audio,
+    videoStopped: state.modMuted.video,
+    audio: Boolean(audio && audio.enabled),
+    video: Boolean(video && video.enabled),
+  };
 }
 
 function removeTile(id) {
@@ -276,18 +392,42 @@ function renderControls() {
   }
   setButton($('copy-link'), t('copy.link'));
   setButton($('leave'), t('leave'));
+  // Moderators: the waiting-room badge and the room-level controls.
+  const mod = state.role === 'moderator';
+  const waiting = mod ? state.waiting.size : 0;
+  const badge = $('lobby-badge');
+  badge.hidden = waiting === 0;
+  badge.textContent = t('waiting.badge', { n: waiting });
+  badge.setAttribute('aria-label', t('waiting.badgeLabel', { n: waiting }));
+  $('mod-room').hidden = !mod;
+  setButton($('lock'), state.locked ? t('mod.unlock') : t('mod.lock'), state.locked);
+  $('locked-badge').hidden = !state.locked;
 }
 
-$('mic').addEventListener('click', () => {
-  const track = state.local?.getAudioTracks()[0];
-  if (track) track.enabled = !track.enabled;
+/** Tells the room our own mic/camera state (display only). */
+function sendMediaState() {
+  if (!state.joined) return;
+  const s = selfInfo();
+  state.sig?.send({ type: 'media-state', audio: s.audio, video: s.video });
+  renderTileBadges(state.selfId);
+}
+
+function toggleLocal(kind) {
+  const track = kind === 'audio' ? state.local?.getAudioTracks()[0] : state.local?.getVideoTracks()[0];
+  if (!track) return;
+  if (!track.enabled && state.modMuted[kind] && state.joined) {
+    // A moderator muted us: the server must resume forwarding first; the
+    // track comes back on with `unmuted` (or an error says why not).
+    state.pendingUnmute = kind;
+    state.sig?.send({ type: 'unmute', kind });
+    return;
+  }
+  track.enabled = !track.enabled;
   renderControls();
-});
-$('cam').addEventListener('click', () => {
-  const track = state.local?.getVideoTracks()[0];
-  if (track) track.enabled = !track.enabled;
-  renderControls();
-});
+  sendMediaState();
+}
+$('mic').addEventListener('click', () => toggleLocal('audio'));
+$('cam').addEventListener('click', () => toggleLocal('video'));
 $('share').addEventListener('click', () => (state.screen ? stopShare() : startShare()));
 $('audio-only').addEventListener('click', () => setAudioOnly(!state.audioOnly));
 $('copy-link').addEventListener('click', async () => {
@@ -338,27 +478,91 @@ for (const p of ['people', 'chat', 'pad']) {
   $('close-' + p).addEventListener('click', () => closePanel(p));
 }
 document.addEventListener('keydown', (ev) => {
-  if (ev.key === 'Escape' && state.panel && !$('leave-dialog').open) {
+  if (ev.key === 'Escape' && state.panel && !$('leave-dialog').open && !$('end-dialog').open) {
     ev.preventDefault();
     closePanel();
   }
 });
 
+function smallButton(text, label, onClick, extra = '') {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = ('small ' + extra).trim();
+  b.textContent = text;
+  b.setAttribute('aria-label', label);
+  b.addEventListener('click', onClick);
+  return b;
+}
+
+/** A moderation request; the server checks our role and answers with an error if not allowed. */
+function moderate(msg) {
+  state.sig?.send(msg);
+}
+
 function renderPeople() {
   const ul = $('people');
+  // Keep keyboard focus on the same control across re-renders.
+  const focused = document.activeElement?.closest?.('#people li') ? document.activeElement.dataset.action : null;
+  const focusedId = focused ? document.activeElement.closest('li').dataset.id : null;
   ul.replaceChildren();
+  const mod = state.role === 'moderator';
   const entries = [[String(state.selfId), state.selfName, true], ...[...state.names].map(([id, n]) => [id, n, false])];
   for (const [id, name, self] of entries) {
     const li = document.createElement('li');
     li.id = 'person-' + id;
+    li.dataset.id = id;
+    const info = self ? selfInfo() : (state.info.get(id) ?? {});
     const span = document.createElement('span');
+    span.className = 'who';
     span.textContent = self ? t('call.you', { name }) : name;
+    if (info.role) {
+      const r = document.createElement('span');
+      r.className = 'role-badge';
+      r.dataset.role = info.role;
+      r.textContent = roleName(info.role);
+      span.append(' ', r);
+    }
+    const flags = [];
+    if (info.audioMuted || info.audio === false) flags.push(t('state.audioMuted'));
+    if (info.videoStopped || info.video === false) flags.push(t('state.videoStopped'));
+    if (flags.length) {
+      const st = document.createElement('span');
+      st.className = 'state';
+      st.textContent = ' · ' + flags.join(', ');
+      span.append(st);
+    }
     li.append(span);
+    if (!self && mod) {
+      const group = document.createElement('div');
+      group.className = 'mod-actions';
+      group.setAttribute('role', 'group');
+      group.setAttribute('aria-label', t('mod.actions', { name }));
+      const nid = Number(id);
+      const add = (action, text, label, msg, extra) => {
+        const b = smallButton(text, label, () => moderate(msg), extra);
+        b.dataset.action = action;
+        group.append(b);
+      };
+      add('mute', t('mod.mute'), t('mod.muteLabel', { name }), { type: 'mute', id: nid });
+      add('stop-video', t('mod.stopVideo'), t('mod.stopVideoLabel', { name }), { type: 'stop-video', id: nid });
+      if (state.screens.has(id)) {
+        add('stop-screen', t('mod.stopScreen'), t('mod.stopScreenLabel', { name }), { type: 'stop-screen', id: nid });
+      }
+      if (info.role === 'moderator') {
+        add('revoke', t('mod.revoke'), t('mod.revokeLabel', { name }), { type: 'revoke-moderator', id: nid });
+      } else {
+        add('grant', t('mod.grant'), t('mod.grantLabel', { name }), { type: 'grant-moderator', id: nid });
+      }
+      add('kick', t('mod.kick'), t('mod.kickLabel', { name }), { type: 'kick', id: nid, ban: false }, 'danger');
+      add('ban', t('mod.ban'), t('mod.banLabel', { name }), { type: 'kick', id: nid, ban: true }, 'danger');
+      li.append(group);
+    }
     if (!self) {
       const b = document.createElement('button');
       b.type = 'button';
       b.className = 'ghost small';
       b.textContent = '✉';
+      b.dataset.action = 'private';
       b.setAttribute('aria-label', t('people.private', { name }));
       b.addEventListener('click', () => {
         openPanel('chat');
@@ -368,6 +572,8 @@ function renderPeople() {
     }
     ul.append(li);
   }
+  if (focused) ul.querySelector(`li[data-id="${CSS.escape(focusedId)}"] [data-action="${CSS.escape(focused)}"]`)?.focus();
+  renderWaiting();
   // Recipients of private messages.
   const select = $('chat-to');
   const current = select.value;
@@ -385,6 +591,74 @@ function renderPeople() {
   select.value = state.names.has(current) ? current : '';
   renderControls();
 }
+
+// ---- Waiting room (moderators) ---------------------------------------------------
+
+function renderWaiting() {
+  const mod = state.role === 'moderator';
+  const ul = $('waiting');
+  const focusedAction = document.activeElement?.closest?.('#waiting li') ? document.activeElement.dataset.action : null;
+  ul.replaceChildren();
+  $('waiting-section').hidden = !mod || state.waiting.size === 0;
+  $('waiting-title').textContent = t('waiting.title', { n: state.waiting.size });
+  if (!mod) return;
+  for (const [id, name] of state.waiting) {
+    const li = document.createElement('li');
+    li.id = 'waiting-' + id;
+    li.dataset.id = id;
+    const span = document.createElement('span');
+    span.className = 'who';
+    span.textContent = name;
+    const group = document.createElement('div');
+    group.className = 'mod-actions';
+    const admit = smallButton(t('waiting.admit'), t('waiting.admitLabel', { name }), () => resolveKnock(id, true));
+    admit.dataset.action = 'admit';
+    const deny = smallButton(t('waiting.deny'), t('waiting.denyLabel', { name }), () => resolveKnock(id, false), 'danger');
+    deny.dataset.action = 'deny';
+    group.append(admit, deny);
+    li.append(span, group);
+    ul.append(li);
+  }
+  if (focusedAction) ul.querySelector('button')?.focus();
+}
+
+function resolveKnock(id, admit) {
+  moderate(admit ? { type: 'admit', id: Number(id) } : { type: 'deny', id: Number(id) });
+  // The other moderators get `knock-resolved`; we drop it at once.
+  state.waiting.delete(String(id));
+  renderWaiting();
+  renderControls();
+  if (state.waiting.size === 0 && document.activeElement === document.body) $('toggle-people').focus();
+}
+
+function onKnock(msg) {
+  const id = String(msg.id);
+  const name = typeof msg.name === 'string' ? msg.name : t('call.unknown', { id });
+  const fresh = !state.waiting.has(id);
+  state.waiting.set(id, name);
+  if (state.role === 'moderator') {
+    renderWaiting();
+    renderControls();
+    if (fresh) announce(t('waiting.knock', { name }));
+  }
+}
+
+$('lobby-badge').addEventListener('click', () => {
+  if (!isOpen('people')) openPanel('people');
+  $('waiting').querySelector('button')?.focus();
+});
+$('mute-all').addEventListener('click', () => moderate({ type: 'mute-all' }));
+$('allow-unmute').addEventListener('click', () => moderate({ type: 'allow-unmute' }));
+$('lock').addEventListener('click', () => moderate({ type: 'lock', on: !state.locked }));
+$('end-meeting').addEventListener('click', () => {
+  $('end-dialog').showModal();
+  $('end-cancel').focus();
+});
+$('end-confirm').addEventListener('click', () => {
+  $('end-dialog').close();
+  moderate({ type: 'end-meeting' });
+});
+$('end-cancel').addEventListener('click', () => $('end-dialog').close());
 
 // ---- Chat ----------------------------------------------------------------------
 
@@ -517,31 +791,73 @@ $('leave-cancel').addEventListener('click', () => $('leave-dialog').close());
 function join(name) {
   setStatus('connecting');
   state.selfName = name;
+  // A refused join leaves the socket usable, but a fresh one is simplest.
+  if (state.sig) state.sig.close();
   const sig = new Signaling();
   state.sig = sig;
-  sig.on('open', () => sig.send({ type: 'join', room, name }));
+  sig.on('open', () => {
+    const msg = { type: 'join', room, name };
+    if (jwt) msg.jwt = jwt;
+    sig.send(msg);
+  });
   sig.on('close', () => {
-    if (!state.left) setStatus('disconnected');
+    if (state.sig !== sig) return;
+    if (!state.left && state.phase !== 'ended' && state.phase !== 'kicked') setStatus('disconnected');
     window.salonTest.ready = false;
   });
   sig.on('joined', (msg) => onJoined(msg, name));
+  sig.on('lobby', () => onLobby());
+  sig.on('admitted', () => {
+    $('lobby-message').textContent = t('lobby.admitted');
+  });
+  sig.on('denied', (msg) => onDenied(msg));
+  sig.on('meeting-ended', (msg) => onMeetingEnded(msg));
+  sig.on('kicked', (msg) => onKicked(msg));
+  sig.on('knock', onKnock);
+  sig.on('knock-resolved', (msg) => {
+    state.waiting.delete(String(msg.id));
+    renderWaiting();
+    renderControls();
+  });
+  sig.on('role-changed', (msg) => onRoleChanged(msg));
+  sig.on('room-locked', (msg) => {
+    state.locked = Boolean(msg.on);
+    announce(t(state.locked ? 'notice.locked' : 'notice.unlocked'));
+    renderControls();
+  });
+  sig.on('muted', (msg) => onMuted(msg, true));
+  sig.on('unmuted', (msg) => onMuted(msg, false));
+  sig.on('media-state', (msg) => {
+    const info = state.info.get(String(msg.id));
+    if (!info) return;
+    info.audio = Boolean(msg.audio);
+    info.video = Boolean(msg.video);
+    renderTileBadges(msg.id);
+    renderPeople();
+  });
+  sig.on('layers-wanted', (msg) => applyLayersWanted(msg));
   sig.on('participant-joined', (msg) => {
-    state.names.set(String(msg.id), msg.name);
+    const id = String(msg.id);
+    state.names.set(id, msg.name);
+    state.info.set(id, { role: msg.role ?? null, audioMuted: false, videoStopped: false, audio: true, video: true });
     ensureTile(msg.id, msg.name);
     renderPeople();
   });
   sig.on('participant-left', (msg) => {
     const id = String(msg.id);
     state.names.delete(id);
+    state.info.delete(id);
     state.screens.delete(id);
     for (const [trackId, x] of state.remoteTracks) if (x.publisher === id) state.remoteTracks.delete(trackId);
     removeTile(id);
     renderStage();
     renderPeople();
+    scheduleConstraints();
   });
   sig.on('publish-answer', (msg) => {
     const done = state.pubAnswer;
     state.pubAnswer = null;
+    if (!state.pub) return done && done();
     state.pub
       .setRemoteDescription({ type: 'answer', sdp: msg.sdp })
       .catch((e) => showError(t('error.webrtc', { message: e.message })))
@@ -555,40 +871,271 @@ function join(name) {
     if (state.connected.publish || state.connected.subscribe) setStatus('media');
   });
   sig.on('chat', onChat);
-  sig.on('screen-share', (msg) => setScreen(String(msg.id), msg.track_id ?? null));
+  sig.on('screen-share', (msg) => {
+    setScreen(String(msg.id), msg.track_id ?? null);
+    renderPeople();
+  });
   sig.on('dominant-speaker', (msg) => {
     for (const tile of document.querySelectorAll('.tile.dominant')) tile.classList.remove('dominant');
     $(tileId(msg.id))?.classList.add('dominant');
   });
-  sig.on('error', (msg) => {
-    showError(errorText(msg));
-    if (!state.joined) $('join').disabled = false;
-  });
+  sig.on('error', (msg) => onError(msg));
   sig.connect();
 }
 
+function onError(msg) {
+  if (msg.code === 'unknown-type') {
+    // An older gateway without an optional message (media-state,
+    // video-constraints): nothing the user can act on.
+    console.warn('server does not know a message type', msg.message);
+    return;
+  }
+  if (msg.code === 'forbidden' && state.pendingUnmute) {
+    state.pendingUnmute = null;
+    showError(t('error.unmute-forbidden'));
+    return;
+  }
+  showError(errorText(msg));
+  if (state.phase === 'prejoin') $('join').disabled = false;
+}
+
+function showPhase(phase) {
+  state.phase = phase;
+  $('prejoin').hidden = phase !== 'prejoin';
+  $('lobby').hidden = phase !== 'lobby';
+  $('call').hidden = phase !== 'call';
+  $('ended').hidden = phase !== 'ended' && phase !== 'kicked';
+  $('left').hidden = phase !== 'left';
+}
+
 async function onJoined(msg, name) {
+  clearReknock();
+  if (state.joined) teardownCall();
+  showError('');
   state.joined = true;
+  state.backToLobby = false;
   state.selfId = msg.id;
+  state.role = typeof msg.role === 'string' ? msg.role : null;
+  state.locked = Boolean(msg.locked);
   state.padToken = typeof msg.pad_token === 'string' ? msg.pad_token : null;
   window.salonTest.id = msg.id;
-  $('prejoin').hidden = true;
-  $('call').hidden = false;
+  showPhase('call');
   setStatus('joined');
   const self = ensureTile(msg.id, name, true);
   if (state.local) self.querySelector('video').srcObject = state.local;
   for (const p of msg.participants) {
-    state.names.set(String(p.id), p.name);
+    const id = String(p.id);
+    state.names.set(id, p.name);
+    state.info.set(id, {
+      role: p.role ?? null,
+      audioMuted: Boolean(p.audio_muted),
+      videoStopped: Boolean(p.video_stopped),
+      audio: true,
+      video: true,
+    });
     ensureTile(p.id, p.name);
   }
   renderPeople();
+  renderControls();
   $('mic').focus();
 
   state.sub = new RTCPeerConnection();
   state.sub.addEventListener('track', onRemoteTrack);
   window.salonTest.ready = true;
   startLevelMeter();
+  // Everyone starts shown with mic and camera on: say so only if not.
+  const me = selfInfo();
+  if (!me.audio || !me.video) sendMediaState();
   if (state.local && state.local.getTracks().length > 0) await publish();
+}
+
+/** Leaves the meeting's media and UI state, keeping the socket and our camera. */
+function teardownCall() {
+  state.joined = false;
+  window.salonTest.ready = false;
+  if (state.screen) {
+    state.screen.track.stop();
+    state.screen = null;
+  }
+  if (state.pad) state.pad.destroy();
+  state.pad = null;
+  state.padToken = null;
+  for (const pc of [state.pub, state.sub]) if (pc) pc.close();
+  state.pub = null;
+  state.sub = null;
+  state.camera = null;
+  if (state.pubAnswer) state.pubAnswer();
+  state.pubAnswer = null;
+  state.subChain = Promise.resolve();
+  state.pubChain = Promise.resolve();
+  state.connected = { publish: false, subscribe: false };
+  state.names.clear();
+  state.info.clear();
+  state.screens.clear();
+  state.remoteTracks.clear();
+  state.tileStreams.clear();
+  state.waiting.clear();
+  state.layersWanted.clear();
+  state.sentConstraints.clear();
+  state.modMuted = { audio: false, video: false };
+  state.pendingUnmute = null;
+  for (const video of document.querySelectorAll('#tiles video')) resizeObserver.unobserve(video);
+  $('tiles').replaceChildren();
+  renderStage();
+  for (const p of [...(state.panels ?? [])]) {
+    state.panels = state.panels.filter((x) => x !== p);
+    $('panel-' + p).hidden = true;
+  }
+  state.panel = null;
+  $('panel').hidden = true;
+  for (const d of ['leave-dialog', 'end-dialog']) if ($(d).open) $(d).close();
+}
+
+function stopLocalMedia() {
+  if (state.local) for (const track of state.local.getTracks()) track.stop();
+}
+
+// ---- Lobby (guests) -----------------------------------------------------------
+
+function onLobby() {
+  if (state.joined) teardownCall();
+  state.role = 'guest';
+  showPhase('lobby');
+  setStatus('lobby');
+  clearReknock();
+  $('lobby-countdown').textContent = '';
+  if (state.backToLobby) {
+    // Sent back by a kick: we are not knocking until we say so.
+    $('lobby-message').textContent = t('lobby.kicked');
+    $('lobby-reknock').hidden = false;
+    $('lobby-reknock').disabled = false;
+    $('lobby-reknock').focus();
+  } else {
+    $('lobby-message').textContent = t('lobby.waiting');
+    $('lobby-reknock').hidden = true;
+    $('lobby-leave').focus();
+  }
+}
+
+function clearReknock() {
+  if (state.reknockTimer) clearInterval(state.reknockTimer);
+  state.reknockTimer = null;
+}
+
+function onDenied(msg) {
+  showPhase('lobby');
+  const reason = typeof msg.reason === 'string' && msg.reason ? msg.reason : '—';
+  $('lobby-message').textContent = t('lobby.denied', { reason });
+  const until = Date.now() + Math.max(0, Number(msg.retry_after_ms) || 0);
+  const button = $('lobby-reknock');
+  button.hidden = false;
+  clearReknock();
+  const tick = () => {
+    const left = until - Date.now();
+    if (left <= 0) {
+      clearReknock();
+      button.disabled = false;
+      $('lobby-countdown').textContent = t('lobby.canReknock');
+      return;
+    }
+    button.disabled = true;
+    $('lobby-countdown').textContent = t('lobby.countdown', { s: Math.ceil(left / 1000) });
+  };
+  tick();
+  if (until > Date.now()) state.reknockTimer = setInterval(tick, 1000);
+}
+
+$('lobby-reknock').addEventListener('click', () => {
+  state.sig?.send({ type: 'knock' });
+  state.backToLobby = false;
+  $('lobby-reknock').hidden = true;
+  $('lobby-countdown').textContent = '';
+  $('lobby-message').textContent = t('lobby.knocked');
+  $('lobby-leave').focus();
+});
+$('lobby-leave').addEventListener('click', () => leave());
+
+function onMeetingEnded(msg) {
+  clearReknock();
+  teardownCall();
+  stopLocalMedia();
+  showPhase('ended');
+  $('ended-title').textContent = t('ended.title');
+  $('ended-message').textContent =
+    msg.reason === 'ended-by-moderator' ? t('ended.byModerator') : t('ended.other', { reason: String(msg.reason ?? '') });
+  setStatus('ended');
+  state.sig?.close();
+  $('ended').querySelector('a').focus();
+}
+
+function onKicked(msg) {
+  if (state.role === 'guest' && !msg.ban) {
+    // The server puts us back in its lobby (`lobby` follows).
+    state.backToLobby = true;
+    teardownCall();
+    return;
+  }
+  teardownCall();
+  stopLocalMedia();
+  showPhase('kicked');
+  $('ended-title').textContent = t('kicked.title');
+  $('ended-message').textContent = msg.ban ? t('kicked.ban') : t('kicked.body');
+  setStatus('kicked');
+  state.sig?.close();
+  $('ended').querySelector('a').focus();
+}
+
+// ---- Roles and moderation notices -------------------------------------------------
+
+function onRoleChanged(msg) {
+  const id = String(msg.id);
+  const role = String(msg.role);
+  if (id === String(state.selfId)) {
+    state.role = role;
+    if (role !== 'moderator') state.waiting.clear();
+    announce(t('notice.youRole', { role: roleName(role) }));
+  } else {
+    const info = state.info.get(id);
+    if (info) info.role = role;
+    announce(t('notice.role', { name: displayName(id), role: roleName(role) }));
+  }
+  renderTileBadges(id);
+  renderPeople();
+  renderControls();
+}
+
+function onMuted(msg, muted) {
+  const id = String(msg.id);
+  const kind = msg.kind;
+  if (id === String(state.selfId)) {
+    if (kind === 'audio' || kind === 'video') {
+      state.modMuted[kind] = muted;
+      const track = kind === 'audio' ? state.local?.getAudioTracks()[0] : state.local?.getVideoTracks()[0];
+      if (muted) {
+        if (track) track.enabled = false;
+        announce(t(kind === 'audio' ? 'notice.mutedYou' : 'notice.stoppedVideo'));
+      } else if (state.pendingUnmute === kind) {
+        // Our own unmute went through: switch the track back on.
+        if (track) track.enabled = true;
+        state.pendingUnmute = null;
+        showError('');
+      }
+      renderControls();
+      sendMediaState();
+    } else if (kind === 'screen' && muted) {
+      announce(t('notice.stoppedScreen'));
+      stopShare();
+    }
+    renderPeople();
+    return;
+  }
+  const info = state.info.get(id);
+  if (!info) return;
+  if (kind === 'audio') info.audioMuted = muted;
+  if (kind === 'video') info.videoStopped = muted;
+  if (muted && kind === 'audio') announce(t('notice.muted', { name: displayName(id) }));
+  renderTileBadges(id);
+  renderPeople();
 }
 
 function ensurePublishPc() {
@@ -624,11 +1171,66 @@ function negotiatePublish() {
 
 async function publish() {
   const pc = ensurePublishPc();
-  // Audio first, then video; no simulcast yet.
-  for (const track of [...state.local.getAudioTracks(), ...state.local.getVideoTracks()]) {
+  // Audio first, then the camera in three simulcast layers, low to high.
+  for (const track of state.local.getAudioTracks()) {
     pc.addTransceiver(track, { direction: 'sendonly', streams: [state.local] });
   }
+  for (const track of state.local.getVideoTracks()) {
+    state.camera = pc.addTransceiver(track, {
+      direction: 'sendonly',
+      streams: [state.local],
+      sendEncodings: SIMULCAST.map((e) => ({ ...e })),
+    });
+  }
   await negotiatePublish();
+}
+
+/** `layers-wanted {mid, active}`: switch off the encodings nobody needs. */
+async function applyLayersWanted(msg) {
+  if (!state.pub || typeof msg.mid !== 'string' || !Array.isArray(msg.active)) return;
+  const tr = state.pub.getTransceivers().find((x) => x.mid === msg.mid);
+  if (!tr || tr.currentDirection === 'stopped') return;
+  const active = msg.active.map(Boolean);
+  // The camera always keeps its lowest layer: never all off.
+  if (tr === state.camera && !active.some(Boolean)) active[0] = true;
+  state.layersWanted.set(msg.mid, active);
+  try {
+    const params = tr.sender.getParameters();
+    if (!params.encodings || params.encodings.length === 0) return;
+    let changed = false;
+    params.encodings.forEach((e, i) => {
+      const want = i < active.length ? active[i] : true;
+      if (e.active !== want) {
+        e.active = want;
+        changed = true;
+      }
+    });
+    if (changed) await tr.sender.setParameters(params);
+  } catch (e) {
+    console.warn('layers-wanted not applied', e);
+  }
+}
+
+async function publishEncodings() {
+  const tr = state.camera;
+  if (!tr) return null;
+  const params = tr.sender.getParameters();
+  const out = (params.encodings ?? []).map((e) => ({
+    rid: e.rid ?? null,
+    active: e.active !== false,
+    scaleResolutionDownBy: e.scaleResolutionDownBy ?? null,
+    maxBitrate: e.maxBitrate ?? null,
+  }));
+  const sent = {};
+  if (state.pub) {
+    const report = await state.pub.getStats();
+    report.forEach((s) => {
+      if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid) {
+        sent[s.rid] = { frameWidth: s.frameWidth ?? 0, frameHeight: s.frameHeight ?? 0, bytesSent: s.bytesSent ?? 0 };
+      }
+    });
+  }
+  return { mid: tr.mid, encodings: out, sent };
 }
 
 // ---- Screen sharing ------------------------------------------------------------
@@ -696,6 +1298,7 @@ function renderStage() {
       stage.hidden = false;
       stage.dataset.trackId = trackId;
       document.body.classList.add('has-stage');
+      scheduleConstraints();
       return;
     }
   }
@@ -703,6 +1306,7 @@ function renderStage() {
   stage.hidden = true;
   delete stage.dataset.trackId;
   document.body.classList.remove('has-stage');
+  scheduleConstraints();
 }
 
 // ---- Receiving -------------------------------------------------------------------
@@ -730,6 +1334,7 @@ function onRemoteTrack(ev) {
   ev.track.addEventListener('ended', () => state.remoteTracks.delete(ev.track.id));
   placeRemoteTracks(id);
   renderStage();
+  scheduleConstraints();
 }
 
 /** Camera and mic of `id` go to its tile; its screen track to the stage. */
@@ -755,6 +1360,7 @@ function placeRemoteTracks(id) {
   const tile = ensureTile(id, state.names.get(id));
   const video = tile.querySelector('video');
   if (video.srcObject !== stream) video.srcObject = stream;
+  scheduleConstraints();
 }
 
 // ---- Audio only ------------------------------------------------------------------
@@ -775,13 +1381,105 @@ function setAudioOnly(on) {
   applyAudioOnly();
   state.sig?.send({ type: 'audio-only', on });
   renderControls();
+  scheduleConstraints();
+}
+
+// ---- Layers: the height each remote video is shown at ------------------------------
+
+/** The rendered height (device pixels) of the element showing `track`; 0 if none shows it. */
+function renderedHeight(track) {
+  if (state.audioOnly) return 0;
+  for (const video of document.querySelectorAll('#tiles video, #stage-video')) {
+    const stream = video.srcObject;
+    if (!stream || !stream.getVideoTracks().includes(track)) continue;
+    const h = video.getBoundingClientRect().height;
+    if (!(h > 0) || video.closest('[hidden]')) return 0;
+    return Math.min(65535, Math.round(h * (window.devicePixelRatio || 1)));
+  }
+  return 0;
+}
+
+/** track id -> max_height for every live remote video track. */
+function currentConstraints() {
+  const out = new Map();
+  if (!state.sub) return out;
+  const transceivers = state.sub.getTransceivers();
+  for (const [trackId, { track }] of state.remoteTracks) {
+    if (track.kind !== 'video' || track.readyState !== 'live') continue;
+    const tr = transceivers.find((x) => x.receiver.track === track);
+    if (!tr || tr.currentDirection === 'stopped' || tr.mid === null) continue;
+    out.set(trackId, renderedHeight(track));
+  }
+  return out;
+}
+
+/** Debounced (300 ms): sends `video-constraints` when a value changed. */
+function scheduleConstraints() {
+  if (state.constraintsTimer) clearTimeout(state.constraintsTimer);
+  state.constraintsTimer = setTimeout(sendConstraints, 300);
+}
+
+function sendConstraints() {
+  state.constraintsTimer = null;
+  if (!state.joined || !state.sig) return;
+  const now = currentConstraints();
+  let changed = false;
+  for (const [id, h] of now) if (state.sentConstraints.get(id) !== h) changed = true;
+  for (const id of [...state.sentConstraints.keys()]) if (!now.has(id)) state.sentConstraints.delete(id);
+  if (!changed) return;
+  const constraints = [...now].map(([track_id, max_height]) => ({ track_id, max_height }));
+  state.sig.send({ type: 'video-constraints', constraints });
+  state.constraintsLog.push(constraints);
+  if (state.constraintsLog.length > 100) state.constraintsLog.shift();
+  state.sentConstraints = now;
+}
+
+/** Test hook: every tile `px` CSS pixels high (null: the normal grid). */
+function setTileHeight(px) {
+  const tiles = $('tiles');
+  state.tileHeight = px ?? null;
+  if (px === null || px === undefined) {
+    tiles.classList.remove('fixed-height');
+    tiles.style.removeProperty('--tile-height');
+  } else {
+    tiles.style.setProperty('--tile-height', `${Number(px)}px`);
+    tiles.classList.add('fixed-height');
+  }
+  scheduleConstraints();
+}
+
+/** Per remote video track: what is decoded (tests). */
+async function inboundVideo() {
+  const out = [];
+  const pc = state.sub;
+  if (!pc) return out;
+  const transceivers = pc.getTransceivers();
+  const report = await pc.getStats();
+  report.forEach((s) => {
+    if (s.type !== 'inbound-rtp' || s.kind !== 'video') return;
+    const tr = transceivers.find((x) => x.mid === s.mid);
+    const track = tr?.receiver.track;
+    out.push({
+      trackId: track?.id ?? null,
+      publisher: (tr && state.streamOf.get(tr)) ?? null,
+      mid: s.mid ?? null,
+      frameWidth: s.frameWidth ?? 0,
+      frameHeight: s.frameHeight ?? 0,
+      framesDecoded: s.framesDecoded ?? 0,
+      bytesReceived: s.bytesReceived ?? 0,
+      maxHeightSent: track ? (state.sentConstraints.get(track.id) ?? null) : null,
+    });
+  });
+  return out;
 }
 
 // ---- Who speaks ------------------------------------------------------------------
 
 function startLevelMeter() {
+  // One meter per meeting: a re-join (after the lobby) starts a new one.
+  const gen = ++state.meterGen;
   const tick = async () => {
-    if (state.left || !state.sub) return;
+    if (state.left || !state.sub || gen !== state.meterGen) return;
     try {
       const levels = new Map();
       const transceivers = state.sub.getTransceivers();
@@ -818,8 +1516,8 @@ function leave() {
   }
   for (const pc of [state.pub, state.sub]) if (pc) pc.close();
   if (state.local) for (const track of state.local.getTracks()) track.stop();
-  $('call').hidden = true;
-  $('left').hidden = false;
+  clearReknock();
+  showPhase('left');
   setStatus('left');
 }
 
