@@ -26,8 +26,8 @@ use tokio::sync::watch;
 
 use crate::media::{Command, ExtIds, NewParticipant, RemoteDescription, Which};
 use crate::signaling::{
-    Local, ParticipantPlan, SignalEvent, VideoOffer, fingerprint_sha256, parse_candidate,
-    publish_offer, set_recv_buffer,
+    Local, ParticipantPlan, SignalEvent, VideoOffer, local_pair, parse_candidate, publish_offer,
+    set_recv_buffer,
 };
 use crate::sut::Spawned;
 
@@ -487,19 +487,6 @@ fn bind(ip: IpAddr) -> Result<std::net::UdpSocket, String> {
     Ok(s)
 }
 
-fn token(index: usize, salt: u64, len: usize) -> String {
-    const A: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut x = salt ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5a5a_1234;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            A[(x % A.len() as u64) as usize] as char
-        })
-        .collect()
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn participant(
     plan: ParticipantPlan,
@@ -544,19 +531,7 @@ async fn participant(
         return Err(format!("creating the room: {e}"));
     }
 
-    let cert = dimpl::certificate::generate_self_signed_certificate()
-        .map_err(|e| format!("certificate: {e}"))?;
-    let fingerprint = fingerprint_sha256(&cert.certificate);
-    let publish = Local {
-        ufrag: token(index, salt, 8),
-        pwd: token(index, salt ^ 1, 24),
-        fingerprint: fingerprint.clone(),
-    };
-    let subscribe = Local {
-        ufrag: token(index, salt ^ 2, 8),
-        pwd: token(index, salt ^ 3, 24),
-        fingerprint,
-    };
+    let (cert, publish, subscribe) = local_pair(index, salt)?;
     let pub_sock = bind(plan.bind_ip)?;
     let sub_sock = bind(plan.bind_ip)?;
     let pub_addr = pub_sock.local_addr().map_err(|e| e.to_string())?;

@@ -236,7 +236,8 @@ pub enum SignalEvent {
     },
 }
 
-fn random_token(index: usize, salt: u64, len: usize) -> String {
+/// A pseudo-random ICE token for participant `index` (distinct per salt).
+pub(crate) fn random_token(index: usize, salt: u64, len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut x = salt ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xdead_beef;
     (0..len)
@@ -247,6 +248,28 @@ fn random_token(index: usize, salt: u64, len: usize) -> String {
             ALPHABET[(x % ALPHABET.len() as u64) as usize] as char
         })
         .collect()
+}
+
+/// A fresh DTLS certificate and the ICE credentials of participant
+/// `index`'s publish and subscribe transports (one certificate for both).
+pub(crate) fn local_pair(
+    index: usize,
+    salt: u64,
+) -> Result<(dimpl::certificate::DtlsCertificate, Local, Local), String> {
+    let cert = dimpl::certificate::generate_self_signed_certificate()
+        .map_err(|e| format!("certificate: {e}"))?;
+    let fingerprint = fingerprint_sha256(&cert.certificate);
+    let publish = Local {
+        ufrag: random_token(index, salt, 8),
+        pwd: random_token(index, salt ^ 1, 24),
+        fingerprint: fingerprint.clone(),
+    };
+    let subscribe = Local {
+        ufrag: random_token(index, salt ^ 2, 8),
+        pwd: random_token(index, salt ^ 3, 24),
+        fingerprint,
+    };
+    Ok((cert, publish, subscribe))
 }
 
 type Ws =
@@ -328,19 +351,7 @@ async fn participant(
     .map_err(|_| "no `joined` within the timeout".to_owned())??;
     let _ = events.send(SignalEvent::Joined { index, id });
 
-    let cert = dimpl::certificate::generate_self_signed_certificate()
-        .map_err(|e| format!("certificate: {e}"))?;
-    let fingerprint = fingerprint_sha256(&cert.certificate);
-    let publish = Local {
-        ufrag: random_token(index, salt, 8),
-        pwd: random_token(index, salt ^ 1, 24),
-        fingerprint: fingerprint.clone(),
-    };
-    let subscribe = Local {
-        ufrag: random_token(index, salt ^ 2, 8),
-        pwd: random_token(index, salt ^ 3, 24),
-        fingerprint,
-    };
+    let (cert, publish, subscribe) = local_pair(index, salt)?;
     let bind = |ip: IpAddr| -> Result<std::net::UdpSocket, String> {
         let s = std::net::UdpSocket::bind(SocketAddr::new(ip, 0))
             .map_err(|e| format!("binding UDP: {e}"))?;

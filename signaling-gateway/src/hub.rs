@@ -1266,21 +1266,8 @@ impl Hub {
         if let Some(policy) = &mut self.policy {
             policy.on_leave(&data.ctx());
         }
-        let Some(SessionState::Joined(member)) = self.sessions.insert(id, SessionState::Idle)
-        else {
-            return None;
-        };
+        let member = self.take_member(id)?;
         let room = member.room.clone();
-        self.pad_tokens.remove(&member.pad_token);
-        self.media(Command::Leave { participant: id });
-        if let Some(conn) = member.pad_conn {
-            self.pad_conns.remove(&conn);
-            self.outputs.push_back(Output::PadClose {
-                to: conn,
-                code: 1000,
-                reason: "left",
-            });
-        }
         let mut empty = false;
         if let Some(r) = self.rooms.get_mut(&room) {
             r.members.remove(&id);
@@ -1290,6 +1277,27 @@ impl Hub {
         tracing::info!(participant = %id, "participant left");
         if empty {
             self.end_room(&room, "room-empty", now_s);
+        }
+        Some(member)
+    }
+
+    /// Turns member `id` back into an idle session: its pad token and pad
+    /// socket are dropped and mediad forgets it. Room bookkeeping is the
+    /// caller's.
+    fn take_member(&mut self, id: ParticipantId) -> Option<Box<Member>> {
+        let Some(SessionState::Joined(member)) = self.sessions.insert(id, SessionState::Idle)
+        else {
+            return None;
+        };
+        self.pad_tokens.remove(&member.pad_token);
+        self.media(Command::Leave { participant: id });
+        if let Some(conn) = member.pad_conn {
+            self.pad_conns.remove(&conn);
+            self.outputs.push_back(Output::PadClose {
+                to: conn,
+                code: 1000,
+                reason: "left",
+            });
         }
         Some(member)
     }
@@ -1678,19 +1686,8 @@ impl Hub {
             {
                 policy.on_leave(&data.ctx());
             }
-            let Some(SessionState::Joined(member)) = self.sessions.insert(p, SessionState::Idle)
-            else {
+            if self.take_member(p).is_none() {
                 continue;
-            };
-            self.pad_tokens.remove(&member.pad_token);
-            self.media(Command::Leave { participant: p });
-            if let Some(conn) = member.pad_conn {
-                self.pad_conns.remove(&conn);
-                self.outputs.push_back(Output::PadClose {
-                    to: conn,
-                    code: 1000,
-                    reason: "left",
-                });
             }
             if let Some(r) = self.rooms.get_mut(room) {
                 r.members.remove(&p);
