@@ -13,7 +13,9 @@
 //! 2. Budget = min(estimate, operator cap).
 //! 3. In priority order (screen share, dominant speaker, recent speakers by
 //!    rank, others; ties in input order), each video gets its lowest
-//!    eligible layer if it fits — thumbnails first.
+//!    eligible layer if it fits — thumbnails first. The first video gets
+//!    its lowest layer even when it does not fit (never freeze the most
+//!    important tile; its packets carry the probes).
 //! 4. Then the classes climb in priority order: round-robin within a class,
 //!    one step (the next eligible (spatial, temporal) layer) per video per
 //!    pass, until no step of that class fits; then the next class.
@@ -24,7 +26,9 @@
 //!    budget to exceed the new total by a margin (15 %), and the state
 //!    commits an up-switch only after it has
 //!    been proposed for a hold time (2 s); a down-switch commits at once.
-//!    A video seen for the first time commits at once.
+//!    A video seen for the first time, or resuming from a pause, commits at
+//!    once, and so does everything while the budget is unlimited (no
+//!    estimate yet: only tile sizes decide).
 
 use std::time::{Duration, Instant};
 
@@ -211,17 +215,27 @@ pub fn distribute(
             .map(|v| v.priority)
             .min()
     };
-    // 3. Lowest layers, in priority order.
+    // 3. Lowest layers, in priority order. The first video always gets
+    // its lowest layer, even over budget: the most important tile never
+    // freezes, and its packets carry the probes that find more bandwidth.
     let mut class = next_class(None);
+    let mut first = true;
     while let Some(p) = class {
         for i in 0..n {
             let v = &videos[i];
             if v.priority != p || !v.in_last_n {
                 continue;
             }
-            if let Some(l) = next_layer(v, Choice::Paused)
-                && let Some(total) = fits(spent, i, Choice::Paused, l)
-            {
+            let Some(l) = next_layer(v, Choice::Paused) else {
+                continue;
+            };
+            let total = match fits(spent, i, Choice::Paused, l) {
+                Some(t) => Some(t),
+                None if first => Some(spent + l.bitrate_bps as f64),
+                None => None,
+            };
+            first = false;
+            if let Some(total) = total {
                 spent = total;
                 out[i] = Choice::Layer {
                     spatial: l.spatial,
@@ -335,11 +349,13 @@ impl AllocatorState {
             let proposed = self.proposal.get(i).copied().unwrap_or(Choice::Paused);
             let is_new = std::mem::take(&mut c.fresh);
             let up = match (proposed.key(), c.choice.key()) {
-                (None, _) => false,
-                (Some(_), None) => true,
+                // Resuming a paused video is not held: it fits (with the
+                // margin), and a frozen tile is worse than an oscillation.
+                (None, _) | (Some(_), None) => false,
                 (Some(p), Some(cur)) => p > cur,
             };
-            if is_new || !up {
+            // Without an estimate nothing oscillates: tile changes apply now.
+            if is_new || !up || input.available_bps == u64::MAX {
                 c.choice = proposed;
                 c.pending = None;
             } else {
@@ -347,11 +363,10 @@ impl AllocatorState {
                     Some((_, since)) => since,
                     None => now,
                 };
-                // Hold towards the lower of the pending and proposed layers.
-                let target = match c.pending {
-                    Some((p, _)) if p.key() < proposed.key() && p.key() > c.choice.key() => p,
-                    _ => proposed,
-                };
+                // The hold counts from the first up-proposal while they
+                // continue; what commits is the latest proposal (an
+                // estimate still climbing commits its top, not each step).
+                let target = proposed;
                 if now.saturating_duration_since(since) >= self.cfg.up_hold {
                     c.choice = target;
                     c.pending = None;

@@ -127,6 +127,23 @@ pub enum Command {
         /// On or off.
         enabled: bool,
     },
+    /// Last-N for a receiver: the video of at most `last_n` senders, screen
+    /// shares and speakers first (`None`: no limit). The gateway sends the
+    /// room's value to each member.
+    SetLastN {
+        /// The receiver.
+        participant: ParticipantId,
+        /// Most video tracks it receives.
+        last_n: Option<u32>,
+    },
+    /// The operator's cap on the video a receiver gets, in bit/s (`None`:
+    /// only its link limits it).
+    SetBitrateCap {
+        /// The receiver.
+        participant: ParticipantId,
+        /// The cap.
+        bps: Option<u64>,
+    },
     /// Remove a participant and everything it published.
     Leave {
         /// Who leaves.
@@ -146,6 +163,8 @@ impl Command {
             | Command::SetScreenShare { participant, .. }
             | Command::SetReceiveConstraints { participant, .. }
             | Command::SetAudioOnly { participant, .. }
+            | Command::SetLastN { participant, .. }
+            | Command::SetBitrateCap { participant, .. }
             | Command::Leave { participant } => *participant,
         }
     }
@@ -194,6 +213,18 @@ pub enum Event {
         room: RoomId,
         /// Who speaks now.
         participant: ParticipantId,
+    },
+    /// Which simulcast encodings of a published video some receiver
+    /// currently gets: the publisher may stop encoding the others. Sent when
+    /// the set changes (at most every [`crate::core::LAYERS_WANTED_INTERVAL`]).
+    LayersWanted {
+        /// The publisher.
+        participant: ParticipantId,
+        /// Its m-line id.
+        mid: String,
+        /// One per encoding, lowest first. The lowest stays wanted while
+        /// anyone receives the track at all.
+        active: Vec<bool>,
     },
     /// A command could not be carried out.
     Error {

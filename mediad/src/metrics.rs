@@ -71,6 +71,10 @@ metrics! {
     nack_received: "Sequence numbers receivers asked to retransmit.",
     nack_answered: "Retransmissions sent from the cache.",
     keyframe_requests: "PLI sent to publishers.",
+    layer_switches: "Receiver layer targets changed by the allocator.",
+    layer_pauses: "Videos the allocator stopped sending a receiver (last-N, no budget).",
+    probes: "Bandwidth probe clusters started.",
+    tx_padding: "Padding-only RTP packets sent to probe for bandwidth.",
 }
 
 /// Render several workers' counters as Prometheus text (summed).

@@ -16,6 +16,7 @@
 //! payload into a pooled send buffer and encrypt it there. Nothing on that
 //! path allocates.
 
+pub mod rate;
 pub mod rewrite;
 pub mod rtx_cache;
 pub mod select;
@@ -38,6 +39,7 @@ use salon_proto::rtcp::{RtcpIter, RtcpPacket};
 use salon_proto::rtp::{RtpFields, RtpHeader};
 use salon_proto::{rtcp, rtp, stun};
 
+use crate::alloc::{self, AllocatorState, Choice, Priority, VideoCandidate};
 use crate::control::{Command, Event, MediaKind, ParticipantId, RoomId, TransportKind};
 use crate::metrics::Metrics;
 use rewrite::SeqRewriter;
@@ -54,6 +56,17 @@ const MAX_LAYERS: usize = 8;
 const SPEAKER_INTERVAL: Duration = Duration::from_millis(200);
 /// How often receiver reports go to publishers.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// How often each receiver's layers are reallocated.
+const ALLOC_INTERVAL: Duration = Duration::from_millis(100);
+/// A layer with no packet for this long is not on offer.
+const LAYER_IDLE: Duration = Duration::from_millis(1500);
+/// Shortest interval between two [`Event::LayersWanted`] for one track.
+pub const LAYERS_WANTED_INTERVAL: Duration = Duration::from_millis(500);
+/// Recent speakers remembered per room (their cameras come next in the
+/// allocation order).
+const RECENT_SPEAKERS: usize = 8;
+/// Largest padding in one probe packet (the RTP padding count is a byte).
+const PROBE_PADDING: usize = 255;
 /// The shortest interval between two key frame requests for one stream.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
 /// Payload types and extension ids of the subscribe offer.
@@ -111,6 +124,12 @@ struct Participant {
     /// The publisher mid carrying a screen share, if any.
     screen_mid: Option<String>,
     audio_only: bool,
+    /// Most video tracks received (last-N).
+    last_n: Option<u32>,
+    /// The operator's cap on received video, bit/s.
+    cap_bps: Option<u64>,
+    /// Committed layers, with hysteresis.
+    alloc: AllocatorState,
 }
 
 impl Participant {
@@ -141,6 +160,9 @@ struct Leg {
     max_height: Option<u16>,
     /// Nothing is sent (audio-only receiver).
     paused: bool,
+    /// The allocator gives this receiver nothing of this track (outside
+    /// last-N, or no budget for even the lowest layer).
+    alloc_paused: bool,
     /// Added to the publisher's timestamps, so a layer switch keeps the
     /// receiver's clock continuous.
     ts_offset: u32,
@@ -162,6 +184,9 @@ struct Layer {
     size: Option<(u16, u16)>,
     last_keyframe_request: Option<Instant>,
     keyframe_pending: bool,
+    /// Received bitrate (the allocator's price of this layer).
+    rate: rate::RateMeter,
+    last_packet_at: Option<Instant>,
 }
 
 /// One incoming track (an m-line of a publish transport).
@@ -182,6 +207,8 @@ struct InTrack {
     screen: bool,
     /// Speech activity (audio tracks with the audio level extension).
     speech: speaker::SpeechActivity,
+    /// The encodings last reported wanted ([`Event::LayersWanted`]) and when.
+    wanted_sent: Option<([bool; MAX_LAYERS], Instant)>,
 }
 
 /// Where an SSRC on a transport leads.
@@ -217,6 +244,21 @@ pub struct Worker {
     next_speaker_check: Instant,
     /// Reused for each transport-wide feedback (grows once).
     twcc_results: Vec<crate::bwe::PacketResult>,
+    next_alloc: Instant,
+    /// Per room, the latest dominant speakers, most recent first.
+    recent: BTreeMap<RoomId, Vec<ParticipantId>>,
+    /// Reused by each allocation round.
+    alloc_scratch: AllocScratch,
+}
+
+/// Buffers of an allocation round, kept between rounds.
+#[derive(Debug, Default)]
+struct AllocScratch {
+    layers: Vec<alloc::Layer>,
+    /// Per candidate: track, priority, layers range, best layer's bitrate.
+    videos: Vec<(usize, Priority, std::ops::Range<usize>)>,
+    order: Vec<usize>,
+    decisions: Vec<(usize, Choice)>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -253,6 +295,9 @@ impl Worker {
             speakers: BTreeMap::new(),
             next_speaker_check: now + SPEAKER_INTERVAL,
             twcc_results: Vec::with_capacity(1024),
+            next_alloc: now + ALLOC_INTERVAL,
+            recent: BTreeMap::new(),
+            alloc_scratch: AllocScratch::default(),
         }
     }
 
@@ -273,9 +318,15 @@ impl Worker {
 
     /// The next instant [`Worker::handle_timeout`] must run.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = self.next_report.min(self.next_speaker_check);
+        let mut next = self
+            .next_report
+            .min(self.next_speaker_check)
+            .min(self.next_alloc);
         for t in self.transports.iter().flatten() {
             if let Some(d) = t.poll_timeout() {
+                next = next.min(d);
+            }
+            if let Some(d) = t.probe.as_ref().map(|p| p.next_at) {
                 next = next.min(d);
             }
             if let Some(d) = t.bwe.as_ref().and_then(|b| {
@@ -334,6 +385,25 @@ impl Worker {
                 participant,
                 enabled,
             } => self.set_audio_only(participant, enabled, now, tx),
+            Command::SetLastN {
+                participant,
+                last_n,
+            } => match self.participants.get_mut(&participant) {
+                Some(p) => {
+                    p.last_n = last_n;
+                    self.allocate(now);
+                }
+                None => self.error(participant, "not joined"),
+            },
+            Command::SetBitrateCap { participant, bps } => {
+                match self.participants.get_mut(&participant) {
+                    Some(p) => {
+                        p.cap_bps = bps;
+                        self.allocate(now);
+                    }
+                    None => self.error(participant, "not joined"),
+                }
+            }
             Command::Leave { participant } => self.leave(participant),
         }
     }
@@ -455,6 +525,9 @@ impl Worker {
             blocked_mids: Vec::new(),
             screen_mid: None,
             audio_only: false,
+            last_n: None,
+            cap_bps: None,
+            alloc: AllocatorState::default(),
         };
         // Everything already published in the room.
         let members = self.rooms.entry(room).or_default();
@@ -508,6 +581,7 @@ impl Worker {
             target: select::initial_layer(track.layers.len()),
             max_height: None,
             paused: p.audio_only && track.kind == MediaKind::Video,
+            alloc_paused: false,
             ts_offset: 0,
             last_ts_out: None,
             last_sent_at: None,
@@ -680,6 +754,8 @@ impl Worker {
                 size: None,
                 last_keyframe_request: None,
                 keyframe_pending: false,
+                rate: rate::RateMeter::default(),
+                last_packet_at: None,
             };
             let layers = if m.rids.is_empty() {
                 vec![layer(None, ssrc)]
@@ -709,6 +785,7 @@ impl Worker {
                     .get(&pid)
                     .is_some_and(|p| p.screen_mid.as_deref() == Some(m.mid.as_str())),
                 speech: speaker::SpeechActivity::default(),
+                wanted_sent: None,
             };
             let idx = match self.free_tracks.pop() {
                 Some(i) => {
@@ -946,9 +1023,8 @@ impl Worker {
             return;
         };
         leg.max_height = max_height;
-        if t.reselect() {
-            self.request_wanted_keyframes(ti, now, tx);
-        }
+        self.allocate(now);
+        self.request_wanted_keyframes(ti, now, tx);
     }
 
     fn set_audio_only(
@@ -1299,6 +1375,8 @@ impl Worker {
         layer
             .stats
             .on_packet(hdr.sequence, hdr.timestamp, since_epoch);
+        layer.rate.add(plain.len(), since_epoch);
+        layer.last_packet_at = Some(now);
         if let Some(cache) = layer.cache.as_mut() {
             cache.insert(hdr.sequence, plain);
         }
@@ -1311,13 +1389,9 @@ impl Worker {
             return; // padding only
         }
         let keyframe = kind == MediaKind::Video && vp8::is_keyframe_start(payload);
-        if keyframe
-            && let Some(size) = vp8::keyframe_size(payload)
-            && layer.size != Some(size)
-        {
-            // A layer's size became known or changed: the choice may too.
+        if keyframe && let Some(size) = vp8::keyframe_size(payload) {
+            // A layer's size, for the allocator's tile limits.
             layer.size = Some(size);
-            track.reselect();
         }
         // Audio can start anywhere; video only at a key frame.
         let can_start = kind == MediaKind::Audio || keyframe;
@@ -1336,7 +1410,7 @@ impl Worker {
         let transports = &mut self.transports;
         let metrics = &self.metrics;
         for leg in track.legs.iter_mut() {
-            if !leg.live || leg.paused {
+            if !leg.live || leg.paused || leg.alloc_paused {
                 continue;
             }
             if leg.current != Some(li) {
@@ -1465,6 +1539,7 @@ impl Worker {
         if let Some(bwe) = t.bwe.as_mut() {
             use crate::bwe::BandwidthEstimator as _;
             bwe.on_feedback(&self.twcc_results, now);
+            t.bwe_fed = true;
             self.metrics.twcc_feedback.inc();
         }
     }
@@ -1639,7 +1714,7 @@ impl Worker {
         for l in track
             .legs
             .iter()
-            .filter(|l| l.live && l.current != Some(l.target))
+            .filter(|l| l.live && !l.paused && !l.alloc_paused && l.current != Some(l.target))
         {
             if let Some(w) = wanted.get_mut(l.target) {
                 *w = true;
@@ -1802,6 +1877,370 @@ impl Worker {
             self.next_speaker_check = now + SPEAKER_INTERVAL;
             self.update_speakers(now);
         }
+        if now >= self.next_alloc {
+            self.next_alloc = now + ALLOC_INTERVAL;
+            self.allocate(now);
+            self.report_wanted_layers(now);
+        }
+        self.run_probes(now, tx);
+    }
+
+    /// One allocation round for every receiver (see [`crate::alloc`]): its
+    /// budget is its bandwidth estimate once transport-cc feedback arrived
+    /// (unlimited before: the tile sizes alone decide), capped by the
+    /// operator; candidates are the room's live videos in priority order —
+    /// screen shares, the dominant speaker, recent speakers, the others in
+    /// join order — the first `last_n` of them eligible. Decisions become
+    /// each leg's target layer (switched at its next key frame, requested
+    /// here) or a pause; the next step up is what the estimator may probe
+    /// towards.
+    fn allocate(&mut self, now: Instant) {
+        use crate::bwe::BandwidthEstimator as _;
+        let since = now.saturating_duration_since(self.epoch);
+        let mut sc = std::mem::take(&mut self.alloc_scratch);
+        let receivers: Vec<ParticipantId> = self.participants.keys().copied().collect();
+        for pid in receivers {
+            let Some(p) = self.participants.get(&pid) else {
+                continue;
+            };
+            if p.audio_only {
+                continue;
+            }
+            let (last_n, cap_bps, sub) = (p.last_n, p.cap_bps, p.subscribe);
+            let dominant = self.speakers.get(&p.room).and_then(|d| d.current());
+            let recent = self.recent.get(&p.room);
+            sc.layers.clear();
+            sc.videos.clear();
+            for member in self.rooms.get(&p.room).into_iter().flatten() {
+                if *member == pid {
+                    continue;
+                }
+                let Some(m) = self.participants.get(member) else {
+                    continue;
+                };
+                for &ti in &m.published {
+                    let Some(t) = self.tracks.get(ti).and_then(Option::as_ref) else {
+                        continue;
+                    };
+                    if t.kind != MediaKind::Video || !t.enabled {
+                        continue;
+                    }
+                    let Some(leg) = t.legs.iter().find(|l| l.receiver == pid && l.live) else {
+                        continue;
+                    };
+                    let priority = if t.screen {
+                        Priority::ScreenShare
+                    } else if dominant == Some(*member) {
+                        Priority::DominantSpeaker
+                    } else if let Some(r) = recent.and_then(|r| r.iter().position(|x| x == member))
+                    {
+                        Priority::RecentSpeaker(u8::try_from(r).unwrap_or(u8::MAX))
+                    } else {
+                        Priority::Other
+                    };
+                    // Layers above what the tile shows are not offered.
+                    let mut sizes = [None; MAX_LAYERS];
+                    let n = t.layers.len().min(MAX_LAYERS);
+                    for (sz, l) in sizes.iter_mut().zip(&t.layers) {
+                        *sz = l.size;
+                    }
+                    let top = select::choose_layer(&sizes[..n], leg.max_height);
+                    let start = sc.layers.len();
+                    for (li, l) in t.layers.iter().enumerate().take(top + 1) {
+                        let active = l
+                            .last_packet_at
+                            .is_some_and(|at| now.saturating_duration_since(at) < LAYER_IDLE);
+                        sc.layers.push(alloc::Layer {
+                            spatial: u8::try_from(li).unwrap_or(u8::MAX),
+                            temporal: 0,
+                            bitrate_bps: if active { l.rate.bps(since).max(1) } else { 0 },
+                            height: l.size.map_or(0, |(_, h)| h),
+                            active,
+                        });
+                    }
+                    if sc
+                        .layers
+                        .get(start..)
+                        .is_some_and(|ls| ls.iter().all(|l| !l.active))
+                    {
+                        // Nothing arrives (yet): leave this leg as it is.
+                        sc.layers.truncate(start);
+                        continue;
+                    }
+                    sc.videos.push((ti, priority, start..sc.layers.len()));
+                }
+            }
+            // Last-N: the first `last_n` in priority order (stable: join
+            // order among equals).
+            sc.order.clear();
+            sc.order.extend(0..sc.videos.len());
+            sc.order.sort_by_key(|&i| sc.videos.get(i).map(|v| v.1));
+            let limit = last_n.map_or(usize::MAX, |n| n as usize);
+            let mut in_last_n = vec![false; sc.videos.len()];
+            for (rank, &i) in sc.order.iter().enumerate() {
+                if let Some(x) = in_last_n.get_mut(i) {
+                    *x = rank < limit;
+                }
+            }
+            let candidates: Vec<VideoCandidate<'_>> = sc
+                .videos
+                .iter()
+                .zip(&in_last_n)
+                .map(|((ti, priority, range), &in_n)| VideoCandidate {
+                    id: *ti as u64,
+                    priority: *priority,
+                    layers: sc.layers.get(range.clone()).unwrap_or(&[]),
+                    max_height: None,
+                    in_last_n: in_n,
+                })
+                .collect();
+            let fed = self
+                .transports
+                .get(sub)
+                .and_then(Option::as_ref)
+                .is_some_and(|t| t.bwe_fed);
+            let available_bps = match self.transports.get(sub).and_then(Option::as_ref) {
+                Some(t) if t.bwe_fed => t.bwe.as_ref().map_or(u64::MAX, |b| b.estimate_bps()),
+                _ => u64::MAX,
+            };
+            // What everything at its best would cost: probe towards it.
+            let wanted: u64 = candidates
+                .iter()
+                .filter(|c| c.in_last_n)
+                .map(|c| c.layers.iter().map(|l| l.bitrate_bps).max().unwrap_or(0))
+                .sum();
+            let input = alloc::AllocInput {
+                available_bps,
+                cap_bps,
+                audio_only: false,
+                videos: &candidates,
+            };
+            sc.decisions.clear();
+            if let Some(p) = self.participants.get_mut(&pid) {
+                let out = p.alloc.allocate(&input, now);
+                sc.decisions
+                    .extend(out.iter().map(|d| (d.id as usize, d.choice)));
+            }
+            drop(candidates);
+            if fed
+                && let Some(bwe) = self
+                    .transports
+                    .get_mut(sub)
+                    .and_then(Option::as_mut)
+                    .and_then(|t| t.bwe.as_mut())
+            {
+                // With the allocator's up margin, and some headroom.
+                let wanted = (wanted as f64 * 1.3) as u64;
+                bwe.set_wanted_bps(wanted.min(cap_bps.unwrap_or(u64::MAX)), now);
+            }
+            for &(ti, choice) in &sc.decisions {
+                let Some(t) = self.tracks.get_mut(ti).and_then(Option::as_mut) else {
+                    continue;
+                };
+                let Some(leg) = t.legs.iter_mut().find(|l| l.receiver == pid) else {
+                    continue;
+                };
+                match choice {
+                    Choice::Paused => {
+                        if !leg.alloc_paused {
+                            leg.alloc_paused = true;
+                            leg.current = None;
+                            leg.seq.pause();
+                            self.metrics.layer_pauses.inc();
+                        }
+                    }
+                    Choice::Layer { spatial, .. } => {
+                        let li = usize::from(spatial);
+                        let resumed = std::mem::take(&mut leg.alloc_paused);
+                        let changed = leg.target != li;
+                        if changed {
+                            leg.target = li;
+                            self.metrics.layer_switches.inc();
+                        }
+                        // A key frame of the new layer (a receiver still
+                        // waiting is asked for again by the retry timer).
+                        if (changed || resumed)
+                            && leg.current != Some(li)
+                            && let Some(l) = t.layers.get_mut(li)
+                        {
+                            l.keyframe_pending = true;
+                        }
+                    }
+                }
+            }
+        }
+        self.alloc_scratch = sc;
+    }
+
+    /// Tell publishers which simulcast encodings some receiver's tile can
+    /// use (at most every [`LAYERS_WANTED_INTERVAL`] per track, on change).
+    /// By tile size, not by bandwidth, so a layer a receiver may climb back
+    /// to keeps being sent; the lowest stays on while anyone watches.
+    fn report_wanted_layers(&mut self, now: Instant) {
+        for t in self.tracks.iter_mut().flatten() {
+            if t.kind != MediaKind::Video || t.layers.len() < 2 {
+                continue;
+            }
+            let n = t.layers.len().min(MAX_LAYERS);
+            let mut sizes = [None; MAX_LAYERS];
+            for (sz, l) in sizes.iter_mut().zip(&t.layers) {
+                *sz = l.size;
+            }
+            let mut wanted = [false; MAX_LAYERS];
+            for leg in t.legs.iter().filter(|l| l.live && !l.paused) {
+                let top = select::choose_layer(&sizes[..n], leg.max_height);
+                for w in wanted.iter_mut().take(top + 1) {
+                    *w = true;
+                }
+            }
+            // A publisher starts with every encoding on.
+            let prev = t.wanted_sent.map_or([true; MAX_LAYERS], |(w, _)| w);
+            let changed = prev.get(..n) != wanted.get(..n);
+            let due = t
+                .wanted_sent
+                .is_none_or(|(_, at)| now >= at + LAYERS_WANTED_INTERVAL);
+            if changed && due {
+                t.wanted_sent = Some((wanted, now));
+                self.events.push_back(Event::LayersWanted {
+                    participant: t.publisher,
+                    mid: t.mid.clone(),
+                    active: wanted.iter().take(n).copied().collect(),
+                });
+            }
+        }
+    }
+
+    /// Send due probe padding on each subscribe transport, and start the
+    /// clusters the estimators ask for. Padding goes on a video stream the
+    /// receiver is getting (padding-only RTP packets on its SSRC, numbered
+    /// in sequence, carrying a transport-wide sequence number).
+    fn run_probes(&mut self, now: Instant, tx: &mut TxQueue) {
+        use crate::bwe::BandwidthEstimator as _;
+        for idx in 0..self.transports.len() {
+            let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
+                continue;
+            };
+            if t.kind != TransportKind::Subscribe || !t.bwe_fed {
+                continue;
+            }
+            if t.probe.is_none()
+                && let Some(cluster) = t.bwe.as_mut().and_then(|b| b.poll_probe(now))
+            {
+                t.probe = Some(transport::ProbeState {
+                    cluster,
+                    started: now,
+                    packets: 0,
+                    bytes: 0,
+                    next_at: now,
+                });
+                self.metrics.probes.inc();
+            }
+            let Some(mut probe) = t.probe.filter(|p| now >= p.next_at) else {
+                continue;
+            };
+            // Bytes due by now at the cluster's rate (one packet at least).
+            let elapsed = now.saturating_duration_since(probe.started).as_secs_f64();
+            let due = ((probe.cluster.target_bps as f64 * elapsed / 8.0) as usize)
+                .max(probe.bytes + 1)
+                .min(probe.cluster.min_bytes);
+            let mut sent_any = false;
+            while probe.bytes < due || probe.packets < probe.cluster.min_packets {
+                if !self.send_padding(idx, probe.cluster.id, now, tx) {
+                    break;
+                }
+                sent_any = true;
+                probe.packets += 1;
+                probe.bytes += PROBE_PADDING + 12;
+                if probe.bytes >= due && probe.packets >= 1 {
+                    break;
+                }
+            }
+            let done = !sent_any
+                || (probe.bytes >= probe.cluster.min_bytes
+                    && probe.packets >= probe.cluster.min_packets);
+            let next = if done {
+                None
+            } else {
+                // Next packet at the cluster's rate.
+                let per_packet = Duration::from_secs_f64(
+                    ((PROBE_PADDING + 12) * 8) as f64 / probe.cluster.target_bps.max(1) as f64,
+                );
+                probe.next_at = now + per_packet.max(Duration::from_millis(1));
+                Some(probe)
+            };
+            if let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) {
+                t.probe = next;
+            }
+        }
+    }
+
+    /// One padding-only packet on a video stream subscribe transport `idx`
+    /// is forwarding. False when there is none.
+    fn send_padding(&mut self, idx: usize, cluster: u32, now: Instant, tx: &mut TxQueue) -> bool {
+        let found = self.tracks.iter_mut().flatten().find_map(|t| {
+            if t.kind != MediaKind::Video {
+                return None;
+            }
+            t.legs.iter_mut().find(|l| {
+                l.transport == idx
+                    && l.live
+                    && !l.paused
+                    && !l.alloc_paused
+                    && l.current.is_some()
+                    && l.last_ts_out.is_some()
+            })
+        });
+        let Some(leg) = found else {
+            return false;
+        };
+        let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
+            return false;
+        };
+        let (Some(addr), true) = (t.addr, t.srtp_out.is_some()) else {
+            return false;
+        };
+        let Some(seq) = leg.seq.insert() else {
+            return false;
+        };
+        let twcc = t.next_twcc_in(PROBE_PADDING + 12, Some(cluster), now);
+        let Some(ctx) = t.srtp_out.as_mut() else {
+            return false;
+        };
+        let Some(buf) = tx.buffer() else {
+            self.metrics.drop_tx_full.inc();
+            return false;
+        };
+        let fields = RtpFields {
+            marker: false,
+            payload_type: leg.pt,
+            sequence: seq,
+            timestamp: leg.last_ts_out.unwrap_or(0),
+            ssrc: leg.ssrc,
+        };
+        let twcc = twcc.to_be_bytes();
+        let Ok(h) = rtp::write_header(&mut buf[..], &fields, &[(OUT_EXT_TRANSPORT_CC, &twcc[..])])
+        else {
+            return false;
+        };
+        let end = h + PROBE_PADDING;
+        let Some(pad) = buf.get_mut(h..end) else {
+            return false;
+        };
+        pad.fill(0);
+        if let Some(last) = pad.last_mut() {
+            *last = PROBE_PADDING as u8;
+        }
+        if let Some(b0) = buf.first_mut() {
+            *b0 |= 0x20; // P: the payload is all padding
+        }
+        match ctx.protect_rtp(&mut buf[..], end) {
+            Ok(n) => {
+                tx.commit(addr, n);
+                self.metrics.tx_padding.inc();
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Reconsider each room's dominant speaker; tell the gateway of changes.
@@ -1820,6 +2259,10 @@ impl Worker {
             });
             let dominant = self.speakers.entry(room.clone()).or_default();
             if let Some(participant) = dominant.update(scores, now) {
+                let recent = self.recent.entry(room.clone()).or_default();
+                recent.retain(|p| *p != participant);
+                recent.insert(0, participant);
+                recent.truncate(RECENT_SPEAKERS);
                 self.events.push_back(Event::DominantSpeaker {
                     room: room.clone(),
                     participant,
@@ -1904,33 +2347,8 @@ impl InTrack {
         }
         self.legs
             .iter()
-            .find(|l| l.live && !l.paused && l.current != Some(l.target))
+            .find(|l| l.live && !l.paused && !l.alloc_paused && l.current != Some(l.target))
             .map(|l| l.target)
-    }
-
-    /// Recompute every receiver's target layer from the layer sizes and its
-    /// constraints ([`select::choose_layer`]). A changed target is marked for
-    /// a key frame request; returns true if any target changed.
-    fn reselect(&mut self) -> bool {
-        let mut sizes = [None; MAX_LAYERS];
-        let n = self.layers.len().min(MAX_LAYERS);
-        for (s, l) in sizes.iter_mut().zip(&self.layers) {
-            *s = l.size;
-        }
-        let mut changed = false;
-        for leg in &mut self.legs {
-            let target = select::choose_layer(&sizes[..n], leg.max_height);
-            if target != leg.target {
-                leg.target = target;
-                changed = true;
-                if leg.current != Some(target)
-                    && let Some(l) = self.layers.get_mut(target)
-                {
-                    l.keyframe_pending = true;
-                }
-            }
-        }
-        changed
     }
 }
 

@@ -54,8 +54,28 @@ impl SeqRewriter {
         if delta != 0 && delta < 0x8000 {
             self.last_in = Some(seq);
             self.last_out = out;
+            // The floor follows at a distance: past it, half the number
+            // space ahead would read as "before the floor".
+            if seq.wrapping_sub(self.floor_in) > 0x4000 {
+                self.floor_in = seq.wrapping_sub(0x4000);
+            }
         }
         Some(out)
+    }
+
+    /// A sequence number for a packet of mediad's own (probe padding)
+    /// between the last one sent and the next: later input packets are
+    /// numbered one further, and input packets from before it are no longer
+    /// sent (their numbers are taken). `None` before anything was sent.
+    pub fn insert(&mut self) -> Option<u16> {
+        let last_in = self.last_in?;
+        if self.resume {
+            return None;
+        }
+        self.offset = self.offset.wrapping_add(1);
+        self.last_out = self.last_out.wrapping_add(1);
+        self.floor_in = last_in.wrapping_add(1);
+        Some(self.last_out)
     }
 
     /// The input sequence number that was sent as `out` (for NACKs).
@@ -90,5 +110,42 @@ mod tests {
         assert_eq!(r.unmap(110), 501);
         assert_eq!(r.unmap_checked(110), Some(501));
         assert_eq!(r.unmap_checked(108), None, "numbered before the resume");
+    }
+
+    #[test]
+    fn long_runs_without_a_pause_keep_flowing() {
+        let mut r = SeqRewriter::new(7);
+        let mut expect = 7u16;
+        // Three wraps of the publisher's numbering, one stream.
+        for i in 0..200_000u32 {
+            let seq = (i as u16).wrapping_add(40_000);
+            assert_eq!(r.map(seq), Some(expect), "packet {i}");
+            expect = expect.wrapping_add(1);
+        }
+    }
+
+    #[test]
+    fn inserted_numbers_shift_what_follows() {
+        let mut r = SeqRewriter::new(10);
+        assert_eq!(r.insert(), None, "nothing sent yet");
+        assert_eq!(r.map(500), Some(10));
+        assert_eq!(r.map(501), Some(11));
+        assert_eq!(r.insert(), Some(12));
+        assert_eq!(r.insert(), Some(13));
+        assert_eq!(r.map(502), Some(14));
+        assert_eq!(
+            r.map(501),
+            None,
+            "from before the padding: its number is taken"
+        );
+        assert_eq!(r.unmap_checked(14), Some(502));
+        assert_eq!(
+            r.unmap_checked(12),
+            None,
+            "padding is not a publisher packet"
+        );
+        r.pause();
+        assert_eq!(r.insert(), None, "not while resuming");
+        assert_eq!(r.map(900), Some(15));
     }
 }

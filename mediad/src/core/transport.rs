@@ -92,12 +92,32 @@ pub struct Transport {
     pub bwe: Option<Box<crate::bwe::GoogCc>>,
     /// Next transport-wide sequence number mediad sends (unwrapped).
     pub twcc_next: u64,
+    /// Whether transport-cc feedback has arrived (until then the estimate
+    /// is a guess and the allocator does not limit this receiver).
+    pub bwe_fed: bool,
+    /// The probe cluster being sent, if any.
+    pub probe: Option<ProbeState>,
     dtls: Dtls,
     dtls_timeout: Option<Instant>,
     peer_cert_digest: Option<(String, Vec<u8>)>,
     peer_cert: Option<Vec<u8>>,
     keys: Option<(Vec<u8>, dimpl::SrtpProfile)>,
     dtls_connected: bool,
+}
+
+/// A probe cluster in progress: padding sent at `cluster.target_bps`.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeState {
+    /// What to send.
+    pub cluster: crate::bwe::ProbeCluster,
+    /// When it started.
+    pub started: Instant,
+    /// Packets and bytes sent so far.
+    pub packets: u32,
+    /// Bytes sent so far.
+    pub bytes: usize,
+    /// When to send more.
+    pub next_at: Instant,
 }
 
 impl std::fmt::Debug for Transport {
@@ -140,6 +160,8 @@ impl Transport {
             bwe: (kind == TransportKind::Subscribe)
                 .then(|| Box::new(crate::bwe::GoogCc::new(crate::bwe::GoogCcConfig::default()))),
             twcc_next: 1,
+            bwe_fed: false,
+            probe: None,
             dtls,
             dtls_timeout: None,
             peer_cert_digest: None,
@@ -152,6 +174,11 @@ impl Transport {
     /// Take the next transport-wide sequence number for a packet of `size`
     /// bytes sent now, and tell the estimator.
     pub fn next_twcc(&mut self, size: usize, now: Instant) -> u16 {
+        self.next_twcc_in(size, None, now)
+    }
+
+    /// Like [`Transport::next_twcc`], for a packet of probe cluster `probe`.
+    pub fn next_twcc_in(&mut self, size: usize, probe: Option<u32>, now: Instant) -> u16 {
         let seq = self.twcc_next;
         self.twcc_next += 1;
         if let Some(bwe) = self.bwe.as_mut() {
@@ -160,7 +187,7 @@ impl Transport {
                 crate::bwe::SentPacket {
                     seq,
                     size,
-                    probe_cluster: None,
+                    probe_cluster: probe,
                 },
                 now,
             );

@@ -5,6 +5,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -144,9 +145,11 @@ impl PeerConn {
                     return;
                 }
                 if let Some(ctx) = self.srtp_in.as_mut() {
-                    let n = ctx
-                        .unprotect_rtp(data)
-                        .expect("mediad's SRTP authenticates");
+                    let hdr = RtpHeader::parse(data).map(|h| (h.ssrc, h.sequence, h.timestamp));
+                    let n = match ctx.unprotect_rtp(data) {
+                        Ok(n) => n,
+                        Err(e) => panic!("mediad's SRTP authenticates: {e:?} {hdr:?}"),
+                    };
                     let plain = &data[..n];
                     if let Ok(h) = RtpHeader::parse(plain)
                         && let Some((_, d)) = rtp::extensions(plain, &h).find(|(id, _)| *id == 3)
@@ -412,6 +415,86 @@ pub fn subscribe_answer(b: &PeerConn, offer: &str) -> String {
     s
 }
 
+/// A simulated one-way link (mediad → one browser address): a drop-tail
+/// bottleneck at `capacity_bps` with at most `queue_limit` of queueing
+/// delay, then `delay` plus up to `jitter` of propagation (never
+/// reordering), and seeded random `loss`.
+pub struct Link {
+    pub capacity_bps: u64,
+    pub delay: Duration,
+    pub jitter: Duration,
+    pub queue_limit: Duration,
+    pub loss: f64,
+    rng: u64,
+    busy_until: Option<Instant>,
+    last_arrival: Option<Instant>,
+    queue: std::collections::VecDeque<(Instant, Vec<u8>)>,
+    /// Packets dropped by the queue or the random loss.
+    pub dropped: u64,
+    /// Bytes delivered.
+    pub delivered_bytes: u64,
+}
+
+impl Link {
+    pub fn new(capacity_bps: u64, delay: Duration, seed: u64) -> Self {
+        Self {
+            capacity_bps,
+            delay,
+            jitter: Duration::ZERO,
+            queue_limit: Duration::from_millis(200),
+            loss: 0.0,
+            rng: seed | 1,
+            busy_until: None,
+            last_arrival: None,
+            queue: std::collections::VecDeque::new(),
+            dropped: 0,
+            delivered_bytes: 0,
+        }
+    }
+
+    fn random(&mut self) -> f64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A datagram enters the link at `now`.
+    pub fn send(&mut self, now: Instant, d: Vec<u8>) {
+        let start = self.busy_until.filter(|b| *b > now).unwrap_or(now);
+        if start.saturating_duration_since(now) > self.queue_limit {
+            self.dropped += 1;
+            return;
+        }
+        let wire = (d.len() + 28) as u64 * 8;
+        let done = start + Duration::from_nanos(wire * 1_000_000_000 / self.capacity_bps.max(1));
+        self.busy_until = Some(done);
+        if self.loss > 0.0 && self.random() < self.loss {
+            self.dropped += 1;
+            return;
+        }
+        let jitter = self.jitter.mul_f64(self.random());
+        let mut at = done + self.delay + jitter;
+        if let Some(last) = self.last_arrival {
+            at = at.max(last);
+        }
+        self.last_arrival = Some(at);
+        self.queue.push_back((at, d));
+    }
+
+    /// Datagrams that have arrived by `now`, with their arrival instants.
+    pub fn arrived(&mut self, now: Instant) -> Vec<(Instant, Vec<u8>)> {
+        let mut out = Vec::new();
+        while self.queue.front().is_some_and(|(at, _)| *at <= now) {
+            if let Some((at, d)) = self.queue.pop_front() {
+                self.delivered_bytes += d.len() as u64;
+                out.push((at, d));
+            }
+        }
+        out
+    }
+}
+
 /// The virtual network with one worker.
 pub struct Net {
     pub now: Instant,
@@ -419,6 +502,9 @@ pub struct Net {
     pub tx: TxQueue,
     pub browsers: Vec<Browser>,
     pub events: Vec<Event>,
+    /// Shaped links from mediad to these browser addresses (others are
+    /// instantaneous and lossless).
+    pub links: HashMap<SocketAddr, Link>,
     next_port: u16,
     next_id: u64,
 }
@@ -443,6 +529,7 @@ impl Net {
             tx: TxQueue::with_capacity(4096),
             browsers: Vec::new(),
             events: Vec::new(),
+            links: HashMap::new(),
             next_port: 40000,
             next_id: 1,
         }
@@ -575,8 +662,20 @@ impl Net {
                 .drain(|t| outbound.push((t.dst, t.buf[..t.len].to_vec())));
             for (dst, mut d) in outbound {
                 moved = true;
-                if let Some(c) = self.conn_mut(dst) {
+                if let Some(link) = self.links.get_mut(&dst) {
+                    link.send(now, d);
+                } else if let Some(c) = self.conn_mut(dst) {
                     c.handle(&mut d, now);
+                }
+            }
+            // Shaped links: what has arrived by now, at its arrival time.
+            let addrs: Vec<SocketAddr> = self.links.keys().copied().collect();
+            for dst in addrs {
+                let arrived = self.links.get_mut(&dst).map(|l| l.arrived(now));
+                for (at, mut d) in arrived.into_iter().flatten() {
+                    if let Some(c) = self.conn_mut(dst) {
+                        c.handle(&mut d, at);
+                    }
                 }
             }
             if !moved {

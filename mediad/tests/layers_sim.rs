@@ -1,0 +1,395 @@
+//! Congestion-aware layer selection, end to end in virtual time: simulated
+//! browsers publish realistic three-layer VP8 simulcast (150 kbit/s,
+//! 500 kbit/s, 1.5 Mbit/s at 30 fps, key frames on request and every 3 s),
+//! mediad forwards through the allocator to a viewer behind a shaped link
+//! (drop-tail bottleneck, delay, seeded loss), and the viewer answers with
+//! transport-cc feedback every 50 ms. Everything is deterministic.
+
+#![allow(clippy::unwrap_used, clippy::needless_range_loop)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Link, Net};
+use salon_mediad::{Command, ParticipantId};
+use salon_proto::rtcp::{RtcpIter, RtcpPacket};
+use salon_proto::rtp::RtpHeader;
+
+const RIDS: [&[u8]; 3] = [b"q", b"h", b"f"];
+const HEIGHTS: [u16; 3] = [180, 360, 720];
+const CAMERA_BPS: [u64; 3] = [150_000, 500_000, 1_500_000];
+const FPS: u32 = 30;
+const PACKET: usize = 1100;
+
+/// A publisher's encoder: per layer its SSRC, sequence number, bitrate and
+/// whether its next frame is a key frame.
+struct Encoder {
+    browser: usize,
+    ssrcs: Vec<u32>,
+    bps: Vec<u64>,
+    heights: Vec<u16>,
+    /// rid extension per layer (simulcast) or none.
+    simulcast: bool,
+    seq: Vec<u16>,
+    key: Vec<bool>,
+    frame: u32,
+    rtcp_seen: usize,
+}
+
+impl Encoder {
+    fn camera(net: &Net, browser: usize) -> Self {
+        let base = 7000 + 10 * browser as u32;
+        Self {
+            browser,
+            ssrcs: (1..=3).map(|i| base + i).collect(),
+            bps: CAMERA_BPS.to_vec(),
+            heights: HEIGHTS.to_vec(),
+            simulcast: true,
+            seq: vec![1; 3],
+            key: vec![true; 3],
+            frame: 0,
+            rtcp_seen: net.browsers[browser].publish.rtcp_in.len(),
+        }
+    }
+
+    /// One layer (a screen share, not simulcast) at `bps`.
+    fn single(net: &Net, browser: usize, bps: u64) -> Self {
+        Self {
+            browser,
+            ssrcs: vec![net.browsers[browser].video_ssrc],
+            bps: vec![bps],
+            heights: vec![720],
+            simulcast: false,
+            seq: vec![1],
+            key: vec![true],
+            frame: 0,
+            rtcp_seen: net.browsers[browser].publish.rtcp_in.len(),
+        }
+    }
+
+    /// Send one frame of every layer (a key frame where one was asked for).
+    fn send_frame(&mut self, net: &mut Net) {
+        let b = &mut net.browsers[self.browser];
+        // Key frame requests (PLI) since the last frame.
+        for p in &b.publish.rtcp_in[self.rtcp_seen..] {
+            for pkt in RtcpIter::new(p).filter_map(Result::ok) {
+                if let RtcpPacket::Pli(pli) = pkt
+                    && let Some(i) = self.ssrcs.iter().position(|s| *s == pli.media_ssrc)
+                {
+                    self.key[i] = true;
+                }
+            }
+        }
+        self.rtcp_seen = b.publish.rtcp_in.len();
+        if self.frame.is_multiple_of(3 * FPS) {
+            self.key.iter_mut().for_each(|k| *k = true);
+        }
+        let ts = self.frame * (90_000 / FPS);
+        for i in 0..self.ssrcs.len() {
+            let bytes = (self.bps[i] / 8 / u64::from(FPS)) as usize;
+            let packets = bytes.div_ceil(PACKET).max(1);
+            let key = std::mem::take(&mut self.key[i]);
+            for k in 0..packets {
+                let mut vp8 = vec![if k == 0 { 0x10u8 } else { 0x00 }];
+                if k == 0 && key {
+                    vp8.extend_from_slice(&[0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a]);
+                    vp8.extend_from_slice(&(self.heights[i] * 16 / 9).to_le_bytes());
+                    vp8.extend_from_slice(&self.heights[i].to_le_bytes());
+                } else if k == 0 {
+                    vp8.extend_from_slice(&[0x01, 0x00, 0x00]);
+                }
+                vp8.resize(bytes / packets, 0x42);
+                *vp8.last_mut().unwrap() = i as u8;
+                let rid = [(4u8, &b"1"[..]), (10u8, RIDS[i])];
+                let exts: &[(u8, &[u8])] = if self.simulcast { &rid } else { &[] };
+                let seq = self.seq[i];
+                self.seq[i] = seq.wrapping_add(1);
+                b.publish.send_rtp(96, seq, ts, self.ssrcs[i], exts, &vp8);
+            }
+        }
+        self.frame += 1;
+    }
+}
+
+/// What a viewer decodes of one publisher: (arrival, layer) per frame.
+struct Watch {
+    ssrc: u32,
+    seen: usize,
+    last_ts: Option<u32>,
+    frames: Vec<(Duration, u8)>,
+}
+
+impl Watch {
+    fn new(net: &Net, viewer: usize, publisher: usize) -> Self {
+        let pid: ParticipantId = net.browsers[publisher].id;
+        let ssrc = net.browsers[viewer]
+            .out_ssrc(pid, salon_sdp::MediaKind::Video)
+            .unwrap();
+        Self {
+            ssrc,
+            seen: net.browsers[viewer].subscribe.rtp_in.len(),
+            last_ts: None,
+            frames: Vec::new(),
+        }
+    }
+
+    fn update(&mut self, net: &Net, viewer: usize, t: Duration) {
+        let rx = &net.browsers[viewer].subscribe.rtp_in;
+        for p in &rx[self.seen..] {
+            let h = RtpHeader::parse(p).unwrap();
+            // Padding-only probe packets carry no frame.
+            if h.ssrc != self.ssrc || p[0] & 0x20 != 0 {
+                continue;
+            }
+            if self.last_ts != Some(h.timestamp) {
+                self.last_ts = Some(h.timestamp);
+                self.frames.push((t, *h.payload(p).last().unwrap()));
+            }
+        }
+        self.seen = rx.len();
+    }
+
+    /// The layer of the last frame received by `t`.
+    fn layer_at(&self, t: Duration) -> Option<u8> {
+        self.frames.iter().rev().find(|f| f.0 <= t).map(|f| f.1)
+    }
+
+    /// First time at or after `from` from which every frame is of `layer`
+    /// or at most `layer` (`at_most`).
+    fn first_at(&self, from: Duration, layer: u8, at_most: bool) -> Option<Duration> {
+        self.frames
+            .iter()
+            .find(|f| f.0 >= from && if at_most { f.1 <= layer } else { f.1 == layer })
+            .map(|f| f.0)
+    }
+
+    /// Longest time without a frame between `from` and `to`.
+    fn max_gap(&self, from: Duration, to: Duration) -> Duration {
+        let mut last = from;
+        let mut gap = Duration::ZERO;
+        for f in self.frames.iter().filter(|f| f.0 >= from && f.0 <= to) {
+            gap = gap.max(f.0 - last);
+            last = f.0;
+        }
+        gap.max(to.saturating_sub(last))
+    }
+
+    /// Layer changes between `from` and `to`.
+    fn switches(&self, from: Duration, to: Duration) -> usize {
+        let layers: Vec<u8> = self
+            .frames
+            .iter()
+            .filter(|f| f.0 >= from && f.0 <= to)
+            .map(|f| f.1)
+            .collect();
+        layers.windows(2).filter(|w| w[0] != w[1]).count()
+    }
+}
+
+/// A meeting: publishers (encoders), one viewer behind a shaped link.
+struct Sim {
+    net: Net,
+    encoders: Vec<Encoder>,
+    viewer: usize,
+    t: Duration,
+    next_frame: Duration,
+    next_feedback: Duration,
+}
+
+impl Sim {
+    /// `cameras` simulcast publishers, optionally a screen share at
+    /// `screen_bps`, and a viewer whose downlink is `link_bps`.
+    fn new(seed: u64, cameras: usize, screen_bps: Option<u64>, link_bps: u64) -> Self {
+        let mut net = Net::new(seed);
+        let mut publishers = Vec::new();
+        for _ in 0..cameras {
+            publishers.push(net.join_with("Couches", |b| b.simulcast = true));
+        }
+        let screen = screen_bps.map(|_| net.join("Couches"));
+        let viewer = net.join("Couches");
+        net.settle(Duration::from_millis(500));
+        let mut encoders: Vec<Encoder> = publishers
+            .iter()
+            .map(|&p| Encoder::camera(&net, p))
+            .collect();
+        if let (Some(s), Some(bps)) = (screen, screen_bps) {
+            let id = net.browsers[s].id;
+            net.command(Command::SetScreenShare {
+                participant: id,
+                mid: Some("1".into()),
+            });
+            encoders.insert(0, Encoder::single(&net, s, bps));
+        }
+        let addr = net.browsers[viewer].subscribe.addr;
+        net.links
+            .insert(addr, Link::new(link_bps, Duration::from_millis(20), seed));
+        Self {
+            net,
+            encoders,
+            viewer,
+            t: Duration::ZERO,
+            next_frame: Duration::ZERO,
+            next_feedback: Duration::ZERO,
+        }
+    }
+
+    fn watch(&self, encoder: usize) -> Watch {
+        Watch::new(&self.net, self.viewer, self.encoders[encoder].browser)
+    }
+
+    /// Run `d` of simulated time in 5 ms steps.
+    fn run(&mut self, d: Duration, watches: &mut [&mut Watch]) {
+        let end = self.t + d;
+        let step = Duration::from_millis(5);
+        while self.t < end {
+            if self.t >= self.next_frame {
+                self.next_frame += Duration::from_micros(1_000_000 / u64::from(FPS));
+                for e in &mut self.encoders {
+                    e.send_frame(&mut self.net);
+                }
+            }
+            if self.t >= self.next_feedback {
+                self.next_feedback += Duration::from_millis(50);
+                self.net.browsers[self.viewer].subscribe.send_twcc(false);
+            }
+            self.net.deliver();
+            self.net.now += step;
+            self.t += step;
+            let now = self.net.now;
+            if self.net.worker.poll_timeout().is_some_and(|t| t <= now) {
+                self.net.worker.handle_timeout(now, &mut self.net.tx);
+            }
+            self.net.deliver();
+            for w in watches.iter_mut() {
+                w.update(&self.net, self.viewer, self.t);
+            }
+        }
+    }
+
+    fn link(&mut self) -> &mut Link {
+        let addr = self.net.browsers[self.viewer].subscribe.addr;
+        self.net.links.get_mut(&addr).unwrap()
+    }
+
+    fn estimate(&self) -> u64 {
+        let id = self.net.browsers[self.viewer].id;
+        self.net.worker.estimate_bps(id).unwrap_or(0)
+    }
+}
+
+fn s(secs: f64) -> Duration {
+    Duration::from_secs_f64(secs)
+}
+
+#[test]
+fn link_drop_moves_to_the_low_layer_and_recovery_climbs_back() {
+    let mut sim = Sim::new(71, 1, None, 3_000_000);
+    let mut w = sim.watch(0);
+    sim.run(s(10.0), &mut [&mut w]);
+    let est = sim.estimate();
+    assert_eq!(
+        w.layer_at(sim.t),
+        Some(2),
+        "3 Mbit/s carries 720p (estimate {est})"
+    );
+    // The link drops to 300 kbit/s.
+    let drop_at = sim.t;
+    sim.link().capacity_bps = 300_000;
+    sim.run(s(8.0), &mut [&mut w]);
+    let low = w.first_at(drop_at, 0, true).expect("reached the low layer");
+    let down = low - drop_at;
+    let gap = w.max_gap(drop_at, sim.t);
+    println!(
+        "drop: low layer after {down:?}, longest frame gap {gap:?}, estimate {}",
+        sim.estimate()
+    );
+    assert!(down <= s(1.0), "low layer within 1 s: {down:?}");
+    assert!(gap <= s(0.5), "no frame gap over 500 ms: {gap:?}");
+    assert_eq!(w.layer_at(sim.t), Some(0), "stays low on a 300 kbit/s link");
+    // The link recovers.
+    let up_at = sim.t;
+    sim.link().capacity_bps = 3_000_000;
+    for _ in 0..16 {
+        sim.run(s(0.5), &mut [&mut w]);
+        if std::env::var_os("SIM_TRACE").is_some() {
+            println!(
+                "t={:?} est={} layer={:?} probes={} padding={}",
+                sim.t - up_at,
+                sim.estimate(),
+                w.layer_at(sim.t),
+                sim.net.metrics().probes.get(),
+                sim.net.metrics().tx_padding.get()
+            );
+        }
+    }
+    let high = w.first_at(up_at, 2, false).expect("back at the high layer");
+    let up = high - up_at;
+    println!(
+        "recovery: high layer after {up:?}, estimate {}, probes {}",
+        sim.estimate(),
+        sim.net.metrics().probes.get()
+    );
+    assert!(up <= s(5.0), "high layer within 5 s: {up:?}");
+    assert!(w.max_gap(up_at, sim.t) <= s(0.5));
+}
+
+#[test]
+fn a_steady_link_switches_a_handful_of_times_in_ten_minutes() {
+    let mut sim = Sim::new(72, 1, None, 3_000_000);
+    let mut w = sim.watch(0);
+    sim.run(s(600.0), &mut [&mut w]);
+    let switches = w.switches(Duration::ZERO, sim.t);
+    let settled = w.switches(s(30.0), sim.t);
+    println!(
+        "10 min steady: {switches} switches ({settled} after the first 30 s), layer {:?}, estimate {}",
+        w.layer_at(sim.t),
+        sim.estimate()
+    );
+    assert!(switches <= 4, "{switches} switches");
+    assert_eq!(w.layer_at(sim.t), Some(2));
+    assert!(w.max_gap(s(1.0), sim.t) <= s(0.5));
+}
+
+#[test]
+fn one_percent_loss_keeps_the_video_up() {
+    let mut sim = Sim::new(73, 1, None, 3_000_000);
+    sim.link().loss = 0.01;
+    sim.link().jitter = Duration::from_millis(5);
+    let mut w = sim.watch(0);
+    sim.run(s(40.0), &mut [&mut w]);
+    let gap = w.max_gap(s(1.0), sim.t);
+    println!(
+        "1% loss: layer {:?}, longest gap {gap:?}, estimate {}, dropped {}",
+        w.layer_at(sim.t),
+        sim.estimate(),
+        sim.link().dropped
+    );
+    assert!(sim.link().dropped > 50, "the loss happened");
+    assert_eq!(w.layer_at(sim.t), Some(2), "1 % loss is not congestion");
+    assert!(gap <= s(0.5), "{gap:?}");
+}
+
+#[test]
+fn the_screen_share_keeps_its_layer_while_cameras_drop() {
+    // A 1 Mbit/s screen share and two cameras through 1.6 Mbit/s.
+    let mut sim = Sim::new(74, 2, Some(1_000_000), 1_600_000);
+    let mut screen = sim.watch(0);
+    let mut cam1 = sim.watch(1);
+    let mut cam2 = sim.watch(2);
+    sim.run(s(20.0), &mut [&mut screen, &mut cam1, &mut cam2]);
+    let from = s(5.0);
+    let gap = screen.max_gap(from, sim.t);
+    println!(
+        "screen + 2 cameras on 1.6 Mbit/s: screen gap {gap:?}, cameras at {:?}/{:?}, estimate {}",
+        cam1.layer_at(sim.t),
+        cam2.layer_at(sim.t),
+        sim.estimate()
+    );
+    assert!(gap <= s(0.5), "the screen share never stalls: {gap:?}");
+    assert!(screen.frames.len() > 500, "{}", screen.frames.len());
+    for cam in [&cam1, &cam2] {
+        let layer = cam.layer_at(sim.t);
+        assert!(layer.is_some_and(|l| l < 2), "cameras drop: {layer:?}");
+    }
+}
