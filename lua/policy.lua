@@ -8,6 +8,8 @@
 -- * A room holds at most MAX_ROOM_SIZE participants.
 -- * Chat messages longer than MAX_CHAT_CHARS characters are dropped.
 -- * Only moderators may moderate (the server checks roles too).
+-- * Each receiver gets the video of at most LAST_N senders (screen share and
+--   speakers first); guests receive at most GUEST_MAX_KBPS of video.
 -- * A room ends when its last participant leaves (the gateway does that;
 --   on_room_end is told).
 --
@@ -25,6 +27,11 @@ local AGENT_DOMAINS = { "gouv.fr", "interieur.gouv.fr" }
 
 local MAX_ROOM_SIZE = 100
 local MAX_CHAT_CHARS = 2000
+
+-- Video senders each participant receives (last-N), and the video bitrate a
+-- guest may receive (nil: no cap beyond what its link carries).
+local LAST_N = 20
+local GUEST_MAX_KBPS = 2500
 
 -------------------------------------------------------------------------------
 
@@ -61,6 +68,17 @@ function policy.on_join(ctx)
 end
 
 -- A guest in the lobby waits for a moderator to admit them.
+function policy.room_settings(ctx)
+  return { last_n = LAST_N }
+end
+
+function policy.media_limits(ctx)
+  if ctx.role == "guest" and GUEST_MAX_KBPS then
+    return { max_bitrate_kbps = GUEST_MAX_KBPS }
+  end
+  return nil
+end
+
 function policy.on_knock(ctx)
   return false, "waiting for a moderator"
 end

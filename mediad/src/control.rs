@@ -53,7 +53,7 @@ pub enum MediaKind {
 }
 
 /// What the gateway asks of mediad.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Command {
     /// Add a participant to a room (creating the room on first join).

@@ -27,6 +27,7 @@ pub mod policy;
 
 pub use auth::{AuthConfig, AuthError, Authenticator, Identity};
 pub use policy::{
-    ChatDecision, Ctx, ErrorKind, FAIL_CLOSED_REASON, Hook, JoinDecision, ModerationAction,
-    ModerationKind, PolicyConfig, PolicyError, PolicyHost, Role, RoleCounts, RoomInfo, Verdict,
+    ChatDecision, Ctx, ErrorKind, FAIL_CLOSED_REASON, Hook, JoinDecision, MAX_BITRATE_KBPS,
+    MAX_LAST_N, MediaLimits, ModerationAction, ModerationKind, PolicyConfig, PolicyError,
+    PolicyHost, Role, RoleCounts, RoomInfo, RoomSettings, Verdict,
 };

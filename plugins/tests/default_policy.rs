@@ -179,3 +179,22 @@ fn arbitrary_chat_and_names_never_fail() {
     }
     no_failures(&h);
 }
+
+/// Every room gets last-N 20; guests receive at most 2.5 Mbit/s of video,
+/// agents and participants are not capped.
+#[test]
+fn last_n_for_every_room_and_a_cap_for_guests() {
+    let mut h = host(shipped_dir());
+    let c = ctx(None, room("conseil", 0, false), None);
+    assert_eq!(h.room_settings(&c).last_n, Some(20));
+    let guest = ctx(None, room("conseil", 2, true), Some(Role::Guest));
+    assert_eq!(h.media_limits(&guest).max_receive_bps, Some(2_500_000));
+    let agent = identity("camille@interieur.gouv.fr", false);
+    let moderator = ctx(
+        Some(&agent),
+        room("conseil", 2, true),
+        Some(Role::Moderator),
+    );
+    assert_eq!(h.media_limits(&moderator).max_receive_bps, None);
+    no_failures(&h);
+}

@@ -27,8 +27,9 @@ use rand::{Rng as _, SeedableRng as _};
 use std::sync::Arc;
 
 use salon_plugins::{
-    Authenticator, ChatDecision, Ctx, FAIL_CLOSED_REASON, Identity, JoinDecision, ModerationAction,
-    ModerationKind, PolicyHost, Role, RoleCounts, RoomInfo, Verdict,
+    Authenticator, ChatDecision, Ctx, FAIL_CLOSED_REASON, Identity, JoinDecision, MediaLimits,
+    ModerationAction, ModerationKind, PolicyHost, Role, RoleCounts, RoomInfo, RoomSettings,
+    Verdict,
 };
 
 use crate::control::{Command, Event, MediaKind, ParticipantId, RoomId};
@@ -220,6 +221,8 @@ struct Room {
     mute_all: bool,
     bans: BTreeSet<Who>,
     cooldowns: BTreeMap<Who, Instant>,
+    /// Most videos each member receives (from `room_settings`).
+    last_n: Option<u32>,
 }
 
 /// What a hook sees, owned (a [`Ctx`] borrows from it).
@@ -272,6 +275,8 @@ pub struct Hub {
     /// Token verification; `None`: every token is refused.
     auth: Option<Arc<Authenticator>>,
     deny_cooldown: Duration,
+    /// Last-N of rooms whose policy sets none.
+    default_last_n: Option<u32>,
     /// Unix seconds of the last input that carried a time.
     last_unix_s: u64,
     rng: StdRng,
@@ -306,6 +311,7 @@ impl Hub {
             policy: None,
             auth: None,
             deny_cooldown: DEFAULT_DENY_COOLDOWN,
+            default_last_n: None,
             last_unix_s: 0,
             rng,
             outputs: VecDeque::new(),
@@ -325,6 +331,11 @@ impl Hub {
     /// How long a denied guest waits before knocking again.
     pub fn set_deny_cooldown(&mut self, cooldown: Duration) {
         self.deny_cooldown = cooldown;
+    }
+
+    /// Last-N for rooms whose policy's `room_settings` sets none.
+    pub fn set_default_last_n(&mut self, last_n: Option<u32>) {
+        self.default_last_n = last_n;
     }
 
     /// The policy host, if any (reloads, failure counters).
@@ -529,6 +540,11 @@ impl Hub {
                 tracing::debug!(%participant, ?kind, "track published");
                 return;
             }
+            Event::LayersWanted {
+                participant,
+                mid,
+                active,
+            } => (participant, ServerMessage::LayersWanted { mid, active }),
             Event::DominantSpeaker { room, participant } => {
                 // Only if that participant is still in that room.
                 if self.room_of(participant) == Some(&room) {
@@ -1159,7 +1175,24 @@ impl Hub {
         from_lobby: bool,
     ) {
         let pad_token = self.new_pad_token();
+        if !self.rooms.contains_key(&room) {
+            let data = self.ctx_data(
+                &room,
+                id,
+                Some(name.as_str()),
+                identity.as_ref(),
+                None,
+                self.last_unix_s,
+            );
+            let settings = match &mut self.policy {
+                Some(policy) => policy.room_settings(&data.ctx()),
+                None => RoomSettings::default(),
+            };
+            let r = self.rooms.entry(room.clone()).or_default();
+            r.last_n = settings.last_n.or(self.default_last_n);
+        }
         let r = self.rooms.entry(room.clone()).or_default();
+        let last_n = r.last_n;
         if from_lobby {
             r.waiting.remove(&id);
         }
@@ -1213,6 +1246,32 @@ impl Hub {
             room: room.clone(),
             participant: id,
         });
+        // Media settings: the room's last-N, the policy's cap for this
+        // participant (with its role).
+        if last_n.is_some() {
+            self.media(Command::SetLastN {
+                participant: id,
+                last_n,
+            });
+        }
+        let data = self.ctx_data(
+            &room,
+            id,
+            Some(name.as_str()),
+            identity.as_ref(),
+            Some(role),
+            self.last_unix_s,
+        );
+        let limits = match &mut self.policy {
+            Some(policy) => policy.media_limits(&data.ctx()),
+            None => MediaLimits::default(),
+        };
+        if let Some(bps) = limits.max_receive_bps {
+            self.media(Command::SetBitrateCap {
+                participant: id,
+                bps: Some(bps),
+            });
+        }
         self.send(
             id,
             ServerMessage::Joined {
@@ -3306,5 +3365,69 @@ mod tests {
             steps += 1;
         }
         assert!(steps > 1000, "only {steps} steps");
+    }
+
+    /// The shipped policy's media settings reach mediad: the room's last-N
+    /// for everyone, a receive cap for the guest admitted from the lobby
+    /// (not for the agent); mediad's layers-wanted reaches the publisher.
+    #[test]
+    fn media_settings_reach_mediad_and_layers_wanted_the_publisher() {
+        let mut hub = policy_hub("policy");
+        let out = join_at(&mut hub, 1, "R", "Agent", Some(&token("R", "a1")), t0());
+        let cmds = commands(&out);
+        assert!(
+            cmds.contains(&Command::SetLastN {
+                participant: p(1),
+                last_n: Some(20)
+            }),
+            "{cmds:?}"
+        );
+        assert!(
+            !cmds
+                .iter()
+                .any(|c| matches!(c, Command::SetBitrateCap { .. })),
+            "agents are not capped: {cmds:?}"
+        );
+        join_at(&mut hub, 2, "R", "Guest", None, t0());
+        let out = frame(
+            &mut hub,
+            1,
+            serde_json::json!({"type":"admit","id":2}),
+            t0(),
+        );
+        let cmds = commands(&out);
+        assert!(cmds.contains(&Command::SetLastN {
+            participant: p(2),
+            last_n: Some(20)
+        }));
+        assert!(
+            cmds.contains(&Command::SetBitrateCap {
+                participant: p(2),
+                bps: Some(2_500_000)
+            }),
+            "{cmds:?}"
+        );
+        hub.handle_media_event(Event::LayersWanted {
+            participant: p(1),
+            mid: "1".into(),
+            active: vec![true, false, false],
+        });
+        let out = drain(&mut hub);
+        assert_eq!(
+            sends_to(&out, p(1)),
+            vec![ServerMessage::LayersWanted {
+                mid: "1".into(),
+                active: vec![true, false, false]
+            }]
+        );
+        assert!(sends_to(&out, p(2)).is_empty());
+        // Without a policy setting, the server default applies.
+        let mut hub = Hub::with_seed(3);
+        hub.set_default_last_n(Some(7));
+        let out = join(&mut hub, 5, "S", "Ana");
+        assert!(commands(&out).contains(&Command::SetLastN {
+            participant: p(5),
+            last_n: Some(7)
+        }));
     }
 }

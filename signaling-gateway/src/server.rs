@@ -63,6 +63,8 @@ pub struct ServeOptions {
     pub auth: Option<Arc<Authenticator>>,
     /// How long a denied guest waits before knocking again.
     pub deny_cooldown: Duration,
+    /// Last-N of rooms whose policy sets none (`None`: no limit).
+    pub default_last_n: Option<u32>,
 }
 
 /// Operator branding of the client.
@@ -130,6 +132,7 @@ impl Default for ServeOptions {
             reload_on_sighup: false,
             auth: None,
             deny_cooldown: crate::hub::DEFAULT_DENY_COOLDOWN,
+            default_last_n: None,
         }
     }
 }
@@ -233,6 +236,7 @@ pub async fn serve(
         hub.set_auth(auth.clone());
     }
     hub.set_deny_cooldown(opts.deny_cooldown);
+    hub.set_default_last_n(opts.default_last_n);
     let reload = Reload {
         poll: opts.policy_poll,
         sighup: opts.reload_on_sighup,

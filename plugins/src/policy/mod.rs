@@ -153,6 +153,30 @@ pub enum JoinDecision {
     },
 }
 
+/// A room's media settings, from `room_settings(ctx)` when the room is
+/// created. `None` fields keep the server's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RoomSettings {
+    /// Most video senders each receiver gets (last-N), 0 ..= [`MAX_LAST_N`].
+    pub last_n: Option<u32>,
+}
+
+/// A participant's media limits, from `media_limits(ctx)` when it enters
+/// the meeting (directly or from the lobby, with its role in `ctx.role`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MediaLimits {
+    /// Most bits per second of video it receives (the operator's cap),
+    /// from `max_bitrate_kbps` in 1 ..= [`MAX_BITRATE_KBPS`].
+    pub max_receive_bps: Option<u64>,
+}
+
+/// Largest `last_n` a policy may set.
+pub const MAX_LAST_N: u32 = 1000;
+/// Largest `max_bitrate_kbps` a policy may set (1 Gbit/s).
+pub const MAX_BITRATE_KBPS: u64 = 1_000_000;
+
 /// The outcome of `on_chat`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -269,13 +293,17 @@ pub enum Hook {
     Leave,
     /// `on_room_end`
     RoomEnd,
+    /// `room_settings`
+    RoomSettings,
+    /// `media_limits`
+    MediaLimits,
     /// Loading the policy (`reload`).
     Load,
 }
 
 impl Hook {
     /// Every hook, in counter order.
-    pub const ALL: [Hook; 8] = [
+    pub const ALL: [Hook; 10] = [
         Hook::RoomCreate,
         Hook::Join,
         Hook::Knock,
@@ -283,6 +311,8 @@ impl Hook {
         Hook::Moderation,
         Hook::Leave,
         Hook::RoomEnd,
+        Hook::RoomSettings,
+        Hook::MediaLimits,
         Hook::Load,
     ];
     /// The Lua function name.
@@ -295,6 +325,8 @@ impl Hook {
             Hook::Moderation => "on_moderation",
             Hook::Leave => "on_leave",
             Hook::RoomEnd => "on_room_end",
+            Hook::RoomSettings => "room_settings",
+            Hook::MediaLimits => "media_limits",
             Hook::Load => "load",
         }
     }
@@ -565,6 +597,93 @@ impl PolicyHost {
     pub fn on_room_create(&mut self, ctx: &Ctx<'_>) -> Verdict {
         let r = self.try_verdict(Hook::RoomCreate, ctx, None, Verdict::Allow);
         self.verdict_or_deny(r)
+    }
+
+    /// `room_settings(ctx) -> nil | { last_n = N }`, called once when a room
+    /// is created. Missing hook: defaults. Not an authorization: an error
+    /// keeps the defaults (logged and counted).
+    pub fn room_settings(&mut self, ctx: &Ctx<'_>) -> RoomSettings {
+        self.try_room_settings(ctx).unwrap_or_else(|e| {
+            self.fail(&e);
+            RoomSettings::default()
+        })
+    }
+
+    /// Like [`PolicyHost::room_settings`], without the fallback or counting.
+    pub fn try_room_settings(&mut self, ctx: &Ctx<'_>) -> Result<RoomSettings, PolicyError> {
+        let hook = Hook::RoomSettings;
+        let Some(t) = self.settings_table(hook, ctx)? else {
+            return Ok(RoomSettings::default());
+        };
+        let last_n = Self::bounded_int(hook, &t, "last_n", 0, u64::from(MAX_LAST_N))?
+            .map(|n| u32::try_from(n).unwrap_or(MAX_LAST_N));
+        Ok(RoomSettings { last_n })
+    }
+
+    /// `media_limits(ctx) -> nil | { max_bitrate_kbps = N }`, called when a
+    /// participant enters the meeting. Missing hook: no cap. An error means
+    /// no cap (logged and counted): a cap is a resource setting, not an
+    /// authorization.
+    pub fn media_limits(&mut self, ctx: &Ctx<'_>) -> MediaLimits {
+        self.try_media_limits(ctx).unwrap_or_else(|e| {
+            self.fail(&e);
+            MediaLimits::default()
+        })
+    }
+
+    /// Like [`PolicyHost::media_limits`], without the fallback or counting.
+    pub fn try_media_limits(&mut self, ctx: &Ctx<'_>) -> Result<MediaLimits, PolicyError> {
+        let hook = Hook::MediaLimits;
+        let Some(t) = self.settings_table(hook, ctx)? else {
+            return Ok(MediaLimits::default());
+        };
+        let kbps = Self::bounded_int(hook, &t, "max_bitrate_kbps", 1, MAX_BITRATE_KBPS)?;
+        Ok(MediaLimits {
+            max_receive_bps: kbps.map(|k| k * 1000),
+        })
+    }
+
+    /// Calls a settings hook: `None` when it is absent or returned nil.
+    fn settings_table(
+        &mut self,
+        hook: Hook,
+        ctx: &Ctx<'_>,
+    ) -> Result<Option<mlua::Table>, PolicyError> {
+        if !self.vm.has(hook) {
+            return Ok(None);
+        }
+        let ret = self.vm.call(&self.config, hook, ctx, vm::Extra::None)?;
+        match ret.and_then(|r| r.into_iter().next()) {
+            None | Some(Value::Nil) => Ok(None),
+            Some(Value::Table(t)) => Ok(Some(t)),
+            Some(_) => Err(PolicyError::BadReturn {
+                hook,
+                detail: "expected nil or a table",
+            }),
+        }
+    }
+
+    /// An optional integer field within `lo ..= hi`.
+    fn bounded_int(
+        hook: Hook,
+        t: &mlua::Table,
+        key: &str,
+        lo: u64,
+        hi: u64,
+    ) -> Result<Option<u64>, PolicyError> {
+        let bad = |detail| PolicyError::BadReturn { hook, detail };
+        let n = match Self::field(hook, t, key)? {
+            Value::Nil => return Ok(None),
+            Value::Integer(i) => i,
+            // Lua numbers written 10.0 are still whole.
+            #[allow(clippy::cast_possible_truncation)]
+            Value::Number(f) if f.fract() == 0.0 && f.abs() < 1e15 => f as i64,
+            _ => return Err(bad("expected a whole number")),
+        };
+        match u64::try_from(n) {
+            Ok(n) if (lo..=hi).contains(&n) => Ok(Some(n)),
+            _ => Err(bad("number out of range")),
+        }
     }
 
     /// `on_knock(ctx) -> true | false, reason`: may a guest waiting in the

@@ -34,7 +34,7 @@ const MAX_LOG_BYTES: usize = 256;
 const LOADED_KEY: &str = "salon.loaded";
 
 /// The hooks a policy table may hold, in `Hook` order (without `Load`).
-const HOOKS: [Hook; 7] = [
+const HOOKS: [Hook; 9] = [
     Hook::RoomCreate,
     Hook::Join,
     Hook::Knock,
@@ -42,6 +42,8 @@ const HOOKS: [Hook; 7] = [
     Hook::Moderation,
     Hook::Leave,
     Hook::RoomEnd,
+    Hook::RoomSettings,
+    Hook::MediaLimits,
 ];
 
 /// The extra argument after `ctx`.
@@ -131,7 +133,7 @@ impl Shared {
 /// A loaded policy.
 pub(super) struct Vm {
     lua: Lua,
-    hooks: [Option<Function>; 7],
+    hooks: [Option<Function>; HOOKS.len()],
     shared: Arc<Shared>,
     ro: ReadOnly,
 }

@@ -68,6 +68,11 @@ struct Args {
     /// Seconds a denied guest waits before knocking again.
     #[arg(long, default_value_t = 30)]
     lobby_deny_cooldown_secs: u64,
+    /// Most video senders each participant receives (last-N), screen
+    /// shares and speakers first, for rooms whose policy (`room_settings`)
+    /// sets none. 0 means no limit.
+    #[arg(long, default_value_t = 20)]
+    last_n: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -442,6 +447,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             reload_on_sighup: true,
             auth: Some(Arc::new(auth)),
             deny_cooldown: Duration::from_secs(args.lobby_deny_cooldown_secs),
+            default_last_n: (args.last_n > 0).then_some(args.last_n),
             ..ServeOptions::default()
         },
         shutdown,
