@@ -33,6 +33,9 @@ struct Encoder {
     simulcast: bool,
     seq: Vec<u16>,
     key: Vec<bool>,
+    /// Each encoding numbers its own pictures (15-bit picture id, TL0PICIDX).
+    pic: Vec<u16>,
+    tl0: Vec<u8>,
     frame: u32,
     rtcp_seen: usize,
 }
@@ -48,6 +51,8 @@ impl Encoder {
             simulcast: true,
             seq: vec![1; 3],
             key: vec![true; 3],
+            pic: vec![100, 12_000, 32_700],
+            tl0: vec![0, 100, 250],
             frame: 0,
             rtcp_seen: net.browsers[browser].publish.rtcp_in.len(),
         }
@@ -63,6 +68,8 @@ impl Encoder {
             simulcast: false,
             seq: vec![1],
             key: vec![true],
+            pic: vec![5],
+            tl0: vec![5],
             frame: 0,
             rtcp_seen: net.browsers[browser].publish.rtcp_in.len(),
         }
@@ -90,8 +97,19 @@ impl Encoder {
             let bytes = (self.bps[i] / 8 / u64::from(FPS)) as usize;
             let packets = bytes.div_ceil(PACKET).max(1);
             let key = std::mem::take(&mut self.key[i]);
+            let pic = self.pic[i];
+            self.pic[i] = (pic + 1) & 0x7fff;
+            let tl0 = self.tl0[i];
+            self.tl0[i] = tl0.wrapping_add(1);
             for k in 0..packets {
-                let mut vp8 = vec![if k == 0 { 0x10u8 } else { 0x00 }];
+                // X, S on the first packet; I (15-bit picture id) and L.
+                let mut vp8 = vec![
+                    if k == 0 { 0x90u8 } else { 0x80 },
+                    0xc0,
+                    0x80 | (pic >> 8) as u8,
+                    pic as u8,
+                    tl0,
+                ];
                 if k == 0 && key {
                     vp8.extend_from_slice(&[0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a]);
                     vp8.extend_from_slice(&(self.heights[i] * 16 / 9).to_le_bytes());
@@ -118,6 +136,8 @@ struct Watch {
     seen: usize,
     last_ts: Option<u32>,
     frames: Vec<(Duration, u8)>,
+    /// Picture id and TL0PICIDX of each frame, as received.
+    pics: Vec<(u16, u8)>,
 }
 
 impl Watch {
@@ -131,6 +151,7 @@ impl Watch {
             seen: net.browsers[viewer].subscribe.rtp_in.len(),
             last_ts: None,
             frames: Vec::new(),
+            pics: Vec::new(),
         }
     }
 
@@ -145,6 +166,9 @@ impl Watch {
             if self.last_ts != Some(h.timestamp) {
                 self.last_ts = Some(h.timestamp);
                 self.frames.push((t, *h.payload(p).last().unwrap()));
+                let d = salon_proto::vp8::Vp8Descriptor::parse(h.payload(p)).unwrap();
+                self.pics
+                    .push((d.picture_id.unwrap().value, d.tl0picidx.unwrap()));
             }
         }
         self.seen = rx.len();
@@ -173,6 +197,17 @@ impl Watch {
             last = f.0;
         }
         gap.max(to.saturating_sub(last))
+    }
+
+    /// Picture ids (and TL0PICIDX) only move forward, by at most a few
+    /// lost frames, across every layer switch: the decoder sees one stream.
+    fn assert_continuous(&self) {
+        for w in self.pics.windows(2) {
+            let dp = w[1].0.wrapping_sub(w[0].0) & 0x7fff;
+            let dt = w[1].1.wrapping_sub(w[0].1);
+            assert!((1..32).contains(&dp), "picture id jump {w:?}");
+            assert!((1..32).contains(&dt), "TL0PICIDX jump {w:?}");
+        }
     }
 
     /// Layer changes between `from` and `to`.
@@ -332,6 +367,8 @@ fn link_drop_moves_to_the_low_layer_and_recovery_climbs_back() {
     );
     assert!(up <= s(5.0), "high layer within 5 s: {up:?}");
     assert!(w.max_gap(up_at, sim.t) <= s(0.5));
+    assert!(w.switches(Duration::ZERO, sim.t) >= 3);
+    w.assert_continuous();
 }
 
 #[test]
@@ -347,6 +384,7 @@ fn a_steady_link_switches_a_handful_of_times_in_ten_minutes() {
         sim.estimate()
     );
     assert!(switches <= 4, "{switches} switches");
+    w.assert_continuous();
     assert_eq!(w.layer_at(sim.t), Some(2));
     assert!(w.max_gap(s(1.0), sim.t) <= s(0.5));
 }
@@ -368,6 +406,7 @@ fn one_percent_loss_keeps_the_video_up() {
     assert!(sim.link().dropped > 50, "the loss happened");
     assert_eq!(w.layer_at(sim.t), Some(2), "1 % loss is not congestion");
     assert!(gap <= s(0.5), "{gap:?}");
+    w.assert_continuous();
 }
 
 #[test]
@@ -391,5 +430,7 @@ fn the_screen_share_keeps_its_layer_while_cameras_drop() {
     for cam in [&cam1, &cam2] {
         let layer = cam.layer_at(sim.t);
         assert!(layer.is_some_and(|l| l < 2), "cameras drop: {layer:?}");
+        cam.assert_continuous();
     }
+    screen.assert_continuous();
 }

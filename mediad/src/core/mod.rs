@@ -166,6 +166,8 @@ struct Leg {
     /// Added to the publisher's timestamps, so a layer switch keeps the
     /// receiver's clock continuous.
     ts_offset: u32,
+    /// VP8 picture id and TL0PICIDX continuity across switches.
+    vp8: vp8::Vp8Map,
     last_ts_out: Option<u32>,
     last_sent_at: Option<Instant>,
     packets: u32,
@@ -583,6 +585,7 @@ impl Worker {
             paused: p.audio_only && track.kind == MediaKind::Video,
             alloc_paused: false,
             ts_offset: 0,
+            vp8: vp8::Vp8Map::default(),
             last_ts_out: None,
             last_sent_at: None,
             packets: 0,
@@ -1389,6 +1392,11 @@ impl Worker {
             return; // padding only
         }
         let keyframe = kind == MediaKind::Video && vp8::is_keyframe_start(payload);
+        let desc = if kind == MediaKind::Video {
+            salon_proto::vp8::Vp8Descriptor::parse(payload).ok()
+        } else {
+            None
+        };
         if keyframe && let Some(size) = vp8::keyframe_size(payload) {
             // A layer's size, for the allocator's tile limits.
             layer.size = Some(size);
@@ -1439,6 +1447,7 @@ impl Worker {
                 seq,
                 ts,
                 twcc,
+                vp8: desc.and_then(|d| leg.vp8.map(&d).map(|m| (d, m))),
             };
             if send_rtp(tx, metrics, ctx, addr, &out, hdr, level, payload) {
                 leg.packets = leg.packets.wrapping_add(1);
@@ -1660,6 +1669,9 @@ impl Worker {
             return;
         };
         let payload = hdr.payload(packet);
+        let vp8_out = salon_proto::vp8::Vp8Descriptor::parse(payload)
+            .ok()
+            .and_then(|d| leg.vp8.peek(&d).map(|m| (d, m)));
         let Some(t) = self
             .transports
             .get_mut(leg.transport)
@@ -1680,6 +1692,7 @@ impl Worker {
             seq: out_seq,
             ts: hdr.timestamp.wrapping_add(leg.ts_offset),
             twcc,
+            vp8: vp8_out,
         };
         if send_rtp(tx, &self.metrics, ctx, addr, &out, &hdr, None, payload) {
             self.metrics.nack_answered.inc();
@@ -2337,6 +2350,8 @@ struct OutPacket {
     ts: u32,
     /// Transport-wide sequence number.
     twcc: u16,
+    /// The VP8 descriptor and its rewritten picture id / TL0PICIDX.
+    vp8: Option<(salon_proto::vp8::Vp8Descriptor, vp8::Vp8Out)>,
 }
 
 impl InTrack {
@@ -2364,6 +2379,7 @@ impl Leg {
                 .clamp(1, u128::from(u32::MAX >> 1)) as u32;
             self.ts_offset = last.wrapping_add(step).wrapping_sub(in_ts);
         }
+        self.vp8.resync();
         self.current = Some(li);
     }
 }
@@ -2412,6 +2428,12 @@ fn send_rtp(
         return false;
     };
     dst.copy_from_slice(payload);
+    if let Some((d, m)) = &out.vp8 {
+        let _ = salon_proto::vp8::set_picture_id(dst, d, m.picture_id);
+        if let Some(t) = m.tl0picidx {
+            let _ = salon_proto::vp8::set_tl0picidx(dst, d, t);
+        }
+    }
     match ctx.protect_rtp(&mut buf[..], end) {
         Ok(n) => {
             tx.commit(addr, n);

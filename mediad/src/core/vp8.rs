@@ -1,5 +1,77 @@
-//! The little of VP8's RTP payload format (RFC 7741) the media path needs
-//! now: is this packet the start of a key frame?
+//! The little of VP8's RTP payload format (RFC 7741) the media path needs:
+//! is this packet the start of a key frame, and the picture id / TL0PICIDX
+//! continuity one receiver's stream keeps across layer switches.
+
+use salon_proto::vp8::Vp8Descriptor;
+
+/// A packet's rewritten picture id and TL0PICIDX.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vp8Out {
+    /// The picture id to write (15-bit space; a 7-bit field keeps the low bits).
+    pub picture_id: u16,
+    /// The TL0PICIDX to write, if the packet has one.
+    pub tl0picidx: Option<u8>,
+}
+
+/// Per receiver of a VP8 track: offsets that make the picture ids and
+/// TL0PICIDX it receives continue across layer switches (each simulcast
+/// encoding numbers its own pictures), as if one encoder had sent them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Vp8Map {
+    pic_offset: u16,
+    tl0_offset: u8,
+    last_pic: Option<u16>,
+    last_tl0: Option<u8>,
+    resync: bool,
+}
+
+const PIC_MASK: u16 = 0x7fff;
+
+impl Vp8Map {
+    /// The next packet starts a new source layer: continue after the last
+    /// picture sent.
+    pub fn resync(&mut self) {
+        self.resync = true;
+    }
+
+    /// The rewritten fields of a packet that will be sent; remembers the
+    /// newest picture sent. `None` without a picture id (nothing to keep
+    /// continuous).
+    pub fn map(&mut self, d: &Vp8Descriptor) -> Option<Vp8Out> {
+        let pid = d.picture_id?.value;
+        if std::mem::take(&mut self.resync) {
+            if let Some(last) = self.last_pic {
+                self.pic_offset = last.wrapping_add(1).wrapping_sub(pid) & PIC_MASK;
+            }
+            if let (Some(last), Some(t)) = (self.last_tl0, d.tl0picidx) {
+                self.tl0_offset = last.wrapping_add(1).wrapping_sub(t);
+            }
+        }
+        let out = self.peek(d)?;
+        // Newer pictures only (reordered packets keep the newest).
+        if self
+            .last_pic
+            .is_none_or(|l| out.picture_id.wrapping_sub(l) & PIC_MASK < 0x4000)
+        {
+            self.last_pic = Some(out.picture_id);
+        }
+        if let Some(t) = out.tl0picidx
+            && self.last_tl0.is_none_or(|l| t.wrapping_sub(l) < 0x80)
+        {
+            self.last_tl0 = Some(t);
+        }
+        Some(out)
+    }
+
+    /// The rewritten fields with the current offsets (retransmissions).
+    pub fn peek(&self, d: &Vp8Descriptor) -> Option<Vp8Out> {
+        let pid = d.picture_id?.value;
+        Some(Vp8Out {
+            picture_id: pid.wrapping_add(self.pic_offset) & PIC_MASK,
+            tl0picidx: d.tl0picidx.map(|t| t.wrapping_add(self.tl0_offset)),
+        })
+    }
+}
 
 /// True when `payload` (an RTP payload of a VP8 stream) starts a key frame:
 /// the descriptor's S bit is set with partition index 0, and the VP8
@@ -53,6 +125,33 @@ fn vp8_header_offset(payload: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn desc(pic: u16, tl0: u8) -> Vp8Descriptor {
+        let p = [0x90, 0xc0, 0x80 | (pic >> 8) as u8, pic as u8, tl0, 0x10];
+        Vp8Descriptor::parse(&p).unwrap()
+    }
+
+    #[test]
+    fn picture_ids_continue_across_switches() {
+        let mut m = Vp8Map::default();
+        // Layer A: its own numbering passes through at first.
+        assert_eq!(m.map(&desc(100, 7)).unwrap().picture_id, 100);
+        assert_eq!(m.map(&desc(101, 8)).unwrap().picture_id, 101);
+        // Switch to layer B (numbered 30000…): continues at 102, TL0 at 9.
+        m.resync();
+        let o = m.map(&desc(30_000, 200)).unwrap();
+        assert_eq!((o.picture_id, o.tl0picidx), (102, Some(9)));
+        assert_eq!(m.map(&desc(30_001, 201)).unwrap().picture_id, 103);
+        // A retransmission of the first B packet keeps its rewritten id.
+        assert_eq!(m.peek(&desc(30_000, 200)).unwrap().picture_id, 102);
+        // Back to A near the 15-bit wrap.
+        m.resync();
+        assert_eq!(m.map(&desc(32_767, 9)).unwrap().picture_id, 104);
+        assert_eq!(m.map(&desc(0, 10)).unwrap().picture_id, 105, "wraps");
+        // No picture id: nothing to rewrite.
+        let bare = Vp8Descriptor::parse(&[0x10, 0x00]).unwrap();
+        assert_eq!(m.map(&bare), None);
+    }
 
     #[test]
     fn keyframe_detection() {
