@@ -68,6 +68,7 @@ metrics! {
     tx_rtp: "RTP packets forwarded.",
     tx_rtcp: "RTCP packets sent.",
     twcc_feedback: "Transport-wide congestion control feedback packets used.",
+    twcc_feedback_sent: "Transport-wide congestion control feedback packets sent to publishers.",
     nack_received: "Sequence numbers receivers asked to retransmit.",
     nack_answered: "Retransmissions sent from the cache.",
     keyframe_requests: "PLI sent to publishers.",

@@ -180,10 +180,9 @@ fn accept(index: usize, m: &MediaSection) -> Option<(AcceptedMedia, &Codec)> {
         }
         let slot = match (kind, e.uri.as_str()) {
             (_, uri::SDES_MID) => &mut extmap.mid,
-            // Not yet: mediad sends no transport-wide feedback, and a browser
-            // that negotiated it would wait for it instead of running its
-            // loss-based estimator on receiver reports.
-            (_, uri::TRANSPORT_CC) => continue,
+            // mediad reports arrivals every 50 ms (transport-cc feedback):
+            // the browser's send-side estimator sizes its encodings.
+            (_, uri::TRANSPORT_CC) => &mut extmap.transport_cc,
             (_, uri::ABS_SEND_TIME) => &mut extmap.abs_send_time,
             (MediaKind::Audio, uri::AUDIO_LEVEL) => &mut extmap.audio_level,
             (MediaKind::Video, uri::RTP_STREAM_ID) => &mut extmap.rtp_stream_id,
@@ -196,9 +195,9 @@ fn accept(index: usize, m: &MediaSection) -> Option<(AcceptedMedia, &Codec)> {
         nack: codec.has_rtcp_fb("nack"),
         nack_pli: codec.has_rtcp_fb("nack pli"),
         ccm_fir: codec.has_rtcp_fb("ccm fir"),
-        // Likewise no REMB or transport-cc feedback yet (see above).
+        // No REMB: with transport-cc Chrome estimates on the send side.
         goog_remb: false,
-        transport_cc: false,
+        transport_cc: codec.has_rtcp_fb("transport-cc") && extmap.transport_cc.is_some(),
     };
     let rids = if kind == MediaKind::Video {
         if m.simulcast_send.is_empty() {

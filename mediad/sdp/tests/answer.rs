@@ -91,12 +91,16 @@ fn chrome_answer_reports_what_was_accepted() {
     );
     assert_eq!(a.extmap.audio_level, Some(1));
     assert_eq!(a.extmap.abs_send_time, Some(2));
-    // transport-cc is not negotiated until mediad sends its feedback.
-    assert_eq!(a.extmap.transport_cc, None);
+    // transport-cc is negotiated (mediad sends feedback), REMB is not.
+    assert_eq!(a.extmap.transport_cc, Some(3));
     assert_eq!(a.extmap.mid, Some(4));
     assert_eq!(a.extmap.rtp_stream_id, None);
-    assert!(!a.rtcp_fb.transport_cc && !a.rtcp_fb.nack);
-    assert!(!ans.sdp.contains("transport-cc") && !ans.sdp.contains("goog-remb"));
+    assert!(a.rtcp_fb.transport_cc && !a.rtcp_fb.nack);
+    assert!(ans.sdp.contains("a=rtcp-fb:111 transport-cc\r\n"));
+    assert!(ans.sdp.contains(
+        "a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n"
+    ));
+    assert!(!ans.sdp.contains("goog-remb"));
     assert_eq!(a.ssrcs, [2853417126]);
     assert_eq!(a.cname.as_deref(), Some("qD2Ngf8Rk4wYz1Hb"));
     assert!(a.rids.is_empty());
@@ -112,7 +116,7 @@ fn chrome_answer_reports_what_was_accepted() {
     assert_eq!(v.extmap.repaired_rtp_stream_id, Some(11));
     assert_eq!(v.extmap.audio_level, None);
     let fb = v.rtcp_fb;
-    assert!(fb.nack && fb.nack_pli && fb.ccm_fir && !fb.goog_remb && !fb.transport_cc);
+    assert!(fb.nack && fb.nack_pli && fb.ccm_fir && !fb.goog_remb && fb.transport_cc);
     assert_eq!(v.rids, ["f", "h", "q"]);
     assert!(v.ssrcs.is_empty());
     assert!(v.rtcp_rsize);
@@ -142,11 +146,11 @@ fn chrome_answer_reparses() {
     let v = &back.media[1];
     assert_eq!(v.codecs.len(), 1);
     assert_eq!((v.codecs[0].pt, v.codecs[0].rtx_pt), (96, Some(97)));
-    assert_eq!(v.codecs[0].rtcp_fb.len(), 3);
+    assert_eq!(v.codecs[0].rtcp_fb.len(), 4);
     assert_eq!(v.simulcast_recv, ["f", "h", "q"]);
     assert!(v.rids.iter().all(|r| r.direction == RidDirection::Recv));
     assert_eq!(v.port, 50000);
-    assert_eq!(v.extmaps.len(), 4);
+    assert_eq!(v.extmaps.len(), 5);
 }
 
 #[test]
@@ -167,7 +171,7 @@ fn firefox_answer_rejects_data_channel_and_mirrors_extmap_direction() {
     assert!(!ans.sdp.contains("playout-delay"));
     assert_eq!(ans.accepted.len(), 2);
     assert_eq!(ans.accepted[0].extmap.mid, Some(3));
-    assert_eq!(ans.accepted[1].extmap.transport_cc, None);
+    assert_eq!(ans.accepted[1].extmap.transport_cc, Some(7));
     assert_eq!(
         ans.accepted[1].ssrc_groups[0].ssrcs,
         [3371823452, 1490582216]

@@ -16,6 +16,7 @@
 //! payload into a pooled send buffer and encrypt it there. Nothing on that
 //! path allocates.
 
+pub mod publish_cc;
 pub mod rate;
 pub mod rewrite;
 pub mod rtx_cache;
@@ -329,6 +330,9 @@ impl Worker {
                 next = next.min(d);
             }
             if let Some(d) = t.probe.as_ref().map(|p| p.next_at) {
+                next = next.min(d);
+            }
+            if let Some(d) = t.twcc_rx.as_ref().and_then(|r| r.poll_timeout()) {
                 next = next.min(d);
             }
             if let Some(d) = t.bwe.as_ref().and_then(|b| {
@@ -810,6 +814,12 @@ impl Worker {
             }
             new_tracks.push((idx, kind, m.extmap.mid));
         }
+        // One transport-wide sequence space per transport (BUNDLE): the id
+        // from whichever m-line negotiated it.
+        let twcc_id = answer.accepted.iter().find_map(|m| m.extmap.transport_cc);
+        if let Some(t) = self.transports.get_mut(publish).and_then(Option::as_mut) {
+            t.twcc_ext_id = twcc_id;
+        }
         if let Some(p) = self.participants.get_mut(&pid) {
             p.published.extend(new_tracks.iter().map(|t| t.0));
             if let Some(t) = self.transports.get_mut(publish).and_then(Option::as_mut)
@@ -1278,6 +1288,13 @@ impl Worker {
             return;
         };
         let mid_ext_id = t.mid_ext_id;
+        if let (Some(id), Some(rec)) = (t.twcc_ext_id, t.twcc_rx.as_mut())
+            && let Some((_, d)) = rtp::extensions(plain, &hdr).find(|(i, _)| *i == id)
+            && let Some(seq) = salon_proto::twcc::read_transport_seq(d)
+        {
+            let at = now.saturating_duration_since(self.epoch).as_micros();
+            rec.on_packet(seq, i64::try_from(at).unwrap_or(i64::MAX), now);
+        }
         let route = self
             .routes
             .get(idx)
@@ -1896,6 +1913,39 @@ impl Worker {
             self.report_wanted_layers(now);
         }
         self.run_probes(now, tx);
+        self.send_publisher_feedback(now, tx);
+    }
+
+    /// Transport-cc feedback to each publisher whose report is due.
+    fn send_publisher_feedback(&mut self, now: Instant, tx: &mut TxQueue) {
+        for t in self.transports.iter_mut().flatten() {
+            if t.twcc_rx
+                .as_ref()
+                .and_then(|r| r.poll_timeout())
+                .is_none_or(|d| d > now)
+            {
+                continue;
+            }
+            let (Some(addr), true) = (t.addr, t.is_connected()) else {
+                continue;
+            };
+            let ssrc = t.rtcp_ssrc;
+            let (Some(rec), Some(ctx)) = (t.twcc_rx.as_mut(), t.srtp_out.as_mut()) else {
+                continue;
+            };
+            let Some(buf) = tx.buffer() else {
+                self.metrics.drop_tx_full.inc();
+                continue;
+            };
+            let Some(n) = rec.poll_feedback(now, ssrc, &mut buf[..]) else {
+                continue;
+            };
+            if let Ok(m) = ctx.protect_rtcp(&mut buf[..], n) {
+                tx.commit(addr, m);
+                self.metrics.tx_rtcp.inc();
+                self.metrics.twcc_feedback_sent.inc();
+            }
+        }
     }
 
     /// One allocation round for every receiver (see [`crate::alloc`]): its

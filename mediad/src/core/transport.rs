@@ -97,6 +97,11 @@ pub struct Transport {
     pub bwe_fed: bool,
     /// The probe cluster being sent, if any.
     pub probe: Option<ProbeState>,
+    /// Header extension id of the transport-wide sequence number the
+    /// browser sends (publish side, when negotiated).
+    pub twcc_ext_id: Option<u8>,
+    /// Arrivals to report to the publisher (publish side).
+    pub twcc_rx: Option<Box<super::publish_cc::TwccRecorder>>,
     dtls: Dtls,
     dtls_timeout: Option<Instant>,
     peer_cert_digest: Option<(String, Vec<u8>)>,
@@ -162,6 +167,8 @@ impl Transport {
             twcc_next: 1,
             bwe_fed: false,
             probe: None,
+            twcc_ext_id: None,
+            twcc_rx: (kind == TransportKind::Publish).then(Box::default),
             dtls,
             dtls_timeout: None,
             peer_cert_digest: None,
