@@ -258,9 +258,10 @@ pub struct Worker {
 #[derive(Debug, Default)]
 struct AllocScratch {
     layers: Vec<alloc::Layer>,
-    /// Per candidate: track, priority, layers range, best layer's bitrate.
+    /// Per candidate: track, priority, its range in `layers`.
     videos: Vec<(usize, Priority, std::ops::Range<usize>)>,
     order: Vec<usize>,
+    in_last_n: Vec<bool>,
     decisions: Vec<(usize, Choice)>,
 }
 
@@ -2039,16 +2040,17 @@ impl Worker {
             sc.order.extend(0..sc.videos.len());
             sc.order.sort_by_key(|&i| sc.videos.get(i).map(|v| v.1));
             let limit = last_n.map_or(usize::MAX, |n| n as usize);
-            let mut in_last_n = vec![false; sc.videos.len()];
+            sc.in_last_n.clear();
+            sc.in_last_n.resize(sc.videos.len(), false);
             for (rank, &i) in sc.order.iter().enumerate() {
-                if let Some(x) = in_last_n.get_mut(i) {
+                if let Some(x) = sc.in_last_n.get_mut(i) {
                     *x = rank < limit;
                 }
             }
             let candidates: Vec<VideoCandidate<'_>> = sc
                 .videos
                 .iter()
-                .zip(&in_last_n)
+                .zip(&sc.in_last_n)
                 .map(|((ti, priority, range), &in_n)| VideoCandidate {
                     id: *ti as u64,
                     priority: *priority,
@@ -2057,15 +2059,13 @@ impl Worker {
                     in_last_n: in_n,
                 })
                 .collect();
-            let fed = self
+            let estimate = self
                 .transports
                 .get(sub)
                 .and_then(Option::as_ref)
-                .is_some_and(|t| t.bwe_fed);
-            let available_bps = match self.transports.get(sub).and_then(Option::as_ref) {
-                Some(t) if t.bwe_fed => t.bwe.as_ref().map_or(u64::MAX, |b| b.estimate_bps()),
-                _ => u64::MAX,
-            };
+                .filter(|t| t.bwe_fed)
+                .and_then(|t| t.bwe.as_ref())
+                .map(|b| b.estimate_bps());
             // What everything at its best would cost: probe towards it.
             let wanted: u64 = candidates
                 .iter()
@@ -2073,7 +2073,7 @@ impl Worker {
                 .map(|c| c.layers.iter().map(|l| l.bitrate_bps).max().unwrap_or(0))
                 .sum();
             let input = alloc::AllocInput {
-                available_bps,
+                available_bps: estimate.unwrap_or(u64::MAX),
                 cap_bps,
                 audio_only: false,
                 videos: &candidates,
@@ -2085,7 +2085,7 @@ impl Worker {
                     .extend(out.iter().map(|d| (d.id as usize, d.choice)));
             }
             drop(candidates);
-            if fed
+            if estimate.is_some()
                 && let Some(bwe) = self
                     .transports
                     .get_mut(sub)
