@@ -14,6 +14,13 @@ pub const FEEDBACK_INTERVAL: Duration = Duration::from_millis(50);
 /// Arrivals kept between two feedbacks (about 4 Mbit/s of 1200-byte
 /// packets for 50 ms is 21; a burst may bring more). Beyond: dropped.
 const CAPACITY: usize = 1024;
+/// Feedback goes out at once when this many arrivals wait (one packet's
+/// worth), without waiting for the interval.
+const EARLY_AFTER: usize = 100;
+/// Sequence numbers missing between the last report and the next arrival
+/// are reported lost, up to this many (beyond: the sender restarted its
+/// numbering, or so long an outage that the losses no longer matter).
+const MAX_LEADING_GAP: u64 = 0x1000;
 
 /// Arrival times of one publish transport's packets, until reported.
 #[derive(Debug)]
@@ -27,6 +34,8 @@ pub struct TwccRecorder {
     reported: Option<u64>,
     fb_count: u8,
     next_at: Option<Instant>,
+    /// SSRC of the newest packet, named as the feedback's media source.
+    media_ssrc: u32,
     /// Arrivals dropped because the buffer was full or they came too late.
     pub dropped: u64,
 }
@@ -40,15 +49,16 @@ impl Default for TwccRecorder {
             reported: None,
             fb_count: 0,
             next_at: None,
+            media_ssrc: 0,
             dropped: 0,
         }
     }
 }
 
 impl TwccRecorder {
-    /// A packet with transport-wide sequence number `seq` arrived at
-    /// `arrival_us` (µs since the worker's epoch) at `now`.
-    pub fn on_packet(&mut self, seq: u16, arrival_us: i64, now: Instant) {
+    /// A packet of stream `ssrc` with transport-wide sequence number `seq`
+    /// arrived at `arrival_us` (µs since the worker's epoch) at `now`.
+    pub fn on_packet(&mut self, seq: u16, ssrc: u32, arrival_us: i64, now: Instant) {
         let unwrapped = match self.highest {
             None => u64::from(seq) + (1 << 16),
             Some(h) => {
@@ -66,7 +76,13 @@ impl TwccRecorder {
         }
         self.highest = Some(self.highest.map_or(unwrapped, |h| h.max(unwrapped)));
         self.arrivals.push((unwrapped, arrival_us));
-        self.next_at.get_or_insert(now + FEEDBACK_INTERVAL);
+        self.media_ssrc = ssrc;
+        let due = if self.arrivals.len() >= EARLY_AFTER {
+            now
+        } else {
+            now + FEEDBACK_INTERVAL
+        };
+        self.next_at = Some(self.next_at.map_or(due, |t| t.min(due)));
     }
 
     /// When feedback is due, if anything waits to be reported.
@@ -75,8 +91,9 @@ impl TwccRecorder {
     }
 
     /// Write one transport-cc RTCP packet into `buf` if feedback is due:
-    /// every sequence number from the first unreported one to the newest,
-    /// the missing ones as lost. Returns its length.
+    /// every sequence number from the first unreported one (the one after
+    /// the last report) to the newest, the missing ones as lost. Returns
+    /// its length.
     pub fn poll_feedback(
         &mut self,
         now: Instant,
@@ -90,19 +107,31 @@ impl TwccRecorder {
         self.arrivals.sort_unstable_by_key(|a| a.0);
         self.arrivals.dedup_by_key(|a| a.0);
         self.entries.clear();
+        // Packets lost right after the last report: start the report there
+        // (the writer fills the gap up to the first arrival as lost).
+        let lead = match (self.reported, self.arrivals.first()) {
+            (Some(r), Some(&(first, _))) if first > r + 1 && first - r - 1 <= MAX_LEADING_GAP => {
+                self.entries.push(((r + 1) as u16, None));
+                1
+            }
+            _ => 0,
+        };
         self.entries
             .extend(self.arrivals.iter().map(|&(s, at)| (s as u16, Some(at))));
         let params = TwccParams {
             sender_ssrc,
-            media_ssrc: 0,
+            media_ssrc: self.media_ssrc,
             fb_count: self.fb_count,
             max_len: 1200,
         };
         let written = twcc::write_feedback(buf, &params, &self.entries).ok()?;
         self.fb_count = self.fb_count.wrapping_add(1);
-        let consumed = written.consumed.min(self.arrivals.len());
-        if let Some(&(last, _)) = consumed.checked_sub(1).and_then(|i| self.arrivals.get(i)) {
-            self.reported = Some(last);
+        let consumed = written.consumed.saturating_sub(lead).min(self.arrivals.len());
+        match consumed.checked_sub(1).and_then(|i| self.arrivals.get(i)) {
+            Some(&(last, _)) => self.reported = Some(last),
+            // Only (part of) the leading gap fit: it is reported.
+            None if lead == 1 => self.reported = self.reported.map(|r| r + 1),
+            None => {}
         }
         self.arrivals.drain(..consumed);
         if !self.arrivals.is_empty() {
