@@ -230,6 +230,11 @@ struct Sim {
     t: Duration,
     next_frame: Duration,
     next_feedback: Duration,
+    /// Video frames start at this time (audio, if on, from the start).
+    video_from: Duration,
+    audio: bool,
+    next_audio: Duration,
+    audio_seq: u16,
 }
 
 impl Sim {
@@ -266,6 +271,10 @@ impl Sim {
             t: Duration::ZERO,
             next_frame: Duration::ZERO,
             next_feedback: Duration::ZERO,
+            video_from: Duration::ZERO,
+            audio: false,
+            next_audio: Duration::ZERO,
+            audio_seq: 1,
         }
     }
 
@@ -280,8 +289,27 @@ impl Sim {
         while self.t < end {
             if self.t >= self.next_frame {
                 self.next_frame += Duration::from_micros(1_000_000 / u64::from(FPS));
-                for e in &mut self.encoders {
-                    e.send_frame(&mut self.net);
+                if self.t >= self.video_from {
+                    for e in &mut self.encoders {
+                        e.send_frame(&mut self.net);
+                    }
+                }
+            }
+            if self.audio && self.t >= self.next_audio {
+                self.next_audio += Duration::from_millis(20);
+                let seq = self.audio_seq;
+                self.audio_seq = seq.wrapping_add(1);
+                for e in &self.encoders {
+                    let b = &mut self.net.browsers[e.browser];
+                    let ssrc = b.audio_ssrc;
+                    b.publish.send_rtp(
+                        111,
+                        seq,
+                        u32::from(seq) * 960,
+                        ssrc,
+                        &[(1, &[0x80 | 40][..])],
+                        &[0x55; 80],
+                    );
                 }
             }
             if self.t >= self.next_feedback {
@@ -433,4 +461,27 @@ fn the_screen_share_keeps_its_layer_while_cameras_drop() {
         cam.assert_continuous();
     }
     screen.assert_continuous();
+}
+
+/// In a browser, audio flows (and its feedback arrives) before the first
+/// video key frame: the start-up probes must wait for a video stream to
+/// carry them rather than be lost, so the estimate still climbs at once.
+#[test]
+fn probes_wait_for_video_when_audio_comes_first() {
+    let mut sim = Sim::new(75, 1, None, 3_000_000);
+    sim.audio = true;
+    sim.video_from = s(2.0);
+    let mut w = sim.watch(0);
+    sim.run(s(2.0), &mut [&mut w]);
+    assert!(w.frames.is_empty());
+    let before = sim.estimate();
+    sim.run(s(4.0), &mut [&mut w]);
+    let est = sim.estimate();
+    println!(
+        "audio first: estimate {before} before video, {est} 4 s after; layer {:?}; probes {}",
+        w.layer_at(sim.t),
+        sim.net.metrics().probes.get()
+    );
+    assert!(est > 2_000_000, "estimate {est}");
+    assert_eq!(w.layer_at(sim.t), Some(2));
 }

@@ -66,6 +66,8 @@ pub const LAYERS_WANTED_INTERVAL: Duration = Duration::from_millis(500);
 /// Recent speakers remembered per room (their cameras come next in the
 /// allocation order).
 const RECENT_SPEAKERS: usize = 8;
+/// How long a probe cluster with no stream to carry it waits to retry.
+const PROBE_WAIT: Duration = Duration::from_millis(250);
 /// Largest padding in one probe packet (the RTP padding count is a byte).
 const PROBE_PADDING: usize = 255;
 /// The shortest interval between two key frame requests for one stream.
@@ -1294,7 +1296,7 @@ impl Worker {
             && let Some(seq) = salon_proto::twcc::read_transport_seq(d)
         {
             let at = now.saturating_duration_since(self.epoch).as_micros();
-            rec.on_packet(seq, i64::try_from(at).unwrap_or(i64::MAX), now);
+            rec.on_packet(seq, hdr.ssrc, i64::try_from(at).unwrap_or(i64::MAX), now);
         }
         let route = self
             .routes
@@ -2217,6 +2219,17 @@ impl Worker {
                 if probe.bytes >= due && probe.packets >= 1 {
                     break;
                 }
+            }
+            if !sent_any && probe.packets == 0 {
+                // No stream to carry it yet (the receiver's video has not
+                // started): the cluster waits, so the estimator does not
+                // count it in flight for nothing.
+                probe.started = now + PROBE_WAIT;
+                probe.next_at = now + PROBE_WAIT;
+                if let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) {
+                    t.probe = Some(probe);
+                }
+                continue;
             }
             let done = !sent_any
                 || (probe.bytes >= probe.cluster.min_bytes

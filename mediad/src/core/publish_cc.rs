@@ -126,7 +126,10 @@ impl TwccRecorder {
         };
         let written = twcc::write_feedback(buf, &params, &self.entries).ok()?;
         self.fb_count = self.fb_count.wrapping_add(1);
-        let consumed = written.consumed.saturating_sub(lead).min(self.arrivals.len());
+        let consumed = written
+            .consumed
+            .saturating_sub(lead)
+            .min(self.arrivals.len());
         match consumed.checked_sub(1).and_then(|i| self.arrivals.get(i)) {
             Some(&(last, _)) => self.reported = Some(last),
             // Only (part of) the leading gap fit: it is reported.
@@ -172,7 +175,7 @@ mod tests {
             (2, 6_000),
             (1, 5_000),
         ] {
-            r.on_packet(seq, us, t0);
+            r.on_packet(seq, 7, us, t0);
         }
         assert_eq!(r.poll_feedback(t0, 1, &mut buf), None, "not due yet");
         let t1 = t0 + FEEDBACK_INTERVAL;
@@ -189,11 +192,11 @@ mod tests {
             }
         }
         // Reported: a late duplicate is not reported again.
-        r.on_packet(1, 9_000, t1);
+        r.on_packet(1, 7, 9_000, t1);
         assert_eq!(r.dropped, 1);
         assert_eq!(r.poll_timeout(), None);
         // After a long silence, a new reference time.
-        r.on_packet(3, 60_000_000, t1);
+        r.on_packet(3, 7, 60_000_000, t1);
         let n = r
             .poll_feedback(t1 + FEEDBACK_INTERVAL, 1, &mut buf)
             .unwrap();
@@ -201,11 +204,59 @@ mod tests {
     }
 
     #[test]
+    fn losses_across_a_report_boundary_are_reported() {
+        let t0 = Instant::now();
+        let mut r = TwccRecorder::default();
+        let mut buf = [0u8; 1500];
+        r.on_packet(10, 0xabcd, 1_000, t0);
+        r.on_packet(11, 0xabcd, 2_000, t0);
+        let n = r
+            .poll_feedback(t0 + FEEDBACK_INTERVAL, 1, &mut buf)
+            .unwrap();
+        // Sender SSRC, then the newest packet's SSRC as the media source.
+        assert_eq!(buf[4..12], [0, 0, 0, 1, 0, 0, 0xab, 0xcd]);
+        assert_eq!(parse(&buf[..n]).len(), 2);
+        // 12 and 13 lost in between two reports; 14 arrives.
+        let t1 = t0 + 2 * FEEDBACK_INTERVAL;
+        r.on_packet(14, 0xabcd, 100_000, t1);
+        let n = r
+            .poll_feedback(t1 + FEEDBACK_INTERVAL, 1, &mut buf)
+            .unwrap();
+        let got = parse(&buf[..n]);
+        assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), [12, 13, 14]);
+        assert_eq!((got[0].1, got[1].1), (None, None));
+        assert!(got[2].1.is_some());
+        // The first report of all starts at the first arrival; a jump past
+        // MAX_LEADING_GAP (a restarted sender) is not reported as losses.
+        r.on_packet(30_000, 0xabcd, 200_000, t1);
+        let n = r
+            .poll_feedback(t1 + 2 * FEEDBACK_INTERVAL, 1, &mut buf)
+            .unwrap();
+        assert_eq!(parse(&buf[..n]), [(30_000, parse(&buf[..n])[0].1)]);
+    }
+
+    #[test]
+    fn reports_at_once_after_many_arrivals() {
+        let t0 = Instant::now();
+        let mut r = TwccRecorder::default();
+        for i in 0..EARLY_AFTER as u16 - 1 {
+            r.on_packet(i, 7, i64::from(i) * 100, t0);
+        }
+        assert_eq!(r.poll_timeout(), Some(t0 + FEEDBACK_INTERVAL));
+        r.on_packet(EARLY_AFTER as u16 - 1, 7, 10_000, t0);
+        assert_eq!(r.poll_timeout(), Some(t0));
+        let mut buf = [0u8; 1500];
+        let n = r.poll_feedback(t0, 1, &mut buf).unwrap();
+        assert_eq!(parse(&buf[..n]).len(), EARLY_AFTER);
+        assert_eq!(r.poll_timeout(), None);
+    }
+
+    #[test]
     fn bounded_and_split() {
         let t0 = Instant::now();
         let mut r = TwccRecorder::default();
         for i in 0..2000u32 {
-            r.on_packet(i as u16, i64::from(i) * 100, t0);
+            r.on_packet(i as u16, 7, i64::from(i) * 100, t0);
         }
         assert_eq!(r.dropped, 2000 - CAPACITY as u64);
         let mut buf = [0u8; 1500];
