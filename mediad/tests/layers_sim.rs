@@ -36,6 +36,9 @@ struct Encoder {
     /// Each encoding numbers its own pictures (15-bit picture id, TL0PICIDX).
     pic: Vec<u16>,
     tl0: Vec<u8>,
+    /// Three temporal layers per encoding (TIDs 0, 2, 1, 2, …; TL0PICIDX
+    /// counts TID 0 frames).
+    temporal: bool,
     frame: u32,
     rtcp_seen: usize,
 }
@@ -53,6 +56,7 @@ impl Encoder {
             key: vec![true; 3],
             pic: vec![100, 12_000, 32_700],
             tl0: vec![0, 100, 250],
+            temporal: false,
             frame: 0,
             rtcp_seen: net.browsers[browser].publish.rtcp_in.len(),
         }
@@ -70,6 +74,7 @@ impl Encoder {
             key: vec![true],
             pic: vec![5],
             tl0: vec![5],
+            temporal: false,
             frame: 0,
             rtcp_seen: net.browsers[browser].publish.rtcp_in.len(),
         }
@@ -93,23 +98,36 @@ impl Encoder {
             self.key.iter_mut().for_each(|k| *k = true);
         }
         let ts = self.frame * (90_000 / FPS);
+        // L1T3: TIDs 0 2 1 2; the first TID 2 and the TID 1 frame refer to
+        // TID 0 only (layer sync).
+        let (tid, sync) = match self.frame % 4 {
+            0 => (0u8, false),
+            1 => (2, true),
+            2 => (1, true),
+            _ => (2, false),
+        };
         for i in 0..self.ssrcs.len() {
             let bytes = (self.bps[i] / 8 / u64::from(FPS)) as usize;
             let packets = bytes.div_ceil(PACKET).max(1);
             let key = std::mem::take(&mut self.key[i]);
             let pic = self.pic[i];
             self.pic[i] = (pic + 1) & 0x7fff;
+            if !self.temporal || tid == 0 {
+                self.tl0[i] = self.tl0[i].wrapping_add(1);
+            }
             let tl0 = self.tl0[i];
-            self.tl0[i] = tl0.wrapping_add(1);
             for k in 0..packets {
                 // X, S on the first packet; I (15-bit picture id) and L.
                 let mut vp8 = vec![
                     if k == 0 { 0x90u8 } else { 0x80 },
-                    0xc0,
+                    if self.temporal { 0xe0 } else { 0xc0 },
                     0x80 | (pic >> 8) as u8,
                     pic as u8,
                     tl0,
                 ];
+                if self.temporal {
+                    vp8.push(tid << 6 | u8::from(sync) << 5);
+                }
                 if k == 0 && key {
                     vp8.extend_from_slice(&[0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a]);
                     vp8.extend_from_slice(&(self.heights[i] * 16 / 9).to_le_bytes());
@@ -136,8 +154,10 @@ struct Watch {
     seen: usize,
     last_ts: Option<u32>,
     frames: Vec<(Duration, u8)>,
-    /// Picture id and TL0PICIDX of each frame, as received.
-    pics: Vec<(u16, u8)>,
+    /// Picture id, TL0PICIDX and TID of each frame, as received.
+    pics: Vec<(u16, u8, Option<u8>)>,
+    /// Sequence numbers of every packet received on the stream.
+    seqs: Vec<(Duration, u16)>,
 }
 
 impl Watch {
@@ -152,6 +172,7 @@ impl Watch {
             last_ts: None,
             frames: Vec::new(),
             pics: Vec::new(),
+            seqs: Vec::new(),
         }
     }
 
@@ -160,6 +181,9 @@ impl Watch {
         for p in &rx[self.seen..] {
             let h = RtpHeader::parse(p).unwrap();
             // Padding-only probe packets carry no frame.
+            if h.ssrc == self.ssrc {
+                self.seqs.push((t, h.sequence));
+            }
             if h.ssrc != self.ssrc || p[0] & 0x20 != 0 {
                 continue;
             }
@@ -168,7 +192,7 @@ impl Watch {
                 self.frames.push((t, *h.payload(p).last().unwrap()));
                 let d = salon_proto::vp8::Vp8Descriptor::parse(h.payload(p)).unwrap();
                 self.pics
-                    .push((d.picture_id.unwrap().value, d.tl0picidx.unwrap()));
+                    .push((d.picture_id.unwrap().value, d.tl0picidx.unwrap(), d.tid));
             }
         }
         self.seen = rx.len();
@@ -206,7 +230,8 @@ impl Watch {
             let dp = w[1].0.wrapping_sub(w[0].0) & 0x7fff;
             let dt = w[1].1.wrapping_sub(w[0].1);
             assert!((1..32).contains(&dp), "picture id jump {w:?}");
-            assert!((1..32).contains(&dt), "TL0PICIDX jump {w:?}");
+            // Equal between frames of higher temporal layers.
+            assert!((0..32).contains(&dt), "TL0PICIDX jump {w:?}");
         }
     }
 
@@ -484,4 +509,40 @@ fn probes_wait_for_video_when_audio_comes_first() {
     );
     assert!(est > 2_000_000, "estimate {est}");
     assert_eq!(w.layer_at(sim.t), Some(2));
+}
+
+/// A single-encoding stream with three temporal layers (a screen share at
+/// 1.2 Mbit/s: 300 / 600 / 1200 kbit/s cumulative) through 800 kbit/s: the
+/// receiver gets TIDs 0 and 1 (15 fps) with no sequence or picture id gap,
+/// instead of a stream the link cannot carry.
+#[test]
+fn temporal_layers_thin_a_stream_the_link_cannot_carry() {
+    let mut sim = Sim::new(76, 0, Some(1_200_000), 800_000);
+    sim.encoders[0].temporal = true;
+    let mut w = sim.watch(0);
+    sim.run(s(20.0), &mut [&mut w]);
+    let from = s(15.0);
+    let recent: Vec<usize> = (0..w.frames.len())
+        .filter(|&i| w.frames[i].0 >= from)
+        .collect();
+    let tids: Vec<Option<u8>> = recent.iter().map(|&i| w.pics[i].2).collect();
+    let fps = recent.len() as f64 / 5.0;
+    let seqs: Vec<u16> = w.seqs.iter().filter(|x| x.0 >= from).map(|x| x.1).collect();
+    println!(
+        "temporal: {fps:.1} fps in the last 5 s, TIDs {:?}, estimate {}, dropped on the link {}",
+        tids.iter().fold([0usize; 3], |mut a, t| {
+            a[usize::from(t.unwrap())] += 1;
+            a
+        }),
+        sim.estimate(),
+        sim.link().dropped
+    );
+    assert!(tids.iter().all(|t| t.is_some_and(|t| t <= 1)), "{tids:?}");
+    assert!((12.0..=18.0).contains(&fps), "{fps} fps");
+    assert!(
+        seqs.windows(2).all(|x| x[1] == x[0].wrapping_add(1)),
+        "no sequence gap: {seqs:?}"
+    );
+    w.assert_continuous();
+    assert!(w.max_gap(from, sim.t) <= s(0.2));
 }

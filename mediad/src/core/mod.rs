@@ -66,6 +66,8 @@ pub const LAYERS_WANTED_INTERVAL: Duration = Duration::from_millis(500);
 /// Recent speakers remembered per room (their cameras come next in the
 /// allocation order).
 const RECENT_SPEAKERS: usize = 8;
+/// Temporal layers tracked per encoding (VP8 TID 0..=3).
+const MAX_TIDS: usize = 4;
 /// How long a probe cluster with no stream to carry it waits to retry.
 const PROBE_WAIT: Duration = Duration::from_millis(250);
 /// Largest padding in one probe packet (the RTP padding count is a byte).
@@ -171,6 +173,11 @@ struct Leg {
     ts_offset: u32,
     /// VP8 picture id and TL0PICIDX continuity across switches.
     vp8: vp8::Vp8Map,
+    /// Highest temporal layer (VP8 TID) the allocator gives this receiver.
+    target_tid: u8,
+    /// Highest TID being forwarded: lowered at any frame start, raised at a
+    /// layer sync frame (or a key frame).
+    current_tid: u8,
     last_ts_out: Option<u32>,
     last_sent_at: Option<Instant>,
     packets: u32,
@@ -191,6 +198,10 @@ struct Layer {
     keyframe_pending: bool,
     /// Received bitrate (the allocator's price of this layer).
     rate: rate::RateMeter,
+    /// Received bitrate per temporal layer, when packets carry a TID.
+    tid_rates: [rate::RateMeter; MAX_TIDS],
+    /// Highest TID seen (`None`: no temporal layers signalled).
+    max_tid: Option<u8>,
     last_packet_at: Option<Instant>,
 }
 
@@ -593,6 +604,8 @@ impl Worker {
             alloc_paused: false,
             ts_offset: 0,
             vp8: vp8::Vp8Map::default(),
+            target_tid: u8::MAX,
+            current_tid: u8::MAX,
             last_ts_out: None,
             last_sent_at: None,
             packets: 0,
@@ -765,6 +778,8 @@ impl Worker {
                 last_keyframe_request: None,
                 keyframe_pending: false,
                 rate: rate::RateMeter::default(),
+                tid_rates: Default::default(),
+                max_tid: None,
                 last_packet_at: None,
             };
             let layers = if m.rids.is_empty() {
@@ -1400,6 +1415,20 @@ impl Worker {
             .on_packet(hdr.sequence, hdr.timestamp, since_epoch);
         layer.rate.add(plain.len(), since_epoch);
         layer.last_packet_at = Some(now);
+        let desc = if kind == MediaKind::Video {
+            salon_proto::vp8::Vp8Descriptor::parse(hdr.payload(plain)).ok()
+        } else {
+            None
+        };
+        let tid = desc
+            .and_then(|d| d.tid)
+            .filter(|t| usize::from(*t) < MAX_TIDS);
+        if let Some(t) = tid {
+            layer.max_tid = Some(layer.max_tid.map_or(t, |m| m.max(t)));
+            if let Some(r) = layer.tid_rates.get_mut(usize::from(t)) {
+                r.add(plain.len(), since_epoch);
+            }
+        }
         if let Some(cache) = layer.cache.as_mut() {
             cache.insert(hdr.sequence, plain);
         }
@@ -1412,11 +1441,7 @@ impl Worker {
             return; // padding only
         }
         let keyframe = kind == MediaKind::Video && vp8::is_keyframe_start(payload);
-        let desc = if kind == MediaKind::Video {
-            salon_proto::vp8::Vp8Descriptor::parse(payload).ok()
-        } else {
-            None
-        };
+        let frame_start = desc.is_some_and(|d| d.start_of_partition && d.partition_index == 0);
         if keyframe && let Some(size) = vp8::keyframe_size(payload) {
             // A layer's size, for the allocator's tile limits.
             layer.size = Some(size);
@@ -1446,6 +1471,23 @@ impl Worker {
                     continue;
                 }
                 leg.switch_to(li, hdr.timestamp, now, clock);
+            }
+            // Temporal layers: change only at a frame start; up only where
+            // the stream allows it (layer sync, or a key frame).
+            if let (Some(t), Some(d)) = (tid, desc) {
+                let down = leg.target_tid < leg.current_tid;
+                let up_here = leg.target_tid > leg.current_tid
+                    && t > leg.current_tid
+                    && t <= leg.target_tid
+                    && d.layer_sync;
+                if frame_start && (keyframe || down || up_here) {
+                    leg.current_tid = leg.target_tid;
+                }
+                if t > leg.current_tid {
+                    leg.seq.skip(hdr.sequence);
+                    leg.vp8.skip(&d);
+                    continue;
+                }
             }
             let Some(t) = transports.get_mut(leg.transport).and_then(Option::as_mut) else {
                 continue;
@@ -2016,13 +2058,25 @@ impl Worker {
                         let active = l
                             .last_packet_at
                             .is_some_and(|at| now.saturating_duration_since(at) < LAYER_IDLE);
-                        sc.layers.push(alloc::Layer {
-                            spatial: u8::try_from(li).unwrap_or(u8::MAX),
-                            temporal: 0,
-                            bitrate_bps: if active { l.rate.bps(since).max(1) } else { 0 },
-                            height: l.size.map_or(0, |(_, h)| h),
-                            active,
-                        });
+                        let spatial = u8::try_from(li).unwrap_or(u8::MAX);
+                        let height = l.size.map_or(0, |(_, h)| h);
+                        // With temporal layers: one step per TID, priced
+                        // cumulatively; without: the whole encoding.
+                        let tids = l.max_tid.map_or(0, |m| usize::from(m).min(MAX_TIDS - 1));
+                        let mut cumulative = 0;
+                        for tid in 0..=tids {
+                            cumulative += match l.max_tid {
+                                Some(_) => l.tid_rates.get(tid).map_or(0, |r| r.bps(since)),
+                                None => l.rate.bps(since),
+                            };
+                            sc.layers.push(alloc::Layer {
+                                spatial,
+                                temporal: u8::try_from(tid).unwrap_or(0),
+                                bitrate_bps: if active { cumulative.max(1) } else { 0 },
+                                height,
+                                active,
+                            });
+                        }
                     }
                     if sc
                         .layers
@@ -2114,8 +2168,14 @@ impl Worker {
                             self.metrics.layer_pauses.inc();
                         }
                     }
-                    Choice::Layer { spatial, .. } => {
+                    Choice::Layer { spatial, temporal } => {
                         let li = usize::from(spatial);
+                        // The top temporal layer on offer means "all".
+                        let top_tid = t.layers.get(li).and_then(|l| l.max_tid);
+                        leg.target_tid = match top_tid {
+                            Some(m) if temporal < m => temporal,
+                            _ => u8::MAX,
+                        };
                         let resumed = std::mem::take(&mut leg.alloc_paused);
                         let changed = leg.target != li;
                         if changed {

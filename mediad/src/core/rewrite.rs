@@ -78,6 +78,26 @@ impl SeqRewriter {
         Some(self.last_out)
     }
 
+    /// Input packet `seq` is not sent to this receiver (a dropped temporal
+    /// layer): later packets are numbered one lower, so the receiver sees
+    /// no gap, and packets from before it are no longer sent (their numbers
+    /// may be taken). Only for a packet newer than the last one seen.
+    pub fn skip(&mut self, seq: u16) {
+        let Some(last_in) = self.last_in else {
+            return;
+        };
+        if self.resume {
+            return;
+        }
+        let delta = seq.wrapping_sub(last_in);
+        if delta == 0 || delta >= 0x8000 {
+            return;
+        }
+        self.offset = self.offset.wrapping_sub(1);
+        self.last_in = Some(seq);
+        self.floor_in = seq.wrapping_add(1);
+    }
+
     /// The input sequence number that was sent as `out` (for NACKs).
     pub fn unmap(&self, out: u16) -> u16 {
         out.wrapping_sub(self.offset)
@@ -122,6 +142,20 @@ mod tests {
             assert_eq!(r.map(seq), Some(expect), "packet {i}");
             expect = expect.wrapping_add(1);
         }
+    }
+
+    #[test]
+    fn skipped_packets_leave_no_gap() {
+        let mut r = SeqRewriter::new(50);
+        r.skip(9); // nothing sent yet: ignored
+        assert_eq!(r.map(10), Some(50));
+        r.skip(11);
+        r.skip(12);
+        assert_eq!(r.map(13), Some(51));
+        assert_eq!(r.unmap_checked(51), Some(13));
+        assert_eq!(r.map(12), None, "skipped, from before the last skip");
+        r.skip(13); // not newer: ignored
+        assert_eq!(r.map(14), Some(52));
     }
 
     #[test]

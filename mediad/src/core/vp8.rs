@@ -63,6 +63,22 @@ impl Vp8Map {
         Some(out)
     }
 
+    /// A picture that is not sent to this receiver (a dropped temporal
+    /// layer): later pictures are numbered one lower. Call for every packet
+    /// dropped; a picture counts once.
+    pub fn skip(&mut self, d: &Vp8Descriptor) {
+        let Some(pid) = d.picture_id.map(|p| p.value) else {
+            return;
+        };
+        let out = pid.wrapping_add(self.pic_offset) & PIC_MASK;
+        // Only a picture newer than the last one sent, once.
+        if self.last_pic.is_some_and(|l| {
+            out.wrapping_sub(l) & PIC_MASK != 0 && out.wrapping_sub(l) & PIC_MASK < 0x4000
+        }) {
+            self.pic_offset = self.pic_offset.wrapping_sub(1) & PIC_MASK;
+        }
+    }
+
     /// The rewritten fields with the current offsets (retransmissions).
     pub fn peek(&self, d: &Vp8Descriptor) -> Option<Vp8Out> {
         let pid = d.picture_id?.value;
