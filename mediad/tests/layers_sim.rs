@@ -421,6 +421,21 @@ fn link_drop_moves_to_the_low_layer_and_recovery_climbs_back() {
     assert!(up <= s(5.0), "high layer within 5 s: {up:?}");
     assert!(w.max_gap(up_at, sim.t) <= s(0.5));
     assert!(w.switches(Duration::ZERO, sim.t) >= 3);
+    // Every layer's state, as the allocator sees it.
+    let publisher = sim.net.browsers[sim.encoders[0].browser].id;
+    let states = sim.net.worker.layer_states(publisher, "1", sim.net.now);
+    let rids: Vec<Option<&str>> = states.iter().map(|l| l.rid.as_deref()).collect();
+    assert_eq!(rids, [Some("q"), Some("h"), Some("f")]);
+    for (l, (bps, h)) in states.iter().zip(CAMERA_BPS.iter().zip(HEIGHTS)) {
+        assert!(l.active && l.keyframe_seen, "{l:?}");
+        assert_eq!(l.size.map(|s| s.1), Some(h));
+        assert!((28..=32).contains(&l.fps), "{l:?}");
+        assert!(
+            l.bitrate_bps > bps * 9 / 10 && l.bitrate_bps < bps * 13 / 10,
+            "{l:?}"
+        );
+        assert_eq!(l.temporal_layers, 1);
+    }
     w.assert_continuous();
 }
 
@@ -545,4 +560,11 @@ fn temporal_layers_thin_a_stream_the_link_cannot_carry() {
     );
     w.assert_continuous();
     assert!(w.max_gap(from, sim.t) <= s(0.2));
+    let publisher = sim.net.browsers[sim.encoders[0].browser].id;
+    let states = sim.net.worker.layer_states(publisher, "1", sim.net.now);
+    assert_eq!(states.len(), 1);
+    assert_eq!(
+        (states[0].temporal_layers, states[0].rid.as_deref()),
+        (3, None)
+    );
 }

@@ -202,6 +202,10 @@ struct Layer {
     tid_rates: [rate::RateMeter; MAX_TIDS],
     /// Highest TID seen (`None`: no temporal layers signalled).
     max_tid: Option<u8>,
+    /// Frames started over the last second (one "byte" per frame).
+    frames: rate::RateMeter,
+    /// Whether a key frame of this layer has arrived.
+    keyframe_seen: bool,
     last_packet_at: Option<Instant>,
 }
 
@@ -265,6 +269,25 @@ pub struct Worker {
     recent: BTreeMap<RoomId, Vec<ParticipantId>>,
     /// Reused by each allocation round.
     alloc_scratch: AllocScratch,
+}
+
+/// One incoming layer as the allocator sees it ([`Worker::layer_states`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerState {
+    /// Its rid (simulcast), if any.
+    pub rid: Option<String>,
+    /// Received bitrate over the last second.
+    pub bitrate_bps: u64,
+    /// Frames started over the last second.
+    pub fps: u64,
+    /// Frame size from its last key frame.
+    pub size: Option<(u16, u16)>,
+    /// Whether a key frame arrived.
+    pub keyframe_seen: bool,
+    /// Temporal layers signalled (1 without TIDs).
+    pub temporal_layers: u8,
+    /// Packets arrived in the last 1.5 s (the publisher sends it).
+    pub active: bool,
 }
 
 /// Buffers of an allocation round, kept between rounds.
@@ -780,6 +803,8 @@ impl Worker {
                 rate: rate::RateMeter::default(),
                 tid_rates: Default::default(),
                 max_tid: None,
+                frames: rate::RateMeter::default(),
+                keyframe_seen: false,
                 last_packet_at: None,
             };
             let layers = if m.rids.is_empty() {
@@ -1442,9 +1467,15 @@ impl Worker {
         }
         let keyframe = kind == MediaKind::Video && vp8::is_keyframe_start(payload);
         let frame_start = desc.is_some_and(|d| d.start_of_partition && d.partition_index == 0);
-        if keyframe && let Some(size) = vp8::keyframe_size(payload) {
-            // A layer's size, for the allocator's tile limits.
-            layer.size = Some(size);
+        if frame_start {
+            layer.frames.add(1, since_epoch);
+        }
+        if keyframe {
+            layer.keyframe_seen = true;
+            if let Some(size) = vp8::keyframe_size(payload) {
+                // A layer's size, for the allocator's tile limits.
+                layer.size = Some(size);
+            }
         }
         // Audio can start anywhere; video only at a key frame.
         let can_start = kind == MediaKind::Audio || keyframe;
@@ -1613,6 +1644,38 @@ impl Worker {
             t.bwe_fed = true;
             self.metrics.twcc_feedback.inc();
         }
+    }
+
+    /// The state of each layer (encoding) of `publisher`'s track `mid`,
+    /// lowest first: what the allocator sees.
+    pub fn layer_states(
+        &self,
+        publisher: ParticipantId,
+        mid: &str,
+        now: Instant,
+    ) -> Vec<LayerState> {
+        let since = now.saturating_duration_since(self.epoch);
+        let Some(p) = self.participants.get(&publisher) else {
+            return Vec::new();
+        };
+        p.published
+            .iter()
+            .filter_map(|&ti| self.tracks.get(ti)?.as_ref())
+            .filter(|t| t.mid == mid)
+            .flat_map(|t| {
+                t.layers.iter().map(move |l| LayerState {
+                    rid: l.rid.clone(),
+                    bitrate_bps: l.rate.bps(since),
+                    fps: l.frames.bps(since) / 8,
+                    size: l.size,
+                    keyframe_seen: l.keyframe_seen,
+                    temporal_layers: l.max_tid.map_or(1, |m| m + 1),
+                    active: l
+                        .last_packet_at
+                        .is_some_and(|at| now.saturating_duration_since(at) < LAYER_IDLE),
+                })
+            })
+            .collect()
     }
 
     /// The bandwidth estimate towards `participant`, once feedback arrived.
