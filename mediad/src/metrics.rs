@@ -71,6 +71,7 @@ metrics! {
     twcc_feedback_sent: "Transport-wide congestion control feedback packets sent to publishers.",
     nack_received: "Sequence numbers receivers asked to retransmit.",
     nack_answered: "Retransmissions sent from the cache.",
+    nack_unanswerable: "NACKed packets no longer known (too old, or never sent).",
     keyframe_requests: "PLI sent to publishers.",
     layer_switches: "Receiver layer targets changed by the allocator.",
     layer_pauses: "Videos the allocator stopped sending a receiver (last-N, no budget).",

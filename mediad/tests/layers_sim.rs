@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::{Link, Net};
 use salon_mediad::{Command, ParticipantId};
-use salon_proto::rtcp::{RtcpIter, RtcpPacket};
+use salon_proto::rtcp::{self, RtcpIter, RtcpPacket};
 use salon_proto::rtp::RtpHeader;
 
 const RIDS: [&[u8]; 3] = [b"q", b"h", b"f"];
@@ -567,4 +567,51 @@ fn temporal_layers_thin_a_stream_the_link_cannot_carry() {
         (states[0].temporal_layers, states[0].rid.as_deref()),
         (3, None)
     );
+
+    // The network loses a packet; half a second later (many dropped TID 2
+    // packets since, each shifting the numbering) the viewer NACKs it and
+    // gets it: between its neighbours in timestamp and picture id, of a
+    // forwarded temporal layer, filling the gap.
+    let viewer = sim.viewer;
+    let lost = *w.seqs.last().map(|(_, q)| q).unwrap() + 5;
+    sim.net.browsers[viewer].subscribe.lose.push((w.ssrc, lost));
+    sim.run(s(0.5), &mut [&mut w]);
+    assert!(!w.seqs.iter().any(|x| x.1 == lost), "lost on the way");
+    let stream = |net: &Net| -> Vec<Vec<u8>> {
+        net.browsers[viewer]
+            .subscribe
+            .rtp_in
+            .iter()
+            .filter(|p| RtpHeader::parse(p).unwrap().ssrc == w.ssrc)
+            .cloned()
+            .collect()
+    };
+    let by_seq = |pkts: &[Vec<u8>], q: u16| -> Vec<u8> {
+        pkts.iter()
+            .find(|p| RtpHeader::parse(p).unwrap().sequence == q)
+            .unwrap()
+            .clone()
+    };
+    let got = stream(&sim.net);
+    let (prev, next) = (by_seq(&got, lost - 1), by_seq(&got, lost + 1));
+    let answered = sim.net.metrics().nack_answered.get();
+    let mut buf = [0u8; 64];
+    let n = rtcp::write_nack(&mut buf, 1, w.ssrc, &[lost]).unwrap();
+    sim.net.browsers[viewer].subscribe.send_rtcp(&buf[..n]);
+    sim.run(s(0.1), &mut []);
+    let again = by_seq(&stream(&sim.net), lost);
+    let info = |p: &[u8]| {
+        let h = RtpHeader::parse(p).unwrap();
+        let d = salon_proto::vp8::Vp8Descriptor::parse(h.payload(p)).unwrap();
+        (h.timestamp, d.picture_id.unwrap().value, d.tid.unwrap())
+    };
+    let (p, a, n) = (info(&prev), info(&again), info(&next));
+    assert!(p.0 <= a.0 && a.0 <= n.0, "timestamps {p:?} {a:?} {n:?}");
+    assert!(p.1 <= a.1 && a.1 <= n.1, "picture ids {p:?} {a:?} {n:?}");
+    assert!(
+        a.1 <= p.1 + 1 && n.1 <= a.1 + 1,
+        "picture ids {p:?} {a:?} {n:?}"
+    );
+    assert!(a.2 <= 1, "a forwarded temporal layer: {a:?}");
+    assert_eq!(sim.net.metrics().nack_answered.get(), answered + 1);
 }

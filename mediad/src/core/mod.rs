@@ -21,6 +21,7 @@ pub mod rate;
 pub mod rewrite;
 pub mod rtx_cache;
 pub mod select;
+pub mod sent_log;
 pub mod speaker;
 pub mod stats;
 pub mod transport;
@@ -45,6 +46,7 @@ use crate::control::{Command, Event, MediaKind, ParticipantId, RoomId, Transport
 use crate::metrics::Metrics;
 use rewrite::SeqRewriter;
 use rtx_cache::RtxCache;
+use sent_log::{Sent, SentLog};
 use stats::RecvStats;
 use transport::{DtlsProgress, RemoteFingerprint, Transport};
 
@@ -180,6 +182,9 @@ struct Leg {
     current_tid: u8,
     last_ts_out: Option<u32>,
     last_sent_at: Option<Instant>,
+    /// What each recent output sequence number was (video legs), so NACKs
+    /// stay answerable across switches, skipped packets and probes.
+    sent: Option<SentLog>,
     packets: u32,
     octets: u32,
 }
@@ -631,6 +636,7 @@ impl Worker {
             current_tid: u8::MAX,
             last_ts_out: None,
             last_sent_at: None,
+            sent: (track.kind == MediaKind::Video).then(SentLog::new),
             packets: 0,
             octets: 0,
         });
@@ -1543,6 +1549,17 @@ impl Worker {
                 vp8: desc.and_then(|d| leg.vp8.map(&d).map(|m| (d, m))),
             };
             if send_rtp(tx, metrics, ctx, addr, &out, hdr, level, payload) {
+                if let Some(log) = leg.sent.as_mut() {
+                    log.record(
+                        seq,
+                        Sent {
+                            layer: li as u8,
+                            in_seq: hdr.sequence,
+                            ts_offset: leg.ts_offset,
+                            vp8: out.vp8.map(|(_, m)| m),
+                        },
+                    );
+                }
                 leg.packets = leg.packets.wrapping_add(1);
                 leg.octets = leg.octets.wrapping_add(payload.len() as u32);
                 leg.last_ts_out = Some(ts);
@@ -1777,26 +1794,45 @@ impl Worker {
         let Some(leg) = track.legs.iter_mut().find(|l| l.ssrc == media_ssrc) else {
             return;
         };
-        // Only packets sent since the last switch map back to the cache of
-        // the layer being forwarded.
-        let (Some(li), Some(in_seq)) = (leg.current, leg.seq.unmap_checked(out_seq)) else {
+        // Video legs log what each output number was sent as (layer, input
+        // packet, offsets), so a retransmission is what was lost even
+        // after a switch, a dropped temporal-layer packet or a probe.
+        // Audio legs map back through the rewriter: only packets sent since
+        // the last resume, from the layer being forwarded.
+        let sent = match &leg.sent {
+            Some(log) => log.get(out_seq),
+            None => leg
+                .current
+                .zip(leg.seq.unmap_checked(out_seq))
+                .map(|(li, in_seq)| Sent {
+                    layer: li as u8,
+                    in_seq,
+                    ts_offset: leg.ts_offset,
+                    vp8: None,
+                }),
+        };
+        let Some(sent) = sent else {
+            self.metrics.nack_unanswerable.inc();
             return;
         };
         let Some(packet) = track
             .layers
-            .get(li)
+            .get(usize::from(sent.layer))
             .and_then(|l| l.cache.as_ref())
-            .and_then(|c| c.get(in_seq))
+            .and_then(|c| c.get(sent.in_seq))
         else {
+            self.metrics.nack_unanswerable.inc();
             return;
         };
         let Ok(hdr) = RtpHeader::parse(packet) else {
             return;
         };
         let payload = hdr.payload(packet);
-        let vp8_out = salon_proto::vp8::Vp8Descriptor::parse(payload)
-            .ok()
-            .and_then(|d| leg.vp8.peek(&d).map(|m| (d, m)));
+        let vp8_out = sent.vp8.and_then(|m| {
+            salon_proto::vp8::Vp8Descriptor::parse(payload)
+                .ok()
+                .map(|d| (d, m))
+        });
         let Some(t) = self
             .transports
             .get_mut(leg.transport)
@@ -1815,7 +1851,7 @@ impl Worker {
             ssrc: leg.ssrc,
             pt: leg.pt,
             seq: out_seq,
-            ts: hdr.timestamp.wrapping_add(leg.ts_offset),
+            ts: hdr.timestamp.wrapping_add(sent.ts_offset),
             twcc,
             vp8: vp8_out,
         };

@@ -1,0 +1,114 @@
+//! What one receiver's leg of a video track was sent, by output sequence
+//! number, so a NACK finds the packet it means.
+//!
+//! Mapping a NACKed number back through the [`super::rewrite::SeqRewriter`]
+//! only works for packets numbered with its current offset: after a layer
+//! switch, a dropped temporal-layer packet or a probe, older numbers map to
+//! the wrong input packet (or none). The log remembers, for each of the
+//! last [`SLOTS`] packets sent, which layer and input packet it was and the
+//! timestamp offset and VP8 picture id / TL0PICIDX it was sent with, so a
+//! retransmission is byte-for-byte what was lost. Fixed size, allocated
+//! once per video leg: recording a packet allocates nothing.
+
+use super::vp8::Vp8Out;
+
+/// Packets remembered per leg (at 1.5 Mbit/s in 1100-byte packets, about
+/// two seconds: longer than any NACK is worth answering).
+pub const SLOTS: usize = 256;
+
+/// One packet sent to the receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    /// Index of the layer (encoding) it came from.
+    pub layer: u8,
+    /// The publisher's sequence number (the key in that layer's cache).
+    pub in_seq: u16,
+    /// Timestamp offset it was sent with.
+    pub ts_offset: u32,
+    /// Picture id / TL0PICIDX it was sent with (VP8 with a picture id).
+    pub vp8: Option<Vp8Out>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    out_seq: u16,
+    sent: Option<Sent>,
+}
+
+/// The last [`SLOTS`] packets sent on one leg, by output sequence number.
+#[derive(Debug)]
+pub struct SentLog {
+    slots: Box<[Slot; SLOTS]>,
+}
+
+impl Default for SentLog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SentLog {
+    /// An empty log, its slots allocated.
+    pub fn new() -> Self {
+        Self {
+            slots: Box::new(
+                [Slot {
+                    out_seq: 0,
+                    sent: None,
+                }; SLOTS],
+            ),
+        }
+    }
+
+    /// Packet `out_seq` was sent.
+    #[inline]
+    pub fn record(&mut self, out_seq: u16, sent: Sent) {
+        self.slots[usize::from(out_seq) % SLOTS] = Slot {
+            out_seq,
+            sent: Some(sent),
+        };
+    }
+
+    /// What was sent as `out_seq`, if it is still remembered.
+    pub fn get(&self, out_seq: u16) -> Option<Sent> {
+        let slot = self.slots[usize::from(out_seq) % SLOTS];
+        if slot.out_seq == out_seq {
+            slot.sent
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(in_seq: u16) -> Sent {
+        Sent {
+            layer: 1,
+            in_seq,
+            ts_offset: 7,
+            vp8: Some(Vp8Out {
+                picture_id: in_seq,
+                tl0picidx: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn remembers_the_last_slots_and_forgets_older_ones() {
+        let mut log = SentLog::new();
+        assert_eq!(log.get(5), None);
+        // Output numbers wrap; input numbers jump (a switch, a skip).
+        for i in 0..600u16 {
+            log.record(65_400u16.wrapping_add(i), sent(i * 2));
+        }
+        let newest = 65_400u16.wrapping_add(599);
+        assert_eq!(log.get(newest), Some(sent(1198)));
+        let oldest_kept = newest.wrapping_sub(SLOTS as u16 - 1);
+        assert_eq!(log.get(oldest_kept).map(|s| s.in_seq), Some(1198 - 2 * 255));
+        assert_eq!(log.get(oldest_kept.wrapping_sub(1)), None, "overwritten");
+        assert_eq!(log.get(newest.wrapping_add(1)), None, "never sent");
+    }
+}
