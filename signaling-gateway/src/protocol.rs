@@ -12,7 +12,9 @@ use crate::control::{RoomId, TransportKind};
 
 /// Largest accepted text frame, in bytes. Bigger frames get
 /// [`ErrorCode::TooLarge`] (the socket stays open).
-pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Sized for SDP: a subscriber's answer in a room of 100 runs to ~150 KB,
+/// and mediad accepts SDP up to 512 KiB.
+pub const MAX_FRAME_BYTES: usize = 640 * 1024;
 
 /// Longest room name, in characters.
 pub const MAX_ROOM_CHARS: usize = 64;

@@ -157,7 +157,7 @@ async fn errors_keep_the_socket_usable() {
     )
     .await;
     expect_error(&mut ws, "bad-name").await;
-    ws.send(Message::text("x".repeat(100 * 1024)))
+    ws.send(Message::text("x".repeat(700 * 1024)))
         .await
         .unwrap();
     expect_error(&mut ws, "too-large").await;

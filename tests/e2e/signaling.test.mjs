@@ -36,7 +36,7 @@ const badFrames = [
   ['message before join', (s) => s.send({ type: 'publish-offer', sdp: 'v=0' }), 'not-joined'],
   [
     'oversized frame',
-    (s) => s.send({ type: 'publish-offer', sdp: 'a'.repeat(80 * 1024) }),
+    (s) => s.send({ type: 'publish-offer', sdp: 'a'.repeat(700 * 1024) }),
     'too-large',
   ],
   ['binary frame', (s) => s.sendRaw(Buffer.from([1, 2, 3]), { binary: true }), 'not-text'],

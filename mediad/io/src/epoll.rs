@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use crate::sys::{self, RawAddr, decode_addr};
 use crate::{
-    Handler, IoError, IoStats, IoStatsSnapshot, MAX_DATAGRAM, TX_QUEUE_CAPACITY, TxQueue, Waker,
+    Handler, IoError, IoStats, IoStatsSnapshot, MAX_DATAGRAM, TX_FLUSH_AT, TX_QUEUE_CAPACITY,
+    TxQueue, Waker,
 };
 
 /// Datagrams per `recvmmsg` / `sendmmsg` call.
@@ -73,7 +74,7 @@ pub(crate) fn run<H: Handler>(
         more_rx = false;
         if sock_ready {
             for _ in 0..RX_CALLS_PER_PASS {
-                let got = rx.recv(fd, handler, now, &mut tx, &mut c);
+                let got = rx.recv(fd, handler, now, &mut tx, &mut txb, &mut c);
                 more_rx = got == BATCH;
                 if !more_rx {
                     break;
@@ -167,6 +168,7 @@ impl RxBatch {
         handler: &mut H,
         now: Instant,
         tx: &mut TxQueue,
+        txb: &mut TxBatch,
         c: &mut IoStatsSnapshot,
     ) -> usize {
         for i in 0..BATCH {
@@ -212,6 +214,9 @@ impl RxBatch {
             };
             c.rx_datagrams += 1;
             c.rx_bytes += len as u64;
+            if tx.len() >= TX_FLUSH_AT {
+                txb.flush(fd, tx, c);
+            }
             handler.handle_datagram(src, &mut self.bufs[i][..len], now, tx);
         }
         n

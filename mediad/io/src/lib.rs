@@ -24,7 +24,9 @@
 //!   sees them and counted in [`IoStatsSnapshot::rx_truncated`].
 //! - The [`TxQueue`] holds [`TX_QUEUE_CAPACITY`] datagrams per pass; a
 //!   datagram pushed beyond that is refused (`buffer()` returns `None`) and
-//!   counted in [`IoStatsSnapshot::tx_queue_full`].
+//!   counted in [`IoStatsSnapshot::tx_queue_full`]. Within a pass the driver
+//!   sends early once [`TX_FLUSH_AT`] datagrams are queued, so only a single
+//!   datagram fanned out to more than the rest can fill it.
 //! - A send that fails is counted in [`IoStatsSnapshot::tx_errors`] and logged at
 //!   debug level; it never ends the loop. `ECONNREFUSED` / `EHOSTUNREACH` /
 //!   `ENETUNREACH` (ICMP feedback on UDP) are ignored.
@@ -58,6 +60,12 @@ use std::time::Instant;
 
 /// Datagrams the [`TxQueue`] a driver lends its handler holds per pass.
 pub const TX_QUEUE_CAPACITY: usize = 2048;
+
+/// Once this many datagrams are queued, a driver sends them before it hands
+/// the handler the next received datagram: one packet fanned out to a large
+/// room (up to [`TX_QUEUE_CAPACITY`] − this many receivers) never finds the
+/// queue full, however many arrived in the same batch.
+pub const TX_FLUSH_AT: usize = TX_QUEUE_CAPACITY / 2;
 
 /// Socket buffer size (`SO_RCVBUF` / `SO_SNDBUF`) asked for by [`bind_udp`].
 pub const SOCKET_BUFFER_BYTES: usize = 4 << 20;

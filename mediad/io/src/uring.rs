@@ -20,6 +20,7 @@
 //! their final completions awaited before that memory is freed (if that
 //! cannot be confirmed, the memory is leaked rather than freed).
 
+use std::collections::VecDeque;
 use std::net::UdpSocket;
 use std::os::fd::{AsRawFd, RawFd};
 use std::ptr::NonNull;
@@ -31,7 +32,8 @@ use io_uring::{IoUring, cqueue, opcode, squeue, types};
 
 use crate::sys::{self, RawAddr, decode_addr};
 use crate::{
-    Handler, IoError, IoStats, IoStatsSnapshot, MAX_DATAGRAM, TX_QUEUE_CAPACITY, TxQueue, Waker,
+    Handler, IoError, IoStats, IoStatsSnapshot, MAX_DATAGRAM, TX_FLUSH_AT, TX_QUEUE_CAPACITY,
+    TxQueue, Waker,
 };
 
 /// Provided receive buffers.
@@ -306,7 +308,7 @@ struct Driver {
     recv_hdr: Box<libc::msghdr>,
     send: SendSlots,
     /// Completions seen while waiting for sends, handled next pass.
-    deferred: Vec<Cqe>,
+    deferred: VecDeque<Cqe>,
     fd: RawFd,
     wake_fd: RawFd,
     recv_armed: bool,
@@ -376,7 +378,7 @@ impl Driver {
             bufs,
             recv_hdr,
             send: SendSlots::new(),
-            deferred: Vec::with_capacity(usize::from(NBUF) * 2),
+            deferred: VecDeque::with_capacity(usize::from(NBUF) * 2),
             fd,
             wake_fd,
             recv_armed: false,
@@ -474,15 +476,15 @@ impl Driver {
             // 1. Datagrams (and note wake-ups and stray completions).
             let mut woke = false;
             let mut handled = 0;
-            let mut deferred = std::mem::take(&mut self.deferred);
-            let k = deferred.len().min(RX_BUDGET);
-            for cqe in deferred.drain(..k) {
-                self.dispatch(cqe, handler, now, tx, c, &mut woke);
-                handled += 1;
-            }
-            self.deferred = deferred;
+            // Completions deferred while sending come first, in order.
             while handled < RX_BUDGET {
-                let Some(cqe) = self.pop() else { break };
+                if tx.len() >= TX_FLUSH_AT {
+                    // May defer more completions (they queue behind).
+                    self.flush(tx, c);
+                }
+                let Some(cqe) = self.deferred.pop_front().or_else(|| self.pop()) else {
+                    break;
+                };
                 self.dispatch(cqe, handler, now, tx, c, &mut woke);
                 handled += 1;
             }
@@ -606,7 +608,7 @@ impl Driver {
                         self.on_send(cqe, c);
                         inflight -= 1;
                     } else {
-                        self.deferred.push(cqe);
+                        self.deferred.push_back(cqe);
                     }
                 }
             }

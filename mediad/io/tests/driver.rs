@@ -295,6 +295,62 @@ fn burst_during_stall(backend: Backend) {
     }
 }
 
+/// Sends every datagram to `sink` `copies` times: one packet forwarded to
+/// a large room.
+struct FanOut {
+    cmds: Receiver<Cmd>,
+    ctl: Control,
+    sink: SocketAddr,
+    copies: usize,
+    stall: Option<Duration>,
+}
+
+impl Handler for FanOut {
+    fn handle_datagram(&mut self, _: SocketAddr, data: &mut [u8], _: Instant, tx: &mut TxQueue) {
+        if let Some(d) = self.stall.take() {
+            std::thread::sleep(d);
+        }
+        for _ in 0..self.copies {
+            tx.push(self.sink, data);
+        }
+    }
+    fn handle_wake(&mut self, _now: Instant, _tx: &mut TxQueue) {
+        self.ctl.on_wake(&self.cmds);
+    }
+    fn handle_timeout(&mut self, _now: Instant, _tx: &mut TxQueue) {}
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    fn should_stop(&self) -> bool {
+        self.ctl.stop
+    }
+}
+
+/// 40 datagrams arrive together (the loop is stalled) and each fans out
+/// to 300 destinations: 12,000 sends in what used to be one pass, six
+/// times the queue. The driver sends early; nothing is refused.
+fn fan_out_beyond_the_queue(backend: Backend) {
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server = Server::start(backend, "127.0.0.1:0", |cmds| FanOut {
+        cmds,
+        ctl: Control::default(),
+        sink: sink.local_addr().unwrap(),
+        copies: 300,
+        stall: Some(Duration::from_millis(100)),
+    });
+    let c = client("127.0.0.1:0");
+    for seq in 0..40u32 {
+        c.send_to(&seq.to_be_bytes(), server.addr).unwrap();
+    }
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while server.stats.snapshot().tx_datagrams < 12_000 && Instant::now() < give_up {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (_, s) = server.stop();
+    assert_eq!(s.rx_datagrams, 40, "{s:?}");
+    assert_eq!((s.tx_datagrams, s.tx_queue_full), (12_000, 0), "{s:?}");
+}
+
 fn oversized_dropped(backend: Backend) {
     let server = Server::start(backend, "127.0.0.1:0", |cmds| Echo {
         cmds,
@@ -433,6 +489,7 @@ macro_rules! per_backend {
 
 per_backend!(
     echo_10k,
+    fan_out_beyond_the_queue,
     echo_ipv6,
     send_errors_are_not_fatal,
     oversized_dropped,

@@ -10,12 +10,14 @@ use crate::model::{
     RidDirection, SessionDescription, Setup, SsrcGroup,
 };
 
-/// Largest accepted SDP, in bytes.
-pub const MAX_SDP_LEN: usize = 64 * 1024;
+/// Largest accepted SDP, in bytes: a browser's answer to the subscribe
+/// offer of a room near [`MAX_MEDIA`] m-lines (about 700 bytes each).
+pub const MAX_SDP_LEN: usize = 512 * 1024;
 /// Longest accepted line, in bytes (without the line ending).
 pub const MAX_LINE_LEN: usize = 4096;
-/// Most m-lines accepted.
-pub const MAX_MEDIA: usize = 64;
+/// Most m-lines accepted: a subscriber has one per remote track, so a room
+/// of 100 people publishing audio and video needs 198.
+pub const MAX_MEDIA: usize = 512;
 
 const MAX_FORMATS: usize = 128;
 const MAX_SSRCS: usize = 64;

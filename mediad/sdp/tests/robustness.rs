@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use common::{CHROME, FIREFOX, Rng, audio_track, local, video_track, without_lines};
 use salon_sdp::{
-    MAX_LINE_LEN, MAX_SDP_LEN, SdpError, answer_publish, offer_subscribe, parse, parse_bytes,
+    MAX_LINE_LEN, MAX_MEDIA, MAX_SDP_LEN, SdpError, answer_publish, offer_subscribe, parse,
+    parse_bytes,
 };
 
 #[test]
@@ -177,9 +178,9 @@ fn size_limits() {
         parse(&long),
         Err(SdpError::LineTooLong { line: 3 })
     ));
-    // 65 m-lines.
+    // One m-line too many.
     let mut many = String::from("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n");
-    for i in 0..65 {
+    for i in 0..=MAX_MEDIA {
         many += &format!("m=audio 0 UDP/TLS/RTP/SAVPF 111\r\na=mid:{i}\r\n");
     }
     assert_eq!(parse(&many), Err(SdpError::TooManyMedia));

@@ -36,7 +36,8 @@
 //! # State and security rules
 //! - Per-SSRC state (ROC and highest sequence number, a 128-packet replay window, SRTCP
 //!   index and window, the outbound SRTCP counter) lives in a table of at most
-//!   [`MAX_SSRCS`] entries reserved at creation. A new SSRC beyond that is
+//!   [`MAX_SSRCS`] entries, sorted (binary search); room for a few is reserved at creation
+//!   and grows only when a new SSRC is first seen, never per packet. A new SSRC beyond that is
 //!   [`SrtpError::TooManySsrcs`]; [`SrtpContext::remove_ssrc`] frees a slot.
 //! - Inbound state for an SSRC is created or changed **only after the packet authenticated**:
 //!   forged packets cannot move the ROC, fill the table or poison the replay window.

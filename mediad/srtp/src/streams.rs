@@ -1,10 +1,17 @@
-//! Bounded per-SSRC state. Storage is reserved once at context creation, so
-//! neither lookups nor inserts allocate on the packet path.
+//! Bounded per-SSRC state, sorted by SSRC: a lookup is a binary search
+//! (ten comparisons at [`MAX_SSRCS`]). Storage for [`RESERVED_SSRCS`] is
+//! reserved at context creation and grows (doubling, up to [`MAX_SSRCS`])
+//! only when a new SSRC is first seen: never per packet of a known stream.
 
 use crate::{SrtpError, replay::ReplayWindow};
 
-/// Most SSRCs one context tracks (inbound and outbound together).
-pub const MAX_SSRCS: usize = 64;
+/// Most SSRCs one context tracks (inbound and outbound together): a
+/// subscriber in a large room receives an SSRC per remote track, plus
+/// retransmission streams.
+pub const MAX_SSRCS: usize = 1024;
+
+/// SSRCs room is reserved for when a context is created.
+const RESERVED_SSRCS: usize = 16;
 
 /// Everything one SSRC needs, per direction of use.
 #[derive(Debug, Clone, Copy, Default)]
@@ -19,7 +26,7 @@ pub(crate) struct StreamState {
     pub(crate) rtcp_tx_next: u32,
 }
 
-/// SSRC → state, linear scan over a dense key array (64 × 4 bytes: one or two cache lines).
+/// SSRC → state: a sorted key array and the states in the same order.
 #[derive(Debug)]
 pub(crate) struct StreamTable {
     ssrcs: Vec<u32>,
@@ -29,13 +36,13 @@ pub(crate) struct StreamTable {
 impl StreamTable {
     pub(crate) fn new() -> Self {
         Self {
-            ssrcs: Vec::with_capacity(MAX_SSRCS),
-            states: Vec::with_capacity(MAX_SSRCS),
+            ssrcs: Vec::with_capacity(RESERVED_SSRCS),
+            states: Vec::with_capacity(RESERVED_SSRCS),
         }
     }
 
     pub(crate) fn find(&self, ssrc: u32) -> Option<usize> {
-        self.ssrcs.iter().position(|&s| s == ssrc)
+        self.ssrcs.binary_search(&ssrc).ok()
     }
 
     pub(crate) fn is_full(&self) -> bool {
@@ -48,16 +55,15 @@ impl StreamTable {
 
     /// The state for `ssrc`, created (all empty) if absent.
     pub(crate) fn get_or_insert(&mut self, ssrc: u32) -> Result<&mut StreamState, SrtpError> {
-        let slot = match self.find(ssrc) {
-            Some(i) => i,
-            None => {
+        let slot = match self.ssrcs.binary_search(&ssrc) {
+            Ok(i) => i,
+            Err(i) => {
                 if self.is_full() {
                     return Err(SrtpError::TooManySsrcs);
                 }
-                // Within the reserved capacity: no reallocation.
-                self.ssrcs.push(ssrc);
-                self.states.push(StreamState::default());
-                self.ssrcs.len() - 1
+                self.ssrcs.insert(i, ssrc);
+                self.states.insert(i, StreamState::default());
+                i
             }
         };
         self.states.get_mut(slot).ok_or(SrtpError::TooManySsrcs)
@@ -67,8 +73,8 @@ impl StreamTable {
     pub(crate) fn remove(&mut self, ssrc: u32) -> bool {
         match self.find(ssrc) {
             Some(i) => {
-                self.ssrcs.swap_remove(i);
-                self.states.swap_remove(i);
+                self.ssrcs.remove(i);
+                self.states.remove(i);
                 true
             }
             None => false,

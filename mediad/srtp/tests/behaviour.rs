@@ -390,7 +390,7 @@ fn ssrc_table_is_bounded() {
             let wire = protect_rtp(&mut tx, &rtp(1, ssrc, 0, false, 4));
             assert!(unprotect_rtp(&mut rx, &wire).is_ok());
         }
-        let plain = rtp(1, 999, 0, false, 4);
+        let plain = rtp(1, 100_000, 0, false, 4);
         let mut buf = plain.clone();
         buf.resize(plain.len() + 16, 0);
         assert_eq!(

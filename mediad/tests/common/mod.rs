@@ -526,7 +526,7 @@ impl Net {
         Self {
             now,
             worker: Worker::new(cfg, Arc::new(Metrics::default()), now),
-            tx: TxQueue::with_capacity(4096),
+            tx: TxQueue::with_capacity(salon_io::TX_QUEUE_CAPACITY),
             browsers: Vec::new(),
             events: Vec::new(),
             links: HashMap::new(),
@@ -651,13 +651,18 @@ impl Net {
                     }
                 }
             }
+            // mediad → peers (sent early once the queue is half full, as
+            // the drivers do).
+            let mut outbound: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
             for (src, mut d) in inbound {
                 moved = true;
+                if self.tx.len() >= salon_io::TX_FLUSH_AT {
+                    self.tx
+                        .drain(|t| outbound.push((t.dst, t.buf[..t.len].to_vec())));
+                }
                 self.worker.handle_datagram(src, &mut d, now, &mut self.tx);
             }
             self.pump();
-            // mediad → peers.
-            let mut outbound: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
             self.tx
                 .drain(|t| outbound.push((t.dst, t.buf[..t.len].to_vec())));
             for (dst, mut d) in outbound {
