@@ -150,6 +150,56 @@ fn nack_is_answered_from_the_cache() {
     assert_eq!(net.metrics().nack_answered.get(), 1);
 }
 
+/// A receiver that accepted RTX (as Chrome does) gets retransmissions on
+/// the RTX stream its offer announced: its own numbering, the lost number
+/// first in the payload, then the original payload.
+#[test]
+fn nack_is_answered_on_the_rtx_stream_when_accepted() {
+    let mut net = Net::new(8);
+    let a = net.join("NomDuSalon123");
+    let b = net.join_with("NomDuSalon123", |b| b.rtx = true);
+    net.settle(Duration::from_millis(500));
+    run_media(&mut net, 1, 20);
+    let ssrc = net.browsers[b]
+        .out_ssrc(net.browsers[a].id, salon_sdp::MediaKind::Video)
+        .unwrap();
+    let offer = salon_sdp::parse(net.browsers[b].offers.last().unwrap()).unwrap();
+    let video = offer
+        .media
+        .iter()
+        .find(|m| m.ssrcs.first() == Some(&ssrc))
+        .unwrap();
+    assert_eq!(video.ssrc_groups.len(), 1, "{:?}", video.ssrc_groups);
+    let rtx_ssrc = video.ssrc_groups[0].ssrcs[1];
+    let wanted = net.browsers[b].seqs(ssrc).last().unwrap().wrapping_add(1);
+    net.browsers[b].subscribe.lose.push((ssrc, wanted));
+    run_media(&mut net, 21, 3);
+    assert!(
+        !net.browsers[b].seqs(ssrc).contains(&wanted),
+        "lost on the way"
+    );
+    let before = net.browsers[b].subscribe.rtp_in.len();
+    let mut buf = [0u8; 200];
+    let n = rtcp::write_nack(&mut buf, 1, ssrc, &[wanted]).unwrap();
+    net.browsers[b].subscribe.send_rtcp(&buf[..n]);
+    net.deliver();
+    let again = &net.browsers[b].subscribe.rtp_in[before..];
+    assert_eq!(again.len(), 1, "exactly the asked packet comes back");
+    let h = salon_proto::rtp::RtpHeader::parse(&again[0]).unwrap();
+    assert_eq!((h.ssrc, h.payload_type), (rtx_ssrc, 97));
+    let payload = h.payload(&again[0]);
+    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), wanted);
+    assert_eq!(payload[2] & 0x10, 0x10, "then the VP8 payload: {payload:?}");
+    assert_eq!(net.metrics().nack_answered.get(), 1);
+    // Nothing was slipped into the media stream's numbering.
+    let seqs = net.browsers[b].seqs(ssrc);
+    assert!(
+        seqs.windows(2)
+            .all(|w| w[1] == w[0].wrapping_add(1) || w[1] == wanted.wrapping_add(1)),
+        "{seqs:?}"
+    );
+}
+
 #[test]
 fn pli_from_a_receiver_reaches_the_publisher() {
     let (mut net, room, _) = connected_room();

@@ -266,13 +266,18 @@ impl Sim {
     /// `cameras` simulcast publishers, optionally a screen share at
     /// `screen_bps`, and a viewer whose downlink is `link_bps`.
     fn new(seed: u64, cameras: usize, screen_bps: Option<u64>, link_bps: u64) -> Self {
+        Self::build(seed, cameras, screen_bps, link_bps, false)
+    }
+
+    /// Like [`Sim::new`]; with `rtx`, the viewer accepts RTX streams.
+    fn build(seed: u64, cameras: usize, screen_bps: Option<u64>, link_bps: u64, rtx: bool) -> Self {
         let mut net = Net::new(seed);
         let mut publishers = Vec::new();
         for _ in 0..cameras {
             publishers.push(net.join_with("Couches", |b| b.simulcast = true));
         }
         let screen = screen_bps.map(|_| net.join("Couches"));
-        let viewer = net.join("Couches");
+        let viewer = net.join_with("Couches", |b| b.rtx = rtx);
         net.settle(Duration::from_millis(500));
         let mut encoders: Vec<Encoder> = publishers
             .iter()
@@ -508,7 +513,19 @@ fn the_screen_share_keeps_its_layer_while_cameras_drop() {
 /// carry them rather than be lost, so the estimate still climbs at once.
 #[test]
 fn probes_wait_for_video_when_audio_comes_first() {
-    let mut sim = Sim::new(75, 1, None, 3_000_000);
+    probes_wait_for_video(false);
+}
+
+/// The same with a viewer that accepted RTX (as Chrome does): the probes
+/// go on the RTX stream, and the media stream's numbering has no gap.
+#[test]
+fn probes_go_on_the_rtx_stream_when_there_is_one() {
+    probes_wait_for_video(true);
+}
+
+#[allow(clippy::print_stdout, reason = "figures for docs/layers.md")]
+fn probes_wait_for_video(rtx: bool) {
+    let mut sim = Sim::build(75, 1, None, 3_000_000, rtx);
     sim.audio = true;
     sim.video_from = s(2.0);
     let mut w = sim.watch(0);
@@ -524,6 +541,28 @@ fn probes_wait_for_video_when_audio_comes_first() {
     );
     assert!(est > 2_000_000, "estimate {est}");
     assert_eq!(w.layer_at(sim.t), Some(2));
+    // Where the padding went: the media stream, or only the RTX stream.
+    let rx = &sim.net.browsers[sim.viewer].subscribe.rtp_in;
+    let padding_on = |ssrc_is_media: bool| {
+        rx.iter()
+            .filter(|p| p[0] & 0x20 != 0)
+            .filter(|p| (RtpHeader::parse(p).unwrap().ssrc == w.ssrc) == ssrc_is_media)
+            .count()
+    };
+    let (on_media, elsewhere) = (padding_on(true), padding_on(false));
+    println!("padding packets: {on_media} on the media stream, {elsewhere} elsewhere");
+    if rtx {
+        assert_eq!(on_media, 0);
+        assert!(elsewhere > 50, "{elsewhere}");
+        assert!(
+            rx.iter()
+                .filter(|p| p[0] & 0x20 != 0)
+                .all(|p| RtpHeader::parse(p).unwrap().payload_type == 97)
+        );
+    } else {
+        assert!(on_media > 50, "{on_media}");
+    }
+    w.assert_continuous();
 }
 
 /// A single-encoding stream with three temporal layers (a screen share at

@@ -104,6 +104,28 @@ test('simulcast: each receiver gets the layer its tile needs', { timeout: 200_00
   await sleep(4_000);
   const f2 = await camera(large, publisher);
   log(`large tile, next 4 s: ${((f2.framesDecoded - f1.framesDecoded) / 4).toFixed(1)} fps at ${f2.frameWidth}x${f2.frameHeight}`);
+  // Chrome took the RTX stream mediad offered with the video (probes and
+  // retransmissions go there): its inbound stats name the FID SSRC.
+  const rtx = await large.page.evaluate(async () => {
+    const { sub } = window.salonTest.pcs();
+    const fid = {};
+    for (const m of (sub.remoteDescription?.sdp ?? '').matchAll(/a=ssrc-group:FID (\d+) (\d+)/g)) {
+      fid[m[1]] = Number(m[2]);
+    }
+    const streams = [];
+    (await sub.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'video' && r.bytesReceived > 0) {
+        streams.push({ ssrc: r.ssrc, rtxSsrc: r.rtxSsrc ?? null, offered: fid[r.ssrc] ?? null,
+          retransmitted: r.retransmittedPacketsReceived ?? null });
+      }
+    });
+    return streams;
+  });
+  log(`large tile, RTX: ${JSON.stringify(rtx)}`);
+  assert.ok(
+    rtx.length > 0 && rtx.every((s) => s.offered !== null && s.rtxSsrc === s.offered),
+    `video streams without the offered RTX SSRC: ${JSON.stringify(rtx)}`,
+  );
   // The small one stayed small meanwhile.
   const s2 = await camera(small, publisher);
   assert.ok(s2.frameWidth <= 400, `small tile went up to ${s2.frameWidth}`);

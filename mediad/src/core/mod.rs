@@ -79,6 +79,7 @@ const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
 /// Payload types and extension ids of the subscribe offer.
 const OUT_PT_OPUS: u8 = salon_sdp::OPUS_PT;
 const OUT_PT_VP8: u8 = salon_sdp::VP8_PT;
+const OUT_PT_VP8_RTX: u8 = salon_sdp::VP8_RTX_PT;
 const OUT_EXT_AUDIO_LEVEL: u8 = salon_sdp::EXT_AUDIO_LEVEL;
 const OUT_EXT_TRANSPORT_CC: u8 = salon_sdp::EXT_TRANSPORT_CC;
 
@@ -106,6 +107,8 @@ struct OutLine {
     track: Option<usize>,
     kind: MediaKind,
     ssrc: u32,
+    /// SSRC of its RTX stream (video).
+    rtx_ssrc: Option<u32>,
     stream_id: String,
     track_id: String,
 }
@@ -185,6 +188,9 @@ struct Leg {
     /// What each recent output sequence number was (video legs), so NACKs
     /// stay answerable across switches, skipped packets and probes.
     sent: Option<SentLog>,
+    /// RTX stream (RFC 4588) for retransmissions and probe padding, once
+    /// the receiver's answer accepted it: (SSRC, next sequence number).
+    rtx: Option<(u32, u16)>,
     packets: u32,
     octets: u32,
 }
@@ -598,12 +604,23 @@ impl Worker {
         let Some(track) = self.tracks.get_mut(track_idx).and_then(Option::as_mut) else {
             return;
         };
+        let taken = |lines: &[OutLine], s: u32| {
+            s == 0 || lines.iter().any(|l| l.ssrc == s || l.rtx_ssrc == Some(s))
+        };
         let ssrc = loop {
             let s = self.rng.random::<u32>();
-            if s != 0 && !p.lines.iter().any(|l| l.ssrc == s) {
+            if !taken(&p.lines, s) {
                 break s;
             }
         };
+        let rtx_ssrc = (track.kind == MediaKind::Video).then(|| {
+            loop {
+                let s = self.rng.random::<u32>();
+                if s != ssrc && !taken(&p.lines, s) {
+                    break s;
+                }
+            }
+        });
         let mid = p.lines.len().to_string();
         let pt = match track.kind {
             MediaKind::Audio => OUT_PT_OPUS,
@@ -614,6 +631,7 @@ impl Worker {
             track: Some(track_idx),
             kind: track.kind,
             ssrc,
+            rtx_ssrc,
             stream_id: track.publisher.0.to_string(),
             track_id: format!("{}-{}", track.publisher.0, track.mid),
         });
@@ -637,6 +655,7 @@ impl Worker {
             last_ts_out: None,
             last_sent_at: None,
             sent: (track.kind == MediaKind::Video).then(SentLog::new),
+            rtx: None,
             packets: 0,
             octets: 0,
         });
@@ -671,7 +690,7 @@ impl Worker {
                     MediaKind::Video => salon_sdp::MediaKind::Video,
                 },
                 ssrc: l.ssrc,
-                rtx_ssrc: None,
+                rtx_ssrc: l.rtx_ssrc,
                 cname: format!("salon-{}", l.stream_id),
                 stream_id: l.stream_id.clone(),
                 track_id: l.track_id.clone(),
@@ -679,7 +698,7 @@ impl Worker {
                     MediaKind::Audio => OUT_PT_OPUS,
                     MediaKind::Video => OUT_PT_VP8,
                 },
-                rtx_pt: None,
+                rtx_pt: l.rtx_ssrc.map(|_| OUT_PT_VP8_RTX),
                 active: l.track.is_some(),
             })
             .collect();
@@ -943,16 +962,28 @@ impl Worker {
         if let Some(p) = self.participants.get_mut(&pid) {
             p.negotiating = false;
             p.answered_lines = offered;
-            for l in p.lines.iter().take(offered) {
+            for (l, m) in p.lines.iter().zip(&answer.media).take(offered) {
                 if let Some(ti) = l.track {
-                    tracks_to_refresh.push(ti);
+                    // RTX only if the answer kept its payload type.
+                    let rtx = l.rtx_ssrc.filter(|_| {
+                        m.codec_by_pt(OUT_PT_VP8)
+                            .is_some_and(|c| c.rtx_pt == Some(OUT_PT_VP8_RTX))
+                    });
+                    tracks_to_refresh.push((ti, rtx));
                 }
             }
         }
-        for ti in tracks_to_refresh {
+        for (ti, rtx) in tracks_to_refresh {
             if let Some(track) = self.tracks.get_mut(ti).and_then(Option::as_mut) {
                 for leg in track.legs.iter_mut().filter(|l| l.receiver == pid) {
                     leg.live = true;
+                    match (rtx, leg.rtx) {
+                        (Some(ssrc), Some((on, _))) if ssrc == on => {}
+                        (Some(ssrc), _) => {
+                            leg.rtx = Some((ssrc, self.rng.random::<u16>() & 0x7fff))
+                        }
+                        (None, _) => leg.rtx = None,
+                    }
                 }
             }
         }
@@ -1155,6 +1186,9 @@ impl Worker {
                 .and_then(|t| t.srtp_out.as_mut())
             {
                 ctx.remove_ssrc(leg.ssrc);
+                if let Some((rtx, _)) = leg.rtx {
+                    ctx.remove_ssrc(rtx);
+                }
             }
             if let Some(rp) = self.participants.get_mut(&leg.receiver) {
                 for l in rp.lines.iter_mut().filter(|l| l.track == Some(ti)) {
@@ -1547,6 +1581,7 @@ impl Worker {
                 ts,
                 twcc,
                 vp8: desc.and_then(|d| leg.vp8.map(&d).map(|m| (d, m))),
+                osn: None,
             };
             if send_rtp(tx, metrics, ctx, addr, &out, hdr, level, payload) {
                 if let Some(log) = leg.sent.as_mut() {
@@ -1843,17 +1878,30 @@ impl Worker {
         let Some(addr) = t.addr else {
             return;
         };
-        let twcc = t.next_twcc(payload.len() + 28, now);
+        let rtx_overhead = if leg.rtx.is_some() { 2 } else { 0 };
+        let twcc = t.next_twcc(payload.len() + rtx_overhead + 28, now);
         let Some(ctx) = t.srtp_out.as_mut() else {
             return;
         };
+        // On the RTX stream when the receiver accepted one (its own
+        // numbering, the lost number first in the payload), else again on
+        // the media stream under the lost number.
+        let (ssrc, pt, seq, osn) = match leg.rtx.as_mut() {
+            Some((rtx_ssrc, next)) => {
+                let seq = *next;
+                *next = next.wrapping_add(1);
+                (*rtx_ssrc, OUT_PT_VP8_RTX, seq, Some(out_seq))
+            }
+            None => (leg.ssrc, leg.pt, out_seq, None),
+        };
         let out = OutPacket {
-            ssrc: leg.ssrc,
-            pt: leg.pt,
-            seq: out_seq,
+            ssrc,
+            pt,
+            seq,
             ts: hdr.timestamp.wrapping_add(sent.ts_offset),
             twcc,
             vp8: vp8_out,
+            osn,
         };
         if send_rtp(tx, &self.metrics, ctx, addr, &out, &hdr, None, payload) {
             self.metrics.nack_answered.inc();
@@ -2434,8 +2482,20 @@ impl Worker {
         let (Some(addr), true) = (t.addr, t.srtp_out.is_some()) else {
             return false;
         };
-        let Some(seq) = leg.seq.insert() else {
-            return false;
+        // On the RTX stream if there is one: the media numbering is left
+        // alone. Else a number slipped into the media stream.
+        let (ssrc, pt, seq) = match leg.rtx.as_mut() {
+            Some((rtx_ssrc, next)) => {
+                let seq = *next;
+                *next = next.wrapping_add(1);
+                (*rtx_ssrc, OUT_PT_VP8_RTX, seq)
+            }
+            None => {
+                let Some(seq) = leg.seq.insert() else {
+                    return false;
+                };
+                (leg.ssrc, leg.pt, seq)
+            }
         };
         let twcc = t.next_twcc_in(PROBE_PADDING + 12, Some(cluster), now);
         let Some(ctx) = t.srtp_out.as_mut() else {
@@ -2447,10 +2507,10 @@ impl Worker {
         };
         let fields = RtpFields {
             marker: false,
-            payload_type: leg.pt,
+            payload_type: pt,
             sequence: seq,
             timestamp: leg.last_ts_out.unwrap_or(0),
-            ssrc: leg.ssrc,
+            ssrc,
         };
         let twcc = twcc.to_be_bytes();
         let Ok(h) = rtp::write_header(&mut buf[..], &fields, &[(OUT_EXT_TRANSPORT_CC, &twcc[..])])
@@ -2574,6 +2634,9 @@ struct OutPacket {
     twcc: u16,
     /// The VP8 descriptor and its rewritten picture id / TL0PICIDX.
     vp8: Option<(salon_proto::vp8::Vp8Descriptor, vp8::Vp8Out)>,
+    /// An RTX packet (RFC 4588): the original sequence number, written
+    /// before the payload.
+    osn: Option<u16>,
 }
 
 impl InTrack {
@@ -2642,9 +2705,16 @@ fn send_rtp(
     } else {
         &both[..1]
     };
-    let Ok(h) = rtp::write_header(&mut buf[..], &fields, exts) else {
+    let Ok(mut h) = rtp::write_header(&mut buf[..], &fields, exts) else {
         return false;
     };
+    if let Some(osn) = out.osn {
+        let Some(o) = buf.get_mut(h..h + 2) else {
+            return false;
+        };
+        o.copy_from_slice(&osn.to_be_bytes());
+        h += 2;
+    }
     let end = h + payload.len();
     let Some(dst) = buf.get_mut(h..end) else {
         return false;

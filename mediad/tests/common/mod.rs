@@ -298,6 +298,8 @@ pub struct Browser {
     pub errors: Vec<String>,
     /// Publish VP8 as three simulcast encodings (rids q, h, f).
     pub simulcast: bool,
+    /// Accept the RTX streams mediad offers (as Chrome does).
+    pub rtx: bool,
 }
 
 impl Browser {
@@ -389,6 +391,15 @@ a=ssrc-group:FID {v} {vr}\r\na=ssrc:{v} cname:c\r\na=ssrc:{vr} cname:c\r\n",
 
 /// The browser's answer to mediad's subscribe offer.
 pub fn subscribe_answer(b: &PeerConn, offer: &str) -> String {
+    answer_with(b, offer, false)
+}
+
+/// Like [`subscribe_answer`], keeping the offered VP8 RTX payload type.
+pub fn subscribe_answer_rtx(b: &PeerConn, offer: &str) -> String {
+    answer_with(b, offer, true)
+}
+
+fn answer_with(b: &PeerConn, offer: &str, rtx: bool) -> String {
     let o = salon_sdp::parse(offer).unwrap();
     let fp = fingerprint_hex(&b.fingerprint);
     let mids: Vec<&str> = o.media.iter().map(|m| m.mid.as_str()).collect();
@@ -403,8 +414,19 @@ pub fn subscribe_answer(b: &PeerConn, offer: &str) -> String {
         };
         let pt = codec.split(' ').next().unwrap();
         let active = m.port != 0;
+        let with_rtx = rtx && kind == "video";
+        let pts = if with_rtx {
+            format!("{pt} 97")
+        } else {
+            pt.to_owned()
+        };
+        let rtx_lines = if with_rtx {
+            "a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n"
+        } else {
+            ""
+        };
         s.push_str(&format!(
-            "m={kind} {port} UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:{u}\r\na=ice-pwd:{p}\r\na=fingerprint:sha-256 {fp}\r\na=setup:active\r\na=mid:{mid}\r\na={dir}\r\na=rtcp-mux\r\na=rtpmap:{codec}\r\n",
+            "m={kind} {port} UDP/TLS/RTP/SAVPF {pts}\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:{u}\r\na=ice-pwd:{p}\r\na=fingerprint:sha-256 {fp}\r\na=setup:active\r\na=mid:{mid}\r\na={dir}\r\na=rtcp-mux\r\na=rtpmap:{codec}\r\n{rtx_lines}",
             port = if active { 9 } else { 0 },
             u = b.ufrag,
             p = b.pwd,
@@ -567,6 +589,7 @@ impl Net {
             offers: Vec::new(),
             errors: Vec::new(),
             simulcast: false,
+            rtx: false,
         };
         let i = self.browsers.len();
         let mut b = b;
@@ -607,7 +630,11 @@ impl Net {
                     b.offers.push(sdp.clone());
                     let first = b.subscribe.remote_ufrag.is_empty();
                     b.subscribe.set_remote(&sdp);
-                    let answer = subscribe_answer(&b.subscribe, &sdp);
+                    let answer = if b.rtx {
+                        subscribe_answer_rtx(&b.subscribe, &sdp)
+                    } else {
+                        subscribe_answer(&b.subscribe, &sdp)
+                    };
                     if first {
                         b.subscribe.send_check();
                     }
