@@ -200,6 +200,91 @@ fn nack_is_answered_on_the_rtx_stream_when_accepted() {
     );
 }
 
+/// A video packet lost on its way from the publisher: mediad NACKs it,
+/// the publisher resends it on its RTX stream, and the receiver gets it as
+/// the packet it was, in its place; padding on the RTX stream goes nowhere.
+#[test]
+fn upstream_loss_is_nacked_and_the_publisher_rtx_repairs_it() {
+    let mut net = Net::new(9);
+    let a = net.join("NomDuSalon123");
+    let b = net.join("NomDuSalon123");
+    net.settle(Duration::from_millis(500));
+    run_media(&mut net, 1, 20);
+    let video = net.browsers[a].video_ssrc;
+    let out = net.browsers[b]
+        .out_ssrc(net.browsers[a].id, salon_sdp::MediaKind::Video)
+        .unwrap();
+    let delta = [0x10u8, 0x01, 0x42, 0x43];
+    // Packet 21 never arrives; 22 does.
+    net.browsers[a]
+        .publish
+        .send_rtp(96, 22, 22 * 3000, video, &[], &delta);
+    net.deliver();
+    let nacked: Vec<(u32, Vec<u16>)> = net.browsers[a]
+        .publish
+        .rtcp_in
+        .iter()
+        .flat_map(|p| salon_proto::rtcp::RtcpIter::new(p).collect::<Vec<_>>())
+        .filter_map(|p| match p {
+            Ok(salon_proto::rtcp::RtcpPacket::Nack(n)) => Some((n.media_ssrc, n.lost().collect())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(nacked, [(video, vec![21])]);
+    assert_eq!(net.metrics().nack_sent.get(), 1);
+    let before = net.browsers[b].seqs(out);
+    let last = *before.last().unwrap();
+    // The publisher's RTX stream (SSRC video + 1, payload type 97): the
+    // original number, then the payload; then a padding-only probe.
+    let mut rtx = vec![0u8, 21];
+    rtx.extend_from_slice(&[0x10, 0x01, 0x42, 0x42]);
+    net.browsers[a]
+        .publish
+        .send_rtp(97, 700, 21 * 3000, video + 1, &[], &rtx);
+    net.browsers[a]
+        .publish
+        .send_rtp(97, 701, 21 * 3000, video + 1, &[], &[]);
+    net.deliver();
+    assert_eq!(net.metrics().rtx_received.get(), 1);
+    assert_eq!(net.metrics().drop_rtx_unused.get(), 1, "the padding");
+    let got: Vec<Vec<u8>> = net.browsers[b]
+        .subscribe
+        .rtp_in
+        .iter()
+        .filter(|p| salon_proto::rtp::RtpHeader::parse(p).unwrap().ssrc == out)
+        .cloned()
+        .collect();
+    let repaired = got.last().unwrap();
+    let h = salon_proto::rtp::RtpHeader::parse(repaired).unwrap();
+    assert_eq!(
+        h.sequence,
+        last.wrapping_sub(1),
+        "in the place of 21, before 22"
+    );
+    assert_eq!(h.payload_type, 96);
+    assert_eq!(h.payload(repaired), [0x10, 0x01, 0x42, 0x42]);
+    let mut seqs = net.browsers[b].seqs(out);
+    seqs.sort_unstable();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "no hole left: {seqs:?}"
+    );
+    // Chrome also probes by resending packets that did arrive: those (21
+    // again, 22) reach no receiver.
+    let n = net.browsers[b].subscribe.rtp_in.len();
+    for (rtx_seq, osn) in [(702u16, 21u8), (703, 22)] {
+        let mut again = vec![0u8, osn];
+        again.extend_from_slice(&[0x10, 0x01, 0x42, 0x42]);
+        net.browsers[a]
+            .publish
+            .send_rtp(97, rtx_seq, 21 * 3000, video + 1, &[], &again);
+    }
+    net.deliver();
+    assert_eq!(net.browsers[b].subscribe.rtp_in.len(), n);
+    assert_eq!(net.metrics().rtx_received.get(), 1);
+    assert_eq!(net.metrics().drop_rtx_unused.get(), 3);
+}
+
 #[test]
 fn pli_from_a_receiver_reaches_the_publisher() {
     let (mut net, room, _) = connected_room();

@@ -76,6 +76,9 @@ const PROBE_WAIT: Duration = Duration::from_millis(250);
 const PROBE_PADDING: usize = 255;
 /// The shortest interval between two key frame requests for one stream.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
+/// Most sequence numbers one NACK to a publisher asks for: a larger jump in
+/// its numbering is a restart or a long outage, not loss worth repairing.
+const MAX_NACK_GAP: u16 = 16;
 /// Payload types and extension ids of the subscribe offer.
 const OUT_PT_OPUS: u8 = salon_sdp::OPUS_PT;
 const OUT_PT_VP8: u8 = salon_sdp::VP8_PT;
@@ -247,8 +250,8 @@ struct InTrack {
 enum Route {
     /// A publisher's media stream: track and layer.
     Track(usize, usize),
-    /// A publisher's retransmission stream (not used yet).
-    Rtx(usize),
+    /// A publisher's retransmission stream (RFC 4588): track and layer.
+    Rtx(usize, usize),
     /// A stream mediad sends to this subscriber.
     Out(usize),
 }
@@ -877,7 +880,7 @@ impl Worker {
                     r.push((s, Route::Track(idx, 0)));
                 }
                 if let Some(s) = rtx_ssrc {
-                    r.push((s, Route::Rtx(idx)));
+                    r.push((s, Route::Rtx(idx, 0)));
                 }
             }
             new_tracks.push((idx, kind, m.extmap.mid));
@@ -1163,7 +1166,9 @@ impl Worker {
             return;
         };
         if let Some(r) = self.routes.get_mut(track.transport) {
-            r.retain(|(_, route)| !matches!(route, Route::Track(t, _) | Route::Rtx(t) if *t == ti));
+            r.retain(
+                |(_, route)| !matches!(route, Route::Track(t, _) | Route::Rtx(t, _) if *t == ti),
+            );
         }
         if let Some(ctx) = self
             .transports
@@ -1387,12 +1392,11 @@ impl Worker {
             None => self.learn_ssrc(idx, plain, &hdr, mid_ext_id),
         };
         match route {
-            Some(Route::Track(ti, li)) => self.forward(ti, li, plain, &hdr, now, tx),
-            Some(Route::Rtx(_)) => {
-                // Retransmissions and bandwidth probes on the RTX stream:
-                // mediad does not ask publishers for retransmissions yet.
-                self.metrics.drop_rtx_unused.inc();
+            Some(Route::Track(ti, li)) => {
+                self.nack_gap(ti, li, hdr.sequence, tx);
+                self.forward(ti, li, plain, &hdr, now, tx);
             }
+            Some(Route::Rtx(ti, li)) => self.on_publisher_rtx(ti, li, plain, &hdr, now, tx),
             Some(Route::Out(_)) | None => self.metrics.drop_rtp_unknown_ssrc.inc(),
         }
     }
@@ -1426,11 +1430,8 @@ impl Worker {
         let track = self.tracks.get_mut(ti)?.as_mut()?;
         let is_rid = |l: &Layer, rid: &[u8]| l.rid.as_deref().map(str::as_bytes) == Some(rid);
         let route = if let Some(rrid) = ext(track.repaired_rid_ext_id) {
-            track
-                .layers
-                .iter()
-                .any(|l| is_rid(l, rrid))
-                .then_some(Route::Rtx(ti))?
+            let li = track.layers.iter().position(|l| is_rid(l, rrid))?;
+            Route::Rtx(ti, li)
         } else if let Some(rid) = ext(track.rid_ext_id) {
             let li = track
                 .layers
@@ -1952,6 +1953,124 @@ impl Worker {
     /// Ask the publisher of `ti` for a key frame of layer `li`, at most once
     /// per [`KEYFRAME_REQUEST_INTERVAL`]; a request inside it is sent when it
     /// ends.
+    /// Video packet `seq` of layer `li` of track `ti` arrived: if it
+    /// skips a few numbers past the highest so far, ask the publisher for
+    /// them (generic NACK; a larger jump is a restart, not loss). Its
+    /// browser resends on its RTX stream ([`Worker::on_publisher_rtx`]).
+    fn nack_gap(&mut self, ti: usize, li: usize, seq: u16, tx: &mut TxQueue) {
+        let Some(track) = self.tracks.get(ti).and_then(Option::as_ref) else {
+            return;
+        };
+        if track.kind != MediaKind::Video {
+            return;
+        }
+        let Some(layer) = track.layers.get(li) else {
+            return;
+        };
+        let (Some(highest), Some(media_ssrc)) = (layer.stats.max_seq(), layer.ssrc) else {
+            return;
+        };
+        let gap = seq.wrapping_sub(highest);
+        if !(2..=MAX_NACK_GAP + 1).contains(&gap) {
+            return;
+        }
+        let mut lost = [0u16; MAX_NACK_GAP as usize];
+        let n = usize::from(gap - 1);
+        for (i, l) in lost.iter_mut().take(n).enumerate() {
+            *l = highest.wrapping_add(1 + i as u16);
+        }
+        let Some(t) = self
+            .transports
+            .get_mut(track.transport)
+            .and_then(Option::as_mut)
+        else {
+            return;
+        };
+        let (Some(addr), Some(ctx)) = (t.addr, t.srtp_out.as_mut()) else {
+            return;
+        };
+        let Some(buf) = tx.buffer() else {
+            self.metrics.drop_tx_full.inc();
+            return;
+        };
+        let sender = t.rtcp_ssrc;
+        let Ok(h) = rtcp::write_receiver_report(&mut buf[..], sender, &[]) else {
+            return;
+        };
+        let Ok(m) = rtcp::write_nack(&mut buf[h..], sender, media_ssrc, &lost[..n]) else {
+            return;
+        };
+        if let Ok(len) = ctx.protect_rtcp(&mut buf[..], h + m) {
+            tx.commit(addr, len);
+            self.metrics.nack_sent.add(n as u64);
+            self.metrics.tx_rtcp.inc();
+        }
+    }
+
+    /// A packet on a publisher's RTX stream: a retransmission (the original
+    /// sequence number, then the payload) goes on as the packet it repairs;
+    /// padding (Chrome's bandwidth probes) is counted and dropped.
+    fn on_publisher_rtx(
+        &mut self,
+        ti: usize,
+        li: usize,
+        plain: &[u8],
+        hdr: &RtpHeader,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) {
+        let payload = hdr.payload(plain);
+        let layer = self
+            .tracks
+            .get(ti)
+            .and_then(Option::as_ref)
+            .and_then(|t| t.layers.get(li));
+        let (Some(layer), Some(osn), Some(body)) = (layer, payload.get(..2), payload.get(2..))
+        else {
+            self.metrics.drop_rtx_unused.inc();
+            return;
+        };
+        let seq = u16::from_be_bytes([osn[0], osn[1]]);
+        // Only a packet that is missing and recent: Chrome also probes by
+        // resending packets that arrived ("payload padding"), which would
+        // reach receivers as duplicates and inflate the layer's price.
+        let missing = layer.cache.as_ref().is_none_or(|c| c.get(seq).is_none());
+        let recent = layer
+            .stats
+            .max_seq()
+            .is_some_and(|m| m.wrapping_sub(seq) < rtx_cache::SLOTS as u16);
+        let Some(media_ssrc) = layer.ssrc.filter(|_| missing && recent && !body.is_empty()) else {
+            self.metrics.drop_rtx_unused.inc();
+            return;
+        };
+        // The repaired packet: the RTX header under the media SSRC and
+        // number, without padding, then the original payload.
+        let mut buf = [0u8; salon_io::MAX_DATAGRAM];
+        let head = hdr.payload_offset;
+        let len = head + body.len();
+        let (Some(dst_head), Some(src_head)) = (buf.get_mut(..head), plain.get(..head)) else {
+            return;
+        };
+        dst_head.copy_from_slice(src_head);
+        // RTP fixed header: byte 0 holds the P bit, 2..4 the sequence
+        // number, 8..12 the SSRC.
+        let Some(fixed) = buf.get_mut(..12) else {
+            return;
+        };
+        fixed[0] &= !0x20;
+        fixed[2..4].copy_from_slice(osn);
+        fixed[8..12].copy_from_slice(&media_ssrc.to_be_bytes());
+        let Some(dst) = buf.get_mut(head..len) else {
+            return;
+        };
+        dst.copy_from_slice(body);
+        let Ok(repaired) = RtpHeader::parse(&buf[..len]) else {
+            return;
+        };
+        self.metrics.rtx_received.inc();
+        self.forward(ti, li, &buf[..len], &repaired, now, tx);
+    }
+
     fn request_keyframe(&mut self, ti: usize, li: usize, now: Instant, tx: &mut TxQueue) {
         let Some(track) = self.tracks.get_mut(ti).and_then(Option::as_mut) else {
             return;

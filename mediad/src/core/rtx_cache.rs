@@ -5,7 +5,8 @@
 
 use salon_io::MAX_DATAGRAM;
 
-const SLOTS: usize = 512;
+/// Packets kept per stream.
+pub const SLOTS: usize = 512;
 
 #[derive(Clone)]
 struct Slot {

@@ -84,6 +84,11 @@ impl RecvStats {
         self.last_transit = Some(transit);
     }
 
+    /// Highest sequence number received so far (`None` before the first).
+    pub fn max_seq(&self) -> Option<u16> {
+        self.started.then_some(self.max_seq)
+    }
+
     /// Remember the NTP time of the publisher's last sender report.
     pub fn on_sender_report(&mut self, ntp: u64, now: Instant) {
         self.last_sr = Some(((ntp >> 16) as u32, now));
