@@ -279,10 +279,22 @@ fn upstream_loss_is_nacked_and_the_publisher_rtx_repairs_it() {
             .publish
             .send_rtp(97, rtx_seq, 21 * 3000, video + 1, &[], &again);
     }
+    // Bad RTX: one byte (no room for the original number), a number far
+    // behind the cache, one ahead of anything sent.
+    net.browsers[a]
+        .publish
+        .send_rtp(97, 704, 0, video + 1, &[], &[7]);
+    for (rtx_seq, osn) in [(705u16, 22u16.wrapping_sub(2000)), (706, 30)] {
+        let mut bad = osn.to_be_bytes().to_vec();
+        bad.extend_from_slice(&[0x10, 0x01, 0x42, 0x42]);
+        net.browsers[a]
+            .publish
+            .send_rtp(97, rtx_seq, 0, video + 1, &[], &bad);
+    }
     net.deliver();
     assert_eq!(net.browsers[b].subscribe.rtp_in.len(), n);
     assert_eq!(net.metrics().rtx_received.get(), 1);
-    assert_eq!(net.metrics().drop_rtx_unused.get(), 3);
+    assert_eq!(net.metrics().drop_rtx_unused.get(), 6);
 }
 
 #[test]
