@@ -1979,31 +1979,19 @@ impl Worker {
         for (i, l) in lost.iter_mut().take(n).enumerate() {
             *l = highest.wrapping_add(1 + i as u16);
         }
-        let Some(t) = self
-            .transports
-            .get_mut(track.transport)
-            .and_then(Option::as_mut)
-        else {
-            return;
-        };
-        let (Some(addr), Some(ctx)) = (t.addr, t.srtp_out.as_mut()) else {
-            return;
-        };
-        let Some(buf) = tx.buffer() else {
-            self.metrics.drop_tx_full.inc();
-            return;
-        };
-        let sender = t.rtcp_ssrc;
-        let Ok(h) = rtcp::write_receiver_report(&mut buf[..], sender, &[]) else {
-            return;
-        };
-        let Ok(m) = rtcp::write_nack(&mut buf[h..], sender, media_ssrc, &lost[..n]) else {
-            return;
-        };
-        if let Ok(len) = ctx.protect_rtcp(&mut buf[..], h + m) {
-            tx.commit(addr, len);
+        let sent = send_rtcp(
+            &mut self.transports,
+            &self.metrics,
+            tx,
+            track.transport,
+            |buf, sender| {
+                let h = rtcp::write_receiver_report(buf, sender, &[]).ok()?;
+                let m = rtcp::write_nack(buf.get_mut(h..)?, sender, media_ssrc, &lost[..n]).ok()?;
+                Some(h + m)
+            },
+        );
+        if sent {
             self.metrics.nack_sent.add(n as u64);
-            self.metrics.tx_rtcp.inc();
         }
     }
 
@@ -2091,33 +2079,29 @@ impl Worker {
             layer.keyframe_pending = true;
             return;
         };
-        let Some(t) = self
+        if !self
             .transports
-            .get_mut(track.transport)
-            .and_then(Option::as_mut)
-        else {
+            .get(track.transport)
+            .and_then(Option::as_ref)
+            .is_some_and(|t| t.addr.is_some() && t.srtp_out.is_some())
+        {
             return;
-        };
-        let (Some(addr), Some(ctx)) = (t.addr, t.srtp_out.as_mut()) else {
-            return;
-        };
+        }
         layer.last_keyframe_request = Some(now);
         layer.keyframe_pending = false;
-        let Some(buf) = tx.buffer() else {
-            self.metrics.drop_tx_full.inc();
-            return;
-        };
-        let sender = t.rtcp_ssrc;
-        let Ok(n) = rtcp::write_receiver_report(&mut buf[..], sender, &[]) else {
-            return;
-        };
-        let Ok(m) = rtcp::write_pli(&mut buf[n..], sender, media_ssrc) else {
-            return;
-        };
-        if let Ok(len) = ctx.protect_rtcp(&mut buf[..], n + m) {
-            tx.commit(addr, len);
+        let sent = send_rtcp(
+            &mut self.transports,
+            &self.metrics,
+            tx,
+            track.transport,
+            |buf, sender| {
+                let n = rtcp::write_receiver_report(buf, sender, &[]).ok()?;
+                let m = rtcp::write_pli(buf.get_mut(n..)?, sender, media_ssrc).ok()?;
+                Some(n + m)
+            },
+        );
+        if sent {
             self.metrics.keyframe_requests.inc();
-            self.metrics.tx_rtcp.inc();
         }
     }
 
@@ -2785,6 +2769,40 @@ impl Leg {
         }
         self.vp8.resync();
         self.current = Some(li);
+    }
+}
+
+/// Write an RTCP compound for transport `idx` (`write` gets the buffer and
+/// the transport's RTCP SSRC, returns the length) into the send queue and
+/// encrypt it there. Returns true when it was queued.
+fn send_rtcp(
+    transports: &mut [Option<Transport>],
+    metrics: &Metrics,
+    tx: &mut TxQueue,
+    idx: usize,
+    write: impl FnOnce(&mut [u8], u32) -> Option<usize>,
+) -> bool {
+    let Some(t) = transports.get_mut(idx).and_then(Option::as_mut) else {
+        return false;
+    };
+    let sender = t.rtcp_ssrc;
+    let (Some(addr), Some(ctx)) = (t.addr, t.srtp_out.as_mut()) else {
+        return false;
+    };
+    let Some(buf) = tx.buffer() else {
+        metrics.drop_tx_full.inc();
+        return false;
+    };
+    let Some(n) = write(&mut buf[..], sender) else {
+        return false;
+    };
+    match ctx.protect_rtcp(&mut buf[..], n) {
+        Ok(len) => {
+            tx.commit(addr, len);
+            metrics.tx_rtcp.inc();
+            true
+        }
+        Err(_) => false,
     }
 }
 
