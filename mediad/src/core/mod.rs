@@ -1887,12 +1887,8 @@ impl Worker {
         // On the RTX stream when the receiver accepted one (its own
         // numbering, the lost number first in the payload), else again on
         // the media stream under the lost number.
-        let (ssrc, pt, seq, osn) = match leg.rtx.as_mut() {
-            Some((rtx_ssrc, next)) => {
-                let seq = *next;
-                *next = next.wrapping_add(1);
-                (*rtx_ssrc, OUT_PT_VP8_RTX, seq, Some(out_seq))
-            }
+        let (ssrc, pt, seq, osn) = match leg.next_rtx() {
+            Some((rtx_ssrc, seq)) => (rtx_ssrc, OUT_PT_VP8_RTX, seq, Some(out_seq)),
             None => (leg.ssrc, leg.pt, out_seq, None),
         };
         let out = OutPacket {
@@ -1950,9 +1946,6 @@ impl Worker {
         }
     }
 
-    /// Ask the publisher of `ti` for a key frame of layer `li`, at most once
-    /// per [`KEYFRAME_REQUEST_INTERVAL`]; a request inside it is sent when it
-    /// ends.
     /// Video packet `seq` of layer `li` of track `ti` arrived: if it
     /// skips a few numbers past the highest so far, ask the publisher for
     /// them (generic NACK; a larger jump is a restart, not loss). Its
@@ -2059,6 +2052,9 @@ impl Worker {
         self.forward(ti, li, &buf[..len], &repaired, now, tx);
     }
 
+    /// Ask the publisher of `ti` for a key frame of layer `li`, at most once
+    /// per [`KEYFRAME_REQUEST_INTERVAL`]; a request inside it is sent when it
+    /// ends.
     fn request_keyframe(&mut self, ti: usize, li: usize, now: Instant, tx: &mut TxQueue) {
         let Some(track) = self.tracks.get_mut(ti).and_then(Option::as_mut) else {
             return;
@@ -2587,12 +2583,8 @@ impl Worker {
         };
         // On the RTX stream if there is one: the media numbering is left
         // alone. Else a number slipped into the media stream.
-        let (ssrc, pt, seq) = match leg.rtx.as_mut() {
-            Some((rtx_ssrc, next)) => {
-                let seq = *next;
-                *next = next.wrapping_add(1);
-                (*rtx_ssrc, OUT_PT_VP8_RTX, seq)
-            }
+        let (ssrc, pt, seq) = match leg.next_rtx() {
+            Some((rtx_ssrc, seq)) => (rtx_ssrc, OUT_PT_VP8_RTX, seq),
             None => {
                 let Some(seq) = leg.seq.insert() else {
                     return false;
@@ -2756,6 +2748,15 @@ impl InTrack {
 }
 
 impl Leg {
+    /// The RTX stream's SSRC and next sequence number (taken), if the
+    /// receiver accepted RTX.
+    fn next_rtx(&mut self) -> Option<(u32, u16)> {
+        let (ssrc, next) = self.rtx.as_mut()?;
+        let seq = *next;
+        *next = next.wrapping_add(1);
+        Some((*ssrc, seq))
+    }
+
     /// Start forwarding layer `li` from a packet with timestamp `in_ts`. On a
     /// switch (or a resume), numbering continues after the last packet
     /// sent and the timestamps advance by the time that has passed.
