@@ -607,23 +607,16 @@ impl Worker {
         let Some(track) = self.tracks.get_mut(track_idx).and_then(Option::as_mut) else {
             return;
         };
-        let taken = |lines: &[OutLine], s: u32| {
-            s == 0 || lines.iter().any(|l| l.ssrc == s || l.rtx_ssrc == Some(s))
-        };
-        let ssrc = loop {
+        // A random SSRC no line of this receiver uses (nor `also`).
+        let mut fresh = |also: u32| loop {
             let s = self.rng.random::<u32>();
-            if !taken(&p.lines, s) {
+            if s != 0 && s != also && !p.lines.iter().any(|l| l.ssrc == s || l.rtx_ssrc == Some(s))
+            {
                 break s;
             }
         };
-        let rtx_ssrc = (track.kind == MediaKind::Video).then(|| {
-            loop {
-                let s = self.rng.random::<u32>();
-                if s != ssrc && !taken(&p.lines, s) {
-                    break s;
-                }
-            }
-        });
+        let ssrc = fresh(0);
+        let rtx_ssrc = (track.kind == MediaKind::Video).then(|| fresh(ssrc));
         let mid = p.lines.len().to_string();
         let pt = match track.kind {
             MediaKind::Audio => OUT_PT_OPUS,
@@ -1723,9 +1716,7 @@ impl Worker {
                     size: l.size,
                     keyframe_seen: l.keyframe_seen,
                     temporal_layers: l.max_tid.map_or(1, |m| m + 1),
-                    active: l
-                        .last_packet_at
-                        .is_some_and(|at| now.saturating_duration_since(at) < LAYER_IDLE),
+                    active: l.is_active(now),
                 })
             })
             .collect()
@@ -2301,9 +2292,7 @@ impl Worker {
                     let top = select::choose_layer(&sizes[..n], leg.max_height);
                     let start = sc.layers.len();
                     for (li, l) in t.layers.iter().enumerate().take(top + 1) {
-                        let active = l
-                            .last_packet_at
-                            .is_some_and(|at| now.saturating_duration_since(at) < LAYER_IDLE);
+                        let active = l.is_active(now);
                         let spatial = u8::try_from(li).unwrap_or(u8::MAX);
                         let height = l.size.map_or(0, |(_, h)| h);
                         // With temporal layers: one step per TID, priced
@@ -2744,6 +2733,14 @@ impl InTrack {
             .iter()
             .find(|l| l.live && !l.paused && !l.alloc_paused && l.current != Some(l.target))
             .map(|l| l.target)
+    }
+}
+
+impl Layer {
+    /// Packets arrived within [`LAYER_IDLE`]: the publisher sends it.
+    fn is_active(&self, now: Instant) -> bool {
+        self.last_packet_at
+            .is_some_and(|at| now.saturating_duration_since(at) < LAYER_IDLE)
     }
 }
 
