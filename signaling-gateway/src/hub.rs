@@ -32,7 +32,7 @@ use salon_plugins::{
     Verdict,
 };
 
-use crate::control::{Command, Event, MediaKind, ParticipantId, RoomId};
+use crate::control::{Command, Event, MediaKind, ParticipantId, RequestId, RoomId};
 use crate::pad::PadDoc;
 use crate::protocol::{
     ClientMessage, DisplayName, ErrorCode, MediaKindWire, Moderation, ParticipantInfo,
@@ -280,6 +280,8 @@ pub struct Hub {
     /// Unix seconds of the last input that carried a time.
     last_unix_s: u64,
     rng: StdRng,
+    /// Correlation id of the next command to mediad that expects an answer.
+    next_request: u64,
     outputs: VecDeque<Output>,
 }
 
@@ -314,8 +316,16 @@ impl Hub {
             default_last_n: None,
             last_unix_s: 0,
             rng,
+            next_request: 1,
             outputs: VecDeque::new(),
         }
+    }
+
+    /// A fresh correlation id for a command to mediad.
+    fn next_request(&mut self) -> RequestId {
+        let r = RequestId(self.next_request);
+        self.next_request += 1;
+        r
     }
 
     /// Uses this Lua policy for every decision (replaces the open rules).
@@ -452,15 +462,19 @@ impl Hub {
             }
             (_, _) if !joined => self.refuse(id, ErrorCode::NotJoined),
             (ClientMessage::PublishOffer { sdp }, _) => {
+                let request = self.next_request();
                 self.outputs.push_back(Output::Media(Command::PublishOffer {
                     participant: id,
+                    request,
                     sdp,
                 }));
             }
             (ClientMessage::SubscribeAnswer { sdp }, _) => {
+                let request = self.next_request();
                 self.outputs
                     .push_back(Output::Media(Command::SubscribeAnswer {
                         participant: id,
+                        request,
                         sdp,
                     }));
             }
@@ -511,9 +525,9 @@ impl Hub {
     /// An event from the media plane: route it to its participant's socket.
     pub fn handle_media_event(&mut self, event: Event) {
         let (to, msg) = match event {
-            Event::PublishAnswer { participant, sdp } => {
-                (participant, ServerMessage::PublishAnswer { sdp })
-            }
+            Event::PublishAnswer {
+                participant, sdp, ..
+            } => (participant, ServerMessage::PublishAnswer { sdp }),
             Event::SubscribeOffer { participant, sdp } => {
                 (participant, ServerMessage::SubscribeOffer { sdp })
             }
@@ -528,14 +542,18 @@ impl Hub {
             ),
             Event::Error {
                 participant,
-                reason,
-            } => (
-                participant,
-                ServerMessage::Error {
-                    code: ErrorCode::Media,
-                    message: reason,
-                },
-            ),
+                request,
+                error,
+            } => {
+                tracing::info!(%participant, request = ?request, %error, "media plane refused a command");
+                (
+                    participant,
+                    ServerMessage::Error {
+                        code: ErrorCode::Media,
+                        message: error.to_string(),
+                    },
+                )
+            }
             Event::TrackPublished { participant, kind } => {
                 tracing::debug!(%participant, ?kind, "track published");
                 return;
@@ -1861,7 +1879,7 @@ fn ms(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::{MediaKind, TransportKind};
+    use crate::control::{ControlError, MediaKind, RequestId, TransportKind};
     use crate::protocol::{WireRole, WireTransport};
 
     /// Virtual time: a fixed base instant plus `ms`.
@@ -2106,9 +2124,9 @@ mod tests {
         hub.handle_frame(p(4), r#"{"type":"subscribe-answer","sdp":"answer"}"#, t0());
         let cmds = commands(&drain(&mut hub));
         assert!(matches!(&cmds[..], [
-            Command::PublishOffer { participant: a, sdp: s1 },
-            Command::SubscribeAnswer { participant: b, sdp: s2 },
-        ] if *a == p(4) && *b == p(4) && s1 == "offer" && s2 == "answer"));
+            Command::PublishOffer { participant: a, request: r1, sdp: s1 },
+            Command::SubscribeAnswer { participant: b, request: r2, sdp: s2 },
+        ] if *a == p(4) && *b == p(4) && s1 == "offer" && s2 == "answer" && r1 != r2));
     }
 
     #[test]
@@ -2120,6 +2138,7 @@ mod tests {
         let events = [
             Event::PublishAnswer {
                 participant: p(1),
+                request: RequestId(1),
                 sdp: "ans".into(),
             },
             Event::SubscribeOffer {
@@ -2132,7 +2151,8 @@ mod tests {
             },
             Event::Error {
                 participant: p(2),
-                reason: "bad sdp".into(),
+                request: Some(RequestId(2)),
+                error: ControlError::InvalidAnswer("bad sdp".into()),
             },
             Event::TrackPublished {
                 participant: p(1),
@@ -2140,10 +2160,12 @@ mod tests {
             },
             Event::PublishAnswer {
                 participant: p(3),
+                request: RequestId(3),
                 sdp: "x".into(),
             },
             Event::PublishAnswer {
                 participant: p(99),
+                request: RequestId(3),
                 sdp: "x".into(),
             },
         ];
@@ -2166,7 +2188,7 @@ mod tests {
                 ServerMessage::SubscribeOffer { sdp: "off".into() },
                 ServerMessage::Error {
                     code: ErrorCode::Media,
-                    message: "bad sdp".into()
+                    message: "invalid answer: bad sdp".into()
                 },
             ]
         );
