@@ -1,0 +1,46 @@
+// Layers: the height each remote video is shown at, measured in the page and
+// handed to the session, which sends `video-constraints` when it changes.
+import { store } from '../store.js';
+
+let session = null;
+let timer = null;
+
+export function initLayers(s) {
+  session = s;
+}
+
+/** The rendered height (device pixels) of the element showing `track`; 0 if none shows it. */
+function renderedHeight(track) {
+  if (store.audioOnly) return 0;
+  for (const video of document.querySelectorAll('#tiles video, #stage-video')) {
+    const stream = video.srcObject;
+    if (!stream || !stream.getVideoTracks().includes(track)) continue;
+    const h = video.getBoundingClientRect().height;
+    if (!(h > 0) || video.closest('[hidden]')) return 0;
+    return Math.min(65535, Math.round(h * (window.devicePixelRatio || 1)));
+  }
+  return 0;
+}
+
+/** track id -> max_height for every live remote video track. */
+function currentConstraints() {
+  const out = new Map();
+  for (const [trackId, { track }] of store.remoteTracks) {
+    if (track.kind !== 'video' || track.readyState !== 'live') continue;
+    if (!session.isReceiving(track)) continue;
+    out.set(trackId, renderedHeight(track));
+  }
+  return out;
+}
+
+/** Debounced (300 ms): the session sends `video-constraints` when a value changed. */
+export function scheduleConstraints() {
+  if (timer) clearTimeout(timer);
+  timer = setTimeout(sendConstraints, 300);
+}
+
+function sendConstraints() {
+  timer = null;
+  if (!store.joined || !session) return;
+  session.sendConstraints(currentConstraints());
+}

@@ -1,0 +1,143 @@
+// The participant list (roles, muted state, moderation buttons, private
+// message), the waiting list (moderators admit or deny) and the recipients
+// of private messages.
+import { t } from '../../i18n.js';
+import { store, subscribe, selfInfo, knockResolved } from '../store.js';
+import { $, roleName, smallButton } from './dom.js';
+
+let actions = null;
+
+/** actions: { moderate(msg), privateMessage(id) }. */
+export function initPeople(a) {
+  actions = a;
+  subscribe(({ what }) => {
+    if (what.has('people')) renderPeople();
+    else if (what.has('waiting')) renderWaiting();
+  });
+}
+
+function renderPeople() {
+  const ul = $('people');
+  // Keep keyboard focus on the same control across re-renders.
+  const focused = document.activeElement?.closest?.('#people li') ? document.activeElement.dataset.action : null;
+  const focusedId = focused ? document.activeElement.closest('li').dataset.id : null;
+  ul.replaceChildren();
+  const mod = store.role === 'moderator';
+  const entries = [[String(store.selfId), store.selfName, true], ...[...store.names].map(([id, n]) => [id, n, false])];
+  for (const [id, name, self] of entries) {
+    const li = document.createElement('li');
+    li.id = 'person-' + id;
+    li.dataset.id = id;
+    const info = self ? selfInfo() : (store.info.get(id) ?? {});
+    const span = document.createElement('span');
+    span.className = 'who';
+    span.textContent = self ? t('call.you', { name }) : name;
+    if (info.role) {
+      const r = document.createElement('span');
+      r.className = 'role-badge';
+      r.dataset.role = info.role;
+      r.textContent = roleName(info.role);
+      span.append(' ', r);
+    }
+    const flags = [];
+    if (info.audioMuted || info.audio === false) flags.push(t('state.audioMuted'));
+    if (info.videoStopped || info.video === false) flags.push(t('state.videoStopped'));
+    if (flags.length) {
+      const st = document.createElement('span');
+      st.className = 'state';
+      st.textContent = ' · ' + flags.join(', ');
+      span.append(st);
+    }
+    li.append(span);
+    if (!self && mod) {
+      const group = document.createElement('div');
+      group.className = 'mod-actions';
+      group.setAttribute('role', 'group');
+      group.setAttribute('aria-label', t('mod.actions', { name }));
+      const nid = Number(id);
+      const add = (action, text, label, msg, extra) => {
+        const b = smallButton(text, label, () => actions.moderate(msg), extra);
+        b.dataset.action = action;
+        group.append(b);
+      };
+      add('mute', t('mod.mute'), t('mod.muteLabel', { name }), { type: 'mute', id: nid });
+      add('stop-video', t('mod.stopVideo'), t('mod.stopVideoLabel', { name }), { type: 'stop-video', id: nid });
+      if (store.screens.has(id)) {
+        add('stop-screen', t('mod.stopScreen'), t('mod.stopScreenLabel', { name }), { type: 'stop-screen', id: nid });
+      }
+      if (info.role === 'moderator') {
+        add('revoke', t('mod.revoke'), t('mod.revokeLabel', { name }), { type: 'revoke-moderator', id: nid });
+      } else {
+        add('grant', t('mod.grant'), t('mod.grantLabel', { name }), { type: 'grant-moderator', id: nid });
+      }
+      add('kick', t('mod.kick'), t('mod.kickLabel', { name }), { type: 'kick', id: nid, ban: false }, 'danger');
+      add('ban', t('mod.ban'), t('mod.banLabel', { name }), { type: 'kick', id: nid, ban: true }, 'danger');
+      li.append(group);
+    }
+    if (!self) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'ghost small';
+      b.textContent = '✉';
+      b.dataset.action = 'private';
+      b.setAttribute('aria-label', t('people.private', { name }));
+      b.addEventListener('click', () => actions.privateMessage(id));
+      li.append(b);
+    }
+    ul.append(li);
+  }
+  if (focused) ul.querySelector(`li[data-id="${CSS.escape(focusedId)}"] [data-action="${CSS.escape(focused)}"]`)?.focus();
+  renderWaiting();
+  // Recipients of private messages.
+  const select = $('chat-to');
+  const current = select.value;
+  select.replaceChildren();
+  const all = document.createElement('option');
+  all.value = '';
+  all.textContent = t('chat.everyone');
+  select.append(all);
+  for (const [id, name] of store.names) {
+    const o = document.createElement('option');
+    o.value = id;
+    o.textContent = name;
+    select.append(o);
+  }
+  select.value = store.names.has(current) ? current : '';
+}
+
+// ---- Waiting room (moderators) ---------------------------------------------------
+
+function renderWaiting() {
+  const mod = store.role === 'moderator';
+  const ul = $('waiting');
+  const focusedAction = document.activeElement?.closest?.('#waiting li') ? document.activeElement.dataset.action : null;
+  ul.replaceChildren();
+  $('waiting-section').hidden = !mod || store.waiting.size === 0;
+  $('waiting-title').textContent = t('waiting.title', { n: store.waiting.size });
+  if (!mod) return;
+  for (const [id, name] of store.waiting) {
+    const li = document.createElement('li');
+    li.id = 'waiting-' + id;
+    li.dataset.id = id;
+    const span = document.createElement('span');
+    span.className = 'who';
+    span.textContent = name;
+    const group = document.createElement('div');
+    group.className = 'mod-actions';
+    const admit = smallButton(t('waiting.admit'), t('waiting.admitLabel', { name }), () => resolveKnock(id, true));
+    admit.dataset.action = 'admit';
+    const deny = smallButton(t('waiting.deny'), t('waiting.denyLabel', { name }), () => resolveKnock(id, false), 'danger');
+    deny.dataset.action = 'deny';
+    group.append(admit, deny);
+    li.append(span, group);
+    ul.append(li);
+  }
+  if (focusedAction) ul.querySelector('button')?.focus();
+}
+
+function resolveKnock(id, admit) {
+  actions.moderate(admit ? { type: 'admit', id: Number(id) } : { type: 'deny', id: Number(id) });
+  // The other moderators get `knock-resolved`; we drop it at once.
+  knockResolved(id);
+  if (store.waiting.size === 0 && document.activeElement === document.body) $('toggle-people').focus();
+}

@@ -1,0 +1,104 @@
+// Pre-join: name, camera and microphone choice with a preview, joining with
+// the camera or the mic off.
+import { t } from '../../i18n.js';
+import { store, subscribe, setLocalStream, setLocalEnabled, localTrack, setError } from '../store.js';
+import { $ } from './dom.js';
+
+const NAME_KEY = 'salon.name';
+let previewReady = Promise.resolve();
+
+/** Resolves once the camera/mic preview asked for last is there (or failed). */
+export function whenPreviewReady() {
+  return previewReady;
+}
+
+/** actions: { join(name) }. */
+export function initPrejoin(actions) {
+  subscribe(({ what }) => {
+    if (what.has('local') && $('preview').srcObject !== store.local) $('preview').srcObject = store.local;
+  });
+  previewReady = startPreview();
+  for (const id of ['camera-select', 'mic-select']) {
+    $(id).addEventListener('change', () => {
+      previewReady = startPreview($('camera-select').value, $('mic-select').value);
+    });
+  }
+  const nameInput = $('name');
+  nameInput.value = localStorage.getItem(NAME_KEY) ?? '';
+  nameInput.focus();
+
+  $('join-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const name = nameInput.value.trim();
+    // Same rule as the server: 1..=64 characters, no control characters.
+    if ([...name].length < 1 || [...name].length > 64 || /\p{Cc}/u.test(name)) {
+      setError(t('prejoin.badName'));
+      nameInput.setAttribute('aria-invalid', 'true');
+      return;
+    }
+    nameInput.removeAttribute('aria-invalid');
+    setError('');
+    localStorage.setItem(NAME_KEY, name);
+    $('join').disabled = true;
+    await previewReady;
+    if (store.local) {
+      if (localTrack('video') && $('join-cam-off').checked) setLocalEnabled('video', false);
+      if (localTrack('audio') && $('join-mic-off').checked) setLocalEnabled('audio', false);
+    }
+    actions.join(name);
+  });
+}
+
+/** A refused join: the form can be sent again. */
+export function joinFailed() {
+  $('join').disabled = false;
+}
+
+async function getMedia(cameraId, micId) {
+  return navigator.mediaDevices.getUserMedia({
+    audio: micId ? { deviceId: { exact: micId } } : true,
+    video: {
+      ...(cameraId ? { deviceId: { exact: cameraId } } : {}),
+      width: { ideal: 1280 },
+      height: { ideal: 720 },
+    },
+  });
+}
+
+async function fillDevices() {
+  let devices = [];
+  try {
+    devices = await navigator.mediaDevices.enumerateDevices();
+  } catch {
+    return;
+  }
+  const fill = (select, kind, current) => {
+    select.replaceChildren();
+    const list = devices.filter((d) => d.kind === kind);
+    if (list.length === 0) {
+      const o = document.createElement('option');
+      o.value = '';
+      o.textContent = t('prejoin.noDevice');
+      select.append(o);
+    }
+    list.forEach((d, i) => {
+      const o = document.createElement('option');
+      o.value = d.deviceId;
+      o.textContent = d.label || `${kind} ${i + 1}`;
+      if (d.deviceId === current) o.selected = true;
+      select.append(o);
+    });
+  };
+  fill($('camera-select'), 'videoinput', localTrack('video')?.getSettings().deviceId);
+  fill($('mic-select'), 'audioinput', localTrack('audio')?.getSettings().deviceId);
+}
+
+async function startPreview(cameraId, micId) {
+  try {
+    setLocalStream(await getMedia(cameraId, micId));
+  } catch (e) {
+    console.warn('getUserMedia failed', e);
+    setError(t('media.denied'));
+  }
+  await fillDevices();
+}
