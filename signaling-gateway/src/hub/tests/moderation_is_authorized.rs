@@ -18,6 +18,16 @@ fn moderation_is_checked_in_rust_and_reaches_mediad() {
     );
     // Another room with its own agent, and its participant 6.
     join_at(&mut hub, 5, "X", "AgentX", Some(&token("X", "a5")), t0());
+    only_moderators_act_and_only_in_their_room(&mut hub);
+    mute_unmute_and_mute_all(&mut hub);
+    stop_video_and_stop_screen(&mut hub);
+    lock_grant_and_revoke(&mut hub);
+    video_constraints_and_media_state_stay_in_the_room(&mut hub);
+}
+
+/// Step: the guest (2) is refused every moderation; the agent (1) cannot
+/// reach room X (5) or strangers.
+fn only_moderators_act_and_only_in_their_room(hub: &mut Hub) {
     // The guest tries to mute / kick / lock / end / grant itself: forbidden, nothing happens.
     for v in [
         serde_json::json!({"type":"mute","id":1}),
@@ -28,7 +38,7 @@ fn moderation_is_checked_in_rust_and_reaches_mediad() {
         serde_json::json!({"type":"end-meeting"}),
         serde_json::json!({"type":"stop-video","id":1}),
     ] {
-        let out = frame(&mut hub, 2, v.clone(), t0());
+        let out = frame(hub, 2, v.clone(), t0());
         assert_eq!(out.len(), 1, "{v}");
         assert_eq!(
             error_code(&sends_to(&out, p(2))),
@@ -40,20 +50,20 @@ fn moderation_is_checked_in_rust_and_reaches_mediad() {
     assert_eq!(hub.role(p(1)), Some(Role::Moderator));
     // A moderator cannot act across rooms, nor on strangers.
     for target in [5, 99] {
-        let out = frame(
-            &mut hub,
-            1,
-            serde_json::json!({"type":"mute","id":target}),
-            t0(),
-        );
+        let out = frame(hub, 1, serde_json::json!({"type":"mute","id":target}), t0());
         assert_eq!(out.len(), 1);
         assert_eq!(
             error_code(&sends_to(&out, p(1))),
             Some(ErrorCode::NoSuchParticipant)
         );
     }
+}
+
+/// Step: mute reaches mediad and the room; the guest unmutes itself, not
+/// after `mute-all` until `allow-unmute`.
+fn mute_unmute_and_mute_all(hub: &mut Hub) {
     // Mute: mediad stops the guest's audio; the room is told.
-    let out = frame(&mut hub, 1, serde_json::json!({"type":"mute","id":2}), t0());
+    let out = frame(hub, 1, serde_json::json!({"type":"mute","id":2}), t0());
     assert!(matches!(
         commands(&out)[..],
         [Command::SetForwarding { participant, kind: MediaKind::Audio, enabled: false }] if participant == p(2)
@@ -68,7 +78,7 @@ fn moderation_is_checked_in_rust_and_reaches_mediad() {
     assert!(sends_to(&out, p(5)).is_empty());
     // Self-unmute.
     let out = frame(
-        &mut hub,
+        hub,
         2,
         serde_json::json!({"type":"unmute","kind":"audio"}),
         t0(),
@@ -83,10 +93,10 @@ fn moderation_is_checked_in_rust_and_reaches_mediad() {
     ));
     assert_eq!(types(&sends_to(&out, p(1))), ["unmuted"]);
     // Mute-all locks unmuting until allow-unmute.
-    let out = frame(&mut hub, 1, serde_json::json!({"type":"mute-all"}), t0());
+    let out = frame(hub, 1, serde_json::json!({"type":"mute-all"}), t0());
     assert_eq!(commands(&out).len(), 1, "everyone but the sender");
     let out = frame(
-        &mut hub,
+        hub,
         2,
         serde_json::json!({"type":"unmute","kind":"audio"}),
         t0(),
@@ -96,22 +106,21 @@ fn moderation_is_checked_in_rust_and_reaches_mediad() {
         Some(ErrorCode::Forbidden)
     );
     assert!(commands(&out).is_empty());
-    frame(
-        &mut hub,
-        1,
-        serde_json::json!({"type":"allow-unmute"}),
-        t0(),
-    );
+    frame(hub, 1, serde_json::json!({"type":"allow-unmute"}), t0());
     let out = frame(
-        &mut hub,
+        hub,
         2,
         serde_json::json!({"type":"unmute","kind":"audio"}),
         t0(),
     );
     assert_eq!(commands(&out).len(), 1);
+}
+
+/// Step: stop-video and stop-screen reach mediad.
+fn stop_video_and_stop_screen(hub: &mut Hub) {
     // Stop video.
     let out = frame(
-        &mut hub,
+        hub,
         1,
         serde_json::json!({"type":"stop-video","id":2}),
         t0(),
@@ -125,17 +134,12 @@ fn moderation_is_checked_in_rust_and_reaches_mediad() {
         }]
     ));
     // Screen share: marked in mediad, then stopped by the moderator.
-    let out = frame(
-        &mut hub,
-        2,
-        serde_json::json!({"type":"screen","mid":"3"}),
-        t0(),
-    );
+    let out = frame(hub, 2, serde_json::json!({"type":"screen","mid":"3"}), t0());
     assert!(
         matches!(&commands(&out)[..], [Command::SetScreenShare { mid: Some(m), .. }] if m == "3")
     );
     let out = frame(
-        &mut hub,
+        hub,
         1,
         serde_json::json!({"type":"stop-screen","id":2}),
         t0(),
@@ -145,27 +149,27 @@ fn moderation_is_checked_in_rust_and_reaches_mediad() {
         [Command::SetTrackForwarding { mid, enabled: false, .. }, Command::SetScreenShare { mid: None, .. }] if mid == "3"
     ));
     assert_eq!(types(&sends_to(&out, p(1))), ["screen-share", "muted"]);
+}
+
+/// Step: lock keeps new guests out (not moderators); grant and revoke
+/// moderator.
+fn lock_grant_and_revoke(hub: &mut Hub) {
     // Lock: a new guest gets room-locked; moderators may still join.
-    let out = frame(
-        &mut hub,
-        1,
-        serde_json::json!({"type":"lock","on":true}),
-        t0(),
-    );
+    let out = frame(hub, 1, serde_json::json!({"type":"lock","on":true}), t0());
     assert_eq!(
         sends_to(&out, p(2)),
         vec![ServerMessage::RoomLocked { on: true, by: 1 }]
     );
-    let out = join_at(&mut hub, 7, "R", "Late", None, t0());
+    let out = join_at(hub, 7, "R", "Late", None, t0());
     assert_eq!(
         error_code(&sends_to(&out, p(7))),
         Some(ErrorCode::RoomLocked)
     );
-    let out = join_at(&mut hub, 8, "R", "Agent8", Some(&token("R", "a8")), t0());
+    let out = join_at(hub, 8, "R", "Agent8", Some(&token("R", "a8")), t0());
     assert_eq!(types(&sends_to(&out, p(8))), ["joined"]);
     // Grant / revoke.
     let out = frame(
-        &mut hub,
+        hub,
         1,
         serde_json::json!({"type":"grant-moderator","id":2}),
         t0(),
@@ -179,15 +183,20 @@ fn moderation_is_checked_in_rust_and_reaches_mediad() {
     );
     assert_eq!(hub.role(p(2)), Some(Role::Moderator));
     frame(
-        &mut hub,
+        hub,
         1,
         serde_json::json!({"type":"revoke-moderator","id":2}),
         t0(),
     );
     assert_eq!(hub.role(p(2)), Some(Role::Guest));
+}
+
+/// Step: video constraints apply to publishers of the sender's room only;
+/// media state is relayed to the others.
+fn video_constraints_and_media_state_stay_in_the_room(hub: &mut Hub) {
     // Video constraints: only publishers of the sender's room.
     let out = frame(
-        &mut hub,
+        hub,
         1,
         serde_json::json!({"type":"video-constraints","constraints":[
             {"track_id":"2-1","max_height":180},{"track_id":"5-1","max_height":180},{"track_id":"zz"}]}),
@@ -204,7 +213,7 @@ fn moderation_is_checked_in_rust_and_reaches_mediad() {
     );
     // Media state is relayed to the others.
     let out = frame(
-        &mut hub,
+        hub,
         2,
         serde_json::json!({"type":"media-state","audio":false,"video":true}),
         t0(),
