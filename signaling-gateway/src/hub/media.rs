@@ -137,7 +137,7 @@ impl Hub {
     }
 
     /// `screen {mid}`: the share is marked in mediad and announced to the
-    /// room (newcomers learn it from [`Hub::roster`]).
+    /// room (newcomers learn it from `Hub::roster`).
     pub(super) fn screen(&mut self, id: ParticipantId, mid: Option<String>) {
         let Some(member) = self.member_mut(id) else {
             return;
