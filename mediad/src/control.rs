@@ -1,8 +1,10 @@
 //! The control interface between the signaling gateway and mediad.
 //!
 //! Commands go in, events come out. Both are plain data (no handles, no
-//! callbacks), so the same interface works in-process over channels now and
-//! can cross a process boundary later (serialize them).
+//! callbacks) with a wire encoding ([`wire`]): versioned JSON, so the same
+//! interface works in-process over channels today and across a process
+//! boundary (mediad on another host) later, without touching the core.
+//! `docs/control.md` documents the protocol.
 //!
 //! Each participant has two WebRTC transports to mediad, as in LiveKit:
 //! - the **publish** transport: the browser offers (sendonly audio/video),
@@ -11,16 +13,46 @@
 //!   remote track and the browser answers (it picks `a=setup:active`, so
 //!   mediad stays the DTLS server). mediad re-offers when the set of
 //!   tracks changes, one offer at a time.
+//!
+//! Commands that expect an answer carry a [`RequestId`] chosen by the
+//! sender; the answer ([`Event::PublishAnswer`]) or the failure
+//! ([`Event::Error`]) carries it back.
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// A room, by name (validated by the gateway: letters, digits, dashes).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct RoomId(pub String);
 
 /// A participant, by an opaque id the gateway assigns (never a name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// Ids are random ([`ParticipantId::random`]), not a per-process counter,
+/// so that two gateways (or a gateway restarted) never hand out the same
+/// id to two people a mediad on another host serves. They stay below 2^53
+/// so they survive JSON numbers in browsers exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct ParticipantId(pub u64);
+
+impl ParticipantId {
+    /// Largest id plus one (2^53: JavaScript's safe integers).
+    pub const LIMIT: u64 = 1 << 53;
+
+    /// A fresh random id in `1..LIMIT` from the operating system's
+    /// generator. The caller checks it against the ids it already holds
+    /// (two of n live ids collide with probability about n²/2^54).
+    pub fn random() -> Self {
+        loop {
+            let v = rand::random::<u64>() & (Self::LIMIT - 1);
+            if v != 0 {
+                return Self(v);
+            }
+        }
+    }
+}
 
 impl fmt::Display for ParticipantId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -34,8 +66,23 @@ impl fmt::Display for RoomId {
     }
 }
 
+/// The sender's id for a command that expects an answer, echoed in the
+/// answer or error. Unique per sender for as long as an answer may come.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct RequestId(pub u64);
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "r{}", self.0)
+    }
+}
+
 /// Which of a participant's two transports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum TransportKind {
     /// Browser → mediad.
     Publish,
@@ -44,7 +91,8 @@ pub enum TransportKind {
 }
 
 /// Kind of a media track.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum MediaKind {
     /// Opus.
     Audio,
@@ -53,7 +101,8 @@ pub enum MediaKind {
 }
 
 /// What the gateway asks of mediad.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Command {
     /// Add a participant to a room (creating the room on first join).
@@ -64,17 +113,22 @@ pub enum Command {
         participant: ParticipantId,
     },
     /// The browser's SDP offer for its publish transport. Answered by
-    /// [`Event::PublishAnswer`] or [`Event::Error`].
+    /// [`Event::PublishAnswer`] or [`Event::Error`] with the same `request`.
     PublishOffer {
         /// Who offers.
         participant: ParticipantId,
+        /// Echoed in the answer.
+        request: RequestId,
         /// The offer, as the browser produced it.
         sdp: String,
     },
-    /// The browser's answer to the last [`Event::SubscribeOffer`].
+    /// The browser's answer to the last [`Event::SubscribeOffer`]. A
+    /// failure comes back as [`Event::Error`] with the same `request`.
     SubscribeAnswer {
         /// Who answers.
         participant: ParticipantId,
+        /// Echoed in an error.
+        request: RequestId,
         /// The answer.
         sdp: String,
     },
@@ -168,16 +222,75 @@ impl Command {
             | Command::Leave { participant } => *participant,
         }
     }
+
+    /// The request id an answer or error will carry, if any.
+    pub fn request(&self) -> Option<RequestId> {
+        match self {
+            Command::PublishOffer { request, .. } | Command::SubscribeAnswer { request, .. } => {
+                Some(*request)
+            }
+            Command::Join { .. }
+            | Command::SetForwarding { .. }
+            | Command::SetTrackForwarding { .. }
+            | Command::SetScreenShare { .. }
+            | Command::SetReceiveConstraints { .. }
+            | Command::SetAudioOnly { .. }
+            | Command::SetLastN { .. }
+            | Command::SetBitrateCap { .. }
+            | Command::Leave { .. } => None,
+        }
+    }
+}
+
+/// Why a command could not be carried out. The `Display` text is short,
+/// user-presentable and carries no personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "code", content = "detail", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ControlError {
+    /// The participant is not on this media plane.
+    #[error("not joined")]
+    NotJoined,
+    /// [`Command::Join`] for a participant already there.
+    #[error("already joined")]
+    AlreadyJoined,
+    /// The publish offer does not parse.
+    #[error("invalid offer: {0}")]
+    InvalidOffer(String),
+    /// The publish offer parses but cannot be answered.
+    #[error("offer not acceptable: {0}")]
+    OfferNotAcceptable(String),
+    /// The publish offer changes ICE credentials.
+    #[error("ICE restart is not supported")]
+    IceRestartUnsupported,
+    /// A subscribe answer with no offer outstanding.
+    #[error("no subscribe offer is pending")]
+    NoOfferPending,
+    /// The subscribe answer does not parse.
+    #[error("invalid answer: {0}")]
+    InvalidAnswer(String),
+    /// The subscribe answer's m-lines are not the offer's.
+    #[error("answer does not match the offer")]
+    AnswerMismatch,
+    /// Receive constraints for a track that is not there.
+    #[error("no such video track")]
+    NoSuchTrack,
+    /// ICE or DTLS failed on one of the participant's transports.
+    #[error("media transport failed")]
+    TransportFailed,
 }
 
 /// What mediad tells the gateway.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Event {
     /// mediad's answer to a [`Command::PublishOffer`].
     PublishAnswer {
         /// For whom.
         participant: ParticipantId,
+        /// The offer's request id.
+        request: RequestId,
         /// The answer SDP.
         sdp: String,
     },
@@ -226,11 +339,112 @@ pub enum Event {
         /// anyone receives the track at all.
         active: Vec<bool>,
     },
-    /// A command could not be carried out.
+    /// A command could not be carried out (or a transport failed).
     Error {
         /// For whom.
         participant: ParticipantId,
-        /// A short, user-presentable reason (no personal data).
-        reason: String,
+        /// The failed command's request id, when it had one.
+        request: Option<RequestId>,
+        /// What went wrong.
+        error: ControlError,
     },
+}
+
+impl Event {
+    /// The participant an event is for (the room's, for a room event).
+    pub fn participant(&self) -> ParticipantId {
+        match self {
+            Event::PublishAnswer { participant, .. }
+            | Event::SubscribeOffer { participant, .. }
+            | Event::Connected { participant, .. }
+            | Event::TrackPublished { participant, .. }
+            | Event::DominantSpeaker { participant, .. }
+            | Event::LayersWanted { participant, .. }
+            | Event::Error { participant, .. } => *participant,
+        }
+    }
+}
+
+/// The wire encoding of commands and events: one JSON object per message,
+/// `{"v": VERSION, "type": "<kebab-case variant>", …fields}`. A receiver
+/// refuses any other version ([`wire::WireError::Version`]).
+pub mod wire {
+    use serde::{Deserialize, Serialize};
+
+    use super::{Command, Event};
+
+    /// The control protocol's version. Bump it on any change a peer of the
+    /// previous version would misread.
+    pub const VERSION: u16 = 1;
+
+    /// Why a message could not be decoded.
+    #[derive(Debug, thiserror::Error)]
+    #[non_exhaustive]
+    pub enum WireError {
+        /// Not JSON, or not a message of this protocol.
+        #[error("malformed control message: {0}")]
+        Malformed(#[from] serde_json::Error),
+        /// Another version of the protocol.
+        #[error("control protocol version {got}, this side speaks {VERSION}")]
+        Version {
+            /// The version the message carried.
+            got: u16,
+        },
+    }
+
+    #[derive(Serialize)]
+    struct Out<'a, T> {
+        v: u16,
+        #[serde(flatten)]
+        body: &'a T,
+    }
+
+    #[derive(Deserialize)]
+    struct VersionOnly {
+        v: u16,
+    }
+
+    #[derive(Deserialize)]
+    struct In<T> {
+        #[allow(dead_code)]
+        v: u16,
+        #[serde(flatten)]
+        body: T,
+    }
+
+    fn encode<T: Serialize>(body: &T) -> String {
+        // Serializing these plain enums cannot fail (string keys, no maps
+        // with non-string keys); an empty string would be refused by the
+        // peer, never misread.
+        serde_json::to_string(&Out { v: VERSION, body }).unwrap_or_default()
+    }
+
+    fn decode<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, WireError> {
+        let VersionOnly { v } = serde_json::from_str(text)?;
+        if v != VERSION {
+            return Err(WireError::Version { got: v });
+        }
+        let In { body, .. } = serde_json::from_str::<In<T>>(text)?;
+        Ok(body)
+    }
+
+    /// One command as a JSON text.
+    pub fn encode_command(cmd: &Command) -> String {
+        encode(cmd)
+    }
+
+    /// A command from its JSON text.
+    pub fn decode_command(text: &str) -> Result<Command, WireError> {
+        decode(text)
+    }
+
+    /// One event as a JSON text.
+    pub fn encode_event(event: &Event) -> String {
+        encode(event)
+    }
+
+    /// An event from its JSON text.
+    pub fn decode_event(text: &str) -> Result<Event, WireError> {
+        decode(text)
+    }
 }

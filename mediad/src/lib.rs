@@ -14,7 +14,9 @@ pub mod control;
 
 use std::net::{IpAddr, Ipv4Addr};
 
-pub use control::{Command, Event, MediaKind, ParticipantId, RoomId, TransportKind};
+pub use control::{
+    Command, ControlError, Event, MediaKind, ParticipantId, RequestId, RoomId, TransportKind,
+};
 pub use salon_io::BackendChoice;
 
 /// How to run mediad.
@@ -66,21 +68,46 @@ enum WorkerMsg {
     Stop,
 }
 
-type EventSink = Arc<dyn Fn(Event) + Send + Sync>;
+/// The events of every worker, in the order each worker produced them:
+/// the receiving end of mediad's event queue. Workers never block on it
+/// (it is unbounded); whoever holds it should drain it promptly.
+#[derive(Debug)]
+pub struct EventQueue {
+    rx: Receiver<Event>,
+}
+
+impl EventQueue {
+    /// The next event, waiting for one. `None` once mediad is shut down
+    /// and the queue is empty.
+    pub fn recv(&self) -> Option<Event> {
+        self.rx.recv().ok()
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&self) -> Option<Event> {
+        self.rx.try_recv().ok()
+    }
+
+    /// The next event, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: std::time::Duration) -> Option<Event> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+}
 
 /// The driver-side wrapper of a [`Worker`]: commands from the channel in,
-/// events to the sink out.
+/// events to the queue out.
 struct Driven {
     worker: Worker,
     commands: Receiver<WorkerMsg>,
-    sink: EventSink,
+    events: Sender<Event>,
     stop: bool,
 }
 
 impl Driven {
     fn flush_events(&mut self) {
         while let Some(e) = self.worker.poll_event() {
-            (self.sink)(e);
+            // The receiver gone means mediad is shutting down.
+            let _ = self.events.send(e);
         }
     }
 }
@@ -113,7 +140,7 @@ impl Handler for Driven {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.worker.poll_timeout()
+        self.worker.poll_timeout().map(|d| d.at)
     }
 
     fn should_stop(&self) -> bool {
@@ -154,12 +181,9 @@ fn room_hash(room: &RoomId) -> u64 {
 }
 
 impl Mediad {
-    /// Bind the workers' sockets and start their threads. `on_event` is
-    /// called on the worker threads: it must not block.
-    pub fn start(
-        config: MediadConfig,
-        on_event: impl Fn(Event) + Send + Sync + 'static,
-    ) -> anyhow::Result<Self> {
+    /// Bind the workers' sockets and start their threads. Events come out
+    /// of the returned queue.
+    pub fn start(config: MediadConfig) -> anyhow::Result<(Self, EventQueue)> {
         let backend = config
             .io_backend
             .resolve()
@@ -173,7 +197,7 @@ impl Mediad {
                 .build()
                 .map_err(|e| anyhow::anyhow!("DTLS configuration: {e}"))?,
         );
-        let sink: EventSink = Arc::new(on_event);
+        let (events_tx, events_rx) = crossbeam_channel::unbounded();
         let mut workers = Vec::new();
         for i in 0..config.workers.max(1) {
             let port = if config.first_port == 0 {
@@ -201,7 +225,7 @@ impl Mediad {
             let mut driven = Driven {
                 worker: Worker::new(cfg, metrics.clone(), Instant::now()),
                 commands: rx,
-                sink: sink.clone(),
+                events: events_tx.clone(),
                 stop: false,
             };
             let thread_waker = waker.clone();
@@ -227,11 +251,14 @@ impl Mediad {
                 thread: Some(thread),
             });
         }
-        Ok(Self {
-            workers,
-            placement: Mutex::new(HashMap::new()),
-            backend,
-        })
+        Ok((
+            Self {
+                workers,
+                placement: Mutex::new(HashMap::new()),
+                backend,
+            },
+            EventQueue { rx: events_rx },
+        ))
     }
 
     /// The io backend in use.

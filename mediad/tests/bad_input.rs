@@ -33,11 +33,9 @@ fn malformed_flood_is_dropped_counted_and_media_keeps_flowing() {
     let latched = net.browsers[a].publish.addr;
     let publish_ufrag = {
         let offer_answer = net.events.iter().find_map(|e| match e {
-            salon_mediad::Event::PublishAnswer { participant, sdp }
-                if *participant == net.browsers[a].id =>
-            {
-                Some(sdp.clone())
-            }
+            salon_mediad::Event::PublishAnswer {
+                participant, sdp, ..
+            } if *participant == net.browsers[a].id => Some(sdp.clone()),
             _ => None,
         });
         salon_sdp::parse(&offer_answer.unwrap()).unwrap().ice_ufrag

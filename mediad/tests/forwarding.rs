@@ -534,6 +534,7 @@ fn a_track_stopped_in_a_new_offer_is_removed_and_can_come_back() {
     };
     net.command(Command::PublishOffer {
         participant: a_id,
+        request: salon_mediad::RequestId::default(),
         sdp: offer,
     });
     net.settle(Duration::from_millis(50));
@@ -569,6 +570,7 @@ fn a_track_stopped_in_a_new_offer_is_removed_and_can_come_back() {
     };
     net.command(Command::PublishOffer {
         participant: a_id,
+        request: salon_mediad::RequestId::default(),
         sdp: offer,
     });
     net.settle(Duration::from_millis(50));

@@ -18,9 +18,9 @@ fn publish_credentials(net: &Net, i: usize) -> (String, String) {
         .events
         .iter()
         .find_map(|e| match e {
-            salon_mediad::Event::PublishAnswer { participant, sdp } if *participant == id => {
-                Some(sdp.clone())
-            }
+            salon_mediad::Event::PublishAnswer {
+                participant, sdp, ..
+            } if *participant == id => Some(sdp.clone()),
             _ => None,
         })
         .unwrap();

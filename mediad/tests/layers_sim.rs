@@ -350,7 +350,7 @@ impl Sim {
             self.net.now += step;
             self.t += step;
             let now = self.net.now;
-            if self.net.worker.poll_timeout().is_some_and(|t| t <= now) {
+            if self.net.worker.poll_timeout().is_some_and(|d| d.at <= now) {
                 self.net.worker.handle_timeout(now, &mut self.net.tx);
             }
             self.net.deliver();

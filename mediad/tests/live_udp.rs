@@ -12,8 +12,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use common::{PeerConn, publish_offer, subscribe_answer};
-use crossbeam_channel::Receiver;
-use salon_mediad::{Command, Event, Mediad, MediadConfig, ParticipantId, RoomId};
+use salon_mediad::{Command, Event, EventQueue, Mediad, MediadConfig, ParticipantId, RoomId};
 
 struct LiveBrowser {
     id: ParticipantId,
@@ -71,10 +70,12 @@ impl LiveBrowser {
     }
 }
 
-fn handle_events(mediad: &Mediad, events: &Receiver<Event>, browsers: &mut [LiveBrowser]) {
-    while let Ok(e) = events.try_recv() {
+fn handle_events(mediad: &Mediad, events: &EventQueue, browsers: &mut [LiveBrowser]) {
+    while let Some(e) = events.try_recv() {
         match e {
-            Event::PublishAnswer { participant, sdp } => {
+            Event::PublishAnswer {
+                participant, sdp, ..
+            } => {
                 let b = browsers.iter_mut().find(|b| b.id == participant).unwrap();
                 b.publish.set_remote(&sdp);
                 b.publish.send_check();
@@ -88,10 +89,11 @@ fn handle_events(mediad: &Mediad, events: &Receiver<Event>, browsers: &mut [Live
                 }
                 mediad.send(Command::SubscribeAnswer {
                     participant,
+                    request: salon_mediad::RequestId::default(),
                     sdp: subscribe_answer(&b.subscribe, &sdp),
                 });
             }
-            Event::Error { reason, .. } => panic!("mediad error: {reason}"),
+            Event::Error { error, .. } => panic!("mediad error: {error}"),
             _ => {}
         }
     }
@@ -105,17 +107,11 @@ fn metric(text: &str, name: &str) -> u64 {
 }
 
 fn live_call_survives_a_flood(backend: &str) {
-    let (tx, events) = crossbeam_channel::unbounded();
-    let mediad = Mediad::start(
-        MediadConfig {
-            first_port: 0,
-            io_backend: backend.parse().unwrap(),
-            ..MediadConfig::default()
-        },
-        move |e| {
-            let _ = tx.send(e);
-        },
-    )
+    let (mediad, events) = Mediad::start(MediadConfig {
+        first_port: 0,
+        io_backend: backend.parse().unwrap(),
+        ..MediadConfig::default()
+    })
     .unwrap();
     let server: SocketAddr = format!("127.0.0.1:{}", mediad.ports()[0]).parse().unwrap();
     let mut browsers = vec![LiveBrowser::new(1), LiveBrowser::new(2)];
@@ -126,6 +122,7 @@ fn live_call_survives_a_flood(backend: &str) {
         });
         mediad.send(Command::PublishOffer {
             participant: b.id,
+            request: salon_mediad::RequestId::default(),
             sdp: publish_offer(&b.publish, b.audio_ssrc, b.video_ssrc),
         });
     }

@@ -87,6 +87,7 @@ fn negotiate(net: &mut Net, a: usize, twcc: bool) -> u32 {
     }
     net.command(Command::PublishOffer {
         participant: id,
+        request: salon_mediad::RequestId::default(),
         sdp: offer,
     });
     net.settle(Duration::from_millis(100));
@@ -95,7 +96,9 @@ fn negotiate(net: &mut Net, a: usize, twcc: bool) -> u32 {
         .iter()
         .rev()
         .find_map(|e| match e {
-            Event::PublishAnswer { participant, sdp } if *participant == id => Some(sdp.clone()),
+            Event::PublishAnswer {
+                participant, sdp, ..
+            } if *participant == id => Some(sdp.clone()),
             _ => None,
         })
         .unwrap();

@@ -194,10 +194,6 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Ping interval on idle and busy sockets alike.
 const KEEPALIVE: Duration = Duration::from_secs(25);
 
-/// Process-wide participant id counter: one id per WebSocket, never derived
-/// from names, never reused while the process lives.
-static NEXT_PARTICIPANT: AtomicU64 = AtomicU64::new(1);
-
 /// State shared by every connection.
 struct Shared {
     media: Arc<dyn MediaControl>,
@@ -931,7 +927,7 @@ where
 {
     let _alive = shared.alive.clone();
     let metrics = &shared.metrics;
-    let id = ParticipantId(NEXT_PARTICIPANT.fetch_add(1, Ordering::Relaxed));
+    let id = ParticipantId::random();
     let (tx, mut rx) = mpsc::channel(shared.opts.ws_outbound_queue);
     if shared.hub_tx.send(HubInput::Open { id, tx }).await.is_err() {
         return;

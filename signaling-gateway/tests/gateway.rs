@@ -24,9 +24,15 @@ struct FakeMedia {
 
 impl MediaControl for FakeMedia {
     fn send(&self, cmd: Command) {
-        if let Command::PublishOffer { participant, sdp } = &cmd {
+        if let Command::PublishOffer {
+            participant,
+            request,
+            sdp,
+        } = &cmd
+        {
             let _ = self.events.send(Event::PublishAnswer {
                 participant: *participant,
+                request: *request,
                 sdp: format!("answer-to:{sdp}"),
             });
         }
@@ -236,7 +242,7 @@ async fn join_leave_broadcast_and_close_sends_leave() {
     );
     send(&mut a, json!({"type":"subscribe-answer","sdp":"ans-a"})).await;
     h.wait_for_command(|cmd| {
-        matches!(cmd, Command::SubscribeAnswer { participant, sdp }
+        matches!(cmd, Command::SubscribeAnswer { participant, sdp, .. }
             if *participant == ParticipantId(a_id) && sdp == "ans-a")
     })
     .await;

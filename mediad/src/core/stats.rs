@@ -4,24 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-/// What one report block says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReportBlock {
-    /// SSRC of the stream reported on.
-    pub ssrc: u32,
-    /// Fraction lost since the previous report, in 1/256.
-    pub fraction_lost: u8,
-    /// Packets lost since the start (may be negative with duplicates).
-    pub cumulative_lost: i32,
-    /// Extended highest sequence number received.
-    pub highest_seq: u32,
-    /// Interarrival jitter, in RTP timestamp units.
-    pub jitter: u32,
-    /// Middle 32 bits of the NTP time of the last sender report.
-    pub lsr: u32,
-    /// Delay since that sender report, in 1/65536 s.
-    pub dlsr: u32,
-}
+/// What one report block says: the wire type, one definition.
+pub use salon_proto::rtcp::ReportBlock;
 
 /// Counters for one incoming stream.
 #[derive(Debug, Clone)]

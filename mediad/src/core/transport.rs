@@ -14,6 +14,7 @@ use dimpl::{Dtls, DtlsCertificate, Output};
 use salon_io::TxQueue;
 use salon_srtp::{SrtpContext, SrtpProfile};
 
+use super::ids::{LayerIdx, TrackId};
 use crate::control::{ParticipantId, TransportKind};
 use crate::metrics::Metrics;
 
@@ -59,49 +60,57 @@ pub enum DtlsProgress {
     Failed,
 }
 
-/// One transport.
+/// Where an SSRC arriving on (or sent on) a transport leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// A publisher's media stream: track and layer.
+    Track(TrackId, LayerIdx),
+    /// A publisher's retransmission stream (RFC 4588): track and layer.
+    Rtx(TrackId, LayerIdx),
+    /// A stream mediad sends to this subscriber, of that track.
+    Out(TrackId),
+}
+
+/// One transport. Its state is private: the worker asks.
 pub struct Transport {
-    /// Whose.
-    pub participant: ParticipantId,
-    /// Publish or subscribe.
-    pub kind: TransportKind,
-    /// Our ICE username fragment.
-    pub local_ufrag: String,
-    /// Our ICE password (the STUN MESSAGE-INTEGRITY key).
-    pub local_pwd: String,
+    participant: ParticipantId,
+    kind: TransportKind,
+    local_ufrag: String,
+    local_pwd: String,
     /// The browser's ufrag, once its SDP is known.
-    pub remote_ufrag: Option<String>,
-    /// The browser's certificate fingerprint, once its SDP is known.
-    pub remote_fingerprint: Option<RemoteFingerprint>,
+    remote_ufrag: Option<String>,
+    remote_fingerprint: Option<RemoteFingerprint>,
     /// The latched 5-tuple's remote side.
-    pub addr: Option<SocketAddr>,
-    /// State.
-    pub state: TransportState,
+    addr: Option<SocketAddr>,
+    state: TransportState,
     /// Decrypts what the browser sends.
-    pub srtp_in: Option<SrtpContext>,
+    srtp_in: Option<SrtpContext>,
     /// Encrypts what mediad sends.
-    pub srtp_out: Option<SrtpContext>,
+    srtp_out: Option<SrtpContext>,
     /// SSRC mediad uses as RTCP sender on this transport.
-    pub rtcp_ssrc: u32,
-    /// Last time anything authenticated arrived.
-    pub last_rx: Instant,
+    rtcp_ssrc: u32,
+    /// Last time anything authenticated arrived (consent freshness will
+    /// read it).
+    last_rx: Instant,
+    /// SSRC routes: which track and layer each SSRC belongs to.
+    routes: Vec<(u32, Route)>,
     /// Header extension id of `sdes:mid` on this transport (publish side).
-    pub mid_ext_id: Option<u8>,
+    mid_ext_id: Option<u8>,
     /// Bandwidth estimate towards this browser (subscribe side), fed by
     /// its transport-wide congestion control feedback.
-    pub bwe: Option<Box<crate::bwe::GoogCc>>,
+    bwe: Option<Box<crate::bwe::GoogCc>>,
     /// Next transport-wide sequence number mediad sends (unwrapped).
-    pub twcc_next: u64,
+    twcc_next: u64,
     /// Whether transport-cc feedback has arrived (until then the estimate
     /// is a guess and the allocator does not limit this receiver).
-    pub bwe_fed: bool,
+    bwe_fed: bool,
     /// The probe cluster being sent, if any.
-    pub probe: Option<ProbeState>,
+    probe: Option<ProbeState>,
     /// Header extension id of the transport-wide sequence number the
     /// browser sends (publish side, when negotiated).
-    pub twcc_ext_id: Option<u8>,
+    twcc_ext_id: Option<u8>,
     /// Arrivals to report to the publisher (publish side).
-    pub twcc_rx: Option<Box<super::publish_cc::TwccRecorder>>,
+    twcc_rx: Option<Box<super::publish_cc::TwccRecorder>>,
     dtls: Dtls,
     dtls_timeout: Option<Instant>,
     peer_cert_digest: Option<(String, Vec<u8>)>,
@@ -161,6 +170,7 @@ impl Transport {
             srtp_out: None,
             rtcp_ssrc,
             last_rx: now,
+            routes: Vec::new(),
             mid_ext_id: None,
             bwe: (kind == TransportKind::Subscribe)
                 .then(|| Box::new(crate::bwe::GoogCc::new(crate::bwe::GoogCcConfig::default()))),
@@ -217,6 +227,245 @@ impl Transport {
     /// True when media may flow.
     pub fn is_connected(&self) -> bool {
         self.state == TransportState::Connected
+    }
+
+    /// Whose transport.
+    pub fn participant(&self) -> ParticipantId {
+        self.participant
+    }
+
+    /// Publish or subscribe.
+    pub fn kind(&self) -> TransportKind {
+        self.kind
+    }
+
+    /// Our ICE username fragment.
+    pub fn local_ufrag(&self) -> &str {
+        &self.local_ufrag
+    }
+
+    /// Our ICE password (the STUN MESSAGE-INTEGRITY key).
+    pub fn local_pwd(&self) -> &str {
+        &self.local_pwd
+    }
+
+    /// The browser's ufrag, once its SDP is known.
+    pub fn remote_ufrag(&self) -> Option<&str> {
+        self.remote_ufrag.as_deref()
+    }
+
+    /// The latched address, if any.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.addr
+    }
+
+    /// The SSRC mediad sends RTCP under on this transport.
+    pub fn rtcp_ssrc(&self) -> u32 {
+        self.rtcp_ssrc
+    }
+
+    /// Something authenticated arrived (consent freshness).
+    pub fn touch(&mut self, now: Instant) {
+        self.last_rx = now;
+    }
+
+    /// The last time something authenticated arrived.
+    pub fn last_rx(&self) -> Instant {
+        self.last_rx
+    }
+
+    /// True when mediad can send: an address is latched and SRTP keys are
+    /// there.
+    pub fn can_send(&self) -> bool {
+        self.addr.is_some() && self.srtp_out.is_some()
+    }
+
+    /// Decrypts what the browser sends, once connected.
+    pub fn srtp_in(&mut self) -> Option<&mut SrtpContext> {
+        self.srtp_in.as_mut()
+    }
+
+    /// Where and how to send: the latched address and the outbound SRTP
+    /// context, when both exist.
+    pub fn sender(&mut self) -> Option<(SocketAddr, &mut SrtpContext)> {
+        Some((self.addr?, self.srtp_out.as_mut()?))
+    }
+
+    /// Forget an incoming SSRC's SRTP state (a stream that ended).
+    pub fn forget_ssrc_in(&mut self, ssrc: u32) {
+        if let Some(ctx) = self.srtp_in.as_mut() {
+            ctx.remove_ssrc(ssrc);
+        }
+    }
+
+    /// Forget an outgoing SSRC's SRTP state (a stream that ended).
+    pub fn forget_ssrc_out(&mut self, ssrc: u32) {
+        if let Some(ctx) = self.srtp_out.as_mut() {
+            ctx.remove_ssrc(ssrc);
+        }
+    }
+
+    /// Where `ssrc` leads on this transport.
+    #[inline]
+    pub fn route(&self, ssrc: u32) -> Option<Route> {
+        self.routes.iter().find(|(s, _)| *s == ssrc).map(|x| x.1)
+    }
+
+    /// The track whose stream mediad sends as `ssrc` here.
+    pub fn out_track(&self, ssrc: u32) -> Option<TrackId> {
+        match self.route(ssrc)? {
+            Route::Out(t) => Some(t),
+            Route::Track(..) | Route::Rtx(..) => None,
+        }
+    }
+
+    /// Route `ssrc` to `route`.
+    pub fn add_route(&mut self, ssrc: u32, route: Route) {
+        self.routes.push((ssrc, route));
+    }
+
+    /// Keep only the routes `keep` accepts.
+    pub fn retain_routes(&mut self, mut keep: impl FnMut(u32, Route) -> bool) {
+        self.routes.retain(|(s, r)| keep(*s, *r));
+    }
+
+    /// Header extension id of `sdes:mid` (publish side).
+    pub fn mid_ext_id(&self) -> Option<u8> {
+        self.mid_ext_id
+    }
+
+    /// Set the `sdes:mid` extension id from the negotiated SDP.
+    pub fn set_mid_ext_id(&mut self, id: Option<u8>) {
+        self.mid_ext_id = id;
+    }
+
+    /// Set the transport-wide sequence number extension id the browser
+    /// sends with (publish side).
+    pub fn set_twcc_ext_id(&mut self, id: Option<u8>) {
+        self.twcc_ext_id = id;
+    }
+
+    /// A packet arrived on a publish transport: record its transport-wide
+    /// sequence number, if it carries one, for the feedback to the
+    /// publisher. `at_us` is the arrival in µs since the worker's epoch.
+    #[inline]
+    pub fn record_arrival(
+        &mut self,
+        plain: &[u8],
+        hdr: &salon_proto::rtp::RtpHeader,
+        at_us: i64,
+        now: Instant,
+    ) {
+        if let (Some(id), Some(rec)) = (self.twcc_ext_id, self.twcc_rx.as_mut())
+            && let Some((_, d)) = salon_proto::rtp::extensions(plain, hdr).find(|(i, _)| *i == id)
+            && let Some(seq) = salon_proto::twcc::read_transport_seq(d)
+        {
+            rec.on_packet(seq, hdr.ssrc, at_us, now);
+        }
+    }
+
+    /// When the next transport-wide feedback to the publisher is due.
+    pub fn publisher_feedback_at(&self) -> Option<Instant> {
+        self.twcc_rx.as_ref().and_then(|r| r.poll_timeout())
+    }
+
+    /// Send the transport-wide feedback to the publisher if it is due.
+    pub fn send_publisher_feedback(&mut self, now: Instant, tx: &mut TxQueue, metrics: &Metrics) {
+        if self.publisher_feedback_at().is_none_or(|d| d > now) {
+            return;
+        }
+        let (Some(addr), true) = (self.addr, self.is_connected()) else {
+            return;
+        };
+        let ssrc = self.rtcp_ssrc;
+        let (Some(rec), Some(ctx)) = (self.twcc_rx.as_mut(), self.srtp_out.as_mut()) else {
+            return;
+        };
+        let Some(buf) = tx.buffer() else {
+            metrics.drop_tx_full.inc();
+            return;
+        };
+        let Some(n) = rec.poll_feedback(now, ssrc, &mut buf[..]) else {
+            return;
+        };
+        if let Ok(m) = ctx.protect_rtcp(&mut buf[..], n) {
+            tx.commit(addr, m);
+            metrics.tx_rtcp.inc();
+            metrics.twcc_feedback_sent.inc();
+        }
+    }
+
+    /// The estimator's current estimate (subscribe side), fed or not.
+    pub fn estimate_bps(&self) -> Option<u64> {
+        use crate::bwe::BandwidthEstimator as _;
+        self.bwe.as_ref().map(|b| b.estimate_bps())
+    }
+
+    /// The estimate once transport-cc feedback arrived (before, the
+    /// allocator does not limit this receiver).
+    pub fn fed_estimate_bps(&self) -> Option<u64> {
+        self.estimate_bps().filter(|_| self.bwe_fed)
+    }
+
+    /// Whether transport-cc feedback has arrived.
+    pub fn bwe_fed(&self) -> bool {
+        self.bwe_fed
+    }
+
+    /// Feed the estimator one transport-wide feedback's results. False
+    /// when this transport has no estimator.
+    pub fn on_transport_feedback(
+        &mut self,
+        results: &[crate::bwe::PacketResult],
+        now: Instant,
+    ) -> bool {
+        use crate::bwe::BandwidthEstimator as _;
+        let Some(bwe) = self.bwe.as_mut() else {
+            return false;
+        };
+        bwe.on_feedback(results, now);
+        self.bwe_fed = true;
+        true
+    }
+
+    /// Tell the estimator what the allocator would send if it could.
+    pub fn set_wanted_bps(&mut self, bps: u64, now: Instant) {
+        use crate::bwe::BandwidthEstimator as _;
+        if let Some(bwe) = self.bwe.as_mut() {
+            bwe.set_wanted_bps(bps, now);
+        }
+    }
+
+    /// The estimator's own next deadline.
+    pub fn bwe_timeout(&self) -> Option<Instant> {
+        use crate::bwe::BandwidthEstimator as _;
+        self.bwe.as_ref().and_then(|b| b.poll_timeout())
+    }
+
+    /// Run the estimator's timer if it is due.
+    pub fn bwe_handle_timeout(&mut self, now: Instant) {
+        use crate::bwe::BandwidthEstimator as _;
+        if let Some(bwe) = self.bwe.as_mut()
+            && bwe.poll_timeout().is_some_and(|d| d <= now)
+        {
+            bwe.handle_timeout(now);
+        }
+    }
+
+    /// A probe cluster the estimator wants sent, if any.
+    pub fn poll_probe_cluster(&mut self, now: Instant) -> Option<crate::bwe::ProbeCluster> {
+        use crate::bwe::BandwidthEstimator as _;
+        self.bwe.as_mut().and_then(|b| b.poll_probe(now))
+    }
+
+    /// The probe cluster being sent.
+    pub fn probe(&self) -> Option<ProbeState> {
+        self.probe
+    }
+
+    /// Set (or end) the probe cluster being sent.
+    pub fn set_probe(&mut self, probe: Option<ProbeState>) {
+        self.probe = probe;
     }
 
     /// The next DTLS deadline (retransmission of a flight).

@@ -609,6 +609,7 @@ impl Net {
         };
         self.command(Command::PublishOffer {
             participant: id,
+            request: salon_mediad::RequestId::default(),
             sdp: offer,
         });
         self.settle(Duration::from_millis(300));
@@ -620,7 +621,9 @@ impl Net {
         while let Some(e) = self.worker.poll_event() {
             self.events.push(e.clone());
             match e {
-                Event::PublishAnswer { participant, sdp } => {
+                Event::PublishAnswer {
+                    participant, sdp, ..
+                } => {
                     let b = self.browser_mut(participant);
                     b.publish.set_remote(&sdp);
                     b.publish.send_check();
@@ -641,6 +644,7 @@ impl Net {
                     self.worker.handle_command(
                         Command::SubscribeAnswer {
                             participant,
+                            request: salon_mediad::RequestId::default(),
                             sdp: answer,
                         },
                         self.now,
@@ -648,11 +652,10 @@ impl Net {
                     );
                 }
                 Event::Error {
-                    participant,
-                    reason,
+                    participant, error, ..
                 } => {
                     if let Some(b) = self.browsers.iter_mut().find(|b| b.id == participant) {
-                        b.errors.push(reason);
+                        b.errors.push(error.to_string());
                     }
                 }
                 _ => {}
@@ -735,7 +738,7 @@ impl Net {
         while self.now < end {
             self.now += Duration::from_millis(10);
             let now = self.now;
-            if self.worker.poll_timeout().is_some_and(|t| t <= now) {
+            if self.worker.poll_timeout().is_some_and(|d| d.at <= now) {
                 self.worker.handle_timeout(now, &mut self.tx);
                 self.pump();
             }

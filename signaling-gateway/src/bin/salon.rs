@@ -399,13 +399,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
         workers: args.workers,
         io_backend: args.io_backend,
     };
-    let mediad = Arc::new(
-        Mediad::start(config, move |event| {
-            // Unbounded send: never blocks mediad's worker threads.
-            let _ = events_tx.send(event);
+    let (mediad, media_events) = Mediad::start(config).context("starting mediad")?;
+    let mediad = Arc::new(mediad);
+    // mediad's event queue into the hub's channel (both unbounded: mediad's
+    // workers never block). The thread ends when mediad's workers are gone.
+    std::thread::Builder::new()
+        .name("mediad-events".to_owned())
+        .spawn(move || {
+            while let Some(event) = media_events.recv() {
+                if events_tx.send(event).is_err() {
+                    break;
+                }
+            }
         })
-        .context("starting mediad")?,
-    );
+        .context("starting the media event thread")?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

@@ -7,16 +7,16 @@ use std::sync::Arc;
 use salon_plugins::{Identity, MediaLimits, Role};
 
 use super::{Hub, Output};
-use crate::control::{Command, Event, ParticipantId, RoomId};
+use crate::control::{Command, Event, ParticipantId, RequestId, RoomId};
 use crate::protocol::{DisplayName, ErrorCode, ServerMessage, VideoConstraint};
 
 impl Hub {
     /// An event from the media plane: route it to its participant's socket.
     pub fn handle_media_event(&mut self, event: Event) {
         let (to, msg) = match event {
-            Event::PublishAnswer { participant, sdp } => {
-                (participant, ServerMessage::PublishAnswer { sdp })
-            }
+            Event::PublishAnswer {
+                participant, sdp, ..
+            } => (participant, ServerMessage::PublishAnswer { sdp }),
             Event::SubscribeOffer { participant, sdp } => {
                 (participant, ServerMessage::SubscribeOffer { sdp })
             }
@@ -31,14 +31,18 @@ impl Hub {
             ),
             Event::Error {
                 participant,
-                reason,
-            } => (
-                participant,
-                ServerMessage::Error {
-                    code: ErrorCode::Media,
-                    message: reason,
-                },
-            ),
+                request,
+                error,
+            } => {
+                tracing::info!(%participant, request = ?request, %error, "media plane refused a command");
+                (
+                    participant,
+                    ServerMessage::Error {
+                        code: ErrorCode::Media,
+                        message: error.to_string(),
+                    },
+                )
+            }
             Event::TrackPublished { participant, kind } => {
                 tracing::debug!(%participant, ?kind, "track published");
                 return;
@@ -72,18 +76,31 @@ impl Hub {
         }
     }
 
-    /// `publish-offer`: to mediad, with the sender's id.
+    /// A fresh correlation id for a command to mediad.
+    fn next_request(&mut self) -> RequestId {
+        let r = RequestId(self.next_request);
+        self.next_request += 1;
+        r
+    }
+
+    /// `publish-offer`: to mediad, with the sender's id and a fresh
+    /// correlation id.
     pub(super) fn publish_offer(&mut self, id: ParticipantId, sdp: String) {
+        let request = self.next_request();
         self.media(Command::PublishOffer {
             participant: id,
+            request,
             sdp,
         });
     }
 
-    /// `subscribe-answer`: to mediad, with the sender's id.
+    /// `subscribe-answer`: to mediad, with the sender's id and a fresh
+    /// correlation id.
     pub(super) fn subscribe_answer(&mut self, id: ParticipantId, sdp: String) {
+        let request = self.next_request();
         self.media(Command::SubscribeAnswer {
             participant: id,
+            request,
             sdp,
         });
     }

@@ -133,6 +133,8 @@ pub struct Hub {
     default_last_n: Option<u32>,
     /// Unix seconds of the last input that carried a time.
     last_unix_s: u64,
+    /// Correlation id of the next command to mediad that expects an answer.
+    next_request: u64,
     outputs: VecDeque<Output>,
 }
 
@@ -164,6 +166,7 @@ impl Hub {
             deny_cooldown: DEFAULT_DENY_COOLDOWN,
             default_last_n: None,
             last_unix_s: 0,
+            next_request: 1,
             outputs: VecDeque::new(),
         }
     }

@@ -3,7 +3,7 @@
 //! speaker); screen shares are announced.
 
 use super::support::*;
-use crate::control::{MediaKind, RoomId, TransportKind};
+use crate::control::{ControlError, MediaKind, RequestId, RoomId, TransportKind};
 use crate::protocol::WireTransport;
 
 #[test]
@@ -14,9 +14,9 @@ fn sdp_goes_to_media_with_the_sender_id() {
     hub.handle_frame(p(4), r#"{"type":"subscribe-answer","sdp":"answer"}"#, t0());
     let cmds = commands(&drain(&mut hub));
     assert!(matches!(&cmds[..], [
-        Command::PublishOffer { participant: a, sdp: s1 },
-        Command::SubscribeAnswer { participant: b, sdp: s2 },
-    ] if *a == p(4) && *b == p(4) && s1 == "offer" && s2 == "answer"));
+        Command::PublishOffer { participant: a, request: r1, sdp: s1 },
+        Command::SubscribeAnswer { participant: b, request: r2, sdp: s2 },
+    ] if *a == p(4) && *b == p(4) && s1 == "offer" && s2 == "answer" && r1 != r2));
 }
 
 #[test]
@@ -28,6 +28,7 @@ fn media_events_reach_only_their_socket() {
     let events = [
         Event::PublishAnswer {
             participant: p(1),
+            request: RequestId(1),
             sdp: "ans".into(),
         },
         Event::SubscribeOffer {
@@ -40,7 +41,8 @@ fn media_events_reach_only_their_socket() {
         },
         Event::Error {
             participant: p(2),
-            reason: "bad sdp".into(),
+            request: Some(RequestId(2)),
+            error: ControlError::InvalidAnswer("bad sdp".into()),
         },
         Event::TrackPublished {
             participant: p(1),
@@ -48,10 +50,12 @@ fn media_events_reach_only_their_socket() {
         },
         Event::PublishAnswer {
             participant: p(3),
+            request: RequestId(3),
             sdp: "x".into(),
         },
         Event::PublishAnswer {
             participant: p(99),
+            request: RequestId(3),
             sdp: "x".into(),
         },
     ];
@@ -74,7 +78,7 @@ fn media_events_reach_only_their_socket() {
             ServerMessage::SubscribeOffer { sdp: "off".into() },
             ServerMessage::Error {
                 code: ErrorCode::Media,
-                message: "bad sdp".into()
+                message: "invalid answer: bad sdp".into()
             },
         ]
     );

@@ -1,0 +1,301 @@
+//! The glue between the worker and the allocator ([`crate::alloc`], policy
+//! apart from mechanism): each round gathers, per receiver, the room's
+//! live videos in priority order with their layers priced, asks the
+//! allocator, and hands its decisions to each leg's layer selector (a
+//! target layer, switched at its next key frame, or a pause). It also
+//! tells publishers which encodings some receiver can use.
+
+use std::time::{Duration, Instant};
+
+use super::ids::{LayerIdx, TrackId};
+use super::track::{InTrack, MAX_TIDS};
+use super::{MAX_LAYERS, Worker, select};
+use crate::alloc::{self, Choice, Priority, VideoCandidate};
+use crate::control::{Event, MediaKind, ParticipantId};
+
+/// Shortest interval between two [`Event::LayersWanted`] for one track.
+pub const LAYERS_WANTED_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Buffers of an allocation round, kept between rounds.
+#[derive(Debug, Default)]
+pub struct AllocScratch {
+    layers: Vec<alloc::Layer>,
+    /// Per candidate: track, priority, its range in `layers`.
+    videos: Vec<(TrackId, Priority, std::ops::Range<usize>)>,
+    order: Vec<usize>,
+    in_last_n: Vec<bool>,
+    decisions: Vec<(TrackId, Choice)>,
+}
+
+/// Push `t`'s layers, as offered to `receiver`, onto `layers`: each
+/// encoding up to what the receiver's tile shows, one step per temporal
+/// layer priced cumulatively (or the whole encoding without TIDs).
+fn price_layers(
+    t: &InTrack,
+    max_height: Option<u16>,
+    since: Duration,
+    now: Instant,
+    layers: &mut Vec<alloc::Layer>,
+) {
+    let mut sizes = [None; MAX_LAYERS];
+    let n = t.layers.len().min(MAX_LAYERS);
+    for (sz, l) in sizes.iter_mut().zip(&t.layers) {
+        *sz = l.size;
+    }
+    let top = select::choose_layer(sizes.get(..n).unwrap_or(&[]), max_height);
+    for (li, l) in t.layers.iter().enumerate().take(top + 1) {
+        let active = l.is_active(now);
+        let spatial = u8::try_from(li).unwrap_or(u8::MAX);
+        let height = l.size.map_or(0, |(_, h)| h);
+        let tids = l.max_tid.map_or(0, |m| usize::from(m).min(MAX_TIDS - 1));
+        let mut cumulative = 0;
+        for tid in 0..=tids {
+            cumulative += match l.max_tid {
+                Some(_) => l.tid_rates.get(tid).map_or(0, |r| r.bps(since)),
+                None => l.rate.bps(since),
+            };
+            layers.push(alloc::Layer {
+                spatial,
+                temporal: u8::try_from(tid).unwrap_or(0),
+                bitrate_bps: if active { cumulative.max(1) } else { 0 },
+                height,
+                active,
+            });
+        }
+    }
+}
+
+impl Worker {
+    /// One allocation round for every receiver (see [`crate::alloc`]): its
+    /// budget is its bandwidth estimate once transport-cc feedback arrived
+    /// (unlimited before: the tile sizes alone decide), capped by the
+    /// operator; candidates are the room's live videos in priority order —
+    /// screen shares, the dominant speaker, recent speakers, the others in
+    /// join order — the first `last_n` of them eligible. Decisions become
+    /// each leg's target layer (switched at its next key frame) or a
+    /// pause; the next step up is what the estimator may probe towards.
+    pub(super) fn allocate(&mut self, now: Instant) {
+        let mut sc = std::mem::take(&mut self.alloc_scratch);
+        let receivers: Vec<ParticipantId> = self.participants.keys().copied().collect();
+        for pid in receivers {
+            self.allocate_for(pid, now, &mut sc);
+        }
+        self.alloc_scratch = sc;
+    }
+
+    /// One receiver's share of an allocation round.
+    fn allocate_for(&mut self, pid: ParticipantId, now: Instant, sc: &mut AllocScratch) {
+        let Some(p) = self.participants.get(&pid) else {
+            return;
+        };
+        if p.audio_only {
+            return;
+        }
+        let (last_n, cap_bps, sub) = (p.last_n, p.cap_bps, p.subscribe);
+        self.gather_candidates(pid, now, sc);
+        // Last-N: the first `last_n` in priority order (stable: join
+        // order among equals).
+        sc.order.clear();
+        sc.order.extend(0..sc.videos.len());
+        sc.order.sort_by_key(|&i| sc.videos.get(i).map(|v| v.1));
+        let limit = last_n.map_or(usize::MAX, |n| n as usize);
+        sc.in_last_n.clear();
+        sc.in_last_n.resize(sc.videos.len(), false);
+        for (rank, &i) in sc.order.iter().enumerate() {
+            if let Some(x) = sc.in_last_n.get_mut(i) {
+                *x = rank < limit;
+            }
+        }
+        let candidates: Vec<VideoCandidate<'_>> = sc
+            .videos
+            .iter()
+            .zip(&sc.in_last_n)
+            .map(|((ti, priority, range), &in_n)| VideoCandidate {
+                id: ti.index_u64(),
+                priority: *priority,
+                layers: sc.layers.get(range.clone()).unwrap_or(&[]),
+                max_height: None,
+                in_last_n: in_n,
+            })
+            .collect();
+        let estimate = self.transports.get(sub).and_then(|t| t.fed_estimate_bps());
+        // What everything at its best would cost: probe towards it.
+        let wanted: u64 = candidates
+            .iter()
+            .filter(|c| c.in_last_n)
+            .map(|c| c.layers.iter().map(|l| l.bitrate_bps).max().unwrap_or(0))
+            .sum();
+        let input = alloc::AllocInput {
+            available_bps: estimate.unwrap_or(u64::MAX),
+            cap_bps,
+            audio_only: false,
+            videos: &candidates,
+        };
+        sc.decisions.clear();
+        if let Some(p) = self.participants.get_mut(&pid) {
+            let out = p.alloc.allocate(&input, now);
+            sc.decisions
+                .extend(out.iter().map(|d| (TrackId::from_u64(d.id), d.choice)));
+        }
+        drop(candidates);
+        if estimate.is_some()
+            && let Some(t) = self.transports.get_mut(sub)
+        {
+            // With the allocator's up margin, and some headroom.
+            let wanted = (wanted as f64 * 1.3) as u64;
+            t.set_wanted_bps(wanted.min(cap_bps.unwrap_or(u64::MAX)), now);
+        }
+        for i in 0..sc.decisions.len() {
+            if let Some(&(ti, choice)) = sc.decisions.get(i) {
+                self.apply_choice(pid, ti, choice);
+            }
+        }
+    }
+
+    /// The videos `pid` could receive, with their priced layers, into
+    /// `sc.videos` and `sc.layers`.
+    fn gather_candidates(&self, pid: ParticipantId, now: Instant, sc: &mut AllocScratch) {
+        sc.layers.clear();
+        sc.videos.clear();
+        let Some(p) = self.participants.get(&pid) else {
+            return;
+        };
+        let since = now.saturating_duration_since(self.epoch);
+        let dominant = self.speakers.get(&p.room).and_then(|d| d.current());
+        let recent = self.recent.get(&p.room);
+        for member in self.rooms.get(&p.room).into_iter().flatten() {
+            if *member == pid {
+                continue;
+            }
+            let Some(m) = self.participants.get(member) else {
+                continue;
+            };
+            for &ti in &m.published {
+                let Some(t) = self.tracks.get(ti) else {
+                    continue;
+                };
+                if t.kind != MediaKind::Video || !t.enabled {
+                    continue;
+                }
+                let Some(leg) = t
+                    .legs
+                    .video()
+                    .iter()
+                    .find(|l| l.out.receiver == pid && l.out.live)
+                else {
+                    continue;
+                };
+                let priority = if t.screen {
+                    Priority::ScreenShare
+                } else if dominant == Some(*member) {
+                    Priority::DominantSpeaker
+                } else if let Some(r) = recent.and_then(|r| r.iter().position(|x| x == member)) {
+                    Priority::RecentSpeaker(u8::try_from(r).unwrap_or(u8::MAX))
+                } else {
+                    Priority::Other
+                };
+                let start = sc.layers.len();
+                price_layers(t, leg.max_height, since, now, &mut sc.layers);
+                if sc
+                    .layers
+                    .get(start..)
+                    .is_some_and(|ls| ls.iter().all(|l| !l.active))
+                {
+                    // Nothing arrives (yet): leave this leg as it is.
+                    sc.layers.truncate(start);
+                    continue;
+                }
+                sc.videos.push((ti, priority, start..sc.layers.len()));
+            }
+        }
+    }
+
+    /// Hand one allocator decision to `pid`'s leg on track `ti`.
+    fn apply_choice(&mut self, pid: ParticipantId, ti: TrackId, choice: Choice) {
+        let Some(t) = self.tracks.get_mut(ti) else {
+            return;
+        };
+        let top_tids: [Option<u8>; MAX_LAYERS] = {
+            let mut a = [None; MAX_LAYERS];
+            for (x, l) in a.iter_mut().zip(&t.layers) {
+                *x = l.max_tid;
+            }
+            a
+        };
+        let Some(leg) = t
+            .legs
+            .video_mut()
+            .iter_mut()
+            .find(|l| l.out.receiver == pid)
+        else {
+            return;
+        };
+        match choice {
+            Choice::Paused => {
+                if !leg.alloc_paused {
+                    leg.alloc_paused = true;
+                    leg.hold();
+                    self.metrics.layer_pauses.inc();
+                }
+            }
+            Choice::Layer { spatial, temporal } => {
+                let li = LayerIdx::from(spatial);
+                // The top temporal layer on offer means "all".
+                let top_tid = top_tids.get(li.index()).copied().flatten();
+                leg.sel.set_target_tid(match top_tid {
+                    Some(m) if temporal < m => temporal,
+                    _ => u8::MAX,
+                });
+                let resumed = std::mem::take(&mut leg.alloc_paused);
+                let changed = leg.sel.set_target(li);
+                if changed {
+                    self.metrics.layer_switches.inc();
+                }
+                // A key frame of the new layer (a receiver still waiting is
+                // asked for again by the retry timer).
+                if (changed || resumed) && leg.sel.current() != Some(li) {
+                    t.keyframes.owe(li);
+                }
+            }
+        }
+    }
+
+    /// Tell publishers which simulcast encodings some receiver's tile can
+    /// use (at most every [`LAYERS_WANTED_INTERVAL`] per track, on change).
+    /// By tile size, not by bandwidth, so a layer a receiver may climb back
+    /// to keeps being sent; the lowest stays on while anyone watches.
+    pub(super) fn report_wanted_layers(&mut self, now: Instant) {
+        for t in self.tracks.values_mut() {
+            if t.kind != MediaKind::Video || t.layers.len() < 2 {
+                continue;
+            }
+            let n = t.layers.len().min(MAX_LAYERS);
+            let mut sizes = [None; MAX_LAYERS];
+            for (sz, l) in sizes.iter_mut().zip(&t.layers) {
+                *sz = l.size;
+            }
+            let sizes = sizes.get(..n).unwrap_or(&[]);
+            let mut wanted = [false; MAX_LAYERS];
+            for leg in t.legs.video().iter().filter(|l| l.out.live && !l.paused) {
+                let top = select::choose_layer(sizes, leg.max_height);
+                for w in wanted.iter_mut().take(top + 1) {
+                    *w = true;
+                }
+            }
+            // A publisher starts with every encoding on.
+            let prev = t.wanted_sent.map_or([true; MAX_LAYERS], |(w, _)| w);
+            let changed = prev.get(..n) != wanted.get(..n);
+            let due = t
+                .wanted_sent
+                .is_none_or(|(_, at)| now >= at + LAYERS_WANTED_INTERVAL);
+            if changed && due {
+                t.wanted_sent = Some((wanted, now));
+                self.events.push_back(Event::LayersWanted {
+                    participant: t.publisher,
+                    mid: t.mid.clone(),
+                    active: wanted.iter().take(n).copied().collect(),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! ICE-lite: mediad answers the browser's connectivity checks and latches
+//! the address an authenticated check came from; it never sends checks of
+//! its own. A check is accepted only with our ufrag, a valid
+//! MESSAGE-INTEGRITY under our password and a valid FINGERPRINT, and (once
+//! the browser's SDP is known) the browser's ufrag. The first accepted
+//! check latches; a later one with USE-CANDIDATE moves the latch.
+//! Consent freshness (RFC 7675) reads [`Transport::last_rx`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use salon_io::TxQueue;
+use salon_proto::stun;
+
+use super::ids::{Table, TransportId};
+use super::transport::Transport;
+use crate::metrics::Metrics;
+
+/// The worker's ICE-lite agent: which transport a ufrag and a latched
+/// address belong to.
+#[derive(Debug, Default)]
+pub struct IceLite {
+    by_ufrag: HashMap<String, TransportId>,
+    by_addr: HashMap<SocketAddr, TransportId>,
+}
+
+impl IceLite {
+    /// Whether a local ufrag is taken.
+    pub fn has_ufrag(&self, ufrag: &str) -> bool {
+        self.by_ufrag.contains_key(ufrag)
+    }
+
+    /// Checks with `ufrag` are for transport `id`.
+    pub fn register(&mut self, ufrag: String, id: TransportId) {
+        self.by_ufrag.insert(ufrag, id);
+    }
+
+    /// Transport `id` (being removed) no longer answers checks nor owns
+    /// its latched address.
+    pub fn forget(&mut self, id: TransportId, t: &Transport) {
+        self.by_ufrag.remove(t.local_ufrag());
+        if let Some(a) = t.addr()
+            && self.by_addr.get(&a) == Some(&id)
+        {
+            self.by_addr.remove(&a);
+        }
+    }
+
+    /// The transport latched to `src`.
+    #[inline]
+    pub fn latched(&self, src: SocketAddr) -> Option<TransportId> {
+        self.by_addr.get(&src).copied()
+    }
+
+    /// One STUN datagram from `src`: answer an authenticated binding
+    /// request and latch its address.
+    pub fn handle_stun(
+        &mut self,
+        transports: &mut Table<TransportId, Transport>,
+        src: SocketAddr,
+        data: &[u8],
+        now: Instant,
+        tx: &mut TxQueue,
+        metrics: &Metrics,
+    ) {
+        metrics.rx_stun.inc();
+        let msg = match stun::StunMessage::parse(data) {
+            Ok(m) => m,
+            Err(_) => {
+                metrics.drop_stun_malformed.inc();
+                return;
+            }
+        };
+        if !msg.is_binding_request() {
+            metrics.drop_stun_malformed.inc();
+            return;
+        }
+        let Some((local, remote)) = msg.username().and_then(stun::split_ice_username) else {
+            metrics.drop_stun_auth.inc();
+            return;
+        };
+        let Some(&idx) = std::str::from_utf8(local)
+            .ok()
+            .and_then(|u| self.by_ufrag.get(u))
+        else {
+            metrics.drop_stun_auth.inc();
+            return;
+        };
+        let Some(t) = transports.get_mut(idx) else {
+            return;
+        };
+        if !msg.verify_fingerprint() || !msg.verify_integrity(t.local_pwd().as_bytes()) {
+            metrics.drop_stun_auth.inc();
+            return;
+        }
+        if let Some(expected) = t.remote_ufrag()
+            && expected.as_bytes() != remote
+        {
+            metrics.drop_stun_auth.inc();
+            return;
+        }
+        let Some(buf) = tx.buffer() else {
+            metrics.drop_tx_full.inc();
+            return;
+        };
+        match stun::write_binding_success(
+            &mut buf[..],
+            msg.transaction_id(),
+            src,
+            t.local_pwd().as_bytes(),
+        ) {
+            Ok(n) => tx.commit(src, n),
+            Err(_) => return,
+        }
+        if t.addr() != Some(src) && (t.addr().is_none() || msg.use_candidate()) {
+            if let Some(old) = t.addr()
+                && self.by_addr.get(&old) == Some(&idx)
+            {
+                self.by_addr.remove(&old);
+            }
+            t.latch(src, now);
+            self.by_addr.insert(src, idx);
+        } else {
+            t.touch(now);
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Key frame requests to publishers: the one owner of every PLI decision
+//! (mediasoup's `KeyFrameRequestManager`). Whoever needs a key frame — a
+//! receiver's PLI or FIR, the allocator switching a receiver's layer, a
+//! receiver waiting to start, a transport that just connected, moderation
+//! resuming a track — asks here; the rate limit (one request per layer per
+//! [`KEYFRAME_REQUEST_INTERVAL`], later ones deferred to its end) and the
+//! retry while a receiver still waits ([`KEYFRAME_RETRY`]) live here too.
+
+use std::time::{Duration, Instant};
+
+use salon_io::TxQueue;
+use salon_proto::rtcp;
+
+use super::Worker;
+use super::deadline::{Earliest, Reason};
+use super::ids::{LayerIdx, TrackId, TransportId};
+use super::track::{InTrack, Legs};
+use crate::control::{MediaKind, ParticipantId};
+
+/// The shortest interval between two key frame requests for one stream.
+pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
+/// While a live receiver still waits for a key frame, ask again this often
+/// (a request can be lost, or reach a publisher before its encoder runs).
+pub const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
+
+/// Request state of one layer.
+#[derive(Debug, Clone, Copy, Default)]
+struct LayerRequests {
+    last: Option<Instant>,
+    /// A request is owed: it goes when the rate limit allows.
+    pending: bool,
+}
+
+/// Key frame request state of one track, per layer.
+#[derive(Debug, Clone, Default)]
+pub struct KeyframeRequests {
+    layers: Vec<LayerRequests>,
+}
+
+/// What to do with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    /// Send a PLI for this SSRC now.
+    Send(u32),
+    /// Owed; sent when the rate limit or the SSRC allows.
+    Deferred,
+    /// Nothing can be sent (the publisher's transport is not ready).
+    Nothing,
+}
+
+impl KeyframeRequests {
+    /// No request made yet, for a track of `layers` encodings.
+    pub fn new(layers: usize) -> Self {
+        Self {
+            layers: vec![LayerRequests::default(); layers],
+        }
+    }
+
+    /// Decide a request for layer `li` whose SSRC is `ssrc` (if learnt),
+    /// with the publisher's transport `ready` to send or not.
+    fn ask(&mut self, li: LayerIdx, ssrc: Option<u32>, ready: bool, now: Instant) -> Ask {
+        let Some(l) = self.layers.get_mut(li.index()) else {
+            return Ask::Nothing;
+        };
+        if let Some(last) = l.last
+            && now < last + KEYFRAME_REQUEST_INTERVAL
+        {
+            l.pending = true;
+            return Ask::Deferred;
+        }
+        let Some(ssrc) = ssrc else {
+            l.pending = true;
+            return Ask::Deferred;
+        };
+        if !ready {
+            return Ask::Nothing;
+        }
+        l.last = Some(now);
+        l.pending = false;
+        Ask::Send(ssrc)
+    }
+
+    /// A request for `li` is owed (the allocator switched someone to it):
+    /// the next timer sends it.
+    pub fn owe(&mut self, li: LayerIdx) {
+        if let Some(l) = self.layers.get_mut(li.index()) {
+            l.pending = true;
+        }
+    }
+
+    /// Layers whose owed request may go now.
+    fn due(&self, now: Instant) -> impl Iterator<Item = LayerIdx> + '_ {
+        self.layers
+            .iter()
+            .enumerate()
+            .filter(move |(_, l)| {
+                l.pending
+                    && l.last
+                        .is_none_or(|last| now >= last + KEYFRAME_REQUEST_INTERVAL)
+            })
+            .map(|(i, _)| LayerIdx::new(i))
+    }
+
+    /// Whether a request for `li` was made long enough ago to be retried.
+    fn retry_due(&self, li: LayerIdx, now: Instant) -> bool {
+        self.layers
+            .get(li.index())
+            .and_then(|l| l.last)
+            .is_some_and(|last| now >= last + KEYFRAME_RETRY)
+    }
+
+    /// The next deadline: a retry for the `waiting` layer, or an owed
+    /// request (at once, `asap`, if none was ever made).
+    fn poll_timeout(&self, waiting: Option<LayerIdx>, asap: Instant, next: &mut Earliest) {
+        if let Some(li) = waiting
+            && let Some(last) = self.layers.get(li.index()).and_then(|l| l.last)
+        {
+            next.offer(Some(last + KEYFRAME_RETRY), Reason::KeyframeRetry);
+        }
+        for l in self.layers.iter().filter(|l| l.pending) {
+            let at = l.last.map_or(asap, |last| last + KEYFRAME_REQUEST_INTERVAL);
+            next.offer(Some(at), Reason::KeyframeDeferred);
+        }
+    }
+}
+
+impl InTrack {
+    /// A layer some receiving leg waits to start or switch to, if any.
+    pub fn waiting_layer(&self) -> Option<LayerIdx> {
+        if self.kind != MediaKind::Video || !self.enabled {
+            return None;
+        }
+        self.legs
+            .video()
+            .iter()
+            .find(|l| l.waits_for_keyframe())
+            .map(|l| l.sel.target())
+    }
+
+    /// Key frame deadlines of this track.
+    pub fn keyframe_timeout(&self, asap: Instant, next: &mut Earliest) {
+        self.keyframes
+            .poll_timeout(self.waiting_layer(), asap, next);
+    }
+}
+
+impl Worker {
+    /// Ask the publisher of `ti` for a key frame of layer `li`, at most once
+    /// per [`KEYFRAME_REQUEST_INTERVAL`]; a request inside it is sent when it
+    /// ends.
+    pub(super) fn request_keyframe(
+        &mut self,
+        ti: TrackId,
+        li: LayerIdx,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) {
+        let Some(track) = self.tracks.get_mut(ti) else {
+            return;
+        };
+        if track.kind != MediaKind::Video {
+            return;
+        }
+        let Some(ssrc) = track.layers.get(li.index()).map(|l| l.ssrc) else {
+            return;
+        };
+        let transport = track.transport;
+        let ready = self.transports.get(transport).is_some_and(|t| t.can_send());
+        let Ask::Send(media_ssrc) = track.keyframes.ask(li, ssrc, ready, now) else {
+            return;
+        };
+        let sent = self.send_rtcp(tx, transport, |buf, sender| {
+            let n = rtcp::write_receiver_report(buf, sender, &[]).ok()?;
+            let m = rtcp::write_pli(buf.get_mut(n..)?, sender, media_ssrc).ok()?;
+            Some(n + m)
+        });
+        if sent {
+            self.metrics.keyframe_requests.inc();
+        }
+    }
+
+    /// Ask for a key frame of every layer of `ti` that a receiving leg
+    /// waits to start or switch to.
+    pub(super) fn request_wanted_keyframes(&mut self, ti: TrackId, now: Instant, tx: &mut TxQueue) {
+        let Some(track) = self.tracks.get(ti) else {
+            return;
+        };
+        let mut wanted = [false; super::MAX_LAYERS];
+        for l in track.legs.video().iter().filter(|l| l.waits_for_keyframe()) {
+            if let Some(w) = wanted.get_mut(l.sel.target().index()) {
+                *w = true;
+            }
+        }
+        for (li, w) in wanted.into_iter().enumerate() {
+            if w {
+                self.request_keyframe(ti, LayerIdx::new(li), now, tx);
+            }
+        }
+    }
+
+    /// Key frames for everything `receiver` waits for (its subscribe
+    /// transport connected, or its answer brought new streams).
+    pub(super) fn request_keyframes_for(
+        &mut self,
+        receiver: ParticipantId,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) {
+        let wanted: Vec<TrackId> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| {
+                t.legs
+                    .video()
+                    .iter()
+                    .any(|l| l.out.receiver == receiver && l.out.live && l.sel.is_waiting())
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for ti in wanted {
+            self.request_wanted_keyframes(ti, now, tx);
+        }
+    }
+
+    /// A receiver's PLI or FIR for its stream `ssrc` on transport `idx`:
+    /// a key frame of the layer it shows (or is about to).
+    pub(super) fn on_receiver_keyframe_request(
+        &mut self,
+        idx: TransportId,
+        ssrc: u32,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) {
+        if let Some((ti, li)) = self.out_layer(idx, ssrc) {
+            self.request_keyframe(ti, li, now, tx);
+        }
+    }
+
+    /// The track and layer a receiver's stream `ssrc` on transport `idx`
+    /// shows (or is about to show).
+    fn out_layer(&self, idx: TransportId, ssrc: u32) -> Option<(TrackId, LayerIdx)> {
+        let ti = self.transports.get(idx)?.out_track(ssrc)?;
+        let track = self.tracks.get(ti)?;
+        let li = match &track.legs {
+            Legs::Video(v) => v.iter().find(|l| l.out.ssrc == ssrc)?.sel.shown(),
+            Legs::Audio(a) => {
+                a.iter().find(|l| l.out.ssrc == ssrc)?;
+                LayerIdx::BASE
+            }
+        };
+        Some((ti, li))
+    }
+
+    /// Key frame timers: retries for receivers still waiting, requests
+    /// the rate limit held back.
+    pub(super) fn keyframe_timers(&mut self, now: Instant, tx: &mut TxQueue) {
+        for ti in self.tracks.handles() {
+            let retry = self.tracks.get(ti).and_then(|t| {
+                let li = t.waiting_layer()?;
+                t.keyframes.retry_due(li, now).then_some(li)
+            });
+            if let Some(li) = retry {
+                self.request_keyframe(ti, li, now, tx);
+            }
+            let mut due = [false; super::MAX_LAYERS];
+            if let Some(t) = self.tracks.get(ti) {
+                for li in t.keyframes.due(now) {
+                    if let Some(d) = due.get_mut(li.index()) {
+                        *d = true;
+                    }
+                }
+            }
+            for (li, d) in due.into_iter().enumerate() {
+                if d {
+                    self.request_keyframe(ti, LayerIdx::new(li), now, tx);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_request_per_interval_and_the_rest_deferred() {
+        let t0 = Instant::now();
+        let l = LayerIdx::BASE;
+        let mut k = KeyframeRequests::new(1);
+        assert_eq!(k.ask(l, Some(7), true, t0), Ask::Send(7));
+        let t1 = t0 + Duration::from_millis(100);
+        assert_eq!(k.ask(l, Some(7), true, t1), Ask::Deferred);
+        assert_eq!(k.due(t1).count(), 0, "inside the interval");
+        let t2 = t0 + KEYFRAME_REQUEST_INTERVAL;
+        assert_eq!(k.due(t2).collect::<Vec<_>>(), [l]);
+        let mut next = Earliest::default();
+        k.poll_timeout(None, t0, &mut next);
+        assert_eq!(
+            next.get().map(|d| (d.at, d.reason)),
+            Some((t2, Reason::KeyframeDeferred))
+        );
+        assert_eq!(k.ask(l, Some(7), true, t2), Ask::Send(7));
+        assert_eq!(k.due(t2).count(), 0, "paid");
+    }
+
+    #[test]
+    fn without_an_ssrc_or_a_transport_nothing_is_sent() {
+        let t0 = Instant::now();
+        let l = LayerIdx::BASE;
+        let mut k = KeyframeRequests::new(1);
+        assert_eq!(k.ask(l, None, true, t0), Ask::Deferred);
+        assert_eq!(k.ask(l, Some(1), false, t0), Ask::Nothing);
+        assert_eq!(k.ask(LayerIdx::new(3), Some(1), true, t0), Ask::Nothing);
+        assert!(!k.retry_due(l, t0 + KEYFRAME_RETRY), "never asked");
+        assert_eq!(k.ask(l, Some(1), true, t0), Ask::Send(1));
+        assert!(k.retry_due(l, t0 + KEYFRAME_RETRY));
+    }
+}

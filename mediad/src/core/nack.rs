@@ -1,0 +1,233 @@
+//! NACK and RTX, both ways. Downstream: a receiver's NACK is answered
+//! with exactly the packet it lost — found through the leg's log of what
+//! each output number was — on its RTX stream when it accepted one
+//! (RFC 4588). Upstream: a gap in a publisher's video numbering is NACKed,
+//! and its RTX retransmission is forwarded as the packet it repairs.
+
+use std::time::Instant;
+
+use salon_io::TxQueue;
+use salon_proto::rtcp;
+use salon_proto::rtp::RtpHeader;
+use salon_proto::vp8::Vp8Descriptor;
+
+use super::forward::{OutPacket, send_rtp};
+use super::ids::{LayerIdx, TrackId, TransportId};
+use super::sent_log::Sent;
+use super::track::Legs;
+use super::{OUT_PT_VP8_RTX, Worker, rtx_cache};
+use crate::control::MediaKind;
+
+/// Most sequence numbers one NACK to a publisher asks for: a larger jump in
+/// its numbering is a restart or a long outage, not loss worth repairing.
+const MAX_NACK_GAP: u16 = 16;
+
+impl Worker {
+    /// A receiver on transport `idx` lost output packet `out_seq` of its
+    /// stream `media_ssrc`: send it again.
+    pub(super) fn retransmit(
+        &mut self,
+        idx: TransportId,
+        media_ssrc: u32,
+        out_seq: u16,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) {
+        let Some(ti) = self
+            .transports
+            .get(idx)
+            .and_then(|t| t.out_track(media_ssrc))
+        else {
+            return;
+        };
+        let Some(track) = self.tracks.get_mut(ti) else {
+            return;
+        };
+        // Video legs log what each output number was sent as (layer, input
+        // packet, offsets), so a retransmission is what was lost even
+        // after a switch, a dropped temporal-layer packet or a probe.
+        // Audio legs map back through the rewriter: only packets sent since
+        // the last resume.
+        let (sent, leg_out, mut video) = match &mut track.legs {
+            Legs::Video(legs) => {
+                let Some(leg) = legs.iter_mut().find(|l| l.out.ssrc == media_ssrc) else {
+                    return;
+                };
+                (leg.sent.get(out_seq), None, Some(leg))
+            }
+            Legs::Audio(legs) => {
+                let Some(leg) = legs.iter_mut().find(|l| l.out.ssrc == media_ssrc) else {
+                    return;
+                };
+                let sent = leg
+                    .started
+                    .then(|| leg.out.seq.unmap_checked(out_seq))
+                    .flatten()
+                    .map(|in_seq| Sent {
+                        layer: 0,
+                        in_seq,
+                        ts_offset: leg.out.ts_offset,
+                        vp8: None,
+                    });
+                (sent, Some(&leg.out), None)
+            }
+        };
+        let Some(sent) = sent else {
+            self.metrics.nack_unanswerable.inc();
+            return;
+        };
+        let Some(packet) = track
+            .layers
+            .get(usize::from(sent.layer))
+            .and_then(|l| l.cache.as_ref())
+            .and_then(|c| c.get(sent.in_seq))
+        else {
+            self.metrics.nack_unanswerable.inc();
+            return;
+        };
+        let Ok(hdr) = RtpHeader::parse(packet) else {
+            return;
+        };
+        let payload = hdr.payload(packet);
+        let vp8_out = sent
+            .vp8
+            .and_then(|m| Vp8Descriptor::parse(payload).ok().map(|d| (d, m)));
+        let (transport, ssrc, pt) = match (&video, leg_out) {
+            (Some(v), _) => (v.out.transport, v.out.ssrc, v.out.pt),
+            (None, Some(o)) => (o.transport, o.ssrc, o.pt),
+            (None, None) => return,
+        };
+        let Some(t) = self.transports.get_mut(transport) else {
+            return;
+        };
+        if t.addr().is_none() {
+            return;
+        }
+        let has_rtx = video.as_ref().is_some_and(|v| v.rtx.is_some());
+        let rtx_overhead = if has_rtx { 2 } else { 0 };
+        let twcc = t.next_twcc(payload.len() + rtx_overhead + 28, now);
+        let Some((addr, ctx)) = t.sender() else {
+            return;
+        };
+        // On the RTX stream when the receiver accepted one (its own
+        // numbering, the lost number first in the payload), else again on
+        // the media stream under the lost number.
+        let (ssrc, pt, seq, osn) = match video.as_mut().and_then(|v| v.next_rtx()) {
+            Some((rtx_ssrc, seq)) => (rtx_ssrc, OUT_PT_VP8_RTX, seq, Some(out_seq)),
+            None => (ssrc, pt, out_seq, None),
+        };
+        let out = OutPacket {
+            ssrc,
+            pt,
+            seq,
+            ts: hdr.timestamp.wrapping_add(sent.ts_offset),
+            twcc,
+            vp8: vp8_out,
+            osn,
+        };
+        if send_rtp(tx, &self.metrics, ctx, addr, &out, &hdr, None, payload) {
+            self.metrics.nack_answered.inc();
+        }
+    }
+
+    /// Video packet `seq` of layer `li` of track `ti` arrived: if it
+    /// skips a few numbers past the highest so far, ask the publisher for
+    /// them (generic NACK; a larger jump is a restart, not loss). Its
+    /// browser resends on its RTX stream ([`Worker::on_publisher_rtx`]).
+    pub(super) fn nack_gap(&mut self, ti: TrackId, li: LayerIdx, seq: u16, tx: &mut TxQueue) {
+        let Some(track) = self.tracks.get(ti) else {
+            return;
+        };
+        if track.kind != MediaKind::Video {
+            return;
+        }
+        let Some(layer) = track.layer(li) else {
+            return;
+        };
+        let (Some(highest), Some(media_ssrc)) = (layer.stats.max_seq(), layer.ssrc) else {
+            return;
+        };
+        let gap = seq.wrapping_sub(highest);
+        if !(2..=MAX_NACK_GAP + 1).contains(&gap) {
+            return;
+        }
+        let mut lost = [0u16; MAX_NACK_GAP as usize];
+        let n = usize::from(gap - 1);
+        for (i, l) in lost.iter_mut().take(n).enumerate() {
+            *l = highest.wrapping_add(1 + i as u16);
+        }
+        let transport = track.transport;
+        let sent = self.send_rtcp(tx, transport, |buf, sender| {
+            let h = rtcp::write_receiver_report(buf, sender, &[]).ok()?;
+            let m = rtcp::write_nack(buf.get_mut(h..)?, sender, media_ssrc, lost.get(..n)?).ok()?;
+            Some(h + m)
+        });
+        if sent {
+            self.metrics.nack_sent.add(n as u64);
+        }
+    }
+
+    /// A packet on a publisher's RTX stream: a retransmission (the original
+    /// sequence number, then the payload) goes on as the packet it repairs;
+    /// padding (Chrome's bandwidth probes) is counted and dropped.
+    pub(super) fn on_publisher_rtx(
+        &mut self,
+        ti: TrackId,
+        li: LayerIdx,
+        plain: &[u8],
+        hdr: &RtpHeader,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) {
+        let payload = hdr.payload(plain);
+        let layer = self.tracks.get(ti).and_then(|t| t.layer(li));
+        let (Some(layer), Some(&[o0, o1]), Some(body)) =
+            (layer, payload.first_chunk::<2>(), payload.get(2..))
+        else {
+            self.metrics.drop_rtx_unused.inc();
+            return;
+        };
+        let seq = u16::from_be_bytes([o0, o1]);
+        // Only a packet that is missing and recent: Chrome also probes by
+        // resending packets that arrived ("payload padding"), which would
+        // reach receivers as duplicates and inflate the layer's price.
+        let missing = layer.cache.as_ref().is_none_or(|c| c.get(seq).is_none());
+        let recent = layer
+            .stats
+            .max_seq()
+            .is_some_and(|m| m.wrapping_sub(seq) < rtx_cache::SLOTS as u16);
+        let Some(media_ssrc) = layer.ssrc.filter(|_| missing && recent && !body.is_empty()) else {
+            self.metrics.drop_rtx_unused.inc();
+            return;
+        };
+        // The repaired packet: the RTX header under the media SSRC and
+        // number, without padding, then the original payload.
+        let mut buf = [0u8; salon_io::MAX_DATAGRAM];
+        let head = hdr.payload_offset;
+        let len = head + body.len();
+        let (Some(dst_head), Some(src_head)) = (buf.get_mut(..head), plain.get(..head)) else {
+            return;
+        };
+        dst_head.copy_from_slice(src_head);
+        // RTP fixed header: byte 0 holds the P bit, 2..4 the sequence
+        // number, 8..12 the SSRC.
+        let Some(fixed) = buf.first_chunk_mut::<12>() else {
+            return;
+        };
+        fixed[0] &= !0x20;
+        fixed[2..4].copy_from_slice(&[o0, o1]);
+        fixed[8..12].copy_from_slice(&media_ssrc.to_be_bytes());
+        let Some(dst) = buf.get_mut(head..len) else {
+            return;
+        };
+        dst.copy_from_slice(body);
+        let Some(repaired) = buf.get(..len) else {
+            return;
+        };
+        let Ok(rhdr) = RtpHeader::parse(repaired) else {
+            return;
+        };
+        self.metrics.rtx_received.inc();
+        self.forward(ti, li, repaired, &rhdr, now, tx);
+    }
+}
