@@ -47,6 +47,7 @@ impl Default for MediadConfig {
     }
 }
 
+#[deny(clippy::indexing_slicing, clippy::expect_used)]
 pub mod core;
 pub mod metrics;
 

@@ -61,6 +61,7 @@ impl Earliest {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::expect_used)]
 mod tests {
     use std::time::Duration;
 

@@ -173,6 +173,7 @@ impl<K: Id, V> Table<K, V> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::expect_used)]
 mod tests {
     use super::*;
 

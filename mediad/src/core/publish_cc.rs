@@ -146,6 +146,7 @@ impl TwccRecorder {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::expect_used)]
 mod tests {
     use super::*;
     use salon_proto::twcc::{PacketStatus, TwccFeedback};

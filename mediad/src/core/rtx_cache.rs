@@ -55,8 +55,10 @@ impl RtxCache {
         if n > MAX_DATAGRAM {
             return;
         }
-        if let Some(slot) = self.slots.get_mut(usize::from(seq) % SLOTS) {
-            slot.data[..n].copy_from_slice(packet);
+        if let Some(slot) = self.slots.get_mut(usize::from(seq) % SLOTS)
+            && let Some(dst) = slot.data.get_mut(..n)
+        {
+            dst.copy_from_slice(packet);
             slot.len = n as u16;
             slot.seq = seq;
             slot.valid = true;
@@ -66,11 +68,15 @@ impl RtxCache {
     /// The packet with sequence number `seq`, if still held.
     pub fn get(&self, seq: u16) -> Option<&[u8]> {
         let slot = self.slots.get(usize::from(seq) % SLOTS)?;
-        (slot.valid && slot.seq == seq).then(|| &slot.data[..usize::from(slot.len)])
+        if !(slot.valid && slot.seq == seq) {
+            return None;
+        }
+        slot.data.get(..usize::from(slot.len))
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -44,6 +44,7 @@ pub fn choose_layer(sizes: &[Option<(u16, u16)>], max_height: Option<u16>) -> us
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -63,15 +63,17 @@ impl SentLog {
     /// Packet `out_seq` was sent.
     #[inline]
     pub fn record(&mut self, out_seq: u16, sent: Sent) {
-        self.slots[usize::from(out_seq) % SLOTS] = Slot {
-            out_seq,
-            sent: Some(sent),
-        };
+        if let Some(slot) = self.slots.get_mut(usize::from(out_seq) % SLOTS) {
+            *slot = Slot {
+                out_seq,
+                sent: Some(sent),
+            };
+        }
     }
 
     /// What was sent as `out_seq`, if it is still remembered.
     pub fn get(&self, out_seq: u16) -> Option<Sent> {
-        let slot = self.slots[usize::from(out_seq) % SLOTS];
+        let slot = *self.slots.get(usize::from(out_seq) % SLOTS)?;
         if slot.out_seq == out_seq {
             slot.sent
         } else {
@@ -81,6 +83,7 @@ impl SentLog {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -139,6 +139,7 @@ impl<K: Copy + PartialEq> DominantSpeaker<K> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -101,12 +101,12 @@ pub fn is_keyframe_start(payload: &[u8]) -> bool {
 /// endian). `None` if `payload` does not start a key frame.
 pub fn keyframe_size(payload: &[u8]) -> Option<(u16, u16)> {
     let i = vp8_header_offset(payload)?;
-    let h = payload.get(i..i + 10)?;
-    if h[0] & 0x01 != 0 || h[3..6] != [0x9d, 0x01, 0x2a] {
+    let &[tag, _, _, s0, s1, s2, w0, w1, h0, h1] = payload.get(i..)?.first_chunk::<10>()?;
+    if tag & 0x01 != 0 || [s0, s1, s2] != [0x9d, 0x01, 0x2a] {
         return None;
     }
-    let w = u16::from_le_bytes([h[6], h[7]]) & 0x3fff;
-    let ht = u16::from_le_bytes([h[8], h[9]]) & 0x3fff;
+    let w = u16::from_le_bytes([w0, w1]) & 0x3fff;
+    let ht = u16::from_le_bytes([h0, h1]) & 0x3fff;
     Some((w, ht))
 }
 
@@ -139,6 +139,7 @@ fn vp8_header_offset(payload: &[u8]) -> Option<usize> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::expect_used)]
 mod tests {
     use super::*;
 
