@@ -1,0 +1,406 @@
+//! The signaling core: rooms, participants with their roles, lobbies,
+//! moderation, chat, screen shares and the meeting pad, as a sans-IO state
+//! machine. Decisions go through the Lua policy ([`PolicyHost`], once per
+//! signaling event) after the Rust checks (token, ban, role, same room);
+//! without a policy the built-in open rules apply (anyone creates and joins,
+//! the first one in moderates).
+//!
+//! Driving contract: call one `handle_*` (a socket opened, a frame arrived, a
+//! socket closed, a media event, a pad socket event), then drain
+//! [`Hub::poll_output`] until it returns `None`. Outputs are a message for
+//! one signaling socket, a frame or a close for one pad socket, or a command
+//! for the media plane. No clock (inputs carry a [`Now`]), no IO,
+//! deterministic iteration (BTreeMap); pad tokens come from a seeded RNG.
+//!
+//! The hub holds only session state (who is in which room, with which name,
+//! who shares a screen) and each meeting's pad document, in memory; media
+//! state lives in mediad. Chat messages are routed, never stored. When the
+//! last participant of a room leaves, the room and its pad are dropped.
+//!
+//! One file per concern:
+//! - this file: the [`Hub`], its inputs and [`Output`]s, and the dispatch
+//!   of a signaling message to the concern that handles it;
+//! - `session`: one socket's session (idle, waiting, joined, left), `join`
+//!   (token, bans, policy), entering and leaving a room;
+//! - `lobby`: waiting guests, knocking, admit and deny, the deny cooldown;
+//! - `moderation`: moderator requests (checked in Rust, then by the policy)
+//!   and self-unmute;
+//! - `chat`: chat routing and its rate limit;
+//! - `media`: events from mediad, and the commands a participant's own
+//!   media requests turn into;
+//! - `pad`: pad sockets, their tokens and the documents;
+//! - `rooms`: a room's lifetime and the policy's view of it.
+
+mod chat;
+mod lobby;
+mod media;
+mod moderation;
+mod pad;
+mod rooms;
+mod session;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::SeedableRng as _;
+use rand::rngs::StdRng;
+use salon_plugins::{Authenticator, PolicyHost, Role};
+
+use crate::control::{Command, ParticipantId, RoomId};
+use crate::protocol::{ClientMessage, ErrorCode, ProtocolError, ServerMessage, parse_client};
+
+pub use chat::{CHAT_BURST, CHAT_RATE_PER_SEC};
+pub use lobby::DEFAULT_DENY_COOLDOWN;
+pub use pad::PadConnId;
+
+use pad::Pads;
+use rooms::Room;
+use session::SessionState;
+
+/// When an input happened: monotonic time for limits, wall-clock time for
+/// the stamps other participants see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic time (rate limits).
+    pub mono: Instant,
+    /// Milliseconds since the Unix epoch (chat stamps).
+    pub unix_ms: u64,
+}
+
+impl Now {
+    /// The system clocks (drivers only; tests build their own).
+    pub fn system() -> Self {
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        Self {
+            mono: Instant::now(),
+            unix_ms,
+        }
+    }
+}
+
+/// What the hub asks its driver to do.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Output {
+    /// Send a message to one socket.
+    Send {
+        /// The socket (its participant id).
+        to: ParticipantId,
+        /// The message.
+        msg: ServerMessage,
+    },
+    /// Send a command to the media plane.
+    Media(Command),
+    /// Send one binary frame (one y-protocols message) to one pad socket.
+    PadSend {
+        /// The pad socket.
+        to: PadConnId,
+        /// The frame (shared between the recipients of a relay).
+        data: Bytes,
+    },
+    /// Close one pad socket.
+    PadClose {
+        /// The pad socket.
+        to: PadConnId,
+        /// WebSocket close code.
+        code: u16,
+        /// Stable reason (`pad-denied`, `pad-malformed`, …).
+        reason: &'static str,
+    },
+}
+
+/// Room and participant bookkeeping for every open socket.
+#[derive(Debug)]
+pub struct Hub {
+    sessions: BTreeMap<ParticipantId, SessionState>,
+    rooms: BTreeMap<RoomId, Room>,
+    /// Pad documents, pad tokens and pad sockets.
+    pads: Pads,
+    /// The room policy; `None`: the built-in open rules (anyone may create
+    /// and join a room, the first one in is moderator).
+    policy: Option<PolicyHost>,
+    /// Token verification; `None`: every token is refused.
+    auth: Option<Arc<Authenticator>>,
+    deny_cooldown: Duration,
+    /// Last-N of rooms whose policy sets none.
+    default_last_n: Option<u32>,
+    /// Unix seconds of the last input that carried a time.
+    last_unix_s: u64,
+    /// Correlation id of the next command to mediad that expects an answer.
+    next_request: u64,
+    outputs: VecDeque<Output>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Hub {
+    /// An empty hub with the built-in open rules; pad tokens from the OS's
+    /// randomness.
+    pub fn new() -> Self {
+        Self::with_rng(StdRng::from_os_rng())
+    }
+
+    /// An empty hub with seeded pad tokens (tests).
+    pub fn with_seed(seed: u64) -> Self {
+        Self::with_rng(StdRng::seed_from_u64(seed))
+    }
+
+    fn with_rng(rng: StdRng) -> Self {
+        Self {
+            sessions: BTreeMap::new(),
+            rooms: BTreeMap::new(),
+            pads: Pads::new(rng),
+            policy: None,
+            auth: None,
+            deny_cooldown: DEFAULT_DENY_COOLDOWN,
+            default_last_n: None,
+            last_unix_s: 0,
+            next_request: 1,
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// Uses this Lua policy for every decision (replaces the open rules).
+    pub fn set_policy(&mut self, policy: PolicyHost) {
+        self.policy = Some(policy);
+    }
+
+    /// Verifies `join` tokens with this authenticator.
+    pub fn set_auth(&mut self, auth: Arc<Authenticator>) {
+        self.auth = Some(auth);
+    }
+
+    /// How long a denied guest waits before knocking again.
+    pub fn set_deny_cooldown(&mut self, cooldown: Duration) {
+        self.deny_cooldown = cooldown;
+    }
+
+    /// Last-N for rooms whose policy's `room_settings` sets none.
+    pub fn set_default_last_n(&mut self, last_n: Option<u32>) {
+        self.default_last_n = last_n;
+    }
+
+    /// The policy host, if any (reloads, failure counters).
+    pub fn policy_mut(&mut self) -> Option<&mut PolicyHost> {
+        self.policy.as_mut()
+    }
+
+    /// The policy host, if any.
+    pub fn policy(&self) -> Option<&PolicyHost> {
+        self.policy.as_ref()
+    }
+
+    /// Number of participants currently in a room.
+    pub fn participant_count(&self) -> usize {
+        self.rooms.values().map(|r| r.members.len()).sum()
+    }
+
+    /// Number of live rooms.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Number of sessions waiting in lobbies (knocking or not).
+    pub fn lobby_count(&self) -> usize {
+        self.rooms.values().map(|r| r.lobby.len()).sum()
+    }
+
+    /// `id`'s role, if it is in a room.
+    pub fn role(&self, id: ParticipantId) -> Option<Role> {
+        self.member(id).map(|m| m.role)
+    }
+
+    /// Whether `id` asked for audio only (recorded for the media plane).
+    pub fn audio_only(&self, id: ParticipantId) -> Option<bool> {
+        self.member(id).map(|m| m.audio_only)
+    }
+
+    /// A socket opened; `id` is its (process-unique) participant id.
+    /// (An id that already has a session keeps it.)
+    pub fn handle_open(&mut self, id: ParticipantId) {
+        self.sessions.entry(id).or_insert(SessionState::Idle);
+    }
+
+    /// A text frame arrived from socket `id`.
+    pub fn handle_frame(&mut self, id: ParticipantId, text: &str, now: Now) {
+        match parse_client(text) {
+            Ok(msg) => self.handle_message(id, msg, now),
+            Err(e) => self.send_error(id, &e),
+        }
+    }
+
+    /// A frame that is refused before parsing (too large, binary).
+    pub fn handle_refused(&mut self, id: ParticipantId, code: ErrorCode) {
+        self.send_error(id, &ProtocolError::plain(code));
+    }
+
+    /// A parsed message from socket `id`.
+    pub fn handle_message(&mut self, id: ParticipantId, msg: ClientMessage, now: Now) {
+        self.last_unix_s = now.unix_ms / 1000;
+        match self.sessions.get(&id) {
+            None => {}
+            Some(SessionState::Joined(_)) => self.dispatch_in_room(id, msg, now),
+            Some(SessionState::Idle) => self.dispatch_outside_room(id, msg, Outside::Idle, now),
+            Some(SessionState::Waiting(_)) => {
+                self.dispatch_outside_room(id, msg, Outside::Lobby, now);
+            }
+            Some(SessionState::Left) => self.dispatch_outside_room(id, msg, Outside::Left, now),
+        }
+    }
+
+    /// A message from a session that is not in a room: only `join`
+    /// (idle), `knock` and `leave` (lobby) do anything.
+    fn dispatch_outside_room(
+        &mut self,
+        id: ParticipantId,
+        msg: ClientMessage,
+        at: Outside,
+        now: Now,
+    ) {
+        match (msg, at) {
+            (ClientMessage::Join { room, name, jwt }, Outside::Idle) => {
+                self.join(id, room, name, jwt, now);
+            }
+            (ClientMessage::Join { .. }, Outside::Lobby | Outside::Left) => {
+                self.refuse(id, ErrorCode::AlreadyJoined);
+            }
+            (ClientMessage::Knock, Outside::Lobby) => self.knock(id, now),
+            (ClientMessage::Knock, Outside::Idle | Outside::Left) => {
+                self.refuse(id, ErrorCode::NotInLobby);
+            }
+            (ClientMessage::Leave, Outside::Lobby) => {
+                self.leave_lobby(id);
+                self.sessions.insert(id, SessionState::Left);
+            }
+            // Moderation from the lobby: not a moderator.
+            (ClientMessage::Moderate(_), Outside::Lobby) => self.refuse(id, ErrorCode::Forbidden),
+            (
+                ClientMessage::Leave
+                | ClientMessage::Moderate(_)
+                | ClientMessage::PublishOffer { .. }
+                | ClientMessage::SubscribeAnswer { .. }
+                | ClientMessage::Chat { .. }
+                | ClientMessage::Screen { .. }
+                | ClientMessage::AudioOnly { .. }
+                | ClientMessage::Unmute { .. }
+                | ClientMessage::MediaState { .. }
+                | ClientMessage::VideoConstraints { .. },
+                Outside::Idle | Outside::Lobby | Outside::Left,
+            ) => self.refuse(id, ErrorCode::NotJoined),
+        }
+    }
+
+    /// A message from a member of a room.
+    fn dispatch_in_room(&mut self, id: ParticipantId, msg: ClientMessage, now: Now) {
+        match msg {
+            ClientMessage::Join { .. } => self.refuse(id, ErrorCode::AlreadyJoined),
+            ClientMessage::Knock => self.refuse(id, ErrorCode::NotInLobby),
+            ClientMessage::Leave => {
+                self.remove_member(id, now.unix_ms / 1000);
+                self.sessions.insert(id, SessionState::Left);
+            }
+            ClientMessage::PublishOffer { sdp } => self.publish_offer(id, sdp),
+            ClientMessage::SubscribeAnswer { sdp } => self.subscribe_answer(id, sdp),
+            ClientMessage::Chat { text, to } => self.chat(id, text, to, now),
+            ClientMessage::Screen { mid } => self.screen(id, mid),
+            ClientMessage::AudioOnly { on } => self.set_audio_only(id, on),
+            ClientMessage::Moderate(m) => self.moderate(id, m, now),
+            ClientMessage::Unmute { kind } => self.unmute(id, kind),
+            ClientMessage::MediaState { audio, video } => self.media_state(id, audio, video),
+            ClientMessage::VideoConstraints { constraints, bad } => {
+                self.video_constraints(id, constraints, bad);
+            }
+        }
+    }
+
+    /// Socket `id` closed (or was dropped by the driver). Hooks called
+    /// from here see the time of the last input that carried one.
+    pub fn handle_close(&mut self, id: ParticipantId) {
+        match self.sessions.get(&id) {
+            Some(SessionState::Joined(_)) => {
+                self.remove_member(id, self.last_unix_s);
+            }
+            Some(SessionState::Waiting(_)) => self.leave_lobby(id),
+            Some(SessionState::Idle | SessionState::Left) | None => {}
+        }
+        self.sessions.remove(&id);
+    }
+
+    /// Next thing for the driver to do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    fn send(&mut self, to: ParticipantId, msg: ServerMessage) {
+        self.outputs.push_back(Output::Send { to, msg });
+    }
+
+    fn media(&mut self, cmd: Command) {
+        self.outputs.push_back(Output::Media(cmd));
+    }
+
+    fn broadcast(&mut self, room: &RoomId, msg: &ServerMessage) {
+        self.broadcast_except(room, msg, None);
+    }
+
+    fn broadcast_except(
+        &mut self,
+        room: &RoomId,
+        msg: &ServerMessage,
+        skip: Option<ParticipantId>,
+    ) {
+        if let Some(r) = self.rooms.get(room) {
+            for to in &r.members {
+                if Some(*to) != skip {
+                    self.outputs.push_back(Output::Send {
+                        to: *to,
+                        msg: msg.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn refuse(&mut self, id: ParticipantId, code: ErrorCode) {
+        self.handle_refused(id, code);
+    }
+
+    fn refuse_with(&mut self, id: ParticipantId, code: ErrorCode, detail: impl Into<String>) {
+        self.send_error(id, &ProtocolError::new(code, detail));
+    }
+
+    fn send_error(&mut self, id: ParticipantId, e: &ProtocolError) {
+        tracing::debug!(participant = %id, code = e.code.as_str(), "message refused");
+        self.outputs.push_back(Output::Send {
+            to: id,
+            msg: ServerMessage::error(e),
+        });
+    }
+}
+
+/// Where a session that is not in a room stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outside {
+    /// Socket open, may `join`.
+    Idle,
+    /// In a room's lobby.
+    Lobby,
+    /// Sent `leave`; cannot join again.
+    Left,
+}
+
+/// Milliseconds of a duration, saturated.
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,327 @@
+//! One socket's session: idle, waiting in a lobby, in a room, or left.
+//! `join` checks the token, the bans and the policy, then puts the session
+//! in its room ([`Hub::admit`]) or its lobby; leaving a room turns it back
+//! into an idle session.
+
+use std::sync::Arc;
+
+use salon_plugins::{FAIL_CLOSED_REASON, Identity, JoinDecision, Role, Verdict};
+
+use super::chat::Bucket;
+use super::lobby::Waiting;
+use super::{Hub, Now, Output, PadConnId};
+use crate::control::{Command, ParticipantId, RoomId};
+use crate::protocol::{DisplayName, ErrorCode, ServerMessage};
+
+#[derive(Debug)]
+pub(super) enum SessionState {
+    /// Socket open, not in a room (may `join`).
+    Idle,
+    /// In a room's lobby.
+    Waiting(Box<Waiting>),
+    /// In a room.
+    Joined(Box<Member>),
+    /// Sent `leave`; the socket may stay open but cannot join again.
+    Left,
+}
+
+impl SessionState {
+    pub(super) fn member(&self) -> Option<&Member> {
+        match self {
+            Self::Joined(m) => Some(m),
+            Self::Idle | Self::Waiting(_) | Self::Left => None,
+        }
+    }
+
+    pub(super) fn member_mut(&mut self) -> Option<&mut Member> {
+        match self {
+            Self::Joined(m) => Some(m),
+            Self::Idle | Self::Waiting(_) | Self::Left => None,
+        }
+    }
+
+    pub(super) fn waiting(&self) -> Option<&Waiting> {
+        match self {
+            Self::Waiting(w) => Some(w),
+            Self::Idle | Self::Joined(_) | Self::Left => None,
+        }
+    }
+
+    pub(super) fn waiting_mut(&mut self) -> Option<&mut Waiting> {
+        match self {
+            Self::Waiting(w) => Some(w),
+            Self::Idle | Self::Joined(_) | Self::Left => None,
+        }
+    }
+}
+
+/// A session in a room.
+#[derive(Debug)]
+pub(super) struct Member {
+    pub(super) room: RoomId,
+    pub(super) name: DisplayName,
+    pub(super) role: Role,
+    pub(super) identity: Option<Arc<Identity>>,
+    pub(super) pad_token: String,
+    pub(super) pad_conn: Option<PadConnId>,
+    pub(super) screen_mid: Option<String>,
+    pub(super) audio_only: bool,
+    pub(super) chat: Bucket,
+    /// Audio forwarding stopped by a moderator.
+    pub(super) audio_muted: bool,
+    /// Camera forwarding stopped by a moderator.
+    pub(super) video_stopped: bool,
+    /// The screen-share mid whose forwarding a moderator stopped.
+    pub(super) screen_stopped: Option<String>,
+    /// Own mic/camera state (`media-state`, display only).
+    pub(super) self_audio: bool,
+    pub(super) self_video: bool,
+}
+
+/// Who a ban or a deny cooldown applies to: the token's user (Jitsi
+/// `context.user.id`, else `sub`), else the socket.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Who {
+    User(String),
+    Socket(ParticipantId),
+}
+
+pub(super) fn who(id: ParticipantId, identity: Option<&Identity>) -> Who {
+    identity
+        .and_then(|i| i.user_id.clone().or_else(|| i.sub.clone()))
+        .map_or(Who::Socket(id), Who::User)
+}
+
+impl Hub {
+    pub(super) fn member(&self, id: ParticipantId) -> Option<&Member> {
+        self.sessions.get(&id).and_then(SessionState::member)
+    }
+
+    pub(super) fn member_mut(&mut self, id: ParticipantId) -> Option<&mut Member> {
+        self.sessions
+            .get_mut(&id)
+            .and_then(SessionState::member_mut)
+    }
+
+    pub(super) fn room_of(&self, id: ParticipantId) -> Option<&RoomId> {
+        self.member(id).map(|m| &m.room)
+    }
+
+    /// `join`: token, bans, then the policy (`on_join`, `on_room_create`).
+    pub(super) fn join(
+        &mut self,
+        id: ParticipantId,
+        room: RoomId,
+        name: DisplayName,
+        jwt: Option<String>,
+        now: Now,
+    ) {
+        let now_s = now.unix_ms / 1000;
+        let Ok(identity) = self.verify_token(id, &room, jwt, now_s) else {
+            return;
+        };
+        if self.is_banned(&room, id, identity.as_deref()) {
+            self.refuse(id, ErrorCode::Banned);
+            return;
+        }
+        let data = self.ctx_data(
+            &room,
+            id,
+            Some(name.as_str()),
+            identity.as_ref(),
+            None,
+            now_s,
+        );
+        let decision = match &mut self.policy {
+            Some(policy) => policy.on_join(&data.ctx()),
+            // The open rules: the first one in moderates.
+            None => JoinDecision::Allow {
+                role: if data.exists {
+                    Role::Participant
+                } else {
+                    Role::Moderator
+                },
+            },
+        };
+        match decision {
+            JoinDecision::Allow { role } => {
+                if data.locked && role != Role::Moderator {
+                    self.refuse(id, ErrorCode::RoomLocked);
+                    return;
+                }
+                if !data.exists
+                    && let Some(policy) = &mut self.policy
+                    && let Verdict::Deny { reason } = policy.on_room_create(&data.ctx())
+                {
+                    self.refuse_with(id, ErrorCode::Denied, reason);
+                    return;
+                }
+                self.admit(id, room, name, identity, role, false);
+            }
+            JoinDecision::Lobby => self.enter_lobby(id, room, name, identity, now),
+            JoinDecision::Deny { reason } => self.refuse_with(id, ErrorCode::Denied, reason),
+            // `JoinDecision` is `#[non_exhaustive]` in salon-plugins: an
+            // outcome this gateway does not know refuses (fail closed).
+            _ => self.refuse_with(id, ErrorCode::Denied, FAIL_CLOSED_REASON),
+        }
+    }
+
+    /// The identity of a `join` token (`Ok(None)`: no token). A refused
+    /// token is answered with `auth-failed` and gives `Err(())`.
+    fn verify_token(
+        &mut self,
+        id: ParticipantId,
+        room: &RoomId,
+        jwt: Option<String>,
+        now_s: u64,
+    ) -> Result<Option<Arc<Identity>>, ()> {
+        let Some(token) = jwt else {
+            return Ok(None);
+        };
+        let Some(auth) = &self.auth else {
+            self.refuse_with(id, ErrorCode::AuthFailed, "this server accepts no tokens");
+            return Err(());
+        };
+        match auth.verify(&token, &room.0, now_s) {
+            Ok(identity) => Ok(Some(Arc::new(identity))),
+            Err(e) => {
+                tracing::info!(participant = %id, error = %e, "token refused");
+                self.refuse_with(id, ErrorCode::AuthFailed, e.to_string());
+                Err(())
+            }
+        }
+    }
+
+    /// Whether `room` banned this token user or this socket.
+    pub(super) fn is_banned(
+        &self,
+        room: &RoomId,
+        id: ParticipantId,
+        identity: Option<&Identity>,
+    ) -> bool {
+        let key = who(id, identity);
+        self.rooms
+            .get(room)
+            .is_some_and(|r| r.bans.contains(&key) || r.bans.contains(&Who::Socket(id)))
+    }
+
+    /// Puts `id` in `room` with `role` (creating the room if needed).
+    pub(super) fn admit(
+        &mut self,
+        id: ParticipantId,
+        room: RoomId,
+        name: DisplayName,
+        identity: Option<Arc<Identity>>,
+        role: Role,
+        from_lobby: bool,
+    ) {
+        let pad_token = self.pads.issue_token(id);
+        let last_n = self.open_room(&room, id, &name, identity.as_ref());
+        let r = self.rooms.entry(room.clone()).or_default();
+        if from_lobby {
+            r.lobby.remove(id);
+        }
+        let locked = r.locked;
+        let members: Vec<ParticipantId> = r.members.iter().copied().collect();
+        let knocks = if role == Role::Moderator {
+            self.knock_messages(&room)
+        } else {
+            Vec::new()
+        };
+        let (participants, screens) = self.roster(&members);
+        let announce = ServerMessage::ParticipantJoined {
+            id: id.0,
+            name: name.as_str().to_owned(),
+            role: role.into(),
+        };
+        for other in &members {
+            self.send(*other, announce.clone());
+        }
+        if let Some(r) = self.rooms.get_mut(&room) {
+            r.members.insert(id);
+        }
+        tracing::info!(participant = %id, role = role.as_str(), "participant joined");
+        self.media(Command::Join {
+            room: room.clone(),
+            participant: id,
+        });
+        self.send_media_settings(id, &room, &name, identity.as_ref(), role, last_n);
+        self.send(
+            id,
+            ServerMessage::Joined {
+                id: id.0,
+                room: room.0.clone(),
+                role: role.into(),
+                locked,
+                participants,
+                pad_token: pad_token.clone(),
+            },
+        );
+        for msg in screens.into_iter().chain(knocks) {
+            self.send(id, msg);
+        }
+        self.sessions.insert(
+            id,
+            SessionState::Joined(Box::new(Member {
+                room,
+                name,
+                role,
+                identity,
+                pad_token,
+                pad_conn: None,
+                screen_mid: None,
+                audio_only: false,
+                chat: Bucket::new(),
+                audio_muted: false,
+                video_stopped: false,
+                screen_stopped: None,
+                self_audio: true,
+                self_video: true,
+            })),
+        );
+    }
+
+    /// Removes `id` from its room: Leave to mediad, participant-left to the
+    /// others, its pad socket closed, `on_leave`; the last one out ends the
+    /// room. The session becomes `Idle`; the member is returned.
+    pub(super) fn remove_member(&mut self, id: ParticipantId, now_s: u64) -> Option<Box<Member>> {
+        let data = self.member_ctx(id, now_s)?;
+        if let Some(policy) = &mut self.policy {
+            policy.on_leave(&data.ctx());
+        }
+        let member = self.take_member(id)?;
+        let room = member.room.clone();
+        let mut empty = false;
+        if let Some(r) = self.rooms.get_mut(&room) {
+            r.members.remove(&id);
+            empty = r.members.is_empty();
+        }
+        self.broadcast(&room, &ServerMessage::ParticipantLeft { id: id.0 });
+        tracing::info!(participant = %id, "participant left");
+        if empty {
+            self.end_room(&room, "room-empty", now_s);
+        }
+        Some(member)
+    }
+
+    /// Turns member `id` back into an idle session: its pad token and pad
+    /// socket are dropped and mediad forgets it. Room bookkeeping is the
+    /// caller's.
+    pub(super) fn take_member(&mut self, id: ParticipantId) -> Option<Box<Member>> {
+        let Some(SessionState::Joined(member)) = self.sessions.insert(id, SessionState::Idle)
+        else {
+            return None;
+        };
+        self.pads.revoke_token(&member.pad_token);
+        self.media(Command::Leave { participant: id });
+        if let Some(conn) = member.pad_conn {
+            self.pads.detach(conn);
+            self.outputs.push_back(Output::PadClose {
+                to: conn,
+                code: 1000,
+                reason: "left",
+            });
+        }
+        Some(member)
+    }
+}

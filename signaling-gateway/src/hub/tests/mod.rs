@@ -1,0 +1,10 @@
+//! The hub's tests, one file per behaviour; shared helpers in `support`.
+
+mod chat_routing;
+mod lobby_admission;
+mod media_routing;
+mod moderation_is_authorized;
+mod pad_sync;
+mod random_sequences;
+mod session_join_and_leave;
+mod support;
