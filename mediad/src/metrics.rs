@@ -79,6 +79,9 @@ metrics! {
     layer_pauses: "Videos the allocator stopped sending a receiver (last-N, no budget).",
     probes: "Bandwidth probe clusters started.",
     tx_padding: "Padding-only RTP packets sent to probe for bandwidth.",
+    negotiation_failed: "Subscribe answers refused (unparseable, or not matching the offer): the negotiation was reset and offered again.",
+    offer_timeouts: "Subscribe offers left unanswered too long, offered again.",
+    lines_recycled: "Subscribe m-lines reused for a new track (JSEP mid reuse).",
 }
 
 /// Render several workers' counters as Prometheus text (summed).

@@ -43,8 +43,11 @@ pub struct OutTrack {
     pub pt: u8,
     /// RTX payload type ([`VP8_RTX_PT`]); RTX is offered only with `rtx_ssrc`.
     pub rtx_pt: Option<u8>,
-    /// `false`: the track was removed; its m-line stays, with port 0 and
-    /// `a=inactive`, so the mids of the others do not move.
+    /// `false`: no track on this m-line now (it was removed, and the line
+    /// waits to be reused for the next track of its kind). The line stays
+    /// in the BUNDLE group with `a=inactive` — never rejected with port 0 —
+    /// so the transport stays up even when every line is inactive (JSEP
+    /// §5.2.2) and the mid can carry a new track later.
     pub active: bool,
 }
 
@@ -98,20 +101,18 @@ fn validate_tracks(tracks: &[OutTrack]) -> Result<(), SdpError> {
 
 /// Builds the subscribe offer: one `a=sendonly` m-line per track, in order.
 ///
-/// Active tracks are BUNDLEd; inactive ones keep their m-line with port 0 and
-/// `a=inactive`. With no tracks the result is a valid SDP with no m-lines,
-/// useless to a browser: the caller does not send an offer in that case.
+/// Every m-line is BUNDLEd on the one transport; an inactive one (no track
+/// now) carries `a=inactive` and no SSRC or msid, so an offer in which every
+/// track has gone is still answerable and keeps the transport. With no
+/// m-lines at all the result is a valid SDP, useless to a browser: the
+/// caller does not send an offer in that case.
 ///
 /// Errors only on invalid input (bad tokens, duplicate mids, payload types
 /// outside the dynamic ranges, bad local transport).
 pub fn offer_subscribe(tracks: &[OutTrack], local: &LocalTransport) -> Result<String, SdpError> {
     write::validate_local(local)?;
     validate_tracks(tracks)?;
-    let bundle: Vec<&str> = tracks
-        .iter()
-        .filter(|t| t.active)
-        .map(|t| t.mid.as_str())
-        .collect();
+    let bundle: Vec<&str> = tracks.iter().map(|t| t.mid.as_str()).collect();
     let mut w = SdpWriter::new();
     write::session_header(&mut w, local, &bundle, Setup::ActPass);
     ln!(w, "a=msid-semantic:WMS *");
@@ -119,7 +120,7 @@ pub fn offer_subscribe(tracks: &[OutTrack], local: &LocalTransport) -> Result<St
         if t.active {
             write_active(&mut w, local, t);
         } else {
-            write_inactive(&mut w, t);
+            write_inactive(&mut w, local, t);
         }
     }
     Ok(w.finish())
@@ -196,12 +197,20 @@ fn write_active(w: &mut SdpWriter, local: &LocalTransport, t: &OutTrack) {
     write::candidate(w, local);
 }
 
-fn write_inactive(w: &mut SdpWriter, t: &OutTrack) {
-    m_line(w, t, 0);
-    write::connection_disabled(w);
+fn write_inactive(w: &mut SdpWriter, local: &LocalTransport, t: &OutTrack) {
+    m_line(w, t, local.candidate_port);
+    write::connection(w, local.candidate_ip);
+    write::transport_attrs(w, local, Setup::ActPass);
     ln!(w, "a=mid:{}", t.mid);
+    ln!(w, "a=extmap:{} {}", EXT_ABS_SEND_TIME, uri::ABS_SEND_TIME);
+    ln!(w, "a=extmap:{} {}", EXT_TRANSPORT_CC, uri::TRANSPORT_CC);
+    if t.kind == MediaKind::Audio {
+        ln!(w, "a=extmap:{} {}", EXT_AUDIO_LEVEL, uri::AUDIO_LEVEL);
+    }
     ln!(w, "a=inactive");
-    rtpmaps(w, t, false);
+    ln!(w, "a=rtcp-mux");
+    rtpmaps(w, t, true);
+    write::candidate(w, local);
 }
 
 /// Parses the browser's answer to a subscribe offer (same rules as [`crate::parse`]).

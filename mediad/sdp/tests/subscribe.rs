@@ -59,21 +59,43 @@ fn two_tracks_parse_back() {
 }
 
 #[test]
-fn removed_track_keeps_its_m_line_disabled() {
+fn removed_track_keeps_its_m_line_inactive_in_the_bundle() {
     let mut gone = audio_track("1", 4444);
     gone.active = false;
     let tracks = [audio_track("0", 1111), gone, video_track("2", 2222, 3333)];
     let sdp = offer_subscribe(&tracks, &local()).unwrap();
     let o = parse(&sdp).unwrap();
     assert_eq!(o.media.len(), 3);
-    assert_eq!(o.bundle, ["0", "2"]);
+    assert_eq!(o.bundle, ["0", "1", "2"]);
     let m = &o.media[1];
     assert_eq!(m.mid, "1");
-    assert!(m.is_rejected());
+    assert!(!m.is_rejected(), "an inactive line is not a rejected one");
     assert_eq!(m.direction, Direction::Inactive);
     assert!(m.ssrcs.is_empty() && m.msid.is_none());
+    assert_eq!(m.codecs[0].pt, 111, "same codec when it is reused");
     assert_eq!(o.media[2].mid, "2");
     assert!(!o.media[2].is_rejected());
+}
+
+#[test]
+fn an_offer_whose_tracks_all_went_keeps_its_transport() {
+    // Everyone else left: every line is inactive, yet the offer keeps the
+    // BUNDLE group, ICE credentials and fingerprint, and the browser's
+    // answer to it parses and checks.
+    let mut a = audio_track("0", 1111);
+    let mut v = video_track("1", 2222, 3333);
+    a.active = false;
+    v.active = false;
+    let tracks = [a, v];
+    let offer = offer_subscribe(&tracks, &local()).unwrap();
+    let o = parse(&offer).unwrap();
+    assert_eq!(o.bundle, ["0", "1"]);
+    assert!(o.media.iter().all(|m| !m.is_rejected()));
+    assert!(o.media.iter().all(|m| m.direction == Direction::Inactive));
+    assert!(offer.contains("a=rtcp-mux"));
+    let answer = parse_answer(&browser_answer(&offer)).unwrap();
+    assert_eq!(answer.bundle, ["0", "1"]);
+    check_subscribe_answer(&tracks, &answer).unwrap();
 }
 
 #[test]

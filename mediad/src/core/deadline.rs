@@ -27,6 +27,9 @@ pub enum Reason {
     KeyframeRetry,
     /// A key frame request held back by the rate limit may go now.
     KeyframeDeferred,
+    /// A subscribe offer has waited too long for its answer
+    /// ([`super::negotiation::OFFER_TIMEOUT`]).
+    OfferUnanswered,
 }
 
 /// An instant and why.

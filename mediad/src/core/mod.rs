@@ -227,6 +227,9 @@ impl Worker {
         for tr in self.tracks.values() {
             tr.keyframe_timeout(self.epoch, &mut next);
         }
+        for p in self.participants.values() {
+            next.offer(p.sub.poll_timeout(), Reason::OfferUnanswered);
+        }
         next.get()
     }
 
@@ -274,7 +277,7 @@ impl Worker {
             Command::SetBitrateCap { participant, bps } => {
                 self.set_bitrate_cap(participant, bps, now)
             }
-            Command::Leave { participant } => self.leave(participant),
+            Command::Leave { participant } => self.leave(participant, now),
         }
     }
 
@@ -466,6 +469,7 @@ impl Worker {
             self.report_wanted_layers(now);
         }
         self.run_probes(now, tx);
+        self.expire_offers(now);
         for t in self.transports.values_mut() {
             t.send_publisher_feedback(now, tx, &self.metrics);
         }

@@ -39,7 +39,7 @@ impl Worker {
             self.add_line(&mut p, pid, track);
         }
         self.participants.insert(pid, p);
-        self.maybe_offer(pid);
+        self.maybe_offer(pid, now);
     }
 
     /// Stop forwarding track `ti`: its receivers' m-lines become inactive
@@ -84,7 +84,7 @@ impl Worker {
     }
 
     /// `pid` leaves: its tracks, its legs and its transports go.
-    pub(super) fn leave(&mut self, pid: ParticipantId) {
+    pub(super) fn leave(&mut self, pid: ParticipantId, now: Instant) {
         let Some(p) = self.participants.remove(&pid) else {
             return;
         };
@@ -111,7 +111,7 @@ impl Worker {
             d.remove(pid);
         }
         for other in members {
-            self.maybe_offer(other);
+            self.maybe_offer(other, now);
         }
     }
 

@@ -300,6 +300,8 @@ pub struct Browser {
     pub simulcast: bool,
     /// Accept the RTX streams mediad offers (as Chrome does).
     pub rtx: bool,
+    /// Keep subscribe offers unanswered (the test answers, or not).
+    pub hold_answers: bool,
 }
 
 impl Browser {
@@ -326,6 +328,7 @@ impl Browser {
             .iter()
             .find(|m| {
                 m.port != 0
+                    && m.direction != salon_sdp::Direction::Inactive
                     && m.kind == Some(kind)
                     && m.msid.as_ref().is_some_and(|x| x.stream_id == stream)
             })
@@ -413,7 +416,8 @@ fn answer_with(b: &PeerConn, offer: &str, rtx: bool) -> String {
             _ => ("video", "96 VP8/90000"),
         };
         let pt = codec.split(' ').next().unwrap();
-        let active = m.port != 0;
+        let open = m.port != 0;
+        let active = open && m.direction != salon_sdp::Direction::Inactive;
         let with_rtx = rtx && kind == "video";
         let pts = if with_rtx {
             format!("{pt} 97")
@@ -427,7 +431,7 @@ fn answer_with(b: &PeerConn, offer: &str, rtx: bool) -> String {
         };
         s.push_str(&format!(
             "m={kind} {port} UDP/TLS/RTP/SAVPF {pts}\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:{u}\r\na=ice-pwd:{p}\r\na=fingerprint:sha-256 {fp}\r\na=setup:active\r\na=mid:{mid}\r\na={dir}\r\na=rtcp-mux\r\na=rtpmap:{codec}\r\n{rtx_lines}",
-            port = if active { 9 } else { 0 },
+            port = if open { 9 } else { 0 },
             u = b.ufrag,
             p = b.pwd,
             mid = m.mid,
@@ -590,6 +594,7 @@ impl Net {
             errors: Vec::new(),
             simulcast: false,
             rtx: false,
+            hold_answers: false,
         };
         let i = self.browsers.len();
         let mut b = b;
@@ -617,7 +622,7 @@ impl Net {
     }
 
     /// Route events to browsers (answers, offers).
-    fn pump(&mut self) {
+    pub fn pump(&mut self) {
         while let Some(e) = self.worker.poll_event() {
             self.events.push(e.clone());
             match e {
@@ -631,6 +636,9 @@ impl Net {
                 Event::SubscribeOffer { participant, sdp } => {
                     let b = self.browser_mut(participant);
                     b.offers.push(sdp.clone());
+                    if b.hold_answers {
+                        continue;
+                    }
                     let first = b.subscribe.remote_ufrag.is_empty();
                     b.subscribe.set_remote(&sdp);
                     let answer = if b.rtx {

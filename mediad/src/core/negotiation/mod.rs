@@ -1,10 +1,24 @@
 //! SDP offer/answer, out of the forwarding path. The publish side answers
 //! the browser's offers ([`publish`]); the subscribe side owns the
-//! [`SubscribeNegotiation`] state machine (one m-line per remote track,
-//! one offer outstanding at a time) — nothing else sets "negotiating".
+//! [`SubscribeNegotiation`] state machine — nothing else sets
+//! "negotiating" — and it never wedges:
+//!
+//! - one offer out at a time; a change while it is out is offered after
+//!   its answer;
+//! - every offer is answerable: an m-line whose track went stays in the
+//!   BUNDLE group, `inactive` (so the transport lives on even when every
+//!   track has gone);
+//! - an inactive m-line whose inactivity the browser has answered is reused
+//!   for the next track of its kind (JSEP mid reuse), so a receiver's SDP
+//!   is bounded by the most tracks present at once, not by history;
+//! - an answer that does not parse or does not match resets the
+//!   negotiation, and a fresh offer goes out;
+//! - an offer unanswered for [`OFFER_TIMEOUT`] is offered again.
 
 mod publish;
 mod subscribe;
+
+use std::time::{Duration, Instant};
 
 use salon_sdp::SessionDescription;
 
@@ -12,13 +26,16 @@ use super::ids::TrackId;
 use super::{OUT_PT_OPUS, OUT_PT_VP8, OUT_PT_VP8_RTX};
 use crate::control::{ControlError, MediaKind};
 
+/// An offer unanswered this long is offered again (a lost message, a
+/// browser that dropped it).
+pub const OFFER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A participant's outgoing m-line on its subscribe transport.
 #[derive(Debug, Clone)]
 pub struct OutLine {
     /// Its mid.
     pub mid: String,
-    /// The track it carries; `None` once that track is gone (the m-line
-    /// stays, inactive, so the others' mids do not move).
+    /// The track it carries; `None` while the line is inactive.
     pub track: Option<TrackId>,
     /// Audio or video.
     pub kind: MediaKind,
@@ -30,6 +47,28 @@ pub struct OutLine {
     pub stream_id: String,
     /// `msid` track id: `<publisher>-<mid>`.
     pub track_id: String,
+    /// Whether the outstanding (or last) offer had it active.
+    offered_active: bool,
+    /// The browser answered an offer in which it was inactive: free to
+    /// carry a new track.
+    free: bool,
+}
+
+/// A new track's line, before it has a mid.
+#[derive(Debug, Clone)]
+pub struct NewLine {
+    /// The track.
+    pub track: TrackId,
+    /// Its kind.
+    pub kind: MediaKind,
+    /// The SSRC mediad will send under.
+    pub ssrc: u32,
+    /// The RTX SSRC (video).
+    pub rtx_ssrc: Option<u32>,
+    /// `msid` stream id.
+    pub stream_id: String,
+    /// `msid` track id.
+    pub track_id: String,
 }
 
 /// What an accepted answer made live: per answered line with a track, the
@@ -37,17 +76,14 @@ pub struct OutLine {
 pub type Answered = Vec<(TrackId, Option<u32>)>;
 
 /// The subscribe transport's offer/answer state: mediad offers, the browser
-/// answers, one offer at a time; a change while an offer is out is offered
-/// after its answer.
+/// answers, one offer at a time.
 #[derive(Debug)]
 pub struct SubscribeNegotiation {
     lines: Vec<OutLine>,
     /// Lines in the outstanding offer (a prefix of `lines`).
     offered: usize,
-    /// Lines the browser accepted (a prefix of `lines`).
-    answered: usize,
-    /// An offer is out, its answer not in.
-    negotiating: bool,
+    /// When the outstanding offer went out; `None`: no offer out.
+    offered_at: Option<Instant>,
     /// Something changed that the last offer did not carry.
     dirty: bool,
     session_id: u64,
@@ -60,8 +96,7 @@ impl SubscribeNegotiation {
         Self {
             lines: Vec::new(),
             offered: 0,
-            answered: 0,
-            negotiating: false,
+            offered_at: None,
             dirty: false,
             session_id,
             version: 1,
@@ -75,12 +110,12 @@ impl SubscribeNegotiation {
 
     /// Whether an offer is out.
     pub fn is_negotiating(&self) -> bool {
-        self.negotiating
+        self.offered_at.is_some()
     }
 
-    /// The mid the next line gets.
-    pub fn next_mid(&self) -> String {
-        self.lines.len().to_string()
+    /// Number of m-lines (what the next offer will carry).
+    pub fn line_count(&self) -> usize {
+        self.lines.len()
     }
 
     /// Whether an SSRC is used by a line (media or RTX).
@@ -90,9 +125,38 @@ impl SubscribeNegotiation {
             .any(|l| l.ssrc == ssrc || l.rtx_ssrc == Some(ssrc))
     }
 
-    /// A new line (offered at the next [`Self::poll_offer`]).
-    pub fn add_line(&mut self, line: OutLine) {
-        self.lines.push(line);
+    /// A line for a new track: an inactive line of its kind the browser
+    /// has answered as such (same mid, new SSRCs and msid), or a new one.
+    /// Offered at the next [`Self::poll_offer`]. True when a line was
+    /// reused.
+    pub fn add_line(&mut self, new: NewLine) -> bool {
+        let reuse = self
+            .lines
+            .iter_mut()
+            .find(|l| l.free && l.track.is_none() && l.kind == new.kind);
+        if let Some(l) = reuse {
+            l.track = Some(new.track);
+            l.ssrc = new.ssrc;
+            l.rtx_ssrc = new.rtx_ssrc;
+            l.stream_id = new.stream_id;
+            l.track_id = new.track_id;
+            l.free = false;
+            self.dirty = true;
+            return true;
+        }
+        let mid = self.lines.len().to_string();
+        self.lines.push(OutLine {
+            mid,
+            track: Some(new.track),
+            kind: new.kind,
+            ssrc: new.ssrc,
+            rtx_ssrc: new.rtx_ssrc,
+            stream_id: new.stream_id,
+            track_id: new.track_id,
+            offered_active: false,
+            free: false,
+        });
+        false
     }
 
     /// Track `track` is gone: its lines become inactive (re-offered).
@@ -106,7 +170,7 @@ impl SubscribeNegotiation {
     /// A change to offer: offered now if no offer is out, else after the
     /// answer.
     fn want_offer(&mut self) -> bool {
-        if self.negotiating {
+        if self.is_negotiating() {
             self.dirty = true;
             return false;
         }
@@ -114,42 +178,25 @@ impl SubscribeNegotiation {
     }
 
     /// The next offer's m-lines and session version, if one is due. The
-    /// offer is then outstanding until [`Self::on_answer`].
-    pub fn poll_offer(&mut self) -> Option<(u64, Vec<salon_sdp::OutTrack>)> {
+    /// offer is then outstanding until [`Self::on_answer`], [`Self::reset`]
+    /// or [`Self::expire`].
+    pub fn poll_offer(&mut self, now: Instant) -> Option<(u64, Vec<salon_sdp::OutTrack>)> {
         if !self.want_offer() {
             return None;
         }
         self.dirty = false;
-        self.negotiating = true;
+        self.offered_at = Some(now);
         self.version += 1;
         self.offered = self.lines.len();
-        let tracks = self
-            .lines
-            .iter()
-            .map(|l| salon_sdp::OutTrack {
-                mid: l.mid.clone(),
-                kind: match l.kind {
-                    MediaKind::Audio => salon_sdp::MediaKind::Audio,
-                    MediaKind::Video => salon_sdp::MediaKind::Video,
-                },
-                ssrc: l.ssrc,
-                rtx_ssrc: l.rtx_ssrc,
-                cname: format!("salon-{}", l.stream_id),
-                stream_id: l.stream_id.clone(),
-                track_id: l.track_id.clone(),
-                pt: match l.kind {
-                    MediaKind::Audio => OUT_PT_OPUS,
-                    MediaKind::Video => OUT_PT_VP8,
-                },
-                rtx_pt: l.rtx_ssrc.map(|_| OUT_PT_VP8_RTX),
-                active: l.track.is_some(),
-            })
-            .collect();
+        for l in &mut self.lines {
+            l.offered_active = l.track.is_some();
+        }
+        let tracks = self.lines.iter().map(out_track).collect();
         Some((self.version, tracks))
     }
 
     /// The browser's answer to the outstanding offer: checked against it,
-    /// then the offered lines are live.
+    /// then the offered lines are live (and inactive ones free to reuse).
     pub fn on_answer(&mut self, answer: &SessionDescription) -> Result<Answered, ControlError> {
         if answer.media.len() != self.offered
             || answer
@@ -166,12 +213,16 @@ impl SubscribeNegotiation {
     /// Mark the offer answered; the lines with tracks, with the RTX each
     /// answer kept.
     fn accept(&mut self, answer: &SessionDescription) -> Answered {
-        self.negotiating = false;
-        self.answered = self.offered;
+        self.offered_at = None;
+        let offered = self.offered;
+        for l in self.lines.iter_mut().take(offered) {
+            l.free = !l.offered_active && l.track.is_none();
+        }
         self.lines
             .iter()
             .zip(&answer.media)
-            .take(self.offered)
+            .take(offered)
+            .filter(|(l, _)| l.offered_active)
             .filter_map(|(l, m)| {
                 let ti = l.track?;
                 // RTX only if the answer kept its payload type.
@@ -186,9 +237,53 @@ impl SubscribeNegotiation {
 
     /// Parse an answer, refusing one when no offer is out.
     pub fn parse_answer(&self, sdp: &str) -> Result<SessionDescription, ControlError> {
-        if !self.negotiating {
+        if !self.is_negotiating() {
             return Err(ControlError::NoOfferPending);
         }
         salon_sdp::parse(sdp).map_err(|e| ControlError::InvalidAnswer(e.to_string()))
+    }
+
+    /// The answer was refused: forget the outstanding offer, so that a
+    /// fresh one goes out at the next [`Self::poll_offer`].
+    pub fn reset(&mut self) {
+        self.offered_at = None;
+        self.dirty = true;
+    }
+
+    /// When the outstanding offer times out.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.offered_at.map(|at| at + OFFER_TIMEOUT)
+    }
+
+    /// The outstanding offer timed out by `now`: reset (true), so it is
+    /// offered again.
+    pub fn expire(&mut self, now: Instant) -> bool {
+        if self.poll_timeout().is_some_and(|d| now >= d) {
+            self.reset();
+            return true;
+        }
+        false
+    }
+}
+
+/// One line as the SDP writer takes it.
+fn out_track(l: &OutLine) -> salon_sdp::OutTrack {
+    salon_sdp::OutTrack {
+        mid: l.mid.clone(),
+        kind: match l.kind {
+            MediaKind::Audio => salon_sdp::MediaKind::Audio,
+            MediaKind::Video => salon_sdp::MediaKind::Video,
+        },
+        ssrc: l.ssrc,
+        rtx_ssrc: l.rtx_ssrc,
+        cname: format!("salon-{}", l.stream_id),
+        stream_id: l.stream_id.clone(),
+        track_id: l.track_id.clone(),
+        pt: match l.kind {
+            MediaKind::Audio => OUT_PT_OPUS,
+            MediaKind::Video => OUT_PT_VP8,
+        },
+        rtx_pt: l.rtx_ssrc.map(|_| OUT_PT_VP8_RTX),
+        active: l.track.is_some(),
     }
 }

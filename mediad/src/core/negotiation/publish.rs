@@ -98,10 +98,9 @@ impl Worker {
                     self.add_line(&mut op, other, t.id);
                 }
                 self.participants.insert(other, op);
-                self.maybe_offer(other);
+                self.maybe_offer(other, now);
             }
         }
-        let _ = now;
     }
 
     /// The offer's ICE credentials and fingerprint onto the publish

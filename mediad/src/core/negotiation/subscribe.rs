@@ -7,7 +7,7 @@ use std::time::Instant;
 use rand::Rng as _;
 use salon_io::TxQueue;
 
-use super::OutLine;
+use super::NewLine;
 use crate::control::{ControlError, Event, MediaKind, ParticipantId, RequestId};
 use crate::core::forward::{AudioLeg, LayerSelector, LegOut, VideoLeg};
 use crate::core::ids::{LayerIdx, TrackId};
@@ -40,15 +40,17 @@ impl Worker {
             MediaKind::Audio => OUT_PT_OPUS,
             MediaKind::Video => OUT_PT_VP8,
         };
-        p.sub.add_line(OutLine {
-            mid: p.sub.next_mid(),
-            track: Some(track_idx),
+        let reused = p.sub.add_line(NewLine {
+            track: track_idx,
             kind: track.kind,
             ssrc,
             rtx_ssrc,
             stream_id: track.publisher.0.to_string(),
             track_id: format!("{}-{}", track.publisher.0, track.mid),
         });
+        if reused {
+            self.metrics.lines_recycled.inc();
+        }
         let first_seq = self.rng.random::<u16>() & 0x7fff;
         let out = LegOut::new(pid, p.subscribe, ssrc, pt, first_seq);
         match &mut track.legs {
@@ -65,11 +67,11 @@ impl Worker {
 
     /// Offer `pid` its subscribe m-lines if they changed and no offer is
     /// out.
-    pub(in crate::core) fn maybe_offer(&mut self, pid: ParticipantId) {
+    pub(in crate::core) fn maybe_offer(&mut self, pid: ParticipantId, now: Instant) {
         let Some(p) = self.participants.get_mut(&pid) else {
             return;
         };
-        let Some((version, tracks)) = p.sub.poll_offer() else {
+        let Some((version, tracks)) = p.sub.poll_offer(now) else {
             return;
         };
         let (sub, session_id) = (p.subscribe, p.sub.session_id());
@@ -108,8 +110,17 @@ impl Worker {
             .and_then(|a| p.sub.on_answer(&a).map(|lines| (a, lines)));
         let (answer, lines) = match answered {
             Ok(x) => x,
+            Err(ControlError::NoOfferPending) => {
+                self.error(pid, Some(request), ControlError::NoOfferPending);
+                return;
+            }
             Err(e) => {
+                // Never wedge: forget the offer and send a fresh one.
+                tracing::info!(participant = %pid, error = %e, "subscribe answer refused; offering again");
+                self.metrics.negotiation_failed.inc();
+                p.sub.reset();
                 self.error(pid, Some(request), e);
+                self.maybe_offer(pid, now);
                 return;
             }
         };
@@ -134,7 +145,21 @@ impl Worker {
         {
             self.request_keyframes_for(pid, now, tx);
         }
-        self.maybe_offer(pid);
+        self.maybe_offer(pid, now);
+    }
+
+    /// Offers unanswered for too long: offered again.
+    pub(in crate::core) fn expire_offers(&mut self, now: Instant) {
+        let expired: Vec<ParticipantId> = self
+            .participants
+            .iter_mut()
+            .filter_map(|(pid, p)| p.sub.expire(now).then_some(*pid))
+            .collect();
+        for pid in expired {
+            tracing::info!(participant = %pid, "subscribe offer unanswered; offering again");
+            self.metrics.offer_timeouts.inc();
+            self.maybe_offer(pid, now);
+        }
     }
 
     /// `receiver`'s legs of track `ti` were answered: live, with RTX on
