@@ -312,6 +312,15 @@ pub enum Event {
         /// Which one.
         transport: TransportKind,
     },
+    /// A transport's peer stopped consenting (no authenticated STUN check
+    /// for 30 s, RFC 7675): mediad stopped sending on it. Sending resumes by
+    /// itself if checks come back (an ICE restart brings new ones).
+    TransportLost {
+        /// Whose transport.
+        participant: ParticipantId,
+        /// Which one.
+        transport: TransportKind,
+    },
     /// A participant started publishing a track.
     TrackPublished {
         /// The publisher.
@@ -357,6 +366,7 @@ impl Event {
             Event::PublishAnswer { participant, .. }
             | Event::SubscribeOffer { participant, .. }
             | Event::Connected { participant, .. }
+            | Event::TransportLost { participant, .. }
             | Event::TrackPublished { participant, .. }
             | Event::DominantSpeaker { participant, .. }
             | Event::LayersWanted { participant, .. }

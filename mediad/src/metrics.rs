@@ -82,6 +82,8 @@ metrics! {
     negotiation_failed: "Subscribe answers refused (unparseable, or not matching the offer): the negotiation was reset and offered again.",
     offer_timeouts: "Subscribe offers left unanswered too long, offered again.",
     lines_recycled: "Subscribe m-lines reused for a new track (JSEP mid reuse).",
+    consent_lost: "Transports whose peer sent no authenticated STUN request for 30 s: sending stopped (RFC 7675).",
+    consent_regained: "Transports whose peer consented again after a loss of consent.",
 }
 
 /// Render several workers' counters as Prometheus text (summed).

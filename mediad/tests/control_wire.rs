@@ -103,6 +103,10 @@ fn every_event() -> Vec<Event> {
             participant: p(1),
             transport: TransportKind::Subscribe,
         },
+        Event::TransportLost {
+            participant: p(1),
+            transport: TransportKind::Subscribe,
+        },
         Event::TrackPublished {
             participant: p(1),
             kind: MediaKind::Video,

@@ -353,6 +353,11 @@ impl Sim {
             if self.net.worker.poll_timeout().is_some_and(|d| d.at <= now) {
                 self.net.worker.handle_timeout(now, &mut self.net.tx);
             }
+            // Browsers' own timers: consent checks every few seconds.
+            for b in &mut self.net.browsers {
+                b.publish.handle_timeout(now);
+                b.subscribe.handle_timeout(now);
+            }
             self.net.deliver();
             for w in watches.iter_mut() {
                 w.update(&self.net, self.viewer, self.t);

@@ -27,6 +27,8 @@ pub enum Reason {
     KeyframeRetry,
     /// A key frame request held back by the rate limit may go now.
     KeyframeDeferred,
+    /// A transport's consent expires unless a check renews it.
+    ConsentExpiry,
     /// A subscribe offer has waited too long for its answer
     /// ([`super::negotiation::OFFER_TIMEOUT`]).
     OfferUnanswered,

@@ -4,7 +4,10 @@
 //! MESSAGE-INTEGRITY under our password and a valid FINGERPRINT, and (once
 //! the browser's SDP is known) the browser's ufrag. The first accepted
 //! check latches; a later one with USE-CANDIDATE moves the latch.
-//! Consent freshness (RFC 7675) reads [`Transport::last_rx`].
+//! Consent freshness (RFC 7675): every accepted check renews the peer's
+//! consent; a transport without one for
+//! [`super::transport::CONSENT_TIMEOUT`] stops sending (the worker checks
+//! it in its timers and tells the gateway), until a check comes again.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -123,6 +126,10 @@ impl IceLite {
             self.by_addr.insert(src, idx);
         } else {
             t.touch(now);
+            if t.on_consent(now) {
+                metrics.consent_regained.inc();
+                tracing::info!(participant = %t.participant(), transport = ?t.kind(), "consent regained");
+            }
         }
     }
 }

@@ -223,6 +223,7 @@ impl Worker {
             next.offer(t.probe().map(|p| p.next_at), Reason::Probe);
             next.offer(t.publisher_feedback_at(), Reason::PublisherFeedback);
             next.offer(t.bwe_timeout(), Reason::BandwidthEstimator);
+            next.offer(t.consent_expires_at(), Reason::ConsentExpiry);
         }
         for tr in self.tracks.values() {
             tr.keyframe_timeout(self.epoch, &mut next);
@@ -441,6 +442,21 @@ impl Worker {
         }
     }
 
+    /// Transports whose peer stopped consenting: they stop sending, and the
+    /// gateway is told.
+    fn check_consent(&mut self, now: Instant) {
+        for t in self.transports.values_mut() {
+            if t.check_consent(now) {
+                self.metrics.consent_lost.inc();
+                tracing::info!(participant = %t.participant(), transport = ?t.kind(), "consent lost");
+                self.events.push_back(Event::TransportLost {
+                    participant: t.participant(),
+                    transport: t.kind(),
+                });
+            }
+        }
+    }
+
     /// Run timers: DTLS retransmissions, estimators, key frame requests,
     /// reports, speakers, allocation, probes, feedback to publishers.
     pub fn handle_timeout(&mut self, now: Instant, tx: &mut TxQueue) {
@@ -454,6 +470,7 @@ impl Worker {
             };
             self.after_progress(idx, progress, now, tx);
         }
+        self.check_consent(now);
         self.keyframe_timers(now, tx);
         if now >= self.next_report {
             self.next_report = now + REPORT_INTERVAL;

@@ -15,6 +15,10 @@ use salon_io::TxQueue;
 use salon_srtp::{SrtpContext, SrtpProfile};
 
 use super::ids::{LayerIdx, TrackId};
+
+/// Without an authenticated STUN request for this long, the peer no longer
+/// consents to receive (RFC 7675 §5.1: 30 s): mediad stops sending.
+pub const CONSENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 use crate::control::{ParticipantId, TransportKind};
 use crate::metrics::Metrics;
 
@@ -89,9 +93,13 @@ pub struct Transport {
     srtp_out: Option<SrtpContext>,
     /// SSRC mediad uses as RTCP sender on this transport.
     rtcp_ssrc: u32,
-    /// Last time anything authenticated arrived (consent freshness will
-    /// read it).
+    /// Last time anything authenticated arrived.
     last_rx: Instant,
+    /// Last authenticated STUN request (consent freshness, RFC 7675).
+    last_consent: Instant,
+    /// No consent for [`CONSENT_TIMEOUT`]: nothing is sent until the next
+    /// authenticated request.
+    consent_lost: bool,
     /// SSRC routes: which track and layer each SSRC belongs to.
     routes: Vec<(u32, Route)>,
     /// Header extension id of `sdes:mid` on this transport (publish side).
@@ -170,6 +178,8 @@ impl Transport {
             srtp_out: None,
             rtcp_ssrc,
             last_rx: now,
+            last_consent: now,
+            consent_lost: false,
             routes: Vec::new(),
             mid_ext_id: None,
             bwe: (kind == TransportKind::Subscribe)
@@ -274,10 +284,36 @@ impl Transport {
         self.last_rx
     }
 
-    /// True when mediad can send: an address is latched and SRTP keys are
-    /// there.
+    /// True when mediad can send: an address is latched, SRTP keys are
+    /// there, and the peer still consents.
     pub fn can_send(&self) -> bool {
-        self.addr.is_some() && self.srtp_out.is_some()
+        self.addr.is_some() && self.srtp_out.is_some() && !self.consent_lost
+    }
+
+    /// An authenticated STUN request arrived: the peer consents to receive
+    /// (RFC 7675). True when this ends a loss of consent.
+    pub fn on_consent(&mut self, now: Instant) -> bool {
+        self.last_consent = now;
+        std::mem::take(&mut self.consent_lost)
+    }
+
+    /// When consent expires, if nothing renews it (once latched).
+    pub fn consent_expires_at(&self) -> Option<Instant> {
+        (self.addr.is_some() && !self.consent_lost).then_some(self.last_consent + CONSENT_TIMEOUT)
+    }
+
+    /// Whether consent expired by `now`; true once, when it does.
+    pub fn check_consent(&mut self, now: Instant) -> bool {
+        if self.consent_expires_at().is_some_and(|at| now >= at) {
+            self.consent_lost = true;
+            return true;
+        }
+        false
+    }
+
+    /// Whether consent was lost (and not regained).
+    pub fn consent_lost(&self) -> bool {
+        self.consent_lost
     }
 
     /// Decrypts what the browser sends, once connected.
@@ -288,6 +324,9 @@ impl Transport {
     /// Where and how to send: the latched address and the outbound SRTP
     /// context, when both exist.
     pub fn sender(&mut self) -> Option<(SocketAddr, &mut SrtpContext)> {
+        if self.consent_lost {
+            return None;
+        }
         Some((self.addr?, self.srtp_out.as_mut()?))
     }
 
@@ -536,6 +575,8 @@ impl Transport {
     pub fn latch(&mut self, addr: SocketAddr, now: Instant) {
         self.addr = Some(addr);
         self.last_rx = now;
+        self.last_consent = now;
+        self.consent_lost = false;
         if self.state == TransportState::New {
             self.state = TransportState::Handshaking;
             // Arm dimpl's timers from now.

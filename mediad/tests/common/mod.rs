@@ -61,6 +61,10 @@ pub struct PeerConn {
     twcc_fb_count: u8,
     epoch: Instant,
     txid: u8,
+    /// Send a consent check (RFC 7675) every 5 s once connected, as
+    /// browsers do; `false` plays a peer that went away.
+    pub consent_checks: bool,
+    next_consent: Option<Instant>,
 }
 
 impl PeerConn {
@@ -90,6 +94,8 @@ impl PeerConn {
             twcc_fb_count: 0,
             epoch: now,
             txid: 0,
+            consent_checks: true,
+            next_consent: None,
         }
     }
 
@@ -177,6 +183,16 @@ impl PeerConn {
         if self.dtls_started && !self.connected {
             let _ = self.dtls.handle_timeout(now);
             self.drain();
+        }
+        if self.connected && self.consent_checks {
+            match self.next_consent {
+                Some(at) if now < at => {}
+                Some(_) => {
+                    self.send_check();
+                    self.next_consent = Some(now + Duration::from_secs(5));
+                }
+                None => self.next_consent = Some(now + Duration::from_secs(5)),
+            }
         }
     }
 

@@ -47,6 +47,16 @@ impl Hub {
                 tracing::debug!(%participant, ?kind, "track published");
                 return;
             }
+            Event::TransportLost {
+                participant,
+                transport,
+            } => {
+                // The browser's network went away (no consent checks for
+                // 30 s); the socket decides whether it left. A grace period
+                // and resume are for the reconnect work (docs/signaling.md).
+                tracing::info!(%participant, ?transport, "media transport lost (no consent)");
+                return;
+            }
             Event::LayersWanted {
                 participant,
                 mid,
