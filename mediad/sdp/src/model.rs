@@ -296,9 +296,12 @@ pub struct MediaSection {
 }
 
 impl MediaSection {
-    /// Port 0: rejected by the answerer or stopped.
+    /// Port 0 without `a=bundle-only`: rejected by the answerer or
+    /// stopped. A bundle-only section (RFC 8843 §7.2: port 0 in an offer,
+    /// carried on the BUNDLE transport — Firefox offers a new transceiver
+    /// this way) is not rejected.
     pub fn is_rejected(&self) -> bool {
-        self.port == 0
+        self.port == 0 && !self.bundle_only
     }
 
     /// Whether the transport protocol is RTP-based.

@@ -224,6 +224,36 @@ fn inactive_offer_is_answered_inactive() {
 }
 
 #[test]
+fn a_bundle_only_section_is_accepted() {
+    // Firefox offers a transceiver added to a bundled session (a screen
+    // share) as `m=video 0 … a=bundle-only` (RFC 8843 §7.2).
+    let screen: String = FIREFOX
+        .lines()
+        .skip_while(|l| !l.starts_with("m=video"))
+        .take_while(|l| !l.starts_with("m=application"))
+        .filter(|l| !l.starts_with("a=ssrc") && !l.starts_with("a=msid"))
+        .map(|l| match l {
+            "a=mid:1" => "a=mid:3\r\na=bundle-only".to_owned(),
+            l => l.replacen("m=video 9 ", "m=video 0 ", 1),
+        })
+        .map(|l| l + "\r\n")
+        .collect();
+    let offer = FIREFOX.replace("a=group:BUNDLE 0 1 2", "a=group:BUNDLE 0 1 2 3") + &screen;
+    let parsed = parse(&offer).unwrap();
+    let m = parsed.media_by_mid("3").unwrap();
+    assert!(m.bundle_only && !m.is_rejected());
+    let ans = answer_publish(&parsed, &local()).unwrap();
+    assert!(
+        ans.accepted.iter().any(|a| a.mid == "3" && a.receiving),
+        "the bundle-only video is received: {:?}",
+        ans.accepted.iter().map(|a| &a.mid).collect::<Vec<_>>()
+    );
+    let answer = parse(&ans.sdp).unwrap();
+    assert!(answer.bundle.contains(&"3".to_owned()));
+    assert!(!answer.media_by_mid("3").unwrap().is_rejected());
+}
+
+#[test]
 fn m_line_outside_bundle_is_rejected() {
     let offer = parse(&CHROME.replace("a=group:BUNDLE 0 1", "a=group:BUNDLE 0")).unwrap();
     let ans = answer_publish(&offer, &local()).unwrap();
