@@ -198,6 +198,14 @@ pub enum Command {
         /// The cap.
         bps: Option<u64>,
     },
+    /// Restart ICE on the participant's subscribe transport (its network
+    /// changed): mediad offers new credentials on the same transport. The
+    /// publish side restarts when the browser's offer brings new
+    /// credentials.
+    RestartIce {
+        /// Whose transport.
+        participant: ParticipantId,
+    },
     /// Remove a participant and everything it published.
     Leave {
         /// Who leaves.
@@ -219,6 +227,7 @@ impl Command {
             | Command::SetAudioOnly { participant, .. }
             | Command::SetLastN { participant, .. }
             | Command::SetBitrateCap { participant, .. }
+            | Command::RestartIce { participant }
             | Command::Leave { participant } => *participant,
         }
     }
@@ -237,6 +246,7 @@ impl Command {
             | Command::SetAudioOnly { .. }
             | Command::SetLastN { .. }
             | Command::SetBitrateCap { .. }
+            | Command::RestartIce { .. }
             | Command::Leave { .. } => None,
         }
     }
@@ -260,9 +270,10 @@ pub enum ControlError {
     /// The publish offer parses but cannot be answered.
     #[error("offer not acceptable: {0}")]
     OfferNotAcceptable(String),
-    /// The publish offer changes ICE credentials.
-    #[error("ICE restart is not supported")]
-    IceRestartUnsupported,
+    /// The publish offer changes the DTLS certificate of a connected
+    /// transport (a new peer connection, not an ICE restart).
+    #[error("a new DTLS certificate needs a new connection")]
+    CertificateChanged,
     /// A subscribe answer with no offer outstanding.
     #[error("no subscribe offer is pending")]
     NoOfferPending,

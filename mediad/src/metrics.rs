@@ -83,6 +83,7 @@ metrics! {
     offer_timeouts: "Subscribe offers left unanswered too long, offered again.",
     lines_recycled: "Subscribe m-lines reused for a new track (JSEP mid reuse).",
     consent_lost: "Transports whose peer sent no authenticated STUN request for 30 s: sending stopped (RFC 7675).",
+    ice_restarts: "ICE restarts (new local credentials on a transport).",
     consent_regained: "Transports whose peer consented again after a loss of consent.",
 }
 

@@ -65,6 +65,7 @@ fn every_command() -> Vec<Command> {
             participant: p(4),
             bps: None,
         },
+        Command::RestartIce { participant: p(4) },
         Command::Leave { participant: p(4) },
     ]
 }
@@ -75,7 +76,7 @@ fn every_error() -> Vec<ControlError> {
         ControlError::AlreadyJoined,
         ControlError::InvalidOffer("missing ice-ufrag".into()),
         ControlError::OfferNotAcceptable("no codec".into()),
-        ControlError::IceRestartUnsupported,
+        ControlError::CertificateChanged,
         ControlError::NoOfferPending,
         ControlError::InvalidAnswer("bad line 3".into()),
         ControlError::AnswerMismatch,

@@ -50,6 +50,15 @@ impl IceLite {
         }
     }
 
+    /// Transport `id` restarts ICE: checks with `old` are no longer its;
+    /// checks with `new` are.
+    pub fn rekey(&mut self, id: TransportId, old: &str, new: String) {
+        if self.by_ufrag.get(old) == Some(&id) {
+            self.by_ufrag.remove(old);
+        }
+        self.by_ufrag.insert(new, id);
+    }
+
     /// The transport latched to `src`.
     #[inline]
     pub fn latched(&self, src: SocketAddr) -> Option<TransportId> {

@@ -278,6 +278,7 @@ impl Worker {
             Command::SetBitrateCap { participant, bps } => {
                 self.set_bitrate_cap(participant, bps, now)
             }
+            Command::RestartIce { participant } => self.restart_subscribe_ice(participant, now),
             Command::Leave { participant } => self.leave(participant, now),
         }
     }
@@ -304,13 +305,8 @@ impl Worker {
             .collect()
     }
 
-    /// A new transport for `participant`, with fresh ICE credentials.
-    fn new_transport(
-        &mut self,
-        participant: ParticipantId,
-        kind: TransportKind,
-        now: Instant,
-    ) -> TransportId {
+    /// Fresh ICE credentials (a ufrag no transport of this worker uses).
+    fn fresh_credentials(&mut self) -> transport::IceCredentials {
         let ufrag = loop {
             let u = self.random_string(8);
             if !self.ice.has_ufrag(&u) {
@@ -318,6 +314,29 @@ impl Worker {
             }
         };
         let pwd = self.random_string(24);
+        transport::IceCredentials { ufrag, pwd }
+    }
+
+    /// New local ICE credentials on transport `idx` (an ICE restart).
+    fn restart_ice(&mut self, idx: TransportId) {
+        let creds = self.fresh_credentials();
+        let Some(t) = self.transports.get_mut(idx) else {
+            return;
+        };
+        let old = t.local_ufrag().to_owned();
+        self.ice.rekey(idx, &old, creds.ufrag.clone());
+        t.restart_ice(creds);
+        self.metrics.ice_restarts.inc();
+    }
+
+    /// A new transport for `participant`, with fresh ICE credentials.
+    fn new_transport(
+        &mut self,
+        participant: ParticipantId,
+        kind: TransportKind,
+        now: Instant,
+    ) -> TransportId {
+        let transport::IceCredentials { ufrag, pwd } = self.fresh_credentials();
         let rtcp_ssrc = self.rng.random::<u32>() | 1;
         let t = Transport::new(
             participant,

@@ -515,6 +515,20 @@ impl Transport {
         }
     }
 
+    /// The browser's certificate fingerprint from its SDP, if known.
+    pub fn remote_fingerprint(&self) -> Option<&RemoteFingerprint> {
+        self.remote_fingerprint.as_ref()
+    }
+
+    /// An ICE restart: our new credentials (the browser's come with its
+    /// next SDP). The latched address, DTLS and SRTP stay: a check under
+    /// the new credentials latches again, from wherever it comes.
+    pub fn restart_ice(&mut self, ice: IceCredentials) {
+        self.local_ufrag = ice.ufrag;
+        self.local_pwd = ice.pwd;
+        self.remote_ufrag = None;
+    }
+
     /// The browser's SDP brought its credentials and fingerprint.
     pub fn set_remote(&mut self, ufrag: String, fingerprint: RemoteFingerprint) -> DtlsProgress {
         self.remote_ufrag = Some(ufrag);

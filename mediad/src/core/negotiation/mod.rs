@@ -250,6 +250,12 @@ impl SubscribeNegotiation {
         self.dirty = true;
     }
 
+    /// Something outside the m-lines changed (ICE credentials): offer
+    /// again.
+    pub fn renegotiate(&mut self) {
+        self.dirty = true;
+    }
+
     /// When the outstanding offer times out.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.offered_at.map(|at| at + OFFER_TIMEOUT)

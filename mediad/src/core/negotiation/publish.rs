@@ -45,21 +45,37 @@ impl Worker {
                 return;
             }
         };
-        let Some(local) = self.local_transport(publish, 1, session_id) else {
-            return;
+        let make_answer = |w: &Self| {
+            let local = w.local_transport(publish, 1, session_id)?;
+            Some(
+                salon_sdp::answer_publish(&offer, &local)
+                    .map_err(|e| ControlError::OfferNotAcceptable(e.to_string())),
+            )
         };
-        let answer = match salon_sdp::answer_publish(&offer, &local) {
-            Ok(a) => a,
-            Err(e) => {
-                let e = ControlError::OfferNotAcceptable(e.to_string());
+        let answer = match make_answer(self) {
+            Some(Ok(a)) => a,
+            Some(Err(e)) => {
                 self.error(pid, Some(request), e);
                 return;
             }
+            None => return,
         };
-        if let Err(e) = self.set_publish_remote(publish, &offer) {
-            self.error(pid, Some(request), e);
-            return;
-        }
+        let answer = match self.set_publish_remote(publish, &offer) {
+            Err(e) => {
+                self.error(pid, Some(request), e);
+                return;
+            }
+            Ok(false) => answer,
+            // An ICE restart: the answer carries our new credentials.
+            Ok(true) => match make_answer(self) {
+                Some(Ok(a)) => a,
+                Some(Err(e)) => {
+                    self.error(pid, Some(request), e);
+                    return;
+                }
+                None => return,
+            },
+        };
         self.drop_stopped_tracks(pid, &answer.accepted);
         let new_tracks = self.add_offered_tracks(pid, publish, &answer.accepted);
         // One transport-wide sequence space per transport (BUNDLE): the id
@@ -104,28 +120,34 @@ impl Worker {
     }
 
     /// The offer's ICE credentials and fingerprint onto the publish
-    /// transport (a changed ufrag would be an ICE restart).
+    /// transport. New credentials from the browser are an ICE restart: ours
+    /// change too (the answer carries them). A new certificate on a
+    /// transport that has one is a new connection, refused.
     fn set_publish_remote(
         &mut self,
         publish: TransportId,
         offer: &SessionDescription,
-    ) -> Result<(), ControlError> {
-        let Some(t) = self.transports.get_mut(publish) else {
-            return Ok(());
+    ) -> Result<bool, ControlError> {
+        let fingerprint = RemoteFingerprint {
+            algorithm: offer.fingerprint.algorithm.to_ascii_lowercase(),
+            bytes: offer.fingerprint.bytes.clone(),
         };
-        if t.remote_ufrag()
-            .is_some_and(|u| u != offer.ice_ufrag.as_str())
-        {
-            return Err(ControlError::IceRestartUnsupported);
+        let Some(t) = self.transports.get(publish) else {
+            return Ok(false);
+        };
+        if t.remote_fingerprint().is_some_and(|f| *f != fingerprint) {
+            return Err(ControlError::CertificateChanged);
         }
-        let _ = t.set_remote(
-            offer.ice_ufrag.clone(),
-            RemoteFingerprint {
-                algorithm: offer.fingerprint.algorithm.to_ascii_lowercase(),
-                bytes: offer.fingerprint.bytes.clone(),
-            },
-        );
-        Ok(())
+        let restart = t
+            .remote_ufrag()
+            .is_some_and(|u| u != offer.ice_ufrag.as_str());
+        if restart {
+            self.restart_ice(publish);
+        }
+        if let Some(t) = self.transports.get_mut(publish) {
+            let _ = t.set_remote(offer.ice_ufrag.clone(), fingerprint);
+        }
+        Ok(restart)
     }
 
     /// Tracks whose m-line the browser stopped or rejected go away.

@@ -148,6 +148,20 @@ impl Worker {
         self.maybe_offer(pid, now);
     }
 
+    /// An ICE restart of `pid`'s subscribe transport: new credentials,
+    /// offered at once (or after the outstanding offer's answer).
+    pub(in crate::core) fn restart_subscribe_ice(&mut self, pid: ParticipantId, now: Instant) {
+        let Some(sub) = self.participants.get(&pid).map(|p| p.subscribe) else {
+            self.error(pid, None, ControlError::NotJoined);
+            return;
+        };
+        self.restart_ice(sub);
+        if let Some(p) = self.participants.get_mut(&pid) {
+            p.sub.renegotiate();
+        }
+        self.maybe_offer(pid, now);
+    }
+
     /// Offers unanswered for too long: offered again.
     pub(in crate::core) fn expire_offers(&mut self, now: Instant) {
         let expired: Vec<ParticipantId> = self
