@@ -2,12 +2,13 @@
 //! admits or denies them; a denied guest waits a cooldown before knocking
 //! again (kept per token user or socket, so a new socket does not skip it).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use salon_plugins::{Identity, Role, Verdict};
 
+use super::arrival::ArrivalSet;
 use super::session::{SessionState, Who, who};
 use super::{Hub, Now, ms};
 use crate::control::{ParticipantId, RoomId};
@@ -32,8 +33,8 @@ pub(super) struct Waiting {
 /// One room's lobby: who waits in it, and who was denied until when.
 #[derive(Debug, Default)]
 pub(super) struct Lobby {
-    /// Sessions in this lobby (knocking or not).
-    waiting: BTreeSet<ParticipantId>,
+    /// Sessions in this lobby (knocking or not), in order of arrival.
+    waiting: ArrivalSet,
     /// Denied guests (token user or socket) and the end of their cooldown.
     cooldowns: BTreeMap<Who, Instant>,
 }
@@ -55,13 +56,13 @@ impl Lobby {
         self.waiting.len()
     }
 
-    /// The waiting sessions, in id order.
+    /// The waiting sessions, in order of arrival.
     pub(super) fn iter(&self) -> impl Iterator<Item = ParticipantId> + '_ {
         self.waiting.iter().copied()
     }
 
     /// Everyone still waiting, when the room ends.
-    pub(super) fn into_waiting(self) -> BTreeSet<ParticipantId> {
+    pub(super) fn into_waiting(self) -> ArrivalSet {
         self.waiting
     }
 

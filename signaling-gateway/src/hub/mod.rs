@@ -31,6 +31,7 @@
 //! - `pad`: pad sockets, their tokens and the documents;
 //! - `rooms`: a room's lifetime and the policy's view of it.
 
+mod arrival;
 mod chat;
 mod lobby;
 mod media;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use salon_plugins::{Ctx, Identity, Role, RoleCounts, RoomInfo, RoomSettings};
 
 use super::Hub;
+use super::arrival::ArrivalSet;
 use super::lobby::Lobby;
 use super::session::{SessionState, Who};
 use crate::control::{ParticipantId, RoomId};
@@ -17,7 +18,8 @@ use crate::protocol::{DisplayName, ParticipantInfo, ServerMessage};
 /// one leaves (or a moderator ends it).
 #[derive(Debug, Default)]
 pub(super) struct Room {
-    pub(super) members: BTreeSet<ParticipantId>,
+    /// Members, in order of arrival.
+    pub(super) members: ArrivalSet,
     /// This room's lobby.
     pub(super) lobby: Lobby,
     pub(super) locked: bool,
