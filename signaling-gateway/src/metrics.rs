@@ -41,9 +41,19 @@ pub struct Metrics {
     pub policy_reloads: AtomicU64,
     /// Policy failures: (hook, kind, count), non-zero ones.
     policy_failures: Mutex<Vec<(&'static str, &'static str, u64)>>,
+    /// `error` messages sent to browsers, by code (media errors, refused
+    /// constraints, forbidden actions…): what went wrong, for operators.
+    errors_sent: Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
+    /// One `error` message with this code was sent to a browser.
+    pub fn error_sent(&self, code: &'static str) {
+        if let Ok(mut m) = self.errors_sent.lock() {
+            *m.entry(code).or_default() += 1;
+        }
+    }
+
     /// Adds one to a counter.
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
@@ -181,6 +191,19 @@ impl Metrics {
                 );
             }
         }
+        let _ = writeln!(
+            out,
+            "# HELP salon_gateway_errors_sent_total Error messages sent to browsers, by code"
+        );
+        let _ = writeln!(out, "# TYPE salon_gateway_errors_sent_total counter");
+        if let Ok(m) = self.errors_sent.lock() {
+            for (code, n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "salon_gateway_errors_sent_total{{code=\"{code}\"}} {n}"
+                );
+            }
+        }
         out
     }
 }
@@ -197,5 +220,11 @@ mod tests {
         let text = m.render();
         assert!(text.contains("salon_gateway_ws_connections_total 2\n"));
         assert!(text.contains("# TYPE salon_gateway_rooms gauge\n"));
+        m.error_sent("media");
+        m.error_sent("media");
+        m.error_sent("forbidden");
+        let text = m.render();
+        assert!(text.contains("salon_gateway_errors_sent_total{code=\"media\"} 2\n"));
+        assert!(text.contains("salon_gateway_errors_sent_total{code=\"forbidden\"} 1\n"));
     }
 }

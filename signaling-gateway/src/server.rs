@@ -449,6 +449,9 @@ fn drain(
         while let Some(out) = hub.poll_output() {
             match out {
                 Output::Send { to, msg } => {
+                    if let ServerMessage::Error { code, .. } = &msg {
+                        metrics.error_sent(code.as_str());
+                    }
                     if let Some(tx) = sockets.get(&to)
                         && tx.try_send(msg).is_err()
                     {

@@ -34,7 +34,8 @@ impl Hub {
                 request,
                 error,
             } => {
-                tracing::info!(%participant, request = ?request, %error, "media plane refused a command");
+                let room = self.room_of(participant).map(|r| r.0.clone());
+                tracing::info!(%participant, room = room.as_deref().unwrap_or("-"), request = ?request, %error, "media plane refused a command");
                 (
                     participant,
                     ServerMessage::Error {
