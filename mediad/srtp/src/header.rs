@@ -59,6 +59,7 @@ pub(crate) fn parse_rtcp(pkt: &[u8]) -> Result<u32, SrtpError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::expect_used)] // tests may panic
 mod tests {
     use super::*;
 
