@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Set up and run every Salon test: formatting, lints, the Rust test suite
-# (unit, virtual-time, bad-input, fuzz regressions), and the end-to-end tests
-# in headless Chromium on both io backends.
+# Set up and run every Salon test: formatting, lints, the dependency policy
+# (cargo deny), the Rust test suite (unit, virtual-time, bad-input, fuzz
+# regressions), and the end-to-end tests in headless Chromium on both io
+# backends.
 #   ./scripts/test-all.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,14 @@ cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo deny: licenses, bans, sources (advisories by hand: see deny.toml)"
+# A fresh machine has no cargo-deny: build it from crates.io (~10 min on 2
+# cores), at the version deny.toml was written for.
+if ! command -v cargo-deny >/dev/null; then
+    cargo install --locked --version 0.20.2 cargo-deny
+fi
+cargo deny --locked check licenses bans sources
 
 step "build the salon binary (for the perf smoke test and the browser tests)"
 cargo build --locked -p salon-gateway --bin salon

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! mediad: Salon's media plane, a selective forwarding unit.
 //!
 //! Layout (see `docs/architecture.md`):

@@ -22,6 +22,8 @@
 //! The host is `Send` (mlua's `send` feature) so the gateway can keep it in a
 //! spawned task; it is driven through `&mut self` by one owner, without locks.
 
+#![forbid(unsafe_code)]
+
 pub mod auth;
 pub mod policy;
 

@@ -16,6 +16,8 @@
 //!   use a recording fake. Events come back through an `mpsc` the gateway
 //!   owns ([`media_event_channel`]).
 
+#![forbid(unsafe_code)]
+
 pub use salon_mediad::control;
 
 pub mod hub;

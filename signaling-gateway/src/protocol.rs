@@ -5,6 +5,8 @@
 //! maps every failure to a stable [`ErrorCode`]; the socket stays usable after
 //! an error.
 
+#![deny(clippy::indexing_slicing, clippy::expect_used)]
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -904,6 +906,7 @@ pub fn parse_client_bytes(bytes: &[u8]) -> Result<ClientMessage, ProtocolError> 
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests may index
 mod tests {
     use super::*;
 

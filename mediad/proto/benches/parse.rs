@@ -1,10 +1,11 @@
 //! Per-packet cost of the parsers and writers mediad runs on every
-//! datagram: `cargo bench -p salon-proto --bench parse`.
+//! datagram (and on every transport-cc feedback):
+//! `cargo bench -p salon-proto --bench parse`.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use salon_proto::{demux, rtcp, rtp, stun};
+use salon_proto::{demux, rtcp, rtp, stun, twcc, vp8};
 
 fn benches(c: &mut Criterion) {
     let pwd = b"x3ZlqIYMqJkTJ2P7kVh9rGoF";
@@ -77,6 +78,44 @@ fn benches(c: &mut Criterion) {
     let mut out = [0u8; 512];
     c.bench_function("rtcp write_nack 64 seqs", |b| {
         b.iter(|| rtcp::write_nack(&mut out, 1, 2, black_box(&lost)))
+    });
+
+    // A VP8 key frame start: X, I (15-bit PictureID), L, T/K, then the
+    // frame tag, start code and 640x360.
+    let mut vp8_payload = [0u8; 1000];
+    vp8_payload[..16].copy_from_slice(&[
+        0x90, 0xe0, 0x81, 0x23, 0x05, 0x40, 0x50, 0x2a, 0x01, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68,
+        0x01,
+    ]);
+    c.bench_function("vp8 parse+set_picture_id", |b| {
+        b.iter(|| {
+            let p = black_box(&mut vp8_payload);
+            vp8::Vp8Descriptor::parse(p.as_slice())
+                .is_ok_and(|d| d.is_key_frame_start() && vp8::set_picture_id(p, &d, 77).is_ok())
+        })
+    });
+
+    // 100 packets, every tenth lost, 1 ms apart with a 40 ms jump.
+    let arrivals: Vec<(u16, Option<i64>)> = (0..100u16)
+        .map(|i| {
+            let at = 5_000_000 + i64::from(i) * 1000 + if i == 50 { 40_000 } else { 0 };
+            (65_500u16.wrapping_add(i), (i % 10 != 9).then_some(at))
+        })
+        .collect();
+    let params = twcc::TwccParams {
+        sender_ssrc: 1,
+        media_ssrc: 2,
+        fb_count: 3,
+        max_len: 1200,
+    };
+    let mut fb = [0u8; 1200];
+    c.bench_function("twcc write_feedback 100 pkts", |b| {
+        b.iter(|| twcc::write_feedback(&mut fb, black_box(&params), black_box(&arrivals)))
+    });
+    let n = twcc::write_feedback(&mut fb, &params, &arrivals).map_or(0, |w| w.len);
+    let fci = fb.get(12..n).unwrap_or_default();
+    c.bench_function("twcc parse+iterate 100 pkts", |b| {
+        b.iter(|| twcc::TwccFeedback::parse(black_box(fci)).map(|f| f.packets().count()))
     });
 }
 

@@ -12,6 +12,9 @@
 //! none allocates or panics, whatever the input (`fuzz/` holds the
 //! cargo-fuzz targets, `tests/fuzz_regressions.rs` replays their corpus).
 
+#![forbid(unsafe_code)]
+#![deny(clippy::indexing_slicing, clippy::expect_used)]
+
 pub mod demux;
 #[doc(hidden)]
 pub mod fuzzing;

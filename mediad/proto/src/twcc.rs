@@ -18,6 +18,8 @@
 //! small delta (one unsigned byte), 2 received with a large or negative
 //! delta (two bytes, signed), 3 reserved (refused). Deltas count 250 µs.
 
+use std::mem;
+
 use crate::be16;
 use crate::rtcp::{RtcpError, pt};
 
@@ -145,22 +147,23 @@ impl<'a> TwccFeedback<'a> {
     /// Parse and validate a transport-cc FCI. Checks every chunk and that
     /// the receive deltas are present; trailing bytes (padding) are allowed.
     pub fn parse(fci: &'a [u8]) -> Result<Self, TwccError> {
-        if fci.len() < FCI_HEADER {
+        let Some((&[s0, s1, c0, c1, r0, r1, r2, fb_count], body)) =
+            fci.split_first_chunk::<FCI_HEADER>()
+        else {
             return Err(TwccError::Truncated);
-        }
-        let base_seq = u16::from_be_bytes([fci[0], fci[1]]);
-        let status_count = u16::from_be_bytes([fci[2], fci[3]]);
+        };
+        let base_seq = u16::from_be_bytes([s0, s1]);
+        let status_count = u16::from_be_bytes([c0, c1]);
         if status_count == 0 {
             return Err(TwccError::Empty);
         }
-        let raw_ref = (u32::from(fci[4]) << 16) | (u32::from(fci[5]) << 8) | u32::from(fci[6]);
+        let raw_ref = u32::from_be_bytes([0, r0, r1, r2]);
         let reference_time = ((raw_ref << 8) as i32) >> 8; // sign-extend 24 bits
-        let fb_count = fci[7];
-        let mut at = FCI_HEADER;
+        let mut at = 0;
         let mut left = usize::from(status_count);
         let mut delta_bytes = 0usize;
         while left > 0 {
-            let c = be16(fci, at).ok_or(TwccError::ChunksTruncated)?;
+            let c = be16(body, at).ok_or(TwccError::ChunksTruncated)?;
             at += 2;
             let chunk = Chunk::decode(c);
             let n = chunk.capacity().min(left);
@@ -180,15 +183,17 @@ impl<'a> TwccFeedback<'a> {
             }
             left -= n;
         }
-        let deltas = fci
-            .get(at..at + delta_bytes)
-            .ok_or(TwccError::DeltasTruncated)?;
+        // `at` is within `body`: the last chunk read ended there.
+        let (chunks, rest) = body
+            .split_at_checked(at)
+            .ok_or(TwccError::ChunksTruncated)?;
+        let deltas = rest.get(..delta_bytes).ok_or(TwccError::DeltasTruncated)?;
         Ok(Self {
             base_seq,
             status_count,
             reference_time,
             fb_count,
-            chunks: &fci[FCI_HEADER..at],
+            chunks,
             deltas,
         })
     }
@@ -503,24 +508,30 @@ pub fn write_feedback(
     }
     let len = padded(RTCP_HEADER + FCI_HEADER + 2 * chunks + delta_bytes);
     let out = buf.get_mut(..len).ok_or(TwccError::BufferTooSmall)?;
-    out[0] = 0x80 | 15;
-    out[1] = pt::RTPFB;
-    out[2..4].copy_from_slice(&((len / 4 - 1) as u16).to_be_bytes());
-    out[4..8].copy_from_slice(&params.sender_ssrc.to_be_bytes());
-    out[8..12].copy_from_slice(&params.media_ssrc.to_be_bytes());
-    out[12..14].copy_from_slice(&base_seq.to_be_bytes());
-    out[14..16].copy_from_slice(&(symbols as u16).to_be_bytes());
-    let r = (ref_ticks as u32) & 0x00ff_ffff;
-    out[16..19].copy_from_slice(&r.to_be_bytes()[1..4]);
-    out[19] = params.fb_count;
+    // The plan above sized `len` for the header, `chunks` chunks and the
+    // deltas of `symbols` symbols: the splits below cannot fail.
+    let (head, body) = out
+        .split_first_chunk_mut::<{ RTCP_HEADER + FCI_HEADER }>()
+        .ok_or(TwccError::BufferTooSmall)?;
+    head[0] = 0x80 | 15;
+    head[1] = pt::RTPFB;
+    head[2..4].copy_from_slice(&((len / 4 - 1) as u16).to_be_bytes());
+    head[4..8].copy_from_slice(&params.sender_ssrc.to_be_bytes());
+    head[8..12].copy_from_slice(&params.media_ssrc.to_be_bytes());
+    head[12..14].copy_from_slice(&base_seq.to_be_bytes());
+    head[14..16].copy_from_slice(&(symbols as u16).to_be_bytes());
+    let [_, r0, r1, r2] = ((ref_ticks as u32) & 0x00ff_ffff).to_be_bytes();
+    head[16..19].copy_from_slice(&[r0, r1, r2]);
+    head[19] = params.fb_count;
+    let (chunk_out, mut tail) = body
+        .split_at_mut_checked(2 * chunks)
+        .ok_or(TwccError::BufferTooSmall)?;
     // Chunks, then deltas from a second cursor over the same symbols.
     let mut w = start.clone();
-    let mut at = RTCP_HEADER + FCI_HEADER;
-    for i in 0..chunks {
+    for (i, dst) in chunk_out.chunks_exact_mut(2).enumerate() {
         let max_run = if i + 1 == chunks { last_run } else { MAX_RUN };
         let (c, _, _) = w.next_chunk(max_run).ok_or(TwccError::BufferTooSmall)?;
-        out[at..at + 2].copy_from_slice(&c.to_be_bytes());
-        at += 2;
+        dst.copy_from_slice(&c.to_be_bytes());
     }
     let consumed = w.idx;
     let mut d = start;
@@ -528,17 +539,23 @@ pub fn write_feedback(
         let (s, delta) = d.next_symbol().ok_or(TwccError::BufferTooSmall)?;
         match s {
             1 => {
-                out[at] = delta as u8;
-                at += 1;
+                let (dst, rest) = mem::take(&mut tail)
+                    .split_first_mut()
+                    .ok_or(TwccError::BufferTooSmall)?;
+                *dst = delta as u8;
+                tail = rest;
             }
             2 => {
-                out[at..at + 2].copy_from_slice(&(delta as i16).to_be_bytes());
-                at += 2;
+                let (dst, rest) = mem::take(&mut tail)
+                    .split_first_chunk_mut::<2>()
+                    .ok_or(TwccError::BufferTooSmall)?;
+                *dst = (delta as i16).to_be_bytes();
+                tail = rest;
             }
             _ => {}
         }
     }
-    out[at..].fill(0);
+    tail.fill(0);
     Ok(TwccWritten { len, consumed })
 }
 
@@ -574,6 +591,7 @@ pub fn find_transport_seq(packet: &[u8], h: &crate::rtp::RtpHeader, ext_id: u8) 
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests may index
 mod tests {
     use super::*;
     use crate::rtcp::{RtcpIter, RtcpPacket};

@@ -151,10 +151,10 @@ impl Vp8Descriptor {
 fn frame_start(h: &[u8]) -> Option<FrameStart> {
     let tag = *h.first()?;
     let key_frame = tag & 0x01 == 0;
-    let size = match h.get(..10) {
-        Some(k) if key_frame && k[3..6] == [0x9d, 0x01, 0x2a] => Some((
-            u16::from_le_bytes([k[6], k[7]]) & 0x3fff,
-            u16::from_le_bytes([k[8], k[9]]) & 0x3fff,
+    let size = match h.first_chunk::<10>() {
+        Some(&[_, _, _, 0x9d, 0x01, 0x2a, w0, w1, h0, h1]) if key_frame => Some((
+            u16::from_le_bytes([w0, w1]) & 0x3fff,
+            u16::from_le_bytes([h0, h1]) & 0x3fff,
         )),
         _ => None,
     };
@@ -171,10 +171,10 @@ pub fn set_picture_id(payload: &mut [u8], d: &Vp8Descriptor, id: u16) -> Result<
     let pid = d.picture_id.ok_or(Vp8Error::NoField)?;
     if pid.long {
         let f = payload
-            .get_mut(pid.offset..pid.offset + 2)
+            .get_mut(pid.offset..)
+            .and_then(<[u8]>::first_chunk_mut::<2>)
             .ok_or(Vp8Error::Truncated)?;
-        f[0] = 0x80 | ((id >> 8) as u8 & 0x7f);
-        f[1] = id as u8;
+        *f = [0x80 | ((id >> 8) as u8 & 0x7f), id as u8];
     } else {
         let f = payload.get_mut(pid.offset).ok_or(Vp8Error::Truncated)?;
         *f = (id & 0x7f) as u8;
@@ -195,6 +195,7 @@ pub fn set_tl0picidx(payload: &mut [u8], d: &Vp8Descriptor, v: u8) -> Result<(),
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests may index
 mod tests {
     use super::*;
 

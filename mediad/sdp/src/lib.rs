@@ -18,6 +18,9 @@
 //! messages carry line numbers and m-line indexes, never SDP content, and ICE
 //! passwords are redacted from `Debug` output ([`IcePwd`]).
 
+#![forbid(unsafe_code)]
+#![deny(clippy::indexing_slicing, clippy::expect_used)]
+
 mod answer;
 mod error;
 mod model;

@@ -124,12 +124,11 @@ fn parse_fingerprint(v: &str) -> Option<Fingerprint> {
     }
     let mut bytes = Vec::with_capacity(hex.len().div_ceil(3));
     for pair in hex.split(':') {
-        let b = pair.as_bytes();
-        if b.len() != 2 {
+        let &[hi, lo] = pair.as_bytes() else {
             return None;
-        }
-        let hi = (b[0] as char).to_digit(16)?;
-        let lo = (b[1] as char).to_digit(16)?;
+        };
+        let hi = char::from(hi).to_digit(16)?;
+        let lo = char::from(lo).to_digit(16)?;
         bytes.push(((hi << 4) | lo) as u8);
     }
     if let Some(n) = Fingerprint::expected_len(&alg)
@@ -287,11 +286,10 @@ impl Parser {
         if line.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
             return Err(syntax(n, "control character"));
         }
-        let b = line.as_bytes();
-        if b.len() < 2 || b[1] != b'=' || !b[0].is_ascii_lowercase() {
-            return Err(syntax(n, "not a <type>=<value> line"));
-        }
-        let ty = b[0];
+        let ty = match *line.as_bytes() {
+            [ty, b'=', ..] if ty.is_ascii_lowercase() => ty,
+            _ => return Err(syntax(n, "not a <type>=<value> line")),
+        };
         // Both leading bytes are ASCII, so index 2 is a char boundary.
         let value = line.get(2..).unwrap_or("");
 
@@ -565,13 +563,13 @@ impl Parser {
 
 fn parse_origin(v: &str) -> Option<(u64, u64)> {
     let f: Vec<&str> = v.split_ascii_whitespace().take(7).collect();
-    if f.len() != 6 || !is_token(f[0], MAX_TOKEN_LEN) || f[3] != "IN" {
+    let &[username, sess_id, sess_version, "IN", addrtype, _] = f.as_slice() else {
+        return None;
+    };
+    if !is_token(username, MAX_TOKEN_LEN) || (addrtype != "IP4" && addrtype != "IP6") {
         return None;
     }
-    if f[4] != "IP4" && f[4] != "IP6" {
-        return None;
-    }
-    Some((dec(f[1])?, dec(f[2])?))
+    Some((dec(sess_id)?, dec(sess_version)?))
 }
 
 fn parse_simulcast(v: &str) -> Result<(Vec<String>, Vec<String>), &'static str> {

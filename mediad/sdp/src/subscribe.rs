@@ -75,7 +75,7 @@ fn validate_tracks(tracks: &[OutTrack]) -> Result<(), SdpError> {
         if !is_mid(&t.mid) {
             return Err(err("bad mid"));
         }
-        if tracks[..index].iter().any(|o| o.mid == t.mid) {
+        if tracks.iter().take(index).any(|o| o.mid == t.mid) {
             return Err(err("duplicate mid"));
         }
         if !is_token(&t.cname, 255) {

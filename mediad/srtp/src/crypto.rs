@@ -79,11 +79,11 @@ pub(crate) fn derive(
     label: Label,
     out: &mut [u8],
 ) -> Result<(), SrtpError> {
-    if master_salt.len() > CM_SALT_LEN {
-        return Err(SrtpError::BadKeyLength);
-    }
     let mut iv = [0u8; 16];
-    iv[..master_salt.len()].copy_from_slice(master_salt);
+    iv[..CM_SALT_LEN]
+        .get_mut(..master_salt.len())
+        .ok_or(SrtpError::BadKeyLength)?
+        .copy_from_slice(master_salt);
     // key_id = label || r (48 bits, r = 0 with KDR 0), right-aligned in the 112-bit salt.
     iv[7] ^= label as u8;
     out.fill(0);
@@ -148,14 +148,20 @@ impl CmTransform {
     }
 
     /// HMAC-SHA1 over `authenticated || trailer`, truncated to 80 bits.
-    pub(crate) fn tag(&self, authenticated: &[u8], trailer: &[u8]) -> [u8; CM_TAG_LEN] {
+    /// (The 160-bit HMAC-SHA1 is never shorter: the error cannot happen.)
+    pub(crate) fn tag(
+        &self,
+        authenticated: &[u8],
+        trailer: &[u8],
+    ) -> Result<[u8; CM_TAG_LEN], SrtpError> {
         let mut ctx = hmac::Context::with_key(&self.auth);
         ctx.update(authenticated);
         ctx.update(trailer);
         let full = ctx.sign();
-        let mut tag = [0u8; CM_TAG_LEN];
-        tag.copy_from_slice(&full.as_ref()[..CM_TAG_LEN]);
-        tag
+        full.as_ref()
+            .first_chunk::<CM_TAG_LEN>()
+            .copied()
+            .ok_or(SrtpError::Crypto)
     }
 
     /// Constant-time check of a received tag.
@@ -165,7 +171,7 @@ impl CmTransform {
         trailer: &[u8],
         received: &[u8],
     ) -> Result<(), SrtpError> {
-        let expected = self.tag(authenticated, trailer);
+        let expected = self.tag(authenticated, trailer)?;
         constant_time::verify_slices_are_equal(&expected, received)
             .map_err(|_| SrtpError::AuthFailed)
     }

@@ -59,6 +59,7 @@ pub(crate) fn parse_rtcp(pkt: &[u8]) -> Result<u32, SrtpError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests may index
 mod tests {
     use super::*;
 

@@ -60,12 +60,16 @@
 //! struct copied by value). `tests/no_alloc.rs` checks with a counting global allocator
 //! that the packet path allocates nothing.
 
+#![forbid(unsafe_code)]
+#![deny(clippy::indexing_slicing, clippy::expect_used)]
+
 mod crypto;
 mod header;
 mod replay;
 mod streams;
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests may index
 mod vectors;
 
 use crypto::{
@@ -339,7 +343,7 @@ impl SrtpContext {
                 let payload = body.get_mut(hdr.len..).ok_or(SrtpError::Malformed)?;
                 t.xor(hdr.ssrc, index, payload)?;
                 let roc = ((index >> 16) as u32).to_be_bytes();
-                tag.copy_from_slice(&t.tag(body, &roc));
+                tag.copy_from_slice(&t.tag(body, &roc)?);
             }
             Transform::Gcm(t) => {
                 let (aad, payload) = body.split_at_mut(hdr.len);
@@ -457,7 +461,7 @@ impl SrtpContext {
                 let payload = rtcp.get_mut(RTCP_HEADER_LEN..).ok_or(SrtpError::TooShort)?;
                 t.xor(ssrc, u64::from(index), payload)?;
                 index_word.copy_from_slice(&e_index);
-                tag.copy_from_slice(&t.tag(authenticated, &[]));
+                tag.copy_from_slice(&t.tag(authenticated, &[])?);
             }
             Transform::Gcm(t) => {
                 let mut aad = [0u8; RTCP_HEADER_LEN + SRTCP_INDEX_LEN];

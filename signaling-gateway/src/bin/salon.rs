@@ -7,6 +7,8 @@
 //!
 //! `salon token …` mints a Jitsi-style HS256 token for an operator's key.
 
+#![forbid(unsafe_code)]
+
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
