@@ -110,6 +110,45 @@ pub struct Answer {
     pub accepted: Vec<AcceptedMedia>,
 }
 
+/// How much one publisher may send: receiving m-lines per kind, and
+/// simulcast encodings per video m-line. Beyond them, m-lines are rejected
+/// and rids left out of the answer, so one offer cannot make the media
+/// plane hold thousands of streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishLimits {
+    /// Receiving audio m-lines (a microphone).
+    pub audio: usize,
+    /// Receiving video m-lines (a camera and a screen share).
+    pub video: usize,
+    /// Simulcast encodings per video m-line.
+    pub rids: usize,
+}
+
+impl PublishLimits {
+    /// No limits (tests of the SDP itself).
+    pub const UNLIMITED: Self = Self {
+        audio: usize::MAX,
+        video: usize::MAX,
+        rids: usize::MAX,
+    };
+    /// What a meeting participant needs: one microphone, a camera and a
+    /// screen share, three simulcast layers each.
+    pub const MEETING: Self = Self {
+        audio: 1,
+        video: 2,
+        rids: 3,
+    };
+}
+
+/// Answers a browser's publish offer, without limits (see
+/// [`answer_publish_limited`]).
+pub fn answer_publish(
+    offer: &SessionDescription,
+    local: &LocalTransport,
+) -> Result<Answer, SdpError> {
+    answer_publish_limited(offer, local, PublishLimits::UNLIMITED)
+}
+
 /// Answers a browser's publish offer.
 ///
 /// Accepts the first Opus codec on audio m-lines and the first VP8 codec (with
@@ -121,9 +160,13 @@ pub struct Answer {
 ///
 /// Header extensions are kept only with ids 1..=14, since Salon does not
 /// answer `a=extmap-allow-mixed` (one-byte headers only).
-pub fn answer_publish(
+/// Receiving m-lines past `limits` are rejected (inactive ones do not
+/// count: a stopped sender's m-line stays in the offer), and rids past
+/// `limits.rids` are left out.
+pub fn answer_publish_limited(
     offer: &SessionDescription,
     local: &LocalTransport,
+    limits: PublishLimits,
 ) -> Result<Answer, SdpError> {
     write::validate_local(local)?;
     if offer.setup == Setup::Passive {
@@ -140,8 +183,20 @@ pub fn answer_publish(
         if !bundled || m.is_rejected() || !m.proto.ends_with("RTP/SAVPF") {
             continue;
         }
-        if let Some(a) = accept(index, m) {
-            accepted.push(a);
+        if let Some((mut a, codec)) = accept(index, m) {
+            let cap = match a.kind {
+                MediaKind::Audio => limits.audio,
+                MediaKind::Video => limits.video,
+            };
+            let receiving = accepted
+                .iter()
+                .filter(|(x, _)| x.kind == a.kind && x.receiving)
+                .count();
+            if a.receiving && receiving >= cap {
+                continue;
+            }
+            a.rids.truncate(limits.rids);
+            accepted.push((a, codec));
         }
     }
 

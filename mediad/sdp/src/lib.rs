@@ -29,7 +29,8 @@ mod subscribe;
 mod write;
 
 pub use answer::{
-    AcceptedCodec, AcceptedMedia, Answer, HeaderExtIds, RtcpFeedback, answer_publish, uri,
+    AcceptedCodec, AcceptedMedia, Answer, HeaderExtIds, PublishLimits, RtcpFeedback,
+    answer_publish, answer_publish_limited, uri,
 };
 pub use error::SdpError;
 pub use model::{

@@ -48,8 +48,12 @@ impl Worker {
         let make_answer = |w: &Self| {
             let local = w.local_transport(publish, 1, session_id)?;
             Some(
-                salon_sdp::answer_publish(&offer, &local)
-                    .map_err(|e| ControlError::OfferNotAcceptable(e.to_string())),
+                salon_sdp::answer_publish_limited(
+                    &offer,
+                    &local,
+                    salon_sdp::PublishLimits::MEETING,
+                )
+                .map_err(|e| ControlError::OfferNotAcceptable(e.to_string())),
             )
         };
         let answer = match make_answer(self) {
