@@ -1,26 +1,95 @@
 //! NACK and RTX, both ways. Downstream: a receiver's NACK is answered
 //! with exactly the packet it lost — found through the leg's log of what
 //! each output number was — on its RTX stream when it accepted one
-//! (RFC 4588). Upstream: a gap in a publisher's video numbering is NACKed,
+//! (RFC 4588), within bounds: a packet goes again at most once per round
+//! trip and three times in all, not when it belongs to a layer the
+//! receiver is leaving, and only while the receiver's retransmission
+//! budget (a share of its bandwidth estimate) lasts — so a lossy link is
+//! not pushed further into loss, and a hostile NACK cannot amplify.
+//! Upstream: a gap in a publisher's video numbering is NACKed,
 //! and its RTX retransmission is forwarded as the packet it repairs.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use salon_io::TxQueue;
 use salon_proto::rtcp;
 use salon_proto::rtp::RtpHeader;
 use salon_proto::vp8::Vp8Descriptor;
 
-use super::forward::{OutPacket, send_rtp};
+use super::forward::{LegOut, OutPacket, VideoLeg, send_rtp};
 use super::ids::{LayerIdx, TrackId, TransportId};
-use super::sent_log::Sent;
+use super::sent_log::{NoResend, Sent};
 use super::track::Legs;
 use super::{OUT_PT_VP8_RTX, Worker, rtx_cache};
 use crate::control::MediaKind;
+use crate::metrics::Metrics;
 
 /// Most sequence numbers one NACK to a publisher asks for: a larger jump in
 /// its numbering is a restart or a long outage, not loss worth repairing.
 const MAX_NACK_GAP: u16 = 16;
+
+/// The leg a retransmission goes out on.
+enum LegRef<'a> {
+    Audio(&'a LegOut),
+    Video(&'a mut VideoLeg),
+}
+
+/// What output packet `out_seq` of stream `ssrc` was, if it may be sent
+/// again now (counted when not). Video legs log what each output number
+/// was sent as (layer, input packet, offsets), so a retransmission is what
+/// was lost even after a switch, a dropped temporal-layer packet or a
+/// probe; the log also says how often and when it was sent again. Audio
+/// legs map back through the rewriter: only packets sent since the last
+/// resume.
+fn what_was_sent<'a>(
+    legs: &'a mut Legs,
+    ssrc: u32,
+    out_seq: u16,
+    now: Instant,
+    interval: Duration,
+    metrics: &Metrics,
+) -> Option<(Sent, LegRef<'a>)> {
+    match legs {
+        Legs::Video(legs) => {
+            let leg = legs.iter_mut().find(|l| l.out.ssrc == ssrc)?;
+            let sent = match leg.sent.take_for_resend(out_seq, now, interval) {
+                Ok(s) => s,
+                Err(why) => {
+                    match why {
+                        NoResend::Unknown => metrics.nack_unanswerable.inc(),
+                        NoResend::TooSoon => metrics.nack_too_soon.inc(),
+                        NoResend::TooMany => metrics.nack_too_many.inc(),
+                    }
+                    return None;
+                }
+            };
+            // A layer being left: its key frame replaces all this.
+            if leg.sel.is_waiting() && sent.layer != leg.sel.target().as_u8() {
+                metrics.nack_stale_layer.inc();
+                return None;
+            }
+            Some((sent, LegRef::Video(leg)))
+        }
+        Legs::Audio(legs) => {
+            let leg = legs.iter_mut().find(|l| l.out.ssrc == ssrc)?;
+            let sent = leg
+                .started
+                .then(|| leg.out.seq.unmap_checked(out_seq))
+                .flatten()
+                .map(|in_seq| Sent {
+                    layer: 0,
+                    in_seq,
+                    ts_offset: leg.out.ts_offset,
+                    vp8: None,
+                });
+            let Some(sent) = sent else {
+                metrics.nack_unanswerable.inc();
+                return None;
+            };
+            Some((sent, LegRef::Audio(&leg.out)))
+        }
+    }
+}
 
 impl Worker {
     /// A receiver on transport `idx` lost output packet `out_seq` of its
@@ -33,47 +102,24 @@ impl Worker {
         now: Instant,
         tx: &mut TxQueue,
     ) {
-        let Some(ti) = self
-            .transports
-            .get(idx)
-            .and_then(|t| t.out_track(media_ssrc))
-        else {
+        let Some(t) = self.transports.get(idx) else {
             return;
         };
+        let Some(ti) = t.out_track(media_ssrc) else {
+            return;
+        };
+        let interval = t.resend_interval();
         let Some(track) = self.tracks.get_mut(ti) else {
             return;
         };
-        // Video legs log what each output number was sent as (layer, input
-        // packet, offsets), so a retransmission is what was lost even
-        // after a switch, a dropped temporal-layer packet or a probe.
-        // Audio legs map back through the rewriter: only packets sent since
-        // the last resume.
-        let (sent, leg_out, mut video) = match &mut track.legs {
-            Legs::Video(legs) => {
-                let Some(leg) = legs.iter_mut().find(|l| l.out.ssrc == media_ssrc) else {
-                    return;
-                };
-                (leg.sent.get(out_seq), None, Some(leg))
-            }
-            Legs::Audio(legs) => {
-                let Some(leg) = legs.iter_mut().find(|l| l.out.ssrc == media_ssrc) else {
-                    return;
-                };
-                let sent = leg
-                    .started
-                    .then(|| leg.out.seq.unmap_checked(out_seq))
-                    .flatten()
-                    .map(|in_seq| Sent {
-                        layer: 0,
-                        in_seq,
-                        ts_offset: leg.out.ts_offset,
-                        vp8: None,
-                    });
-                (sent, Some(&leg.out), None)
-            }
-        };
-        let Some(sent) = sent else {
-            self.metrics.nack_unanswerable.inc();
+        let Some((sent, mut leg)) = what_was_sent(
+            &mut track.legs,
+            media_ssrc,
+            out_seq,
+            now,
+            interval,
+            &self.metrics,
+        ) else {
             return;
         };
         let Some(packet) = track
@@ -92,10 +138,9 @@ impl Worker {
         let vp8_out = sent
             .vp8
             .and_then(|m| Vp8Descriptor::parse(payload).ok().map(|d| (d, m)));
-        let (transport, ssrc, pt) = match (&video, leg_out) {
-            (Some(v), _) => (v.out.transport, v.out.ssrc, v.out.pt),
-            (None, Some(o)) => (o.transport, o.ssrc, o.pt),
-            (None, None) => return,
+        let (transport, ssrc, pt) = match &leg {
+            LegRef::Video(v) => (v.out.transport, v.out.ssrc, v.out.pt),
+            LegRef::Audio(o) => (o.transport, o.ssrc, o.pt),
         };
         let Some(t) = self.transports.get_mut(transport) else {
             return;
@@ -103,16 +148,25 @@ impl Worker {
         if t.addr().is_none() {
             return;
         }
-        let has_rtx = video.as_ref().is_some_and(|v| v.rtx.is_some());
+        let has_rtx = matches!(&leg, LegRef::Video(v) if v.rtx.is_some());
         let rtx_overhead = if has_rtx { 2 } else { 0 };
-        let twcc = t.next_twcc(payload.len() + rtx_overhead + 28, now);
+        let size = payload.len() + rtx_overhead + 28;
+        if !t.spend_retransmit(size, now) {
+            self.metrics.nack_over_budget.inc();
+            return;
+        }
+        let twcc = t.next_twcc(size, now);
         let Some((addr, ctx)) = t.sender() else {
             return;
         };
         // On the RTX stream when the receiver accepted one (its own
         // numbering, the lost number first in the payload), else again on
         // the media stream under the lost number.
-        let (ssrc, pt, seq, osn) = match video.as_mut().and_then(|v| v.next_rtx()) {
+        let rtx = match &mut leg {
+            LegRef::Video(v) => v.next_rtx(),
+            LegRef::Audio(_) => None,
+        };
+        let (ssrc, pt, seq, osn) = match rtx {
             Some((rtx_ssrc, seq)) => (rtx_ssrc, OUT_PT_VP8_RTX, seq, Some(out_seq)),
             None => (ssrc, pt, out_seq, None),
         };
@@ -127,6 +181,7 @@ impl Worker {
         };
         if send_rtp(tx, &self.metrics, ctx, addr, &out, &hdr, None, payload) {
             self.metrics.nack_answered.inc();
+            self.metrics.rtx_bytes_sent.add(size as u64);
         }
     }
 

@@ -10,7 +10,13 @@
 //! retransmission is byte-for-byte what was lost. Fixed size, allocated
 //! once per video leg: recording a packet allocates nothing.
 
+use std::time::{Duration, Instant};
+
 use super::vp8::Vp8Out;
+
+/// Most times one packet is sent again: past that, the receiver's link is
+/// losing it for good and a key frame does better.
+pub const MAX_RESENDS: u8 = 3;
 
 /// Packets remembered per leg (at 1.5 Mbit/s in 1100-byte packets, about
 /// two seconds: longer than any NACK is worth answering).
@@ -33,6 +39,21 @@ pub struct Sent {
 struct Slot {
     out_seq: u16,
     sent: Option<Sent>,
+    /// Times it was sent again, and the last time.
+    resends: u8,
+    last_resend: Option<Instant>,
+}
+
+/// Why a NACKed packet is not sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoResend {
+    /// Not (or no longer) in the log.
+    Unknown,
+    /// Sent again less than a round trip ago (a repeated NACK, or a
+    /// duplicate within one).
+    TooSoon,
+    /// Sent again [`MAX_RESENDS`] times already.
+    TooMany,
 }
 
 /// The last [`SLOTS`] packets sent on one leg, by output sequence number.
@@ -55,6 +76,8 @@ impl SentLog {
                 [Slot {
                     out_seq: 0,
                     sent: None,
+                    resends: 0,
+                    last_resend: None,
                 }; SLOTS],
             ),
         }
@@ -67,8 +90,39 @@ impl SentLog {
             *slot = Slot {
                 out_seq,
                 sent: Some(sent),
+                resends: 0,
+                last_resend: None,
             };
         }
+    }
+
+    /// What was sent as `out_seq`, to send it again now — at most once per
+    /// `interval` (a round trip) and [`MAX_RESENDS`] times; counted as sent
+    /// again when it is returned.
+    pub fn take_for_resend(
+        &mut self,
+        out_seq: u16,
+        now: Instant,
+        interval: Duration,
+    ) -> Result<Sent, NoResend> {
+        let slot = self
+            .slots
+            .get_mut(usize::from(out_seq) % SLOTS)
+            .filter(|s| s.out_seq == out_seq)
+            .ok_or(NoResend::Unknown)?;
+        let sent = slot.sent.ok_or(NoResend::Unknown)?;
+        if slot
+            .last_resend
+            .is_some_and(|at| now.saturating_duration_since(at) < interval)
+        {
+            return Err(NoResend::TooSoon);
+        }
+        if slot.resends >= MAX_RESENDS {
+            return Err(NoResend::TooMany);
+        }
+        slot.resends += 1;
+        slot.last_resend = Some(now);
+        Ok(sent)
     }
 
     /// What was sent as `out_seq`, if it is still remembered.
@@ -86,6 +140,34 @@ impl SentLog {
 #[allow(clippy::indexing_slicing, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_packet_goes_again_once_per_round_trip_and_three_times_at_most() {
+        let t0 = Instant::now();
+        let rtt = Duration::from_millis(100);
+        let mut log = SentLog::new();
+        log.record(500, sent(7));
+        assert_eq!(log.take_for_resend(500, t0, rtt), Ok(sent(7)));
+        assert_eq!(
+            log.take_for_resend(500, t0 + Duration::from_millis(50), rtt),
+            Err(NoResend::TooSoon),
+            "a duplicate or a repeat inside the round trip"
+        );
+        assert!(log.take_for_resend(500, t0 + rtt, rtt).is_ok());
+        assert!(log.take_for_resend(500, t0 + rtt * 2, rtt).is_ok());
+        assert_eq!(
+            log.take_for_resend(500, t0 + rtt * 3, rtt),
+            Err(NoResend::TooMany)
+        );
+        assert_eq!(log.take_for_resend(501, t0, rtt), Err(NoResend::Unknown));
+        // A new packet in the slot starts afresh.
+        log.record(500 + SLOTS as u16, sent(8));
+        assert_eq!(
+            log.take_for_resend(500, t0 + rtt * 9, rtt),
+            Err(NoResend::Unknown)
+        );
+        assert!(log.take_for_resend(500 + SLOTS as u16, t0, rtt).is_ok());
+    }
 
     fn sent(in_seq: u16) -> Sent {
         Sent {

@@ -8,13 +8,43 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use dimpl::{Dtls, DtlsCertificate, Output};
 use salon_io::TxQueue;
 use salon_srtp::{SrtpContext, SrtpProfile};
 
 use super::ids::{LayerIdx, TrackId};
+
+/// Share of a receiver's bandwidth estimate retransmissions may use: past
+/// it, NACKs go unanswered rather than push the link further into loss.
+pub const RTX_SHARE: f64 = 0.2;
+
+/// Bytes of retransmission a receiver may get: a token bucket filled at
+/// [`RTX_SHARE`] of its estimate, holding a round trip's worth.
+#[derive(Debug, Clone, Copy, Default)]
+struct RetransmitBudget {
+    tokens: f64,
+    last: Option<Instant>,
+}
+
+impl RetransmitBudget {
+    fn spend(&mut self, bytes: usize, now: Instant, estimate_bps: u64, rtt: Duration) -> bool {
+        let rate = estimate_bps as f64 * RTX_SHARE / 8.0;
+        let burst = (rate * rtt.as_secs_f64().max(0.05)).max(3000.0);
+        let refill = self.last.map_or(burst, |at| {
+            rate * now.saturating_duration_since(at).as_secs_f64()
+        });
+        self.tokens = (self.tokens + refill).min(burst);
+        self.last = Some(now);
+        let cost = bytes as f64;
+        if self.tokens < cost {
+            return false;
+        }
+        self.tokens -= cost;
+        true
+    }
+}
 
 /// Without an authenticated STUN request for this long, the peer no longer
 /// consents to receive (RFC 7675 §5.1: 30 s): mediad stops sending.
@@ -114,6 +144,8 @@ pub struct Transport {
     bwe_fed: bool,
     /// The probe cluster being sent, if any.
     probe: Option<ProbeState>,
+    /// Retransmissions towards this browser (subscribe side).
+    rtx_budget: RetransmitBudget,
     /// Header extension id of the transport-wide sequence number the
     /// browser sends (publish side, when negotiated).
     twcc_ext_id: Option<u8>,
@@ -187,6 +219,7 @@ impl Transport {
             twcc_next: 1,
             bwe_fed: false,
             probe: None,
+            rtx_budget: RetransmitBudget::default(),
             twcc_ext_id: None,
             twcc_rx: (kind == TransportKind::Publish).then(Box::default),
             dtls,
@@ -446,6 +479,29 @@ impl Transport {
         self.estimate_bps().filter(|_| self.bwe_fed)
     }
 
+    /// The round trip to this browser, once feedback measured it.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.bwe.as_ref().filter(|_| self.bwe_fed).map(|b| b.rtt())
+    }
+
+    /// The shortest interval between two retransmissions of one packet:
+    /// a round trip (20..500 ms; 100 ms before it is measured).
+    pub fn resend_interval(&self) -> Duration {
+        self.rtt().map_or(Duration::from_millis(100), |r| {
+            r.clamp(Duration::from_millis(20), Duration::from_millis(500))
+        })
+    }
+
+    /// Whether a retransmission of `bytes` fits the receiver's budget
+    /// (spent if so). Without an estimate yet, it does.
+    pub fn spend_retransmit(&mut self, bytes: usize, now: Instant) -> bool {
+        let Some(estimate) = self.fed_estimate_bps() else {
+            return true;
+        };
+        let rtt = self.resend_interval();
+        self.rtx_budget.spend(bytes, now, estimate, rtt)
+    }
+
     /// Whether transport-cc feedback has arrived.
     pub fn bwe_fed(&self) -> bool {
         self.bwe_fed
@@ -687,4 +743,32 @@ pub fn digest(algorithm: &str, der: &[u8]) -> Option<Vec<u8>> {
         _ => return None,
     };
     Some(digest::digest(alg, der).as_ref().to_vec())
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn retransmissions_get_a_fifth_of_the_estimate_with_a_round_trip_of_burst() {
+        let t0 = Instant::now();
+        let rtt = Duration::from_millis(100);
+        let mut b = RetransmitBudget::default();
+        // 1 Mbit/s: a fifth is 25 kB/s; a round trip's burst 2.5 kB, 3 kB
+        // at least.
+        for _ in 0..3 {
+            assert!(b.spend(1000, t0, 1_000_000, rtt));
+        }
+        assert!(!b.spend(1000, t0, 1_000_000, rtt), "the burst is spent");
+        let t1 = t0 + Duration::from_millis(40);
+        assert!(b.spend(1000, t1, 1_000_000, rtt), "1 kB back in 40 ms");
+        assert!(!b.spend(1000, t1, 1_000_000, rtt));
+        // A long pause refills to the burst, no more.
+        let t2 = t1 + Duration::from_secs(10);
+        let mut n = 0;
+        while b.spend(1000, t2, 1_000_000, rtt) {
+            n += 1;
+        }
+        assert_eq!(n, 3);
+    }
 }

@@ -1,0 +1,99 @@
+//! Retransmissions inside bounds, in virtual time: a NACKed packet goes
+//! again at most once per round trip and three times in all; a NACK asking
+//! for thousands of numbers (duplicates included) cannot amplify past the
+//! receiver's retransmission budget.
+
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::Net;
+use salon_proto::rtcp;
+
+fn run_media(net: &mut Net, from_seq: u16, rounds: u16) {
+    for s in from_seq..from_seq + rounds {
+        net.send_media(s);
+        net.settle(Duration::from_millis(20));
+    }
+}
+
+fn nack(net: &mut Net, b: usize, ssrc: u32, seqs: &[u16]) {
+    for chunk in seqs.chunks(60) {
+        let mut buf = [0u8; 1200];
+        let n = rtcp::write_nack(&mut buf, 1, ssrc, chunk).unwrap();
+        net.browsers[b].subscribe.send_rtcp(&buf[..n]);
+    }
+    net.deliver();
+}
+
+#[test]
+fn a_packet_goes_again_once_per_round_trip_and_three_times_at_most() {
+    let mut net = Net::new(51);
+    let a = net.join("Salle");
+    // On the RTX stream (as Chrome): each retransmission has its own number.
+    let b = net.join_with("Salle", |b| b.rtx = true);
+    net.settle(Duration::from_millis(500));
+    run_media(&mut net, 1, 20);
+    let ssrc = net.browsers[b]
+        .out_ssrc(net.browsers[a].id, salon_sdp::MediaKind::Video)
+        .unwrap();
+    let wanted = *net.browsers[b].seqs(ssrc).last().unwrap();
+    let count = |net: &Net| net.metrics().nack_answered.get();
+    // The same NACK five times at once: one retransmission.
+    for _ in 0..5 {
+        nack(&mut net, b, ssrc, &[wanted]);
+    }
+    assert_eq!(count(&net), 1, "once per round trip");
+    assert_eq!(net.metrics().nack_too_soon.get(), 4);
+    // After a round trip (100 ms before one is measured), again — three
+    // times in all.
+    for _ in 0..5 {
+        net.settle(Duration::from_millis(110));
+        nack(&mut net, b, ssrc, &[wanted]);
+    }
+    assert_eq!(count(&net), 3, "three retransmissions at most");
+    assert_eq!(net.metrics().nack_too_many.get(), 3);
+}
+
+#[test]
+fn a_flood_of_nacks_cannot_amplify_past_the_budget() {
+    let mut net = Net::new(52);
+    let a = net.join("Salle");
+    let b = net.join_with("Salle", |b| b.rtx = true);
+    net.settle(Duration::from_millis(500));
+    // Feedback from the receiver, so its estimate (and budget) is known.
+    for s in 0..40u16 {
+        net.send_media(s + 1);
+        net.settle(Duration::from_millis(20));
+        if s % 3 == 0 {
+            net.browsers[b].subscribe.send_twcc(false);
+        }
+    }
+    let ssrc = net.browsers[b]
+        .out_ssrc(net.browsers[a].id, salon_sdp::MediaKind::Video)
+        .unwrap();
+    let estimate = net.worker.estimate_bps(net.browsers[b].id).unwrap();
+    let sent: Vec<u16> = net.browsers[b].seqs(ssrc);
+    // 6,000 numbers asked for: every packet sent, many times over.
+    let asked: Vec<u16> = sent.iter().copied().cycle().take(6_000).collect();
+    let before = net.browsers[b].subscribe.rtp_in.len();
+    nack(&mut net, b, ssrc, &asked);
+    let resent = net.browsers[b].subscribe.rtp_in.len() - before;
+    let bytes = net.metrics().rtx_bytes_sent.get();
+    // At most one retransmission per packet, and no more bytes than the
+    // budget's burst (a fifth of the estimate over a round trip, 3 kB at
+    // least) — whatever the NACK asked.
+    eprintln!(
+        "asked 6000, resent {resent} packets / {bytes} B of {} sent, estimate {estimate}",
+        sent.len()
+    );
+    assert!(resent <= sent.len(), "{resent} for {} packets", sent.len());
+    let burst = (estimate as f64 * 0.2 / 8.0 * 0.5).max(3000.0);
+    assert!(
+        (bytes as f64) <= burst + 1500.0,
+        "{bytes} B resent, budget {burst:.0} B (estimate {estimate})"
+    );
+    assert!(net.metrics().nack_too_soon.get() + net.metrics().nack_over_budget.get() > 5_000);
+}
