@@ -222,7 +222,7 @@ impl Mediad {
                 cert: cert.clone(),
                 fingerprint: fingerprint.clone(),
                 dtls: dtls.clone(),
-                seed: rand::random(),
+                seed: None,
             };
             let mut driven = Driven {
                 worker: Worker::new(cfg, metrics.clone(), Instant::now()),

@@ -53,6 +53,7 @@ metrics! {
     drop_unknown_kind: "Datagrams dropped: not STUN, DTLS, RTP or RTCP.",
     drop_stun_malformed: "STUN messages dropped: malformed.",
     drop_stun_auth: "STUN messages dropped: unknown user or bad MESSAGE-INTEGRITY or FINGERPRINT.",
+    drop_addr_taken: "STUN checks dropped: from an address another transport has latched.",
     drop_unlatched: "Datagrams dropped: from an address no authenticated STUN request latched.",
     drop_not_connected: "Media dropped: transport not connected yet.",
     drop_srtp_auth: "SRTP/SRTCP packets dropped: authentication or replay check failed.",

@@ -112,6 +112,13 @@ impl IceLite {
             metrics.drop_stun_auth.inc();
             return;
         }
+        // An address latched by another transport is never taken over: a
+        // client that can spoof source addresses must not point someone
+        // else's media elsewhere.
+        if self.by_addr.get(&src).is_some_and(|&owner| owner != idx) {
+            metrics.drop_addr_taken.inc();
+            return;
+        }
         let Some(buf) = tx.buffer() else {
             metrics.drop_tx_full.inc();
             return;

@@ -113,8 +113,10 @@ pub struct WorkerConfig {
     pub fingerprint: Vec<u8>,
     /// DTLS settings.
     pub dtls: Arc<dimpl::Config>,
-    /// Seed of the worker's randomness (ICE credentials, SSRCs).
-    pub seed: u64,
+    /// Seed of the worker's randomness (ICE credentials, SSRCs, SDP
+    /// session ids): `None` draws a full seed from the operating system;
+    /// tests give one to replay a run exactly.
+    pub seed: Option<u64>,
 }
 
 /// One incoming layer as the allocator sees it ([`Worker::layer_states`]).
@@ -174,7 +176,10 @@ impl std::fmt::Debug for Worker {
 impl Worker {
     /// A worker with no rooms.
     pub fn new(cfg: WorkerConfig, metrics: Arc<Metrics>, now: Instant) -> Self {
-        let rng = StdRng::seed_from_u64(cfg.seed);
+        let rng = match cfg.seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_os_rng(),
+        };
         Self {
             cfg,
             rng,
@@ -266,7 +271,7 @@ impl Worker {
                 publisher,
                 mid,
                 max_height,
-            } => self.set_receive_constraints(participant, publisher, &mid, max_height, now, tx),
+            } => self.set_receive_constraints(participant, publisher, &mid, max_height, now),
             Command::SetAudioOnly {
                 participant,
                 enabled,
@@ -459,6 +464,12 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Run an allocation round at the next timer, now: commands that change
+    /// what a receiver should get coalesce into one round.
+    fn allocate_soon(&mut self, now: Instant) {
+        self.next_alloc = self.next_alloc.min(now);
     }
 
     /// Transports whose peer stopped consenting: they stop sending, and the

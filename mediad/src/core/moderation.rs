@@ -115,7 +115,6 @@ impl Worker {
         mid: &str,
         max_height: Option<u16>,
         now: Instant,
-        tx: &mut TxQueue,
     ) {
         let track: Option<TrackId> = self.participants.get(&publisher).and_then(|p| {
             p.published.iter().copied().find(|&ti| {
@@ -141,8 +140,9 @@ impl Worker {
             return;
         };
         leg.max_height = max_height;
-        self.allocate(now);
-        self.request_wanted_keyframes(ti, now, tx);
+        // At the next allocation round (at once): a storm of constraints
+        // costs one round, not one per message.
+        self.allocate_soon(now);
     }
 
     /// Audio-only mode for `receiver`: no video bytes at all.
@@ -192,7 +192,7 @@ impl Worker {
         match self.participants.get_mut(&receiver) {
             Some(p) => {
                 p.last_n = last_n;
-                self.allocate(now);
+                self.allocate_soon(now);
             }
             None => self.error(receiver, None, ControlError::NotJoined),
         }
@@ -208,7 +208,7 @@ impl Worker {
         match self.participants.get_mut(&receiver) {
             Some(p) => {
                 p.cap_bps = bps;
-                self.allocate(now);
+                self.allocate_soon(now);
             }
             None => self.error(receiver, None, ControlError::NotJoined),
         }

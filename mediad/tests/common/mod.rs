@@ -563,7 +563,7 @@ impl Net {
             cert,
             fingerprint,
             dtls: Arc::new(dimpl::Config::default()),
-            seed,
+            seed: Some(seed),
         };
         Self {
             now,

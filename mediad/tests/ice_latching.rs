@@ -1,4 +1,5 @@
-//! ICE restarts, in virtual time: the network of a participant changes;
+//! ICE restarts and latching, in virtual time. The network of a participant
+//! changes;
 //! its browser restarts ICE (publish side: a new offer with new
 //! credentials; subscribe side: the gateway asks mediad to offer new ones),
 //! checks latch the new address, and media flows again on the same
@@ -104,4 +105,28 @@ fn a_subscriber_ice_restart_offers_new_credentials_on_the_same_transport() {
     );
     assert!(net.browsers[b].errors.is_empty());
     assert_eq!(net.metrics().ice_restarts.get(), 1);
+}
+
+#[test]
+fn an_address_another_transport_latched_is_never_taken_over() {
+    let mut net = Net::new(33);
+    let a = net.join("Salle");
+    let b = net.join("Salle");
+    net.settle(Duration::from_millis(500));
+    run_media(&mut net, 1, 5);
+    // A's valid check (its own credentials, USE-CANDIDATE), sent as if from
+    // B's subscribe address.
+    net.browsers[a].subscribe.send_check();
+    let mut check = net.browsers[a].subscribe.outbox.pop().unwrap();
+    let b_addr = net.browsers[b].subscribe.addr;
+    let now = net.now;
+    net.worker
+        .handle_datagram(b_addr, &mut check, now, &mut net.tx);
+    assert_eq!(net.metrics().drop_addr_taken.get(), 1);
+    net.tx.drain(|_| {});
+    // B still gets its media, A too.
+    let (to_b, to_a) = (received_from(&net, b, a), received_from(&net, a, b));
+    run_media(&mut net, 6, 10);
+    assert!(received_from(&net, b, a) > to_b, "B's stream was not moved");
+    assert!(received_from(&net, a, b) > to_a);
 }
