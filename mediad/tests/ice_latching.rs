@@ -1,9 +1,9 @@
-//! ICE restarts and latching, in virtual time. The network of a participant
-//! changes;
-//! its browser restarts ICE (publish side: a new offer with new
-//! credentials; subscribe side: the gateway asks mediad to offer new ones),
-//! checks latch the new address, and media flows again on the same
-//! transports (no new DTLS handshake).
+//! ICE restarts and latching, in virtual time. The network of a
+//! participant changes; its browser restarts ICE (publish side: a new offer
+//! with new credentials; subscribe side: the gateway asks mediad to offer
+//! new ones), checks latch the new address, and media flows again on the
+//! same transports (no new DTLS handshake). An address another transport
+//! latched is never taken over.
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
 
