@@ -232,6 +232,32 @@ impl Command {
         }
     }
 
+    /// Number of command types (the wire round-trip test checks it has a
+    /// sample of each).
+    #[doc(hidden)]
+    pub const VARIANTS: usize = 12;
+
+    /// This command's type, as a number below [`Command::VARIANTS`]. A new
+    /// variant fails to compile here: number it, raise `VARIANTS`, and add
+    /// a sample to `tests/control_wire.rs`.
+    #[doc(hidden)]
+    pub fn variant_index(&self) -> usize {
+        match self {
+            Command::Join { .. } => 0,
+            Command::PublishOffer { .. } => 1,
+            Command::SubscribeAnswer { .. } => 2,
+            Command::SetForwarding { .. } => 3,
+            Command::SetTrackForwarding { .. } => 4,
+            Command::SetScreenShare { .. } => 5,
+            Command::SetReceiveConstraints { .. } => 6,
+            Command::SetAudioOnly { .. } => 7,
+            Command::SetLastN { .. } => 8,
+            Command::SetBitrateCap { .. } => 9,
+            Command::RestartIce { .. } => 10,
+            Command::Leave { .. } => 11,
+        }
+    }
+
     /// The request id an answer or error will carry, if any.
     pub fn request(&self) -> Option<RequestId> {
         match self {
@@ -248,6 +274,29 @@ impl Command {
             | Command::SetBitrateCap { .. }
             | Command::RestartIce { .. }
             | Command::Leave { .. } => None,
+        }
+    }
+}
+
+impl ControlError {
+    /// Number of error codes (see [`Command::VARIANTS`]).
+    #[doc(hidden)]
+    pub const VARIANTS: usize = 10;
+
+    /// This error's code, as a number below [`ControlError::VARIANTS`].
+    #[doc(hidden)]
+    pub fn variant_index(&self) -> usize {
+        match self {
+            ControlError::NotJoined => 0,
+            ControlError::AlreadyJoined => 1,
+            ControlError::InvalidOffer(_) => 2,
+            ControlError::OfferNotAcceptable(_) => 3,
+            ControlError::CertificateChanged => 4,
+            ControlError::NoOfferPending => 5,
+            ControlError::InvalidAnswer(_) => 6,
+            ControlError::AnswerMismatch => 7,
+            ControlError::NoSuchTrack => 8,
+            ControlError::TransportFailed => 9,
         }
     }
 }
@@ -371,6 +420,25 @@ pub enum Event {
 }
 
 impl Event {
+    /// Number of event types (see [`Command::VARIANTS`]).
+    #[doc(hidden)]
+    pub const VARIANTS: usize = 8;
+
+    /// This event's type, as a number below [`Event::VARIANTS`].
+    #[doc(hidden)]
+    pub fn variant_index(&self) -> usize {
+        match self {
+            Event::PublishAnswer { .. } => 0,
+            Event::SubscribeOffer { .. } => 1,
+            Event::Connected { .. } => 2,
+            Event::TransportLost { .. } => 3,
+            Event::TrackPublished { .. } => 4,
+            Event::DominantSpeaker { .. } => 5,
+            Event::LayersWanted { .. } => 6,
+            Event::Error { .. } => 7,
+        }
+    }
+
     /// The participant an event is for (the room's, for a room event).
     pub fn participant(&self) -> ParticipantId {
         match self {

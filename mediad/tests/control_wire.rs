@@ -133,6 +133,32 @@ fn every_event() -> Vec<Event> {
 }
 
 #[test]
+fn the_samples_cover_every_variant() {
+    let kinds = |v: Vec<usize>| {
+        v.into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    assert_eq!(
+        kinds(every_command().iter().map(Command::variant_index).collect()),
+        Command::VARIANTS
+    );
+    assert_eq!(
+        kinds(every_event().iter().map(Event::variant_index).collect()),
+        Event::VARIANTS
+    );
+    assert_eq!(
+        kinds(
+            every_error()
+                .iter()
+                .map(ControlError::variant_index)
+                .collect()
+        ),
+        ControlError::VARIANTS
+    );
+}
+
+#[test]
 fn every_command_round_trips_with_its_version() {
     for cmd in every_command() {
         let text = wire::encode_command(&cmd);
@@ -204,14 +230,21 @@ fn another_version_or_shape_is_refused() {
 
 #[test]
 fn errors_read_as_before_for_people() {
-    assert_eq!(ControlError::NotJoined.to_string(), "not joined");
+    let texts: Vec<String> = every_error().iter().map(ToString::to_string).collect();
     assert_eq!(
-        ControlError::InvalidAnswer("missing ice-ufrag".into()).to_string(),
-        "invalid answer: missing ice-ufrag"
-    );
-    assert_eq!(
-        ControlError::NoOfferPending.to_string(),
-        "no subscribe offer is pending"
+        texts,
+        [
+            "not joined",
+            "already joined",
+            "invalid offer: missing ice-ufrag",
+            "offer not acceptable: no codec",
+            "a new DTLS certificate needs a new connection",
+            "no subscribe offer is pending",
+            "invalid answer: bad line 3",
+            "answer does not match the offer",
+            "no such video track",
+            "media transport failed",
+        ]
     );
 }
 

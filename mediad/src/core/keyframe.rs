@@ -29,6 +29,10 @@ struct LayerRequests {
     last: Option<Instant>,
     /// A request is owed: it goes when the rate limit allows.
     pending: bool,
+    /// An owed request could not go (no SSRC learnt yet, the publisher's
+    /// transport not ready): not tried again before this, so a layer that
+    /// never arrives does not keep the timer in the past.
+    held_until: Option<Instant>,
 }
 
 /// Key frame request state of one track, per layer.
@@ -70,13 +74,18 @@ impl KeyframeRequests {
         }
         let Some(ssrc) = ssrc else {
             l.pending = true;
+            l.held_until = Some(now + KEYFRAME_REQUEST_INTERVAL);
             return Ask::Deferred;
         };
         if !ready {
+            if l.pending {
+                l.held_until = Some(now + KEYFRAME_REQUEST_INTERVAL);
+            }
             return Ask::Nothing;
         }
         l.last = Some(now);
         l.pending = false;
+        l.held_until = None;
         Ask::Send(ssrc)
     }
 
@@ -97,6 +106,7 @@ impl KeyframeRequests {
                 l.pending
                     && l.last
                         .is_none_or(|last| now >= last + KEYFRAME_REQUEST_INTERVAL)
+                    && l.held_until.is_none_or(|h| now >= h)
             })
             .map(|(i, _)| LayerIdx::new(i))
     }
@@ -119,6 +129,7 @@ impl KeyframeRequests {
         }
         for l in self.layers.iter().filter(|l| l.pending) {
             let at = l.last.map_or(asap, |last| last + KEYFRAME_REQUEST_INTERVAL);
+            let at = l.held_until.map_or(at, |h| at.max(h));
             next.offer(Some(at), Reason::KeyframeDeferred);
         }
     }
@@ -303,6 +314,37 @@ mod tests {
         );
         assert_eq!(k.ask(l, Some(7), true, t2), Ask::Send(7));
         assert_eq!(k.due(t2).count(), 0, "paid");
+    }
+
+    #[test]
+    fn a_layer_that_never_arrives_does_not_keep_the_timer_in_the_past() {
+        // Review finding: an owed request for a layer whose SSRC is never
+        // learnt left its deadline at the worker's start, so the driver
+        // spun. It is now held for an interval after each attempt.
+        let epoch = Instant::now();
+        let t0 = epoch + Duration::from_secs(2);
+        let l = LayerIdx::new(2);
+        let mut k = KeyframeRequests::new(3);
+        k.owe(l);
+        assert_eq!(k.due(t0).collect::<Vec<_>>(), [l]);
+        assert_eq!(k.ask(l, None, true, t0), Ask::Deferred);
+        assert_eq!(k.due(t0).count(), 0, "held");
+        let mut next = Earliest::default();
+        k.poll_timeout(None, epoch, &mut next);
+        assert_eq!(
+            next.get().map(|d| d.at),
+            Some(t0 + KEYFRAME_REQUEST_INTERVAL),
+            "not in the past"
+        );
+        // The same with the publisher's transport not ready.
+        let t1 = t0 + KEYFRAME_REQUEST_INTERVAL;
+        assert_eq!(k.ask(l, Some(9), false, t1), Ask::Nothing);
+        assert_eq!(k.due(t1).count(), 0);
+        let t2 = t1 + KEYFRAME_REQUEST_INTERVAL;
+        assert_eq!(k.ask(l, Some(9), true, t2), Ask::Send(9));
+        let mut next = Earliest::default();
+        k.poll_timeout(None, epoch, &mut next);
+        assert_eq!(next.get(), None, "paid");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use rand::Rng as _;
 use super::Worker;
 use super::ids::TrackId;
 use super::participant::Participant;
+use super::track::Legs;
 use crate::control::{ControlError, Event, MediaKind, ParticipantId, RoomId, TransportKind};
 
 /// Recent speakers remembered per room (their cameras come next in the
@@ -58,19 +59,17 @@ impl Worker {
                 t.forget_ssrc_in(ssrc);
             }
         }
-        let rtx_of = |ssrc: u32| {
-            track
-                .legs
-                .video()
-                .iter()
-                .find(|l| l.out.ssrc == ssrc)
-                .and_then(|l| l.rtx.map(|r| r.0))
+        // Each leg's streams (and a video leg's RTX stream) leave its
+        // receiver's routes and SRTP context.
+        let rtx: Vec<Option<u32>> = match &track.legs {
+            Legs::Audio(a) => vec![None; a.len()],
+            Legs::Video(v) => v.iter().map(|l| l.rtx.map(|r| r.0)).collect(),
         };
-        for leg in track.legs.outs() {
+        for (leg, rtx) in track.legs.outs().zip(rtx) {
             if let Some(t) = self.transports.get_mut(leg.transport) {
                 t.retain_routes(|s, _| s != leg.ssrc);
                 t.forget_ssrc_out(leg.ssrc);
-                if let Some(rtx) = rtx_of(leg.ssrc) {
+                if let Some(rtx) = rtx {
                     t.forget_ssrc_out(rtx);
                 }
             }
