@@ -407,7 +407,7 @@ impl Worker {
             PacketKind::Dtls => self.handle_dtls(src, data, now, tx),
             PacketKind::Rtp => self.handle_srtp(src, data, now, tx),
             PacketKind::Rtcp => self.handle_srtcp(src, data, now, tx),
-            _ => self.metrics.drop_unknown_kind.inc(),
+            PacketKind::Unknown => self.metrics.drop_unknown_kind.inc(),
         }
     }
 

@@ -122,7 +122,7 @@ impl Worker {
         for (seq, status) in fb.packets() {
             let arrival_us = match status {
                 salon_proto::twcc::PacketStatus::Received { arrival_us, .. } => Some(arrival_us),
-                _ => None,
+                salon_proto::twcc::PacketStatus::NotReceived => None,
             };
             self.twcc_results.push(crate::bwe::PacketResult {
                 seq: t.unwrap_twcc(seq),

@@ -567,7 +567,7 @@ impl Transport {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             TransportState::Handshaking => self.dtls_timeout,
-            _ => None,
+            TransportState::New | TransportState::Connected | TransportState::Failed => None,
         }
     }
 
