@@ -65,6 +65,10 @@ pub struct ServeOptions {
     pub deny_cooldown: Duration,
     /// Last-N of rooms whose policy sets none (`None`: no limit).
     pub default_last_n: Option<u32>,
+    /// How long a participant whose signaling socket dropped keeps its
+    /// place (zero, the library default: it leaves at once; the `salon`
+    /// binary defaults to 30 s).
+    pub reconnect_grace: Duration,
 }
 
 /// Operator branding of the client.
@@ -133,6 +137,7 @@ impl Default for ServeOptions {
             auth: None,
             deny_cooldown: crate::hub::DEFAULT_DENY_COOLDOWN,
             default_last_n: None,
+            reconnect_grace: Duration::ZERO,
         }
     }
 }
@@ -233,6 +238,7 @@ pub async fn serve(
     }
     hub.set_deny_cooldown(opts.deny_cooldown);
     hub.set_default_last_n(opts.default_last_n);
+    hub.set_reconnect_grace(opts.reconnect_grace);
     let reload = Reload {
         poll: opts.policy_poll,
         sighup: opts.reload_on_sighup,
@@ -393,7 +399,7 @@ async fn run_hub(
                 Some(HubInput::Refused { id, code }) => hub.handle_refused(id, code),
                 Some(HubInput::Closed { id }) => {
                     sockets.remove(&id);
-                    hub.handle_close(id);
+                    hub.handle_close(id, Now::system());
                 }
                 Some(HubInput::PadOpen { conn, token, tx }) => {
                     pads.insert(conn, tx);
@@ -421,18 +427,31 @@ async fn run_hub(
             },
             () = hangup.recv() => reload_policy(&mut hub, true),
             _ = poll.tick(), if hub.policy().is_some() => reload_policy(&mut hub, false),
+            () = grace_timer(hub.poll_timeout().map(|(at, _why)| at)) => {
+                hub.handle_timeout(Now::system());
+            }
             _ = stop.changed() => break,
         }
         drain(&mut hub, &mut sockets, &mut pads, media.as_ref(), &metrics);
     }
     // Tell the media plane everyone is gone.
     let ids: Vec<ParticipantId> = sockets.keys().copied().collect();
+    let now = Now::system();
     for id in ids {
-        hub.handle_close(id);
+        hub.handle_close(id, now);
     }
+    hub.end_grace_periods(now);
     sockets.clear();
     pads.clear();
     drain(&mut hub, &mut sockets, &mut pads, media.as_ref(), &metrics);
+}
+
+/// Resolves at the hub's next deadline (never without one).
+async fn grace_timer(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending::<()>().await,
+    }
 }
 
 fn drain(
@@ -487,8 +506,9 @@ fn drain(
         if dropped.is_empty() {
             break;
         }
+        let now = Now::system();
         for id in dropped {
-            hub.handle_close(id);
+            hub.handle_close(id, now);
         }
     }
     metrics
