@@ -191,9 +191,10 @@ export async function launchBrowser() {
  * Opens the room page (with `?jwt=` if given) and submits the pre-join form
  * under `name`, without waiting for the outcome; returns { page, name }.
  */
-export async function openRoomPage(context, baseUrl, room, name, { lang = 'fr', jwt = null, camera = true } = {}) {
+export async function openRoomPage(context, baseUrl, room, name, { lang = 'fr', jwt = null, camera = true, record = null } = {}) {
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error(`[${name}] page error:`, e.message));
+  if (record) recordSignaling(page, record);
   const q = new URLSearchParams({ lang });
   if (jwt) q.set('jwt', jwt);
   await page.goto(`${baseUrl}${room}?${q}`);
@@ -203,9 +204,27 @@ export async function openRoomPage(context, baseUrl, room, name, { lang = 'fr', 
   return { page, name };
 }
 
+/**
+ * Pushes every signaling message the page receives (on `/ws`, across
+ * reloads and reconnects) into the array `into`, parsed, with `at` (ms).
+ */
+export function recordSignaling(page, into) {
+  page.on('websocket', (ws) => {
+    if (!new URL(ws.url()).pathname.endsWith('/ws')) return;
+    ws.on('framereceived', ({ payload }) => {
+      try {
+        into.push({ ...JSON.parse(String(payload)), at: Date.now() });
+      } catch {
+        // Not JSON: not a signaling message.
+      }
+    });
+  });
+  return into;
+}
+
 /** Opens the room page and joins under `name`; returns the page and its id. */
-export async function joinRoom(context, baseUrl, room, name, { lang = 'fr', jwt = null, camera = true } = {}) {
-  const { page } = await openRoomPage(context, baseUrl, room, name, { lang, jwt, camera });
+export async function joinRoom(context, baseUrl, room, name, { lang = 'fr', jwt = null, camera = true, record = null } = {}) {
+  const { page } = await openRoomPage(context, baseUrl, room, name, { lang, jwt, camera, record });
   await page.waitForFunction(() => window.salonTest && window.salonTest.ready === true, null, {
     timeout: 15_000,
   });
