@@ -6,11 +6,13 @@
 //! the first one in moderates).
 //!
 //! Driving contract: call one `handle_*` (a socket opened, a frame arrived, a
-//! socket closed, a media event, a pad socket event), then drain
-//! [`Hub::poll_output`] until it returns `None`. Outputs are a message for
-//! one signaling socket, a frame or a close for one pad socket, or a command
-//! for the media plane. No clock (inputs carry a [`Now`]), no IO,
-//! deterministic iteration (BTreeMap); pad tokens come from a seeded RNG.
+//! socket closed, a media event, a pad socket event, a deadline passed),
+//! then drain [`Hub::poll_output`] until it returns `None`, then ask
+//! [`Hub::poll_timeout`] when to call [`Hub::handle_timeout`] next. Outputs
+//! are a message for one signaling socket, a frame or a close for one pad
+//! socket, or a command for the media plane. No clock (inputs carry a
+//! [`Now`]), no IO, deterministic iteration (BTreeMap); pad tokens come from
+//! a seeded RNG, resume tokens from the OS.
 //!
 //! The hub holds only session state (who is in which room, with which name,
 //! who shares a screen) and each meeting's pad document, in memory; media
@@ -29,6 +31,8 @@
 //! - `media`: events from mediad, and the commands a participant's own
 //!   media requests turn into;
 //! - `pad`: pad sockets, their tokens and the documents;
+//! - `reconnect`: a dropped member's grace period, resume tokens, and which
+//!   socket carries which participant after a resume;
 //! - `rooms`: a room's lifetime and the policy's view of it.
 
 mod chat;
