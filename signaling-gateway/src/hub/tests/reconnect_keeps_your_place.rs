@@ -4,6 +4,7 @@
 //! back with the single-use resume token; past the grace period the member
 //! leaves as today.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use salon_plugins::Role;
@@ -377,4 +378,123 @@ fn a_resume_while_the_old_socket_lingers_replaces_it() {
     hub.handle_timeout(at(4_000 + GRACE_MS));
     assert!(left(&sends_to(&drain(&mut hub), p(1)), 2));
     assert_eq!(hub.participant_count(), 1);
+}
+
+/// Seeded random drops, resumes (with live, used and dead tokens) and
+/// grace periods in virtual time: no message goes to a closed or replaced
+/// socket, mediad sees Join and Leave alternate for each participant, and
+/// once every socket is closed and the grace periods are over, every Join
+/// has its Leave and no room is left.
+#[test]
+fn seeded_random_drops_and_resumes_keep_invariants() {
+    let mut seed = 0x0bad_cafe_5eed_0001u64;
+    let mut rnd = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut resumes_ok = 0;
+    for _round in 0..150 {
+        let mut hub = Hub::with_seed(5);
+        hub.set_reconnect_grace(Duration::from_secs(5));
+        let mut open = std::collections::BTreeSet::new();
+        let mut tokens: Vec<String> = Vec::new();
+        // Participant → the socket that carries it; sockets replaced by a resume.
+        let mut carrier: BTreeMap<u64, ParticipantId> = BTreeMap::new();
+        let mut replaced = std::collections::BTreeSet::new();
+        let mut in_mediad: std::collections::BTreeSet<ParticipantId> = Default::default();
+        let mut joins = 0;
+        let mut leaves = 0;
+        let mut slots = [None::<ParticipantId>; 5];
+        let mut next = 1u64;
+        let mut now_ms = 0;
+        for _ in 0..80 {
+            now_ms += 700;
+            let now = at(now_ms);
+            hub.handle_timeout(now);
+            let slot = rnd(5) as usize;
+            match (rnd(8), slots[slot]) {
+                (0 | 1, None) => {
+                    let id = p(next);
+                    next += 1;
+                    slots[slot] = Some(id);
+                    open.insert(id);
+                    hub.handle_open(id);
+                }
+                (2, Some(id)) => {
+                    slots[slot] = None;
+                    open.remove(&id);
+                    hub.handle_close(id, now);
+                }
+                (3 | 4, Some(id)) if !tokens.is_empty() => {
+                    let token = &tokens[rnd(tokens.len() as u64) as usize];
+                    let media = if rnd(2) == 0 { "kept" } else { "new" };
+                    let v = json!({"type": "resume", "token": token, "media": media});
+                    hub.handle_frame(id, &v.to_string(), now);
+                }
+                (_, Some(id)) => {
+                    let f = [
+                        json!({"type": "join", "room": "A", "name": "x"}),
+                        json!({"type": "join", "room": "B", "name": "y"}),
+                        json!({"type": "chat", "text": "x"}),
+                        json!({"type": "leave"}),
+                    ];
+                    hub.handle_frame(id, &f[rnd(4) as usize].to_string(), now);
+                }
+                _ => {}
+            }
+            for out in drain(&mut hub) {
+                match out {
+                    Output::Send { to, msg } => {
+                        assert!(open.contains(&to), "message to closed socket {to}");
+                        assert!(!replaced.contains(&to), "message to replaced socket {to}");
+                        match msg {
+                            ServerMessage::Joined {
+                                id, resume_token, ..
+                            } => {
+                                carrier.insert(id, to);
+                                tokens.push(resume_token);
+                            }
+                            ServerMessage::Resumed {
+                                id, resume_token, ..
+                            } => {
+                                resumes_ok += 1;
+                                if let Some(old) = carrier.insert(id, to) {
+                                    replaced.insert(old);
+                                }
+                                tokens.push(resume_token);
+                            }
+                            _ => {}
+                        }
+                    }
+                    Output::Media(Command::Join { participant, .. }) => {
+                        assert!(in_mediad.insert(participant), "two Joins for {participant}");
+                        joins += 1;
+                    }
+                    Output::Media(Command::Leave { participant }) => {
+                        assert!(in_mediad.remove(&participant), "Leave without Join");
+                        leaves += 1;
+                    }
+                    Output::Media(_) | Output::PadSend { .. } | Output::PadClose { .. } => {}
+                }
+            }
+        }
+        for id in std::mem::take(&mut open) {
+            hub.handle_close(id, at(now_ms));
+        }
+        hub.handle_timeout(at(now_ms + 5_000));
+        for out in drain(&mut hub) {
+            if let Output::Media(Command::Leave { participant }) = out {
+                assert!(in_mediad.remove(&participant));
+                leaves += 1;
+            }
+        }
+        assert!(in_mediad.is_empty(), "still in mediad: {in_mediad:?}");
+        assert_eq!(joins, leaves);
+        assert_eq!(hub.participant_count(), 0);
+        assert_eq!(hub.room_count(), 0);
+        assert!(hub.poll_timeout().is_none());
+    }
+    assert!(resumes_ok > 50, "only {resumes_ok} resumes exercised");
 }
