@@ -47,6 +47,7 @@ import {
   setAudioOnly,
   setTileHeight,
   chatReceived,
+  isPanelOpen,
 } from './store.js';
 import { Session } from './session.js';
 import { subscribeStats, allInboundBytes, screenStats, inboundVideo, publishEncodings } from './stats.js';
@@ -383,6 +384,8 @@ async function onResumed(msg) {
   }
   if (msg.role !== store.role) roleChanged(store.selfId, msg.role);
   setLocked(Boolean(msg.locked));
+  // The pad socket may have dropped with the network: the same token opens it again.
+  if (isPanelOpen('pad')) openPad();
   setError('');
   setStatus(store.connected.publish || store.connected.subscribe ? 'media' : 'joined');
   announce(t('notice.resumed'));
