@@ -440,6 +440,13 @@ async fn run_hub(
     for id in ids {
         hub.handle_close(id, now);
     }
+    // Sockets whose task ended before we could tell them anything (see
+    // `drain`) may have their close still queued.
+    while let Ok(input) = inputs.try_recv() {
+        if let HubInput::Closed { id } = input {
+            hub.handle_close(id, now);
+        }
+    }
     hub.end_grace_periods(now);
     sockets.clear();
     pads.clear();
@@ -467,17 +474,22 @@ fn drain(
         let mut dropped = Vec::new();
         while let Some(out) = hub.poll_output() {
             match out {
-                Output::Send { to, msg } => {
-                    if let Some(tx) = sockets.get(&to)
-                        && tx.try_send(msg).is_err()
-                    {
-                        // Full (the browser is not reading) or gone: drop
-                        // the socket; its task sees the closed channel.
+                Output::Send { to, msg } => match sockets.get(&to).map(|tx| tx.try_send(msg)) {
+                    None | Some(Ok(())) => {}
+                    Some(Err(mpsc::error::TrySendError::Full(_))) => {
+                        // The browser is not reading: drop the socket; its
+                        // task sees the closed channel.
                         Metrics::inc(&metrics.slow_consumers);
                         sockets.remove(&to);
                         dropped.push(to);
                     }
-                }
+                    Some(Err(mpsc::error::TrySendError::Closed(_))) => {
+                        // The socket task ended: its `Closed` input comes
+                        // after the frames it read (a `leave` among them),
+                        // so its close is handled then, in order.
+                        sockets.remove(&to);
+                    }
+                },
                 Output::Media(cmd) => {
                     Metrics::inc(&metrics.media_commands);
                     media.send(cmd);

@@ -211,3 +211,27 @@ test('past the grace period a resume fails and the others saw the departure', { 
     await own.stop();
   }
 });
+
+test('resume, leave and close sent at once: the others see the departure', { timeout: 15_000 }, async () => {
+  const a = await openSocket(salon.wsUrl);
+  const b = await openSocket(salon.wsUrl);
+  try {
+    a.send(join('AtOnce'));
+    await expectJoined(a, 'AtOnce');
+    b.send(join('AtOnce', 'Bob'));
+    const jb = await expectJoined(b, 'AtOnce');
+    await a.next(); // participant-joined
+    b.ws.terminate();
+    assert.deepEqual(await a.next(), { type: 'participant-reconnecting', id: jb.id });
+    // The gateway's answer to `resume` finds the socket gone: the `leave`
+    // read before the close still counts.
+    const c = await openSocket(salon.wsUrl);
+    c.send({ type: 'resume', token: jb.resume_token, media: 'kept' });
+    c.send({ type: 'leave' });
+    c.ws.close();
+    assert.deepEqual(await a.next(), { type: 'participant-resumed', id: jb.id });
+    assert.deepEqual(await a.next(), { type: 'participant-left', id: jb.id });
+  } finally {
+    a.close();
+  }
+});
