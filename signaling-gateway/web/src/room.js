@@ -493,8 +493,22 @@ function onKicked(msg) {
 }
 
 function leave() {
-  if (retry?.timer) clearTimeout(retry.timer);
+  if (retry) clearTimeout(retry.timer);
   retry = null;
+  if (store.joined && sig?.ws?.readyState !== WebSocket.OPEN) {
+    // Our socket is down: take the place back only to give it up, so the
+    // others see us leave now rather than at the end of the grace period.
+    const token = loadResume(room)?.token;
+    if (token) {
+      const s = new Signaling();
+      s.on('open', () => {
+        s.send({ type: 'resume', token, media: 'kept' });
+        s.send({ type: 'leave' });
+        s.close();
+      });
+      s.connect();
+    }
+  }
   forgetResume(room);
   setLeft();
   window.salonTest.ready = false;
