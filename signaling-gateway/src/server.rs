@@ -147,7 +147,7 @@ impl Default for ServeOptions {
 enum HubInput {
     Open {
         id: ParticipantId,
-        tx: mpsc::Sender<ServerMessage>,
+        tx: mpsc::Sender<SocketOut>,
     },
     Frame {
         id: ParticipantId,
@@ -177,6 +177,13 @@ enum HubInput {
     PadClosed {
         conn: PadConnId,
     },
+}
+
+/// What the hub task tells a signaling socket task.
+#[derive(Debug)]
+enum SocketOut {
+    Message(ServerMessage),
+    Close(u16, &'static str),
 }
 
 /// What the hub task tells a pad socket task.
@@ -385,7 +392,7 @@ async fn run_hub(
     let mut hangup = Hangup::new(reload.sighup && hub.policy().is_some());
     let mut poll = tokio::time::interval(reload.poll.max(Duration::from_millis(10)));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut sockets: HashMap<ParticipantId, mpsc::Sender<ServerMessage>> = HashMap::new();
+    let mut sockets: HashMap<ParticipantId, mpsc::Sender<SocketOut>> = HashMap::new();
     let mut pads: HashMap<PadConnId, mpsc::Sender<PadOut>> = HashMap::new();
     let mut events_open = true;
     loop {
@@ -463,7 +470,7 @@ async fn grace_timer(at: Option<std::time::Instant>) {
 
 fn drain(
     hub: &mut Hub,
-    sockets: &mut HashMap<ParticipantId, mpsc::Sender<ServerMessage>>,
+    sockets: &mut HashMap<ParticipantId, mpsc::Sender<SocketOut>>,
     pads: &mut HashMap<PadConnId, mpsc::Sender<PadOut>>,
     media: &dyn MediaControl,
     metrics: &Metrics,
@@ -474,7 +481,10 @@ fn drain(
         let mut dropped = Vec::new();
         while let Some(out) = hub.poll_output() {
             match out {
-                Output::Send { to, msg } => match sockets.get(&to).map(|tx| tx.try_send(msg)) {
+                Output::Send { to, msg } => match sockets
+                    .get(&to)
+                    .map(|tx| tx.try_send(SocketOut::Message(msg)))
+                {
                     None | Some(Ok(())) => {}
                     Some(Err(mpsc::error::TrySendError::Full(_))) => {
                         // The browser is not reading: drop the socket; its
@@ -490,6 +500,11 @@ fn drain(
                         sockets.remove(&to);
                     }
                 },
+                Output::Close { to, code, reason } => {
+                    if let Some(tx) = sockets.remove(&to) {
+                        let _ = tx.try_send(SocketOut::Close(code, reason));
+                    }
+                }
                 Output::Media(cmd) => {
                     Metrics::inc(&metrics.media_commands);
                     media.send(cmd);
@@ -808,7 +823,7 @@ struct Signaling<'a> {
 }
 
 impl Endpoint for Signaling<'_> {
-    type Out = ServerMessage;
+    type Out = SocketOut;
     const TOO_LARGE: &'static str = "too-large";
 
     fn text(&self, text: tungstenite::Utf8Bytes) -> HubInput {
@@ -835,9 +850,17 @@ impl Endpoint for Signaling<'_> {
         }
     }
 
-    fn outgoing(&self, msg: ServerMessage) -> Outgoing {
-        Metrics::inc(&self.metrics.frames_out);
-        Outgoing::Frame(Message::text(msg.to_json()))
+    fn outgoing(&self, out: SocketOut) -> Outgoing {
+        match out {
+            SocketOut::Message(msg) => {
+                Metrics::inc(&self.metrics.frames_out);
+                Outgoing::Frame(Message::text(msg.to_json()))
+            }
+            SocketOut::Close(code, reason) => Outgoing::Close(CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.into(),
+            }),
+        }
     }
 
     fn failed(&self, e: &tungstenite::Error) {

@@ -164,6 +164,7 @@ const DICT = {
     'notice.back': '{name} est de retour.',
     'notice.resumed': 'Reconnecté à la réunion.',
     'error.resume-failed': 'Impossible de reprendre votre place dans la réunion : rejoignez-la à nouveau.',
+    'error.replaced': 'Votre place dans la réunion a été reprise par une autre page (un autre onglet ?).',
   },
   en: {
     'a11y.skip': 'Skip to the meeting',
@@ -327,6 +328,7 @@ const DICT = {
     'notice.back': '{name} is back.',
     'notice.resumed': 'Reconnected to the meeting.',
     'error.resume-failed': 'Could not take your place back in the meeting: join it again.',
+    'error.replaced': 'Another page (another tab?) took your place in the meeting.',
   },
 };
 

@@ -235,3 +235,28 @@ test('resume, leave and close sent at once: the others see the departure', { tim
     a.close();
   }
 });
+
+test('a resume while the old socket is still open closes it as replaced', { timeout: 15_000 }, async () => {
+  const a = await openSocket(salon.wsUrl);
+  const b = await openSocket(salon.wsUrl);
+  const c = await openSocket(salon.wsUrl);
+  try {
+    a.send(join('Twin'));
+    await expectJoined(a, 'Twin');
+    b.send(join('Twin', 'Bob'));
+    const jb = await expectJoined(b, 'Twin');
+    await a.next(); // participant-joined
+    const closed = new Promise((resolve) => b.ws.once('close', (code, reason) => resolve([code, String(reason)])));
+    c.send({ type: 'resume', token: jb.resume_token, media: 'new' });
+    const r = await c.next();
+    assert.equal(r.type, 'resumed');
+    assert.equal(r.id, jb.id);
+    assert.deepEqual(await closed, [4001, 'replaced']);
+    assert.deepEqual(await a.next(), { type: 'participant-resumed', id: jb.id });
+    // The old socket's close was not a drop: nobody hears of it.
+    a.send({ type: 'ping?' });
+    await expectError(a, 'unknown-type');
+  } finally {
+    for (const s of [a, b, c]) s.close();
+  }
+});

@@ -61,7 +61,7 @@ use crate::protocol::{ClientMessage, ErrorCode, ProtocolError, ServerMessage, pa
 pub use chat::{CHAT_BURST, CHAT_RATE_PER_SEC};
 pub use lobby::DEFAULT_DENY_COOLDOWN;
 pub use pad::PadConnId;
-pub use reconnect::{DEFAULT_RECONNECT_GRACE, TimeoutReason};
+pub use reconnect::{CLOSE_REPLACED, DEFAULT_RECONNECT_GRACE, TimeoutReason};
 
 use pad::Pads;
 use reconnect::Links;
@@ -111,6 +111,16 @@ pub enum Output {
         to: PadConnId,
         /// The frame (shared between the recipients of a relay).
         data: Bytes,
+    },
+    /// Close one signaling socket (a resume replaced it; its participant
+    /// lives on another socket).
+    Close {
+        /// The socket.
+        to: ParticipantId,
+        /// WebSocket close code.
+        code: u16,
+        /// Stable reason (`replaced`).
+        reason: &'static str,
     },
     /// Close one pad socket.
     PadClose {

@@ -23,6 +23,10 @@ use super::{Hub, Now, Output};
 use crate::control::{Command, MediaKind, ParticipantId};
 use crate::protocol::{ErrorCode, ResumeMedia, ServerMessage};
 
+/// The close code of a signaling socket replaced by a resume (reason
+/// `replaced`): the page should not try to resume with it.
+pub const CLOSE_REPLACED: u16 = 4001;
+
 /// How long a dropped member keeps its place unless told otherwise.
 pub const DEFAULT_RECONNECT_GRACE: Duration = Duration::from_secs(30);
 
@@ -266,8 +270,18 @@ impl Hub {
             return;
         };
         let was_detached = self.links.is_detached(id);
+        // A socket the gateway has not seen drop yet (a half-open
+        // connection, or a duplicated tab): it is replaced.
+        let replaced = self.links.socket_of(id);
         self.sessions.remove(&socket);
         self.links.attach(id, socket);
+        if let Some(old) = replaced {
+            self.outputs.push_back(Output::Close {
+                to: old,
+                code: CLOSE_REPLACED,
+                reason: "replaced",
+            });
+        }
         let resume_token = self.links.issue_token(id);
         let Some(m) = self.member(id) else {
             return;
@@ -372,7 +386,11 @@ impl Hub {
     pub(super) fn route(&self, out: Output) -> Option<Output> {
         match out {
             Output::Send { to, msg } => self.links.socket_of(to).map(|to| Output::Send { to, msg }),
-            Output::Media(_) | Output::PadSend { .. } | Output::PadClose { .. } => Some(out),
+            // A close names its socket already.
+            Output::Close { .. }
+            | Output::Media(_)
+            | Output::PadSend { .. }
+            | Output::PadClose { .. } => Some(out),
         }
     }
 }

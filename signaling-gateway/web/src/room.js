@@ -81,6 +81,8 @@ applyI18n();
 const room = decodeURIComponent(location.pathname.slice(1));
 
 let sig = null; // the signaling socket of the current join
+// The gateway's close code for a socket whose place another page resumed.
+const CLOSE_REPLACED = 4001;
 // While the socket is down and we try to resume: { since, attempt, media, timer }.
 let retry = null;
 
@@ -258,9 +260,14 @@ function openSignaling(first) {
   const s = new Signaling();
   sig = s;
   s.on('open', () => s.send(first()));
-  s.on('close', () => {
+  s.on('close', (ev) => {
     if (sig !== s) return;
     window.salonTest.ready = false;
+    if (ev?.code === CLOSE_REPLACED) {
+      // Our place was resumed by another page (a duplicated tab): it is theirs.
+      placeLost('error.replaced');
+      return;
+    }
     if (retry || (store.joined && !store.left && store.phase === 'call')) {
       socketLost();
       return;
@@ -394,6 +401,11 @@ async function onResumed(msg) {
 
 /** Our place is gone (refused token, or the grace period passed): join again by hand. */
 function resumeFailed() {
+  placeLost('error.resume-failed');
+}
+
+/** Back to the join form with `errorKey`; our place in the meeting is not ours any more. */
+function placeLost(errorKey) {
   if (retry?.timer) clearTimeout(retry.timer);
   retry = null;
   forgetResume(room);
@@ -403,7 +415,7 @@ function resumeFailed() {
   setPhase('prejoin');
   setStatus('disconnected');
   joinFailed();
-  setError(t('error.resume-failed'));
+  setError(t(errorKey));
 }
 
 function onError(msg) {

@@ -82,7 +82,10 @@ fn seeded_random_sessions_keep_invariants() {
                     Output::Media(Command::Leave { participant }) => {
                         *leaves.entry(participant).or_insert(0) += 1;
                     }
-                    Output::Media(_) | Output::PadSend { .. } | Output::PadClose { .. } => {}
+                    Output::Media(_)
+                    | Output::Close { .. }
+                    | Output::PadSend { .. }
+                    | Output::PadClose { .. } => {}
                 }
             }
         }

@@ -362,7 +362,10 @@ fn a_resume_while_the_old_socket_lingers_replaces_it() {
         sends_to(&out, p(10)).first(),
         Some(ServerMessage::Resumed { id: 2, .. })
     ));
-    // The old socket is not heard any more, and its close changes nothing.
+    // The old socket is closed by the driver ("replaced"), is not heard
+    // any more, and its close changes nothing.
+    assert!(out.iter().any(|o| matches!(o,
+        Output::Close { to, code: 4001, reason: "replaced" } if *to == p(2))));
     let out = frame(&mut hub, 2, json!({"type": "leave"}), at(2_000));
     assert!(out.is_empty());
     hub.handle_close(p(2), at(3_000));
@@ -476,7 +479,10 @@ fn seeded_random_drops_and_resumes_keep_invariants() {
                         assert!(in_mediad.remove(&participant), "Leave without Join");
                         leaves += 1;
                     }
-                    Output::Media(_) | Output::PadSend { .. } | Output::PadClose { .. } => {}
+                    Output::Media(_)
+                    | Output::Close { .. }
+                    | Output::PadSend { .. }
+                    | Output::PadClose { .. } => {}
                 }
             }
         }
