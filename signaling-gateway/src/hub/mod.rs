@@ -246,8 +246,10 @@ impl Hub {
         self.member(id).map(|m| m.audio_only)
     }
 
-    /// A socket opened; `id` is its (process-unique) participant id.
-    /// (An id that already has a session keeps it.)
+    /// A socket opened; `id` is its (process-unique) id, which becomes the
+    /// participant id of whoever joins on it (a socket that resumes speaks
+    /// for an older participant id instead: see `reconnect`). An id that
+    /// already has a session keeps it.
     pub fn handle_open(&mut self, id: ParticipantId) {
         self.sessions.entry(id).or_insert(SessionState::Idle);
     }

@@ -277,6 +277,7 @@ function openSignaling(first) {
   s.on('joined', (msg) => {
     saveResume(room, msg.resume_token, store.selfName);
     onJoined(msg);
+    markRosterReconnecting(msg);
   });
   s.on('resumed', (msg) => onResumed(msg));
   s.on('participant-reconnecting', (msg) => {
@@ -368,7 +369,9 @@ async function onResumed(msg) {
   saveResume(room, msg.resume_token, store.selfName);
   if (msg.media === 'new' || !store.joined) {
     // A new page: the same id and role, fresh transports.
-    await onJoined(msg);
+    const call = onJoined(msg);
+    markRosterReconnecting(msg);
+    await call;
     if (msg.audio_muted) selfMuted('audio', true);
     if (msg.video_stopped) selfMuted('video', true);
     if (msg.audio_only) setAudioOnlyMode(true);
@@ -397,6 +400,11 @@ async function onResumed(msg) {
   setStatus(store.connected.publish || store.connected.subscribe ? 'media' : 'joined');
   announce(t('notice.resumed'));
   window.salonTest.ready = true;
+}
+
+/** Marks the participants of a `joined` / `resumed` roster whose socket is down. */
+function markRosterReconnecting(msg) {
+  for (const p of msg.participants ?? []) if (p.reconnecting) markReconnecting(p.id, true);
 }
 
 /** Our place is gone (refused token, or the grace period passed): join again by hand. */
