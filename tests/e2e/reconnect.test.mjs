@@ -95,7 +95,13 @@ test(
     );
     assert.equal(about(agentHeard, 'participant-resumed', guest.id).length, 1);
     assert.deepEqual(about(agentHeard, 'participant-left', guest.id), [], 'the agent never saw the guest leave');
-    assert.ok(await badge, 'the agent saw the guest tile marked reconnecting');
+    // The gateway may see the old socket close before the resume (the
+    // others get participant-reconnecting, briefly) or after it (the resume
+    // replaces it): both are fine, and the window is short.
+    t.diagnostic(
+      `during the reload the agent got ${about(agentHeard, 'participant-reconnecting', guest.id).length} participant-reconnecting; ` +
+        `badge seen: ${await badge}`,
+    );
     await agent.page.waitForSelector(`#tile-${guest.id}:not([data-reconnecting])`, { timeout: 5_000 });
     log(`media both ways again after ${await videoBothWays(agent, guest, 45_000, salon)} ms`);
 
@@ -113,6 +119,11 @@ test(
     await waitFor(async () => (await evaluate(guest, () => window.salonTest.status())) === 'reconnecting', 'reconnecting shown');
     assert.match(await guest.page.textContent('#status'), /reconnexion/i);
     assert.deepEqual(await evaluate(agent, () => window.salonTest.reconnecting()), [guest.id]);
+    // The guest's tile stays, marked (not removed).
+    assert.equal(
+      await agent.page.getAttribute(`#tile-${guest.id}`, 'data-reconnecting', { timeout: 2_000 }),
+      'Reconnexion…',
+    );
     await sleep(Math.max(0, 5_000 - (Date.now() - droppedAt)));
     await offline(false);
     await waitFor(async () => about(agentHeard, 'participant-resumed', guest.id).length === back + 1, 'resumed', 15_000);
