@@ -30,6 +30,9 @@ pub const MAX_CHAT_CHARS: usize = 2000;
 /// Longest publisher mid accepted in `screen` (browsers use small integers).
 pub const MAX_MID_CHARS: usize = 16;
 
+/// Longest `resume` token accepted (the gateway issues 32 hex digits).
+pub const MAX_RESUME_TOKEN_CHARS: usize = 128;
+
 /// A display name that passed [`validate_name`]: trimmed, 1..=64 chars, no
 /// control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +91,9 @@ pub enum ErrorCode {
     NotInLobby,
     /// `knock` before the deny cooldown ran out.
     KnockTooSoon,
+    /// `resume` with a token that is unknown, already used, or whose grace
+    /// period is over (the socket may `join` instead).
+    ResumeFailed,
 }
 
 impl ErrorCode {
@@ -114,11 +120,12 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotInLobby => "not-in-lobby",
             ErrorCode::KnockTooSoon => "knock-too-soon",
+            ErrorCode::ResumeFailed => "resume-failed",
         }
     }
 
     /// All codes (for tests and metrics).
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::BadJson,
         ErrorCode::BadMessage,
         ErrorCode::UnknownType,
@@ -139,6 +146,7 @@ impl ErrorCode {
         ErrorCode::Forbidden,
         ErrorCode::NotInLobby,
         ErrorCode::KnockTooSoon,
+        ErrorCode::ResumeFailed,
     ];
 
     /// Default English message for the code (the client translates by code).
@@ -164,6 +172,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "only moderators can do that",
             ErrorCode::NotInLobby => "not waiting in a lobby",
             ErrorCode::KnockTooSoon => "too early to knock again",
+            ErrorCode::ResumeFailed => "unknown, used or expired resume token: join again",
         }
     }
 }
@@ -265,6 +274,26 @@ pub enum ClientMessage {
     },
     /// Leave the room.
     Leave,
+    /// Take one's place back after a dropped socket (first message of a
+    /// new socket, instead of `join`).
+    Resume {
+        /// The `resume_token` of the last `joined` / `resumed`.
+        token: String,
+        /// Whether the page kept its peer connections.
+        media: ResumeMedia,
+    },
+}
+
+/// What a resuming client kept of its media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResumeMedia {
+    /// The page lives and kept its peer connections (only the socket
+    /// dropped): nothing changes in the media plane.
+    Kept,
+    /// A new page (reload): the media plane forgets the old transports and
+    /// the client publishes and subscribes afresh.
+    New,
 }
 
 /// A moderation request, by wire `type`.
@@ -392,6 +421,8 @@ pub struct ParticipantInfo {
     pub audio_muted: bool,
     /// Camera off (stopped by a moderator, or by themselves).
     pub video_stopped: bool,
+    /// Their socket dropped; they may come back within the grace period.
+    pub reconnecting: bool,
 }
 
 /// Which transport, on the wire.
@@ -433,6 +464,45 @@ pub enum ServerMessage {
         /// Opens the meeting's pad: `GET /pad?token=…` (WebSocket). Valid
         /// while this signaling session is in the room.
         pad_token: String,
+        /// Single use: send it in `resume` from a new socket to take this
+        /// place back after a dropped socket (within the grace period).
+        resume_token: String,
+    },
+    /// Your `resume` succeeded: your place, as `joined` describes it.
+    Resumed {
+        /// Your participant id (the same as before).
+        id: u64,
+        /// The room.
+        room: String,
+        /// Your role (as it is now).
+        role: WireRole,
+        /// Whether the room is locked.
+        locked: bool,
+        /// Who else is there (not you).
+        participants: Vec<ParticipantInfo>,
+        /// The same pad token as before.
+        pad_token: String,
+        /// A fresh resume token (the one you sent is used up).
+        resume_token: String,
+        /// What the media plane did: `kept` (nothing) or `new` (publish and
+        /// subscribe afresh).
+        media: ResumeMedia,
+        /// Your audio muted by a moderator.
+        audio_muted: bool,
+        /// Your camera stopped by a moderator.
+        video_stopped: bool,
+        /// Whether you asked for audio only.
+        audio_only: bool,
+    },
+    /// Someone's socket dropped: they keep their place for the grace period.
+    ParticipantReconnecting {
+        /// Their id.
+        id: u64,
+    },
+    /// Someone who was reconnecting is back (same id, same role).
+    ParticipantResumed {
+        /// Their id.
+        id: u64,
     },
     /// Someone entered your room.
     ParticipantJoined {
@@ -836,6 +906,30 @@ pub fn parse_client(text: &str) -> Result<ClientMessage, ProtocolError> {
             sdp: str_field(&obj, "sdp")?.to_owned(),
         }),
         "leave" => Ok(ClientMessage::Leave),
+        "resume" => {
+            let token = str_field(&obj, "token")?;
+            if token.is_empty() || token.len() > MAX_RESUME_TOKEN_CHARS {
+                return Err(ProtocolError::new(
+                    ErrorCode::BadMessage,
+                    "field `token` must be a resume token",
+                ));
+            }
+            let media = match obj.get("media") {
+                None | Some(Value::Null) => ResumeMedia::Kept,
+                Some(Value::String(m)) if m == "kept" => ResumeMedia::Kept,
+                Some(Value::String(m)) if m == "new" => ResumeMedia::New,
+                Some(_) => {
+                    return Err(ProtocolError::new(
+                        ErrorCode::BadMessage,
+                        "field `media` must be \"kept\" or \"new\"",
+                    ));
+                }
+            };
+            Ok(ClientMessage::Resume {
+                token: token.to_owned(),
+                media,
+            })
+        }
         "chat" => {
             let text = str_field(&obj, "text")?;
             let chars = text.chars().count();
@@ -1126,8 +1220,10 @@ mod tests {
                 role: WireRole::Guest,
                 audio_muted: false,
                 video_stopped: true,
+                reconnecting: false,
             }],
             pad_token: "t".into(),
+            resume_token: "r".into(),
         };
         let v: Value = serde_json::from_str(&m.to_json()).unwrap();
         assert_eq!(v["pad_token"], "t");

@@ -65,6 +65,10 @@ pub struct ServeOptions {
     pub deny_cooldown: Duration,
     /// Last-N of rooms whose policy sets none (`None`: no limit).
     pub default_last_n: Option<u32>,
+    /// How long a participant whose signaling socket dropped keeps its
+    /// place (zero, the library default: it leaves at once; the `salon`
+    /// binary defaults to 30 s).
+    pub reconnect_grace: Duration,
 }
 
 /// Operator branding of the client.
@@ -133,6 +137,7 @@ impl Default for ServeOptions {
             auth: None,
             deny_cooldown: crate::hub::DEFAULT_DENY_COOLDOWN,
             default_last_n: None,
+            reconnect_grace: Duration::ZERO,
         }
     }
 }
@@ -142,7 +147,7 @@ impl Default for ServeOptions {
 enum HubInput {
     Open {
         id: ParticipantId,
-        tx: mpsc::Sender<ServerMessage>,
+        tx: mpsc::Sender<SocketOut>,
     },
     Frame {
         id: ParticipantId,
@@ -172,6 +177,13 @@ enum HubInput {
     PadClosed {
         conn: PadConnId,
     },
+}
+
+/// What the hub task tells a signaling socket task.
+#[derive(Debug)]
+enum SocketOut {
+    Message(ServerMessage),
+    Close(u16, &'static str),
 }
 
 /// What the hub task tells a pad socket task.
@@ -233,6 +245,7 @@ pub async fn serve(
     }
     hub.set_deny_cooldown(opts.deny_cooldown);
     hub.set_default_last_n(opts.default_last_n);
+    hub.set_reconnect_grace(opts.reconnect_grace);
     let reload = Reload {
         poll: opts.policy_poll,
         sighup: opts.reload_on_sighup,
@@ -379,7 +392,7 @@ async fn run_hub(
     let mut hangup = Hangup::new(reload.sighup && hub.policy().is_some());
     let mut poll = tokio::time::interval(reload.poll.max(Duration::from_millis(10)));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut sockets: HashMap<ParticipantId, mpsc::Sender<ServerMessage>> = HashMap::new();
+    let mut sockets: HashMap<ParticipantId, mpsc::Sender<SocketOut>> = HashMap::new();
     let mut pads: HashMap<PadConnId, mpsc::Sender<PadOut>> = HashMap::new();
     let mut events_open = true;
     loop {
@@ -393,7 +406,7 @@ async fn run_hub(
                 Some(HubInput::Refused { id, code }) => hub.handle_refused(id, code),
                 Some(HubInput::Closed { id }) => {
                     sockets.remove(&id);
-                    hub.handle_close(id);
+                    hub.handle_close(id, Now::system());
                 }
                 Some(HubInput::PadOpen { conn, token, tx }) => {
                     pads.insert(conn, tx);
@@ -421,23 +434,43 @@ async fn run_hub(
             },
             () = hangup.recv() => reload_policy(&mut hub, true),
             _ = poll.tick(), if hub.policy().is_some() => reload_policy(&mut hub, false),
+            () = grace_timer(hub.poll_timeout().map(|(at, _why)| at)) => {
+                hub.handle_timeout(Now::system());
+            }
             _ = stop.changed() => break,
         }
         drain(&mut hub, &mut sockets, &mut pads, media.as_ref(), &metrics);
     }
     // Tell the media plane everyone is gone.
     let ids: Vec<ParticipantId> = sockets.keys().copied().collect();
+    let now = Now::system();
     for id in ids {
-        hub.handle_close(id);
+        hub.handle_close(id, now);
     }
+    // Sockets whose task ended before we could tell them anything (see
+    // `drain`) may have their close still queued.
+    while let Ok(input) = inputs.try_recv() {
+        if let HubInput::Closed { id } = input {
+            hub.handle_close(id, now);
+        }
+    }
+    hub.end_grace_periods(now);
     sockets.clear();
     pads.clear();
     drain(&mut hub, &mut sockets, &mut pads, media.as_ref(), &metrics);
 }
 
+/// Resolves at the hub's next deadline (never without one).
+async fn grace_timer(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending::<()>().await,
+    }
+}
+
 fn drain(
     hub: &mut Hub,
-    sockets: &mut HashMap<ParticipantId, mpsc::Sender<ServerMessage>>,
+    sockets: &mut HashMap<ParticipantId, mpsc::Sender<SocketOut>>,
     pads: &mut HashMap<PadConnId, mpsc::Sender<PadOut>>,
     media: &dyn MediaControl,
     metrics: &Metrics,
@@ -452,14 +485,29 @@ fn drain(
                     if let ServerMessage::Error { code, .. } = &msg {
                         metrics.error_sent(code.as_str());
                     }
-                    if let Some(tx) = sockets.get(&to)
-                        && tx.try_send(msg).is_err()
+                    match sockets
+                        .get(&to)
+                        .map(|tx| tx.try_send(SocketOut::Message(msg)))
                     {
-                        // Full (the browser is not reading) or gone: drop
-                        // the socket; its task sees the closed channel.
-                        Metrics::inc(&metrics.slow_consumers);
-                        sockets.remove(&to);
-                        dropped.push(to);
+                        None | Some(Ok(())) => {}
+                        Some(Err(mpsc::error::TrySendError::Full(_))) => {
+                            // The browser is not reading: drop the socket; its
+                            // task sees the closed channel.
+                            Metrics::inc(&metrics.slow_consumers);
+                            sockets.remove(&to);
+                            dropped.push(to);
+                        }
+                        Some(Err(mpsc::error::TrySendError::Closed(_))) => {
+                            // The socket task ended: its `Closed` input comes
+                            // after the frames it read (a `leave` among them),
+                            // so its close is handled then, in order.
+                            sockets.remove(&to);
+                        }
+                    }
+                }
+                Output::Close { to, code, reason } => {
+                    if let Some(tx) = sockets.remove(&to) {
+                        let _ = tx.try_send(SocketOut::Close(code, reason));
                     }
                 }
                 Output::Media(cmd) => {
@@ -490,8 +538,9 @@ fn drain(
         if dropped.is_empty() {
             break;
         }
+        let now = Now::system();
         for id in dropped {
-            hub.handle_close(id);
+            hub.handle_close(id, now);
         }
     }
     metrics
@@ -779,7 +828,7 @@ struct Signaling<'a> {
 }
 
 impl Endpoint for Signaling<'_> {
-    type Out = ServerMessage;
+    type Out = SocketOut;
     const TOO_LARGE: &'static str = "too-large";
 
     fn text(&self, text: tungstenite::Utf8Bytes) -> HubInput {
@@ -806,9 +855,17 @@ impl Endpoint for Signaling<'_> {
         }
     }
 
-    fn outgoing(&self, msg: ServerMessage) -> Outgoing {
-        Metrics::inc(&self.metrics.frames_out);
-        Outgoing::Frame(Message::text(msg.to_json()))
+    fn outgoing(&self, out: SocketOut) -> Outgoing {
+        match out {
+            SocketOut::Message(msg) => {
+                Metrics::inc(&self.metrics.frames_out);
+                Outgoing::Frame(Message::text(msg.to_json()))
+            }
+            SocketOut::Close(code, reason) => Outgoing::Close(CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.into(),
+            }),
+        }
     }
 
     fn failed(&self, e: &tungstenite::Error) {

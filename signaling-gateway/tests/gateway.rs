@@ -198,7 +198,7 @@ async fn join_leave_broadcast_and_close_sends_leave() {
     assert_ne!(a_id, b_id);
     assert_eq!(
         jb["participants"],
-        json!([{"id": a_id, "name": "Ana", "role": "moderator", "audio_muted": false, "video_stopped": false}])
+        json!([{"id": a_id, "name": "Ana", "role": "moderator", "audio_muted": false, "video_stopped": false, "reconnecting": false}])
     );
     assert_eq!(ja["role"], "moderator");
     assert_eq!(jb["role"], "participant");

@@ -158,6 +158,13 @@ const DICT = {
     'error.unmute-forbidden': 'Un modérateur a coupé tous les micros : vous ne pouvez pas réactiver le vôtre pour l’instant.',
     'error.knock-too-soon': 'Trop tôt pour frapper à nouveau.',
     'error.not-in-lobby': 'Vous n’êtes pas en salle d’attente.',
+    'status.reconnecting': 'Connexion perdue, reconnexion…',
+    'tile.reconnecting': 'Reconnexion…',
+    'notice.reconnecting': '{name} a perdu la connexion et se reconnecte.',
+    'notice.back': '{name} est de retour.',
+    'notice.resumed': 'Reconnecté à la réunion.',
+    'error.resume-failed': 'Impossible de reprendre votre place dans la réunion : rejoignez-la à nouveau.',
+    'error.replaced': 'Votre place dans la réunion a été reprise par une autre page (un autre onglet ?).',
   },
   en: {
     'a11y.skip': 'Skip to the meeting',
@@ -315,6 +322,13 @@ const DICT = {
     'error.unmute-forbidden': 'A moderator muted everyone: you cannot unmute yourself for now.',
     'error.knock-too-soon': 'Too early to knock again.',
     'error.not-in-lobby': 'You are not in the waiting room.',
+    'status.reconnecting': 'Connection lost, reconnecting…',
+    'tile.reconnecting': 'Reconnecting…',
+    'notice.reconnecting': '{name} lost the connection and is reconnecting.',
+    'notice.back': '{name} is back.',
+    'notice.resumed': 'Reconnected to the meeting.',
+    'error.resume-failed': 'Could not take your place back in the meeting: join it again.',
+    'error.replaced': 'Another page (another tab?) took your place in the meeting.',
   },
 };
 

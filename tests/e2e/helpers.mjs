@@ -94,15 +94,20 @@ export async function startSalon({
   policy = OPEN_POLICY,
   authConfig = null,
   extraArgs = [],
+  listen = '127.0.0.1:0',
+  netns = null,
 } = {}) {
   if (!existsSync(SALON_BIN)) {
     throw new Error(`salon binary not found at ${SALON_BIN}: run \`cargo build -p salon-gateway\` or set SALON_BIN`);
   }
-  const args = ['--listen', '127.0.0.1:0', '--media-port', '0', '--io-backend', ioBackend];
+  const args = ['--listen', listen, '--media-port', '0', '--io-backend', ioBackend];
   if (policy !== null) args.push('--policy', path.resolve(REPO_ROOT, policy));
   if (authConfig !== null) args.push('--auth-config', authConfig);
   args.push(...extraArgs);
-  const child = spawn(SALON_BIN, args, {
+  // `netns`: run inside that network namespace (`ip netns exec` execs, so
+  // signals still reach salon).
+  const [cmd, argv] = netns === null ? [SALON_BIN, args] : ['ip', ['netns', 'exec', netns, SALON_BIN, ...args]];
+  const child = spawn(cmd, argv, {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' },
@@ -168,14 +173,22 @@ export const CHROMIUM_ARGS = [
   '--disable-backgrounding-occluded-windows',
 ];
 
-/** Headless Chromium with a fresh profile. Returns { context, close() }. */
-export async function launchBrowser() {
+/**
+ * Headless Chromium with a fresh profile (inside network namespace `netns`
+ * if given). Returns { context, close() }.
+ */
+export async function launchBrowser({ netns = null } = {}) {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`${CHROMIUM} not found: apt-get update && apt-get install -y chromium`);
   }
   const userDataDir = await mkdtemp(path.join(tmpdir(), 'salon-e2e-'));
+  let executablePath = CHROMIUM;
+  if (netns !== null) {
+    executablePath = path.join(userDataDir, 'chromium-in-netns');
+    await writeFile(executablePath, `#!/bin/sh\nexec ip netns exec '${netns}' '${CHROMIUM}' "$@"\n`, { mode: 0o755 });
+  }
   const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
+    executablePath,
     headless: true,
     args: CHROMIUM_ARGS,
     viewport: { width: 1280, height: 800 },
@@ -191,9 +204,10 @@ export async function launchBrowser() {
  * Opens the room page (with `?jwt=` if given) and submits the pre-join form
  * under `name`, without waiting for the outcome; returns { page, name }.
  */
-export async function openRoomPage(context, baseUrl, room, name, { lang = 'fr', jwt = null, camera = true } = {}) {
+export async function openRoomPage(context, baseUrl, room, name, { lang = 'fr', jwt = null, camera = true, record = null } = {}) {
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error(`[${name}] page error:`, e.message));
+  if (record) recordSignaling(page, record);
   const q = new URLSearchParams({ lang });
   if (jwt) q.set('jwt', jwt);
   await page.goto(`${baseUrl}${room}?${q}`);
@@ -203,9 +217,27 @@ export async function openRoomPage(context, baseUrl, room, name, { lang = 'fr', 
   return { page, name };
 }
 
+/**
+ * Pushes every signaling message the page receives (on `/ws`, across
+ * reloads and reconnects) into the array `into`, parsed, with `at` (ms).
+ */
+export function recordSignaling(page, into) {
+  page.on('websocket', (ws) => {
+    if (!new URL(ws.url()).pathname.endsWith('/ws')) return;
+    ws.on('framereceived', ({ payload }) => {
+      try {
+        into.push({ ...JSON.parse(String(payload)), at: Date.now() });
+      } catch {
+        // Not JSON: not a signaling message.
+      }
+    });
+  });
+  return into;
+}
+
 /** Opens the room page and joins under `name`; returns the page and its id. */
-export async function joinRoom(context, baseUrl, room, name, { lang = 'fr', jwt = null, camera = true } = {}) {
-  const { page } = await openRoomPage(context, baseUrl, room, name, { lang, jwt, camera });
+export async function joinRoom(context, baseUrl, room, name, { lang = 'fr', jwt = null, camera = true, record = null } = {}) {
+  const { page } = await openRoomPage(context, baseUrl, room, name, { lang, jwt, camera, record });
   await page.waitForFunction(() => window.salonTest && window.salonTest.ready === true, null, {
     timeout: 15_000,
   });
@@ -265,3 +297,59 @@ export async function waitFor(fn, what, timeoutMs = 15_000, everyMs = 200) {
 }
 
 export { sleep };
+
+/**
+ * Two "hosts" on loopback addresses (/work/shared/TESTING-NOTES.md): network
+ * namespaces `srv` (127.0.0.2) and `rcv` (127.0.0.3) joined by a veth pair,
+ * nothing outside 127/8. Needs root. Returns { srv, rcv, down(), up(),
+ * killTcp(ns, filter), cleanup() }; `down`/`up` cut and restore the link (a
+ * network drop).
+ */
+export async function twoHosts() {
+  const { execFileSync } = await import('node:child_process');
+  const tag = `${process.pid % 100000}`;
+  const srv = `salon-srv-${tag}`;
+  const rcv = `salon-rcv-${tag}`;
+  const ip = (...a) => execFileSync('ip', a, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const inNs = (ns, ...a) => ip('netns', 'exec', ns, ...a);
+  const cleanup = () => {
+    for (const ns of [srv, rcv]) {
+      try {
+        ip('netns', 'del', ns);
+      } catch {
+        // Already gone.
+      }
+    }
+  };
+  cleanup();
+  try {
+    ip('netns', 'add', srv);
+    ip('netns', 'add', rcv);
+    ip('link', 'add', `vs${tag}`, 'netns', srv, 'type', 'veth', 'peer', 'name', `vr${tag}`, 'netns', rcv);
+    for (const [ns, dev, local, peer] of [
+      [srv, `vs${tag}`, '127.0.0.2', '127.0.0.3'],
+      [rcv, `vr${tag}`, '127.0.0.3', '127.0.0.2'],
+    ]) {
+      inNs(ns, 'ip', 'link', 'set', 'lo', 'up');
+      for (const k of ['all.route_localnet=1', 'all.rp_filter=0', 'default.rp_filter=0', `${dev}.route_localnet=1`, `${dev}.rp_filter=0`]) {
+        inNs(ns, 'sysctl', '-qw', `net.ipv4.conf.${k}`);
+      }
+      inNs(ns, 'ip', 'route', 'del', 'local', '127.0.0.0/8', 'dev', 'lo', 'table', 'local');
+      inNs(ns, 'ip', 'route', 'replace', 'local', '127.0.0.1', 'dev', 'lo', 'table', 'local', 'proto', 'kernel', 'scope', 'host', 'src', '127.0.0.1');
+      inNs(ns, 'ip', 'addr', 'add', local, 'peer', peer, 'dev', dev);
+      inNs(ns, 'ip', 'link', 'set', dev, 'up');
+    }
+  } catch (e) {
+    cleanup();
+    throw new Error(`could not set up the network namespaces: ${e.stderr ?? e.message}`);
+  }
+  return {
+    srv,
+    rcv,
+    down: () => inNs(rcv, 'ip', 'link', 'set', `vr${tag}`, 'down'),
+    /** Destroys the TCP sockets of namespace `ns` matching the `ss` filter (sends no FIN). */
+    killTcp: (ns, filter) => inNs(ns, 'ss', '-K', '-t', ...filter.split(' ')),
+    up: () => inNs(rcv, 'ip', 'link', 'set', `vr${tag}`, 'up'),
+    cleanup,
+  };
+}

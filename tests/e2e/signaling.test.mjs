@@ -72,11 +72,21 @@ test('second join → already-joined, and the socket stays in its room', { timeo
     assert.equal(ja.role, 'moderator');
     assert.equal(jb.role, 'participant');
     assert.equal(jb.locked, false);
-    assert.deepEqual(jb.participants, [{ id: ja.id, name: 'Ana', role: 'moderator', audio_muted: false, video_stopped: false }]);
+    assert.deepEqual(jb.participants, [
+      { id: ja.id, name: 'Ana', role: 'moderator', audio_muted: false, video_stopped: false, reconnecting: false },
+    ]);
     assert.deepEqual(await a.next(), { type: 'participant-joined', id: jb.id, name: 'Bob', role: 'participant' });
-    // Closing B tells A.
+    // Closing B (without `leave`) tells A that B is reconnecting; `leave`
+    // from a new socket that resumed makes it a departure.
     b.close();
+    assert.deepEqual(await a.next(), { type: 'participant-reconnecting', id: jb.id });
+    const b2 = await openSocket(salon.wsUrl);
+    b2.send({ type: 'resume', token: jb.resume_token, media: 'kept' });
+    assert.equal((await b2.next()).type, 'resumed');
+    assert.deepEqual(await a.next(), { type: 'participant-resumed', id: jb.id });
+    b2.send({ type: 'leave' });
     assert.deepEqual(await a.next(), { type: 'participant-left', id: jb.id });
+    b2.close();
   } finally {
     a.close();
     b.close();
@@ -129,4 +139,124 @@ test('SIGTERM shuts down cleanly and closes open sockets', { timeout: 20_000 }, 
   await own.stop();
   assert.deepEqual(await own.exited, { code: 0, signal: null });
   assert.equal(await closed, 1001); // going away
+});
+
+test('a dropped socket resumes its place with its token, once', { timeout: 15_000 }, async () => {
+  const a = await openSocket(salon.wsUrl);
+  const b = await openSocket(salon.wsUrl);
+  const socks = [a, b];
+  try {
+    a.send(join('Resume'));
+    const ja = await expectJoined(a, 'Resume');
+    b.send(join('Resume', 'Bob'));
+    const jb = await expectJoined(b, 'Resume');
+    assert.match(jb.resume_token, /^[0-9a-f]{32}$/);
+    await a.next(); // participant-joined
+    b.ws.terminate(); // no close handshake: a dead network
+    assert.deepEqual(await a.next(), { type: 'participant-reconnecting', id: jb.id });
+    const b2 = await openSocket(salon.wsUrl);
+    socks.push(b2);
+    b2.send({ type: 'resume', token: jb.resume_token, media: 'kept' });
+    const r = await b2.next();
+    assert.equal(r.type, 'resumed', JSON.stringify(r));
+    assert.equal(r.id, jb.id);
+    assert.equal(r.role, 'participant');
+    assert.equal(r.media, 'kept');
+    assert.equal(r.pad_token, jb.pad_token);
+    assert.notEqual(r.resume_token, jb.resume_token);
+    assert.deepEqual(r.participants.map((p) => p.id), [ja.id]);
+    assert.deepEqual(await a.next(), { type: 'participant-resumed', id: jb.id });
+    // The new socket speaks as Bob.
+    b2.send({ type: 'chat', text: 'me revoilà' });
+    const chat = await a.next();
+    assert.equal(chat.from, jb.id);
+    assert.equal(chat.text, 'me revoilà');
+    // The used token is refused; the socket may then join normally.
+    const b3 = await openSocket(salon.wsUrl);
+    socks.push(b3);
+    b3.send({ type: 'resume', token: jb.resume_token });
+    await expectError(b3, 'resume-failed');
+    b3.send({ type: 'resume', token: 'f'.repeat(32) });
+    await expectError(b3, 'resume-failed');
+    b3.send(join('Resume', 'Cy'));
+    await expectJoined(b3, 'Resume');
+  } finally {
+    for (const s of socks) s.close();
+  }
+});
+
+test('past the grace period a resume fails and the others saw the departure', { timeout: 20_000 }, async () => {
+  const own = await startSalon({ extraArgs: ['--reconnect-grace-secs', '1'] });
+  const a = await openSocket(own.wsUrl);
+  const b = await openSocket(own.wsUrl);
+  try {
+    a.send(join('Late'));
+    await expectJoined(a, 'Late');
+    b.send(join('Late', 'Bob'));
+    const jb = await expectJoined(b, 'Late');
+    await a.next(); // participant-joined
+    b.close();
+    assert.deepEqual(await a.next(), { type: 'participant-reconnecting', id: jb.id });
+    const started = Date.now();
+    assert.deepEqual(await a.next(3_000), { type: 'participant-left', id: jb.id });
+    const waited = Date.now() - started;
+    assert.ok(waited > 700 && waited < 2_500, `left after ${waited} ms`);
+    const b2 = await openSocket(own.wsUrl);
+    b2.send({ type: 'resume', token: jb.resume_token, media: 'new' });
+    await expectError(b2, 'resume-failed');
+    b2.close();
+  } finally {
+    a.close();
+    b.close();
+    await own.stop();
+  }
+});
+
+test('resume, leave and close sent at once: the others see the departure', { timeout: 15_000 }, async () => {
+  const a = await openSocket(salon.wsUrl);
+  const b = await openSocket(salon.wsUrl);
+  try {
+    a.send(join('AtOnce'));
+    await expectJoined(a, 'AtOnce');
+    b.send(join('AtOnce', 'Bob'));
+    const jb = await expectJoined(b, 'AtOnce');
+    await a.next(); // participant-joined
+    b.ws.terminate();
+    assert.deepEqual(await a.next(), { type: 'participant-reconnecting', id: jb.id });
+    // The gateway's answer to `resume` finds the socket gone: the `leave`
+    // read before the close still counts.
+    const c = await openSocket(salon.wsUrl);
+    c.send({ type: 'resume', token: jb.resume_token, media: 'kept' });
+    c.send({ type: 'leave' });
+    c.ws.close();
+    assert.deepEqual(await a.next(), { type: 'participant-resumed', id: jb.id });
+    assert.deepEqual(await a.next(), { type: 'participant-left', id: jb.id });
+  } finally {
+    a.close();
+  }
+});
+
+test('a resume while the old socket is still open closes it as replaced', { timeout: 15_000 }, async () => {
+  const a = await openSocket(salon.wsUrl);
+  const b = await openSocket(salon.wsUrl);
+  const c = await openSocket(salon.wsUrl);
+  try {
+    a.send(join('Twin'));
+    await expectJoined(a, 'Twin');
+    b.send(join('Twin', 'Bob'));
+    const jb = await expectJoined(b, 'Twin');
+    await a.next(); // participant-joined
+    const closed = new Promise((resolve) => b.ws.once('close', (code, reason) => resolve([code, String(reason)])));
+    c.send({ type: 'resume', token: jb.resume_token, media: 'new' });
+    const r = await c.next();
+    assert.equal(r.type, 'resumed');
+    assert.equal(r.id, jb.id);
+    assert.deepEqual(await closed, [4001, 'replaced']);
+    assert.deepEqual(await a.next(), { type: 'participant-resumed', id: jb.id });
+    // The old socket's close was not a drop: nobody hears of it.
+    a.send({ type: 'ping?' });
+    await expectError(a, 'unknown-type');
+  } finally {
+    for (const s of [a, b, c]) s.close();
+  }
 });

@@ -75,6 +75,11 @@ struct Args {
     /// sets none. 0 means no limit.
     #[arg(long, default_value_t = 20)]
     last_n: u32,
+    /// Seconds a participant whose signaling socket dropped (Wi-Fi blink,
+    /// page reload) keeps its place and may resume with its token. 0 turns
+    /// reconnect off: a dropped socket leaves at once.
+    #[arg(long, default_value_t = 30)]
+    reconnect_grace_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -457,6 +462,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             auth: Some(Arc::new(auth)),
             deny_cooldown: Duration::from_secs(args.lobby_deny_cooldown_secs),
             default_last_n: (args.last_n > 0).then_some(args.last_n),
+            reconnect_grace: Duration::from_secs(args.reconnect_grace_secs),
             ..ServeOptions::default()
         },
         shutdown,

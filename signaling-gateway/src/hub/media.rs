@@ -53,8 +53,8 @@ impl Hub {
                 transport,
             } => {
                 // The browser's network went away (no consent checks for
-                // 30 s); the socket decides whether it left. A grace period
-                // and resume are for the reconnect work (docs/signaling.md).
+                // 30 s); the signaling socket decides whether it left (and
+                // its grace period whether it comes back: `reconnect`).
                 tracing::info!(%participant, ?transport, "media transport lost (no consent)");
                 return;
             }

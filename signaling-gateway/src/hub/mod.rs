@@ -6,11 +6,13 @@
 //! the first one in moderates).
 //!
 //! Driving contract: call one `handle_*` (a socket opened, a frame arrived, a
-//! socket closed, a media event, a pad socket event), then drain
-//! [`Hub::poll_output`] until it returns `None`. Outputs are a message for
-//! one signaling socket, a frame or a close for one pad socket, or a command
-//! for the media plane. No clock (inputs carry a [`Now`]), no IO,
-//! deterministic iteration (BTreeMap); pad tokens come from a seeded RNG.
+//! socket closed, a media event, a pad socket event, a deadline passed),
+//! then drain [`Hub::poll_output`] until it returns `None`, then ask
+//! [`Hub::poll_timeout`] when to call [`Hub::handle_timeout`] next. Outputs
+//! are a message for one signaling socket, a frame or a close for one pad
+//! socket, or a command for the media plane. No clock (inputs carry a
+//! [`Now`]), no IO, deterministic iteration (BTreeMap); pad tokens come from
+//! a seeded RNG, resume tokens from the OS.
 //!
 //! The hub holds only session state (who is in which room, with which name,
 //! who shares a screen) and each meeting's pad document, in memory; media
@@ -29,6 +31,8 @@
 //! - `media`: events from mediad, and the commands a participant's own
 //!   media requests turn into;
 //! - `pad`: pad sockets, their tokens and the documents;
+//! - `reconnect`: a dropped member's grace period, resume tokens, and which
+//!   socket carries which participant after a resume;
 //! - `rooms`: a room's lifetime and the policy's view of it.
 
 mod arrival;
@@ -37,6 +41,7 @@ mod lobby;
 mod media;
 mod moderation;
 mod pad;
+mod reconnect;
 mod rooms;
 mod session;
 #[cfg(test)]
@@ -57,8 +62,10 @@ use crate::protocol::{ClientMessage, ErrorCode, ProtocolError, ServerMessage, pa
 pub use chat::{CHAT_BURST, CHAT_RATE_PER_SEC};
 pub use lobby::DEFAULT_DENY_COOLDOWN;
 pub use pad::PadConnId;
+pub use reconnect::{CLOSE_REPLACED, DEFAULT_RECONNECT_GRACE, TimeoutReason};
 
 use pad::Pads;
+use reconnect::Links;
 use rooms::Room;
 use session::SessionState;
 
@@ -106,6 +113,16 @@ pub enum Output {
         /// The frame (shared between the recipients of a relay).
         data: Bytes,
     },
+    /// Close one signaling socket (a resume replaced it; its participant
+    /// lives on another socket).
+    Close {
+        /// The socket.
+        to: ParticipantId,
+        /// WebSocket close code.
+        code: u16,
+        /// Stable reason (`replaced`).
+        reason: &'static str,
+    },
     /// Close one pad socket.
     PadClose {
         /// The pad socket.
@@ -136,6 +153,8 @@ pub struct Hub {
     last_unix_s: u64,
     /// Correlation id of the next command to mediad that expects an answer.
     next_request: u64,
+    /// Sockets of resumed participants, grace periods, resume tokens.
+    links: Links,
     outputs: VecDeque<Output>,
 }
 
@@ -168,6 +187,7 @@ impl Hub {
             default_last_n: None,
             last_unix_s: 0,
             next_request: 1,
+            links: Links::default(),
             outputs: VecDeque::new(),
         }
     }
@@ -227,28 +247,41 @@ impl Hub {
         self.member(id).map(|m| m.audio_only)
     }
 
-    /// A socket opened; `id` is its (process-unique) participant id.
-    /// (An id that already has a session keeps it.)
+    /// A socket opened; `id` is its (process-unique) id, which becomes the
+    /// participant id of whoever joins on it (a socket that resumes speaks
+    /// for an older participant id instead: see `reconnect`). An id that
+    /// already has a session keeps it.
     pub fn handle_open(&mut self, id: ParticipantId) {
         self.sessions.entry(id).or_insert(SessionState::Idle);
     }
 
-    /// A text frame arrived from socket `id`.
-    pub fn handle_frame(&mut self, id: ParticipantId, text: &str, now: Now) {
+    /// A text frame arrived from socket `socket`.
+    pub fn handle_frame(&mut self, socket: ParticipantId, text: &str, now: Now) {
         match parse_client(text) {
-            Ok(msg) => self.handle_message(id, msg, now),
-            Err(e) => self.send_error(id, &e),
+            Ok(msg) => self.handle_message(socket, msg, now),
+            Err(e) => {
+                if let Some(id) = self.links.participant_of(socket) {
+                    self.send_error(id, &e);
+                }
+            }
         }
     }
 
-    /// A frame that is refused before parsing (too large, binary).
-    pub fn handle_refused(&mut self, id: ParticipantId, code: ErrorCode) {
-        self.send_error(id, &ProtocolError::plain(code));
+    /// A frame from socket `socket` that is refused before parsing (too
+    /// large, binary).
+    pub fn handle_refused(&mut self, socket: ParticipantId, code: ErrorCode) {
+        if let Some(id) = self.links.participant_of(socket) {
+            self.send_error(id, &ProtocolError::plain(code));
+        }
     }
 
-    /// A parsed message from socket `id`.
-    pub fn handle_message(&mut self, id: ParticipantId, msg: ClientMessage, now: Now) {
+    /// A parsed message from socket `socket` (read as its participant's; a
+    /// socket replaced by a resume is not heard).
+    pub fn handle_message(&mut self, socket: ParticipantId, msg: ClientMessage, now: Now) {
         self.last_unix_s = now.unix_ms / 1000;
+        let Some(id) = self.links.participant_of(socket) else {
+            return;
+        };
         match self.sessions.get(&id) {
             None => {}
             Some(SessionState::Joined(_)) => self.dispatch_in_room(id, msg, now),
@@ -273,7 +306,13 @@ impl Hub {
             (ClientMessage::Join { room, name, jwt }, Outside::Idle) => {
                 self.join(id, room, name, jwt, now);
             }
-            (ClientMessage::Join { .. }, Outside::Lobby | Outside::Left) => {
+            (ClientMessage::Resume { token, media }, Outside::Idle) => {
+                self.resume(id, &token, media);
+            }
+            (
+                ClientMessage::Join { .. } | ClientMessage::Resume { .. },
+                Outside::Lobby | Outside::Left,
+            ) => {
                 self.refuse(id, ErrorCode::AlreadyJoined);
             }
             (ClientMessage::Knock, Outside::Lobby) => self.knock(id, now),
@@ -305,7 +344,9 @@ impl Hub {
     /// A message from a member of a room.
     fn dispatch_in_room(&mut self, id: ParticipantId, msg: ClientMessage, now: Now) {
         match msg {
-            ClientMessage::Join { .. } => self.refuse(id, ErrorCode::AlreadyJoined),
+            ClientMessage::Join { .. } | ClientMessage::Resume { .. } => {
+                self.refuse(id, ErrorCode::AlreadyJoined);
+            }
             ClientMessage::Knock => self.refuse(id, ErrorCode::NotInLobby),
             ClientMessage::Leave => {
                 self.remove_member(id, now.unix_ms / 1000);
@@ -325,22 +366,15 @@ impl Hub {
         }
     }
 
-    /// Socket `id` closed (or was dropped by the driver). Hooks called
-    /// from here see the time of the last input that carried one.
-    pub fn handle_close(&mut self, id: ParticipantId) {
-        match self.sessions.get(&id) {
-            Some(SessionState::Joined(_)) => {
-                self.remove_member(id, self.last_unix_s);
-            }
-            Some(SessionState::Waiting(_)) => self.leave_lobby(id),
-            Some(SessionState::Idle | SessionState::Left) | None => {}
-        }
-        self.sessions.remove(&id);
-    }
-
-    /// Next thing for the driver to do.
+    /// Next thing for the driver to do. A message is addressed to the
+    /// socket that carries its participant now (see `reconnect`).
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        while let Some(out) = self.outputs.pop_front() {
+            if let Some(out) = self.route(out) {
+                return Some(out);
+            }
+        }
+        None
     }
 
     fn send(&mut self, to: ParticipantId, msg: ServerMessage) {

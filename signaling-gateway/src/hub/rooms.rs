@@ -172,6 +172,7 @@ impl Hub {
                     role: m.role.into(),
                     audio_muted: m.audio_muted || !m.self_audio,
                     video_stopped: m.video_stopped || !m.self_video,
+                    reconnecting: self.links.is_detached(*p),
                 });
                 if let Some(mid) = &m.screen_mid {
                     screens.push(ServerMessage::ScreenShare {

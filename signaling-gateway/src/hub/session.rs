@@ -216,6 +216,7 @@ impl Hub {
         from_lobby: bool,
     ) {
         let pad_token = self.pads.issue_token(id);
+        let resume_token = self.links.issue_token(id);
         let last_n = self.open_room(&room, id, &name, identity.as_ref());
         let r = self.rooms.entry(room.clone()).or_default();
         if from_lobby {
@@ -255,6 +256,7 @@ impl Hub {
                 locked,
                 participants,
                 pad_token: pad_token.clone(),
+                resume_token,
             },
         );
         for msg in screens.into_iter().chain(knocks) {
@@ -313,6 +315,7 @@ impl Hub {
             return None;
         };
         self.pads.revoke_token(&member.pad_token);
+        self.links.revoke_token(id);
         self.media(Command::Leave { participant: id });
         if let Some(conn) = member.pad_conn {
             self.pads.detach(conn);

@@ -8,6 +8,7 @@
 //   store.js     the state, changed only through its named updates, which notify subscribers
 //   session.js   the WebRTC session (both transports, simulcast, screen share); stats.js its stats
 //   views/       DOM rendering from the store, and the controls that call back here
+//   reconnect.js the resume token (sessionStorage, per room) and the retry schedule
 import { applyI18n, t, has } from '../i18n.js';
 import { Signaling } from '../signaling.js';
 import {
@@ -46,6 +47,7 @@ import {
   setAudioOnly,
   setTileHeight,
   chatReceived,
+  isPanelOpen,
 } from './store.js';
 import { Session } from './session.js';
 import { subscribeStats, allInboundBytes, screenStats, inboundVideo, publishEncodings } from './stats.js';
@@ -53,12 +55,14 @@ import { announce, displayName, roleName } from './views/dom.js';
 import { initPage } from './views/page.js';
 import { initLayers } from './views/layers.js';
 import { initTiles, startLevelMeter, stageTrackId } from './views/tiles.js';
-import { initPrejoin, whenPreviewReady, joinFailed } from './views/prejoin.js';
+import { initPrejoin, whenPreviewReady, joinFailed, joinPending } from './views/prejoin.js';
 import { initToolbar, openPanel, focusMic } from './views/toolbar.js';
 import { initPeople } from './views/people.js';
 import { initChat, setRecipient } from './views/chat.js';
 import { initPadPanel, openPad, destroyPad, padText, padSynced, exportText } from './views/padpanel.js';
 import { initLobby, clearReknock, showLobby, showAdmitted, showDenied, showEnded, showKicked, focusEnded } from './views/lobby.js';
+import { initReconnecting, markReconnecting, reconnectingIds } from './views/reconnecting.js';
+import { saveResume, loadResume, forgetResume, backoffMs, RETRY_FOR_MS } from './reconnect.js';
 
 // The access token (`?jwt=`, as Jitsi) is read once, kept in memory only and
 // dropped from the address bar (and so from history, bookmarks and the
@@ -77,6 +81,10 @@ applyI18n();
 const room = decodeURIComponent(location.pathname.slice(1));
 
 let sig = null; // the signaling socket of the current join
+// The gateway's close code for a socket whose place another page resumed.
+const CLOSE_REPLACED = 4001;
+// While the socket is down and we try to resume: { since, attempt, media, timer }.
+let retry = null;
 
 const session = new Session({
   send: (msg) => sig?.send(msg),
@@ -103,6 +111,11 @@ window.salonTest = {
   shareScreen: () => startShare(),
   stopShare: () => stopShare(),
   leaveNow: () => leave(),
+  // Closes the signaling socket without `leave` (a network blink).
+  dropSignaling: () => sig?.ws?.close(4000, 'test'),
+  resumeToken: () => loadResume(room)?.token ?? null,
+  reconnecting: () => reconnectingIds(),
+  status: () => store.status,
   exports: [],
   phase: () => store.phase,
   role: () => store.role,
@@ -139,6 +152,7 @@ initPeople({
 });
 initChat({ sendChat });
 initPadPanel(room);
+initReconnecting();
 initLobby({
   knock: () => {
     sig?.send({ type: 'knock' });
@@ -229,21 +243,49 @@ function moderate(msg) {
 function join(name) {
   setStatus('connecting');
   setSelfName(name);
+  forgetResume(room);
+  openSignaling(() => {
+    const msg = { type: 'join', room, name };
+    if (jwt) msg.jwt = jwt;
+    return msg;
+  });
+}
+
+/** A new signaling socket whose first message is `first()`. */
+function openSignaling(first) {
   // A refused join leaves the socket usable, but a fresh one is simplest.
   if (sig) sig.close();
   const s = new Signaling();
   sig = s;
-  s.on('open', () => {
-    const msg = { type: 'join', room, name };
-    if (jwt) msg.jwt = jwt;
-    s.send(msg);
-  });
-  s.on('close', () => {
+  s.on('open', () => s.send(first()));
+  s.on('close', (ev) => {
     if (sig !== s) return;
-    if (!store.left && store.phase !== 'ended' && store.phase !== 'kicked') setStatus('disconnected');
     window.salonTest.ready = false;
+    if (ev?.code === CLOSE_REPLACED) {
+      // Our place was resumed by another page (a duplicated tab): it is theirs.
+      placeLost('error.replaced');
+      return;
+    }
+    if (retry || (store.joined && !store.left && store.phase === 'call')) {
+      socketLost();
+      return;
+    }
+    if (!store.left && store.phase !== 'ended' && store.phase !== 'kicked') setStatus('disconnected');
   });
-  s.on('joined', (msg) => onJoined(msg));
+  s.on('joined', (msg) => {
+    saveResume(room, msg.resume_token, store.selfName);
+    onJoined(msg);
+    markRosterReconnecting(msg);
+  });
+  s.on('resumed', (msg) => onResumed(msg));
+  s.on('participant-reconnecting', (msg) => {
+    markReconnecting(msg.id, true);
+    announce(t('notice.reconnecting', { name: displayName(String(msg.id)) }));
+  });
+  s.on('participant-resumed', (msg) => {
+    markReconnecting(msg.id, false);
+    announce(t('notice.back', { name: displayName(String(msg.id)) }));
+  });
   s.on('lobby', () => onLobby());
   s.on('admitted', () => showAdmitted());
   s.on('denied', (msg) => {
@@ -269,7 +311,10 @@ function join(name) {
   s.on('media-state', (msg) => mediaState(msg));
   s.on('layers-wanted', (msg) => session.applyLayersWanted(msg));
   s.on('participant-joined', (msg) => participantJoined(msg));
-  s.on('participant-left', (msg) => participantLeft(msg.id));
+  s.on('participant-left', (msg) => {
+    markReconnecting(msg.id, false);
+    participantLeft(msg.id);
+  });
   s.on('publish-answer', (msg) => session.publishAnswer(msg.sdp));
   s.on('subscribe-offer', (msg) => session.subscribeOffer(msg.sdp));
   s.on('connected', (msg) => {
@@ -283,7 +328,107 @@ function join(name) {
   s.connect();
 }
 
+// ---- Reconnect (docs/signaling.md) ---------------------------------------------------
+
+/** The socket dropped while we were in the meeting (or resuming): try again with backoff. */
+function socketLost() {
+  const saved = loadResume(room);
+  if (!saved) {
+    retry = null;
+    setStatus('disconnected');
+    return;
+  }
+  if (!retry) retry = { since: Date.now(), attempt: 0, media: 'kept', timer: null };
+  if (Date.now() - retry.since > RETRY_FOR_MS) {
+    resumeFailed();
+    return;
+  }
+  setStatus('reconnecting');
+  const media = retry.media;
+  retry.timer = setTimeout(() => {
+    if (retry) retry.timer = null;
+    openSignaling(() => ({ type: 'resume', token: loadResume(room)?.token ?? '', media }));
+  }, backoffMs(retry.attempt++));
+}
+
+/** A reload within the grace period: resume with a new page's media. */
+async function resumeAfterReload(saved) {
+  setSelfName(saved.name);
+  setStatus('reconnecting');
+  joinPending();
+  await whenPreviewReady();
+  retry = { since: Date.now(), attempt: 0, media: 'new', timer: null };
+  openSignaling(() => ({ type: 'resume', token: loadResume(room)?.token ?? '', media: 'new' }));
+}
+
+async function onResumed(msg) {
+  if (retry?.timer) clearTimeout(retry.timer);
+  retry = null;
+  saveResume(room, msg.resume_token, store.selfName);
+  if (msg.media === 'new' || !store.joined) {
+    // A new page: the same id and role, fresh transports.
+    const call = onJoined(msg);
+    markRosterReconnecting(msg);
+    await call;
+    if (msg.audio_muted) selfMuted('audio', true);
+    if (msg.video_stopped) selfMuted('video', true);
+    if (msg.audio_only) setAudioOnlyMode(true);
+    announce(t('notice.resumed'));
+    return;
+  }
+  // The page kept its peer connections: catch up with the roster.
+  const present = new Set(msg.participants.map((p) => String(p.id)));
+  for (const id of [...store.names.keys()]) {
+    if (!present.has(id)) {
+      markReconnecting(id, false);
+      participantLeft(id);
+    }
+  }
+  for (const p of msg.participants) {
+    const id = String(p.id);
+    if (!store.names.has(id)) participantJoined(p);
+    else if (store.info.get(id)?.role !== p.role) roleChanged(id, p.role);
+    markReconnecting(id, Boolean(p.reconnecting));
+  }
+  if (msg.role !== store.role) roleChanged(store.selfId, msg.role);
+  setLocked(Boolean(msg.locked));
+  // The pad socket may have dropped with the network: the same token opens it again.
+  if (isPanelOpen('pad')) openPad();
+  setError('');
+  setStatus(store.connected.publish || store.connected.subscribe ? 'media' : 'joined');
+  announce(t('notice.resumed'));
+  window.salonTest.ready = true;
+}
+
+/** Marks the participants of a `joined` / `resumed` roster whose socket is down. */
+function markRosterReconnecting(msg) {
+  for (const p of msg.participants ?? []) if (p.reconnecting) markReconnecting(p.id, true);
+}
+
+/** Our place is gone (refused token, or the grace period passed): join again by hand. */
+function resumeFailed() {
+  placeLost('error.resume-failed');
+}
+
+/** Back to the join form with `errorKey`; our place in the meeting is not ours any more. */
+function placeLost(errorKey) {
+  if (retry?.timer) clearTimeout(retry.timer);
+  retry = null;
+  forgetResume(room);
+  sig?.close();
+  sig = null;
+  if (store.joined) teardownCall();
+  setPhase('prejoin');
+  setStatus('disconnected');
+  joinFailed();
+  setError(t(errorKey));
+}
+
 function onError(msg) {
+  if (msg.code === 'resume-failed') {
+    resumeFailed();
+    return;
+  }
   if (msg.code === 'unknown-type') {
     // An older gateway without an optional message (media-state,
     // video-constraints): nothing the user can act on.
@@ -337,6 +482,7 @@ function onLobby() {
 }
 
 function onMeetingEnded(msg) {
+  forgetResume(room);
   clearReknock();
   teardownCall();
   stopLocalMedia();
@@ -348,6 +494,7 @@ function onMeetingEnded(msg) {
 }
 
 function onKicked(msg) {
+  forgetResume(room);
   if (store.role === 'guest' && !msg.ban) {
     // The server puts us back in its lobby (`lobby` follows).
     setBackToLobby(true);
@@ -364,6 +511,23 @@ function onKicked(msg) {
 }
 
 function leave() {
+  if (retry) clearTimeout(retry.timer);
+  retry = null;
+  if (store.joined && sig?.ws?.readyState !== WebSocket.OPEN) {
+    // Our socket is down: take the place back only to give it up, so the
+    // others see us leave now rather than at the end of the grace period.
+    const token = loadResume(room)?.token;
+    if (token) {
+      const s = new Signaling();
+      s.on('open', () => {
+        s.send({ type: 'resume', token, media: 'kept' });
+        s.send({ type: 'leave' });
+        s.close();
+      });
+      s.connect();
+    }
+  }
+  forgetResume(room);
   setLeft();
   window.salonTest.ready = false;
   destroyPad();
@@ -407,3 +571,7 @@ function onMuted(msg, muted) {
   participantMuted(id, kind, muted);
   if (muted && kind === 'audio') announce(t('notice.muted', { name: displayName(id) }));
 }
+
+// A reload (or a restored tab) within the grace period takes our place back.
+const savedPlace = loadResume(room);
+if (savedPlace) resumeAfterReload(savedPlace);

@@ -71,7 +71,7 @@ fn private_chat_reaches_only_its_addressee_and_sender() {
         );
     }
     // Someone who left is no longer addressable.
-    hub.handle_close(p(2));
+    hub.handle_close(p(2), t0());
     drain(&mut hub);
     hub.handle_frame(p(1), &chat_frame("still there?", Some(2)), t0());
     assert_eq!(

@@ -158,7 +158,7 @@ fn knock_admit_deny_and_cooldown() {
         Some(ErrorCode::NotInLobby)
     );
     // The waiting guest leaves: moderators drop it.
-    hub.handle_close(p(4));
+    hub.handle_close(p(4), t0());
     let out = drain(&mut hub);
     assert_eq!(
         sends_to(&out, p(1)),

@@ -85,7 +85,7 @@ fn media_events_reach_only_their_socket() {
     assert!(sends_to(&out, p(3)).is_empty());
     assert_eq!(out.len(), 4);
     // After leaving, late events are dropped.
-    hub.handle_close(p(1));
+    hub.handle_close(p(1), t0());
     drain(&mut hub);
     hub.handle_media_event(Event::SubscribeOffer {
         participant: p(1),

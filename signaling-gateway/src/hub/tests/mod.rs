@@ -6,5 +6,6 @@ mod media_routing;
 mod moderation_is_authorized;
 mod pad_sync;
 mod random_sequences;
+mod reconnect_keeps_your_place;
 mod session_join_and_leave;
 mod support;

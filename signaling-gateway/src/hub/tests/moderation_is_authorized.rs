@@ -304,7 +304,7 @@ fn ending_the_meeting_reaches_everyone_and_the_last_one_out_ends_it() {
     assert_eq!((hub.room_count(), hub.lobby_count()), (0, 0));
     // The last one leaving ends the room for the lobby too.
     let mut hub = agent_and_waiting_guest();
-    hub.handle_close(p(1));
+    hub.handle_close(p(1), t0());
     let out = drain(&mut hub);
     assert_eq!(
         sends_to(&out, p(2)),

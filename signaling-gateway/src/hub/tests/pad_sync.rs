@@ -50,7 +50,7 @@ fn pad_syncs_between_participants_and_dies_with_the_meeting() {
     assert_eq!(text(&d3), "");
     // Everyone leaves: the pad sockets are closed and the pad is gone.
     for id in [1, 2, 4] {
-        hub.handle_close(p(id));
+        hub.handle_close(p(id), t0());
     }
     let out = drain(&mut hub);
     for c in [c1, c2, c4] {
@@ -59,7 +59,7 @@ fn pad_syncs_between_participants_and_dies_with_the_meeting() {
     assert_eq!(hub.pads_live(), 1, "room X's pad is still live");
     assert_eq!(hub.pad_text("R", "pad"), None);
     assert_eq!(hub.room_count(), 1);
-    hub.handle_close(p(3));
+    hub.handle_close(p(3), t0());
     drain(&mut hub);
     assert_eq!(hub.pads_live(), 0);
     assert_eq!(hub.room_count(), 0);
@@ -113,7 +113,7 @@ fn pad_refuses_bad_tokens_and_bad_frames_for_their_sender_only() {
         // Later frames from the closed socket are ignored.
         hub.handle_pad_frame(c3, &edit(&Doc::new(), 0, "x"));
         assert!(drain(&mut hub).is_empty());
-        hub.handle_close(p(3));
+        hub.handle_close(p(3), t0());
         drain(&mut hub);
     }
     // Oversized update: refused.

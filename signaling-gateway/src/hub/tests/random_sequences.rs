@@ -51,7 +51,7 @@ fn seeded_random_sessions_keep_invariants() {
                 (1, Some(id)) => {
                     slots[slot] = None;
                     open.remove(&id);
-                    hub.handle_close(id);
+                    hub.handle_close(id, t0());
                 }
                 (_, Some(id)) => {
                     hub.handle_frame(id, frames[rnd(frames.len() as u64) as usize], t0());
@@ -82,12 +82,15 @@ fn seeded_random_sessions_keep_invariants() {
                     Output::Media(Command::Leave { participant }) => {
                         *leaves.entry(participant).or_insert(0) += 1;
                     }
-                    Output::Media(_) | Output::PadSend { .. } | Output::PadClose { .. } => {}
+                    Output::Media(_)
+                    | Output::Close { .. }
+                    | Output::PadSend { .. }
+                    | Output::PadClose { .. } => {}
                 }
             }
         }
         for id in std::mem::take(&mut open) {
-            hub.handle_close(id);
+            hub.handle_close(id, t0());
         }
         for out in drain(&mut hub) {
             if let Output::Media(Command::Leave { participant }) = out {
@@ -153,7 +156,7 @@ fn random_v2_sequences_never_panic() {
             18 => serde_json::json!({"type":"media-state","audio":next(2) == 0,"video":true}),
             19 => serde_json::json!({"type":"chat","text":"x"}),
             20 => {
-                hub.handle_close(p(who));
+                hub.handle_close(p(who), t0());
                 hub.handle_open(p(who));
                 steps += 1;
                 continue;

@@ -21,6 +21,7 @@ fn join_announces_both_ways() {
             locked: false,
             participants: vec![],
             pad_token: token_of(&out, p(1)),
+            resume_token: resume_token_of(&out, p(1)),
         }]
     );
 
@@ -46,8 +47,10 @@ fn join_announces_both_ways() {
                 role: WireRole::Moderator,
                 audio_muted: false,
                 video_stopped: false,
+                reconnecting: false,
             }],
             pad_token: token_of(&out, p(2)),
+            resume_token: resume_token_of(&out, p(2)),
         }]
     );
 
@@ -65,7 +68,7 @@ fn close_sends_leave_and_tells_the_room() {
     join(&mut hub, 1, "R", "Ana");
     join(&mut hub, 2, "R", "Bob");
     join(&mut hub, 3, "X", "Cy");
-    hub.handle_close(p(2));
+    hub.handle_close(p(2), t0());
     let out = drain(&mut hub);
     assert!(matches!(commands(&out)[..], [Command::Leave { participant }] if participant == p(2)));
     assert_eq!(
@@ -75,12 +78,12 @@ fn close_sends_leave_and_tells_the_room() {
     assert!(sends_to(&out, p(3)).is_empty());
     assert!(sends_to(&out, p(2)).is_empty());
     // Closing twice, or closing a lobby socket, does nothing.
-    hub.handle_close(p(2));
+    hub.handle_close(p(2), t0());
     hub.handle_open(p(9));
-    hub.handle_close(p(9));
+    hub.handle_close(p(9), t0());
     assert!(drain(&mut hub).is_empty());
     // Last one out removes the room.
-    hub.handle_close(p(1));
+    hub.handle_close(p(1), t0());
     drain(&mut hub);
     assert_eq!(hub.room_count(), 1);
 }
@@ -108,7 +111,7 @@ fn leave_message_then_rejoin_refused() {
         Some(ErrorCode::NotJoined)
     );
     // The later close must not send a second Leave.
-    hub.handle_close(p(1));
+    hub.handle_close(p(1), t0());
     assert!(commands(&drain(&mut hub)).is_empty());
 }
 

@@ -74,6 +74,19 @@ pub(super) fn token_of(out: &[Output], id: ParticipantId) -> String {
         .unwrap()
 }
 
+/// The resume token of the last `joined` or `resumed` sent to `id`.
+pub(super) fn resume_token_of(out: &[Output], id: ParticipantId) -> String {
+    sends_to(out, id)
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            ServerMessage::Joined { resume_token, .. }
+            | ServerMessage::Resumed { resume_token, .. } => Some(resume_token.clone()),
+            _ => None,
+        })
+        .unwrap()
+}
+
 pub(super) fn error_code(msgs: &[ServerMessage]) -> Option<ErrorCode> {
     msgs.iter().find_map(|m| match m {
         ServerMessage::Error { code, .. } => Some(*code),

@@ -49,6 +49,11 @@ export function initPrejoin(actions) {
   });
 }
 
+/** A join (or a resume) is under way: the form waits. */
+export function joinPending() {
+  $('join').disabled = true;
+}
+
 /** A refused join: the form can be sent again. */
 export function joinFailed() {
   $('join').disabled = false;
