@@ -42,8 +42,8 @@ impl ParticipantId {
     pub const LIMIT: u64 = 1 << 53;
 
     /// A fresh random id in `1..LIMIT` from the operating system's
-    /// generator. The caller checks it against the ids it already holds
-    /// (two of n live ids collide with probability about n²/2^54).
+    /// generator. Two of n live ids collide with probability about
+    /// n²/2^54; the gateway refuses a socket whose id is already in use.
     pub fn random() -> Self {
         loop {
             let v = rand::random::<u64>() & (Self::LIMIT - 1);

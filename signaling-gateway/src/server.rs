@@ -399,6 +399,13 @@ async fn run_hub(
         tokio::select! {
             input = inputs.recv() => match input {
                 Some(HubInput::Open { id, tx }) => {
+                    if sockets.contains_key(&id) || hub.id_in_use(id) {
+                        // Two random ids met (about n²/2^54): refuse the
+                        // new socket (dropping `tx` closes it); its client
+                        // connects again under another id.
+                        tracing::warn!(participant = %id, "participant id collision, socket refused");
+                        continue;
+                    }
                     sockets.insert(id, tx);
                     hub.handle_open(id);
                 }

@@ -247,6 +247,14 @@ impl Hub {
         self.member(id).map(|m| m.audio_only)
     }
 
+    /// Whether `id` names a session or a participant here (random ids:
+    /// the driver refuses a new socket whose id collides).
+    pub fn id_in_use(&self, id: ParticipantId) -> bool {
+        self.sessions.contains_key(&id)
+            || self.links.participant_of(id).is_some()
+            || self.links.socket_of(id).is_some()
+    }
+
     /// A socket opened; `id` is its (process-unique) id, which becomes the
     /// participant id of whoever joins on it (a socket that resumes speaks
     /// for an older participant id instead: see `reconnect`). An id that
