@@ -250,9 +250,7 @@ impl Hub {
     /// Whether `id` names a session or a participant here (random ids:
     /// the driver refuses a new socket whose id collides).
     pub fn id_in_use(&self, id: ParticipantId) -> bool {
-        self.sessions.contains_key(&id)
-            || self.links.participant_of(id).is_some()
-            || self.links.socket_of(id).is_some()
+        self.sessions.contains_key(&id) || self.links.knows(id)
     }
 
     /// A socket opened; `id` is its (process-unique) id, which becomes the

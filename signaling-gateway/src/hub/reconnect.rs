@@ -68,6 +68,14 @@ impl Links {
         (self.socket_of(p) == Some(socket)).then_some(p)
     }
 
+    /// Whether `id` is a participant or a socket these links know of.
+    pub(super) fn knows(&self, id: ParticipantId) -> bool {
+        self.resumed.contains_key(&id)
+            || self.carried_by.contains_key(&id)
+            || self.carried_by.values().any(|s| *s == id)
+            || self.detached.contains_key(&id)
+    }
+
     /// Whether `p` is in its grace period.
     pub(super) fn is_detached(&self, p: ParticipantId) -> bool {
         self.detached.contains_key(&p)

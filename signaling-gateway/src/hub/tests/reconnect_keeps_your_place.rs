@@ -504,3 +504,19 @@ fn seeded_random_drops_and_resumes_keep_invariants() {
     }
     assert!(resumes_ok > 50, "only {resumes_ok} resumes exercised");
 }
+
+#[test]
+fn an_id_in_use_is_known_while_its_participant_may_come_back() {
+    // Random ids can meet: the driver refuses a new socket whose id the
+    // hub still knows (a live session, or a participant in its grace).
+    let mut hub = Hub::with_seed(3);
+    hub.set_reconnect_grace(Duration::from_secs(30));
+    join(&mut hub, 1, "R", "Ana");
+    assert!(hub.id_in_use(p(1)));
+    assert!(!hub.id_in_use(p(2)));
+    hub.handle_close(p(1), t0());
+    assert!(hub.id_in_use(p(1)), "reconnecting: still hers");
+    hub.handle_timeout(at(31_000));
+    drain(&mut hub);
+    assert!(!hub.id_in_use(p(1)), "gone after the grace period");
+}
