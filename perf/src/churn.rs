@@ -804,6 +804,150 @@ pub(crate) async fn drive(
 mod tests {
     use super::*;
 
+    fn member(room: u32, id: u64, video: bool, present_at: Instant) -> Member {
+        Member {
+            room,
+            fate: Fate {
+                video,
+                stay: Duration::from_secs(60),
+                how: Ending::Leave,
+                replaced_after: Duration::ZERO,
+            },
+            started: present_at,
+            id: Some(id),
+            joined_ns: Some(0),
+            present_at: Some(present_at),
+            end_at: present_at + Duration::from_secs(60),
+            end_tx: None,
+            ending: false,
+            alive: true,
+            ssrcs: HashMap::new(),
+            mids: Vec::new(),
+            view: Vec::new(),
+            differs_since: None,
+            checked: HashSet::new(),
+            stale: HashSet::new(),
+            misattributed: HashSet::new(),
+            ttm_peers: None,
+        }
+    }
+
+    fn line(mid: &str, video: bool, active: bool, publisher: u64, ssrc: u32) -> OfferedLine {
+        OfferedLine {
+            mid: mid.into(),
+            video,
+            active,
+            publisher: Some(publisher),
+            ssrcs: vec![ssrc],
+        }
+    }
+
+    /// The checks fire on what they must, and only then.
+    #[test]
+    fn checks_catch_missing_media_bad_offers_and_misattribution() {
+        let sc = Scenario::parse(
+            "name = \"t\"\nrooms = 1\nroom_sizes = [2]\nvideo_fraction = 0.0\njoin_rate = 1.0\nduration_s = 1.0\n[churn]\n",
+        )
+        .unwrap();
+        let c = sc.churn.clone().unwrap();
+        let epoch = Instant::now();
+        let env = Env {
+            ws: String::new(),
+            bind_ip: IpAddr::from([127, 0, 0, 1]),
+            salt: 0,
+            room_prefix: String::new(),
+            epoch,
+            progress: false,
+            txs: Vec::new(),
+        };
+        let (sev_tx, _sev_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (_stop_tx, stop_rx) = watch::channel(false);
+        let mut d = Driver {
+            sc: &sc,
+            c: &c,
+            env: &env,
+            members: vec![member(0, 10, false, epoch), member(0, 11, true, epoch)],
+            alive: vec![2],
+            report: ChurnReport {
+                max_present: vec![2],
+                ..ChurnReport::default()
+            },
+            ttm: Vec::new(),
+            tasks: tokio::task::JoinSet::new(),
+            sev_tx,
+            stop_rx,
+            gateway_errors: Vec::new(),
+        };
+        // Before 3 s together nothing is due; at 3.1 s with no media, each
+        // misses the other's tracks (audio; and 10 misses 11's video), and
+        // only once.
+        d.check(epoch + Duration::from_secs(2), &[]);
+        assert_eq!(d.report.violations_total, 0);
+        let t = epoch + Duration::from_millis(3100);
+        d.check(t, &[]);
+        assert_eq!(d.report.violations_total, 3, "{:?}", d.report.violations);
+        assert!(d.report.violations.iter().all(|v| v.kind == "no-media"));
+        d.check(t + TICK, &[]);
+        assert_eq!(d.report.violations_total, 3);
+        assert_eq!(d.report.pair_checks, 3);
+
+        // Offers: one within the bound (2 x (2 - 1) = 2 lines), one over
+        // it that also drops a mid, one late.
+        d.on_offer(
+            0,
+            vec![
+                line("0", false, true, 11, 100),
+                line("1", true, true, 11, 101),
+            ],
+            500,
+            Duration::from_millis(3),
+        );
+        assert_eq!(d.report.violations_total, 3);
+        d.on_offer(
+            0,
+            vec![
+                line("1", true, true, 11, 101),
+                line("2", false, true, 11, 102),
+                line("3", false, false, 11, 103),
+            ],
+            700,
+            Duration::from_secs(6),
+        );
+        let kinds: Vec<&str> = d.report.violations[3..].iter().map(|v| v.kind).collect();
+        assert_eq!(kinds, ["mids-changed", "answer-late", "sdp-too-large"]);
+
+        // A stream on SSRC 101 (11's video by the msid) stamped by 12.
+        let ns = |t: Instant| t.duration_since(epoch).as_nanos() as u64;
+        let now = epoch + Duration::from_secs(5);
+        let seen = StreamSeen {
+            index: 0,
+            ssrc: 101,
+            sender: 12,
+            packets: 10,
+            first_ns: ns(now) - 1_000_000,
+            last_ns: ns(now),
+        };
+        let before = d.report.violations_total;
+        d.check(now, &[seen]);
+        assert!(
+            d.report.violations[before..]
+                .iter()
+                .any(|v| v.kind == "misattributed")
+        );
+
+        // 10's view (11's audio + video per its last offer: 101 video,
+        // 102 audio) matches the roster; 11 was never offered 10's audio:
+        // its view differs for more than 5 s.
+        let before = d.report.violations_total;
+        d.check(now + Duration::from_secs(6), &[]);
+        let differs: Vec<Option<u64>> = d.report.violations[before..]
+            .iter()
+            .filter(|v| v.kind == "view-differs")
+            .map(|v| v.receiver)
+            .collect();
+        assert_eq!(differs, [Some(11)]);
+    }
+
     #[test]
     fn fates_are_seeded_and_shaped() {
         let c = ChurnConfig {

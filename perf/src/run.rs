@@ -388,6 +388,8 @@ async fn run_async(opts: &RunOptions) -> Report {
         r.sut_cpu_s = cpu_s;
         r.sut_cpu_percent = cpu_s.map(|c| c / secs * 100.0);
         r.sut_peak_rss_mb = peak_rss.map(|k| k as f64 / 1024.0);
+        r.forwarded_packets_per_cpu_s =
+            cpu_s.filter(|c| *c > 0.0).map(|c| wt.packets_in as f64 / c);
         r.harness_cpu_s = match (sut::cpu_seconds("self"), start_hcpu) {
             (Some(a), Some(b)) => Some(a - b),
             _ => None,
