@@ -448,6 +448,7 @@ impl Driver<'_> {
             let ga = got.get(&a).unwrap_or(&empty);
             let mut roster: Vec<Track> = Vec::new();
             let mut ttm_ready = Some(ma.joined_ns.unwrap_or(0));
+            let mut ttm_counted = false;
             for b in 0..self.members.len() {
                 let mb = &self.members[b];
                 if b == a || mb.room != ma.room || !mb.present() {
@@ -466,6 +467,7 @@ impl Driver<'_> {
                     if let Some(peers) = &ma.ttm_peers
                         && peers.contains(&b)
                     {
+                        ttm_counted = true;
                         ttm_ready = match (ttm_ready, g) {
                             (Some(t), Some((first, _))) => Some(t.max(first)),
                             _ => None,
@@ -518,6 +520,11 @@ impl Driver<'_> {
             match &mut ma.ttm_peers {
                 None => {}
                 Some(peers) if peers.is_empty() => ttm_ready = None,
+                // Every peer it had to hear left first: no sample.
+                Some(peers) if !ttm_counted => {
+                    peers.clear();
+                    ttm_ready = None;
+                }
                 Some(_) => {}
             }
             if let (Some(peers), Some(t)) = (&mut ma.ttm_peers, ttm_ready)
