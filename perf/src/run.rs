@@ -369,7 +369,8 @@ async fn run_async(opts: &RunOptions) -> Report {
         r.error = out.error.clone().or_else(|| {
             failed.then(|| format!("{} churn invariant violations", out.report.violations_total))
         });
-        r.complete = out.error.is_none();
+        // A violation fails the run (exit code 1), like an early end.
+        r.complete = out.error.is_none() && !failed;
         r.target = url;
         r.participants = out.report.started;
         r.participants_joined = out.report.joins;

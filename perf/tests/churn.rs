@@ -66,8 +66,8 @@ fn churn_soak_keeps_every_invariant() {
     eprintln!("{}", r.table());
     assert!(took < Duration::from_secs(70), "took {took:?}");
     let c = r.churn.as_ref().expect("churn figures");
-    assert!(r.complete, "{:?}", r.error);
     assert_eq!(c.violations_total, 0, "{:#?}", c.violations);
+    assert!(r.complete, "{:?}", r.error);
     assert!(c.joins >= 20, "joins {}", c.joins);
     assert!(c.leaves + c.reloads + c.drops >= 12, "{c:?}");
     assert!(c.leaves >= 1 && c.reloads >= 1 && c.drops >= 1, "{c:?}");
