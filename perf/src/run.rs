@@ -398,6 +398,15 @@ async fn run_async(opts: &RunOptions) -> Report {
         r.window_totals = wt;
         r.run_totals = end_totals;
         r.gateway_errors = out.gateway_errors;
+        for f in receivers
+            .iter()
+            .flat_map(|x| x.from.iter())
+            .filter(|f| f.kind == crate::metrics::Kind::Video)
+        {
+            for (a, b) in r.video_layers_received.iter_mut().zip(f.layer_packets) {
+                *a += b;
+            }
+        }
         r.receivers = receivers;
         r.churn = Some(out.report);
         return r;
