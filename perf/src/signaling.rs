@@ -628,6 +628,76 @@ mod tests {
         }
     }
 
+    /// mediad's re-offer after a track went and another came: the answer
+    /// keeps every mid in order, `recvonly` where mediad sends, `inactive`
+    /// where the line went inactive, port 0 where the offer has port 0;
+    /// the lines' publishers and SSRCs come from the msid and ssrc lines.
+    #[test]
+    fn subscribe_answer_mirrors_inactive_and_reused_lines() {
+        let l = Local {
+            ufrag: "abcd1234".into(),
+            pwd: "0123456789abcdefghijklmn".into(),
+            fingerprint: fingerprint_sha256(b"x"),
+        };
+        let fp = fingerprint_sha256(b"y");
+        let line = |kind: &str, port: u16, mid: &str, dir: &str, extra: &str| {
+            let (pt, codec) = if kind == "audio" {
+                (111, "opus/48000/2")
+            } else {
+                (96, "VP8/90000")
+            };
+            format!(
+                "m={kind} {port} UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 127.0.0.1\r\na=ice-ufrag:medi\r\na=ice-pwd:0123456789abcdefghijklmn\r\na=fingerprint:sha-256 {fp}\r\na=setup:passive\r\na=mid:{mid}\r\na={dir}\r\na=rtcp-mux\r\na=rtpmap:{pt} {codec}\r\n{extra}"
+            )
+        };
+        let offer = format!(
+            "v=0\r\no=- 1 3 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1 2\r\na=ice-lite\r\n{}{}{}",
+            line(
+                "audio",
+                9,
+                "0",
+                "sendonly",
+                "a=msid:7 7-0\r\na=ssrc:1111 cname:x\r\na=candidate:1 1 udp 1 127.0.0.1 4000 typ host\r\n"
+            ),
+            line("video", 9, "1", "inactive", ""),
+            line(
+                "audio",
+                0,
+                "2",
+                "sendonly",
+                "a=msid:8 8-0\r\na=ssrc:2222 cname:y\r\n"
+            ),
+        );
+        let answer = subscribe_answer(&l, &offer).unwrap();
+        let a = salon_sdp::parse(&answer).unwrap();
+        let got: Vec<(&str, u16, &str)> = a
+            .media
+            .iter()
+            .map(|m| (m.mid.as_str(), m.port, m.direction.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("0", 9, "recvonly"),
+                ("1", 9, "inactive"),
+                ("2", 0, "inactive")
+            ]
+        );
+        assert!(answer.contains("a=group:BUNDLE 0 1\r\n"), "{answer}");
+        let lines = offered_lines(&offer).unwrap();
+        assert_eq!(
+            lines
+                .iter()
+                .map(|l| (l.active, l.publisher, l.ssrcs.clone()))
+                .collect::<Vec<_>>(),
+            [
+                (true, Some(7), vec![1111]),
+                (false, None, vec![]),
+                (false, Some(8), vec![2222])
+            ]
+        );
+    }
+
     #[test]
     fn offers_parse_with_salon_sdp() {
         let l = Local {
