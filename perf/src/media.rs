@@ -129,6 +129,12 @@ pub enum Command {
         /// The description.
         remote: RemoteDescription,
     },
+    /// The participant is gone (left or dropped): close its sockets and
+    /// keep what it received for [`Worker::run`]'s result.
+    Remove {
+        /// Participant index.
+        index: usize,
+    },
     /// Stop sending media (receiving goes on).
     StopSending,
     /// Return the per-receiver details and end the thread.
@@ -225,6 +231,26 @@ pub struct Snapshot {
     pub totals: Totals,
     /// Latency (µs) of every stamped packet received.
     pub latency: Histogram,
+    /// Every stream every present participant receives (only from a
+    /// worker made with [`Worker::track_streams`]: churn runs).
+    pub streams: Vec<StreamSeen>,
+}
+
+/// One received stream, as the churn checks read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamSeen {
+    /// The receiver's index.
+    pub index: usize,
+    /// SSRC mediad used towards it.
+    pub ssrc: u32,
+    /// The sender's gateway id, from the payload's stamp.
+    pub sender: u64,
+    /// Packets received.
+    pub packets: u64,
+    /// First packet's arrival, ns since the run's epoch.
+    pub first_ns: u64,
+    /// Last packet's arrival, ns since the run's epoch.
+    pub last_ns: u64,
 }
 
 /// What one participant received from one sender, at the end.
@@ -560,6 +586,9 @@ struct RxStream {
     layer_packets: [u64; 4],
     /// Size in the last key frame received.
     keyframe_size: Option<(u16, u16)>,
+    /// First and last arrival (ns since the epoch).
+    first_ns: u64,
+    last_ns: u64,
 }
 
 /// One outgoing video stream (a simulcast layer, or the only one).
@@ -602,7 +631,13 @@ pub struct Worker {
     media: MediaConfig,
     frame_interval: Duration,
     keyframe_every: u64,
-    participants: Vec<Participant>,
+    /// By token (`slot * 2` publish, `+ 1` subscribe); `None` once removed.
+    participants: Vec<Option<Participant>>,
+    /// What removed participants received.
+    finished: Vec<ReceiverDetail>,
+    removed_expected: u64,
+    removed_lost: u64,
+    track_streams: bool,
     by_index: HashMap<usize, usize>,
     sending: bool,
     rx_buf: Box<[u8; 2048]>,
@@ -645,6 +680,10 @@ impl Worker {
             keyframe_every: ((media.keyframe_interval_s * f64::from(fps)).round() as u64).max(1),
             media,
             participants: Vec::new(),
+            finished: Vec::new(),
+            removed_expected: 0,
+            removed_lost: 0,
+            track_streams: false,
             by_index: HashMap::new(),
             sending: true,
             rx_buf: Box::new([0; 2048]),
@@ -656,6 +695,12 @@ impl Worker {
             next_due: now,
             next_snapshot: now,
         }
+    }
+
+    /// Publish every received stream in the snapshots ([`Snapshot::streams`]).
+    pub fn track_streams(mut self) -> Self {
+        self.track_streams = true;
+        self
     }
 
     /// Run the loop until [`Command::Shutdown`] (or the sender is dropped);
@@ -724,7 +769,7 @@ impl Worker {
                     subscribe.phase = Phase::Connected;
                 }
                 let (layers, n_layers) = video_layers(&self.media, p.index, p.video_ssrc);
-                self.participants.push(Participant {
+                self.participants.push(Some(Participant {
                     index: p.index,
                     id: p.id,
                     room: p.room,
@@ -744,7 +789,7 @@ impl Worker {
                     frame: 0,
                     force_key: false,
                     rx: Vec::new(),
-                });
+                }));
                 self.by_index.insert(p.index, li);
             }
             Command::Remote {
@@ -753,7 +798,7 @@ impl Worker {
                 remote,
             } => {
                 if let Some(&li) = self.by_index.get(&index)
-                    && let Some(p) = self.participants.get_mut(li)
+                    && let Some(Some(p)) = self.participants.get_mut(li)
                 {
                     match which {
                         Which::Publish if p.publish.plain => {
@@ -780,6 +825,21 @@ impl Worker {
                         Which::Subscribe => p.subscribe.set_remote(&remote, now),
                     }
                     self.next_due = now;
+                }
+            }
+            Command::Remove { index } => {
+                if let Some(li) = self.by_index.remove(&index)
+                    && let Some(slot) = self.participants.get_mut(li)
+                    && let Some(mut p) = slot.take()
+                {
+                    let _ = poll.registry().deregister(&mut p.publish.socket);
+                    let _ = poll.registry().deregister(&mut p.subscribe.socket);
+                    // Its loss stays in the totals' sums.
+                    for s in &p.rx {
+                        self.removed_expected += s.seq.expected();
+                        self.removed_lost += s.seq.lost();
+                    }
+                    self.finished.push(detail(&p));
                 }
             }
             Command::StopSending => self.sending = false,
@@ -810,7 +870,7 @@ impl Worker {
         };
         let now_ns = now.saturating_duration_since(self.epoch).as_nanos() as u64;
         loop {
-            let Some(p) = self.participants.get_mut(li) else {
+            let Some(Some(p)) = self.participants.get_mut(li) else {
                 return;
             };
             let t = match which {
@@ -839,7 +899,7 @@ impl Worker {
             };
             if let Step::Connected = step
                 && which == Which::Publish
-                && let Some(p) = self.participants.get_mut(li)
+                && let Some(Some(p)) = self.participants.get_mut(li)
             {
                 p.sending = true;
                 p.next_audio = now + spread(p.index, AUDIO_INTERVAL);
@@ -848,7 +908,11 @@ impl Worker {
             if !matches!(step, Step::Nothing) {
                 self.next_due = now;
             }
-            let index = self.participants.get(li).map_or(0, |p| p.index);
+            let index = self
+                .participants
+                .get(li)
+                .and_then(Option::as_ref)
+                .map_or(0, |p| p.index);
             self.report(index, which, step);
         }
     }
@@ -862,7 +926,9 @@ impl Worker {
                 (Which::Subscribe, Step::Nothing),
             ];
             {
-                let p = &mut self.participants[li];
+                let Some(p) = self.participants[li].as_mut() else {
+                    continue;
+                };
                 steps[0].1 = p
                     .publish
                     .on_timer(now, &mut self.tx_buf[..], &mut self.totals);
@@ -896,7 +962,7 @@ impl Worker {
                     }
                 }
             }
-            let index = self.participants[li].index;
+            let index = self.participants[li].as_ref().map_or(0, |p| p.index);
             for (which, step) in steps {
                 self.report(index, which, step);
             }
@@ -905,8 +971,8 @@ impl Worker {
     }
 
     fn publish_snapshot(&mut self) {
-        let (mut expected, mut lost) = (0, 0);
-        for p in &self.participants {
+        let (mut expected, mut lost) = (self.removed_expected, self.removed_lost);
+        for p in self.participants.iter().flatten() {
             for s in &p.rx {
                 expected += s.seq.expected();
                 lost += s.seq.lost();
@@ -917,35 +983,51 @@ impl Worker {
         if let Ok(mut s) = self.shared.lock() {
             s.totals = self.totals;
             s.latency.copy_from(&self.latency);
+            if self.track_streams {
+                s.streams.clear();
+                for p in self.participants.iter().flatten() {
+                    s.streams.extend(p.rx.iter().map(|r| StreamSeen {
+                        index: p.index,
+                        ssrc: r.ssrc,
+                        sender: r.sender,
+                        packets: r.seq.received(),
+                        first_ns: r.first_ns,
+                        last_ns: r.last_ns,
+                    }));
+                }
+            }
         }
     }
 
     fn details(&self) -> Vec<ReceiverDetail> {
-        self.participants
+        let mut out = self.finished.clone();
+        out.extend(self.participants.iter().flatten().map(detail));
+        out
+    }
+}
+
+fn detail(p: &Participant) -> ReceiverDetail {
+    ReceiverDetail {
+        index: p.index,
+        id: p.id,
+        room: p.room,
+        video: p.video,
+        publish_connected: p.publish.phase == Phase::Connected,
+        subscribe_connected: p.subscribe.phase == Phase::Connected,
+        from: p
+            .rx
             .iter()
-            .map(|p| ReceiverDetail {
-                index: p.index,
-                id: p.id,
-                room: p.room,
-                video: p.video,
-                publish_connected: p.publish.phase == Phase::Connected,
-                subscribe_connected: p.subscribe.phase == Phase::Connected,
-                from: p
-                    .rx
-                    .iter()
-                    .map(|s| FromDetail {
-                        sender: s.sender,
-                        kind: s.kind,
-                        ssrc: s.ssrc,
-                        packets: s.seq.received(),
-                        expected: s.seq.expected(),
-                        lost: s.seq.lost(),
-                        layer_packets: s.layer_packets,
-                        keyframe_size: s.keyframe_size,
-                    })
-                    .collect(),
+            .map(|s| FromDetail {
+                sender: s.sender,
+                kind: s.kind,
+                ssrc: s.ssrc,
+                packets: s.seq.received(),
+                expected: s.seq.expected(),
+                lost: s.seq.lost(),
+                layer_packets: s.layer_packets,
+                keyframe_size: s.keyframe_size,
             })
-            .collect()
+            .collect(),
     }
 }
 
@@ -1006,12 +1088,15 @@ fn receive_rtp(
                 seq: SeqTracker::default(),
                 layer_packets: [0; 4],
                 keyframe_size: None,
+                first_ns: now_ns,
+                last_ns: now_ns,
             });
             p.rx.len() - 1
         }
     };
     if let Some(s) = p.rx.get_mut(slot) {
         s.seq.record(h.sequence);
+        s.last_ns = now_ns;
         if let Some(c) = s.layer_packets.get_mut(usize::from(stamp.layer)) {
             *c += 1;
         }

@@ -104,6 +104,9 @@ pub struct Report {
     pub timeline: Vec<Sample>,
     /// What each participant received.
     pub receivers: Vec<ReceiverDetail>,
+    /// Churn figures and invariant violations (churn runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub churn: Option<crate::churn::ChurnReport>,
 }
 
 type Series = (
@@ -215,6 +218,55 @@ impl Report {
         ];
         for (k, v) in rows {
             let _ = writeln!(s, "{k:<26} {v}");
+        }
+        if let Some(c) = &self.churn {
+            let ms = |v: Option<f64>| opt(v, 0);
+            let rows = [
+                (
+                    "churn: started / joins",
+                    format!("{} / {}", c.started, c.joins),
+                ),
+                (
+                    "churn: leaves/reloads/drops",
+                    format!(
+                        "{} / {} / {} (resumes {})",
+                        c.leaves, c.reloads, c.drops, c.resumes
+                    ),
+                ),
+                ("churn: most present/room", format!("{:?}", c.max_present)),
+                (
+                    "churn: time to media",
+                    format!(
+                        "p50 {} ms, worst {} ms ({} participants)",
+                        ms(c.time_to_media_p50_ms),
+                        ms(c.time_to_media_max_ms),
+                        c.time_to_media_samples
+                    ),
+                ),
+                (
+                    "churn: offers, worst wait",
+                    format!("{}, {:.1} ms", c.offers, c.answer_wait_max_ms),
+                ),
+                (
+                    "churn: largest SDP",
+                    format!(
+                        "{} m-lines, {} bytes",
+                        c.largest_sdp_mlines, c.largest_sdp_bytes
+                    ),
+                ),
+                ("churn: pair checks (3 s)", c.pair_checks.to_string()),
+                ("churn: VIOLATIONS", c.violations_total.to_string()),
+            ];
+            for (k, v) in rows {
+                let _ = writeln!(s, "{k:<26} {v}");
+            }
+            for v in c.violations.iter().take(20) {
+                let _ = writeln!(
+                    s,
+                    "  {:7.1}s {} receiver {:?} other {:?}: {}",
+                    v.t_s, v.kind, v.receiver, v.other, v.detail
+                );
+            }
         }
         s
     }

@@ -172,6 +172,7 @@ fn empty_report(opts: &RunOptions, error: String) -> Report {
         gateway_errors: Vec::new(),
         timeline: Vec::new(),
         receivers: Vec::new(),
+        churn: None,
     }
 }
 
@@ -287,7 +288,10 @@ async fn run_async(opts: &RunOptions) -> Report {
     for i in 0..opts.threads.max(1) {
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Mutex::new(Snapshot::default()));
-        let w = Worker::new(epoch, sc.media.clone(), shared.clone(), wev_tx.clone());
+        let mut w = Worker::new(epoch, sc.media.clone(), shared.clone(), wev_tx.clone());
+        if sc.churn.is_some() {
+            w = w.track_streams();
+        }
         let thread = std::thread::Builder::new()
             .name(format!("perf-media-{i}"))
             .spawn(move || w.run(rx))
@@ -295,6 +299,118 @@ async fn run_async(opts: &RunOptions) -> Report {
         workers.push(WorkerHandle { tx, shared, thread });
     }
     drop(wev_tx);
+
+    if let Some(c) = &sc.churn {
+        if reflector.is_some() || janus_api.is_some() {
+            let mut r = empty_report(opts, "churn runs need a Salon target".into());
+            stop_workers(&mut workers);
+            if let Some(mut s) = spawned.take() {
+                s.stop();
+            }
+            r.complete = false;
+            return r;
+        }
+        let env = crate::churn::Env {
+            ws: ws.clone(),
+            bind_ip,
+            salt,
+            room_prefix: format!("perf-{}-{nonce}", sc.name),
+            epoch,
+            progress: opts.progress,
+            txs: workers.iter().map(|w| w.tx.clone()).collect(),
+        };
+        let shared: Vec<_> = workers.iter().map(|w| w.shared.clone()).collect();
+        let mut streams = || {
+            let mut v = Vec::new();
+            for s in &shared {
+                if let Ok(s) = s.lock() {
+                    v.extend_from_slice(&s.streams);
+                }
+            }
+            v
+        };
+        let start_totals = gather(&workers, &mut Histogram::new());
+        let start_cpu = sut_cpu();
+        let start_hcpu = sut::cpu_seconds("self");
+        let mut exited = || spawned.as_mut().and_then(|s| s.exited());
+        let out = crate::churn::drive(sc, c, &env, &mut wev_rx, &mut streams, &mut exited).await;
+        for w in &workers {
+            let _ = w.tx.send(Command::StopSending);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut hist = Histogram::new();
+        let end_totals = gather(&workers, &mut hist);
+        let end_cpu = sut_cpu();
+        let peak_rss = sut_pid.as_deref().and_then(sut::peak_rss_kb);
+        let _ = out.stop.send(true);
+        let mut tasks = out.tasks;
+        let _ = tokio::time::timeout(Duration::from_secs(3), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        tasks.abort_all();
+        let receivers = stop_workers(&mut workers);
+        if let Some(mut s) = spawned.take() {
+            s.stop();
+        }
+        let secs = out
+            .window
+            .1
+            .duration_since(out.window.0)
+            .as_secs_f64()
+            .max(1e-3);
+        let wt = end_totals.since(&start_totals);
+        let cpu_s = match (end_cpu, start_cpu) {
+            (Some(a), Some(b)) => Some(a - b),
+            _ => None,
+        };
+        let mut r = empty_report(opts, String::new());
+        let failed = out.report.violations_total > 0;
+        r.error = out.error.clone().or_else(|| {
+            failed.then(|| format!("{} churn invariant violations", out.report.violations_total))
+        });
+        // A violation fails the run (exit code 1), like an early end.
+        r.complete = out.error.is_none() && !failed;
+        r.target = url;
+        r.participants = out.report.started;
+        r.participants_joined = out.report.joins;
+        r.participants_connected = out.connected_now;
+        r.harness_threads = workers.len();
+        r.window_s = secs;
+        r.packets_out_per_s = wt.packets_out as f64 / secs;
+        r.packets_in_per_s = wt.packets_in as f64 / secs;
+        r.bytes_out_per_s = wt.bytes_out as f64 / secs;
+        r.bytes_in_per_s = wt.bytes_in as f64 / secs;
+        r.loss_percent = pct(wt.lost, wt.expected);
+        r.latency_p50_ms = hist.quantile(0.5).map(|v| v as f64 / 1000.0);
+        r.latency_p99_ms = hist.quantile(0.99).map(|v| v as f64 / 1000.0);
+        r.latency_max_ms = (hist.count() > 0).then(|| hist.max() as f64 / 1000.0);
+        r.latency_samples = hist.count();
+        r.sut_cpu_s = cpu_s;
+        r.sut_cpu_percent = cpu_s.map(|c| c / secs * 100.0);
+        r.sut_peak_rss_mb = peak_rss.map(|k| k as f64 / 1024.0);
+        r.forwarded_packets_per_cpu_s =
+            cpu_s.filter(|c| *c > 0.0).map(|c| wt.packets_in as f64 / c);
+        r.harness_cpu_s = match (sut::cpu_seconds("self"), start_hcpu) {
+            (Some(a), Some(b)) => Some(a - b),
+            _ => None,
+        };
+        r.window_totals = wt;
+        r.run_totals = end_totals;
+        r.gateway_errors = out.gateway_errors;
+        for f in receivers
+            .iter()
+            .flat_map(|x| x.from.iter())
+            .filter(|f| f.kind == crate::metrics::Kind::Video)
+        {
+            for (a, b) in r.video_layers_received.iter_mut().zip(f.layer_packets) {
+                *a += b;
+            }
+        }
+        r.receivers = receivers;
+        r.churn = Some(out.report);
+        return r;
+    }
 
     // Participants, at the join rate.
     let plan = sc.plan();
@@ -330,6 +446,7 @@ async fn run_async(opts: &RunOptions) -> Report {
                     simulcast,
                     ws_url: ws.clone(),
                     bind_ip,
+                    track_offers: false,
                 };
                 let wtx = txs[p.index % txs.len()].clone();
                 if let Some(api) = janus_api {
@@ -411,7 +528,7 @@ async fn run_async(opts: &RunOptions) -> Report {
                     error = Some(format!("participant {index}: {reason}"));
                     break;
                 }
-                None => {}
+                Some(_) | None => {}
             },
             ev = wev_rx.recv() => match ev {
                 Some(WorkerEvent::Connected { index, which }) => {
@@ -628,6 +745,7 @@ async fn run_async(opts: &RunOptions) -> Report {
         gateway_errors,
         timeline,
         receivers,
+        churn: None,
     }
 }
 
@@ -698,6 +816,21 @@ async fn plain_participant(
     }
     let _ = events.send(SignalEvent::Joined { index, id });
     let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Shut the media workers down; what their participants received.
+fn stop_workers(workers: &mut [WorkerHandle]) -> Vec<ReceiverDetail> {
+    let mut receivers = Vec::new();
+    for w in workers.iter_mut() {
+        let _ = w.tx.send(Command::Shutdown);
+        if let Some(t) = w.thread.take()
+            && let Ok(Ok(d)) = t.join()
+        {
+            receivers.extend(d);
+        }
+    }
+    receivers.sort_by_key(|r| r.index);
+    receivers
 }
 
 fn pct(part: u64, whole: u64) -> f64 {

@@ -137,6 +137,47 @@ struct RawScenario {
     duration_s: Spanned<f64>,
     #[serde(default)]
     media: Option<Spanned<MediaConfig>>,
+    #[serde(default)]
+    churn: Option<Spanned<ChurnConfig>>,
+}
+
+/// Churn: participants come and go at random for the whole run
+/// (`docs/perf.md`, "Churn"). `room_sizes` is then the number each room
+/// holds present: every departure is followed by an arrival.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChurnConfig {
+    /// Mean time a participant stays (exponential), seconds.
+    pub mean_stay_s: f64,
+    /// Shortest stay, seconds.
+    pub min_stay_s: f64,
+    /// Fraction of departures that are reloads (leave, then a new
+    /// participant after `reload_pause_s`).
+    pub reload_fraction: f64,
+    /// Fraction of departures that drop the signaling socket abruptly
+    /// (no `leave`, no close frame).
+    pub drop_fraction: f64,
+    /// Pause between a reload's leave and its new join, seconds.
+    pub reload_pause_s: f64,
+    /// A replacement for a leave or a drop arrives after a uniform random
+    /// delay within `0..arrival_gap_s`.
+    pub arrival_gap_s: f64,
+    /// Seed of every random choice (stays, departures, video).
+    pub seed: u64,
+}
+
+impl Default for ChurnConfig {
+    fn default() -> Self {
+        Self {
+            mean_stay_s: 20.0,
+            min_stay_s: 2.0,
+            reload_fraction: 0.2,
+            drop_fraction: 0.2,
+            reload_pause_s: 1.0,
+            arrival_gap_s: 2.0,
+            seed: 1,
+        }
+    }
 }
 
 /// A validated scenario.
@@ -159,6 +200,8 @@ pub struct Scenario {
     pub duration_s: f64,
     /// Media shape.
     pub media: MediaConfig,
+    /// Churn mode (participants come and go), when present.
+    pub churn: Option<ChurnConfig>,
 }
 
 /// One participant to create, in join order.
@@ -276,6 +319,28 @@ impl Scenario {
             }
             None => MediaConfig::default(),
         };
+        let churn = match raw.churn {
+            Some(c) => {
+                let span = c.span();
+                let c = c.into_inner();
+                let ok = (0.5..=3600.0).contains(&c.mean_stay_s)
+                    && (0.0..=c.mean_stay_s).contains(&c.min_stay_s)
+                    && (0.0..=1.0).contains(&c.reload_fraction)
+                    && (0.0..=1.0).contains(&c.drop_fraction)
+                    && c.reload_fraction + c.drop_fraction <= 1.0
+                    && (0.0..=60.0).contains(&c.reload_pause_s)
+                    && (0.0..=60.0).contains(&c.arrival_gap_s);
+                if !ok {
+                    return Err(invalid(
+                        text,
+                        span,
+                        "churn: mean_stay_s 0.5..=3600, min_stay_s 0..=mean_stay_s, reload_fraction and drop_fraction 0..=1 with a sum <= 1, reload_pause_s and arrival_gap_s 0..=60",
+                    ));
+                }
+                Some(c)
+            }
+            None => None,
+        };
         let s = Self {
             name: raw.name.into_inner(),
             description: raw.description,
@@ -285,6 +350,7 @@ impl Scenario {
             join_rate: jr,
             duration_s: d,
             media,
+            churn,
         };
         if s.participants() > 20_000 {
             return Err(ScenarioError::Invalid {

@@ -161,11 +161,19 @@ pub fn publish_offer(
     s
 }
 
-/// Our answer to mediad's subscribe offer: `recvonly` for every active
-/// m-line, `inactive` (port 0) for the others.
+/// Our answer to mediad's subscribe offer, line for line with the same
+/// mids: `recvonly` for every line mediad sends on, `inactive` for a line it
+/// made inactive (a track that went: it stays in the BUNDLE group and may
+/// carry the next track of its kind, same mid, new SSRC and msid), port 0
+/// for a line the offer disabled (port 0).
 pub fn subscribe_answer(l: &Local, offer: &str) -> Result<String, String> {
     let o = salon_sdp::parse(offer).map_err(|e| format!("subscribe offer: {e}"))?;
-    let mids: Vec<&str> = o.media.iter().map(|m| m.mid.as_str()).collect();
+    let mids: Vec<&str> = o
+        .media
+        .iter()
+        .filter(|m| m.port != 0)
+        .map(|m| m.mid.as_str())
+        .collect();
     let mut s = format!(
         "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE {}\r\n",
         mids.join(" ")
@@ -175,18 +183,73 @@ pub fn subscribe_answer(l: &Local, offer: &str) -> Result<String, String> {
             Some(salon_sdp::MediaKind::Audio) => ("audio", 111, "opus/48000/2"),
             _ => ("video", 96, "VP8/90000"),
         };
-        let active = m.port != 0;
+        let dir = if m.port == 0 || !sends(m.direction) {
+            "inactive"
+        } else {
+            "recvonly"
+        };
         s.push_str(&format!(
             "m={kind} {port} UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:{u}\r\na=ice-pwd:{p}\r\na=fingerprint:sha-256 {f}\r\na=setup:active\r\na=mid:{mid}\r\na={dir}\r\na=rtcp-mux\r\na=rtpmap:{pt} {codec}\r\n",
-            port = if active { 9 } else { 0 },
+            port = if m.port != 0 { 9 } else { 0 },
             u = l.ufrag,
             p = l.pwd,
             f = l.fingerprint,
             mid = m.mid,
-            dir = if active { "recvonly" } else { "inactive" },
         ));
     }
     Ok(s)
+}
+
+fn sends(d: salon_sdp::Direction) -> bool {
+    matches!(
+        d,
+        salon_sdp::Direction::SendOnly | salon_sdp::Direction::SendRecv
+    )
+}
+
+/// One m-line of a subscribe offer, as the churn checks see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferedLine {
+    /// `a=mid`.
+    pub mid: String,
+    /// Video (else audio).
+    pub video: bool,
+    /// mediad sends on it (port not 0, `sendonly`/`sendrecv`).
+    pub active: bool,
+    /// The publisher: the `msid` stream id, parsed as the gateway's
+    /// decimal participant id (`None` when absent or not a number).
+    pub publisher: Option<u64>,
+    /// The line's SSRCs (media first).
+    pub ssrcs: Vec<u32>,
+}
+
+/// The m-lines of a subscribe offer (ids from the SDP).
+pub fn offered_lines(offer: &str) -> Result<Vec<OfferedLine>, String> {
+    let o = salon_sdp::parse(offer).map_err(|e| format!("subscribe offer: {e}"))?;
+    Ok(o.media
+        .iter()
+        .map(|m| OfferedLine {
+            mid: m.mid.clone(),
+            video: m.kind == Some(salon_sdp::MediaKind::Video),
+            active: m.port != 0 && sends(m.direction),
+            publisher: m.msid.as_ref().and_then(|x| x.stream_id.parse().ok()),
+            ssrcs: m.ssrcs.clone(),
+        })
+        .collect())
+}
+
+/// How a churn participant ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ending {
+    /// `leave`, then a clean close.
+    Leave,
+    /// `leave` and close; the controller starts a new participant (a new
+    /// identity) after a pause. (Once the gateway has resume tokens, a
+    /// reload would send `resume` on a new socket instead.)
+    Reload,
+    /// The TCP socket is closed abruptly: no `leave`, no close frame.
+    Drop,
 }
 
 /// Everything a participant task needs.
@@ -206,6 +269,9 @@ pub struct ParticipantPlan {
     pub ws_url: String,
     /// Local IP to bind UDP sockets on.
     pub bind_ip: IpAddr,
+    /// Report every subscribe offer ([`SignalEvent::SubscribeOffer`]) and
+    /// the end ([`SignalEvent::Ended`]): churn runs.
+    pub track_offers: bool,
 }
 
 /// What a participant task reports to the controller.
@@ -225,6 +291,26 @@ pub enum SignalEvent {
         index: usize,
         /// `code: message`.
         error: String,
+    },
+    /// A subscribe offer arrived and was answered (only with
+    /// [`ParticipantPlan::track_offers`]).
+    SubscribeOffer {
+        /// Index.
+        index: usize,
+        /// Its m-lines.
+        lines: Vec<OfferedLine>,
+        /// Its size in bytes.
+        bytes: usize,
+        /// From its arrival to our answer sent.
+        wait: Duration,
+    },
+    /// The participant ended as told (only with
+    /// [`ParticipantPlan::track_offers`]); its media are removed.
+    Ended {
+        /// Index.
+        index: usize,
+        /// How.
+        how: Ending,
     },
     /// The participant could not go on (connect refused, timeout, socket
     /// closed by the server…): the run must end.
@@ -308,9 +394,36 @@ pub async fn run_participant(
     salt: u64,
 ) {
     let index = plan.index;
-    if let Err(reason) = participant(plan, worker, &events, &mut stop, salt).await {
+    if let Err(reason) = participant(plan, worker, &events, &mut stop, salt, None).await {
         let _ = events.send(SignalEvent::Fatal { index, reason });
     }
+}
+
+/// [`run_participant`] for churn: it also ends when `end` says how.
+pub async fn run_churn_participant(
+    plan: ParticipantPlan,
+    worker: Sender<Command>,
+    events: tokio::sync::mpsc::UnboundedSender<SignalEvent>,
+    mut stop: watch::Receiver<bool>,
+    salt: u64,
+    end: tokio::sync::oneshot::Receiver<Ending>,
+) {
+    let index = plan.index;
+    if let Err(reason) = participant(plan, worker, &events, &mut stop, salt, Some(end)).await {
+        let _ = events.send(SignalEvent::Fatal { index, reason });
+    }
+}
+
+/// The next ending asked for; never, without a receiver (or once its
+/// sender is gone).
+async fn ending(end: &mut Option<tokio::sync::oneshot::Receiver<Ending>>) -> Ending {
+    if let Some(r) = end.as_mut()
+        && let Ok(e) = r.await
+    {
+        return e;
+    }
+    *end = None;
+    std::future::pending().await
 }
 
 async fn participant(
@@ -319,6 +432,7 @@ async fn participant(
     events: &tokio::sync::mpsc::UnboundedSender<SignalEvent>,
     stop: &mut watch::Receiver<bool>,
     salt: u64,
+    mut end: Option<tokio::sync::oneshot::Receiver<Ending>>,
 ) -> Result<(), String> {
     let index = plan.index;
     let (mut ws, _) = tokio::time::timeout(
@@ -399,6 +513,17 @@ async fn participant(
                 let _ = ws.close(None).await;
                 return Ok(());
             }
+            how = ending(&mut end) => {
+                if how == Ending::Drop {
+                    drop(ws);
+                } else {
+                    let _ = send_json(&mut ws, json!({"type": "leave"})).await;
+                    let _ = ws.close(None).await;
+                }
+                let _ = worker.send(Command::Remove { index });
+                let _ = events.send(SignalEvent::Ended { index, how });
+                return Ok(());
+            }
             _ = tokio::time::sleep_until(answer_deadline), if !answered => {
                 return Err("no `publish-answer` within the timeout".into());
             }
@@ -423,10 +548,19 @@ async fn participant(
                     .map_err(|_| "media worker gone".to_owned())?;
             }
             Some("subscribe-offer") => {
+                let arrived = std::time::Instant::now();
                 let sdp = v["sdp"].as_str().ok_or("subscribe-offer without sdp")?;
                 let remote = remote_description(sdp)?;
                 let answer = subscribe_answer(&subscribe, sdp)?;
                 send_json(&mut ws, json!({"type": "subscribe-answer", "sdp": answer})).await?;
+                if plan.track_offers {
+                    let _ = events.send(SignalEvent::SubscribeOffer {
+                        index,
+                        lines: offered_lines(sdp)?,
+                        bytes: sdp.len(),
+                        wait: arrived.elapsed(),
+                    });
+                }
                 worker
                     .send(Command::Remote {
                         index,
@@ -492,6 +626,76 @@ mod tests {
             let _ = parse_candidate(&s);
             let _ = remote_description(&s);
         }
+    }
+
+    /// mediad's re-offer after a track went and another came: the answer
+    /// keeps every mid in order, `recvonly` where mediad sends, `inactive`
+    /// where the line went inactive, port 0 where the offer has port 0;
+    /// the lines' publishers and SSRCs come from the msid and ssrc lines.
+    #[test]
+    fn subscribe_answer_mirrors_inactive_and_reused_lines() {
+        let l = Local {
+            ufrag: "abcd1234".into(),
+            pwd: "0123456789abcdefghijklmn".into(),
+            fingerprint: fingerprint_sha256(b"x"),
+        };
+        let fp = fingerprint_sha256(b"y");
+        let line = |kind: &str, port: u16, mid: &str, dir: &str, extra: &str| {
+            let (pt, codec) = if kind == "audio" {
+                (111, "opus/48000/2")
+            } else {
+                (96, "VP8/90000")
+            };
+            format!(
+                "m={kind} {port} UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 127.0.0.1\r\na=ice-ufrag:medi\r\na=ice-pwd:0123456789abcdefghijklmn\r\na=fingerprint:sha-256 {fp}\r\na=setup:passive\r\na=mid:{mid}\r\na={dir}\r\na=rtcp-mux\r\na=rtpmap:{pt} {codec}\r\n{extra}"
+            )
+        };
+        let offer = format!(
+            "v=0\r\no=- 1 3 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1 2\r\na=ice-lite\r\n{}{}{}",
+            line(
+                "audio",
+                9,
+                "0",
+                "sendonly",
+                "a=msid:7 7-0\r\na=ssrc:1111 cname:x\r\na=candidate:1 1 udp 1 127.0.0.1 4000 typ host\r\n"
+            ),
+            line("video", 9, "1", "inactive", ""),
+            line(
+                "audio",
+                0,
+                "2",
+                "sendonly",
+                "a=msid:8 8-0\r\na=ssrc:2222 cname:y\r\n"
+            ),
+        );
+        let answer = subscribe_answer(&l, &offer).unwrap();
+        let a = salon_sdp::parse(&answer).unwrap();
+        let got: Vec<(&str, u16, &str)> = a
+            .media
+            .iter()
+            .map(|m| (m.mid.as_str(), m.port, m.direction.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("0", 9, "recvonly"),
+                ("1", 9, "inactive"),
+                ("2", 0, "inactive")
+            ]
+        );
+        assert!(answer.contains("a=group:BUNDLE 0 1\r\n"), "{answer}");
+        let lines = offered_lines(&offer).unwrap();
+        assert_eq!(
+            lines
+                .iter()
+                .map(|l| (l.active, l.publisher, l.ssrcs.clone()))
+                .collect::<Vec<_>>(),
+            [
+                (true, Some(7), vec![1111]),
+                (false, None, vec![]),
+                (false, Some(8), vec![2222])
+            ]
+        );
     }
 
     #[test]

@@ -35,6 +35,12 @@ fn shipped_scenarios_parse() {
     assert!((160..=170).contains(&video), "{video}");
     assert!(n.media.simulcast, "three layers by default");
 
+    let churn = shipped("churn.toml");
+    let c = churn.churn.as_ref().unwrap();
+    assert_eq!((churn.rooms, churn.participants()), (3, 15));
+    assert_eq!((c.mean_stay_s, c.seed), (20.0, 2026));
+    assert!(shipped("smoke.toml").churn.is_none());
+
     let single = shipped("national-2020-peak-single.toml");
     assert_eq!((single.rooms, single.participants()), (150, 500));
     assert!(!single.media.simulcast);
@@ -100,6 +106,25 @@ fn bad_values_name_their_line() {
     assert_eq!(line, 6);
     let (line, _) = err_line(&GOOD.replace("name = \"x\"", "name = \"a b\""));
     assert_eq!(line, 1);
+}
+
+#[test]
+fn churn_keys_are_checked() {
+    let ok = format!("{GOOD}[churn]\nmean_stay_s = 5.0\nseed = 3\n");
+    let c = Scenario::parse(&ok).unwrap().churn.unwrap();
+    assert_eq!((c.mean_stay_s, c.seed, c.reload_fraction), (5.0, 3, 0.2));
+    let bad = format!("{GOOD}[churn]\nreload_fraction = 0.7\ndrop_fraction = 0.7\n");
+    assert!(
+        Scenario::parse(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("churn")
+    );
+    let unknown = format!("{GOOD}[churn]\nmean_stay = 5.0\n");
+    assert!(matches!(
+        Scenario::parse(&unknown),
+        Err(ScenarioError::Parse { .. })
+    ));
 }
 
 #[test]
