@@ -41,7 +41,22 @@ pub fn spawn(
         args.push("--policy".into());
         args.push(policy);
     }
+    // A dropped socket is a departure for the harness (churn's `drop`):
+    // no reconnect grace period, where the binary has one. The harness does
+    // not resume yet (docs/perf.md, "Churn").
+    if knows_flag(path, "--reconnect-grace-secs") {
+        args.push("--reconnect-grace-secs".into());
+        args.push("0".into());
+    }
     spawn_process(path, &args, "Salon: ", log, timeout)
+}
+
+/// Whether the `salon` binary at `path` takes `flag`.
+fn knows_flag(path: &Path, flag: &str) -> bool {
+    Command::new(path)
+        .arg("--help")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(flag))
 }
 
 /// `<repo>/lua/open.lua` when the `salon` binary knows `--policy` (the
