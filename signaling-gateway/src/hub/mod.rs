@@ -376,6 +376,15 @@ impl Hub {
     /// socket that carries its participant now (see `reconnect`).
     pub fn poll_output(&mut self) -> Option<Output> {
         while let Some(out) = self.outputs.pop_front() {
+            if let Output::Send {
+                to,
+                msg: msg @ ServerMessage::SubscribeOffer { .. },
+            } = &out
+                && self.links.is_detached(*to)
+            {
+                self.links.stash_offer(*to, msg.clone());
+                continue;
+            }
             if let Some(out) = self.route(out) {
                 return Some(out);
             }

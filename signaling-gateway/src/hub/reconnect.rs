@@ -46,6 +46,10 @@ pub(super) struct Links {
     tokens: BTreeMap<String, ParticipantId>,
     /// Participant → its live resume token.
     token_of: BTreeMap<ParticipantId, String>,
+    /// The last subscribe offer mediad sent a participant while it had no
+    /// socket: delivered right after its resume (media kept), so its
+    /// subscriptions catch up at once instead of at mediad's re-offer.
+    stashed_offer: BTreeMap<ParticipantId, ServerMessage>,
 }
 
 impl Links {
@@ -141,8 +145,19 @@ impl Links {
         self.resumed.remove(&socket);
     }
 
+    /// Keeps `msg` (a subscribe offer) for `p`, which has no socket now.
+    pub(super) fn stash_offer(&mut self, p: ParticipantId, msg: ServerMessage) {
+        self.stashed_offer.insert(p, msg);
+    }
+
+    /// The offer kept for `p`, if any.
+    fn take_stashed_offer(&mut self, p: ParticipantId) -> Option<ServerMessage> {
+        self.stashed_offer.remove(&p)
+    }
+
     /// Forgets `p` (its session is gone).
     fn forget(&mut self, p: ParticipantId) {
+        self.stashed_offer.remove(&p);
         self.detached.remove(&p);
         self.revoke_token(p);
         if let Some(s) = self.carried_by.remove(&p) {
@@ -165,6 +180,7 @@ impl Links {
             .collect();
         for p in &gone {
             self.detached.remove(p);
+            self.stashed_offer.remove(p);
         }
         gone
     }
@@ -372,6 +388,14 @@ impl Hub {
         );
         for msg in screens.into_iter().chain(knocks) {
             self.send(id, msg);
+        }
+        // A subscribe offer that came while it had no socket: its peer
+        // connection is the same, so it answers it now (a new page gets a
+        // fresh offer from its new join instead).
+        if let Some(offer) = self.links.take_stashed_offer(id)
+            && media == ResumeMedia::Kept
+        {
+            self.send(id, offer);
         }
         self.broadcast_except(
             &room,

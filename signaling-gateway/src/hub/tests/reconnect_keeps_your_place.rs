@@ -520,3 +520,55 @@ fn an_id_in_use_is_known_while_its_participant_may_come_back() {
     drain(&mut hub);
     assert!(!hub.id_in_use(p(1)), "gone after the grace period");
 }
+
+#[test]
+fn a_subscribe_offer_that_came_during_the_gap_is_delivered_on_resume() {
+    let (mut hub, token) = agent_and_admitted_guest();
+    hub.handle_close(p(2), at(1_000));
+    drain(&mut hub);
+    // mediad re-offers while the guest has no socket: kept, not lost.
+    hub.handle_media_event(Event::SubscribeOffer {
+        participant: p(2),
+        sdp: "offer-1".into(),
+    });
+    hub.handle_media_event(Event::SubscribeOffer {
+        participant: p(2),
+        sdp: "offer-2".into(),
+    });
+    assert!(drain(&mut hub).is_empty());
+    let out = resume(&mut hub, 10, &token, "kept", at(3_000));
+    let to_new = sends_to(&out, p(10));
+    assert!(matches!(
+        to_new.first(),
+        Some(ServerMessage::Resumed { .. })
+    ));
+    let offers: Vec<&ServerMessage> = to_new
+        .iter()
+        .filter(|m| matches!(m, ServerMessage::SubscribeOffer { .. }))
+        .collect();
+    assert_eq!(
+        offers,
+        [&ServerMessage::SubscribeOffer {
+            sdp: "offer-2".into()
+        }],
+        "the latest offer, once, after `resumed`"
+    );
+    // A reload (media: new) gets no stale offer: its new join brings one.
+    let token = match to_new.first() {
+        Some(ServerMessage::Resumed { resume_token, .. }) => resume_token.clone(),
+        _ => unreachable!(),
+    };
+    hub.handle_close(p(10), at(4_000));
+    drain(&mut hub);
+    hub.handle_media_event(Event::SubscribeOffer {
+        participant: p(2),
+        sdp: "offer-3".into(),
+    });
+    assert!(drain(&mut hub).is_empty());
+    let out = resume(&mut hub, 11, &token, "new", at(5_000));
+    assert!(
+        !sends_to(&out, p(11))
+            .iter()
+            .any(|m| matches!(m, ServerMessage::SubscribeOffer { .. }))
+    );
+}
