@@ -49,6 +49,27 @@ test('store: read-only from outside, named updates notify subscribers', () => {
   assert.deepEqual(changes.at(-1), { what: ['chat'], id: null });
   assert.equal(store.chat.length, 2);
 
+  // Remote tracks are keyed by the SDP's msid track id, not track.id; a
+  // track object re-keyed to another publisher (recycled m-line) leaves its
+  // old key, and a gone track re-renders its publisher's tile and the stage.
+  const track = { id: 'browser-name', kind: 'video' };
+  S.trackAdded(track, '3', '3-1');
+  assert.deepEqual([...store.remoteTracks.keys()], ['3-1']);
+  assert.deepEqual(changes.at(-1), { what: ['stage', 'tracks'], id: '3' });
+  S.trackAdded(track, 4, '4-1');
+  assert.deepEqual([...store.remoteTracks.keys()], ['4-1']);
+  assert.equal(store.remoteTracks.get('4-1').publisher, '4');
+  assert.deepEqual(changes.slice(-2), [
+    { what: ['tracks'], id: '3' },
+    { what: ['stage', 'tracks'], id: '4' },
+  ]);
+  S.trackEnded('4-1');
+  assert.equal(store.remoteTracks.size, 0);
+  assert.deepEqual(changes.at(-1), { what: ['stage', 'tracks'], id: '4' });
+  const count = changes.length;
+  S.trackEnded('4-1');
+  assert.equal(changes.length, count, 'an unknown key changes nothing');
+
   // Leaving the meeting clears it, not who we are.
   S.participantMuted(3, 'audio', true);
   assert.equal(store.info.get('3').audioMuted, true);

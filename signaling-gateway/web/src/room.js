@@ -80,10 +80,8 @@ let sig = null; // the signaling socket of the current join
 
 const session = new Session({
   send: (msg) => sig?.send(msg),
-  onTrack: (track, publisher) => {
-    trackAdded(track, publisher);
-    track.addEventListener('ended', () => trackEnded(track.id));
-  },
+  onTrack: (track, publisher, trackKey) => trackAdded(track, publisher, trackKey),
+  onTrackGone: (trackKey) => trackEnded(trackKey),
   onError: (e) => setError(t('error.webrtc', { message: e.message })),
   onFailed: () => setStatus('disconnected'),
 });

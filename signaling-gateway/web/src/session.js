@@ -3,7 +3,13 @@
 // `layers-wanted` switches) and the subscribe transport (mediad's offers,
 // audio-only, the `video-constraints` we send). No DOM and no page state:
 // the page gives `send` for signaling messages and hears back through
-// `onTrack`, `onError` and `onFailed`. Stats: stats.js.
+// `onTrack`, `onTrackGone`, `onError` and `onFailed`. Stats: stats.js.
+//
+// Remote tracks are known by what mediad's SDP says for their transceiver's
+// mid (`a=msid:<publisher> <publisher>-<publisher mid>`), never by
+// `MediaStreamTrack.id`: Firefox gives remote tracks random ids, and an
+// m-line mediad recycles for a new publisher keeps its transceiver and its
+// track object (same `track.id`) under a new msid.
 
 /** Camera simulcast, low to high (docs/signaling.md, layers). */
 export const SIMULCAST = [
@@ -12,16 +18,60 @@ export const SIMULCAST = [
   { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
 ];
 
+/**
+ * mid -> { publisher, trackKey, sending } for every m-section of a remote
+ * (mediad's) subscribe description that has a mid and an `a=msid`:
+ * publisher = msid stream id, trackKey = msid track id (`<publisher>-<mid>`),
+ * sending = the m-line is open (port not 0) and its direction sends
+ * (`sendonly`/`sendrecv`, the default).
+ */
+export function remoteMsids(sdp) {
+  const map = new Map();
+  let m = null;
+  const flush = () => {
+    if (m && m.mid !== null && m.publisher !== null && m.trackKey !== null) {
+      map.set(m.mid, { publisher: m.publisher, trackKey: m.trackKey, sending: !m.closed && m.sends });
+    }
+  };
+  for (const line of (sdp || '').split(/\r?\n/)) {
+    if (line.startsWith('m=')) {
+      flush();
+      m = { mid: null, publisher: null, trackKey: null, sends: true, closed: line.split(' ')[1] === '0' };
+    } else if (!m) {
+      continue;
+    } else if (line.startsWith('a=mid:')) {
+      m.mid = line.slice(6).trim();
+    } else if (line.startsWith('a=msid:')) {
+      const [stream, track] = line.slice(7).trim().split(/\s+/);
+      m.publisher = stream || null;
+      m.trackKey = track || null;
+    } else if (/^a=(sendonly|sendrecv|recvonly|inactive)\s*$/.test(line)) {
+      const dir = line.slice(2).trim();
+      m.sends = dir === 'sendonly' || dir === 'sendrecv';
+    } else if (line.startsWith('a=bundle-only')) {
+      // Port 0 with bundle-only is an open, bundled m-line (RFC 8843).
+      m.closed = false;
+    }
+  }
+  flush();
+  return map;
+}
+
 export class Session {
   /**
    * send(msg): a signaling message to the server.
-   * onTrack(track, publisherId): a remote track arrived (msid stream id = publisher).
+   * onTrack(track, publisherId, trackKey): a remote track arrived, or an
+   *   m-line now carries another publisher's track (`trackKey` = the SDP's
+   *   msid track id for its mid, `<publisher>-<publisher mid>`).
+   * onTrackGone(trackKey, publisherId): that track is no longer received (its
+   *   m-line went inactive, was recycled or stopped, or the track ended).
    * onError(error): negotiation failed.
    * onFailed(): the publish transport failed.
    */
-  constructor({ send, onTrack, onError, onFailed }) {
+  constructor({ send, onTrack, onTrackGone, onError, onFailed }) {
     this.send = send;
     this.onTrack = onTrack;
+    this.onTrackGone = onTrackGone;
     this.onError = onError;
     this.onFailed = onFailed;
     this.pub = null; // publish RTCPeerConnection
@@ -32,9 +82,10 @@ export class Session {
     this.camera = null; // publish transceiver of the camera
     this.screen = null; // { transceiver, track } while we share
     this.audioOnly = false;
-    this.streamOf = new WeakMap(); // subscribe transceiver -> publisher id (msid stream id)
+    this.remote = new Map(); // subscribe transceiver -> { publisher, trackKey, track } announced by onTrack
+    this.watched = new WeakSet(); // remote tracks we listen to for `ended`
     this.layersWanted = new Map(); // our publish mid -> last `active` list applied
-    this.sentConstraints = new Map(); // remote track id -> max_height last sent
+    this.sentConstraints = new Map(); // remote track key -> max_height last sent
     this.constraintsLog = []; // every video-constraints message sent (tests)
   }
 
@@ -60,6 +111,7 @@ export class Session {
     this.pubChain = Promise.resolve();
     this.layersWanted.clear();
     this.sentConstraints.clear();
+    this.remote.clear();
   }
 
   /** Leaving the page: the transports close, nothing is renegotiated. */
@@ -205,21 +257,100 @@ export class Session {
     if (!pc) return;
     try {
       await pc.setRemoteDescription({ type: 'offer', sdp });
+      if (pc !== this.sub) return;
+      // A recycled m-line may carry a new msid without a new `track` event.
+      this.#reconcile(false);
       this.#applyAudioOnly();
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);
+      if (pc !== this.sub) return;
+      this.#reconcile(true);
       this.send({ type: 'subscribe-answer', sdp: pc.localDescription.sdp });
     } catch (e) {
       this.onError(e);
     }
   }
 
+  /** What the current remote subscribe description says for `mid`, or undefined. */
+  #msidOf(mid) {
+    if (!this.sub || mid === null) return undefined;
+    return remoteMsids(this.sub.remoteDescription?.sdp).get(mid);
+  }
+
   #remoteTrack(ev) {
-    const stream = ev.streams[0];
-    if (!stream) return;
-    const id = stream.id; // the publisher's participant id
-    this.streamOf.set(ev.transceiver, id);
-    this.onTrack(ev.track, id);
+    const tr = ev.transceiver;
+    if (!this.watched.has(ev.track)) {
+      this.watched.add(ev.track);
+      ev.track.addEventListener('ended', () => this.#ended(ev.track));
+    }
+    // Fired while the offer is applied: remoteDescription is already the new one.
+    const m = this.#msidOf(tr.mid);
+    if (!m) {
+      console.warn('remote track without an msid in the offer', tr.mid);
+      return;
+    }
+    this.#announce(tr, m.publisher, m.trackKey);
+  }
+
+  /** Tells the page that `tr` now carries `trackKey` of `publisher` (once per change). */
+  #announce(tr, publisher, trackKey) {
+    const track = tr.receiver.track;
+    const prev = this.remote.get(tr);
+    if (prev && prev.trackKey === trackKey && prev.publisher === publisher && prev.track === track) return;
+    if (prev) this.#gone(tr);
+    this.remote.set(tr, { publisher, trackKey, track });
+    this.onTrack(track, publisher, trackKey);
+  }
+
+  #gone(tr) {
+    const prev = this.remote.get(tr);
+    if (!prev) return;
+    this.remote.delete(tr);
+    this.sentConstraints.delete(prev.trackKey);
+    this.onTrackGone(prev.trackKey, prev.publisher);
+  }
+
+  #ended(track) {
+    for (const [tr, x] of this.remote) if (x.track === track) this.#gone(tr);
+  }
+
+  /**
+   * After the remote offer (`negotiated` false) and after our answer (true):
+   * every subscribe transceiver is compared with what the current remote
+   * description says for its mid. A changed msid (a recycled m-line) is
+   * announced as a new track; an m-line that no longer sends (`inactive`,
+   * port 0, gone), a stopped transceiver, or, once negotiated, one whose
+   * `currentDirection` is `inactive` although we want to receive, is gone.
+   */
+  #reconcile(negotiated) {
+    const pc = this.sub;
+    if (!pc) return;
+    const msids = remoteMsids(pc.remoteDescription?.sdp);
+    const transceivers = pc.getTransceivers();
+    for (const tr of [...this.remote.keys()]) if (!transceivers.includes(tr)) this.#gone(tr);
+    for (const tr of transceivers) {
+      const m = tr.mid === null ? undefined : msids.get(tr.mid);
+      const stopped = tr.currentDirection === 'stopped' || tr.direction === 'stopped';
+      const wantsToReceive = tr.direction === 'recvonly' || tr.direction === 'sendrecv';
+      const idle = negotiated && tr.currentDirection === 'inactive' && wantsToReceive;
+      if (!m || !m.sending || stopped || idle) {
+        this.#gone(tr);
+      } else if (this.remote.has(tr) || (negotiated && tr.receiver.track.readyState === 'live')) {
+        // Known and maybe re-labelled; or sending again without a `track` event.
+        this.#announce(tr, m.publisher, m.trackKey);
+      }
+    }
+  }
+
+  /** Publisher id and track key a subscribe transceiver carries, or undefined. */
+  remoteOf(tr) {
+    return this.remote.get(tr);
+  }
+
+  /** The subscribe transceiver carrying `trackKey`, or null. */
+  transceiverOf(trackKey) {
+    for (const [tr, x] of this.remote) if (x.trackKey === trackKey) return tr;
+    return null;
   }
 
   /** Audio-only: our answers refuse video and the video receivers render nothing. */
@@ -237,16 +368,17 @@ export class Session {
     }
   }
 
-  /** Whether `track` is received on a live, negotiated subscribe transceiver. */
-  isReceiving(track) {
+  /** Whether `trackKey` is received on a live, negotiated subscribe transceiver. */
+  isReceiving(trackKey) {
     if (!this.sub) return false;
-    const tr = this.sub.getTransceivers().find((x) => x.receiver.track === track);
+    const tr = this.transceiverOf(trackKey);
     return Boolean(tr && tr.currentDirection !== 'stopped' && tr.mid !== null);
   }
 
   /**
-   * `video-constraints`: `now` maps each received video track id to the
-   * height it is shown at; sent only when a value changed.
+   * `video-constraints`: `now` maps each received video track key (the
+   * SDP's msid track id) to the height it is shown at; sent only when a
+   * value changed.
    */
   sendConstraints(now) {
     let changed = false;
@@ -269,7 +401,7 @@ export class Session {
     report.forEach((s) => {
       if (s.type !== 'inbound-rtp' || s.kind !== 'audio') return;
       const tr = transceivers.find((x) => x.mid === s.mid);
-      const id = tr && this.streamOf.get(tr);
+      const id = tr && this.remote.get(tr)?.publisher;
       if (id !== undefined) levels.set(id, Math.max(levels.get(id) ?? 0, s.audioLevel ?? 0));
     });
     return levels;

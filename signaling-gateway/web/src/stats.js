@@ -1,41 +1,20 @@
 // WebRTC statistics of a Session, for the end-to-end tests (window.salonTest).
-// No DOM: what the page shows comes in as arguments.
-
-/** mid -> msid stream id, from the remote (mediad's) subscribe offer. */
-function midToStreamFromSdp(sdp) {
-  const map = new Map();
-  let mid = null;
-  let stream = null;
-  const flush = () => {
-    if (mid !== null && stream !== null) map.set(mid, stream);
-  };
-  for (const line of (sdp || '').split(/\r?\n/)) {
-    if (line.startsWith('m=')) {
-      flush();
-      mid = null;
-      stream = null;
-    } else if (line.startsWith('a=mid:')) {
-      mid = line.slice(6).trim();
-    } else if (line.startsWith('a=msid:')) {
-      stream = line.slice(7).split(' ')[0].trim();
-    }
-  }
-  flush();
-  return map;
-}
+// No DOM: what the page shows comes in as arguments. Remote tracks are
+// named as the session knows them: by the SDP's msid for their mid.
+import { remoteMsids } from './session.js';
 
 /** Per publisher id: frames decoded, size, and bytes received per kind. */
 export async function subscribeStats(session) {
   const out = {};
   const pc = session.sub;
   if (!pc) return out;
-  const fromSdp = midToStreamFromSdp(pc.remoteDescription?.sdp);
+  const fromSdp = remoteMsids(pc.remoteDescription?.sdp);
   const transceivers = pc.getTransceivers();
   const report = await pc.getStats();
   report.forEach((s) => {
     if (s.type !== 'inbound-rtp' || s.mid == null) return;
     const tr = transceivers.find((x) => x.mid === s.mid);
-    const id = (tr && session.streamOf.get(tr)) ?? fromSdp.get(s.mid);
+    const id = (tr && session.remoteOf(tr)?.publisher) ?? fromSdp.get(s.mid)?.publisher;
     if (id === undefined) return;
     const e = (out[id] ??= {
       framesDecoded: 0,
@@ -69,10 +48,10 @@ export async function allInboundBytes(session) {
   return total;
 }
 
-/** Decoding stats of the screen track `trackId` (the one on the stage). */
+/** Decoding stats of the screen track keyed `trackId` (the one on the stage). */
 export async function screenStats(session, trackId) {
   if (!trackId || !session.sub) return null;
-  const tr = session.sub.getTransceivers().find((x) => x.receiver.track?.id === trackId);
+  const tr = session.transceiverOf(trackId);
   if (!tr) return null;
   let out = null;
   const report = await tr.receiver.getStats();
@@ -84,7 +63,11 @@ export async function screenStats(session, trackId) {
   return out;
 }
 
-/** Per remote video track: what is decoded, and the height we asked for. */
+/**
+ * Per remote video track: what is decoded, and the height we asked for.
+ * `trackId` is the client's key for it (the SDP's msid track id),
+ * `mediaTrackId` the browser's `MediaStreamTrack.id`.
+ */
 export async function inboundVideo(session) {
   const out = [];
   const pc = session.sub;
@@ -95,15 +78,17 @@ export async function inboundVideo(session) {
     if (s.type !== 'inbound-rtp' || s.kind !== 'video') return;
     const tr = transceivers.find((x) => x.mid === s.mid);
     const track = tr?.receiver.track;
+    const remote = tr ? session.remoteOf(tr) : undefined;
     out.push({
-      trackId: track?.id ?? null,
-      publisher: (tr && session.streamOf.get(tr)) ?? null,
+      trackId: remote?.trackKey ?? null,
+      mediaTrackId: track?.id ?? null,
+      publisher: remote?.publisher ?? null,
       mid: s.mid ?? null,
       frameWidth: s.frameWidth ?? 0,
       frameHeight: s.frameHeight ?? 0,
       framesDecoded: s.framesDecoded ?? 0,
       bytesReceived: s.bytesReceived ?? 0,
-      maxHeightSent: track ? (session.sentConstraints.get(track.id) ?? null) : null,
+      maxHeightSent: remote ? (session.sentConstraints.get(remote.trackKey) ?? null) : null,
     });
   });
   return out;

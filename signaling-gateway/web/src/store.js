@@ -13,7 +13,7 @@
 //   tiles                    every tile (joined: self and those already here)
 //   tile, tile-removed       one participant's tile (`id`) comes or goes
 //   badges                   role and muted flags on `id`'s tile
-//   tracks                   a remote track of publisher `id` arrived
+//   tracks                   a remote track of publisher `id` arrived or went
 //   stage                    which screen share is on the stage
 //   speaker                  the dominant speaker
 //   panels, chat             the side panels open, a chat message (the last of `chat`)
@@ -36,8 +36,11 @@ const state = {
   names: new Map(), // participant id (string) -> name
   info: new Map(), // participant id (string) -> { role, audioMuted, videoStopped, audio, video }
   waiting: new Map(), // moderators: guest id (string) -> name, in knock order
-  screens: new Map(), // publisher id -> screen track id (msid track id)
-  remoteTracks: new Map(), // track id -> { track, publisher }
+  screens: new Map(), // publisher id -> screen track key (msid track id)
+  // Remote tracks by key: the msid track id the subscribe SDP gives their
+  // mid (`<publisher>-<mid>`), never MediaStreamTrack.id (random in Firefox,
+  // stale on a recycled m-line).
+  remoteTracks: new Map(), // track key -> { track, publisher }
   modMuted: { audio: false, video: false }, // a moderator muted us
   pendingUnmute: null, // 'audio' | 'video' while an unmute request is in flight
   backToLobby: false, // kicked back to the lobby: we must knock ourselves
@@ -315,17 +318,30 @@ export function knockResolved(rawId) {
 
 // ---- Media: remote tracks, screens, audio-only, layout -------------------------------
 
-export function trackAdded(track, publisher) {
-  state.remoteTracks.set(track.id, { track, publisher });
-  notify(['tracks', 'stage'], publisher);
+/** Publisher `publisher` sends `track`, keyed `trackKey` (see remoteTracks). */
+export function trackAdded(track, publisher, trackKey) {
+  const id = String(publisher);
+  // One key per track object: a recycled m-line's track leaves its old key.
+  const left = new Set();
+  for (const [key, x] of state.remoteTracks) {
+    if (x.track !== track || key === trackKey) continue;
+    state.remoteTracks.delete(key);
+    if (x.publisher !== id) left.add(x.publisher);
+  }
+  state.remoteTracks.set(trackKey, { track, publisher: id });
+  for (const old of left) notify(['tracks'], old);
+  notify(['tracks', 'stage'], id);
 }
 
-/** An ended track is forgotten (nothing is re-rendered for it). */
-export function trackEnded(trackId) {
-  state.remoteTracks.delete(trackId);
+/** The track keyed `trackKey` is no longer received (ended, inactive or recycled m-line). */
+export function trackEnded(trackKey) {
+  const x = state.remoteTracks.get(trackKey);
+  if (!x) return;
+  state.remoteTracks.delete(trackKey);
+  notify(['tracks', 'stage'], x.publisher);
 }
 
-/** `screen-share`: publisher `id` shares track `trackId` (null: stopped). */
+/** `screen-share`: publisher `id` shares the track keyed `trackId` (null: stopped). */
 export function screenShare(rawId, trackId) {
   const id = String(rawId);
   if (trackId) state.screens.set(id, trackId);

@@ -22,13 +22,13 @@ function renderedHeight(track) {
   return 0;
 }
 
-/** track id -> max_height for every live remote video track. */
+/** Track key (the SDP's msid track id) -> max_height for every live remote video track. */
 function currentConstraints() {
   const out = new Map();
-  for (const [trackId, { track }] of store.remoteTracks) {
+  for (const [trackKey, { track }] of store.remoteTracks) {
     if (track.kind !== 'video' || track.readyState !== 'live') continue;
-    if (!session.isReceiving(track)) continue;
-    out.set(trackId, renderedHeight(track));
+    if (!session.isReceiving(trackKey)) continue;
+    out.set(trackKey, renderedHeight(track));
   }
   return out;
 }

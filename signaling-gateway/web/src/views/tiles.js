@@ -113,26 +113,32 @@ function clearTiles() {
   $('tiles').replaceChildren();
 }
 
-/** Camera and mic of `id` go to its tile; its screen track to the stage. */
+/**
+ * Camera and mic of `id` go to its tile; its screen track to the stage.
+ * Tracks are matched by their key (the SDP's msid track id, store.js); a
+ * track no longer keyed to `id` (gone, or its m-line recycled) leaves the tile.
+ */
 function placeRemoteTracks(id) {
-  const tracks = [...store.remoteTracks.values()].filter((x) => x.publisher === id).map((x) => x.track);
-  if (tracks.length === 0) return;
-  const screenId = store.screens.get(id);
+  const entries = [...store.remoteTracks].filter(([, x]) => x.publisher === id);
   let stream = tileStreams.get(id);
+  if (entries.length === 0 && !stream) return;
   if (!stream) {
     stream = new MediaStream();
     tileStreams.set(id, stream);
   }
-  for (const track of tracks) {
-    const isScreen = track.id === screenId;
-    const has = stream.getTrackById(track.id);
-    if (isScreen && has) stream.removeTrack(track);
+  const screenKey = store.screens.get(id);
+  const mine = new Set(entries.filter(([key]) => key !== screenKey).map(([, x]) => x.track));
+  for (const track of stream.getTracks()) if (!mine.has(track)) stream.removeTrack(track);
+  for (const [key, { track }] of entries) {
+    const isScreen = key === screenKey;
+    const has = stream.getTracks().includes(track);
     if (!isScreen && !has && track.readyState === 'live') {
       // Only one camera in the tile: a stale screen track stays out.
       if (track.kind === 'video' && stream.getVideoTracks().length > 0) continue;
       stream.addTrack(track);
     }
   }
+  if (entries.length === 0) return;
   const tile = ensureTile(id, store.names.get(id));
   const video = tile.querySelector('video');
   if (video.srcObject !== stream) video.srcObject = stream;
@@ -147,7 +153,7 @@ function renderStage() {
   for (let i = entries.length - 1; i >= 0; i--) {
     const [id, trackId] = entries[i];
     const found = store.remoteTracks.get(trackId);
-    if (found) {
+    if (found && found.publisher === id) {
       if (video.srcObject?.getVideoTracks()[0] !== found.track) video.srcObject = new MediaStream([found.track]);
       const label = t('share.of', { name: displayName(id) });
       $('stage-caption').textContent = label;
@@ -166,7 +172,7 @@ function renderStage() {
   scheduleConstraints();
 }
 
-/** The screen track shown on the stage, if any. */
+/** The key (msid track id) of the screen track shown on the stage, if any. */
 export function stageTrackId() {
   return $('stage').dataset.trackId;
 }
