@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up and run every Salon test: formatting, lints, the dependency policy
 # (cargo deny), the Rust test suite (unit, virtual-time, bad-input, fuzz
-# regressions), and the end-to-end tests in headless Chromium on both io
-# backends.
+# regressions), and the end-to-end tests in headless Chromium and Firefox
+# ESR on both io backends.
 #   ./scripts/test-all.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,15 +12,20 @@ SUDO=""
 
 step() { printf '\n=== %s\n' "$*"; }
 
-step "setup: system packages (chromium for the browser tests)"
-if [ ! -x /usr/bin/chromium ]; then
+step "setup: system packages (chromium and firefox-esr for the browser tests)"
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
+if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 /usr/bin/chromium --version 2>/dev/null | tail -n1 || true
+/usr/bin/firefox-esr --version 2>/dev/null | tail -n1 || true
 
 step "setup: node packages for the browser tests"
-(cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+# puppeteer-core downloads no browser; the variable makes sure nothing does.
+(cd tests/e2e && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 (cd signaling-gateway/web && npm ci --no-audit --no-fund --loglevel=error)
 
 step "cargo fmt --check"

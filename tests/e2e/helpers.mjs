@@ -1,5 +1,6 @@
 // Shared helpers of the end-to-end tests: start the real `salon` binary,
-// launch Debian's Chromium through playwright-core, talk raw WebSocket.
+// launch Debian's Chromium through playwright-core (or Debian's Firefox ESR
+// through puppeteer-core over WebDriver BiDi), talk raw WebSocket.
 import { spawn } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -9,12 +10,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium } from 'playwright-core';
+import puppeteer from 'puppeteer-core';
 import WebSocket from 'ws';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 export const SALON_BIN = path.resolve(here, process.env.SALON_BIN ?? '../../target/debug/salon');
 export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+export const FIREFOX = process.env.FIREFOX ?? '/usr/bin/firefox-esr';
 export const IO_BACKEND = process.env.SALON_IO_BACKEND ?? 'auto';
 /** The repository root: policy paths are relative to it. */
 export const REPO_ROOT = path.resolve(here, '../..');
@@ -196,6 +199,86 @@ export async function launchBrowser({ netns = null } = {}) {
   const close = async () => {
     await context.close().catch(() => {});
     await rm(userDataDir, { recursive: true, force: true });
+  };
+  return { context, close };
+}
+
+/**
+ * Firefox preferences for fake media on loopback (tests/e2e/README.md).
+ * Without the two `permissions.default.*` no camera permission is recorded
+ * and Firefox gathers only its default-route address: ICE to 127.0.0.1
+ * never starts.
+ */
+export const FIREFOX_PREFS = {
+  'media.navigator.streams.fake': true,
+  'media.navigator.permission.disabled': true,
+  'permissions.default.camera': 1,
+  'permissions.default.microphone': 1,
+  'media.peerconnection.ice.loopback': true,
+  'media.peerconnection.ice.obfuscate_host_addresses': false,
+  // Remote audio plays without a click.
+  'media.autoplay.default': 0,
+  'media.autoplay.blocking_policy': 0,
+  // Several pages share one browser: keep background tabs running.
+  'media.suspend-background-video.enabled': false,
+  'dom.min_background_timeout_value': 4,
+  'dom.timeout.enable_budget_timer_throttling': false,
+};
+
+/**
+ * The few playwright page methods the tests use, on a puppeteer page, so
+ * that `joinRoom`, `openRoomPage` and the tests drive Firefox unchanged.
+ * Anything else falls through to the puppeteer page itself.
+ */
+function playwrightLike(page) {
+  const own = {
+    puppeteer: page,
+    fill: async (selector, value) => {
+      await page.$eval(selector, (el) => {
+        el.value = '';
+      });
+      await page.type(selector, value);
+    },
+    // playwright: waitForFunction(fn, arg, options); puppeteer: (fn, options, ...args).
+    waitForFunction: (fn, arg, { timeout = 30_000 } = {}) => page.waitForFunction(fn, { timeout, polling: 100 }, arg),
+    waitForSelector: (selector, { state = 'visible', timeout = 30_000 } = {}) => {
+      if (state === 'detached' || state === 'hidden') return page.waitForSelector(selector, { hidden: true, timeout });
+      return page.waitForSelector(selector, { visible: state === 'visible', timeout });
+    },
+    textContent: (selector) => page.$eval(selector, (el) => el.textContent),
+  };
+  return new Proxy(page, {
+    get(target, prop) {
+      if (Object.hasOwn(own, prop)) return own[prop];
+      const v = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+}
+
+/**
+ * Headless Firefox ESR (Debian's `firefox-esr`) driven by puppeteer-core over
+ * WebDriver BiDi, never a downloaded browser. Returns the shape of
+ * `launchBrowser()`: { context, close() }, where `context.newPage()` gives a
+ * page with the playwright methods the helpers use (see playwrightLike).
+ */
+export async function launchFirefox() {
+  if (!existsSync(FIREFOX)) {
+    throw new Error(`${FIREFOX} not found: apt-get update && apt-get install -y firefox-esr`);
+  }
+  const browser = await puppeteer.launch({
+    browser: 'firefox',
+    executablePath: FIREFOX,
+    headless: true,
+    extraPrefsFirefox: FIREFOX_PREFS,
+    defaultViewport: { width: 1280, height: 800 },
+  });
+  const context = {
+    browser,
+    newPage: async () => playwrightLike(await browser.newPage()),
+  };
+  const close = async () => {
+    await browser.close().catch(() => {});
   };
   return { context, close };
 }

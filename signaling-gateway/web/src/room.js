@@ -109,6 +109,10 @@ window.salonTest = {
   openPad: () => openPad(),
   chat: (text, to) => sendChat(text, to),
   shareScreen: () => startShare(),
+  // Publishes `track` through the screen-share path instead of asking
+  // getDisplayMedia: headless Firefox cannot fake a screen, so its tests
+  // share a canvas captureStream() track this way.
+  shareTrack: (track) => startShare(track),
   stopShare: () => stopShare(),
   leaveNow: () => leave(),
   // Closes the signaling socket without `leave` (a network blink).
@@ -197,11 +201,12 @@ function setAudioOnlyMode(on) {
 
 // ---- Screen sharing ------------------------------------------------------------------
 
-async function startShare() {
+/** Shares the screen (or `given`, a video track: salonTest.shareTrack). */
+async function startShare(given = null) {
   if (session.screen || !store.joined) return;
   let stream;
   try {
-    stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    stream = given ? new MediaStream([given]) : await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
   } catch (e) {
     setError(t('share.failed', { message: e.message }));
     return;
