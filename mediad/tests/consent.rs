@@ -10,21 +10,6 @@ use std::time::Duration;
 
 use common::Net;
 use salon_mediad::{Event, TransportKind};
-use salon_sdp::MediaKind;
-
-fn run_media(net: &mut Net, from_seq: u16, rounds: u16) {
-    for s in from_seq..from_seq + rounds {
-        net.send_media(s);
-        net.settle(Duration::from_millis(20));
-    }
-}
-
-fn received_from(net: &Net, to: usize, from: usize) -> usize {
-    let b = &net.browsers[to];
-    let id = net.browsers[from].id;
-    let audio = b.out_ssrc(id, MediaKind::Audio).unwrap();
-    b.received().iter().filter(|h| h.ssrc == audio).count()
-}
 
 fn lost(net: &Net, i: usize) -> bool {
     let id = net.browsers[i].id;
@@ -42,31 +27,31 @@ fn a_peer_that_stops_consenting_stops_receiving_and_the_gateway_is_told() {
     let a = net.join("Salle");
     let b = net.join("Salle");
     net.settle(Duration::from_millis(500));
-    run_media(&mut net, 1, 10);
-    assert!(received_from(&net, b, a) > 0);
+    net.run_media(1, 10);
+    assert!(net.audio_received(b, a) > 0);
 
     // B's network goes: its subscribe side sends no more checks.
     net.browsers[b].subscribe.consent_checks = false;
     net.settle(Duration::from_secs(24));
     assert!(!lost(&net, b), "consent holds for at least 25 s");
-    let before = received_from(&net, b, a);
-    run_media(&mut net, 11, 10);
-    assert!(received_from(&net, b, a) > before, "media still flows");
+    let before = net.audio_received(b, a);
+    net.run_media(11, 10);
+    assert!(net.audio_received(b, a) > before, "media still flows");
 
     net.settle(Duration::from_secs(6));
     assert!(lost(&net, b), "consent lost within 30 s of the last check");
     assert_eq!(net.metrics().consent_lost.get(), 1);
-    let before = received_from(&net, b, a);
-    run_media(&mut net, 21, 20);
+    let before = net.audio_received(b, a);
+    net.run_media(21, 20);
     assert_eq!(
-        received_from(&net, b, a),
+        net.audio_received(b, a),
         before,
         "nothing more is sent to B"
     );
     // B's publish side still consents: A keeps receiving B.
-    let from_b = received_from(&net, a, b);
-    run_media(&mut net, 41, 10);
-    assert!(received_from(&net, a, b) > from_b);
+    let from_b = net.audio_received(a, b);
+    net.run_media(41, 10);
+    assert!(net.audio_received(a, b) > from_b);
     assert!(!net.events.iter().any(|e| matches!(
         e,
         Event::TransportLost {
@@ -80,7 +65,7 @@ fn a_peer_that_stops_consenting_stops_receiving_and_the_gateway_is_told() {
     net.browsers[b].subscribe.send_check();
     net.settle(Duration::from_millis(100));
     assert_eq!(net.metrics().consent_regained.get(), 1);
-    let before = received_from(&net, b, a);
-    run_media(&mut net, 51, 10);
-    assert!(received_from(&net, b, a) > before, "media resumes");
+    let before = net.audio_received(b, a);
+    net.run_media(51, 10);
+    assert!(net.audio_received(b, a) > before, "media resumes");
 }

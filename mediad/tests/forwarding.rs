@@ -28,13 +28,6 @@ fn connected_room() -> (Net, Vec<usize>, usize) {
     (net, vec![a, b, c], other)
 }
 
-fn run_media(net: &mut Net, from_seq: u16, rounds: u16) {
-    for s in from_seq..from_seq + rounds {
-        net.send_media(s);
-        net.settle(Duration::from_millis(20));
-    }
-}
-
 /// The SSRCs a browser was told about in its last subscribe offer, by kind.
 fn offered_ssrcs(offer: &str) -> Vec<(Option<salon_sdp::MediaKind>, u32, bool)> {
     let o = salon_sdp::parse(offer).unwrap();
@@ -66,7 +59,7 @@ fn ssrcs_of(offer: &str, publisher: salon_mediad::ParticipantId) -> Vec<u32> {
 #[test]
 fn three_participants_receive_each_other_and_no_one_else() {
     let (mut net, room, other) = connected_room();
-    run_media(&mut net, 1, 60);
+    net.run_media(1, 60);
     for &i in &room {
         let b = &net.browsers[i];
         assert!(b.subscribe.connected, "subscribe transport connected");
@@ -115,7 +108,7 @@ fn three_participants_receive_each_other_and_no_one_else() {
 #[test]
 fn audio_level_is_carried_and_payload_intact() {
     let (mut net, room, _) = connected_room();
-    run_media(&mut net, 1, 5);
+    net.run_media(1, 5);
     let b = &net.browsers[room[1]];
     let audio: Vec<&Vec<u8>> = b
         .subscribe
@@ -144,7 +137,7 @@ fn audio_level_is_carried_and_payload_intact() {
 #[test]
 fn nack_is_answered_from_the_cache() {
     let (mut net, room, _) = connected_room();
-    run_media(&mut net, 1, 20);
+    net.run_media(1, 20);
     let (a, b) = (room[0], room[1]);
     // b asks for a video packet of a again.
     let ssrc = net.browsers[b]
@@ -154,7 +147,7 @@ fn nack_is_answered_from_the_cache() {
     // The network loses the next video packet of a on its way to b.
     let wanted = got.last().unwrap().wrapping_add(1);
     net.browsers[b].subscribe.lose.push((ssrc, wanted));
-    run_media(&mut net, 21, 3);
+    net.run_media(21, 3);
     let got = net.browsers[b].seqs(ssrc);
     assert!(!got.contains(&wanted), "lost on the way");
     let before = net.browsers[b].subscribe.rtp_in.len();
@@ -178,7 +171,7 @@ fn nack_is_answered_on_the_rtx_stream_when_accepted() {
     let a = net.join("NomDuSalon123");
     let b = net.join_with("NomDuSalon123", |b| b.rtx = true);
     net.settle(Duration::from_millis(500));
-    run_media(&mut net, 1, 20);
+    net.run_media(1, 20);
     let ssrc = net.browsers[b]
         .out_ssrc(net.browsers[a].id, salon_sdp::MediaKind::Video)
         .unwrap();
@@ -192,7 +185,7 @@ fn nack_is_answered_on_the_rtx_stream_when_accepted() {
     let rtx_ssrc = video.ssrc_groups[0].ssrcs[1];
     let wanted = net.browsers[b].seqs(ssrc).last().unwrap().wrapping_add(1);
     net.browsers[b].subscribe.lose.push((ssrc, wanted));
-    run_media(&mut net, 21, 3);
+    net.run_media(21, 3);
     assert!(
         !net.browsers[b].seqs(ssrc).contains(&wanted),
         "lost on the way"
@@ -228,7 +221,7 @@ fn upstream_loss_is_nacked_and_the_publisher_rtx_repairs_it() {
     let a = net.join("NomDuSalon123");
     let b = net.join("NomDuSalon123");
     net.settle(Duration::from_millis(500));
-    run_media(&mut net, 1, 20);
+    net.run_media(1, 20);
     let video = net.browsers[a].video_ssrc;
     let out = net.browsers[b]
         .out_ssrc(net.browsers[a].id, salon_sdp::MediaKind::Video)
@@ -319,7 +312,7 @@ fn upstream_loss_is_nacked_and_the_publisher_rtx_repairs_it() {
 #[test]
 fn pli_from_a_receiver_reaches_the_publisher() {
     let (mut net, room, _) = connected_room();
-    run_media(&mut net, 1, 10);
+    net.run_media(1, 10);
     let (a, b) = (room[0], room[1]);
     let video_out = net.browsers[b]
         .out_ssrc(net.browsers[a].id, salon_sdp::MediaKind::Video)
@@ -350,7 +343,7 @@ fn pli_from_a_receiver_reaches_the_publisher() {
 #[test]
 fn publishers_get_receiver_reports() {
     let (mut net, room, _) = connected_room();
-    run_media(&mut net, 1, 60);
+    net.run_media(1, 60);
     let a = &net.browsers[room[0]];
     let blocks: Vec<u32> = a
         .publish
@@ -378,7 +371,7 @@ fn publishers_get_receiver_reports() {
 #[test]
 fn muting_stops_forwarding_in_the_media_plane() {
     let (mut net, room, _) = connected_room();
-    run_media(&mut net, 1, 10);
+    net.run_media(1, 10);
     let (a, b) = (room[0], room[1]);
     let a_id = net.browsers[a].id;
     net.command(Command::SetForwarding {
@@ -387,7 +380,7 @@ fn muting_stops_forwarding_in_the_media_plane() {
         enabled: false,
     });
     let before = net.browsers[b].received().len();
-    run_media(&mut net, 11, 20);
+    net.run_media(11, 20);
     let after: Vec<u8> = net.browsers[b].received()[before..]
         .iter()
         .map(|h| h.payload_type)
@@ -414,7 +407,7 @@ fn muting_stops_forwarding_in_the_media_plane() {
         .rfind(|h| h.ssrc == a_audio_out)
         .unwrap()
         .sequence;
-    run_media(&mut net, 31, 5);
+    net.run_media(31, 5);
     let resumed = net.browsers[b].seqs(a_audio_out);
     let first_after = resumed.iter().position(|s| *s == last_before).unwrap() + 1;
     assert_eq!(resumed[first_after], last_before.wrapping_add(1));
@@ -423,7 +416,7 @@ fn muting_stops_forwarding_in_the_media_plane() {
 #[test]
 fn stopping_one_track_keeps_the_others() {
     let (mut net, room, _) = connected_room();
-    run_media(&mut net, 1, 10);
+    net.run_media(1, 10);
     let (a, b) = (room[0], room[1]);
     let a_id = net.browsers[a].id;
     let a_video_out = net.browsers[b]
@@ -439,7 +432,7 @@ fn stopping_one_track_keeps_the_others() {
         enabled: false,
     });
     let before = net.browsers[b].received().len();
-    run_media(&mut net, 11, 20);
+    net.run_media(11, 20);
     let count = |net: &Net, ssrc: u32| {
         net.browsers[b].received()[before..]
             .iter()
@@ -454,21 +447,21 @@ fn stopping_one_track_keeps_the_others() {
         kind: MediaKind::Video,
         enabled: true,
     });
-    run_media(&mut net, 31, 10);
+    net.run_media(31, 10);
     assert_eq!(count(&net, a_video_out), 0, "still stopped");
     net.command(Command::SetTrackForwarding {
         participant: a_id,
         mid: "1".to_owned(),
         enabled: true,
     });
-    run_media(&mut net, 41, 60);
+    net.run_media(41, 60);
     assert!(count(&net, a_video_out) > 0, "video resumes at a key frame");
 }
 
 #[test]
 fn leaving_removes_tracks_for_the_others() {
     let (mut net, room, _) = connected_room();
-    run_media(&mut net, 1, 5);
+    net.run_media(1, 5);
     let (a, b) = (room[0], room[1]);
     let a_id = net.browsers[a].id;
     let offers_before = net.browsers[b].offers.len();
@@ -494,7 +487,7 @@ fn leaving_removes_tracks_for_the_others() {
         "inactive lines stay in the BUNDLE group"
     );
     let before = net.browsers[b].received().len();
-    run_media(&mut net, 6, 10);
+    net.run_media(6, 10);
     assert!(
         net.browsers[b].received()[before..]
             .iter()
@@ -524,7 +517,7 @@ fn events_report_connection_and_tracks() {
 #[test]
 fn a_track_stopped_in_a_new_offer_is_removed_and_can_come_back() {
     let (mut net, room, _) = connected_room();
-    run_media(&mut net, 1, 10);
+    net.run_media(1, 10);
     let (a, b) = (room[0], room[1]);
     let a_id = net.browsers[a].id;
     let a_video_out = |net: &Net| {
@@ -576,7 +569,7 @@ fn a_track_stopped_in_a_new_offer_is_removed_and_can_come_back() {
         "a's video m-line is inactive for b, not rejected"
     );
     let before = net.browsers[b].received().len();
-    run_media(&mut net, 11, 10);
+    net.run_media(11, 10);
     let after = &net.browsers[b].received()[before..];
     assert!(
         after.iter().all(|h| h.ssrc != stopped_ssrc),
@@ -608,7 +601,7 @@ fn a_track_stopped_in_a_new_offer_is_removed_and_can_come_back() {
         .filter_map(|l| l.1)
         .collect();
     assert_eq!(live.len(), 1, "one live video line again: {lines:?}");
-    run_media(&mut net, 21, 10);
+    net.run_media(21, 10);
     assert!(net.browsers[b].received().iter().any(|h| h.ssrc == live[0]));
 }
 

@@ -14,21 +14,6 @@ use std::time::Duration;
 
 use common::{Net, publish_offer};
 use salon_mediad::{Command, RequestId};
-use salon_sdp::MediaKind;
-
-fn run_media(net: &mut Net, from_seq: u16, rounds: u16) {
-    for s in from_seq..from_seq + rounds {
-        net.send_media(s);
-        net.settle(Duration::from_millis(20));
-    }
-}
-
-fn received_from(net: &Net, to: usize, from: usize) -> usize {
-    let b = &net.browsers[to];
-    let id = net.browsers[from].id;
-    let audio = b.out_ssrc(id, MediaKind::Audio).unwrap();
-    b.received().iter().filter(|h| h.ssrc == audio).count()
-}
 
 #[test]
 fn a_publisher_that_restarts_ice_from_a_new_address_is_heard_again() {
@@ -36,8 +21,8 @@ fn a_publisher_that_restarts_ice_from_a_new_address_is_heard_again() {
     let a = net.join("Salle");
     let b = net.join("Salle");
     net.settle(Duration::from_millis(500));
-    run_media(&mut net, 1, 5);
-    assert!(received_from(&net, b, a) > 0);
+    net.run_media(1, 5);
+    assert!(net.audio_received(b, a) > 0);
     let old_ufrag = net.browsers[a].publish.remote_ufrag.clone();
 
     // A's network changes: new address, new ICE credentials, same DTLS.
@@ -69,10 +54,10 @@ fn a_publisher_that_restarts_ice_from_a_new_address_is_heard_again() {
     );
     net.settle(Duration::from_millis(200));
     assert_eq!(net.metrics().ice_restarts.get(), 1);
-    let before = received_from(&net, b, a);
-    run_media(&mut net, 6, 10);
+    let before = net.audio_received(b, a);
+    net.run_media(6, 10);
     assert!(
-        received_from(&net, b, a) > before,
+        net.audio_received(b, a) > before,
         "A's media from its new address reaches B"
     );
     assert_eq!(net.metrics().transports_connected.get(), 4, "no new DTLS");
@@ -84,7 +69,7 @@ fn a_subscriber_ice_restart_offers_new_credentials_on_the_same_transport() {
     let a = net.join("Salle");
     let b = net.join("Salle");
     net.settle(Duration::from_millis(500));
-    run_media(&mut net, 1, 5);
+    net.run_media(1, 5);
     let old_ufrag = net.browsers[b].subscribe.remote_ufrag.clone();
     let offers = net.browsers[b].offers.len();
 
@@ -97,10 +82,10 @@ fn a_subscriber_ice_restart_offers_new_credentials_on_the_same_transport() {
     // The browser's next check (its consent check, within 5 s) latches the
     // new address under the new credentials.
     net.settle(Duration::from_secs(6));
-    let before = received_from(&net, b, a);
-    run_media(&mut net, 6, 10);
+    let before = net.audio_received(b, a);
+    net.run_media(6, 10);
     assert!(
-        received_from(&net, b, a) > before,
+        net.audio_received(b, a) > before,
         "media reaches B's new address"
     );
     assert!(net.browsers[b].errors.is_empty());
@@ -113,7 +98,7 @@ fn an_address_another_transport_latched_is_never_taken_over() {
     let a = net.join("Salle");
     let b = net.join("Salle");
     net.settle(Duration::from_millis(500));
-    run_media(&mut net, 1, 5);
+    net.run_media(1, 5);
     // A's valid check (its own credentials, USE-CANDIDATE), sent as if from
     // B's subscribe address.
     net.browsers[a].subscribe.send_check();
@@ -125,8 +110,8 @@ fn an_address_another_transport_latched_is_never_taken_over() {
     assert_eq!(net.metrics().drop_addr_taken.get(), 1);
     net.tx.drain(|_| {});
     // B still gets its media, A too.
-    let (to_b, to_a) = (received_from(&net, b, a), received_from(&net, a, b));
-    run_media(&mut net, 6, 10);
-    assert!(received_from(&net, b, a) > to_b, "B's stream was not moved");
-    assert!(received_from(&net, a, b) > to_a);
+    let (to_b, to_a) = (net.audio_received(b, a), net.audio_received(a, b));
+    net.run_media(6, 10);
+    assert!(net.audio_received(b, a) > to_b, "B's stream was not moved");
+    assert!(net.audio_received(a, b) > to_a);
 }

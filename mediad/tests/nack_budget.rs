@@ -12,13 +12,6 @@ use std::time::Duration;
 use common::Net;
 use salon_proto::rtcp;
 
-fn run_media(net: &mut Net, from_seq: u16, rounds: u16) {
-    for s in from_seq..from_seq + rounds {
-        net.send_media(s);
-        net.settle(Duration::from_millis(20));
-    }
-}
-
 fn nack(net: &mut Net, b: usize, ssrc: u32, seqs: &[u16]) {
     for chunk in seqs.chunks(60) {
         let mut buf = [0u8; 1200];
@@ -35,7 +28,7 @@ fn a_packet_goes_again_once_per_round_trip_and_three_times_at_most() {
     // On the RTX stream (as Chrome): each retransmission has its own number.
     let b = net.join_with("Salle", |b| b.rtx = true);
     net.settle(Duration::from_millis(500));
-    run_media(&mut net, 1, 20);
+    net.run_media(1, 20);
     let ssrc = net.browsers[b]
         .out_ssrc(net.browsers[a].id, salon_sdp::MediaKind::Video)
         .unwrap();

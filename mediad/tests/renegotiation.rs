@@ -12,13 +12,6 @@ use common::{Net, PeerConn, publish_offer, server_addr, subscribe_answer};
 use salon_mediad::{Command, Event, ParticipantId, RequestId, RoomId};
 use salon_sdp::{Direction, MediaKind};
 
-fn run_media(net: &mut Net, from_seq: u16, rounds: u16) {
-    for s in from_seq..from_seq + rounds {
-        net.send_media(s);
-        net.settle(Duration::from_millis(20));
-    }
-}
-
 /// Whether browser `to` received audio and video from `from` since its
 /// `since`-th received packet.
 fn receives(net: &Net, to: usize, from: usize, since: usize) -> bool {
@@ -44,7 +37,7 @@ fn a_meeting_that_empties_and_refills_keeps_the_one_who_stayed() {
     let a = net.join("Reunion");
     let b = net.join("Reunion");
     net.settle(Duration::from_millis(500));
-    run_media(&mut net, 1, 5);
+    net.run_media(1, 5);
     assert!(receives(&net, a, b, 0));
 
     // B leaves: A's offer has every line inactive, yet keeps its BUNDLE
@@ -70,7 +63,7 @@ fn a_meeting_that_empties_and_refills_keeps_the_one_who_stayed() {
     let o = last_offer(&net, a);
     assert_eq!(o.media.len(), 2, "C's tracks reuse B's two m-lines");
     let since = net.browsers[a].received().len();
-    run_media(&mut net, 6, 10);
+    net.run_media(6, 10);
     assert!(receives(&net, a, c, since), "A receives C");
     assert!(receives(&net, c, a, 0), "C receives A");
 
@@ -78,7 +71,7 @@ fn a_meeting_that_empties_and_refills_keeps_the_one_who_stayed() {
     let b2 = net.join("Reunion");
     net.settle(Duration::from_millis(500));
     let since = net.browsers[a].received().len();
-    run_media(&mut net, 16, 10);
+    net.run_media(16, 10);
     assert!(receives(&net, a, b2, since), "A receives B again");
     assert!(receives(&net, a, c, since), "and still C");
     assert_eq!(last_offer(&net, a).media.len(), 4);
@@ -121,7 +114,7 @@ fn a_refused_answer_resets_the_negotiation_and_a_fresh_offer_goes_out() {
         sdp: answer,
     });
     net.settle(Duration::from_millis(500));
-    run_media(&mut net, 1, 10);
+    net.run_media(1, 10);
     assert!(receives(&net, a, b, 0), "A receives B after the reset");
     assert_eq!(net.browsers[a].errors.len(), 1, "only the refused answer");
 }
@@ -152,7 +145,7 @@ fn an_offer_nobody_answers_is_offered_again() {
         sdp: answer,
     });
     net.settle(Duration::from_millis(500));
-    run_media(&mut net, 1, 10);
+    net.run_media(1, 10);
     assert!(receives(&net, a, b, 0));
     assert!(net.browsers[a].errors.is_empty());
 }

@@ -774,6 +774,25 @@ impl Net {
         }
     }
 
+    /// `rounds` rounds of [`Net::send_media`] from sequence number
+    /// `from_seq`, 20 ms apart.
+    pub fn run_media(&mut self, from_seq: u16, rounds: u16) {
+        for s in from_seq..from_seq + rounds {
+            self.send_media(s);
+            self.settle(Duration::from_millis(20));
+        }
+    }
+
+    /// Audio packets browser `to` received from browser `from` (under the
+    /// SSRC its last offer gave `from`'s audio).
+    pub fn audio_received(&self, to: usize, from: usize) -> usize {
+        let b = &self.browsers[to];
+        let audio = b
+            .out_ssrc(self.browsers[from].id, salon_sdp::MediaKind::Audio)
+            .unwrap();
+        b.received().iter().filter(|h| h.ssrc == audio).count()
+    }
+
     /// Every browser sends one audio packet and one VP8 key-frame packet.
     pub fn send_media(&mut self, seq: u16) {
         for b in &mut self.browsers {

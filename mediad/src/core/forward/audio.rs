@@ -3,7 +3,7 @@
 
 use salon_proto::rtp::RtpHeader;
 
-use super::{Egress, LegOut, OutPacket, send_rtp};
+use super::{Egress, LegOut};
 use crate::core::track::PacketView;
 
 /// One receiver of an audio track.
@@ -42,31 +42,6 @@ pub(super) fn forward(
             leg.out.restart(hdr.timestamp, eg.now, 48_000);
             leg.started = true;
         }
-        let Some(t) = eg.transports.get_mut(leg.out.transport) else {
-            continue;
-        };
-        if !t.can_send() {
-            continue;
-        }
-        let Some(seq) = leg.out.seq.map(hdr.sequence) else {
-            continue;
-        };
-        let ts = hdr.timestamp.wrapping_add(leg.out.ts_offset);
-        let twcc = t.next_twcc(payload.len() + 28, eg.now);
-        let Some((addr, ctx)) = t.sender() else {
-            continue;
-        };
-        let out = OutPacket {
-            ssrc: leg.out.ssrc,
-            pt: leg.out.pt,
-            seq,
-            ts,
-            twcc,
-            vp8: None,
-            osn: None,
-        };
-        if send_rtp(eg.tx, eg.metrics, ctx, addr, &out, hdr, pkt.level, payload) {
-            leg.out.on_sent(ts, payload.len(), eg.now);
-        }
+        eg.send(&mut leg.out, hdr, payload, pkt.level, || None);
     }
 }

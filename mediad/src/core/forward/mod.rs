@@ -19,12 +19,14 @@ pub use video::VideoLeg;
 
 use salon_io::TxQueue;
 use salon_proto::rtp::RtpHeader;
+use salon_proto::vp8::Vp8Descriptor;
 
 use super::Worker;
 use super::ids::{LayerIdx, Table, TransportId};
 use super::rewrite::SeqRewriter;
 use super::track::{Ingest, Legs, PacketView};
 use super::transport::Transport;
+use super::vp8::Vp8Out;
 use crate::control::ParticipantId;
 use crate::metrics::Metrics;
 
@@ -102,6 +104,54 @@ pub struct Egress<'a> {
     pub metrics: &'a Metrics,
     pub tx: &'a mut TxQueue,
     pub now: Instant,
+}
+
+impl Egress<'_> {
+    /// Send one packet on leg `out`: its number, timestamp and a
+    /// transport-wide number, encrypted into the send queue. `vp8` gives
+    /// the rewritten VP8 descriptor, asked only once the packet is sure to
+    /// go. Returns the number sent and the VP8 rewrite, when sent.
+    #[inline]
+    pub fn send(
+        &mut self,
+        out: &mut LegOut,
+        hdr: &RtpHeader,
+        payload: &[u8],
+        level: Option<u8>,
+        vp8: impl FnOnce() -> Option<(Vp8Descriptor, Vp8Out)>,
+    ) -> Option<(u16, Option<Vp8Out>)> {
+        let t = self.transports.get_mut(out.transport)?;
+        if !t.can_send() {
+            return None;
+        }
+        let seq = out.seq.map(hdr.sequence)?;
+        let ts = hdr.timestamp.wrapping_add(out.ts_offset);
+        let twcc = t.next_twcc(payload.len() + 28, self.now);
+        let (addr, ctx) = t.sender()?;
+        let packet = OutPacket {
+            ssrc: out.ssrc,
+            pt: out.pt,
+            seq,
+            ts,
+            twcc,
+            vp8: vp8(),
+            osn: None,
+        };
+        if !send_rtp(
+            self.tx,
+            self.metrics,
+            ctx,
+            addr,
+            &packet,
+            hdr,
+            level,
+            payload,
+        ) {
+            return None;
+        }
+        out.on_sent(ts, payload.len(), self.now);
+        Some((seq, packet.vp8.map(|(_, m)| m)))
+    }
 }
 
 impl Worker {

@@ -5,7 +5,7 @@
 
 use salon_proto::rtp::RtpHeader;
 
-use super::{Decision, Egress, LayerSelector, LegOut, OutPacket, send_rtp};
+use super::{Decision, Egress, LayerSelector, LegOut};
 use crate::core::sent_log::{Sent, SentLog};
 use crate::core::track::PacketView;
 use crate::core::vp8::Vp8Map;
@@ -90,59 +90,37 @@ pub(super) fn forward(
         if !leg.is_receiving() {
             continue;
         }
-        let switched_to = match leg.sel.decide(pkt, layer_sync) {
+        let (switched_to, skip) = match leg.sel.decide(pkt, layer_sync) {
             Decision::Drop => continue,
-            Decision::SkipTemporal { switched_to } => {
-                if switched_to.is_some() {
-                    leg.out.restart(hdr.timestamp, eg.now, 90_000);
-                    leg.vp8.resync();
-                }
-                leg.out.seq.skip(hdr.sequence);
-                if let Some(d) = pkt.desc.as_ref() {
-                    leg.vp8.skip(d);
-                }
-                continue;
-            }
-            Decision::Forward { switched_to } => switched_to,
+            Decision::SkipTemporal { switched_to } => (switched_to, true),
+            Decision::Forward { switched_to } => (switched_to, false),
         };
         if switched_to.is_some() {
             leg.out.restart(hdr.timestamp, eg.now, 90_000);
             leg.vp8.resync();
         }
-        let Some(t) = eg.transports.get_mut(leg.out.transport) else {
-            continue;
-        };
-        if !t.can_send() {
+        if skip {
+            leg.out.seq.skip(hdr.sequence);
+            if let Some(d) = pkt.desc.as_ref() {
+                leg.vp8.skip(d);
+            }
             continue;
         }
-        let Some(seq) = leg.out.seq.map(hdr.sequence) else {
-            continue;
-        };
-        let ts = hdr.timestamp.wrapping_add(leg.out.ts_offset);
-        let twcc = t.next_twcc(payload.len() + 28, eg.now);
-        let Some((addr, ctx)) = t.sender() else {
-            continue;
-        };
-        let out = OutPacket {
-            ssrc: leg.out.ssrc,
-            pt: leg.out.pt,
-            seq,
-            ts,
-            twcc,
-            vp8: pkt.desc.and_then(|d| leg.vp8.map(&d).map(|m| (d, m))),
-            osn: None,
-        };
-        if send_rtp(eg.tx, eg.metrics, ctx, addr, &out, hdr, pkt.level, payload) {
+        let vp8 = &mut leg.vp8;
+        let desc = pkt.desc;
+        let sent = eg.send(&mut leg.out, hdr, payload, pkt.level, || {
+            desc.and_then(|d| vp8.map(&d).map(|m| (d, m)))
+        });
+        if let Some((seq, vp8)) = sent {
             leg.sent.record(
                 seq,
                 Sent {
                     layer: pkt.layer.as_u8(),
                     in_seq: hdr.sequence,
                     ts_offset: leg.out.ts_offset,
-                    vp8: out.vp8.map(|(_, m)| m),
+                    vp8,
                 },
             );
-            leg.out.on_sent(ts, payload.len(), eg.now);
         }
     }
 }
