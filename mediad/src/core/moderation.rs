@@ -189,13 +189,7 @@ impl Worker {
         last_n: Option<u32>,
         now: Instant,
     ) {
-        match self.participants.get_mut(&receiver) {
-            Some(p) => {
-                p.last_n = last_n;
-                self.allocate_soon(now);
-            }
-            None => self.error(receiver, None, ControlError::NotJoined),
-        }
+        self.set_receiving(receiver, now, |p| p.last_n = last_n);
     }
 
     /// The operator's cap on what `receiver` gets.
@@ -205,9 +199,20 @@ impl Worker {
         bps: Option<u64>,
         now: Instant,
     ) {
+        self.set_receiving(receiver, now, |p| p.cap_bps = bps);
+    }
+
+    /// Change what `receiver` should get; the next allocation round
+    /// (at once) applies it.
+    fn set_receiving(
+        &mut self,
+        receiver: ParticipantId,
+        now: Instant,
+        change: impl FnOnce(&mut super::participant::Participant),
+    ) {
         match self.participants.get_mut(&receiver) {
             Some(p) => {
-                p.cap_bps = bps;
+                change(p);
                 self.allocate_soon(now);
             }
             None => self.error(receiver, None, ControlError::NotJoined),
