@@ -4,24 +4,8 @@
 // m-lines), then B comes back: A sees and hears each of them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startSalon, launchBrowser, joinRoom, sleep } from './helpers.mjs';
+import { startSalon, launchBrowser, joinRoom, receiving, metric, sleep } from './helpers.mjs';
 
-/** Resolves when `p` decodes new video frames from `q` and receives its audio. */
-async function receiving(p, q, timeoutMs) {
-  const stats = () => p.page.evaluate(() => window.salonTest.stats());
-  const started = Date.now();
-  let last = null;
-  while (Date.now() - started < timeoutMs) {
-    const a = (await stats())[q.id];
-    await sleep(400);
-    const b = (await stats())[q.id];
-    last = b;
-    if (a && b && b.framesDecoded > a.framesDecoded && b.audioBytesReceived > a.audioBytesReceived) {
-      return Date.now() - started;
-    }
-  }
-  throw new Error(`${p.name} does not receive ${q.name} within ${timeoutMs} ms: ${JSON.stringify(last)}`);
-}
 
 test('a meeting that empties and refills keeps the one who stayed', { timeout: 150_000 }, async (t) => {
   const salon = await startSalon();
@@ -61,9 +45,8 @@ test('a meeting that empties and refills keeps the one who stayed', { timeout: 1
   await receiving(aline, chloe, 10_000);
   await receiving(bruno2, aline, 20_000);
   assert.equal(await errors(), '', 'still no error');
-  const metrics = await (await fetch(`${salon.url}metrics`)).text();
-  const recycled = Number(/^mediad_lines_recycled_total (\d+)/m.exec(metrics)?.[1] ?? 'NaN');
+  const recycled = await metric(salon, 'mediad_lines_recycled_total');
   assert.ok(recycled >= 2, `m-lines were reused (${recycled})`);
-  const failed = Number(/^mediad_negotiation_failed_total (\d+)/m.exec(metrics)?.[1] ?? 'NaN');
+  const failed = await metric(salon, 'mediad_negotiation_failed_total');
   assert.equal(failed, 0, 'no answer was refused');
 });

@@ -10,29 +10,9 @@
 // At most 3 pages at a time (the machine has 2 cores).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startSalon, launchBrowser, launchFirefox, joinRoom, waitFor, sleep } from './helpers.mjs';
+import { startSalon, launchBrowser, launchFirefox, joinRoom, receiving, metric, waitFor, sleep } from './helpers.mjs';
 
-/** p's stats of what it receives from q (framesDecoded, frame size, bytes). */
-const statsOf = async (p, q) => (await p.page.evaluate(() => window.salonTest.stats()))[q.id] ?? null;
 
-/**
- * Resolves (to the ms it took) when `p` decodes new video frames from `q`
- * and receives more of its audio over 400 ms; throws after `timeoutMs`.
- */
-async function receiving(p, q, timeoutMs) {
-  const started = Date.now();
-  let last = null;
-  while (Date.now() - started < timeoutMs) {
-    const a = await statsOf(p, q);
-    await sleep(400);
-    const b = await statsOf(p, q);
-    last = b;
-    if (a && b && b.framesDecoded > a.framesDecoded && b.audioBytesReceived > a.audioBytesReceived) {
-      return Date.now() - started;
-    }
-  }
-  throw new Error(`${p.name} does not receive ${q.name} within ${timeoutMs} ms: ${JSON.stringify(last)}`);
-}
 
 /** Every page receives every other one (audio and video); returns a log line. */
 async function allReceiveAll(pages, timeoutMs) {
@@ -91,8 +71,7 @@ test('two Firefox pages and one Chromium page all decode each other', { timeout:
   for (const p of [fox1, fox2]) {
     assert.equal((await p.page.textContent('#error')).trim(), '', `no error on ${p.name}'s page`);
   }
-  const metrics = await (await fetch(`${salon.url}metrics`)).text();
-  const failed = Number(/^mediad_negotiation_failed_total (\d+)/m.exec(metrics)?.[1] ?? 'NaN');
+  const failed = await metric(salon, 'mediad_negotiation_failed_total');
   assert.equal(failed, 0, 'no answer was refused');
 });
 
@@ -268,9 +247,8 @@ test('empty and refill in Firefox: the one who stayed receives the next ones', {
   await receiving(aline, chloe, 10_000);
   await receiving(bruno2, aline, 20_000);
   assert.equal(await errors(), '', 'still no error');
-  const metrics = await (await fetch(`${salon.url}metrics`)).text();
-  const recycled = Number(/^mediad_lines_recycled_total (\d+)/m.exec(metrics)?.[1] ?? 'NaN');
+  const recycled = await metric(salon, 'mediad_lines_recycled_total');
   assert.ok(recycled >= 2, `m-lines were reused (${recycled})`);
-  const failed = Number(/^mediad_negotiation_failed_total (\d+)/m.exec(metrics)?.[1] ?? 'NaN');
+  const failed = await metric(salon, 'mediad_negotiation_failed_total');
   assert.equal(failed, 0, 'no answer was refused');
 });

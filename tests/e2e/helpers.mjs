@@ -436,3 +436,30 @@ export async function twoHosts() {
     cleanup,
   };
 }
+
+/**
+ * Resolves (to the ms it took) when `p` decodes new video frames from `q`
+ * and receives more of its audio over 400 ms; throws after `timeoutMs`.
+ */
+export async function receiving(p, q, timeoutMs) {
+  const statsOf = async () => (await p.page.evaluate(() => window.salonTest.stats()))[q.id] ?? null;
+  const started = Date.now();
+  let last = null;
+  while (Date.now() - started < timeoutMs) {
+    const a = await statsOf();
+    await sleep(400);
+    const b = await statsOf();
+    last = b;
+    if (a && b && b.framesDecoded > a.framesDecoded && b.audioBytesReceived > a.audioBytesReceived) {
+      return Date.now() - started;
+    }
+  }
+  throw new Error(`${p.name} does not receive ${q.name} within ${timeoutMs} ms: ${JSON.stringify(last)}`);
+}
+
+/** A counter from the server's `/metrics` (NaN if absent). */
+export async function metric(salon, name) {
+  const text = await (await fetch(`${salon.url}metrics`)).text();
+  const m = new RegExp(`^${name} (\\d+)`, 'm').exec(text);
+  return Number(m?.[1] ?? 'NaN');
+}
