@@ -1054,6 +1054,41 @@ mod tests {
     }
 
     #[test]
+    fn resume_takes_a_token_and_kept_or_new_media_only() {
+        assert_eq!(
+            parse_client(r#"{"type":"resume","token":"abc"}"#).unwrap(),
+            ClientMessage::Resume {
+                token: "abc".into(),
+                media: ResumeMedia::Kept
+            }
+        );
+        assert_eq!(
+            parse_client(r#"{"type":"resume","token":"abc","media":"new"}"#).unwrap(),
+            ClientMessage::Resume {
+                token: "abc".into(),
+                media: ResumeMedia::New
+            }
+        );
+        let long = format!(r#"{{"type":"resume","token":"{}"}}"#, "a".repeat(129));
+        for bad in [
+            r#"{"type":"resume"}"#,
+            r#"{"type":"resume","token":""}"#,
+            r#"{"type":"resume","token":42}"#,
+            r#"{"type":"resume","token":["abc"]}"#,
+            r#"{"type":"resume","token":"abc","media":"old"}"#,
+            r#"{"type":"resume","token":"abc","media":1}"#,
+            r#"{"type":"resume","token":"abc""#,
+            long.as_str(),
+        ] {
+            let e = parse_client(bad).unwrap_err();
+            assert!(
+                matches!(e.code, ErrorCode::BadMessage | ErrorCode::BadJson),
+                "{bad}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
     fn parses_valid_messages() {
         assert_eq!(
             parse_client(r#"{"type":"join","room":"R-1","name":" Ana ","extra":1}"#).unwrap(),
