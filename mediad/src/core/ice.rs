@@ -140,12 +140,9 @@ impl IceLite {
             }
             t.latch(src, now);
             self.by_addr.insert(src, idx);
-        } else {
-            t.touch(now);
-            if t.on_consent(now) {
-                metrics.consent_regained.inc();
-                tracing::info!(participant = %t.participant(), transport = ?t.kind(), "consent regained");
-            }
+        } else if t.on_consent(now) {
+            metrics.consent_regained.inc();
+            tracing::info!(participant = %t.participant(), transport = ?t.kind(), "consent regained");
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Ingress: SRTP and SRTCP from browsers. One prelude for both (the
-//! latched, connected transport of the source; decryption in place once;
-//! consent timestamp), then RTP goes to its track — learning simulcast
+//! latched, connected transport of the source; decryption in place once),
+//! then RTP goes to its track — learning simulcast
 //! SSRCs from the mid and rid header extensions — and RTCP to
 //! [`super::rtcp`].
 
@@ -47,7 +47,6 @@ impl Worker {
         src: SocketAddr,
         data: &mut [u8],
         proto: Protocol,
-        now: Instant,
     ) -> Option<(TransportId, usize)> {
         let idx = self.connected_transport(src)?;
         let t = self.transports.get_mut(idx)?;
@@ -60,7 +59,6 @@ impl Worker {
             self.metrics.drop_srtp_auth.inc();
             return None;
         };
-        t.touch(now);
         match proto {
             Protocol::Rtp => self.metrics.rx_rtp.inc(),
             Protocol::Rtcp => self.metrics.rx_rtcp.inc(),
@@ -76,7 +74,7 @@ impl Worker {
         now: Instant,
         tx: &mut TxQueue,
     ) {
-        let Some((idx, n)) = self.unprotect(src, data, Protocol::Rtp, now) else {
+        let Some((idx, n)) = self.unprotect(src, data, Protocol::Rtp) else {
             return;
         };
         let Some(plain) = data.get(..n) else {
@@ -115,7 +113,7 @@ impl Worker {
         now: Instant,
         tx: &mut TxQueue,
     ) {
-        let Some((idx, n)) = self.unprotect(src, data, Protocol::Rtcp, now) else {
+        let Some((idx, n)) = self.unprotect(src, data, Protocol::Rtcp) else {
             return;
         };
         let Some(kind) = self.transports.get(idx).map(|t| t.kind()) else {

@@ -123,8 +123,6 @@ pub struct Transport {
     srtp_out: Option<SrtpContext>,
     /// SSRC mediad uses as RTCP sender on this transport.
     rtcp_ssrc: u32,
-    /// Last time anything authenticated arrived.
-    last_rx: Instant,
     /// Last authenticated STUN request (consent freshness, RFC 7675).
     last_consent: Instant,
     /// No consent for [`CONSENT_TIMEOUT`]: nothing is sent until the next
@@ -209,7 +207,6 @@ impl Transport {
             srtp_in: None,
             srtp_out: None,
             rtcp_ssrc,
-            last_rx: now,
             last_consent: now,
             consent_lost: false,
             routes: Vec::new(),
@@ -307,16 +304,6 @@ impl Transport {
         self.rtcp_ssrc
     }
 
-    /// Something authenticated arrived (consent freshness).
-    pub fn touch(&mut self, now: Instant) {
-        self.last_rx = now;
-    }
-
-    /// The last time something authenticated arrived.
-    pub fn last_rx(&self) -> Instant {
-        self.last_rx
-    }
-
     /// True when mediad can send: an address is latched, SRTP keys are
     /// there, and the peer still consents.
     pub fn can_send(&self) -> bool {
@@ -342,11 +329,6 @@ impl Transport {
             return true;
         }
         false
-    }
-
-    /// Whether consent was lost (and not regained).
-    pub fn consent_lost(&self) -> bool {
-        self.consent_lost
     }
 
     /// Decrypts what the browser sends, once connected.
@@ -644,7 +626,6 @@ impl Transport {
     /// clock on the first latch.
     pub fn latch(&mut self, addr: SocketAddr, now: Instant) {
         self.addr = Some(addr);
-        self.last_rx = now;
         self.last_consent = now;
         self.consent_lost = false;
         if self.state == TransportState::New {

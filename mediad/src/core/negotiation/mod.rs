@@ -113,11 +113,6 @@ impl SubscribeNegotiation {
         self.offered_at.is_some()
     }
 
-    /// Number of m-lines (what the next offer will carry).
-    pub fn line_count(&self) -> usize {
-        self.lines.len()
-    }
-
     /// Whether an SSRC is used by a line (media or RTX).
     pub fn uses_ssrc(&self, ssrc: u32) -> bool {
         self.lines
