@@ -94,6 +94,10 @@ pub enum ErrorCode {
     /// `resume` with a token that is unknown, already used, or whose grace
     /// period is over (the socket may `join` instead).
     ResumeFailed,
+    /// `join` or `resume` too soon after a failed one on the same socket
+    /// (each failure doubles the wait); the message holds
+    /// `retry_after_ms=<n>`.
+    JoinTooSoon,
 }
 
 impl ErrorCode {
@@ -121,11 +125,12 @@ impl ErrorCode {
             ErrorCode::NotInLobby => "not-in-lobby",
             ErrorCode::KnockTooSoon => "knock-too-soon",
             ErrorCode::ResumeFailed => "resume-failed",
+            ErrorCode::JoinTooSoon => "join-too-soon",
         }
     }
 
     /// All codes (for tests and metrics).
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::BadJson,
         ErrorCode::BadMessage,
         ErrorCode::UnknownType,
@@ -147,6 +152,7 @@ impl ErrorCode {
         ErrorCode::NotInLobby,
         ErrorCode::KnockTooSoon,
         ErrorCode::ResumeFailed,
+        ErrorCode::JoinTooSoon,
     ];
 
     /// Default English message for the code (the client translates by code).
@@ -173,6 +179,7 @@ impl ErrorCode {
             ErrorCode::NotInLobby => "not waiting in a lobby",
             ErrorCode::KnockTooSoon => "too early to knock again",
             ErrorCode::ResumeFailed => "unknown, used or expired resume token: join again",
+            ErrorCode::JoinTooSoon => "too early to try joining again",
         }
     }
 }
@@ -218,8 +225,9 @@ pub enum ClientMessage {
         room: RoomId,
         /// Validated display name.
         name: DisplayName,
-        /// Jitsi-compatible token (`?jwt=` of the page), if any.
-        jwt: Option<String>,
+        /// Jitsi-compatible token (`?jwt=` of the page), if any: as sent
+        /// by the browser, or already verified by the socket's task.
+        jwt: Option<JoinToken>,
     },
     /// Knock again from the lobby (after `denied` or a kick).
     Knock,
@@ -282,6 +290,46 @@ pub enum ClientMessage {
         /// Whether the page kept its peer connections.
         media: ResumeMedia,
     },
+}
+
+/// The token of a `join`. The parser gives [`JoinToken::Raw`]; the
+/// server's socket task verifies it (off the hub task: a signature check
+/// costs more than the rest of a join) and hands the hub
+/// [`JoinToken::Verified`], which the hub takes as it is.
+#[derive(Clone)]
+pub enum JoinToken {
+    /// As the browser sent it (never logged: `Debug` hides it).
+    Raw(String),
+    /// Verified with the server's `Authenticator` for the message's room.
+    Verified(std::sync::Arc<salon_plugins::Identity>),
+}
+
+impl std::fmt::Debug for JoinToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Raw(_) => f.write_str("JoinToken::Raw(..)"),
+            Self::Verified(_) => f.write_str("JoinToken::Verified(..)"),
+        }
+    }
+}
+
+impl PartialEq for JoinToken {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Raw(a), Self::Raw(b)) => a == b,
+            (Self::Verified(a), Self::Verified(b)) => a == b,
+            (Self::Raw(_), Self::Verified(_)) | (Self::Verified(_), Self::Raw(_)) => false,
+        }
+    }
+}
+
+// An identity's claims are JSON (no NaN): equality is an equivalence.
+impl Eq for JoinToken {}
+
+impl From<&str> for JoinToken {
+    fn from(s: &str) -> Self {
+        Self::Raw(s.to_owned())
+    }
 }
 
 /// What a resuming client kept of its media.
@@ -787,7 +835,7 @@ pub fn parse_client(text: &str) -> Result<ClientMessage, ProtocolError> {
             let jwt = match obj.get("jwt") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(t)) if t.is_empty() => None,
-                Some(Value::String(t)) => Some(t.clone()),
+                Some(Value::String(t)) => Some(JoinToken::Raw(t.clone())),
                 Some(_) => {
                     return Err(ProtocolError::new(
                         ErrorCode::BadMessage,

@@ -11,7 +11,7 @@ use super::chat::Bucket;
 use super::lobby::Waiting;
 use super::{Hub, Now, Output, PadConnId};
 use crate::control::{Command, ParticipantId, RoomId};
-use crate::protocol::{DisplayName, ErrorCode, ServerMessage};
+use crate::protocol::{DisplayName, ErrorCode, JoinToken, ServerMessage};
 
 #[derive(Debug)]
 pub(super) enum SessionState {
@@ -113,7 +113,7 @@ impl Hub {
         id: ParticipantId,
         room: RoomId,
         name: DisplayName,
-        jwt: Option<String>,
+        jwt: Option<JoinToken>,
         now: Now,
     ) {
         let now_s = now.unix_ms / 1000;
@@ -172,11 +172,14 @@ impl Hub {
         &mut self,
         id: ParticipantId,
         room: &RoomId,
-        jwt: Option<String>,
+        jwt: Option<JoinToken>,
         now_s: u64,
     ) -> Result<Option<Arc<Identity>>, ()> {
-        let Some(token) = jwt else {
-            return Ok(None);
+        let token = match jwt {
+            None => return Ok(None),
+            // Checked by the socket's task, for this room.
+            Some(JoinToken::Verified(identity)) => return Ok(Some(identity)),
+            Some(JoinToken::Raw(token)) => token,
         };
         let Some(auth) = &self.auth else {
             self.refuse_with(id, ErrorCode::AuthFailed, "this server accepts no tokens");
