@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 
 use control::{Command, Event};
 
-pub use server::{Brand, ServeOptions, serve};
+pub use server::{AdminListener, Brand, HubPanicked, ServeOptions, serve};
 
 /// The media plane as the gateway sees it.
 pub trait MediaControl: Send + Sync {

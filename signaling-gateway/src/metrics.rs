@@ -39,6 +39,16 @@ pub struct Metrics {
     pub lobby_waiting: AtomicU64,
     /// Successful policy reloads.
     pub policy_reloads: AtomicU64,
+    /// WebSocket upgrades refused: the server holds its most sockets.
+    pub refused_global: AtomicU64,
+    /// WebSocket upgrades refused: the peer's address holds its most sockets.
+    pub refused_per_ip: AtomicU64,
+    /// HTTP requests refused for a `Host` that is not allowed.
+    pub refused_host: AtomicU64,
+    /// `accept` failures (out of file descriptors, mostly).
+    pub accept_errors: AtomicU64,
+    /// Sockets closed by the server's abuse bounds, by close reason.
+    sockets_closed: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Policy failures: (hook, kind, count), non-zero ones.
     policy_failures: Mutex<Vec<(&'static str, &'static str, u64)>>,
     /// `error` messages sent to browsers, by code (media errors, refused
@@ -51,6 +61,14 @@ impl Metrics {
     pub fn error_sent(&self, code: &'static str) {
         if let Ok(mut m) = self.errors_sent.lock() {
             *m.entry(code).or_default() += 1;
+        }
+    }
+
+    /// The server closed one socket for this reason (`join-timeout`,
+    /// `ping-timeout`, `rate-limited`, `too-many-failed-joins`, `too-large`).
+    pub fn socket_closed(&self, reason: &'static str) {
+        if let Ok(mut m) = self.sockets_closed.lock() {
+            *m.entry(reason).or_default() += 1;
         }
     }
 
@@ -80,7 +98,7 @@ impl Metrics {
 
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 15] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 17] = [
             (
                 "salon_gateway_http_requests_total",
                 "counter",
@@ -171,6 +189,18 @@ impl Metrics {
                 "Successful policy reloads",
                 &self.policy_reloads,
             ),
+            (
+                "salon_gateway_accept_errors_total",
+                "counter",
+                "TCP accept failures (file descriptors exhausted, mostly)",
+                &self.accept_errors,
+            ),
+            (
+                "salon_gateway_host_refused_total",
+                "counter",
+                "HTTP requests refused for a Host header that is not allowed",
+                &self.refused_host,
+            ),
         ];
         let mut out = String::with_capacity(1024);
         for (name, kind, help, v) in rows {
@@ -188,6 +218,37 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "salon_policy_failures_total{{hook=\"{hook}\",kind=\"{kind}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP salon_gateway_connections_refused_total WebSocket upgrades refused, by reason"
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE salon_gateway_connections_refused_total counter"
+        );
+        for (reason, v) in [
+            ("global-cap", &self.refused_global),
+            ("per-ip-cap", &self.refused_per_ip),
+        ] {
+            let _ = writeln!(
+                out,
+                "salon_gateway_connections_refused_total{{reason=\"{reason}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP salon_gateway_sockets_closed_total Sockets closed by the abuse bounds, by reason"
+        );
+        let _ = writeln!(out, "# TYPE salon_gateway_sockets_closed_total counter");
+        if let Ok(m) = self.sockets_closed.lock() {
+            for (reason, n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "salon_gateway_sockets_closed_total{{reason=\"{reason}\"}} {n}"
                 );
             }
         }

@@ -142,6 +142,10 @@ impl Harness {
             policy_poll: Duration::from_millis(50),
             auth: Some(auth()),
             deny_cooldown: cooldown,
+            // These tests refuse many joins on one socket on purpose; the
+            // failed-join bounds have their own (tests/conn_limits.rs).
+            max_failed_joins: 0,
+            join_backoff: Duration::ZERO,
             ..ServeOptions::default()
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,5 +1,7 @@
 //! HTTP: routes, responses, the WebSocket upgrade.
 
+use super::guard::PreJoin;
+use super::limits::Refusal;
 use super::*;
 
 pub(super) fn respond(
@@ -43,8 +45,52 @@ pub(super) fn redirect(location: &str) -> Response<Body> {
     res
 }
 
-pub(super) fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
+/// The host a request names: its `Host` header, else its URI's authority
+/// (HTTP/2, absolute-form targets).
+fn request_host(req: &Request<Incoming>) -> Option<&str> {
+    match req.headers().get(header::HOST) {
+        Some(h) => h.to_str().ok(),
+        None => req.uri().authority().map(|a| a.as_str()),
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    respond(status, "text/plain; charset=utf-8", body)
+}
+
+fn metrics_page(shared: &Shared) -> Response<Body> {
+    let mut text = shared.metrics.render();
+    text.push_str(&shared.media.metrics_text());
+    respond(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        text,
+    )
+}
+
+pub(super) fn route(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    listener: Listener,
+) -> Response<Body> {
     Metrics::inc(&shared.metrics.http_requests);
+    if listener == Listener::Admin {
+        // Loopback or a private network, the operator's choice: no Host
+        // check (Prometheus scrapes by address).
+        return match req.uri().path() {
+            "/metrics" => metrics_page(&shared),
+            "/healthz" => text(StatusCode::OK, "ok\n"),
+            _ => text(StatusCode::NOT_FOUND, "Not found.\n"),
+        };
+    }
+    if !request_host(&req).is_some_and(|h| shared.hosts.allows(h)) {
+        Metrics::inc(&shared.metrics.refused_host);
+        return text(
+            StatusCode::MISDIRECTED_REQUEST,
+            "Hôte non servi ici.\nHost not served here.\n",
+        );
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut res = respond(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -87,24 +133,11 @@ pub(super) fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Bod
             }
             None => respond(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", ""),
         },
-        "/metrics" => {
-            let mut text = shared.metrics.render();
-            text.push_str(&shared.media.metrics_text());
-            respond(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                text,
-            )
-        }
-        "/ws" => upgrade(req, shared, None),
+        "/metrics" if shared.opts.metrics_on_public => metrics_page(&shared),
+        "/ws" => upgrade(req, shared, peer, None),
         "/pad" => {
-            let token = req
-                .uri()
-                .query()
-                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")))
-                .unwrap_or("")
-                .to_owned();
-            upgrade(req, shared, Some(token))
+            let token = pad_token(&req);
+            upgrade(req, shared, peer, Some(token))
         }
         "/favicon.ico" => respond(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", ""),
         _ => {
@@ -118,7 +151,11 @@ pub(super) fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Bod
                     ),
                 };
             }
-            let room = &path[1..];
+            // An authority-form or asterisk-form target (`CONNECT a:1`,
+            // `OPTIONS *`) has a path that does not start with `/`.
+            let Some(room) = path.strip_prefix('/') else {
+                return bad_room();
+            };
             match validate_room(room) {
                 Ok(_) => respond(StatusCode::OK, "text/html; charset=utf-8", web::ROOM_HTML),
                 Err(_) => bad_room(),
@@ -143,6 +180,34 @@ pub(super) fn room_query(query: &str) -> Option<String> {
         .find_map(|kv| kv.strip_prefix("room="))
         .map(|v| v.trim_matches('+').to_owned())
 }
+
+/// The pad WebSocket's token: offered as the subprotocol
+/// `salon-pad-token.<token>` next to `salon-pad` (so it stays out of URLs
+/// and the logs of proxies), else in the query string (`?token=`, older
+/// clients).
+pub(super) fn pad_token(req: &Request<Incoming>) -> String {
+    let offered = req
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(PAD_TOKEN_PROTOCOL));
+    offered
+        .or_else(|| {
+            req.uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")))
+        })
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// The subprotocol a pad client offers (and the server selects) when it
+/// passes its token in `Sec-WebSocket-Protocol`.
+pub(super) const PAD_PROTOCOL: &str = "salon-pad";
+/// Prefix of the subprotocol that carries the pad token.
+pub(super) const PAD_TOKEN_PROTOCOL: &str = "salon-pad-token.";
 
 pub(super) fn header_has_token(
     req: &Request<Incoming>,
@@ -178,6 +243,7 @@ pub(super) fn origin_ok(headers: &hyper::HeaderMap) -> bool {
 pub(super) fn upgrade(
     mut req: Request<Incoming>,
     shared: Arc<Shared>,
+    peer: SocketAddr,
     pad_token: Option<String>,
 ) -> Response<Body> {
     let is_ws = header_has_token(&req, header::CONNECTION, "upgrade")
@@ -201,9 +267,36 @@ pub(super) fn upgrade(
             "Origine refusée.\nOrigin refused.\n",
         );
     }
+    let permit = match shared.conns.acquire(peer.ip()) {
+        Ok(permit) => permit,
+        Err(Refusal::Global) => {
+            Metrics::inc(&shared.metrics.refused_global);
+            let mut res = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Serveur complet.\nServer full.\n",
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+            return res;
+        }
+        Err(Refusal::PerIp) => {
+            Metrics::inc(&shared.metrics.refused_per_ip);
+            tracing::debug!(peer = %peer.ip(), "per-address connection cap reached");
+            let mut res = text(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Trop de connexions depuis cette adresse.\nToo many connections from this address.\n",
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+            return res;
+        }
+    };
+    let offers_pad_protocol =
+        pad_token.is_some() && header_has_token(&req, header::SEC_WEBSOCKET_PROTOCOL, PAD_PROTOCOL);
     let accept = derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
+        let _permit = permit;
         match on_upgrade.await {
             Ok(upgraded) => {
                 let limit = if pad_token.is_some() {
@@ -214,8 +307,17 @@ pub(super) fn upgrade(
                 let config = WebSocketConfig::default()
                     .max_message_size(Some(limit))
                     .max_frame_size(Some(limit));
+                // Before it joins, a signaling socket reads at most its
+                // pre-join frame limit (and a little for control frames)
+                // past its last whole frame.
+                let budget = pad_token.is_none().then(|| {
+                    shared
+                        .opts
+                        .prejoin_frame_limit
+                        .saturating_add(PREJOIN_SLACK)
+                });
                 let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
+                    PreJoin::new(TokioIo::new(upgraded), budget),
                     Role::Server,
                     Some(config),
                 )
@@ -230,6 +332,12 @@ pub(super) fn upgrade(
     });
     let mut res = respond(StatusCode::SWITCHING_PROTOCOLS, "text/plain", "");
     let h = res.headers_mut();
+    if offers_pad_protocol {
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(PAD_PROTOCOL),
+        );
+    }
     h.remove(header::CONTENT_TYPE);
     h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -238,6 +346,10 @@ pub(super) fn upgrade(
     }
     res
 }
+
+/// What a pre-join read budget allows past the frame limit: the frame's
+/// header and control frames (pings, pongs, a close).
+const PREJOIN_SLACK: usize = 1024;
 
 #[cfg(test)]
 mod tests {

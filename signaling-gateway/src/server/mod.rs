@@ -2,15 +2,21 @@
 //! sessions, and the hub task.
 //!
 //! Tasks:
-//! - one accept loop, one task per HTTP connection (hyper);
-//! - one task per WebSocket: reads frames into the hub's input channel and
-//!   writes the messages the hub routes to it;
+//! - one accept loop, one task per HTTP connection (hyper); an optional
+//!   admin accept loop (`/metrics`, `/healthz`);
+//! - one task per WebSocket: enforces the socket's bounds (join deadline,
+//!   liveness, message rate, failed joins, pre-join frame size), parses its
+//!   frames and verifies a `join`'s token, hands the hub parsed messages,
+//!   and writes the messages the hub routes to it;
 //! - one hub task owning the [`Hub`]: it takes socket inputs and media events,
-//!   then drains the hub's outputs to sockets and to the media plane.
+//!   then drains the hub's outputs to sockets and to the media plane. If it
+//!   panics, [`serve`] returns [`HubPanicked`] (the `salon` binary exits
+//!   with status 70 for its supervisor to restart it).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -34,7 +40,9 @@ use crate::control::ParticipantId;
 use crate::hub::{Hub, Now, Output, PadConnId};
 use crate::metrics::Metrics;
 use crate::pad::MAX_PAD_FRAME_BYTES;
-use crate::protocol::{ErrorCode, MAX_FRAME_BYTES, ServerMessage, validate_room};
+use crate::protocol::{
+    ClientMessage, ErrorCode, MAX_FRAME_BYTES, ProtocolError, ServerMessage, validate_room,
+};
 use crate::{MediaControl, MediaEventReceiver, web};
 use salon_plugins::{Authenticator, PolicyConfig, PolicyHost};
 
@@ -47,6 +55,54 @@ pub struct ServeOptions {
     pub ws_hard_limit: usize,
     /// Messages queued to one socket before it is dropped as a slow consumer.
     pub ws_outbound_queue: usize,
+    /// Bytes queued to one socket before it is dropped as a slow consumer
+    /// (a single message larger than this still goes to an empty queue).
+    pub ws_outbound_bytes: usize,
+    /// Most WebSockets (signaling and pad) open at once; more are refused
+    /// with HTTP 503 before the upgrade. 0: no limit.
+    pub max_connections: usize,
+    /// Most WebSockets open at once from one client address (an IPv4
+    /// address or an IPv6 /64); more are refused with HTTP 429. 0: no
+    /// limit (behind a reverse proxy every client has the proxy's address).
+    pub max_connections_per_ip: usize,
+    /// A signaling socket that has not joined (or resumed, or entered a
+    /// lobby) by then is closed (4002 `join-timeout`).
+    pub join_deadline: Duration,
+    /// The server pings every socket this often.
+    pub ping_interval: Duration,
+    /// A socket from which nothing (a pong or any frame) came for this long
+    /// is closed (4003 `ping-timeout`); a participant's closed socket gets
+    /// the reconnect grace like any dropped socket.
+    pub liveness_timeout: Duration,
+    /// Frames a signaling socket may send per second, sustained (0: no
+    /// limit); pad sockets get five times as many.
+    pub msg_rate_per_sec: u32,
+    /// Frames a signaling socket may send at once above the rate.
+    pub msg_burst: u32,
+    /// A socket over its rate for this long is closed (4004 `rate-limited`).
+    pub rate_abuse_close: Duration,
+    /// Failed joins after which a socket is closed (4005
+    /// `too-many-failed-joins`); each failure doubles the wait before the
+    /// next join is heard (`join_backoff`, then twice as long, …, at most
+    /// 8 s). 0: never closed.
+    pub max_failed_joins: u32,
+    /// The wait after a socket's first failed join (zero: no wait).
+    pub join_backoff: Duration,
+    /// Largest frame a signaling socket may send before it joins (a join
+    /// with a token fits in 16 KiB); bigger ones close it (1009
+    /// `too-large`).
+    pub prejoin_frame_limit: usize,
+    /// `Host` names served (`host` or `host:port`; the port is ignored).
+    /// Empty: `localhost` and loopback literals if the listener is on
+    /// loopback (DNS rebinding), any host otherwise. Others get 421.
+    pub allowed_hosts: Vec<String>,
+    /// A listener for `/metrics` (and `/healthz`) apart from the public
+    /// one, e.g. loopback.
+    pub admin: Option<AdminListener>,
+    /// Also serve `/metrics` on the public listener (the library default,
+    /// for tests and embedders; `salon` turns it off unless
+    /// `--metrics-on-public`).
+    pub metrics_on_public: bool,
     /// How long shutdown waits for connections to finish.
     pub shutdown_grace: Duration,
     /// Operator branding, served as `/config.json` (and `/brand/logo`).
@@ -129,6 +185,21 @@ impl Default for ServeOptions {
         Self {
             ws_hard_limit: 1024 * 1024,
             ws_outbound_queue: 256,
+            ws_outbound_bytes: 1024 * 1024,
+            max_connections: 10_000,
+            max_connections_per_ip: 50,
+            join_deadline: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(15),
+            liveness_timeout: Duration::from_secs(30),
+            msg_rate_per_sec: 20,
+            msg_burst: 50,
+            rate_abuse_close: Duration::from_secs(5),
+            max_failed_joins: 5,
+            join_backoff: Duration::from_millis(250),
+            prejoin_frame_limit: 16 * 1024,
+            allowed_hosts: Vec::new(),
+            admin: None,
+            metrics_on_public: true,
             shutdown_grace: Duration::from_secs(3),
             brand: Brand::default(),
             policy: None,
@@ -142,20 +213,58 @@ impl Default for ServeOptions {
     }
 }
 
+/// A listener for the admin routes (`/metrics`, `/healthz`), bound by the
+/// caller (so it can print the address) and served by [`serve`].
+#[derive(Debug, Clone)]
+pub struct AdminListener(Arc<std::net::TcpListener>);
+
+impl AdminListener {
+    /// Binds `addr` (port 0: any free port).
+    pub fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        let l = std::net::TcpListener::bind(addr)?;
+        l.set_nonblocking(true)?;
+        Ok(Self(Arc::new(l)))
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+
+    fn tokio(&self) -> std::io::Result<TcpListener> {
+        TcpListener::from_std(self.0.try_clone()?)
+    }
+}
+
+/// [`serve`]'s error when the hub task panicked: signaling stopped, so the
+/// process should exit and be restarted by its supervisor (the `salon`
+/// binary exits with [`HubPanicked::EXIT_STATUS`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the hub task panicked: {0}")]
+pub struct HubPanicked(pub String);
+
+impl HubPanicked {
+    /// The exit status of `salon` after a hub panic (`EX_SOFTWARE`).
+    pub const EXIT_STATUS: i32 = 70;
+}
+
 /// What a socket task tells the hub task.
 #[derive(Debug)]
 enum HubInput {
     Open {
         id: ParticipantId,
-        tx: mpsc::Sender<SocketOut>,
+        tx: OutTx<SocketOut>,
     },
-    Frame {
+    /// A message parsed (and a join's token verified) by the socket task.
+    Message {
         id: ParticipantId,
-        text: String,
+        msg: ClientMessage,
     },
-    Refused {
+    /// A frame refused by the socket task: answered with this error, in
+    /// order with the hub's messages to the socket.
+    Invalid {
         id: ParticipantId,
-        code: ErrorCode,
+        error: ProtocolError,
     },
     Closed {
         id: ParticipantId,
@@ -163,7 +272,7 @@ enum HubInput {
     PadOpen {
         conn: PadConnId,
         token: String,
-        tx: mpsc::Sender<PadOut>,
+        tx: OutTx<PadOut>,
     },
     PadFrame {
         conn: PadConnId,
@@ -182,8 +291,40 @@ enum HubInput {
 /// What the hub task tells a signaling socket task.
 #[derive(Debug)]
 enum SocketOut {
-    Message(ServerMessage),
+    /// A message, serialized by the hub task (its size counts against the
+    /// socket's byte bound), and what it tells the socket's [`JoinGate`].
+    Message(tungstenite::Utf8Bytes, Note),
     Close(u16, &'static str),
+}
+
+/// What a message to a socket means for its join bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Note {
+    /// `joined`, `resumed` or `lobby`: the socket got in.
+    In,
+    /// A refused `join` or `resume`.
+    JoinFailed,
+    Other,
+}
+
+impl Note {
+    fn of(msg: &ServerMessage) -> Self {
+        match msg {
+            ServerMessage::Joined { .. }
+            | ServerMessage::Resumed { .. }
+            | ServerMessage::Lobby { .. } => Note::In,
+            ServerMessage::Error {
+                code:
+                    ErrorCode::AuthFailed
+                    | ErrorCode::Denied
+                    | ErrorCode::RoomLocked
+                    | ErrorCode::Banned
+                    | ErrorCode::ResumeFailed,
+                ..
+            } => Note::JoinFailed,
+            _ => Note::Other,
+        }
+    }
 }
 
 /// What the hub task tells a pad socket task.
@@ -203,8 +344,10 @@ static NEXT_PAD_CONN: AtomicU64 = AtomicU64::new(1);
 
 /// A socket that cannot take a message for this long is closed.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// Ping interval on idle and busy sockets alike.
-const KEEPALIVE: Duration = Duration::from_secs(25);
+
+/// The longest an `accept` failure (out of file descriptors) pauses the
+/// accept loop; the pause doubles from 10 ms while failures go on.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// State shared by every connection.
 struct Shared {
@@ -215,6 +358,8 @@ struct Shared {
     /// Held by every WebSocket task; shutdown waits until all are dropped.
     alive: mpsc::Sender<()>,
     opts: ServeOptions,
+    conns: Arc<ConnLimits>,
+    hosts: AllowedHosts,
 }
 
 /// Serves HTTP and WebSocket signaling on `listener` until `shutdown`
@@ -254,15 +399,18 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let metrics = Arc::new(Metrics::default());
+    let hosts = AllowedHosts::new(&opts.allowed_hosts, listener.local_addr().ok());
     let shared = Arc::new(Shared {
         media: media.clone(),
         hub_tx,
         metrics: metrics.clone(),
         stop: stop_rx.clone(),
         alive: alive_tx,
+        conns: ConnLimits::new(opts.max_connections, opts.max_connections_per_ip),
+        hosts,
         opts: opts.clone(),
     });
-    let hub_task = tokio::spawn(run_hub(
+    let mut hub_task = tokio::spawn(run_hub(
         hub, reload, media, hub_rx, events, metrics, stop_rx,
     ));
 
@@ -273,39 +421,60 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10));
     let graceful = GracefulShutdown::new();
+    let admin = match &opts.admin {
+        Some(admin) => {
+            let l = admin
+                .tokio()
+                .map_err(|e| anyhow::anyhow!("the admin listener: {e}"))?;
+            Some(tokio::spawn(serve_admin(
+                l,
+                shared.clone(),
+                builder.clone(),
+            )))
+        }
+        None => None,
+    };
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut backoff = Duration::ZERO;
+    let mut panicked = None;
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _peer)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        // Out of file descriptors (EMFILE/ENFILE) or a
+                        // connection reset before accept: pause, doubling,
+                        // so open sockets keep being served.
+                        Metrics::inc(&shared.metrics.accept_errors);
+                        backoff = (backoff * 2).clamp(Duration::from_millis(10), ACCEPT_BACKOFF_MAX);
+                        tracing::warn!(error = %e, pause_ms = backoff.as_millis() as u64, "accept failed");
+                        tokio::time::sleep(backoff).await;
                         continue;
                     }
                 };
-                let _ = stream.set_nodelay(true);
-                let shared = shared.clone();
-                let svc = hyper::service::service_fn(move |req| {
-                    let shared = shared.clone();
-                    async move { Ok::<_, Infallible>(route(req, shared)) }
-                });
-                let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "http connection ended with an error");
-                    }
-                });
+                backoff = Duration::ZERO;
+                serve_connection(stream, peer, &shared, &builder, &graceful, Listener::Public);
+            }
+            joined = &mut hub_task => {
+                // The hub task never ends before `stop`: it panicked.
+                let why = match joined {
+                    Err(e) if e.is_panic() => panic_message(e.into_panic()),
+                    Err(e) => e.to_string(),
+                    Ok(()) => "ended early".to_owned(),
+                };
+                tracing::error!(reason = %why, "the hub task stopped: signaling is down, exiting");
+                panicked = Some(why);
+                break;
             }
             () = &mut shutdown => break,
         }
     }
     tracing::info!("shutting down");
     drop(listener);
+    if let Some(admin) = admin {
+        admin.abort();
+    }
     let _ = stop_tx.send(true);
     let grace = opts.shutdown_grace;
     if tokio::time::timeout(grace, graceful.shutdown())
@@ -319,8 +488,82 @@ pub async fn serve(
     if tokio::time::timeout(grace, alive_rx.recv()).await.is_err() {
         tracing::warn!("websocket sessions still open after the grace period");
     }
+    if let Some(why) = panicked {
+        return Err(HubPanicked(why).into());
+    }
     let _ = tokio::time::timeout(grace, hub_task).await;
     Ok(())
+}
+
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listener {
+    /// The public one: the client, signaling, pads (and `/metrics` if
+    /// `metrics_on_public`).
+    Public,
+    /// The admin one: `/metrics` and `/healthz` only.
+    Admin,
+}
+
+/// Serves one accepted TCP connection with hyper.
+fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    builder: &hyper_util::server::conn::auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    listener: Listener,
+) {
+    let _ = stream.set_nodelay(true);
+    let shared = shared.clone();
+    let svc = hyper::service::service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(route(req, shared, peer, listener)) }
+    });
+    let conn = builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+        .into_owned();
+    let conn = graceful.watch(conn);
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "http connection ended with an error");
+        }
+    });
+}
+
+/// The admin accept loop (ended by [`serve`]).
+async fn serve_admin(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    builder: hyper_util::server::conn::auto::Builder<TokioExecutor>,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut backoff = Duration::ZERO;
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                backoff = Duration::ZERO;
+                serve_connection(stream, peer, &shared, &builder, &graceful, Listener::Admin);
+            }
+            Err(e) => {
+                Metrics::inc(&shared.metrics.accept_errors);
+                backoff = (backoff * 2).clamp(Duration::from_millis(10), ACCEPT_BACKOFF_MAX);
+                tracing::warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(backoff).await;
+            }
+        }
+    }
+}
+
+/// The text of a panic payload.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic".to_owned()
+    }
 }
 
 /// When the hub task reloads the policy.
@@ -392,8 +635,8 @@ async fn run_hub(
     let mut hangup = Hangup::new(reload.sighup && hub.policy().is_some());
     let mut poll = tokio::time::interval(reload.poll.max(Duration::from_millis(10)));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut sockets: HashMap<ParticipantId, mpsc::Sender<SocketOut>> = HashMap::new();
-    let mut pads: HashMap<PadConnId, mpsc::Sender<PadOut>> = HashMap::new();
+    let mut sockets: HashMap<ParticipantId, OutTx<SocketOut>> = HashMap::new();
+    let mut pads: HashMap<PadConnId, OutTx<PadOut>> = HashMap::new();
     let mut events_open = true;
     loop {
         tokio::select! {
@@ -409,8 +652,11 @@ async fn run_hub(
                     sockets.insert(id, tx);
                     hub.handle_open(id);
                 }
-                Some(HubInput::Frame { id, text }) => hub.handle_frame(id, &text, Now::system()),
-                Some(HubInput::Refused { id, code }) => hub.handle_refused(id, code),
+                Some(HubInput::Message { id, msg }) => hub.handle_message(id, msg, Now::system()),
+                Some(HubInput::Invalid { id, error }) => {
+                    tracing::debug!(participant = %id, code = error.code.as_str(), "message refused");
+                    deliver(&mut sockets, id, &ServerMessage::error(&error), &metrics, &mut hub);
+                }
                 Some(HubInput::Closed { id }) => {
                     sockets.remove(&id);
                     hub.handle_close(id, Now::system());
@@ -475,10 +721,58 @@ async fn grace_timer(at: Option<std::time::Instant>) {
     }
 }
 
+/// Sends `msg` to socket `to` (serialized here: its size counts against
+/// the socket's byte bound). A socket that does not keep up is dropped and
+/// its close handled (returns it as a dropped participant socket).
+fn enqueue(
+    sockets: &mut HashMap<ParticipantId, OutTx<SocketOut>>,
+    to: ParticipantId,
+    msg: &ServerMessage,
+    metrics: &Metrics,
+) -> Option<ParticipantId> {
+    let tx = sockets.get(&to)?;
+    if let ServerMessage::Error { code, .. } = msg {
+        metrics.error_sent(code.as_str());
+    }
+    let text = tungstenite::Utf8Bytes::from(msg.to_json());
+    let len = text.len();
+    match tx.send(SocketOut::Message(text, Note::of(msg)), len) {
+        Ok(()) => None,
+        Err(Unsent::Full) => {
+            // The browser is not reading: drop the socket; its task sees
+            // the closed channel.
+            Metrics::inc(&metrics.slow_consumers);
+            sockets.remove(&to);
+            Some(to)
+        }
+        Err(Unsent::Closed) => {
+            // The socket task ended: its `Closed` input comes after the
+            // frames it read (a `leave` among them), so its close is
+            // handled then, in order.
+            sockets.remove(&to);
+            None
+        }
+    }
+}
+
+/// [`enqueue`] outside [`drain`]: a slow consumer's close goes to the hub
+/// at once (the caller drains next).
+fn deliver(
+    sockets: &mut HashMap<ParticipantId, OutTx<SocketOut>>,
+    to: ParticipantId,
+    msg: &ServerMessage,
+    metrics: &Metrics,
+    hub: &mut Hub,
+) {
+    if let Some(dropped) = enqueue(sockets, to, msg, metrics) {
+        hub.handle_close(dropped, Now::system());
+    }
+}
+
 fn drain(
     hub: &mut Hub,
-    sockets: &mut HashMap<ParticipantId, mpsc::Sender<SocketOut>>,
-    pads: &mut HashMap<PadConnId, mpsc::Sender<PadOut>>,
+    sockets: &mut HashMap<ParticipantId, OutTx<SocketOut>>,
+    pads: &mut HashMap<PadConnId, OutTx<PadOut>>,
     media: &dyn MediaControl,
     metrics: &Metrics,
 ) {
@@ -489,32 +783,13 @@ fn drain(
         while let Some(out) = hub.poll_output() {
             match out {
                 Output::Send { to, msg } => {
-                    if let ServerMessage::Error { code, .. } = &msg {
-                        metrics.error_sent(code.as_str());
-                    }
-                    match sockets
-                        .get(&to)
-                        .map(|tx| tx.try_send(SocketOut::Message(msg)))
-                    {
-                        None | Some(Ok(())) => {}
-                        Some(Err(mpsc::error::TrySendError::Full(_))) => {
-                            // The browser is not reading: drop the socket; its
-                            // task sees the closed channel.
-                            Metrics::inc(&metrics.slow_consumers);
-                            sockets.remove(&to);
-                            dropped.push(to);
-                        }
-                        Some(Err(mpsc::error::TrySendError::Closed(_))) => {
-                            // The socket task ended: its `Closed` input comes
-                            // after the frames it read (a `leave` among them),
-                            // so its close is handled then, in order.
-                            sockets.remove(&to);
-                        }
+                    if let Some(to) = enqueue(sockets, to, &msg, metrics) {
+                        dropped.push(to);
                     }
                 }
                 Output::Close { to, code, reason } => {
                     if let Some(tx) = sockets.remove(&to) {
-                        let _ = tx.try_send(SocketOut::Close(code, reason));
+                        let _ = tx.send(SocketOut::Close(code, reason), 0);
                     }
                 }
                 Output::Media(cmd) => {
@@ -522,8 +797,9 @@ fn drain(
                     media.send(cmd);
                 }
                 Output::PadSend { to, data } => {
+                    let len = data.len();
                     if let Some(tx) = pads.get(&to)
-                        && tx.try_send(PadOut::Frame(data)).is_err()
+                        && tx.send(PadOut::Frame(data), len).is_err()
                     {
                         // A pad reader that falls behind loses its pad
                         // socket only (the client resyncs on reconnect).
@@ -537,7 +813,7 @@ fn drain(
                         Metrics::inc(&metrics.pad_frames_refused);
                     }
                     if let Some(tx) = pads.remove(&to) {
-                        let _ = tx.try_send(PadOut::Close(code, reason));
+                        let _ = tx.send(PadOut::Close(code, reason), 0);
                     }
                 }
             }
@@ -569,8 +845,12 @@ fn drain(
 
 type Body = Full<Bytes>;
 
+mod guard;
 mod http;
+mod limits;
 mod socket;
 
+use guard::{OutTx, Unsent};
 use http::route;
+use limits::{AllowedHosts, ConnLimits};
 use socket::{run_pad_socket, run_socket};

@@ -1,7 +1,39 @@
 //! One select loop per socket (`pump`), for signaling and pad sockets:
-//! the frames in, the queued messages out, pings, closes.
+//! the frames in, the queued messages out, pings, closes, and the socket's
+//! bounds (liveness, message rate; for signaling, the join deadline, failed
+//! joins and the pre-join frame size). A signaling socket's frames are
+//! parsed here, and a `join`'s token verified here, so the hub task gets
+//! messages ready to decide on.
 
+use std::time::Instant;
+
+use super::guard::{Attempt, JoinGate, OutRx, PreJoin, Rate, RateLimit, out_queue};
 use super::*;
+use crate::protocol::{JoinToken, parse_client};
+
+/// Close code and reason: no `join` (or `resume`) in time.
+pub(super) const CLOSE_JOIN_TIMEOUT: (u16, &str) = (4002, "join-timeout");
+/// Close code and reason: nothing heard from the peer in time.
+pub(super) const CLOSE_PING_TIMEOUT: (u16, &str) = (4003, "ping-timeout");
+/// Close code and reason: over the message rate for too long.
+pub(super) const CLOSE_RATE_LIMITED: (u16, &str) = (4004, "rate-limited");
+/// Close code and reason: too many failed joins.
+pub(super) const CLOSE_FAILED_JOINS: (u16, &str) = (4005, "too-many-failed-joins");
+
+fn close_frame((code, reason): (u16, &'static str)) -> CloseFrame {
+    CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    }
+}
+
+/// What a socket does with one frame from the browser.
+enum Step {
+    /// Hand this to the hub task.
+    Hub(HubInput),
+    /// Close the socket.
+    Close(CloseFrame),
+}
 
 /// What a signaling socket and a pad socket do differently around the
 /// shared loop of [`pump`]: how a browser frame becomes a hub input, and
@@ -11,12 +43,18 @@ trait Endpoint {
     type Out;
     /// Close reason when the browser sends a frame over the hard limit.
     const TOO_LARGE: &'static str;
+    /// This socket's rate is the configured one times this.
+    const RATE_FACTOR: u32;
     /// A text frame from the browser.
-    fn text(&self, text: tungstenite::Utf8Bytes) -> HubInput;
+    fn text(&mut self, text: tungstenite::Utf8Bytes, now: Instant) -> Step;
     /// A binary frame from the browser.
-    fn binary(&self, data: Bytes) -> HubInput;
+    fn binary(&mut self, data: Bytes) -> Step;
     /// A message from the hub task.
-    fn outgoing(&self, out: Self::Out) -> Outgoing;
+    fn outgoing(&mut self, out: Self::Out, now: Instant) -> Outgoing;
+    /// Whether the socket is past its join (pad sockets always are).
+    fn admitted(&self) -> bool;
+    /// The frame that tells the browser it went over its rate, if any.
+    fn rate_limited(&self) -> Option<Message>;
     /// The socket failed (logged; the loop ends).
     fn failed(&self, e: &tungstenite::Error);
 }
@@ -25,6 +63,8 @@ trait Endpoint {
 enum Outgoing {
     /// Send this frame.
     Frame(Message),
+    /// Send this frame, then close the socket with this one.
+    FrameThenClose(Message, CloseFrame),
     /// Close the socket with this frame.
     Close(CloseFrame),
 }
@@ -32,48 +72,147 @@ enum Outgoing {
 /// A signaling socket: JSON text frames both ways.
 struct Signaling<'a> {
     id: ParticipantId,
-    metrics: &'a Metrics,
+    shared: &'a Shared,
+    gate: JoinGate,
+}
+
+impl Signaling<'_> {
+    fn refuse(&self, error: ProtocolError) -> Step {
+        Step::Hub(HubInput::Invalid { id: self.id, error })
+    }
+
+    /// Verifies a `join` token for `room` (here, not on the hub task).
+    fn verify(&self, token: &str, room: &str) -> Result<JoinToken, ProtocolError> {
+        let Some(auth) = &self.shared.opts.auth else {
+            return Err(ProtocolError::new(
+                ErrorCode::AuthFailed,
+                "this server accepts no tokens",
+            ));
+        };
+        let now_s = crate::hub::Now::system().unix_ms / 1000;
+        match auth.verify(token, room, now_s) {
+            Ok(identity) => Ok(JoinToken::Verified(Arc::new(identity))),
+            Err(e) => {
+                tracing::info!(participant = %self.id, error = %e, "token refused");
+                Err(ProtocolError::new(ErrorCode::AuthFailed, e.to_string()))
+            }
+        }
+    }
+
+    /// A `join` or `resume` before the socket got in: the gate first.
+    fn attempt(&mut self, msg: ClientMessage, now: Instant) -> Step {
+        match self.gate.attempt(now) {
+            Attempt::Go => {}
+            Attempt::TooSoon { retry_after } => {
+                let ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX);
+                return self.refuse(ProtocolError::new(
+                    ErrorCode::JoinTooSoon,
+                    format!("retry_after_ms={}", ms.max(1)),
+                ));
+            }
+            Attempt::Pending => {
+                return self.refuse(ProtocolError::new(
+                    ErrorCode::JoinTooSoon,
+                    "retry_after_ms=0 (the last attempt is being decided)",
+                ));
+            }
+        }
+        let msg = match msg {
+            ClientMessage::Join {
+                room,
+                name,
+                jwt: Some(JoinToken::Raw(token)),
+            } => match self.verify(&token, &room.0) {
+                Ok(jwt) => ClientMessage::Join {
+                    room,
+                    name,
+                    jwt: Some(jwt),
+                },
+                Err(error) => {
+                    // Counted as a failed join when its `auth-failed`
+                    // comes back through the hub task (`outgoing`), like
+                    // the hub's own refusals.
+                    self.gate.sent();
+                    return self.refuse(error);
+                }
+            },
+            msg => msg,
+        };
+        self.gate.sent();
+        Step::Hub(HubInput::Message { id: self.id, msg })
+    }
 }
 
 impl Endpoint for Signaling<'_> {
     type Out = SocketOut;
     const TOO_LARGE: &'static str = "too-large";
+    const RATE_FACTOR: u32 = 1;
 
-    fn text(&self, text: tungstenite::Utf8Bytes) -> HubInput {
-        Metrics::inc(&self.metrics.frames_in);
-        let id = self.id;
+    fn text(&mut self, text: tungstenite::Utf8Bytes, now: Instant) -> Step {
+        Metrics::inc(&self.shared.metrics.frames_in);
+        if !self.gate.admitted() && text.len() > self.shared.opts.prejoin_frame_limit {
+            self.shared.metrics.socket_closed(Self::TOO_LARGE);
+            return Step::Close(CloseFrame {
+                code: CloseCode::Size,
+                reason: Self::TOO_LARGE.into(),
+            });
+        }
         if text.len() > MAX_FRAME_BYTES {
-            HubInput::Refused {
-                id,
-                code: ErrorCode::TooLarge,
+            return self.refuse(ProtocolError::plain(ErrorCode::TooLarge));
+        }
+        match parse_client(text.as_str()) {
+            Err(error) => self.refuse(error),
+            Ok(msg @ (ClientMessage::Join { .. } | ClientMessage::Resume { .. }))
+                if !self.gate.admitted() =>
+            {
+                self.attempt(msg, now)
             }
-        } else {
-            HubInput::Frame {
-                id,
-                text: text.as_str().to_owned(),
-            }
+            Ok(msg) => Step::Hub(HubInput::Message { id: self.id, msg }),
         }
     }
 
-    fn binary(&self, _data: Bytes) -> HubInput {
-        Metrics::inc(&self.metrics.frames_in);
-        HubInput::Refused {
-            id: self.id,
-            code: ErrorCode::NotText,
-        }
+    fn binary(&mut self, _data: Bytes) -> Step {
+        Metrics::inc(&self.shared.metrics.frames_in);
+        self.refuse(ProtocolError::plain(ErrorCode::NotText))
     }
 
-    fn outgoing(&self, out: SocketOut) -> Outgoing {
+    fn outgoing(&mut self, out: SocketOut, now: Instant) -> Outgoing {
         match out {
-            SocketOut::Message(msg) => {
-                Metrics::inc(&self.metrics.frames_out);
-                Outgoing::Frame(Message::text(msg.to_json()))
+            SocketOut::Message(text, note) => {
+                Metrics::inc(&self.shared.metrics.frames_out);
+                let frame = Message::Text(text);
+                match note {
+                    Note::In => {
+                        self.gate.admit();
+                        Outgoing::Frame(frame)
+                    }
+                    Note::JoinFailed if self.gate.failed(now) => {
+                        self.shared.metrics.socket_closed(CLOSE_FAILED_JOINS.1);
+                        Outgoing::FrameThenClose(frame, close_frame(CLOSE_FAILED_JOINS))
+                    }
+                    Note::JoinFailed | Note::Other => Outgoing::Frame(frame),
+                }
             }
             SocketOut::Close(code, reason) => Outgoing::Close(CloseFrame {
                 code: CloseCode::from(code),
                 reason: reason.into(),
             }),
         }
+    }
+
+    fn admitted(&self) -> bool {
+        self.gate.admitted()
+    }
+
+    fn rate_limited(&self) -> Option<Message> {
+        self.shared
+            .metrics
+            .error_sent(ErrorCode::RateLimited.as_str());
+        let msg = ServerMessage::error(&ProtocolError::new(
+            ErrorCode::RateLimited,
+            "too many messages: the ones over the limit are dropped",
+        ));
+        Some(Message::text(msg.to_json()))
     }
 
     fn failed(&self, e: &tungstenite::Error) {
@@ -89,23 +228,25 @@ struct PadSocket {
 impl Endpoint for PadSocket {
     type Out = PadOut;
     const TOO_LARGE: &'static str = "pad-too-large";
+    // Typing sends an update and an awareness message per keystroke.
+    const RATE_FACTOR: u32 = 5;
 
-    fn text(&self, _text: tungstenite::Utf8Bytes) -> HubInput {
-        HubInput::PadRefused {
+    fn text(&mut self, _text: tungstenite::Utf8Bytes, _now: Instant) -> Step {
+        Step::Hub(HubInput::PadRefused {
             conn: self.conn,
             code: 1003,
             reason: "pad-not-binary",
-        }
+        })
     }
 
-    fn binary(&self, data: Bytes) -> HubInput {
-        HubInput::PadFrame {
+    fn binary(&mut self, data: Bytes) -> Step {
+        Step::Hub(HubInput::PadFrame {
             conn: self.conn,
             data: data.to_vec(),
-        }
+        })
     }
 
-    fn outgoing(&self, out: PadOut) -> Outgoing {
+    fn outgoing(&mut self, out: PadOut, _now: Instant) -> Outgoing {
         match out {
             PadOut::Frame(data) => Outgoing::Frame(Message::Binary(data)),
             PadOut::Close(code, reason) => Outgoing::Close(CloseFrame {
@@ -115,37 +256,94 @@ impl Endpoint for PadSocket {
         }
     }
 
+    fn admitted(&self) -> bool {
+        true
+    }
+
+    fn rate_limited(&self) -> Option<Message> {
+        None
+    }
+
     fn failed(&self, e: &tungstenite::Error) {
         tracing::debug!(conn = %self.conn, error = %e, "pad socket error");
     }
 }
 
+/// Sends one frame, bounded by [`SEND_TIMEOUT`]; `false`: the socket is
+/// done for.
+async fn send_frame<S>(ws: &mut WebSocketStream<S>, frame: Message) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, ws.send(frame)).await,
+        Ok(Ok(()))
+    )
+}
+
 /// The loop of one WebSocket, signaling or pad: browser frames → hub
-/// inputs; the hub task's messages → frames; a ping every [`KEEPALIVE`];
-/// ends on close, error, a send that times out, the hub dropping the
-/// socket, or shutdown. Returns the close frame to send, if any.
+/// inputs; the hub task's messages → frames; a ping every
+/// `ping_interval`; ends on close, error, a send that times out, the hub
+/// dropping the socket, shutdown, or one of the socket's bounds (join
+/// deadline, liveness, rate, failed joins, pre-join frame size). Returns
+/// the close frame to send, if any.
 async fn pump<S, E>(
-    ws: &mut WebSocketStream<S>,
+    ws: &mut WebSocketStream<PreJoin<S>>,
     shared: &Shared,
-    rx: &mut mpsc::Receiver<E::Out>,
-    endpoint: &E,
+    rx: &mut OutRx<E::Out>,
+    endpoint: &mut E,
 ) -> Option<CloseFrame>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     E: Endpoint,
 {
+    let opts = &shared.opts;
     let mut stop = shared.stop.clone();
-    let mut keepalive =
-        tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
+    let start = tokio::time::Instant::now();
+    let ping_every = opts.ping_interval.max(Duration::from_millis(10));
+    let mut ping = tokio::time::interval_at(start + ping_every, ping_every);
+    let join_deadline = tokio::time::sleep_until(start + opts.join_deadline);
+    let mut join_deadline = std::pin::pin!(join_deadline);
+    let mut last_seen = start;
+    let liveness = tokio::time::sleep_until(start + opts.liveness_timeout);
+    let mut liveness = std::pin::pin!(liveness);
+    let mut rate = RateLimit::new(
+        opts.msg_rate_per_sec.saturating_mul(E::RATE_FACTOR),
+        opts.msg_burst.saturating_mul(E::RATE_FACTOR),
+        opts.rate_abuse_close,
+        start.into_std(),
+    );
+    let mut admitted = endpoint.admitted();
+    if admitted {
+        ws.get_mut().lift();
+    }
     loop {
         tokio::select! {
             frame = ws.next() => {
-                let input = match frame {
-                    Some(Ok(Message::Text(text))) => endpoint.text(text),
-                    Some(Ok(Message::Binary(data))) => endpoint.binary(data),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                let now = tokio::time::Instant::now();
+                last_seen = now;
+                if !admitted {
+                    ws.get_mut().frame_read();
+                }
+                let frame = match frame {
+                    Some(Ok(frame @ (Message::Text(_) | Message::Binary(_)))) => frame,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        if rate.check(now.into_std()) == Rate::Close {
+                            shared.metrics.socket_closed(CLOSE_RATE_LIMITED.1);
+                            return Some(close_frame(CLOSE_RATE_LIMITED));
+                        }
+                        continue;
+                    }
+                    Some(Ok(Message::Frame(_))) => continue,
                     Some(Ok(Message::Close(_))) | None => return None,
                     Some(Err(tungstenite::Error::Capacity(_))) => {
+                        shared.metrics.socket_closed(E::TOO_LARGE);
+                        return Some(CloseFrame { code: CloseCode::Size, reason: E::TOO_LARGE.into() });
+                    }
+                    Some(Err(tungstenite::Error::Io(e)))
+                        if e.get_ref().is_some_and(|e| e.is::<super::guard::PreJoinTooLarge>()) =>
+                    {
+                        shared.metrics.socket_closed(E::TOO_LARGE);
                         return Some(CloseFrame { code: CloseCode::Size, reason: E::TOO_LARGE.into() });
                     }
                     Some(Err(e)) => {
@@ -153,31 +351,79 @@ where
                         return None;
                     }
                 };
+                match rate.check(now.into_std()) {
+                    Rate::Pass => {}
+                    Rate::Drop { first } => {
+                        if first
+                            && let Some(notice) = endpoint.rate_limited()
+                            && !send_frame(ws, notice).await
+                        {
+                            return None;
+                        }
+                        continue;
+                    }
+                    Rate::Close => {
+                        shared.metrics.socket_closed(CLOSE_RATE_LIMITED.1);
+                        return Some(close_frame(CLOSE_RATE_LIMITED));
+                    }
+                }
+                let step = match frame {
+                    Message::Text(text) => endpoint.text(text, now.into_std()),
+                    Message::Binary(data) => endpoint.binary(data),
+                    Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => continue,
+                };
+                let input = match step {
+                    Step::Hub(input) => input,
+                    Step::Close(close) => return Some(close),
+                };
                 if shared.hub_tx.send(input).await.is_err() {
                     return None;
                 }
             }
-            out = rx.recv() => match out.map(|out| endpoint.outgoing(out)) {
-                Some(Outgoing::Frame(frame)) => {
-                    let sent = tokio::time::timeout(SEND_TIMEOUT, ws.send(frame)).await;
-                    if !matches!(sent, Ok(Ok(()))) {
-                        return None;
+            out = rx.recv() => {
+                let now = Instant::now();
+                let (frame, close) = match out.map(|out| endpoint.outgoing(out, now)) {
+                    Some(Outgoing::Frame(frame)) => (frame, None),
+                    Some(Outgoing::FrameThenClose(frame, close)) => (frame, Some(close)),
+                    Some(Outgoing::Close(frame)) => return Some(frame),
+                    None => {
+                        // The hub dropped us: shutdown, or we did not read fast enough.
+                        return Some(if *stop.borrow() {
+                            CloseFrame { code: CloseCode::Away, reason: "shutdown".into() }
+                        } else {
+                            CloseFrame { code: CloseCode::Policy, reason: "slow consumer".into() }
+                        });
                     }
+                };
+                if !admitted && endpoint.admitted() {
+                    admitted = true;
+                    ws.get_mut().lift();
                 }
-                Some(Outgoing::Close(frame)) => return Some(frame),
-                None => {
-                    // The hub dropped us: shutdown, or we did not read fast enough.
-                    return Some(if *stop.borrow() {
-                        CloseFrame { code: CloseCode::Away, reason: "shutdown".into() }
-                    } else {
-                        CloseFrame { code: CloseCode::Policy, reason: "slow consumer".into() }
-                    });
+                if !send_frame(ws, frame).await {
+                    return None;
                 }
-            },
-            _ = keepalive.tick() => {
-                // Keeps proxies from closing idle sockets; the browser pongs.
-                let sent = tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::Ping(Default::default()))).await;
-                if !matches!(sent, Ok(Ok(()))) {
+                if close.is_some() {
+                    return close;
+                }
+            }
+            () = &mut join_deadline, if !admitted => {
+                shared.metrics.socket_closed(CLOSE_JOIN_TIMEOUT.1);
+                return Some(close_frame(CLOSE_JOIN_TIMEOUT));
+            }
+            () = &mut liveness => {
+                let due = last_seen + opts.liveness_timeout;
+                if due > tokio::time::Instant::now() {
+                    liveness.as_mut().reset(due);
+                    continue;
+                }
+                // A dead peer (or a half-open connection): for a member,
+                // a drop like any other (the reconnect grace applies).
+                shared.metrics.socket_closed(CLOSE_PING_TIMEOUT.1);
+                return Some(close_frame(CLOSE_PING_TIMEOUT));
+            }
+            _ = ping.tick() => {
+                // Liveness, and keeps proxies from closing idle sockets.
+                if !send_frame(ws, Message::Ping(Default::default())).await {
                     return None;
                 }
             }
@@ -189,21 +435,26 @@ where
 }
 
 /// One WebSocket session: frames in → hub; hub messages → frames out.
-pub(super) async fn run_socket<S>(mut ws: WebSocketStream<S>, shared: Arc<Shared>)
+pub(super) async fn run_socket<S>(mut ws: WebSocketStream<PreJoin<S>>, shared: Arc<Shared>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let _alive = shared.alive.clone();
     let metrics = &shared.metrics;
     let id = ParticipantId::random();
-    let (tx, mut rx) = mpsc::channel(shared.opts.ws_outbound_queue);
+    let (tx, mut rx) = out_queue(shared.opts.ws_outbound_queue, shared.opts.ws_outbound_bytes);
     if shared.hub_tx.send(HubInput::Open { id, tx }).await.is_err() {
         return;
     }
     Metrics::inc(&metrics.ws_connections);
     Metrics::inc(&metrics.ws_open);
     tracing::debug!(participant = %id, "socket open");
-    let close = pump(&mut ws, &shared, &mut rx, &Signaling { id, metrics }).await;
+    let mut endpoint = Signaling {
+        id,
+        shared: &shared,
+        gate: JoinGate::new(shared.opts.max_failed_joins, shared.opts.join_backoff),
+    };
+    let close = pump(&mut ws, &shared, &mut rx, &mut endpoint).await;
     // Bounded: during shutdown the hub may be gone or its queue full.
     let _ = tokio::time::timeout(
         Duration::from_millis(500),
@@ -218,7 +469,7 @@ where
 /// One pad WebSocket: binary frames (one y-protocols message each) in →
 /// hub; hub frames → out. Bound to a signaling session by its token.
 pub(super) async fn run_pad_socket<S>(
-    mut ws: WebSocketStream<S>,
+    mut ws: WebSocketStream<PreJoin<S>>,
     token: String,
     shared: Arc<Shared>,
 ) where
@@ -226,7 +477,7 @@ pub(super) async fn run_pad_socket<S>(
 {
     let _alive = shared.alive.clone();
     let conn = PadConnId(NEXT_PAD_CONN.fetch_add(1, Ordering::Relaxed));
-    let (tx, mut rx) = mpsc::channel(shared.opts.ws_outbound_queue);
+    let (tx, mut rx) = out_queue(shared.opts.ws_outbound_queue, shared.opts.ws_outbound_bytes);
     if shared
         .hub_tx
         .send(HubInput::PadOpen { conn, token, tx })
@@ -235,7 +486,7 @@ pub(super) async fn run_pad_socket<S>(
     {
         return;
     }
-    let close = pump(&mut ws, &shared, &mut rx, &PadSocket { conn }).await;
+    let close = pump(&mut ws, &shared, &mut rx, &mut PadSocket { conn }).await;
     let _ = tokio::time::timeout(
         Duration::from_millis(500),
         shared.hub_tx.send(HubInput::PadClosed { conn }),
