@@ -48,6 +48,12 @@ pub fn spawn(
         args.push("--reconnect-grace-secs".into());
         args.push("0".into());
     }
+    // Every synthetic participant connects from 127.0.0.1: no per-address
+    // cap. The harness reads no `/metrics`: no admin listener (and no
+    // clash on its default port).
+    if knows_flag(path, "--max-connections-per-ip") {
+        args.extend(["--max-connections-per-ip", "0", "--admin-listen", "off"].map(str::to_owned));
+    }
     spawn_process(path, &args, "Salon: ", log, timeout)
 }
 

@@ -29,6 +29,8 @@ fn start(args: &[&str], lines: usize) -> (Child, Vec<String>) {
             "0",
             "--io-backend",
             "epoll",
+            "--admin-listen",
+            "off",
         ])
         .args(args)
         .stdout(Stdio::piped())
@@ -102,6 +104,8 @@ async fn dev_link_opens_a_room_as_moderator_and_guests_wait() {
         (v["type"].as_str(), v["role"].as_str()),
         (Some("joined"), Some("moderator"))
     );
+    // A failed join makes the next one on that socket wait 0.25 s.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let v = ask(&mut guest, json!({"type":"join","room":room,"name":"Tôt"})).await;
     assert_eq!(v["type"], "lobby");
     stop(child);
@@ -159,6 +163,8 @@ async fn token_subcommand_mints_for_an_auth_config() {
     )
     .await;
     assert_eq!(v["code"], "auth-failed");
+    // A failed join makes the next one on that socket wait 0.25 s.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let v = ask(
         &mut a,
         json!({"type":"join","room":"Conseil","name":"Camille","jwt":moderator}),
@@ -193,7 +199,8 @@ fn a_broken_policy_stops_the_start_with_the_lua_message() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("policy.lua"), "return {").unwrap();
     let out = Command::new(SALON)
-        .args(["--listen", "127.0.0.1:0", "--media-port", "0", "--policy"])
+        .args(["--listen", "127.0.0.1:0", "--media-port", "0"])
+        .args(["--admin-listen", "off", "--policy"])
         .arg(dir.join("policy.lua"))
         .output()
         .unwrap();

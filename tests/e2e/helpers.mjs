@@ -103,7 +103,9 @@ export async function startSalon({
   if (!existsSync(SALON_BIN)) {
     throw new Error(`salon binary not found at ${SALON_BIN}: run \`cargo build -p salon-gateway\` or set SALON_BIN`);
   }
-  const args = ['--listen', listen, '--media-port', '0', '--io-backend', ioBackend];
+  // `/metrics` is on the admin listener (loopback, a free port: tests run
+  // side by side); `metric()` reads it there.
+  const args = ['--listen', listen, '--media-port', '0', '--io-backend', ioBackend, '--admin-listen', '127.0.0.1:0'];
   if (policy !== null) args.push('--policy', path.resolve(REPO_ROOT, policy));
   if (authConfig !== null) args.push('--auth-config', authConfig);
   args.push(...extraArgs);
@@ -135,15 +137,16 @@ export async function startSalon({
   };
 
   try {
-    const url = await new Promise((resolve, reject) => {
+    const [url, adminUrl] = await new Promise((resolve, reject) => {
       let out = '';
-      const timer = setTimeout(() => reject(new Error(`salon did not print its URL in ${timeoutMs} ms\n${stderr}`)), timeoutMs);
+      const timer = setTimeout(() => reject(new Error(`salon did not print its URLs in ${timeoutMs} ms\n${stderr}`)), timeoutMs);
       child.stdout.on('data', (d) => {
         out += d;
         const m = out.match(/^Salon: (http:\/\/\S+\/)\n/m);
-        if (m) {
+        const a = out.match(/^Salon admin: (http:\/\/\S+\/)\n/m);
+        if (m && a) {
           clearTimeout(timer);
-          resolve(m[1]);
+          resolve([m[1], a[1]]);
         }
       });
       exited.then(({ code, signal }) => {
@@ -152,7 +155,7 @@ export async function startSalon({
       });
     });
     const wsUrl = url.replace(/^http/, 'ws') + 'ws';
-    return { url, wsUrl, logs: () => stderr, stop, exited };
+    return { url, adminUrl, wsUrl, logs: () => stderr, stop, exited };
   } catch (e) {
     await stop();
     throw e;
@@ -457,9 +460,9 @@ export async function receiving(p, q, timeoutMs) {
   throw new Error(`${p.name} does not receive ${q.name} within ${timeoutMs} ms: ${JSON.stringify(last)}`);
 }
 
-/** A counter from the server's `/metrics` (NaN if absent). */
+/** A counter from the server's `/metrics` on its admin listener (NaN if absent). */
 export async function metric(salon, name) {
-  const text = await (await fetch(`${salon.url}metrics`)).text();
+  const text = await (await fetch(`${salon.adminUrl}metrics`)).text();
   const m = new RegExp(`^${name} (\\d+)`, 'm').exec(text);
   return Number(m?.[1] ?? 'NaN');
 }

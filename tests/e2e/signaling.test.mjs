@@ -1,7 +1,7 @@
 // Raw WebSocket signaling against the real binary (no browser needed).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startSalon, openSocket } from './helpers.mjs';
+import { startSalon, openSocket, sleep } from './helpers.mjs';
 
 let salon;
 before(async () => {
@@ -34,11 +34,6 @@ const badFrames = [
   ['unknown type', (s) => s.send({ type: 'dance' }), 'unknown-type'],
   ['wrong field type', (s) => s.send({ type: 'join', room: 42, name: 'Ana' }), 'bad-message'],
   ['message before join', (s) => s.send({ type: 'publish-offer', sdp: 'v=0' }), 'not-joined'],
-  [
-    'oversized frame',
-    (s) => s.send({ type: 'publish-offer', sdp: 'a'.repeat(700 * 1024) }),
-    'too-large',
-  ],
   ['binary frame', (s) => s.sendRaw(Buffer.from([1, 2, 3]), { binary: true }), 'not-text'],
   ['bad room', (s) => s.send(join('../etc/passwd')), 'bad-room'],
   ['bad name', (s) => s.send(join('NomDuSalon123', '\u0007')), 'bad-name'],
@@ -57,6 +52,23 @@ for (const [what, sendBad, code] of badFrames) {
     }
   });
 }
+
+test('an oversized frame: refused once joined, closes the socket before', { timeout: 15_000 }, async () => {
+  const sock = await openSocket(salon.wsUrl);
+  try {
+    sock.send(join('Big'));
+    await expectJoined(sock, 'Big');
+    sock.send({ type: 'publish-offer', sdp: 'a'.repeat(700 * 1024) });
+    await expectError(sock, 'too-large');
+  } finally {
+    sock.close();
+  }
+  // Before a join, 16 KiB is the most (a join with a token fits).
+  const early = await openSocket(salon.wsUrl);
+  const closed = new Promise((resolve) => early.ws.once('close', (code, reason) => resolve([code, String(reason)])));
+  early.send({ type: 'publish-offer', sdp: 'a'.repeat(32 * 1024) });
+  assert.deepEqual(await closed, [1009, 'too-large']);
+});
 
 test('second join → already-joined, and the socket stays in its room', { timeout: 15_000 }, async () => {
   const a = await openSocket(salon.wsUrl);
@@ -176,8 +188,13 @@ test('a dropped socket resumes its place with its token, once', { timeout: 15_00
     socks.push(b3);
     b3.send({ type: 'resume', token: jb.resume_token });
     await expectError(b3, 'resume-failed');
+    // Each failed attempt doubles the wait before the next (0.25 s, 0.5 s…).
+    b3.send({ type: 'resume', token: 'f'.repeat(32) });
+    await expectError(b3, 'join-too-soon');
+    await sleep(300);
     b3.send({ type: 'resume', token: 'f'.repeat(32) });
     await expectError(b3, 'resume-failed');
+    await sleep(600);
     b3.send(join('Resume', 'Cy'));
     await expectJoined(b3, 'Resume');
   } finally {

@@ -2,8 +2,13 @@
 //!
 //! Prints `Salon: http://<addr>/` to stdout once it is listening (tests read
 //! it to find the port) and, without `--auth-config`, a second line with a
-//! dev agent link; logs go to stderr. Ctrl-C or SIGTERM shuts down cleanly;
-//! SIGHUP reloads the Lua policy.
+//! dev agent link, then `Salon admin: http://<addr>/` for the admin
+//! listener (`/metrics`) unless `--admin-listen off`; logs go to stderr.
+//! Ctrl-C or SIGTERM shuts down cleanly; SIGHUP reloads the Lua policy.
+//!
+//! Exit status: 0 after a clean shutdown, 1 for a start-up error, 70 if the
+//! hub task panicked (signaling stopped: the supervisor restarts the
+//! process and clients reconnect).
 //!
 //! `salon token …` mints a Jitsi-style HS256 token for an operator's key.
 
@@ -18,7 +23,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use salon_gateway::{Brand, MediaControl, ServeOptions, media_event_channel, serve};
+use salon_gateway::{
+    AdminListener, Brand, HubPanicked, MediaControl, ServeOptions, media_event_channel, serve,
+};
 use salon_mediad::{BackendChoice, Mediad, MediadConfig};
 use salon_plugins::auth::KeyConfig;
 use salon_plugins::{AuthConfig, Authenticator, PolicyConfig};
@@ -80,6 +87,69 @@ struct Args {
     /// reconnect off: a dropped socket leaves at once.
     #[arg(long, default_value_t = 30)]
     reconnect_grace_secs: u64,
+    /// Admin listener for `/metrics` and `/healthz` (keep it on loopback or
+    /// a private network); `off` for none. Port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:9091")]
+    admin_listen: AdminAddr,
+    /// Also serve `/metrics` on the public listener (not recommended: it
+    /// tells anyone how many meetings and people there are).
+    #[arg(long)]
+    metrics_on_public: bool,
+    /// A `Host` name the public listener answers to (repeatable; e.g.
+    /// `salon.example.org`). Default: `localhost` and loopback addresses if
+    /// `--listen` is on loopback (against DNS rebinding), any host
+    /// otherwise. Requests for another host get 421.
+    #[arg(long = "allowed-host")]
+    allowed_hosts: Vec<String>,
+    /// Most WebSockets open at once (more get HTTP 503). 0: no limit.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Most WebSockets open at once from one address (IPv4, or IPv6 /64;
+    /// more get HTTP 429). 50 lets a town hall behind one NAT in. Behind a
+    /// reverse proxy every client has the proxy's address: set 0 (no
+    /// limit) and limit at the proxy.
+    #[arg(long, default_value_t = 50)]
+    max_connections_per_ip: usize,
+    /// Seconds a new signaling socket has to join (or resume) before it is
+    /// closed.
+    #[arg(long, default_value_t = 10)]
+    join_deadline_secs: u64,
+    /// Seconds between the server's pings.
+    #[arg(long, default_value_t = 15)]
+    ping_interval_secs: u64,
+    /// Seconds without any frame (pong included) after which a socket is
+    /// closed as dead; a participant's then gets the reconnect grace.
+    #[arg(long, default_value_t = 30)]
+    liveness_timeout_secs: u64,
+    /// Messages a signaling socket may send per second, sustained (pad
+    /// sockets: five times as many). 0: no limit.
+    #[arg(long, default_value_t = 20)]
+    msg_rate: u32,
+    /// Messages a signaling socket may send at once above the rate.
+    #[arg(long, default_value_t = 50)]
+    msg_burst: u32,
+    /// Failed joins after which a socket is closed (each one doubles the
+    /// wait before the next is heard, from 0.25 s). 0: never closed.
+    #[arg(long, default_value_t = 5)]
+    max_failed_joins: u32,
+    /// Bytes queued to a socket that does not read before it is dropped.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    ws_outbound_bytes: usize,
+}
+
+/// `--admin-listen`: an address, or `off`.
+#[derive(Debug, Clone, Copy)]
+struct AdminAddr(Option<SocketAddr>);
+
+impl std::str::FromStr for AdminAddr {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "off" {
+            return Ok(Self(None));
+        }
+        s.parse().map(|a| Self(Some(a)))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -351,6 +421,18 @@ fn brand(args: &Args) -> anyhow::Result<Brand> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let result = main_with(args);
+    if let Err(e) = &result
+        && let Some(panicked) = e.downcast_ref::<HubPanicked>()
+    {
+        // Logged at error level by the gateway; the supervisor restarts us.
+        let _ = writeln!(std::io::stderr(), "salon: {panicked}; exiting");
+        std::process::exit(HubPanicked::EXIT_STATUS);
+    }
+    result
+}
+
+fn main_with(args: Args) -> anyhow::Result<()> {
     if let Some(Cmd::Token(t)) = &args.command {
         return token_command(t);
     }
@@ -424,6 +506,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
+    let admin = match args.admin_listen.0 {
+        Some(a) => Some(AdminListener::bind(a).with_context(|| {
+            format!("binding the admin listener {a} (--admin-listen ADDR or off)")
+        })?),
+        None => None,
+    };
     // Install the signal handlers before announcing the address, so a
     // SIGTERM sent right after the line is read still shuts down cleanly.
     let shutdown = shutdown_signal()?;
@@ -448,6 +536,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             )
             .context("writing to stdout")?;
         }
+        if let Some(admin) = &admin {
+            let a = admin.local_addr().context("reading the admin address")?;
+            writeln!(out, "Salon admin: http://{a}/").context("writing to stdout")?;
+        }
         out.flush().context("flushing stdout")?;
     }
     let media: Arc<dyn MediaControl> = mediad.clone();
@@ -463,6 +555,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
             deny_cooldown: Duration::from_secs(args.lobby_deny_cooldown_secs),
             default_last_n: (args.last_n > 0).then_some(args.last_n),
             reconnect_grace: Duration::from_secs(args.reconnect_grace_secs),
+            admin,
+            metrics_on_public: args.metrics_on_public,
+            allowed_hosts: args.allowed_hosts.clone(),
+            max_connections: args.max_connections,
+            max_connections_per_ip: args.max_connections_per_ip,
+            join_deadline: Duration::from_secs(args.join_deadline_secs),
+            ping_interval: Duration::from_secs(args.ping_interval_secs.max(1)),
+            liveness_timeout: Duration::from_secs(args.liveness_timeout_secs.max(1)),
+            msg_rate_per_sec: args.msg_rate,
+            msg_burst: args.msg_burst,
+            max_failed_joins: args.max_failed_joins,
+            ws_outbound_bytes: args.ws_outbound_bytes,
             ..ServeOptions::default()
         },
         shutdown,
