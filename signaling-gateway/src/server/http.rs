@@ -134,6 +134,8 @@ pub(super) fn route(
             None => respond(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", ""),
         },
         "/metrics" if shared.opts.metrics_on_public => metrics_page(&shared),
+        // On the admin listener only (not a room called `metrics`).
+        "/metrics" => text(StatusCode::NOT_FOUND, "Not found.\n"),
         "/ws" => upgrade(req, shared, peer, None),
         "/pad" => {
             let token = pad_token(&req);
