@@ -634,3 +634,58 @@ async fn a_panic_in_the_hub_task_ends_serve_with_hub_panicked() {
     // Its sockets are closed (clients reconnect to the restarted process).
     let _ = closed(&mut ws, Duration::from_secs(5)).await;
 }
+
+/// Opens a pad socket offering `protocols`; returns it and the subprotocol
+/// the server selected.
+async fn pad_with_protocols(addr: SocketAddr, protocols: &str) -> (Ws, Option<String>) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let req = tungstenite::http::Request::builder()
+        .uri(format!("ws://{addr}/pad"))
+        .header("Host", addr.to_string())
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header(
+            "Sec-WebSocket-Key",
+            tungstenite::handshake::client::generate_key(),
+        )
+        .header("Sec-WebSocket-Protocol", protocols)
+        .body(())
+        .unwrap();
+    let (ws, res) = client_async(req, tcp).await.unwrap();
+    let selected = res
+        .headers()
+        .get("sec-websocket-protocol")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (ws, selected)
+}
+
+#[tokio::test]
+async fn the_pad_token_travels_in_the_subprotocol_list_not_the_url() {
+    let h = Harness::start(ServeOptions::default()).await;
+    let mut ws = h.ws().await;
+    let token = join(&mut ws, "R", "Ana").await["pad_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (mut pad, selected) =
+        pad_with_protocols(h.addr, &format!("salon-pad, salon-pad-token.{token}")).await;
+    assert_eq!(selected.as_deref(), Some("salon-pad"));
+    // The server's SyncStep1: the pad is open.
+    let first = tokio::time::timeout(Duration::from_secs(5), pad.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(first, Message::Binary(ref b) if b.first() == Some(&0)),
+        "{first:?}"
+    );
+    // A wrong token is refused like one in the query string.
+    let (mut bad, _) = pad_with_protocols(h.addr, "salon-pad, salon-pad-token.0123").await;
+    assert_eq!(
+        close_of(closed(&mut bad, Duration::from_secs(3)).await),
+        (1008, "pad-denied".to_owned())
+    );
+    h.stop().await;
+}

@@ -1,6 +1,7 @@
 // The meeting's pad: a Y.Doc edited with CodeMirror 6 (y-codemirror.next),
 // synced with the gateway over the Yjs sync protocol (y-protocols), one
-// message per binary WebSocket frame, on `/pad?token=…`.
+// message per binary WebSocket frame, on `/pad` (the token offered as the
+// subprotocol `salon-pad-token.<token>`, next to `salon-pad`).
 import * as Y from 'yjs';
 import * as syncProtocol from 'y-protocols/sync';
 import * as awarenessProtocol from 'y-protocols/awareness';
@@ -17,8 +18,8 @@ const MSG_AWARENESS = 1;
 const COLORS = ['#1f6feb', '#b3261e', '#0a7d33', '#8250df', '#9a6700', '#bf3989'];
 
 export class Pad {
-  /** `url`: ws(s)://host/pad?token=…; `onStatus(key, vars)`. */
-  constructor(url, name, onStatus) {
+  /** `url`: ws(s)://host/pad; `protocols`: `salon-pad` and the token's; `onStatus(key, vars)`. */
+  constructor(url, protocols, name, onStatus) {
     this.doc = new Y.Doc();
     this.text = this.doc.getText('pad');
     this.awareness = new awarenessProtocol.Awareness(this.doc);
@@ -31,7 +32,7 @@ export class Pad {
     this.synced = false;
     this.syncedWaiters = [];
     this.view = null;
-    this.ws = new WebSocket(url);
+    this.ws = new WebSocket(url, protocols);
     this.ws.binaryType = 'arraybuffer';
     onStatus('pad.connecting');
     this.ws.addEventListener('open', () => {

@@ -29,9 +29,12 @@ export async function openPad() {
   if (!store.padToken) return;
   if (!pad || pad.closed) {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    const url = `${scheme}://${location.host}/pad?token=${encodeURIComponent(store.padToken)}`;
+    // The token goes in the subprotocol list, not the URL: URLs end up in
+    // proxies' logs (docs/signaling.md, "The pad").
+    const url = `${scheme}://${location.host}/pad`;
+    const protocols = ['salon-pad', `salon-pad-token.${store.padToken}`];
     if (pad) pad.destroy();
-    pad = new Pad(url, store.selfName, (key, vars) => {
+    pad = new Pad(url, protocols, store.selfName, (key, vars) => {
       $('pad-status').textContent = t(key, vars);
     });
     $('pad-editor').replaceChildren();
