@@ -84,7 +84,7 @@ async fn dev_link_opens_a_room_as_moderator_and_guests_wait() {
     let link = lines[1]
         .strip_prefix("Agent (moderator) link: http://")
         .unwrap();
-    let (path, jwt) = link.split_once("?jwt=").unwrap();
+    let (path, jwt) = link.split_once("#jwt=").unwrap();
     let room = path.split_once('/').unwrap().1;
     assert!(room.starts_with("Reunion-"), "{room}");
     let host = base.to_owned();

@@ -154,7 +154,8 @@ impl std::str::FromStr for AdminAddr {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Print a Jitsi-style HS256 token (for agents' links: `/<Room>?jwt=<token>`).
+    /// Print a Jitsi-style HS256 token (for agents' links: `/<Room>#jwt=<token>`,
+    /// or `?jwt=` as Jitsi, which reaches proxies' logs).
     Token(TokenArgs),
 }
 
@@ -530,9 +531,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 true,
                 24 * 3600,
             )?;
+            // In the fragment: browsers never send it, so the token stays
+            // out of the logs of the server and of proxies.
             writeln!(
                 out,
-                "Agent (moderator) link: http://{addr}/{room}?jwt={token}"
+                "Agent (moderator) link: http://{addr}/{room}#jwt={token}"
             )
             .context("writing to stdout")?;
         }

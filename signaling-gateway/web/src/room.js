@@ -64,16 +64,21 @@ import { initLobby, clearReknock, showLobby, showAdmitted, showDenied, showEnded
 import { initReconnecting, markReconnecting, reconnectingIds } from './views/reconnecting.js';
 import { saveResume, loadResume, forgetResume, backoffMs, RETRY_FOR_MS } from './reconnect.js';
 
-// The access token (`?jwt=`, as Jitsi) is read once, kept in memory only and
-// dropped from the address bar (and so from history, bookmarks and the
-// language link) before anything else reads the URL.
+// The access token (`#jwt=`, which never leaves the browser, or `?jwt=` as
+// Jitsi, which reaches the server's and proxies' logs) is read once, kept in
+// memory only and dropped from the address bar (and so from history,
+// bookmarks and the language link) before anything else reads the URL.
 const jwt = (() => {
   const q = new URLSearchParams(location.search);
-  const token = q.get('jwt');
+  const h = new URLSearchParams(location.hash.slice(1));
+  const inHash = h.has('jwt');
+  const token = inHash ? h.get('jwt') : q.get('jwt');
   if (token === null) return null;
   q.delete('jwt');
+  h.delete('jwt');
   const rest = q.toString();
-  history.replaceState(history.state, '', location.pathname + (rest ? '?' + rest : '') + location.hash);
+  const frag = inHash ? (h.toString() ? '#' + h.toString() : '') : location.hash;
+  history.replaceState(history.state, '', location.pathname + (rest ? '?' + rest : '') + frag);
   return token || null;
 })();
 
@@ -128,7 +133,8 @@ window.salonTest = {
   publishEncodings: () => publishEncodings(session),
   constraintsSent: () => session.constraintsLog.slice(),
   setTileHeight: (px) => setTileHeight(px),
-  jwtInUrl: () => new URLSearchParams(location.search).has('jwt'),
+  jwtInUrl: () =>
+    new URLSearchParams(location.search).has('jwt') || new URLSearchParams(location.hash.slice(1)).has('jwt'),
   // Join without a camera (receivers in load-sensitive tests).
   withoutCamera: async () => {
     await whenPreviewReady();
