@@ -400,6 +400,12 @@ pub async fn serve(
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let metrics = Arc::new(Metrics::default());
     let hosts = AllowedHosts::new(&opts.allowed_hosts, listener.local_addr().ok());
+    if matches!(hosts, AllowedHosts::Any) {
+        tracing::info!(
+            "any Host header is served: list the public name(s) with --allowed-host \
+             (DNS rebinding against private-network instances)"
+        );
+    }
     let shared = Arc::new(Shared {
         media: media.clone(),
         hub_tx,
