@@ -661,7 +661,7 @@ async fn run_hub(
                 Some(HubInput::Message { id, msg }) => hub.handle_message(id, msg, Now::system()),
                 Some(HubInput::Invalid { id, error }) => {
                     tracing::debug!(participant = %id, code = error.code.as_str(), "message refused");
-                    deliver(&mut sockets, id, &ServerMessage::error(&error), &metrics, &mut hub);
+                    deliver(&mut sockets, id, ServerMessage::error(&error), &metrics, &mut hub);
                 }
                 Some(HubInput::Closed { id }) => {
                     sockets.remove(&id);
@@ -727,22 +727,36 @@ async fn grace_timer(at: Option<std::time::Instant>) {
     }
 }
 
+/// The last message serialized by [`enqueue`] and its frame: a broadcast
+/// comes out of the hub as the same message for each member in a row, and
+/// is serialized once (its members share the frame's bytes).
+type LastFrame = Option<(ServerMessage, tungstenite::Utf8Bytes)>;
+
 /// Sends `msg` to socket `to` (serialized here: its size counts against
-/// the socket's byte bound). A socket that does not keep up is dropped and
-/// its close handled (returns it as a dropped participant socket).
+/// the socket's byte bound). A socket that does not keep up is dropped
+/// (returned: the caller hands its close to the hub).
 fn enqueue(
     sockets: &mut HashMap<ParticipantId, OutTx<SocketOut>>,
     to: ParticipantId,
-    msg: &ServerMessage,
+    msg: ServerMessage,
+    last: &mut LastFrame,
     metrics: &Metrics,
 ) -> Option<ParticipantId> {
     let tx = sockets.get(&to)?;
-    if let ServerMessage::Error { code, .. } = msg {
+    if let ServerMessage::Error { code, .. } = &msg {
         metrics.error_sent(code.as_str());
     }
-    let text = tungstenite::Utf8Bytes::from(msg.to_json());
+    let note = Note::of(&msg);
+    let text = match last {
+        Some((prev, text)) if *prev == msg => text.clone(),
+        _ => {
+            let text = tungstenite::Utf8Bytes::from(msg.to_json());
+            *last = Some((msg, text.clone()));
+            text
+        }
+    };
     let len = text.len();
-    match tx.send(SocketOut::Message(text, Note::of(msg)), len) {
+    match tx.send(SocketOut::Message(text, note), len) {
         Ok(()) => None,
         Err(Unsent::Full) => {
             // The browser is not reading: drop the socket; its task sees
@@ -766,11 +780,11 @@ fn enqueue(
 fn deliver(
     sockets: &mut HashMap<ParticipantId, OutTx<SocketOut>>,
     to: ParticipantId,
-    msg: &ServerMessage,
+    msg: ServerMessage,
     metrics: &Metrics,
     hub: &mut Hub,
 ) {
-    if let Some(dropped) = enqueue(sockets, to, msg, metrics) {
+    if let Some(dropped) = enqueue(sockets, to, msg, &mut None, metrics) {
         hub.handle_close(dropped, Now::system());
     }
 }
@@ -784,12 +798,13 @@ fn drain(
 ) {
     // Each round either empties the outputs or removes at least one socket
     // (whose close may produce broadcasts), so this terminates.
+    let mut last = None;
     loop {
         let mut dropped = Vec::new();
         while let Some(out) = hub.poll_output() {
             match out {
                 Output::Send { to, msg } => {
-                    if let Some(to) = enqueue(sockets, to, &msg, metrics) {
+                    if let Some(to) = enqueue(sockets, to, msg, &mut last, metrics) {
                         dropped.push(to);
                     }
                 }
