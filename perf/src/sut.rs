@@ -52,7 +52,17 @@ pub fn spawn(
     // cap. The harness reads no `/metrics`: no admin listener (and no
     // clash on its default port).
     if knows_flag(path, "--max-connections-per-ip") {
-        args.extend(["--max-connections-per-ip", "0", "--admin-listen", "off"].map(str::to_owned));
+        args.extend(
+            [
+                "--max-connections-per-ip",
+                "0",
+                "--max-http-per-ip",
+                "0",
+                "--admin-listen",
+                "off",
+            ]
+            .map(str::to_owned),
+        );
     }
     spawn_process(path, &args, "Salon: ", log, timeout)
 }

@@ -43,6 +43,9 @@ pub struct Metrics {
     pub refused_global: AtomicU64,
     /// WebSocket upgrades refused: the peer's address holds its most sockets.
     pub refused_per_ip: AtomicU64,
+    /// TCP connections closed at accept: the peer's address holds its most
+    /// HTTP connections.
+    pub refused_http_per_ip: AtomicU64,
     /// HTTP requests refused for a `Host` that is not allowed.
     pub refused_host: AtomicU64,
     /// `accept` failures (out of file descriptors, mostly).
@@ -223,7 +226,7 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP salon_gateway_connections_refused_total WebSocket upgrades refused, by reason"
+            "# HELP salon_gateway_connections_refused_total WebSocket upgrades and TCP connections refused, by reason"
         );
         let _ = writeln!(
             out,
@@ -232,6 +235,7 @@ impl Metrics {
         for (reason, v) in [
             ("global-cap", &self.refused_global),
             ("per-ip-cap", &self.refused_per_ip),
+            ("http-per-ip-cap", &self.refused_http_per_ip),
         ] {
             let _ = writeln!(
                 out,

@@ -689,3 +689,50 @@ async fn the_pad_token_travels_in_the_subprotocol_list_not_the_url() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn plain_connections_from_one_address_are_capped_at_accept() {
+    let h = Harness::start(ServeOptions {
+        max_http_per_ip: 4,
+        ..ServeOptions::default()
+    })
+    .await;
+    // A member's WebSocket no longer counts once upgraded.
+    let mut member = h.ws().await;
+    join(&mut member, "R", "Ana").await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(h.addr).await.unwrap());
+    }
+    // The fifth is closed at once, without a response.
+    let mut extra = TcpStream::connect(h.addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(3), extra.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without a response");
+    // The member carries on; a place freed is a place taken again.
+    send(&mut member, json!({"type":"dance"})).await;
+    assert_eq!(recv(&mut member).await["code"], "unknown-type");
+    drop(held.pop());
+    let mut status = 0;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        status = http_get(h.addr, "/healthz").await.0;
+        if status == 200 {
+            break;
+        }
+    }
+    assert_eq!(status, 200);
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (_, body) = http_get(h.addr, "/metrics").await;
+    assert!(
+        metric(
+            &body,
+            "salon_gateway_connections_refused_total{reason=\"http-per-ip-cap\"}"
+        ) >= 1
+    );
+    h.stop().await;
+}

@@ -110,6 +110,12 @@ struct Args {
     /// limit) and limit at the proxy.
     #[arg(long, default_value_t = 50)]
     max_connections_per_ip: usize,
+    /// Most plain HTTP connections open at once from one address (more are
+    /// closed at accept; idle ones close after 10 s). Behind a reverse
+    /// proxy: 0 (no limit). WebSockets are counted by
+    /// --max-connections-per-ip instead.
+    #[arg(long, default_value_t = 256)]
+    max_http_per_ip: usize,
     /// Seconds a new signaling socket has to join (or resume) before it is
     /// closed.
     #[arg(long, default_value_t = 10)]
@@ -563,6 +569,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             allowed_hosts: args.allowed_hosts.clone(),
             max_connections: args.max_connections,
             max_connections_per_ip: args.max_connections_per_ip,
+            max_http_per_ip: args.max_http_per_ip,
             join_deadline: Duration::from_secs(args.join_deadline_secs),
             ping_interval: Duration::from_secs(args.ping_interval_secs.max(1)),
             liveness_timeout: Duration::from_secs(args.liveness_timeout_secs.max(1)),

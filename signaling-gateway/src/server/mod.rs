@@ -65,6 +65,11 @@ pub struct ServeOptions {
     /// address or an IPv6 /64); more are refused with HTTP 429. 0: no
     /// limit (behind a reverse proxy every client has the proxy's address).
     pub max_connections_per_ip: usize,
+    /// Most plain HTTP connections (before or without a WebSocket upgrade)
+    /// open at once from one client address; more are closed right after
+    /// `accept`, without a response, so that one address cannot take every
+    /// file descriptor. Idle ones close after 10 s anyway. 0: no limit.
+    pub max_http_per_ip: usize,
     /// A signaling socket that has not joined (or resumed, or entered a
     /// lobby) by then is closed (4002 `join-timeout`).
     pub join_deadline: Duration,
@@ -188,6 +193,7 @@ impl Default for ServeOptions {
             ws_outbound_bytes: 1024 * 1024,
             max_connections: 10_000,
             max_connections_per_ip: 50,
+            max_http_per_ip: 256,
             join_deadline: Duration::from_secs(10),
             ping_interval: Duration::from_secs(15),
             liveness_timeout: Duration::from_secs(30),
@@ -359,6 +365,9 @@ struct Shared {
     alive: mpsc::Sender<()>,
     opts: ServeOptions,
     conns: Arc<ConnLimits>,
+    /// Plain HTTP connections per address (no global count: `accept`
+    /// failures are backed off instead).
+    http_conns: Arc<ConnLimits>,
     hosts: AllowedHosts,
 }
 
@@ -413,6 +422,7 @@ pub async fn serve(
         stop: stop_rx.clone(),
         alive: alive_tx,
         conns: ConnLimits::new(opts.max_connections, opts.max_connections_per_ip),
+        http_conns: ConnLimits::new(0, opts.max_http_per_ip),
         hosts,
         opts: opts.clone(),
     });
@@ -460,7 +470,12 @@ pub async fn serve(
                     }
                 };
                 backoff = Duration::ZERO;
-                serve_connection(stream, peer, &shared, &builder, &graceful, Listener::Public);
+                let Ok(permit) = shared.http_conns.acquire(peer.ip()) else {
+                    // Closed at once: its descriptor is free again.
+                    Metrics::inc(&shared.metrics.refused_http_per_ip);
+                    continue;
+                };
+                serve_connection(stream, peer, &shared, &builder, &graceful, Listener::Public, Some(permit));
             }
             joined = &mut hub_task => {
                 // The hub task never ends before `stop`: it panicked.
@@ -519,6 +534,7 @@ fn serve_connection(
     builder: &hyper_util::server::conn::auto::Builder<TokioExecutor>,
     graceful: &GracefulShutdown,
     listener: Listener,
+    permit: Option<limits::ConnPermit>,
 ) {
     let _ = stream.set_nodelay(true);
     let shared = shared.clone();
@@ -531,6 +547,9 @@ fn serve_connection(
         .into_owned();
     let conn = graceful.watch(conn);
     tokio::spawn(async move {
+        // Held while the connection speaks HTTP (an upgraded one is then
+        // counted by its WebSocket's permit).
+        let _permit = permit;
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "http connection ended with an error");
         }
@@ -549,7 +568,15 @@ async fn serve_admin(
         match listener.accept().await {
             Ok((stream, peer)) => {
                 backoff = Duration::ZERO;
-                serve_connection(stream, peer, &shared, &builder, &graceful, Listener::Admin);
+                serve_connection(
+                    stream,
+                    peer,
+                    &shared,
+                    &builder,
+                    &graceful,
+                    Listener::Admin,
+                    None,
+                );
             }
             Err(e) => {
                 Metrics::inc(&shared.metrics.accept_errors);
