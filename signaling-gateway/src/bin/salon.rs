@@ -117,14 +117,15 @@ struct Args {
     #[arg(long, default_value_t = 256)]
     max_http_per_ip: usize,
     /// Seconds a new signaling socket has to join (or resume) before it is
-    /// closed.
+    /// closed. 0: no deadline.
     #[arg(long, default_value_t = 10)]
     join_deadline_secs: u64,
     /// Seconds between the server's pings.
     #[arg(long, default_value_t = 15)]
     ping_interval_secs: u64,
     /// Seconds without any frame (pong included) after which a socket is
-    /// closed as dead; a participant's then gets the reconnect grace.
+    /// closed as dead; a participant's then gets the reconnect grace. 0:
+    /// never.
     #[arg(long, default_value_t = 30)]
     liveness_timeout_secs: u64,
     /// Messages a signaling socket may send per second, sustained (pad
@@ -572,7 +573,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             max_http_per_ip: args.max_http_per_ip,
             join_deadline: Duration::from_secs(args.join_deadline_secs),
             ping_interval: Duration::from_secs(args.ping_interval_secs.max(1)),
-            liveness_timeout: Duration::from_secs(args.liveness_timeout_secs.max(1)),
+            liveness_timeout: Duration::from_secs(args.liveness_timeout_secs),
             msg_rate_per_sec: args.msg_rate,
             msg_burst: args.msg_burst,
             max_failed_joins: args.max_failed_joins,

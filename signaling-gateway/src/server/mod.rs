@@ -71,13 +71,13 @@ pub struct ServeOptions {
     /// file descriptor. Idle ones close after 10 s anyway. 0: no limit.
     pub max_http_per_ip: usize,
     /// A signaling socket that has not joined (or resumed, or entered a
-    /// lobby) by then is closed (4002 `join-timeout`).
+    /// lobby) by then is closed (4002 `join-timeout`). Zero: no deadline.
     pub join_deadline: Duration,
-    /// The server pings every socket this often.
+    /// The server pings every socket this often (at least every 10 ms).
     pub ping_interval: Duration,
     /// A socket from which nothing (a pong or any frame) came for this long
     /// is closed (4003 `ping-timeout`); a participant's closed socket gets
-    /// the reconnect grace like any dropped socket.
+    /// the reconnect grace like any dropped socket. Zero: never.
     pub liveness_timeout: Duration,
     /// Frames a signaling socket may send per second, sustained (0: no
     /// limit); pad sockets get five times as many.

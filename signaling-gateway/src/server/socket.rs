@@ -186,11 +186,15 @@ impl Endpoint for Signaling<'_> {
                         self.gate.admit();
                         Outgoing::Frame(frame)
                     }
-                    Note::JoinFailed if self.gate.failed(now) => {
-                        self.shared.metrics.socket_closed(CLOSE_FAILED_JOINS.1);
-                        Outgoing::FrameThenClose(frame, close_frame(CLOSE_FAILED_JOINS))
+                    Note::JoinFailed => {
+                        if self.gate.failed(now) {
+                            self.shared.metrics.socket_closed(CLOSE_FAILED_JOINS.1);
+                            Outgoing::FrameThenClose(frame, close_frame(CLOSE_FAILED_JOINS))
+                        } else {
+                            Outgoing::Frame(frame)
+                        }
                     }
-                    Note::JoinFailed | Note::Other => Outgoing::Frame(frame),
+                    Note::Other => Outgoing::Frame(frame),
                 }
             }
             SocketOut::Close(code, reason) => Outgoing::Close(CloseFrame {
@@ -313,6 +317,8 @@ where
         opts.rate_abuse_close,
         start.into_std(),
     );
+    let has_deadline = !opts.join_deadline.is_zero();
+    let has_liveness = !opts.liveness_timeout.is_zero();
     let mut admitted = endpoint.admitted();
     if admitted {
         ws.get_mut().lift();
@@ -406,11 +412,11 @@ where
                     return close;
                 }
             }
-            () = &mut join_deadline, if !admitted => {
+            () = &mut join_deadline, if !admitted && has_deadline => {
                 shared.metrics.socket_closed(CLOSE_JOIN_TIMEOUT.1);
                 return Some(close_frame(CLOSE_JOIN_TIMEOUT));
             }
-            () = &mut liveness => {
+            () = &mut liveness, if has_liveness => {
                 let due = last_seen + opts.liveness_timeout;
                 if due > tokio::time::Instant::now() {
                     liveness.as_mut().reset(due);
