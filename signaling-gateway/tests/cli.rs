@@ -1,5 +1,5 @@
 //! The `salon` binary: dev agent link, `--auth-config` + `salon token`,
-//! `--policy` errors at start.
+//! `--policy` errors at start, `accept` backing off when out of descriptors.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
@@ -212,4 +212,89 @@ fn a_broken_policy_stops_the_start_with_the_lua_message() {
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn out_of_descriptors_accept_backs_off_and_members_carry_on() {
+    // `ulimit -n 64`: a few dozen connections exhaust salon's descriptors.
+    let script = format!(
+        "ulimit -n 64 && exec '{SALON}' --listen 127.0.0.1:0 --media-port 0 \
+         --io-backend epoll --admin-listen off --policy '{}'",
+        repo("lua/open.lua")
+    );
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let host = line
+        .trim_end()
+        .strip_prefix("Salon: http://")
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let warnings = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let err = child.stderr.take().unwrap();
+    let sink = warnings.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let mut a = ws(&host).await;
+    let mut b = ws(&host).await;
+    assert_eq!(
+        ask(&mut a, json!({"type":"join","room":"R","name":"Ana"})).await["type"],
+        "joined"
+    );
+    assert_eq!(
+        ask(&mut b, json!({"type":"join","room":"R","name":"Bob"})).await["type"],
+        "joined"
+    );
+    // 100 idle connections: salon runs out of descriptors.
+    let mut flood = Vec::new();
+    for _ in 0..100 {
+        flood.push(TcpStream::connect(&host).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let failures = |w: &[String]| w.iter().filter(|l| l.contains("accept failed")).count();
+    let n = failures(&warnings.lock().unwrap());
+    // Backed off (10 ms doubling to 1 s), not every 50 ms: a dozen at most.
+    assert!((1..=15).contains(&n), "{n} accept failures logged");
+    // The members carry on (`a` first hears `b` arrive; each then gets
+    // the chat before the error its `dance` earns).
+    let m = ask(&mut a, json!({"type":"chat","text":"toujours là"})).await;
+    assert_eq!(m["type"], "participant-joined");
+    for ws in [&mut a, &mut b] {
+        let m = ask(ws, json!({"type":"dance"})).await;
+        assert_eq!(m["text"], "toujours là", "{m}");
+    }
+    // Descriptors back: new people get in again.
+    drop(flood);
+    let mut again = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Ok(Ok(tcp)) =
+            tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&host)).await
+            && let Ok(Ok((ws, _))) = tokio::time::timeout(
+                Duration::from_secs(2),
+                client_async(format!("ws://{host}/ws"), tcp),
+            )
+            .await
+        {
+            again = Some(ws);
+            break;
+        }
+    }
+    let mut c = again.expect("a new socket once descriptors are back");
+    assert_eq!(
+        ask(&mut c, json!({"type":"join","room":"R","name":"Cy"})).await["type"],
+        "joined"
+    );
+    stop(child);
 }
