@@ -3,6 +3,9 @@
 //! budget of a socket that has not joined yet. Byte-bounded queues from the
 //! hub task to a socket are here too.
 
+// Request input: never index or slice, never `expect` (CONTRIBUTING.md).
+#![deny(clippy::indexing_slicing, clippy::expect_used)]
+
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

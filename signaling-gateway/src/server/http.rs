@@ -1,5 +1,8 @@
 //! HTTP: routes, responses, the WebSocket upgrade.
 
+// Request input: never index or slice, never `expect` (CONTRIBUTING.md).
+#![deny(clippy::indexing_slicing, clippy::expect_used)]
+
 use super::guard::PreJoin;
 use super::limits::Refusal;
 use super::*;

@@ -1,6 +1,9 @@
 //! Process-wide bounds on connections: how many WebSockets in all and per
 //! client address, and which `Host` names the server answers to.
 
+// Request input: never index or slice, never `expect` (CONTRIBUTING.md).
+#![deny(clippy::indexing_slicing, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};

@@ -5,6 +5,9 @@
 //! parsed here, and a `join`'s token verified here, so the hub task gets
 //! messages ready to decide on.
 
+// Request input: never index or slice, never `expect` (CONTRIBUTING.md).
+#![deny(clippy::indexing_slicing, clippy::expect_used)]
+
 use std::time::Instant;
 
 use super::guard::{Attempt, JoinGate, OutRx, PreJoin, Rate, RateLimit, out_queue};
