@@ -1,8 +1,9 @@
 //! The gateway with a media plane that does nothing: for exercising the
 //! browser client and the signaling e2e tests without mediad.
 //!
-//! Accepts the same flags as `salon` (only `--listen` is used) and prints the
-//! same `Salon: http://<addr>/` line. No Lua policy and no tokens: the
+//! Accepts the same flags as `salon` (only `--listen` and `--admin-listen`
+//! are used) and prints the same `Salon: http://<addr>/` and `Salon admin:
+//! http://<addr>/` lines. No Lua policy and no tokens: the
 //! hub's built-in open rules (anyone creates and joins, the first one in
 //! moderates):
 //!
@@ -15,7 +16,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use salon_gateway::control::Command;
-use salon_gateway::{MediaControl, ServeOptions, media_event_channel, serve};
+use salon_gateway::{AdminListener, MediaControl, ServeOptions, media_event_channel, serve};
 
 /// Logs commands and answers nothing.
 struct NoMedia;
@@ -37,17 +38,30 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let mut listen: SocketAddr = "127.0.0.1:8080".parse().context("default address")?;
+    let mut admin_listen = Some("127.0.0.1:9091".parse().context("default address")?);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next().context("flag without a value")?;
         if arg == "--listen" {
             listen = value.parse().context("--listen")?;
+        } else if arg == "--admin-listen" {
+            admin_listen = match value.as_str() {
+                "off" => None,
+                a => Some(a.parse().context("--admin-listen")?),
+            };
         }
     }
     let listener = tokio::net::TcpListener::bind(listen).await?;
+    let admin = admin_listen
+        .map(AdminListener::bind)
+        .transpose()
+        .context("--admin-listen")?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "Salon: http://{}/", listener.local_addr()?)?;
+        if let Some(admin) = &admin {
+            writeln!(out, "Salon admin: http://{}/", admin.local_addr()?)?;
+        }
         out.flush()?;
     }
     let (_events_tx, events_rx) = media_event_channel();
@@ -63,7 +77,11 @@ async fn main() -> anyhow::Result<()> {
         listener,
         Arc::new(NoMedia),
         events_rx,
-        ServeOptions::default(),
+        ServeOptions {
+            admin,
+            metrics_on_public: false,
+            ..ServeOptions::default()
+        },
         shutdown,
     )
     .await
