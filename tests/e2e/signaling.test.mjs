@@ -138,7 +138,9 @@ test('HTTP: pages, 400 for bad room names, security headers', async () => {
   assert.match(text, /Nom de salon invalide/);
   assert.match(text, /Invalid room name/);
   assert.equal((await fetch(salon.url + 'healthz')).status, 200);
-  const metrics = await (await fetch(salon.url + 'metrics')).text();
+  // `/metrics` is on the admin listener only.
+  assert.equal((await fetch(salon.url + 'metrics')).status, 404);
+  const metrics = await (await fetch(salon.adminUrl + 'metrics')).text();
   assert.match(metrics, /salon_gateway_ws_connections_total \d+/);
 });
 
