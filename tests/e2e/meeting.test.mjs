@@ -122,7 +122,7 @@ test('chat, pad and screen sharing in one meeting', { timeout: 180_000 }, async 
       }
       return { stage, rows };
     });
-    const metrics = await (await fetch(new URL('/metrics', salon.url))).text();
+    const metrics = await (await fetch(new URL('/metrics', salon.adminUrl))).text();
     const pick = metrics.split('\n').filter((l) => /keyframe|drop_|tx_rtp|transports_connected/.test(l) && !l.startsWith('#')).join('; ');
     throw new Error(`${e.message}\nreceiver: ${JSON.stringify(seen)}\nmediad: ${pick}`);
   }
@@ -150,7 +150,7 @@ test('chat, pad and screen sharing in one meeting', { timeout: 180_000 }, async 
   await aline.page.click('#leave-confirm');
   await aline.page.waitForSelector('#left:not([hidden])');
   const metrics = await waitFor(async () => {
-    const m = await (await fetch(salon.url + 'metrics')).text();
+    const m = await (await fetch(salon.adminUrl + 'metrics')).text();
     return /^salon_pads_live 0$/m.test(m) && /^salon_gateway_rooms 1$/m.test(m) ? m : null;
   }, 'pad destroyed with the meeting');
   assert.ok(metrics);
