@@ -137,13 +137,15 @@ impl Harness {
         let mut policy = PolicyConfig::new(dir);
         policy.entry = entry.to_owned();
         policy.wall_budget = None; // deterministic limits only
-        let opts = ServeOptions {
+        let mut opts = ServeOptions {
             policy: Some(policy),
             policy_poll: Duration::from_millis(50),
             auth: Some(auth()),
             deny_cooldown: cooldown,
             ..ServeOptions::default()
         };
+        // A kick keeps its target out as long as a deny here.
+        opts.hub_limits.kick_ban = cooldown;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (_events, rx) = media_event_channel();
@@ -495,6 +497,10 @@ async fn lobby_deny_cooldown_kick_ban_lock_roles_and_end() {
             .iter()
             .any(|c| matches!(c, Command::Leave { participant } if participant.0 == g_id))
     );
+    // Not before the kick ban is over.
+    send(&mut g, json!({"type":"knock"})).await;
+    expect_error(&mut g, "knock-too-soon").await;
+    tokio::time::sleep(Duration::from_millis(650)).await;
     send(&mut g, json!({"type":"knock"})).await;
     assert_eq!(expect_type(&mut a, "knock").await["id"], g_id);
     // Admit again, then kick with a ban: no way back on this socket.
@@ -535,8 +541,16 @@ async fn lobby_deny_cooldown_kick_ban_lock_roles_and_end() {
         (l["on"].as_bool(), l["by"].as_u64()),
         (Some(true), Some(a_id))
     );
+    // (Every socket here comes from 127.0.0.1, the address of the banned
+    // guest: an anonymous newcomer would be refused as banned. A token
+    // holder is judged by its identity.)
     let mut late = h.ws().await;
     join(&mut late, "R", "Late", None).await;
+    expect_error(&mut late, "banned").await;
+    let mut c = claims("R", "late");
+    c["context"]["user"]["moderator"] = false.into();
+    let mut late = h.ws().await;
+    join(&mut late, "R", "Late", Some(&hs256(&c))).await;
     expect_error(&mut late, "room-locked").await;
     // End the meeting: members and the waiting guest are told; mediad Leave.
     send(&mut a, json!({"type":"end-meeting"})).await;

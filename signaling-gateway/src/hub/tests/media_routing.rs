@@ -117,8 +117,8 @@ fn screen_share_is_announced_to_the_room_and_to_newcomers() {
     let msgs = sends_to(&out, p(4));
     assert!(matches!(msgs[0], ServerMessage::Joined { .. }));
     assert_eq!(msgs[1..], [share]);
-    // Stop.
-    hub.handle_frame(p(1), r#"{"type":"screen","mid":null}"#, t0());
+    // Stop, later than the state interval (sooner waits for its end).
+    hub.handle_frame(p(1), r#"{"type":"screen","mid":null}"#, at(1000));
     let out = drain(&mut hub);
     assert_eq!(
         sends_to(&out, p(2)),
