@@ -17,6 +17,12 @@ pub struct HubLimits {
     /// Moderators get the lobby's changes (`knock`, `knock-resolved`) at
     /// most once per this interval per room, coalesced.
     pub lobby_update_interval: Duration,
+    /// Whether the client's network address keys the bans, kick bans,
+    /// deny cooldowns and knock limits of anonymous guests. Turn it off
+    /// only where every client seems to come from one address (a reverse
+    /// proxy whose clients' addresses the driver does not see): then a
+    /// reconnecting anonymous guest escapes them again.
+    pub address_keys: bool,
     /// Lobby entries and knocks from one network address (IPv4, or IPv6
     /// /64), across rooms: the burst…
     pub knocks_per_address_burst: u32,
@@ -55,6 +61,7 @@ impl Default for HubLimits {
         Self {
             lobby_cap: DEFAULT_LOBBY_CAP,
             lobby_update_interval: Duration::from_millis(250),
+            address_keys: true,
             knocks_per_address_burst: 10,
             knocks_per_address_per_min: 10,
             kick_ban: DEFAULT_KICK_BAN,

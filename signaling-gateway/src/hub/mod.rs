@@ -300,7 +300,7 @@ impl Hub {
     /// logged.
     pub fn handle_open_from(&mut self, id: ParticipantId, peer: Option<IpAddr>) {
         self.handle_open(id);
-        if let Some(ip) = peer {
+        if let Some(ip) = peer.filter(|_| self.limits.address_keys) {
             self.peers.insert(id, PeerKey::of(ip));
         }
     }
