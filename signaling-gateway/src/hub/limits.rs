@@ -28,8 +28,8 @@ pub struct HubLimits {
     pub knocks_per_address_burst: u32,
     /// …and the sustained rate, per minute (0: no per-address limit).
     pub knocks_per_address_per_min: u32,
-    /// A kick (without `ban`) keeps its target out of the meeting this long
-    /// (or until the room ends).
+    /// A kick (without `ban`) holds its target to the lobby this long (or
+    /// until the room ends): it comes back only when a moderator admits it.
     pub kick_ban: Duration,
     /// A member's `media-state` and `screen` changes reach the room at most
     /// once per this interval, the latest state winning.

@@ -18,7 +18,7 @@ use salon_plugins::{Identity, Role, Verdict};
 use super::arrival::ArrivalSet;
 use super::bans::{PeerKey, Who, check_keys, record_keys};
 use super::limits::{Pace, Pacer, RateBucket};
-use super::session::SessionState;
+use super::session::{BanCheck, SessionState};
 use super::timers::Timer;
 use super::{Hub, Now, ms};
 use crate::control::{ParticipantId, RoomId};
@@ -311,9 +311,11 @@ impl Hub {
         let identity = w.identity.clone();
         let peer = w.peer;
         let already = w.knocking;
-        if self.refuse_if_banned(&room, id, identity.as_deref(), peer, now) {
-            return;
-        }
+        let held = match self.ban_check(&room, id, identity.as_deref(), peer, now) {
+            BanCheck::Clear => false,
+            BanCheck::Held => true,
+            BanCheck::Refused => return,
+        };
         let data = self.ctx_data(
             &room,
             id,
@@ -323,8 +325,9 @@ impl Hub {
             now.unix_ms / 1000,
         );
         let verdict = match &mut self.policy {
-            Some(policy) => policy.on_knock(&data.ctx()),
-            None => Verdict::Deny {
+            // Kicked a moment ago: only a moderator lets it back in.
+            Some(policy) if !held => policy.on_knock(&data.ctx()),
+            Some(_) | None => Verdict::Deny {
                 reason: "waiting for a moderator".to_owned(),
             },
         };
@@ -507,8 +510,8 @@ impl Hub {
         self.knock_resolved_by(&room, target, by, false);
     }
 
-    /// A kicked guest goes back to `room`'s lobby (not knocking, and not
-    /// before `retry_at`), if the room still exists.
+    /// A kicked guest goes back to `room`'s lobby (not knocking; its knock
+    /// waits for a moderator during the kick ban), if the room still exists.
     pub(super) fn back_to_lobby(
         &mut self,
         id: ParticipantId,
@@ -516,7 +519,6 @@ impl Hub {
         name: DisplayName,
         identity: Option<Arc<Identity>>,
         peer: Option<PeerKey>,
-        retry_at: Instant,
     ) {
         let Some(r) = self.rooms.get_mut(&room) else {
             return;
@@ -530,7 +532,7 @@ impl Hub {
                 identity,
                 peer,
                 knocking: false,
-                retry_at: Some(retry_at),
+                retry_at: None,
             })),
         );
         self.send(

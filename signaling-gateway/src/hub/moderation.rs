@@ -258,21 +258,21 @@ impl Hub {
 
     /// Removes `target` from the meeting. `ban`: its identity (token), its
     /// participant id and its network address may not come back until the
-    /// room ends. Without `ban` the same keys are kept out for the kick ban
+    /// room ends. Without `ban` the same keys are held for the kick ban
     /// (`HubLimits::kick_ban`, default 5 minutes, or until the room ends):
-    /// a guest goes back to the lobby, not knocking, and may knock again
-    /// after it — even under a policy whose `on_knock` admits at once.
+    /// they come back only through the lobby and a moderator's `admit` —
+    /// even under a policy that would let them in at once. A guest goes
+    /// back to the lobby, not knocking.
     fn kick(&mut self, by: ParticipantId, target: ParticipantId, ban: bool, now: Now) {
         let Some(m) = self.member(target) else {
             return;
         };
         let room = m.room.clone();
         let keys = record_keys(target, m.identity.as_deref(), m.peer);
-        let back_at = now.mono + self.limits.kick_ban;
         let until = if ban {
             Until::RoomEnd
         } else {
-            Until::Time(back_at)
+            Until::Time(now.mono + self.limits.kick_ban)
         };
         if let Some(r) = self.rooms.get_mut(&room) {
             r.bans.ban(keys, until, now.mono);
@@ -290,7 +290,7 @@ impl Hub {
             ..
         } = *member;
         if role == Role::Guest && !ban {
-            self.back_to_lobby(target, room, name, identity, peer, back_at);
+            self.back_to_lobby(target, room, name, identity, peer);
         }
     }
 

@@ -12,7 +12,7 @@ use super::chat::Bucket;
 use super::limits::Pacer;
 use super::lobby::Waiting;
 use super::media::{Constraints, Wanted};
-use super::{Hub, Now, Output, PadConnId, ms};
+use super::{Hub, Now, Output, PadConnId};
 use crate::control::{Command, ParticipantId, RoomId};
 use crate::protocol::{DisplayName, ErrorCode, ServerMessage, name_from_token};
 
@@ -56,6 +56,18 @@ impl SessionState {
             Self::Idle | Self::Joined(_) | Self::Left => None,
         }
     }
+}
+
+/// What the bans of a room say of someone who joins or knocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BanCheck {
+    /// Not banned.
+    Clear,
+    /// Banned until the room ends: refused (`banned` was sent).
+    Refused,
+    /// Kicked less than the kick ban ago: may wait in the lobby, and enters
+    /// only when a moderator admits it (the policy is not asked).
+    Held,
 }
 
 /// A session in a room.
@@ -125,8 +137,14 @@ impl Hub {
             .and_then(name_from_token)
             .unwrap_or(name);
         let peer = self.peers.get(&id).copied();
-        if self.refuse_if_banned(&room, id, identity.as_deref(), peer, now) {
-            return;
+        match self.ban_check(&room, id, identity.as_deref(), peer, now) {
+            BanCheck::Clear => {}
+            BanCheck::Refused => return,
+            // Kicked a moment ago: back only through a moderator's admit.
+            BanCheck::Held => {
+                self.enter_lobby(id, room, name, identity, peer, now);
+                return;
+            }
         }
         let data = self.ctx_data(
             &room,
@@ -196,40 +214,31 @@ impl Hub {
         }
     }
 
-    /// Refuses `id` with `banned` if `room` banned it (its token identity;
-    /// an anonymous guest's participant id or network address): a kick's
-    /// ban says when it ends (`retry_after_ms=<n>`). True if refused.
-    pub(super) fn refuse_if_banned(
+    /// Whether `room` banned `id` (its token identity; an anonymous guest's
+    /// participant id or network address). A ban is answered with `banned`
+    /// here; a kick ban holds `id` to the lobby.
+    pub(super) fn ban_check(
         &mut self,
         room: &RoomId,
         id: ParticipantId,
         identity: Option<&Identity>,
         peer: Option<PeerKey>,
         now: Now,
-    ) -> bool {
+    ) -> BanCheck {
         let keys = check_keys(id, identity, peer);
-        let Some(until) = self
+        match self
             .rooms
             .get(room)
             .and_then(|r| r.bans.check(&keys, now.mono))
-        else {
-            return false;
-        };
-        tracing::info!(participant = %id, "banned identity refused");
-        match until {
-            Until::RoomEnd => self.refuse(id, ErrorCode::Banned),
-            Until::Time(t) => {
-                let left = ms(t.saturating_duration_since(now.mono));
-                self.refuse_with(
-                    id,
-                    ErrorCode::Banned,
-                    format!(
-                        "removed from this meeting by a moderator; come back in {left} ms (retry_after_ms={left})"
-                    ),
-                );
+        {
+            None => BanCheck::Clear,
+            Some(Until::Time(_)) => BanCheck::Held,
+            Some(Until::RoomEnd) => {
+                tracing::info!(participant = %id, "banned identity refused");
+                self.refuse(id, ErrorCode::Banned);
+                BanCheck::Refused
             }
         }
-        true
     }
 
     /// Puts `id` in `room` with `role` (creating the room if needed).
