@@ -160,11 +160,16 @@ impl Hub {
         });
     }
 
-    /// `audio-only {on}`: recorded, and mediad stops (or resumes) video.
+    /// `audio-only {on}`: recorded, and mediad stops (or resumes) video. A
+    /// repeat of the current value reaches nobody.
     pub(super) fn set_audio_only(&mut self, id: ParticipantId, on: bool) {
-        if let Some(m) = self.member_mut(id) {
-            m.audio_only = on;
+        let Some(m) = self.member_mut(id) else {
+            return;
+        };
+        if m.audio_only == on {
+            return;
         }
+        m.audio_only = on;
         self.media(Command::SetAudioOnly {
             participant: id,
             enabled: on,

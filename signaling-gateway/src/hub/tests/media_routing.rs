@@ -141,6 +141,11 @@ fn audio_only_is_recorded_and_sent_to_mediad() {
         [Command::SetAudioOnly { participant, enabled: true }] if participant == p(1)
     ));
     assert_eq!(hub.audio_only(p(1)), Some(true));
+    // A repeat reaches nobody (a flood of them costs mediad nothing).
+    for _ in 0..100 {
+        hub.handle_frame(p(1), r#"{"type":"audio-only","on":true}"#, t0());
+    }
+    assert!(drain(&mut hub).is_empty());
 }
 
 #[test]
