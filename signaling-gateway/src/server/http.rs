@@ -202,6 +202,8 @@ pub(super) fn upgrade(
         );
     }
     let accept = derive_accept_key(key.as_bytes());
+    // abuse-hub: the client's address, for the hub's bans and knock limits.
+    let peer = req.extensions().get::<PeerAddr>().map(|p| p.0);
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         match on_upgrade.await {
@@ -222,7 +224,7 @@ pub(super) fn upgrade(
                 .await;
                 match pad_token {
                     Some(token) => run_pad_socket(ws, token, shared).await,
-                    None => run_socket(ws, shared).await,
+                    None => run_socket(ws, shared, peer).await,
                 }
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),

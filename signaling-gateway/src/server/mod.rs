@@ -69,6 +69,9 @@ pub struct ServeOptions {
     /// place (zero, the library default: it leaves at once; the `salon`
     /// binary defaults to 30 s).
     pub reconnect_grace: Duration,
+    /// The hub's abuse bounds (lobby cap, knock limits, kick ban, pacing of
+    /// state broadcasts and pad answers, pad queue bound).
+    pub hub_limits: crate::hub::HubLimits,
 }
 
 /// Operator branding of the client.
@@ -138,6 +141,7 @@ impl Default for ServeOptions {
             deny_cooldown: crate::hub::DEFAULT_DENY_COOLDOWN,
             default_last_n: None,
             reconnect_grace: Duration::ZERO,
+            hub_limits: crate::hub::HubLimits::default(),
         }
     }
 }
@@ -148,6 +152,8 @@ enum HubInput {
     Open {
         id: ParticipantId,
         tx: mpsc::Sender<SocketOut>,
+        /// abuse-hub: the client's address (bans, knock limits).
+        peer: Option<std::net::IpAddr>,
     },
     Frame {
         id: ParticipantId,
@@ -177,7 +183,18 @@ enum HubInput {
     PadClosed {
         conn: PadConnId,
     },
+    /// abuse-hub: a pad socket wrote a frame of `bytes` (the hub bounds
+    /// what is queued and not written).
+    PadSent {
+        conn: PadConnId,
+        bytes: usize,
+    },
 }
+
+/// abuse-hub: the client's address of an HTTP connection, in each request's
+/// extensions (the upgrade hands it to the hub).
+#[derive(Debug, Clone, Copy)]
+struct PeerAddr(std::net::IpAddr);
 
 /// What the hub task tells a signaling socket task.
 #[derive(Debug)]
@@ -246,6 +263,7 @@ pub async fn serve(
     hub.set_deny_cooldown(opts.deny_cooldown);
     hub.set_default_last_n(opts.default_last_n);
     hub.set_reconnect_grace(opts.reconnect_grace);
+    hub.set_limits(opts.hub_limits.clone());
     let reload = Reload {
         poll: opts.policy_poll,
         sighup: opts.reload_on_sighup,
@@ -277,8 +295,8 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _peer)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok((stream, peer)) => (stream, PeerAddr(peer.ip())),
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -287,8 +305,9 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
-                let svc = hyper::service::service_fn(move |req| {
+                let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                     let shared = shared.clone();
+                    req.extensions_mut().insert(peer);
                     async move { Ok::<_, Infallible>(route(req, shared)) }
                 });
                 let conn = builder
@@ -398,7 +417,7 @@ async fn run_hub(
     loop {
         tokio::select! {
             input = inputs.recv() => match input {
-                Some(HubInput::Open { id, tx }) => {
+                Some(HubInput::Open { id, tx, peer }) => {
                     if sockets.contains_key(&id) || hub.id_in_use(id) {
                         // Two random ids met (about n²/2^54): refuse the
                         // new socket (dropping `tx` closes it); its client
@@ -407,7 +426,7 @@ async fn run_hub(
                         continue;
                     }
                     sockets.insert(id, tx);
-                    hub.handle_open(id);
+                    hub.handle_open_from(id, peer);
                 }
                 Some(HubInput::Frame { id, text }) => hub.handle_frame(id, &text, Now::system()),
                 Some(HubInput::Refused { id, code }) => hub.handle_refused(id, code),
@@ -421,8 +440,9 @@ async fn run_hub(
                 }
                 Some(HubInput::PadFrame { conn, data }) => {
                     Metrics::inc(&metrics.pad_frames_in);
-                    hub.handle_pad_frame(conn, &data);
+                    hub.handle_pad_frame(conn, &data, Now::system());
                 }
+                Some(HubInput::PadSent { conn, bytes }) => hub.handle_pad_sent(conn, bytes),
                 Some(HubInput::PadRefused { conn, code, reason }) => {
                     hub.handle_pad_refused(conn, code, reason);
                 }

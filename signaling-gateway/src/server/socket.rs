@@ -19,6 +19,10 @@ trait Endpoint {
     fn outgoing(&self, out: Self::Out) -> Outgoing;
     /// The socket failed (logged; the loop ends).
     fn failed(&self, e: &tungstenite::Error);
+    /// What to tell the hub once a frame of `bytes` was written, if anything.
+    fn written(&self, _bytes: usize) -> Option<HubInput> {
+        None
+    }
 }
 
 /// What [`Endpoint::outgoing`] asks of the socket.
@@ -118,6 +122,14 @@ impl Endpoint for PadSocket {
     fn failed(&self, e: &tungstenite::Error) {
         tracing::debug!(conn = %self.conn, error = %e, "pad socket error");
     }
+
+    // abuse-hub: the hub bounds what a pad socket has queued and not written.
+    fn written(&self, bytes: usize) -> Option<HubInput> {
+        Some(HubInput::PadSent {
+            conn: self.conn,
+            bytes,
+        })
+    }
 }
 
 /// The loop of one WebSocket, signaling or pad: browser frames → hub
@@ -159,8 +171,14 @@ where
             }
             out = rx.recv() => match out.map(|out| endpoint.outgoing(out)) {
                 Some(Outgoing::Frame(frame)) => {
+                    let len = frame.len();
                     let sent = tokio::time::timeout(SEND_TIMEOUT, ws.send(frame)).await;
                     if !matches!(sent, Ok(Ok(()))) {
+                        return None;
+                    }
+                    if let Some(input) = endpoint.written(len)
+                        && shared.hub_tx.send(input).await.is_err()
+                    {
                         return None;
                     }
                 }
@@ -189,15 +207,23 @@ where
 }
 
 /// One WebSocket session: frames in → hub; hub messages → frames out.
-pub(super) async fn run_socket<S>(mut ws: WebSocketStream<S>, shared: Arc<Shared>)
-where
+pub(super) async fn run_socket<S>(
+    mut ws: WebSocketStream<S>,
+    shared: Arc<Shared>,
+    peer: Option<std::net::IpAddr>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let _alive = shared.alive.clone();
     let metrics = &shared.metrics;
     let id = ParticipantId::random();
     let (tx, mut rx) = mpsc::channel(shared.opts.ws_outbound_queue);
-    if shared.hub_tx.send(HubInput::Open { id, tx }).await.is_err() {
+    if shared
+        .hub_tx
+        .send(HubInput::Open { id, tx, peer })
+        .await
+        .is_err()
+    {
         return;
     }
     Metrics::inc(&metrics.ws_connections);
