@@ -1,8 +1,12 @@
 -- Salon's default room policy, modelled on the French State's service.
 --
--- * Agents may create rooms and are moderators. An agent is anyone with a
---   valid token (when TRUST_TOKENS is true) or a verified identity whose
---   e-mail domain is in AGENT_DOMAINS (subdomains included).
+-- * Agents may create rooms. An agent is anyone with a valid token (when
+--   TRUST_TOKENS is true) or a verified identity whose e-mail domain is in
+--   AGENT_DOMAINS (subdomains included).
+-- * Moderators are the token holders whose token carries the moderator flag
+--   (Jitsi's `context.user.moderator`), and the agent who creates the room.
+--   Any other agent is a participant (in the lobby if the room is locked). A
+--   token for every room (`room: "*"`) moderates nothing without the flag.
 -- * Guests (no token) may join only a room that already exists, and wait in
 --   its lobby until a moderator admits them.
 -- * A room holds at most MAX_ROOM_SIZE participants.
@@ -51,14 +55,20 @@ function policy.on_join(ctx)
   if room.size >= MAX_ROOM_SIZE then
     return { action = "deny", reason = "this room is full" }
   end
-  if is_agent(ctx.identity) then
+  local identity = ctx.identity
+  if identity ~= nil and identity.moderator then
+    return { action = "allow", role = "moderator" }
+  end
+  if is_agent(identity) and not room.exists then
+    -- Whoever opens the room hosts it.
     return { action = "allow", role = "moderator" }
   end
   if not room.exists then
     return { action = "deny", reason = "this room does not exist yet; wait for its host" }
   end
-  if ctx.identity ~= nil then
-    -- Authenticated, but not an agent: a participant, unless the room is locked.
+  if identity ~= nil then
+    -- Authenticated, without the moderator flag: a participant, unless the
+    -- room is locked.
     if room.locked then
       return { action = "lobby" }
     end

@@ -91,6 +91,8 @@ metrics! {
     consent_lost: "Transports whose peer sent no authenticated STUN request for 30 s: sending stopped (RFC 7675).",
     ice_restarts: "ICE restarts (new local credentials on a transport).",
     consent_regained: "Transports whose peer consented again after a loss of consent.",
+    receivers_back: "Receivers heard again after a second or more without feedback (their network came back): key frames asked for what they are sent.",
+    upstream_gaps: "Publisher streams that resumed after a loss too large to repair by NACK: a key frame was asked for.",
 }
 
 /// Render several workers' counters as Prometheus text (summed).

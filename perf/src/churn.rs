@@ -20,10 +20,16 @@
 //! Every random choice (video or not, stay, how it ends, arrival delay)
 //! comes from the scenario's `seed` and the participant's index.
 //! Reload is leave + a new participant (a new identity) after a pause.
-//! When the gateway keeps a dropped participant for a grace period (resume
-//! tokens), a fourth [`Ending`] (`Resume`) would close the socket, then
-//! open a new one with the token in the same participant task: the checks
-//! then treat it as present throughout, and `resumes` would be counted.
+//! A **resume** (`resume_fraction` of the participants, once in their
+//! stay) drops the signaling socket abruptly and takes the place back on a
+//! new one with the resume token (`docs/signaling.md`, "Reconnect"): with
+//! `media: "kept"` (a Wi-Fi blink) the participant is present throughout
+//! and every check goes on; with `media: "new"` (a page reload) its
+//! transports go too, and it is out of the checks until its new publish
+//! transport is up. With a grace period, a participant that drops without
+//! resuming lingers in the room until the grace ends: the others' views
+//! may still show it (never past the grace + 5 s), and it counts towards
+//! the SDP bound.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
@@ -36,7 +42,9 @@ use tokio::sync::{oneshot, watch};
 
 use crate::media::{Command, StreamSeen, Which, WorkerEvent};
 use crate::scenario::{ChurnConfig, Scenario};
-use crate::signaling::{Ending, OfferedLine, ParticipantPlan, SignalEvent, run_churn_participant};
+use crate::signaling::{
+    Ending, OfferedLine, ParticipantPlan, ResumePlan, SignalEvent, run_churn_participant,
+};
 
 /// Together this long, two participants must have each other's media.
 pub const MEDIA_WITHIN: Duration = Duration::from_secs(3);
@@ -76,8 +84,12 @@ pub struct ChurnReport {
     pub reloads: usize,
     /// Abrupt socket drops.
     pub drops: usize,
-    /// Resumes (0: the gateway has no resume yet).
+    /// Resumes with the media kept (a socket drop and back).
     pub resumes: usize,
+    /// Resumes with new media (page reloads within the grace period).
+    pub resume_reloads: usize,
+    /// Longest socket drop → `resumed` (ms), the pause included.
+    pub resume_max_ms: f64,
     /// Most participants alive at once, per room.
     pub max_present: Vec<u32>,
     /// Subscribe offers answered.
@@ -140,6 +152,8 @@ pub struct Fate {
     pub how: Ending,
     /// Its replacement starts this long after its end.
     pub replaced_after: Duration,
+    /// A socket drop and resume during the stay.
+    pub resume: Option<ResumePlan>,
 }
 
 /// The fate of participant `index` (a function of the seed and the index).
@@ -162,11 +176,21 @@ pub fn fate(c: &ChurnConfig, video_fraction: f64, index: usize) -> Fate {
     } else {
         gap
     };
+    // Drawn last, so the fates of runs without resumes do not change.
+    let (u, at, reload) = (r.unit(), r.unit(), r.unit() < c.resume_reload_fraction);
+    // Somewhere in the middle of the stay, with time left after it for the
+    // checks to see it back.
+    let resume = (u < c.resume_fraction && stay >= c.resume_pause_s + 4.0).then(|| ResumePlan {
+        after: Duration::from_secs_f64(1.0 + at * (stay - c.resume_pause_s - 3.0)),
+        pause: Duration::from_secs_f64(c.resume_pause_s),
+        reload,
+    });
     Fate {
         video,
         stay: Duration::from_secs_f64(stay),
         how,
         replaced_after: Duration::from_secs_f64(replaced_after),
+        resume,
     }
 }
 
@@ -185,6 +209,16 @@ struct Member {
     end_tx: Option<oneshot::Sender<Ending>>,
     /// Told to end (or failed): out of every check.
     ending: bool,
+    /// Dropped without resuming: the gateway keeps its place until then.
+    linger_until: Option<Instant>,
+    /// Out of the room count since its grace ended.
+    linger_counted_out: bool,
+    /// A reload in progress: its old and new tracks may both hold m-lines
+    /// in the others' SDPs (the new ones arrive before the old ones' lines
+    /// could be recycled), so it counts twice in the room until its new
+    /// publish transport has been up for [`NEGOTIATION_WITHIN`].
+    reloading: bool,
+    counted_twice_until: Option<Instant>,
     /// Its task runs.
     alive: bool,
     /// SSRC → track, from the msids of its offers.
@@ -204,6 +238,22 @@ struct Member {
 }
 
 impl Member {
+    /// For violation details: where it is in its life.
+    fn state(&self, now: Instant) -> String {
+        let ago = |t: Instant| now.saturating_duration_since(t).as_secs_f64();
+        format!(
+            "id {:?}: alive {} ending {} present {} reloading {} how {:?} end_at {:.1} s ago, linger_until {:?} s ago",
+            self.id,
+            self.alive,
+            self.ending,
+            self.present(),
+            self.reloading,
+            self.fate.how,
+            ago(self.end_at),
+            self.linger_until.map(ago),
+        )
+    }
+
     fn present(&self) -> bool {
         self.alive && !self.ending && self.present_at.is_some() && self.id.is_some()
     }
@@ -289,6 +339,7 @@ impl Driver<'_> {
             ws_url: self.env.ws.clone(),
             bind_ip: self.env.bind_ip,
             track_offers: true,
+            resume: fate.resume,
         };
         let wtx = self.env.txs[index % self.env.txs.len()].clone();
         self.tasks.spawn(run_churn_participant(
@@ -309,6 +360,10 @@ impl Driver<'_> {
             end_at: now + fate.stay,
             end_tx: Some(end_tx),
             ending: false,
+            linger_until: None,
+            linger_counted_out: false,
+            reloading: false,
+            counted_twice_until: None,
             alive: true,
             ssrcs: HashMap::new(),
             mids: Vec::new(),
@@ -328,16 +383,95 @@ impl Driver<'_> {
         }
     }
 
-    fn gone(&mut self, index: usize) {
+    /// Its task ended. `linger`: the gateway keeps its place that long (a
+    /// drop with a grace period): it still counts as in the room.
+    fn gone(&mut self, index: usize, now: Instant, linger: Duration) {
         if let Some(m) = self.members.get_mut(index)
             && m.alive
         {
             m.alive = false;
             m.ending = true;
-            if let Some(a) = self.alive.get_mut(m.room as usize) {
-                *a = a.saturating_sub(1);
+            if linger.is_zero() {
+                if let Some(a) = self.alive.get_mut(m.room as usize) {
+                    *a = a.saturating_sub(1);
+                }
+            } else {
+                m.linger_until = Some(now + linger);
             }
         }
+    }
+
+    /// Lingering participants whose grace is over, and reloads done, leave
+    /// the room count.
+    fn lingering_over(&mut self, now: Instant) {
+        for m in &mut self.members {
+            if m.counted_twice_until.is_some_and(|t| t <= now) {
+                m.counted_twice_until = None;
+                if let Some(a) = self.alive.get_mut(m.room as usize) {
+                    *a = a.saturating_sub(1);
+                }
+            }
+            if let Some(t) = m.linger_until
+                && t <= now
+                && !m.linger_counted_out
+            {
+                m.linger_counted_out = true;
+                if let Some(a) = self.alive.get_mut(m.room as usize) {
+                    *a = a.saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    /// Its socket dropped for a resume. A reload's transports are gone:
+    /// out of the checks until its new publish transport is up, then
+    /// checked afresh, both ways.
+    fn on_resuming(&mut self, index: usize, reload: bool) {
+        if !reload {
+            return;
+        }
+        let Some(m) = self.members.get_mut(index) else {
+            return;
+        };
+        // A new subscribe transport: a new SDP session, mids from 0.
+        m.mids.clear();
+        m.present_at = None;
+        m.ttm_peers = None;
+        if !m.reloading {
+            m.reloading = true;
+            let room = m.room as usize;
+            if let Some(a) = self.alive.get_mut(room) {
+                *a += 1;
+                if let Some(x) = self.report.max_present.get_mut(room) {
+                    *x = (*x).max(*a);
+                }
+            }
+        }
+        let Some(m) = self.members.get_mut(index) else {
+            return;
+        };
+        m.checked.clear();
+        m.stale.clear();
+        let Some(id) = m.id else { return };
+        for o in &mut self.members {
+            for video in [false, true] {
+                o.checked.remove(&(id, video));
+                o.stale.remove(&(id, video));
+            }
+        }
+    }
+
+    fn on_resumed(&mut self, index: usize, took: Duration, reload: bool, now: Instant) {
+        if reload {
+            self.report.resume_reloads += 1;
+            // Its time to media counts from the resume.
+            if let Some(m) = self.members.get_mut(index) {
+                m.joined_ns = Some(now.duration_since(self.env.epoch).as_nanos() as u64);
+            }
+        } else {
+            self.report.resumes += 1;
+        }
+        self.report.resume_max_ms = self.report.resume_max_ms.max(took.as_secs_f64() * 1000.0);
     }
 
     fn on_offer(&mut self, index: usize, lines: Vec<OfferedLine>, bytes: usize, wait: Duration) {
@@ -447,11 +581,25 @@ impl Driver<'_> {
             let ma = &self.members[a];
             let ga = got.get(&a).unwrap_or(&empty);
             let mut roster: Vec<Track> = Vec::new();
+            // Tracks its view may show, or not: peers joining or reloading
+            // (not connected yet), and dropped ones in their grace period.
+            let mut optional: Vec<Track> = Vec::new();
             let mut ttm_ready = Some(ma.joined_ns.unwrap_or(0));
             let mut ttm_counted = false;
             for b in 0..self.members.len() {
                 let mb = &self.members[b];
-                if b == a || mb.room != ma.room || !mb.present() {
+                if b == a || mb.room != ma.room {
+                    continue;
+                }
+                if !mb.present() {
+                    let lingers = mb
+                        .linger_until
+                        .is_some_and(|t| now < t + NEGOTIATION_WITHIN);
+                    if let Some(bid) = mb.id
+                        && (lingers || (mb.alive && !mb.ending))
+                    {
+                        optional.extend([(bid, false), (bid, true)]);
+                    }
                     continue;
                 }
                 let (Some(bid), Some(pa), Some(pb)) = (mb.id, ma.present_at, mb.present_at) else {
@@ -538,20 +686,35 @@ impl Driver<'_> {
                 self.ttm.push(v);
             }
             // The view against the roster.
-            if ma.view != roster {
-                let since = *ma.differs_since.get_or_insert(now);
-                if now >= since + NEGOTIATION_WITHIN {
-                    found.push((
-                        "view-differs",
-                        ma.id,
-                        None,
-                        format!("offered {:?}, roster {:?}", ma.view, roster),
-                    ));
-                    ma.differs_since = Some(now);
-                }
-            } else {
+            let differs = roster.iter().any(|t| !ma.view.contains(t))
+                || ma
+                    .view
+                    .iter()
+                    .any(|t| !roster.contains(t) && !optional.contains(t));
+            if !differs {
                 ma.differs_since = None;
+                continue;
             }
+            let since = *ma.differs_since.get_or_insert(now);
+            if now < since + NEGOTIATION_WITHIN {
+                continue;
+            }
+            ma.differs_since = Some(now);
+            let (id, view) = (ma.id, ma.view.clone());
+            let extra: Vec<String> = view
+                .iter()
+                .filter(|t| !roster.contains(t) && !optional.contains(t))
+                .filter_map(|t| self.members.iter().find(|m| m.id == Some(t.0)))
+                .map(|m| m.state(now))
+                .collect();
+            found.push((
+                "view-differs",
+                id,
+                None,
+                format!(
+                    "offered {view:?}, roster {roster:?} (optional {optional:?}); not in the roster: {extra:?}"
+                ),
+            ));
         }
         // Mark the checked pairs (once each: counted, and reported once).
         for a in 0..self.members.len() {
@@ -601,6 +764,10 @@ impl Driver<'_> {
         if let Some(m) = self.members.get_mut(index) {
             m.present_at = Some(now);
             m.ttm_peers = Some(peers);
+            if m.reloading {
+                m.reloading = false;
+                m.counted_twice_until = Some(now + NEGOTIATION_WITHIN);
+            }
         }
     }
 }
@@ -676,11 +843,22 @@ pub(crate) async fn drive(
                     Some(SignalEvent::SubscribeOffer { index, lines, bytes, wait }) => {
                         d.on_offer(index, lines, bytes, wait);
                     }
-                    Some(SignalEvent::Ended { index, .. }) => d.gone(index),
+                    Some(SignalEvent::Ended { index, how }) => {
+                        let linger = if how == Ending::Drop {
+                            Duration::from_secs_f64(c.reconnect_grace_s.ceil())
+                        } else {
+                            Duration::ZERO
+                        };
+                        d.gone(index, now, linger);
+                    }
+                    Some(SignalEvent::Resuming { index, reload }) => d.on_resuming(index, reload),
+                    Some(SignalEvent::Resumed { index, took, reload }) => {
+                        d.on_resumed(index, took, reload, now);
+                    }
                     Some(SignalEvent::Fatal { index, reason }) => {
                         let id = d.members.get(index).and_then(|m| m.id);
                         let was_ending = d.members.get(index).is_some_and(|m| m.ending);
-                        d.gone(index);
+                        d.gone(index, now, Duration::ZERO);
                         let _ = env.txs[index % env.txs.len()].send(Command::Remove { index });
                         if !was_ending {
                             d.violation(now, "participant-failed", id, None, reason);
@@ -756,6 +934,7 @@ pub(crate) async fn drive(
                         }
                     }
                 }
+                d.lingering_over(now);
                 while d.tasks.try_join_next().is_some() {}
                 let seen = streams();
                 d.check(now, &seen);
@@ -764,10 +943,11 @@ pub(crate) async fn drive(
                     let present = d.members.iter().filter(|m| m.present()).count();
                     let _ = writeln!(
                         std::io::stderr().lock(),
-                        "[{:6.1}s] churn: present {present}, started {}, joins {}, leaves {}, reloads {}, drops {}, offers {}, violations {}",
+                        "[{:6.1}s] churn: present {present}, started {}, joins {}, leaves {}, reloads {}, drops {}, resumes {}+{}, offers {}, violations {}",
                         now.duration_since(env.epoch).as_secs_f64(),
                         d.report.started, d.report.joins, d.report.leaves, d.report.reloads,
-                        d.report.drops, d.report.offers, d.report.violations_total,
+                        d.report.drops, d.report.resumes, d.report.resume_reloads, d.report.offers,
+                        d.report.violations_total,
                     );
                 }
             }
@@ -819,6 +999,7 @@ mod tests {
                 stay: Duration::from_secs(60),
                 how: Ending::Leave,
                 replaced_after: Duration::ZERO,
+                resume: None,
             },
             started: present_at,
             id: Some(id),
@@ -827,6 +1008,10 @@ mod tests {
             end_at: present_at + Duration::from_secs(60),
             end_tx: None,
             ending: false,
+            linger_until: None,
+            linger_counted_out: false,
+            reloading: false,
+            counted_twice_until: None,
             alive: true,
             ssrcs: HashMap::new(),
             mids: Vec::new(),

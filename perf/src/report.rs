@@ -228,9 +228,13 @@ impl Report {
                 ),
                 (
                     "churn: leaves/reloads/drops",
+                    format!("{} / {} / {}", c.leaves, c.reloads, c.drops),
+                ),
+                (
+                    "churn: resumes kept/new",
                     format!(
-                        "{} / {} / {} (resumes {})",
-                        c.leaves, c.reloads, c.drops, c.resumes
+                        "{} / {} (worst {:.0} ms from the drop)",
+                        c.resumes, c.resume_reloads, c.resume_max_ms
                     ),
                 ),
                 ("churn: most present/room", format!("{:?}", c.max_present)),

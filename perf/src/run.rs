@@ -247,6 +247,12 @@ async fn run_async(opts: &RunOptions) -> Report {
                 opts.sut_workers,
                 log.as_deref(),
                 Duration::from_secs(20),
+                Duration::from_secs_f64(
+                    opts.scenario
+                        .churn
+                        .as_ref()
+                        .map_or(0.0, |c| c.reconnect_grace_s),
+                ),
             ) {
                 Ok(s) => {
                     let u = s.url.clone();
@@ -447,6 +453,7 @@ async fn run_async(opts: &RunOptions) -> Report {
                     ws_url: ws.clone(),
                     bind_ip,
                     track_offers: false,
+                    resume: None,
                 };
                 let wtx = txs[p.index % txs.len()].clone();
                 if let Some(api) = janus_api {

@@ -162,6 +162,21 @@ pub struct ChurnConfig {
     /// A replacement for a leave or a drop arrives after a uniform random
     /// delay within `0..arrival_gap_s`.
     pub arrival_gap_s: f64,
+    /// Fraction of participants that, once during their stay, lose their
+    /// signaling socket abruptly and take their place back with the
+    /// resume token (`docs/signaling.md`, "Reconnect") after
+    /// `resume_pause_s`. Needs `reconnect_grace_s` above the pause.
+    pub resume_fraction: f64,
+    /// Of those resumes, the fraction that are page reloads: the old
+    /// transports are dropped too and the resume asks for `media: "new"`
+    /// (new ICE/DTLS transports, a new publish offer); the others keep
+    /// their media (`media: "kept"`, a Wi-Fi blink).
+    pub resume_reload_fraction: f64,
+    /// Socket down this long before the resume, seconds.
+    pub resume_pause_s: f64,
+    /// The spawned `salon`'s `--reconnect-grace-secs`: how long a dropped
+    /// participant keeps its place. 0: a drop is a departure at once.
+    pub reconnect_grace_s: f64,
     /// Seed of every random choice (stays, departures, video).
     pub seed: u64,
 }
@@ -175,6 +190,10 @@ impl Default for ChurnConfig {
             drop_fraction: 0.2,
             reload_pause_s: 1.0,
             arrival_gap_s: 2.0,
+            resume_fraction: 0.0,
+            resume_reload_fraction: 0.5,
+            resume_pause_s: 1.0,
+            reconnect_grace_s: 0.0,
             seed: 1,
         }
     }
@@ -329,12 +348,17 @@ impl Scenario {
                     && (0.0..=1.0).contains(&c.drop_fraction)
                     && c.reload_fraction + c.drop_fraction <= 1.0
                     && (0.0..=60.0).contains(&c.reload_pause_s)
-                    && (0.0..=60.0).contains(&c.arrival_gap_s);
+                    && (0.0..=60.0).contains(&c.arrival_gap_s)
+                    && (0.0..=1.0).contains(&c.resume_fraction)
+                    && (0.0..=1.0).contains(&c.resume_reload_fraction)
+                    && (0.0..=60.0).contains(&c.resume_pause_s)
+                    && (0.0..=600.0).contains(&c.reconnect_grace_s)
+                    && (c.resume_fraction == 0.0 || c.reconnect_grace_s > c.resume_pause_s + 1.0);
                 if !ok {
                     return Err(invalid(
                         text,
                         span,
-                        "churn: mean_stay_s 0.5..=3600, min_stay_s 0..=mean_stay_s, reload_fraction and drop_fraction 0..=1 with a sum <= 1, reload_pause_s and arrival_gap_s 0..=60",
+                        "churn: mean_stay_s 0.5..=3600, min_stay_s 0..=mean_stay_s, reload_fraction and drop_fraction 0..=1 with a sum <= 1, reload_pause_s and arrival_gap_s 0..=60, resume_fraction and resume_reload_fraction 0..=1, resume_pause_s 0..=60, reconnect_grace_s 0..=600 and above resume_pause_s + 1 when resume_fraction > 0",
                     ));
                 }
                 Some(c)

@@ -245,11 +245,27 @@ pub enum Ending {
     /// `leave`, then a clean close.
     Leave,
     /// `leave` and close; the controller starts a new participant (a new
-    /// identity) after a pause. (Once the gateway has resume tokens, a
-    /// reload would send `resume` on a new socket instead.)
+    /// identity) after a pause. (A reload that keeps its place, as the
+    /// browser client does with its token in `sessionStorage`, is a
+    /// [`ResumePlan`] with `reload`.)
     Reload,
     /// The TCP socket is closed abruptly: no `leave`, no close frame.
     Drop,
+}
+
+/// A resume during a churn participant's stay: its signaling socket is
+/// dropped abruptly, then a new one takes its place back with the resume
+/// token of its last `joined` / `resumed`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResumePlan {
+    /// After `joined`.
+    pub after: Duration,
+    /// Socket down this long.
+    pub pause: Duration,
+    /// A page reload: its transports go too, and it resumes with
+    /// `media: "new"` (new transports, a new publish offer). Otherwise
+    /// `media: "kept"`: the media never stopped.
+    pub reload: bool,
 }
 
 /// Everything a participant task needs.
@@ -272,6 +288,8 @@ pub struct ParticipantPlan {
     /// Report every subscribe offer ([`SignalEvent::SubscribeOffer`]) and
     /// the end ([`SignalEvent::Ended`]): churn runs.
     pub track_offers: bool,
+    /// Drop the socket and resume, once (churn runs).
+    pub resume: Option<ResumePlan>,
 }
 
 /// What a participant task reports to the controller.
@@ -303,6 +321,24 @@ pub enum SignalEvent {
         bytes: usize,
         /// From its arrival to our answer sent.
         wait: Duration,
+    },
+    /// The participant dropped its socket, to resume after a pause
+    /// ([`ParticipantPlan::resume`]); a reload's transports are gone.
+    Resuming {
+        /// Index.
+        index: usize,
+        /// With new transports (a reload).
+        reload: bool,
+    },
+    /// The participant took its place back on a new socket
+    /// ([`ParticipantPlan::resume`]).
+    Resumed {
+        /// Index.
+        index: usize,
+        /// From the old socket's drop to `resumed` (the pause included).
+        took: Duration,
+        /// With new transports (a reload).
+        reload: bool,
     },
     /// The participant ended as told (only with
     /// [`ParticipantPlan::track_offers`]); its media are removed.
@@ -426,45 +462,47 @@ async fn ending(end: &mut Option<tokio::sync::oneshot::Receiver<Ending>>) -> End
     std::future::pending().await
 }
 
-async fn participant(
-    plan: ParticipantPlan,
-    worker: Sender<Command>,
-    events: &tokio::sync::mpsc::UnboundedSender<SignalEvent>,
-    stop: &mut watch::Receiver<bool>,
-    salt: u64,
-    mut end: Option<tokio::sync::oneshot::Receiver<Ending>>,
-) -> Result<(), String> {
-    let index = plan.index;
-    let (mut ws, _) = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        tokio_tungstenite::connect_async(plan.ws_url.as_str()),
-    )
-    .await
-    .map_err(|_| format!("WebSocket connect to {} timed out", plan.ws_url))?
-    .map_err(|e| format!("WebSocket connect to {}: {e}", plan.ws_url))?;
-    send_json(
-        &mut ws,
-        json!({"type": "join", "room": plan.room_name, "name": format!("perf {index}")}),
-    )
-    .await?;
-    let id = tokio::time::timeout(REPLY_TIMEOUT, async {
+async fn connect(url: &str) -> Result<Ws, String> {
+    let (ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(url))
+        .await
+        .map_err(|_| format!("WebSocket connect to {url} timed out"))?
+        .map_err(|e| format!("WebSocket connect to {url}: {e}"))?;
+    Ok(ws)
+}
+
+/// Waits for `want` (`joined` or `resumed`): the participant id and its
+/// resume token (none from a gateway without resume).
+async fn welcome(ws: &mut Ws, want: &str) -> Result<(u64, Option<String>), String> {
+    tokio::time::timeout(REPLY_TIMEOUT, async {
         loop {
-            match next_json(&mut ws).await? {
-                None => return Err("gateway closed the socket before `joined`".to_owned()),
-                Some(v) if v["type"] == "joined" => {
-                    return v["id"].as_u64().ok_or("`joined` without id".to_owned());
+            match next_json(ws).await? {
+                None => return Err(format!("gateway closed the socket before `{want}`")),
+                Some(v) if v["type"] == want => {
+                    let id = v["id"].as_u64().ok_or(format!("`{want}` without id"))?;
+                    return Ok((id, v["resume_token"].as_str().map(str::to_owned)));
                 }
                 Some(v) if v["type"] == "error" => {
-                    return Err(format!("join refused: {}", v["code"]));
+                    return Err(format!("`{want}` refused: {}", v["code"]));
                 }
                 Some(_) => {}
             }
         }
     })
     .await
-    .map_err(|_| "no `joined` within the timeout".to_owned())??;
-    let _ = events.send(SignalEvent::Joined { index, id });
+    .map_err(|_| format!("no `{want}` within the timeout"))?
+}
 
+/// New transports for participant `index` (gateway id `id`) on the media
+/// worker, and the publish offer for them: returns the subscribe side's
+/// credentials, for the answers.
+async fn start_media(
+    plan: &ParticipantPlan,
+    id: u64,
+    salt: u64,
+    worker: &Sender<Command>,
+    ws: &mut Ws,
+) -> Result<Local, String> {
+    let index = plan.index;
     let (cert, publish, subscribe) = local_pair(index, salt)?;
     let bind = |ip: IpAddr| -> Result<std::net::UdpSocket, String> {
         let s = std::net::UdpSocket::bind(SocketAddr::new(ip, 0))
@@ -501,19 +539,58 @@ async fn participant(
         (true, true) => VideoOffer::Simulcast,
     };
     let offer = publish_offer(&publish, audio_ssrc, video, None);
-    send_json(&mut ws, json!({"type": "publish-offer", "sdp": offer})).await?;
+    send_json(ws, json!({"type": "publish-offer", "sdp": offer})).await?;
+    Ok(subscribe)
+}
 
-    let answer_deadline = tokio::time::Instant::now() + REPLY_TIMEOUT;
+/// What woke the participant's loop.
+enum Step {
+    Message(Option<Value>),
+    Stop,
+    End(Ending),
+    Resume,
+}
+
+async fn participant(
+    plan: ParticipantPlan,
+    worker: Sender<Command>,
+    events: &tokio::sync::mpsc::UnboundedSender<SignalEvent>,
+    stop: &mut watch::Receiver<bool>,
+    salt: u64,
+    mut end: Option<tokio::sync::oneshot::Receiver<Ending>>,
+) -> Result<(), String> {
+    let index = plan.index;
+    let mut ws = connect(&plan.ws_url).await?;
+    send_json(
+        &mut ws,
+        json!({"type": "join", "room": plan.room_name, "name": format!("perf {index}")}),
+    )
+    .await?;
+    let (id, mut resume_token) = welcome(&mut ws, "joined").await?;
+    let _ = events.send(SignalEvent::Joined { index, id });
+    let mut subscribe = start_media(&plan, id, salt, &worker, &mut ws).await?;
+
+    let mut answer_deadline = tokio::time::Instant::now() + REPLY_TIMEOUT;
     let mut answered = false;
+    let mut resume = plan.resume;
+    let resume_at = tokio::time::Instant::now() + resume.map_or(Duration::ZERO, |r| r.after);
     loop {
-        let msg = tokio::select! {
-            m = next_json(&mut ws) => m?,
-            _ = stop.changed() => {
+        let step = tokio::select! {
+            m = next_json(&mut ws) => Step::Message(m?),
+            _ = stop.changed() => Step::Stop,
+            how = ending(&mut end) => Step::End(how),
+            _ = tokio::time::sleep_until(resume_at), if resume.is_some() => Step::Resume,
+            _ = tokio::time::sleep_until(answer_deadline), if !answered => {
+                return Err("no `publish-answer` within the timeout".into());
+            }
+        };
+        let v = match step {
+            Step::Stop => {
                 let _ = send_json(&mut ws, json!({"type": "leave"})).await;
                 let _ = ws.close(None).await;
                 return Ok(());
             }
-            how = ending(&mut end) => {
+            Step::End(how) => {
                 if how == Ending::Drop {
                     drop(ws);
                 } else {
@@ -524,11 +601,50 @@ async fn participant(
                 let _ = events.send(SignalEvent::Ended { index, how });
                 return Ok(());
             }
-            _ = tokio::time::sleep_until(answer_deadline), if !answered => {
-                return Err("no `publish-answer` within the timeout".into());
+            Step::Resume => {
+                let Some(r) = resume.take() else { continue };
+                let token = resume_token
+                    .take()
+                    .ok_or("`joined` carried no resume token: the gateway cannot resume")?;
+                let dropped = std::time::Instant::now();
+                // Abruptly, as a dead Wi-Fi or a closed tab: no close frame.
+                drop(ws);
+                if r.reload {
+                    let _ = worker.send(Command::Remove { index });
+                }
+                let _ = events.send(SignalEvent::Resuming {
+                    index,
+                    reload: r.reload,
+                });
+                tokio::time::sleep(r.pause).await;
+                ws = connect(&plan.ws_url).await?;
+                let media = if r.reload { "new" } else { "kept" };
+                send_json(
+                    &mut ws,
+                    json!({"type": "resume", "token": token, "media": media}),
+                )
+                .await?;
+                let (again, token) = welcome(&mut ws, "resumed").await?;
+                if again != id {
+                    return Err(format!("resumed as {again}, joined as {id}"));
+                }
+                resume_token = token;
+                if r.reload {
+                    subscribe =
+                        start_media(&plan, id, salt ^ 0x5e55_1011, &worker, &mut ws).await?;
+                    answered = false;
+                    answer_deadline = tokio::time::Instant::now() + REPLY_TIMEOUT;
+                }
+                let _ = events.send(SignalEvent::Resumed {
+                    index,
+                    took: dropped.elapsed(),
+                    reload: r.reload,
+                });
+                continue;
             }
+            Step::Message(m) => m,
         };
-        let Some(v) = msg else {
+        let Some(v) = v else {
             if *stop.borrow() {
                 return Ok(());
             }

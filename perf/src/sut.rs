@@ -21,6 +21,7 @@ pub fn spawn(
     workers: usize,
     log: Option<&Path>,
     timeout: Duration,
+    reconnect_grace: Duration,
 ) -> Result<Spawned, String> {
     let mut args: Vec<String> = [
         "--listen",
@@ -41,12 +42,11 @@ pub fn spawn(
         args.push("--policy".into());
         args.push(policy);
     }
-    // A dropped socket is a departure for the harness (churn's `drop`):
-    // no reconnect grace period, where the binary has one. The harness does
-    // not resume yet (docs/perf.md, "Churn").
+    // The reconnect grace period the scenario asks for (0 unless a churn
+    // run resumes: a dropped socket is then a departure at once).
     if knows_flag(path, "--reconnect-grace-secs") {
         args.push("--reconnect-grace-secs".into());
-        args.push("0".into());
+        args.push((reconnect_grace.as_secs_f64().ceil() as u64).to_string());
     }
     // Every synthetic participant connects from 127.0.0.1: no per-address
     // cap. The harness reads no `/metrics`: no admin listener (and no

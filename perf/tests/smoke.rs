@@ -178,7 +178,15 @@ fn sut_dying_mid_run_ends_the_run() {
         eprintln!("SKIPPED: no salon binary at ../target/debug/salon");
         return;
     };
-    let mut sut = salon_perf::sut::spawn(&bin, "auto", 1, None, Duration::from_secs(20)).unwrap();
+    let mut sut = salon_perf::sut::spawn(
+        &bin,
+        "auto",
+        1,
+        None,
+        Duration::from_secs(20),
+        Duration::ZERO,
+    )
+    .unwrap();
     let url = sut.url.clone();
     let killer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(3));

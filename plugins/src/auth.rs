@@ -10,6 +10,14 @@
 //! list is tried with that key: an RS256 public key can never be used as an
 //! HS256 secret (algorithm confusion), and `alg: none` is never accepted.
 //!
+//! Each key is also bound to the issuer(s) it signs for (`issuers` of the
+//! key; a configuration with a single accepted issuer binds every key to it):
+//! a token whose `iss` names issuer A but whose signature verifies with
+//! issuer B's key is refused ([`AuthError::KeyNotForIssuer`]).
+//!
+//! The `room` claim must equal the room name exactly (room names are
+//! case-sensitive in Salon), or be `*`.
+//!
 //! Time is given by the caller (`now_unix`): this module never reads the clock.
 
 use std::collections::HashSet;
@@ -39,6 +47,7 @@ pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 ///
 /// [[keys]]
 /// id = "idp-2025"
+/// issuers = ["idp.example"]   # required when `issuers` above has several
 /// algorithms = ["RS256"]
 /// public_key_pem = """-----BEGIN PUBLIC KEY-----…"""
 /// ```
@@ -80,6 +89,11 @@ pub struct KeyConfig {
     pub id: String,
     /// The only algorithms tried with this key.
     pub algorithms: Vec<Algorithm>,
+    /// The issuers whose tokens this key verifies (each one also in
+    /// [`AuthConfig::issuers`]). May be left out when the configuration
+    /// accepts a single issuer: the key is then bound to it.
+    #[serde(default)]
+    pub issuers: Option<Vec<String>>,
     /// Shared secret for HS256/HS384/HS512 (the raw bytes of the string).
     #[serde(default)]
     pub secret: Option<String>,
@@ -93,6 +107,7 @@ impl std::fmt::Debug for KeyConfig {
         f.debug_struct("KeyConfig")
             .field("id", &self.id)
             .field("algorithms", &self.algorithms)
+            .field("issuers", &self.issuers)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("public_key_pem", &self.public_key_pem.is_some())
             .finish()
@@ -121,6 +136,10 @@ pub enum AuthConfigError {
     /// Two keys share an id.
     #[error("duplicate key id {0:?}")]
     DuplicateId(String),
+    /// A key is bound to no issuer although several are accepted, to an
+    /// empty list, or to an issuer not in the accepted `issuers`.
+    #[error("key {0:?}: set its issuers (a non-empty subset of the accepted issuers)")]
+    KeyIssuers(String),
 }
 
 /// Why a token was refused. The variants say what kind of problem it was and
@@ -149,10 +168,15 @@ pub enum AuthError {
     /// `iss` is not an accepted issuer.
     #[error("unknown issuer")]
     UnknownIssuer,
+    /// The signature verifies with a key bound to another issuer than the
+    /// token's `iss`.
+    #[error("key not valid for this issuer")]
+    KeyNotForIssuer,
     /// `aud` is not an accepted audience.
     #[error("wrong audience")]
     WrongAudience,
-    /// The `room` claim is neither the room being joined nor `*`.
+    /// The `room` claim is neither the room being joined (exactly, case
+    /// included) nor `*`.
     #[error("token not valid for this room")]
     WrongRoom,
 }
@@ -193,6 +217,8 @@ impl std::fmt::Debug for Identity {
 struct Key {
     id: String,
     algorithms: Vec<Algorithm>,
+    /// The issuers this key signs for.
+    issuers: Vec<String>,
     key: DecodingKey,
 }
 
@@ -260,9 +286,20 @@ impl Authenticator {
                 }
                 _ => return Err(AuthConfigError::KeyMaterial(k.id.clone())),
             };
+            let issuers = match (&k.issuers, config.issuers.as_slice()) {
+                (Some(list), accepted)
+                    if !list.is_empty() && list.iter().all(|i| accepted.contains(i)) =>
+                {
+                    list.clone()
+                }
+                // The migration path: a single accepted issuer binds every key.
+                (None, [only]) => vec![only.clone()],
+                _ => return Err(AuthConfigError::KeyIssuers(k.id.clone())),
+            };
             keys.push(Key {
                 id: k.id.clone(),
                 algorithms: k.algorithms.clone(),
+                issuers,
                 key,
             });
         }
@@ -276,9 +313,11 @@ impl Authenticator {
 
     /// Verifies `token` for joining `room` at `now_unix` (seconds).
     ///
-    /// Order of checks: header (algorithm, key id), signature, issuer and
-    /// audience, `exp`/`nbf` with leeway, then the `room` claim (compared
-    /// ASCII-case-insensitively, as Jitsi lowercases room names).
+    /// Order of checks: header (algorithm, key id), signature, issuer (an
+    /// accepted one, and one the verifying key is bound to) and audience,
+    /// `exp`/`nbf` with leeway, then the `room` claim (exactly the room, or
+    /// `*`: Salon's room names are case-sensitive, so `equipe` does not
+    /// open `Equipe`).
     pub fn verify(&self, token: &str, room: &str, now_unix: u64) -> Result<Identity, AuthError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(AuthError::Malformed);
@@ -302,7 +341,7 @@ impl Authenticator {
             None => self.keys.iter().collect(),
         };
         let mut any_alg = false;
-        let mut claims = None;
+        let mut verified = None;
         for key in candidates {
             // A key's own list is the only one tried with it.
             if !key.algorithms.contains(&alg) {
@@ -311,7 +350,7 @@ impl Authenticator {
             any_alg = true;
             match jsonwebtoken::decode::<Value>(token, &key.key, &self.validation(alg)) {
                 Ok(data) => {
-                    claims = Some(data.claims);
+                    verified = Some((data.claims, key));
                     break;
                 }
                 Err(e) => match map_error(e.kind()) {
@@ -320,11 +359,18 @@ impl Authenticator {
                 },
             }
         }
-        let claims = match claims {
-            Some(c) => c,
+        let (claims, key) = match verified {
+            Some(v) => v,
             None if any_alg => return Err(AuthError::BadSignature),
             None => return Err(AuthError::AlgorithmNotAllowed),
         };
+        // jsonwebtoken checked that `iss` is an accepted issuer; the key
+        // that verified the signature must also sign for that one.
+        if let Some(Value::String(iss)) = claims.get("iss")
+            && !key.issuers.contains(iss)
+        {
+            return Err(AuthError::KeyNotForIssuer);
+        }
         self.check_claims(claims, room, now_unix)
     }
 
@@ -366,7 +412,7 @@ impl Authenticator {
             Some(Value::String(s)) => s.clone(),
             _ => return Err(AuthError::Malformed),
         };
-        if token_room != "*" && !token_room.eq_ignore_ascii_case(room) {
+        if token_room != "*" && token_room != room {
             return Err(AuthError::WrongRoom);
         }
         let user = obj

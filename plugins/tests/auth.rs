@@ -22,16 +22,19 @@ leeway_secs = 30
 
 [[keys]]
 id = "shared"
+issuers = ["salon"]
 algorithms = ["HS256"]
 secret = "{SECRET}"
 
 [[keys]]
 id = "rsa"
+issuers = ["idp.example", "salon"]
 algorithms = ["RS256"]
 public_key_pem = """{rsa}"""
 
 [[keys]]
 id = "ec"
+issuers = ["salon"]
 algorithms = ["ES256"]
 public_key_pem = """{ec}"""
 "#,
@@ -294,10 +297,13 @@ fn issuer_audience_and_room() {
     // Room A's token for room B.
     let t = sign(Algorithm::ES256, &claims(), None);
     assert_eq!(a.verify(&t, "autre", NOW), Err(AuthError::WrongRoom));
-    assert!(
-        a.verify(&t, "Conseil", NOW).is_ok(),
-        "room names compare case-insensitively"
-    );
+    for variant in ["Conseil", "CONSEIL", "conseiL"] {
+        assert_eq!(
+            a.verify(&t, variant, NOW),
+            Err(AuthError::WrongRoom),
+            "room names are case-sensitive: a token for `conseil` does not open {variant}"
+        );
+    }
     let any = sign(
         Algorithm::ES256,
         &with(|c| {
@@ -314,6 +320,72 @@ fn issuer_audience_and_room() {
         None,
     );
     assert_eq!(a.verify(&none, "conseil", NOW), Err(AuthError::Malformed));
+}
+
+#[test]
+fn a_key_verifies_only_the_issuers_it_is_bound_to() {
+    let a = auth();
+    let from_idp = with(|c| {
+        c.insert("iss".into(), json!("idp.example"));
+    });
+    // idp.example's own key (rsa) verifies its token.
+    assert!(
+        a.verify(&sign(Algorithm::RS256, &from_idp, None), "conseil", NOW)
+            .is_ok()
+    );
+    // A token claiming idp.example, signed with the keys of `salon`: refused,
+    // with or without a kid naming the key.
+    for (alg, kid) in [
+        (Algorithm::HS256, None),
+        (Algorithm::HS256, Some("shared")),
+        (Algorithm::ES256, None),
+        (Algorithm::ES256, Some("ec")),
+    ] {
+        assert_eq!(
+            a.verify(&sign(alg, &from_idp, kid), "conseil", NOW),
+            Err(AuthError::KeyNotForIssuer),
+            "{alg:?} {kid:?}"
+        );
+    }
+    // The same keys still verify `salon`'s tokens.
+    assert!(
+        a.verify(&sign(Algorithm::HS256, &claims(), None), "conseil", NOW)
+            .is_ok()
+    );
+}
+
+#[test]
+fn key_issuers_are_checked_and_a_single_issuer_binds_every_key() {
+    // Several accepted issuers: every key must name its own.
+    let mut cfg = config();
+    cfg.keys[0].issuers = None;
+    assert!(matches!(
+        Authenticator::new(&cfg),
+        Err(AuthConfigError::KeyIssuers(id)) if id == "shared"
+    ));
+    let mut cfg = config();
+    cfg.keys[1].issuers = Some(vec!["elsewhere".into()]);
+    assert!(matches!(
+        Authenticator::new(&cfg),
+        Err(AuthConfigError::KeyIssuers(_))
+    ));
+    let mut cfg = config();
+    cfg.keys[2].issuers = Some(Vec::new());
+    assert!(matches!(
+        Authenticator::new(&cfg),
+        Err(AuthConfigError::KeyIssuers(_))
+    ));
+    // A pre-binding config with one issuer keeps working unchanged.
+    let mut cfg = config();
+    cfg.issuers = vec!["salon".into()];
+    for k in &mut cfg.keys {
+        k.issuers = None;
+    }
+    let a = Authenticator::new(&cfg).unwrap();
+    assert!(
+        a.verify(&sign(Algorithm::HS256, &claims(), None), "conseil", NOW)
+            .is_ok()
+    );
 }
 
 #[test]

@@ -28,6 +28,43 @@ fn agent_creates_a_room_and_is_moderator() {
     no_failures(&h);
 }
 
+/// The token's moderator flag decides, not merely holding a token: a token
+/// without the flag (even one for every room, `room: "*"`) moderates no
+/// running room; with the flag it moderates.
+#[test]
+fn only_the_moderator_flag_moderates_a_running_room() {
+    let mut h = host(shipped_dir());
+    let plain = identity("camille@interieur.gouv.fr", false);
+    assert_eq!(plain.room, "*", "a token for every room");
+    for name in ["conseil", "autre", "Conseil"] {
+        let c = ctx(Some(&plain), room(name, 3, true), None);
+        assert_eq!(
+            h.on_join(&c),
+            JoinDecision::Allow {
+                role: Role::Participant
+            },
+            "{name}"
+        );
+    }
+    let mut locked = room("conseil", 3, true);
+    locked.locked = true;
+    let c = ctx(Some(&plain), locked, None);
+    assert_eq!(
+        h.on_join(&c),
+        JoinDecision::Lobby,
+        "a locked room: the lobby"
+    );
+    let flagged = identity("camille@interieur.gouv.fr", true);
+    let c = ctx(Some(&flagged), room("conseil", 3, true), None);
+    assert_eq!(
+        h.on_join(&c),
+        JoinDecision::Allow {
+            role: Role::Moderator
+        }
+    );
+    no_failures(&h);
+}
+
 #[test]
 fn guest_cannot_create_or_join_a_missing_room() {
     let mut h = host(shipped_dir());
@@ -135,13 +172,26 @@ fn agents_by_email_domain() {
         let id = identity(email, false);
         let c = ctx(Some(&id), room("conseil", 0, false), None);
         assert_eq!(h.on_room_create(&c).is_allow(), agent, "{email}");
+        // The agent who opens the room hosts it.
+        let c = ctx(Some(&id), room("conseil", 0, false), None);
+        if agent {
+            assert_eq!(
+                h.on_join(&c),
+                JoinDecision::Allow {
+                    role: Role::Moderator
+                },
+                "{email}"
+            );
+        }
+        // In a running room, without the moderator flag: a participant.
         let c = ctx(Some(&id), room("conseil", 2, true), None);
-        let want = if agent {
-            Role::Moderator
-        } else {
-            Role::Participant
-        };
-        assert_eq!(h.on_join(&c), JoinDecision::Allow { role: want }, "{email}");
+        assert_eq!(
+            h.on_join(&c),
+            JoinDecision::Allow {
+                role: Role::Participant
+            },
+            "{email}"
+        );
     }
     assert_eq!(h.failure_count(Hook::Join, ErrorKind::Runtime), 0);
     no_failures(&h);

@@ -19,8 +19,9 @@ use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 pub const MAX_PAD_FRAME_BYTES: usize = 256 * 1024;
 /// Largest pad document (its encoded state), in bytes.
 pub const MAX_PAD_DOC_BYTES: usize = 1024 * 1024;
-/// Largest relayed awareness message (cursor, name, colour), in bytes.
-pub const MAX_AWARENESS_BYTES: usize = 16 * 1024;
+/// Largest relayed awareness message (cursor, name, colour), in bytes: a
+/// browser's is a few hundred.
+pub const MAX_AWARENESS_BYTES: usize = 4 * 1024;
 
 /// Why a pad frame was refused. The sender's pad socket is closed with
 /// [`PadError::close_code`]; the document and the other sockets are untouched.

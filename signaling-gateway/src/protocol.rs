@@ -98,6 +98,8 @@ pub enum ErrorCode {
     /// (each failure doubles the wait); the message holds
     /// `retry_after_ms=<n>`.
     JoinTooSoon,
+    /// The room's lobby holds as many waiting guests as it may.
+    LobbyFull,
 }
 
 impl ErrorCode {
@@ -126,11 +128,12 @@ impl ErrorCode {
             ErrorCode::KnockTooSoon => "knock-too-soon",
             ErrorCode::ResumeFailed => "resume-failed",
             ErrorCode::JoinTooSoon => "join-too-soon",
+            ErrorCode::LobbyFull => "lobby-full",
         }
     }
 
     /// All codes (for tests and metrics).
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::BadJson,
         ErrorCode::BadMessage,
         ErrorCode::UnknownType,
@@ -153,6 +156,7 @@ impl ErrorCode {
         ErrorCode::KnockTooSoon,
         ErrorCode::ResumeFailed,
         ErrorCode::JoinTooSoon,
+        ErrorCode::LobbyFull,
     ];
 
     /// Default English message for the code (the client translates by code).
@@ -166,7 +170,9 @@ impl ErrorCode {
             ErrorCode::NotJoined => "join a room first",
             ErrorCode::AlreadyJoined => "this connection already joined a room",
             ErrorCode::BadRoom => "room name must be 1 to 64 letters, digits or dashes",
-            ErrorCode::BadName => "name must be 1 to 64 characters without control characters",
+            ErrorCode::BadName => {
+                "name must be 1 to 64 characters without control, direction or invisible characters"
+            }
             ErrorCode::Media => "media error",
             ErrorCode::TooLong => "chat message must be 1 to 2000 characters",
             ErrorCode::RateLimited => "too many messages: slow down",
@@ -180,6 +186,7 @@ impl ErrorCode {
             ErrorCode::KnockTooSoon => "too early to knock again",
             ErrorCode::ResumeFailed => "unknown, used or expired resume token: join again",
             ErrorCode::JoinTooSoon => "too early to try joining again",
+            ErrorCode::LobbyFull => "too many people are waiting to enter this room",
         }
     }
 }
@@ -740,14 +747,103 @@ pub fn validate_room(room: &str) -> Result<RoomId, ProtocolError> {
     }
 }
 
-/// Trims a display name and checks it: 1..=64 chars, no control characters.
+/// Trims a display name and checks it: 1..=64 chars, no control
+/// characters, no format characters (Unicode category Cf: bidi overrides
+/// and isolates such as U+202E and U+2066–U+2069, zero-width spaces and
+/// marks U+200B, U+200E, U+200F, the BOM…), no line or paragraph
+/// separators, no Hangul fillers — the characters that let a name look
+/// like another one or reorder the text around it. Zero-width joiners
+/// (U+200C, U+200D) stay allowed between two visible characters, where
+/// Persian, Indic scripts and emoji sequences need them.
 pub fn validate_name(name: &str) -> Result<DisplayName, ProtocolError> {
     let name = name.trim();
     let chars = name.chars().count();
     if chars == 0 || chars > MAX_NAME_CHARS || name.chars().any(char::is_control) {
         return Err(ProtocolError::plain(ErrorCode::BadName));
     }
+    if let Some(c) = first_hidden_char(name) {
+        return Err(ProtocolError::new(
+            ErrorCode::BadName,
+            format!(
+                "name holds an invisible or direction-changing character (U+{:04X})",
+                u32::from(c)
+            ),
+        ));
+    }
     Ok(DisplayName(name.to_owned()))
+}
+
+/// A display name from a verified token (`context.user.name`): the
+/// characters [`validate_name`] refuses are dropped, the rest trimmed and
+/// cut at 64 characters; `None` if nothing is left. The identity provider is
+/// trusted with who the user is, not with what its name does to the page.
+pub fn name_from_token(name: &str) -> Option<DisplayName> {
+    let chars: Vec<char> = name.chars().collect();
+    let kept: String = chars
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| !c.is_control() && !hidden_at(&chars, *i))
+        .map(|(_, c)| *c)
+        .collect();
+    let cut: String = kept.trim().chars().take(MAX_NAME_CHARS).collect();
+    validate_name(&cut).ok()
+}
+
+/// The first character of `name` that [`validate_name`] refuses as hidden.
+fn first_hidden_char(name: &str) -> Option<char> {
+    let chars: Vec<char> = name.chars().collect();
+    (0..chars.len())
+        .find(|i| hidden_at(&chars, *i))
+        .and_then(|i| chars.get(i).copied())
+}
+
+/// Whether `chars[i]` is hidden: a format character (other than a joiner
+/// between two visible characters), a line or paragraph separator, or a
+/// Hangul filler.
+fn hidden_at(chars: &[char], i: usize) -> bool {
+    let Some(&c) = chars.get(i) else {
+        return false;
+    };
+    if matches!(c, '\u{200C}' | '\u{200D}') {
+        let visible = |j: Option<usize>| {
+            j.and_then(|j| chars.get(j))
+                .is_some_and(|n| !n.is_whitespace() && !n.is_control() && !is_format(*n))
+        };
+        return !(visible(i.checked_sub(1)) && visible(i.checked_add(1)));
+    }
+    is_format(c)
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}'
+        )
+}
+
+/// Unicode general category Cf (format), Unicode 16.
+fn is_format(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
 }
 
 fn str_field<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<&'a str, ProtocolError> {
@@ -1099,6 +1195,56 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    /// Bidi overrides and isolates, zero-width and other format characters
+    /// let a guest's name pass for an agent's ("Agent\u{202E}..."): refused,
+    /// with the code point in the message. Joiners between visible
+    /// characters (Persian, emoji sequences) stay.
+    #[test]
+    fn names_with_bidi_or_invisible_characters_are_refused() {
+        for bad in [
+            "Camille \u{202E}tnega",
+            "\u{2066}Agent\u{2069}",
+            "Agent\u{200B}",
+            "A\u{200E}gent",
+            "A\u{200F}",
+            "\u{FEFF}Agent",
+            "A\u{00AD}gent",
+            "A\u{2028}B",
+            "\u{3164}",
+            "A\u{200D}",
+            "\u{200C}A",
+            "A \u{200D} B",
+            "A\u{E0041}",
+        ] {
+            let e = validate_name(bad).unwrap_err();
+            assert_eq!(e.code, ErrorCode::BadName, "{bad:?}");
+            assert!(e.detail.contains("U+"), "{bad:?}: {}", e.detail);
+        }
+        for ok in [
+            "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0645}",
+            "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}",
+            "\u{2764}\u{FE0F}\u{200D}\u{1F525} Zoé",
+            "Ægir O'Brien-Šimić",
+        ] {
+            assert_eq!(validate_name(ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn token_names_are_cleaned_not_refused() {
+        assert_eq!(
+            name_from_token(" \u{202E}Camille\u{200B} Dupont ")
+                .unwrap()
+                .as_str(),
+            "Camille Dupont"
+        );
+        assert_eq!(
+            name_from_token(&"é".repeat(80)).unwrap().as_str(),
+            "é".repeat(64)
+        );
+        assert_eq!(name_from_token("\u{202E}\u{200B} \n"), None);
     }
 
     #[test]

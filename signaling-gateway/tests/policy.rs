@@ -539,8 +539,16 @@ async fn lobby_deny_cooldown_kick_ban_lock_roles_and_end() {
         (l["on"].as_bool(), l["by"].as_u64()),
         (Some(true), Some(a_id))
     );
+    // (Every socket here comes from 127.0.0.1, the address of the banned
+    // guest: an anonymous newcomer would be refused as banned. A token
+    // holder is judged by its identity.)
     let mut late = h.ws().await;
     join(&mut late, "R", "Late", None).await;
+    expect_error(&mut late, "banned").await;
+    let mut c = claims("R", "late");
+    c["context"]["user"]["moderator"] = false.into();
+    let mut late = h.ws().await;
+    join(&mut late, "R", "Late", Some(&hs256(&c))).await;
     expect_error(&mut late, "room-locked").await;
     // End the meeting: members and the waiting guest are told; mediad Leave.
     send(&mut a, json!({"type":"end-meeting"})).await;

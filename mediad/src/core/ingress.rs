@@ -97,7 +97,7 @@ impl Worker {
         };
         match route {
             Some(Route::Track(ti, li)) => {
-                self.nack_gap(ti, li, hdr.sequence, tx);
+                self.nack_gap(ti, li, hdr.sequence, now, tx);
                 self.forward(ti, li, plain, &hdr, now, tx);
             }
             Some(Route::Rtx(ti, li)) => self.on_publisher_rtx(ti, li, plain, &hdr, now, tx),

@@ -22,6 +22,11 @@ pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
 /// While a live receiver still waits for a key frame, ask again this often
 /// (a request can be lost, or reach a publisher before its encoder runs).
 pub const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
+/// A receiver whose feedback (RTCP: transport-wide feedback every ~100 ms
+/// while it receives video, reports every second) stopped this long lost
+/// what it was sent meanwhile: when it is heard again, its videos need key
+/// frames.
+pub const RECEIVER_SILENCE: Duration = Duration::from_secs(1);
 
 /// Request state of one layer.
 #[derive(Debug, Clone, Copy, Default)]
@@ -230,6 +235,27 @@ impl Worker {
             .collect();
         for ti in wanted {
             self.request_wanted_keyframes(ti, now, tx);
+        }
+    }
+
+    /// Key frames of the layers `receiver` is shown, for every video it is
+    /// sent: it was cut off (see [`RECEIVER_SILENCE`]).
+    pub(super) fn request_shown_keyframes_for(
+        &mut self,
+        receiver: ParticipantId,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) {
+        let mut wanted: Vec<(TrackId, LayerIdx)> = Vec::new();
+        for (ti, t) in self.tracks.iter() {
+            for l in t.legs.video() {
+                if l.out.receiver == receiver && l.out.live && !l.sel.is_waiting() {
+                    wanted.push((ti, l.sel.shown()));
+                }
+            }
+        }
+        for (ti, li) in wanted {
+            self.request_keyframe(ti, li, now, tx);
         }
     }
 

@@ -189,7 +189,14 @@ impl Worker {
     /// skips a few numbers past the highest so far, ask the publisher for
     /// them (generic NACK; a larger jump is a restart, not loss). Its
     /// browser resends on its RTX stream ([`Worker::on_publisher_rtx`]).
-    pub(super) fn nack_gap(&mut self, ti: TrackId, li: LayerIdx, seq: u16, tx: &mut TxQueue) {
+    pub(super) fn nack_gap(
+        &mut self,
+        ti: TrackId,
+        li: LayerIdx,
+        seq: u16,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) {
         let Some(track) = self.tracks.get(ti) else {
             return;
         };
@@ -203,6 +210,14 @@ impl Worker {
             return;
         };
         let gap = seq.wrapping_sub(highest);
+        if (MAX_NACK_GAP + 2..0x8000).contains(&gap) {
+            // Too much lost to repair (the publisher's network went away):
+            // every receiver of this layer will need a key frame; ask now
+            // rather than after their own timeouts.
+            self.metrics.upstream_gaps.inc();
+            self.request_keyframe(ti, li, now, tx);
+            return;
+        }
         if !(2..=MAX_NACK_GAP + 1).contains(&gap) {
             return;
         }

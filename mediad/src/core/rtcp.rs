@@ -71,6 +71,19 @@ impl Worker {
         now: Instant,
         tx: &mut TxQueue,
     ) {
+        // A receiver heard from again after a silence (its network went
+        // and came back): what it was sent meanwhile is lost, and its
+        // decoders wait for key frames — ask at once rather than after its
+        // own timeout (Chrome: 3 s without a decodable frame).
+        if kind == TransportKind::Subscribe
+            && let Some(t) = self.transports.get_mut(idx)
+            && t.on_rtcp(now)
+                .is_some_and(|silent| silent >= super::keyframe::RECEIVER_SILENCE)
+        {
+            let receiver = t.participant();
+            self.metrics.receivers_back.inc();
+            self.request_shown_keyframes_for(receiver, now, tx);
+        }
         for pkt in RtcpIter::new(plain) {
             let pkt = match pkt {
                 Ok(p) => p,

@@ -128,6 +128,8 @@ pub struct Transport {
     /// No consent for [`CONSENT_TIMEOUT`]: nothing is sent until the next
     /// authenticated request.
     consent_lost: bool,
+    /// Last SRTCP packet from the peer (subscribe side: its feedback).
+    last_rtcp: Option<Instant>,
     /// SSRC routes: which track and layer each SSRC belongs to.
     routes: Vec<(u32, Route)>,
     /// Header extension id of `sdes:mid` on this transport (publish side).
@@ -209,6 +211,7 @@ impl Transport {
             rtcp_ssrc,
             last_consent: now,
             consent_lost: false,
+            last_rtcp: None,
             routes: Vec::new(),
             mid_ext_id: None,
             bwe: (kind == TransportKind::Subscribe)
@@ -308,6 +311,14 @@ impl Transport {
     /// there, and the peer still consents.
     pub fn can_send(&self) -> bool {
         self.addr.is_some() && self.srtp_out.is_some() && !self.consent_lost
+    }
+
+    /// An SRTCP packet arrived: how long the peer had been silent (`None`
+    /// for its first).
+    pub fn on_rtcp(&mut self, now: Instant) -> Option<Duration> {
+        self.last_rtcp
+            .replace(now)
+            .map(|prev| now.saturating_duration_since(prev))
     }
 
     /// An authenticated STUN request arrived: the peer consents to receive

@@ -221,6 +221,8 @@ fn default_leeway() -> u64 {
 #[serde(deny_unknown_fields)]
 struct KeyFile {
     id: String,
+    #[serde(default)]
+    issuers: Option<Vec<String>>,
     algorithms: Vec<jsonwebtoken::Algorithm>,
     #[serde(default)]
     secret: Option<String>,
@@ -278,6 +280,7 @@ fn load_auth_config(path: &Path) -> anyhow::Result<AuthConfig> {
         };
         keys.push(KeyConfig {
             id: k.id,
+            issuers: k.issuers,
             algorithms: k.algorithms,
             secret,
             public_key_pem,
@@ -362,9 +365,16 @@ fn token_command(t: &TokenArgs) -> anyhow::Result<()> {
                     k.secret.is_some() && k.algorithms.contains(&jsonwebtoken::Algorithm::HS256)
                 })
                 .context("the auth config has no HS256 key")?;
+            // The key's own issuer: a token it signs must name it.
+            let issuer = key
+                .issuers
+                .as_ref()
+                .and_then(|list| list.first())
+                .or(config.issuers.first())
+                .cloned();
             (
                 key.secret.clone().unwrap_or_default(),
-                config.issuers.first().cloned(),
+                issuer,
                 config.audiences.first().cloned(),
             )
         }
@@ -476,6 +486,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let config = AuthConfig {
                 keys: vec![KeyConfig {
                     id: "dev".to_owned(),
+                    issuers: None,
                     algorithms: vec![jsonwebtoken::Algorithm::HS256],
                     secret: Some(secret.clone()),
                     public_key_pem: None,

@@ -1,18 +1,32 @@
 //! Lobbies: guests the policy sends to wait, knocking until a moderator
 //! admits or denies them; a denied guest waits a cooldown before knocking
-//! again (kept per token user or socket, so a new socket does not skip it).
+//! again (kept per token identity, or per network address and participant
+//! id for anonymous guests, so a new socket does not skip it).
+//!
+//! Bounds: at most [`super::HubLimits::lobby_cap`] waiting per room
+//! (`lobby-full`), lobby entries and knocks per network address
+//! (`rate-limited`), and moderators hear of the lobby's changes coalesced,
+//! at most once per `lobby_update_interval` per room: a guest who knocks
+//! and leaves inside one interval costs them nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use salon_plugins::{Identity, Role, Verdict};
 
 use super::arrival::ArrivalSet;
-use super::session::{SessionState, Who, who};
+use super::bans::{PeerKey, Who, check_keys, record_keys};
+use super::limits::{Pace, Pacer, RateBucket};
+use super::session::{BanCheck, SessionState};
+use super::timers::Timer;
 use super::{Hub, Now, ms};
 use crate::control::{ParticipantId, RoomId};
 use crate::protocol::{DisplayName, ErrorCode, ServerMessage};
+
+/// Entries of the per-address knock buckets kept before full ones are
+/// forgotten.
+const KNOCK_BUCKETS_KEPT: usize = 4096;
 
 /// Default time a denied guest waits before knocking again.
 pub const DEFAULT_DENY_COOLDOWN: Duration = Duration::from_secs(30);
@@ -24,7 +38,9 @@ pub(super) struct Waiting {
     pub(super) room: RoomId,
     pub(super) name: DisplayName,
     pub(super) identity: Option<Arc<Identity>>,
-    /// In the moderators' list now.
+    /// The network address it came from.
+    pub(super) peer: Option<PeerKey>,
+    /// In the moderators' list now (or about to be: see [`LobbyNews`]).
     pub(super) knocking: bool,
     /// May not knock before this.
     pub(super) retry_at: Option<Instant>,
@@ -35,8 +51,22 @@ pub(super) struct Waiting {
 pub(super) struct Lobby {
     /// Sessions in this lobby (knocking or not), in order of arrival.
     waiting: ArrivalSet,
-    /// Denied guests (token user or socket) and the end of their cooldown.
+    /// Denied guests (identity, address, participant id) and the end of
+    /// their cooldown.
     cooldowns: BTreeMap<Who, Instant>,
+    /// What the moderators were told, and what changed since.
+    news: LobbyNews,
+}
+
+/// The moderators' view of a lobby, coalesced: the guests whose `knock`
+/// they got, and the guests whose knocking changed since the last update.
+#[derive(Debug, Default)]
+struct LobbyNews {
+    /// Guests the moderators got a `knock` for (and no resolution yet).
+    announced: BTreeSet<ParticipantId>,
+    /// Guests whose knocking changed since the last update.
+    changed: ArrivalSet,
+    pacer: Pacer,
 }
 
 impl Lobby {
@@ -66,16 +96,23 @@ impl Lobby {
         self.waiting
     }
 
-    /// When `key` may knock again, if it was denied and that is still ahead.
-    fn cooldown(&self, key: &Who, now: Instant) -> Option<Instant> {
-        self.cooldowns.get(key).copied().filter(|t| *t > now)
+    /// When any of `keys` may knock again, if it was denied and that is
+    /// still ahead.
+    fn cooldown(&self, keys: &[Who], now: Instant) -> Option<Instant> {
+        keys.iter()
+            .filter_map(|k| self.cooldowns.get(k).copied())
+            .filter(|t| *t > now)
+            .max()
     }
 
-    /// `key` was denied: it may not knock before `until` (expired entries
-    /// are dropped).
-    fn deny(&mut self, key: Who, until: Instant, now: Instant) {
+    /// `keys` were denied: they may not knock before `until` (expired
+    /// entries are dropped).
+    fn deny(&mut self, keys: Vec<Who>, until: Instant, now: Instant) {
         self.cooldowns.retain(|_, t| *t > now);
-        self.cooldowns.insert(key, until);
+        for key in keys {
+            let t = self.cooldowns.entry(key).or_insert(until);
+            *t = (*t).max(until);
+        }
     }
 }
 
@@ -112,14 +149,16 @@ impl Hub {
             .is_some_and(|r| r.lobby.contains(id) && self.waiting(id).is_some_and(|w| w.knocking))
     }
 
-    /// A `knock` for each guest knocking in `room`'s lobby (what a new
-    /// moderator is told).
+    /// A `knock` for each guest knocking in `room`'s lobby that the
+    /// moderators were told of (what a new moderator is told; the others
+    /// come with the next lobby update).
     pub(super) fn knock_messages(&self, room: &RoomId) -> Vec<ServerMessage> {
         self.rooms
             .get(room)
             .map(|r| {
                 r.lobby
                     .iter()
+                    .filter(|w| r.lobby.news.announced.contains(w))
                     .filter_map(|w| {
                         let x = self.waiting(w).filter(|x| x.knocking)?;
                         Some(ServerMessage::Knock {
@@ -140,10 +179,12 @@ impl Hub {
         room: RoomId,
         name: DisplayName,
         identity: Option<Arc<Identity>>,
+        peer: Option<PeerKey>,
         now: Now,
     ) {
-        let key = who(id, identity.as_deref());
-        let Some(r) = self.rooms.get_mut(&room) else {
+        let keys = check_keys(id, identity.as_deref(), peer);
+        let cap = self.limits.lobby_cap;
+        let Some(r) = self.rooms.get(&room) else {
             self.refuse_with(id, ErrorCode::Denied, "this room does not exist yet");
             return;
         };
@@ -151,14 +192,26 @@ impl Hub {
             self.refuse(id, ErrorCode::RoomLocked);
             return;
         }
+        if r.lobby.len() >= cap {
+            tracing::info!(participant = %id, "lobby full");
+            self.refuse(id, ErrorCode::LobbyFull);
+            return;
+        }
+        if !self.knock_allowed(id, peer, now) {
+            return;
+        }
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return;
+        };
         r.lobby.insert(id);
-        let cooldown = r.lobby.cooldown(&key, now.mono);
+        let cooldown = r.lobby.cooldown(&keys, now.mono);
         self.sessions.insert(
             id,
             SessionState::Waiting(Box::new(Waiting {
                 room: room.clone(),
                 name,
                 identity,
+                peer,
                 knocking: false,
                 retry_at: cooldown,
             })),
@@ -185,8 +238,57 @@ impl Hub {
         }
     }
 
+    /// Whether a lobby entry or a knock from `peer` is within the
+    /// per-address limit; if not, `id` gets `rate-limited`.
+    fn knock_allowed(&mut self, id: ParticipantId, peer: Option<PeerKey>, now: Now) -> bool {
+        let (burst, per_min) = (
+            self.limits.knocks_per_address_burst,
+            self.limits.knocks_per_address_per_min,
+        );
+        let Some(peer) = peer.filter(|_| per_min > 0) else {
+            return true;
+        };
+        if self.knock_buckets.len() >= KNOCK_BUCKETS_KEPT {
+            self.knock_buckets
+                .retain(|_, b| !b.is_full(now.mono, burst, per_min));
+        }
+        let bucket = self
+            .knock_buckets
+            .entry(peer)
+            .or_insert_with(|| RateBucket::new(burst, now.mono));
+        match bucket.take(now.mono, burst, per_min) {
+            Ok(()) => true,
+            Err(wait) => {
+                let left = ms(wait);
+                tracing::info!(participant = %id, "knock rate limit");
+                self.refuse_with(
+                    id,
+                    ErrorCode::RateLimited,
+                    format!(
+                        "too many knocks from your network; knock again in {left} ms (retry_after_ms={left})"
+                    ),
+                );
+                false
+            }
+        }
+    }
+
+    /// `knock` from a lobby session (after a deny or a kick): within the
+    /// per-address limit, then as [`Hub::knock`].
+    pub(super) fn knock_again(&mut self, id: ParticipantId, now: Now) {
+        let Some(w) = self.waiting(id) else {
+            self.refuse(id, ErrorCode::NotInLobby);
+            return;
+        };
+        let peer = w.peer;
+        if self.knock_allowed(id, peer, now) {
+            self.knock(id, now);
+        }
+    }
+
     /// A lobby session knocks: `on_knock` may admit it at once; otherwise
-    /// every moderator of the room is told (once).
+    /// the moderators of the room are told (once, with the next lobby
+    /// update).
     pub(super) fn knock(&mut self, id: ParticipantId, now: Now) {
         let Some(w) = self.waiting_mut(id) else {
             self.refuse(id, ErrorCode::NotInLobby);
@@ -207,11 +309,13 @@ impl Hub {
         let room = w.room.clone();
         let name = w.name.as_str().to_owned();
         let identity = w.identity.clone();
+        let peer = w.peer;
         let already = w.knocking;
-        if self.is_banned(&room, id, identity.as_deref()) {
-            self.refuse(id, ErrorCode::Banned);
-            return;
-        }
+        let held = match self.ban_check(&room, id, identity.as_deref(), peer, now) {
+            BanCheck::Clear => false,
+            BanCheck::Held => true,
+            BanCheck::Refused => return,
+        };
         let data = self.ctx_data(
             &room,
             id,
@@ -221,34 +325,136 @@ impl Hub {
             now.unix_ms / 1000,
         );
         let verdict = match &mut self.policy {
-            Some(policy) => policy.on_knock(&data.ctx()),
-            None => Verdict::Deny {
+            // Kicked a moment ago: only a moderator lets it back in.
+            Some(policy) if !held => policy.on_knock(&data.ctx()),
+            Some(_) | None => Verdict::Deny {
                 reason: "waiting for a moderator".to_owned(),
             },
         };
         if verdict.is_allow() {
-            self.admit_from_lobby(id, None);
+            self.admit_from_lobby(id, None, now);
             return;
         }
         if !already {
             if let Some(w) = self.waiting_mut(id) {
                 w.knocking = true;
             }
-            for m in self.moderators(&room) {
-                self.send(
-                    m,
-                    ServerMessage::Knock {
+            self.lobby_changed(&room, id, now);
+        }
+    }
+
+    /// Guest `id`'s knocking changed in `room`'s lobby: the moderators hear
+    /// of it now, or with the update at the end of the interval.
+    fn lobby_changed(&mut self, room: &RoomId, id: ParticipantId, now: Now) {
+        let interval = self.limits.lobby_update_interval;
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        r.lobby.news.changed.insert(id);
+        match r.lobby.news.pacer.change(now.mono, interval) {
+            Pace::Now => self.send_lobby_update(room),
+            Pace::At(at) => self.timers.set(at, Timer::LobbyUpdate(room.clone())),
+            Pace::Pending => {}
+        }
+    }
+
+    /// The lobby update of `room` is due.
+    pub(super) fn lobby_update_due(&mut self, room: &RoomId, now: Now) {
+        if self
+            .rooms
+            .get_mut(room)
+            .is_some_and(|r| r.lobby.news.pacer.fire(now.mono))
+        {
+            self.send_lobby_update(room);
+        }
+    }
+
+    /// Tells the moderators of `room` what changed in its lobby since the
+    /// last update, net: `knock` for a guest who knocks now and was not
+    /// announced, `knock-resolved {by: null}` for an announced one who no
+    /// longer knocks; a guest who came and went in between costs nothing.
+    fn send_lobby_update(&mut self, room: &RoomId) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let changed = std::mem::take(&mut r.lobby.news.changed);
+        let mut msgs = Vec::new();
+        for id in changed {
+            let knocking = self
+                .rooms
+                .get(room)
+                .is_some_and(|r| r.lobby.contains(id))
+                .then(|| self.waiting(id))
+                .flatten()
+                .filter(|w| w.knocking && w.room == *room)
+                .map(|w| w.name.as_str().to_owned());
+            let admitted = self.room_of(id) == Some(room);
+            let Some(r) = self.rooms.get_mut(room) else {
+                return;
+            };
+            let announced = r.lobby.news.announced.contains(&id);
+            match knocking {
+                Some(name) if !announced => {
+                    msgs.push(ServerMessage::Knock { id: id.0, name });
+                    r.lobby.news.announced.insert(id);
+                }
+                None if announced => {
+                    msgs.push(ServerMessage::KnockResolved {
                         id: id.0,
-                        name: name.clone(),
-                    },
-                );
+                        by: None,
+                        admitted,
+                    });
+                    r.lobby.news.announced.remove(&id);
+                }
+                Some(_) | None => {}
+            }
+        }
+        if msgs.is_empty() {
+            return;
+        }
+        for m in self.moderators(room) {
+            for msg in &msgs {
+                self.send(m, msg.clone());
+            }
+        }
+    }
+
+    /// A moderator resolved `id`'s knock (admit, deny): the other
+    /// moderators are told at once, if they had heard of it.
+    fn knock_resolved_by(
+        &mut self,
+        room: &RoomId,
+        id: ParticipantId,
+        by: ParticipantId,
+        admitted: bool,
+    ) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        r.lobby.news.changed.remove(&id);
+        if !r.lobby.news.announced.remove(&id) {
+            return;
+        }
+        let resolved = ServerMessage::KnockResolved {
+            id: id.0,
+            by: Some(by.0),
+            admitted,
+        };
+        for m in self.moderators(room) {
+            if m != by {
+                self.send(m, resolved.clone());
             }
         }
     }
 
     /// A lobby session enters its room as a guest (`by`: the moderator who
     /// admitted it; `None`: `on_knock` did).
-    pub(super) fn admit_from_lobby(&mut self, id: ParticipantId, by: Option<ParticipantId>) {
+    pub(super) fn admit_from_lobby(
+        &mut self,
+        id: ParticipantId,
+        by: Option<ParticipantId>,
+        now: Now,
+    ) {
         let Some(SessionState::Waiting(w)) = self.sessions.remove(&id) else {
             return;
         };
@@ -256,26 +462,21 @@ impl Hub {
             room,
             name,
             identity,
+            peer,
             knocking,
             ..
         } = *w;
         if let Some(r) = self.rooms.get_mut(&room) {
             r.lobby.remove(id);
         }
-        if knocking {
-            let resolved = ServerMessage::KnockResolved {
-                id: id.0,
-                by: by.map(|b| b.0),
-                admitted: true,
-            };
-            for m in self.moderators(&room) {
-                if Some(m) != by {
-                    self.send(m, resolved.clone());
-                }
-            }
+        if knocking && let Some(by) = by {
+            self.knock_resolved_by(&room, id, by, true);
         }
         self.send(id, ServerMessage::Admitted {});
-        self.admit(id, room, name, identity, Role::Guest, true);
+        self.admit(id, room.clone(), name, identity, peer, Role::Guest);
+        if knocking && by.is_none() {
+            self.lobby_changed(&room, id, now);
+        }
     }
 
     /// A moderator refuses a knocking guest: it may knock again after the
@@ -295,9 +496,9 @@ impl Hub {
         let until = now.mono + cooldown;
         w.retry_at = Some(until);
         let room = w.room.clone();
-        let key = who(target, w.identity.as_deref());
+        let keys = record_keys(target, w.identity.as_deref(), w.peer);
         if let Some(r) = self.rooms.get_mut(&room) {
-            r.lobby.deny(key, until, now.mono);
+            r.lobby.deny(keys, until, now.mono);
         }
         self.send(
             target,
@@ -306,26 +507,18 @@ impl Hub {
                 retry_after_ms: ms(cooldown),
             },
         );
-        let resolved = ServerMessage::KnockResolved {
-            id: target.0,
-            by: Some(by.0),
-            admitted: false,
-        };
-        for m in self.moderators(&room) {
-            if m != by {
-                self.send(m, resolved.clone());
-            }
-        }
+        self.knock_resolved_by(&room, target, by, false);
     }
 
-    /// A kicked guest goes back to `room`'s lobby (not knocking), if the
-    /// room still exists.
+    /// A kicked guest goes back to `room`'s lobby (not knocking; its knock
+    /// waits for a moderator during the kick ban), if the room still exists.
     pub(super) fn back_to_lobby(
         &mut self,
         id: ParticipantId,
         room: RoomId,
         name: DisplayName,
         identity: Option<Arc<Identity>>,
+        peer: Option<PeerKey>,
     ) {
         let Some(r) = self.rooms.get_mut(&room) else {
             return;
@@ -337,6 +530,7 @@ impl Hub {
                 room: room.clone(),
                 name,
                 identity,
+                peer,
                 knocking: false,
                 retry_at: None,
             })),
@@ -352,7 +546,7 @@ impl Hub {
 
     /// Someone leaves a lobby (socket closed, `leave`): moderators drop it
     /// from their lists.
-    pub(super) fn leave_lobby(&mut self, id: ParticipantId) {
+    pub(super) fn leave_lobby(&mut self, id: ParticipantId, now: Now) {
         let Some(w) = self.waiting(id) else {
             return;
         };
@@ -363,14 +557,7 @@ impl Hub {
             r.lobby.remove(id);
         }
         if knocking {
-            let resolved = ServerMessage::KnockResolved {
-                id: id.0,
-                by: None,
-                admitted: false,
-            };
-            for m in self.moderators(&room) {
-                self.send(m, resolved.clone());
-            }
+            self.lobby_changed(&room, id, now);
         }
     }
 }

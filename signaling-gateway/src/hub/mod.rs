@@ -33,10 +33,17 @@
 //! - `pad`: pad sockets, their tokens and the documents;
 //! - `reconnect`: a dropped member's grace period, resume tokens, and which
 //!   socket carries which participant after a resume;
-//! - `rooms`: a room's lifetime and the policy's view of it.
+//! - `rooms`: a room's lifetime and the policy's view of it;
+//! - `bans`: who a ban, a kick or a deny cooldown applies to (identity, or
+//!   network address for anonymous guests), and a room's bans;
+//! - `limits`: the abuse bounds ([`HubLimits`]) and their mechanisms
+//!   (coalescing pacers, token buckets);
+//! - `timers`: the deadlines of coalesced sends.
 
 mod arrival;
+mod bans;
 mod chat;
+mod limits;
 mod lobby;
 mod media;
 mod moderation;
@@ -46,8 +53,10 @@ mod rooms;
 mod session;
 #[cfg(test)]
 mod tests;
+mod timers;
 
 use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,15 +68,20 @@ use salon_plugins::{Authenticator, PolicyHost, Role};
 use crate::control::{Command, ParticipantId, RoomId};
 use crate::protocol::{ClientMessage, ErrorCode, ProtocolError, ServerMessage, parse_client};
 
+pub use bans::PeerKey;
 pub use chat::{CHAT_BURST, CHAT_RATE_PER_SEC};
+pub use limits::{DEFAULT_KICK_BAN, DEFAULT_LOBBY_CAP, DEFAULT_PAD_QUEUE_BYTES, HubLimits};
 pub use lobby::DEFAULT_DENY_COOLDOWN;
+pub use media::MAX_VIDEO_TRACKS_PER_PUBLISHER;
 pub use pad::PadConnId;
 pub use reconnect::{CLOSE_REPLACED, DEFAULT_RECONNECT_GRACE, TimeoutReason};
 
+use limits::RateBucket;
 use pad::Pads;
 use reconnect::Links;
 use rooms::Room;
 use session::SessionState;
+use timers::{Timer, Timers};
 
 /// When an input happened: monotonic time for limits, wall-clock time for
 /// the stamps other participants see.
@@ -155,6 +169,15 @@ pub struct Hub {
     next_request: u64,
     /// Sockets of resumed participants, grace periods, resume tokens.
     links: Links,
+    /// The abuse bounds.
+    limits: HubLimits,
+    /// Deadlines of coalesced sends.
+    timers: Timers,
+    /// The network address of each open signaling socket, when the driver
+    /// gave one (bans and knock limits of anonymous guests).
+    peers: BTreeMap<ParticipantId, PeerKey>,
+    /// Lobby entries and knocks per network address.
+    knock_buckets: BTreeMap<PeerKey, RateBucket>,
     outputs: VecDeque<Output>,
 }
 
@@ -188,8 +211,17 @@ impl Hub {
             last_unix_s: 0,
             next_request: 1,
             links: Links::default(),
+            limits: HubLimits::default(),
+            timers: Timers::default(),
+            peers: BTreeMap::new(),
+            knock_buckets: BTreeMap::new(),
             outputs: VecDeque::new(),
         }
+    }
+
+    /// Uses these abuse bounds (the defaults otherwise).
+    pub fn set_limits(&mut self, limits: HubLimits) {
+        self.limits = limits;
     }
 
     /// Uses this Lua policy for every decision (replaces the open rules).
@@ -261,6 +293,18 @@ impl Hub {
         self.sessions.entry(id).or_insert(SessionState::Idle);
     }
 
+    /// A socket opened from network address `peer` (the driver's view of
+    /// the client; behind a reverse proxy, the client's address as the
+    /// proxy reports it). Like [`Hub::handle_open`]; the address keys the
+    /// bans, deny cooldowns and knock limits of anonymous guests. Never
+    /// logged.
+    pub fn handle_open_from(&mut self, id: ParticipantId, peer: Option<IpAddr>) {
+        self.handle_open(id);
+        if let Some(ip) = peer.filter(|_| self.limits.address_keys) {
+            self.peers.insert(id, PeerKey::of(ip));
+        }
+    }
+
     /// A text frame arrived from socket `socket`.
     pub fn handle_frame(&mut self, socket: ParticipantId, text: &str, now: Now) {
         match parse_client(text) {
@@ -321,12 +365,12 @@ impl Hub {
             ) => {
                 self.refuse(id, ErrorCode::AlreadyJoined);
             }
-            (ClientMessage::Knock, Outside::Lobby) => self.knock(id, now),
+            (ClientMessage::Knock, Outside::Lobby) => self.knock_again(id, now),
             (ClientMessage::Knock, Outside::Idle | Outside::Left) => {
                 self.refuse(id, ErrorCode::NotInLobby);
             }
             (ClientMessage::Leave, Outside::Lobby) => {
-                self.leave_lobby(id);
+                self.leave_lobby(id, now);
                 self.sessions.insert(id, SessionState::Left);
             }
             // Moderation from the lobby: not a moderator.
@@ -361,13 +405,15 @@ impl Hub {
             ClientMessage::PublishOffer { sdp } => self.publish_offer(id, sdp),
             ClientMessage::SubscribeAnswer { sdp } => self.subscribe_answer(id, sdp),
             ClientMessage::Chat { text, to } => self.chat(id, text, to, now),
-            ClientMessage::Screen { mid } => self.screen(id, mid),
+            ClientMessage::Screen { mid } => self.screen(id, mid, now),
             ClientMessage::AudioOnly { on } => self.set_audio_only(id, on),
             ClientMessage::Moderate(m) => self.moderate(id, m, now),
             ClientMessage::Unmute { kind } => self.unmute(id, kind),
-            ClientMessage::MediaState { audio, video } => self.media_state(id, audio, video),
+            ClientMessage::MediaState { audio, video } => {
+                self.media_state(id, audio, video, now);
+            }
             ClientMessage::VideoConstraints { constraints, bad } => {
-                self.video_constraints(id, constraints, bad);
+                self.video_constraints(id, constraints, bad, now);
             }
         }
     }
@@ -419,6 +465,17 @@ impl Hub {
                     });
                 }
             }
+        }
+    }
+
+    /// A coalesced send is due.
+    fn fire(&mut self, timer: Timer, now: Now) {
+        match timer {
+            Timer::LobbyUpdate(room) => self.lobby_update_due(&room, now),
+            Timer::MemberState(id) => self.member_state_due(id, now),
+            Timer::Constraints(id) => self.constraints_due(id, now),
+            Timer::PadSync(conn) => self.pad_sync_due(conn, now),
+            Timer::PadAwareness(conn) => self.pad_awareness_due(conn, now),
         }
     }
 

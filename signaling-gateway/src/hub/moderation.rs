@@ -5,7 +5,8 @@
 
 use salon_plugins::{FAIL_CLOSED_REASON, ModerationAction, ModerationKind, Role, Verdict};
 
-use super::session::{Member, Who, who};
+use super::bans::{Until, record_keys};
+use super::session::Member;
 use super::{Hub, Now};
 use crate::control::Command;
 use crate::control::{MediaKind, ParticipantId, RoomId};
@@ -132,7 +133,9 @@ impl Hub {
     /// Carries out a checked request of moderator `id` in `room`.
     fn apply_moderation(&mut self, id: ParticipantId, room: &RoomId, action: Moderation, now: Now) {
         match action {
-            Moderation::Admit { id: t } => self.admit_from_lobby(ParticipantId(t), Some(id)),
+            Moderation::Admit { id: t } => {
+                self.admit_from_lobby(ParticipantId(t), Some(id), now);
+            }
             Moderation::Deny { id: t, reason } => self.deny(id, ParticipantId(t), reason, now),
             Moderation::Mute { id: t } => self.force_mute(id, ParticipantId(t), MediaKind::Audio),
             Moderation::MuteAll => self.mute_all(id, room),
@@ -223,6 +226,8 @@ impl Hub {
         let Some(mid) = m.screen_mid.take() else {
             return;
         };
+        // A share it asked for since does not start behind the moderator.
+        m.wanted.screen = None;
         m.screen_stopped = Some(mid.clone());
         let room = m.room.clone();
         self.media(Command::SetTrackForwarding {
@@ -251,17 +256,26 @@ impl Hub {
         );
     }
 
-    /// Removes `target` from the meeting; a guest (not banned) goes back to
-    /// the lobby, not knocking.
+    /// Removes `target` from the meeting. `ban`: its identity (token), its
+    /// participant id and its network address may not come back until the
+    /// room ends. Without `ban` the same keys are held for the kick ban
+    /// (`HubLimits::kick_ban`, default 5 minutes, or until the room ends):
+    /// they come back only through the lobby and a moderator's `admit` —
+    /// even under a policy that would let them in at once. A guest goes
+    /// back to the lobby, not knocking.
     fn kick(&mut self, by: ParticipantId, target: ParticipantId, ban: bool, now: Now) {
         let Some(m) = self.member(target) else {
             return;
         };
         let room = m.room.clone();
-        let key = who(target, m.identity.as_deref());
-        if ban && let Some(r) = self.rooms.get_mut(&room) {
-            r.bans.insert(key);
-            r.bans.insert(Who::Socket(target));
+        let keys = record_keys(target, m.identity.as_deref(), m.peer);
+        let until = if ban {
+            Until::RoomEnd
+        } else {
+            Until::Time(now.mono + self.limits.kick_ban)
+        };
+        if let Some(r) = self.rooms.get_mut(&room) {
+            r.bans.ban(keys, until, now.mono);
         }
         self.send(target, ServerMessage::Kicked { by: by.0, ban });
         let Some(member) = self.remove_member(target, now.unix_ms / 1000) else {
@@ -272,10 +286,11 @@ impl Hub {
             name,
             role,
             identity,
+            peer,
             ..
         } = *member;
         if role == Role::Guest && !ban {
-            self.back_to_lobby(target, room, name, identity);
+            self.back_to_lobby(target, room, name, identity, peer);
         }
     }
 

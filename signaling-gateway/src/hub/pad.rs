@@ -2,6 +2,15 @@
 //! dropped with the room. A member opens its pad socket with the token from
 //! `joined`; frames go to the room's document, whose replies go back to the
 //! sender and whose updates are relayed to the room's other pad sockets.
+//!
+//! Bounds per pad socket: a full-state answer (SyncStep2, up to the whole
+//! document) at most once per `HubLimits::pad_sync_interval`, further
+//! SyncStep1s coalesced into the next answer; awareness messages (at most
+//! [`MAX_AWARENESS_BYTES`]) relayed at most once per
+//! `HubLimits::awareness_interval`, the latest winning; and at most
+//! `HubLimits::pad_queue_bytes` queued and not yet written (the driver
+//! reports writes with [`Hub::handle_pad_sent`]): past it the socket is
+//! closed as a slow consumer (`pad-slow`), and the others carry on.
 
 use std::collections::BTreeMap;
 
@@ -9,9 +18,63 @@ use bytes::Bytes;
 use rand::Rng as _;
 use rand::rngs::StdRng;
 
-use super::{Hub, Output};
+use super::limits::{Pace, Pacer};
+use super::timers::Timer;
+use super::{Hub, Now, Output};
 use crate::control::{ParticipantId, RoomId};
-use crate::pad::PadDoc;
+use crate::pad::{MAX_AWARENESS_BYTES, PadDoc, PadError};
+
+/// Close code and reason of a pad socket that does not read what it asks for.
+const SLOW: (u16, &str) = (1008, "pad-slow");
+
+/// One accepted pad socket.
+#[derive(Debug)]
+struct PadConn {
+    participant: ParticipantId,
+    /// Bytes queued to it and not yet reported written.
+    queued: usize,
+    /// Paces its full-state answers.
+    sync: Pacer,
+    /// Its latest SyncStep1 waiting for the next answer.
+    pending_sync: Option<Vec<u8>>,
+    /// Paces the relay of its awareness messages.
+    awareness: Pacer,
+    /// Its latest awareness message waiting for the next relay.
+    pending_awareness: Option<Bytes>,
+}
+
+impl PadConn {
+    fn new(participant: ParticipantId) -> Self {
+        Self {
+            participant,
+            queued: 0,
+            sync: Pacer::default(),
+            pending_sync: None,
+            awareness: Pacer::default(),
+            pending_awareness: None,
+        }
+    }
+}
+
+/// What kind of y-protocols message a frame is, from its first bytes (the
+/// document checks the rest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FrameKind {
+    /// Sync, SyncStep1: asks for what the document has.
+    SyncRequest,
+    /// Awareness (cursors, names), relayed, never stored.
+    Awareness,
+    /// Anything else (updates, queries, garbage: the document decides).
+    Other,
+}
+
+fn frame_kind(frame: &[u8]) -> FrameKind {
+    match frame {
+        [0, 0, ..] => FrameKind::SyncRequest,
+        [1, ..] => FrameKind::Awareness,
+        _ => FrameKind::Other,
+    }
+}
 
 /// One pad WebSocket (several may come and go per participant).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -31,8 +94,8 @@ pub(super) struct Pads {
     docs: BTreeMap<RoomId, PadDoc>,
     /// Pad token → its participant (while joined).
     tokens: BTreeMap<String, ParticipantId>,
-    /// Open, accepted pad sockets → their participant.
-    conns: BTreeMap<PadConnId, ParticipantId>,
+    /// Open, accepted pad sockets.
+    conns: BTreeMap<PadConnId, PadConn>,
     /// Pad tokens are drawn from this.
     rng: StdRng,
 }
@@ -67,7 +130,7 @@ impl Pads {
 
     /// Forgets pad socket `conn`; returns its participant if it was open.
     pub(super) fn detach(&mut self, conn: PadConnId) -> Option<ParticipantId> {
-        self.conns.remove(&conn)
+        self.conns.remove(&conn).map(|c| c.participant)
     }
 
     /// Destroys `room`'s document; whether there was one.
@@ -124,21 +187,131 @@ impl Hub {
             });
         }
         let room = member.room.clone();
-        self.pads.conns.insert(conn, id);
+        self.pads.conns.insert(conn, PadConn::new(id));
         let pad = self.pads.docs.entry(room).or_insert_with(|| {
             tracing::debug!("pad created");
             PadDoc::new()
         });
-        self.outputs.push_back(Output::PadSend {
-            to: conn,
-            data: Bytes::from(pad.greeting()),
-        });
+        let greeting = Bytes::from(pad.greeting());
+        self.pad_send(conn, greeting);
     }
 
-    /// One binary frame from a pad socket. A refused frame closes that
-    /// socket only; the document and the other sockets are unaffected.
-    pub fn handle_pad_frame(&mut self, conn: PadConnId, frame: &[u8]) {
-        let Some(&id) = self.pads.conns.get(&conn) else {
+    /// The driver wrote `bytes` of what was queued to pad socket `conn`.
+    pub fn handle_pad_sent(&mut self, conn: PadConnId, bytes: usize) {
+        if let Some(c) = self.pads.conns.get_mut(&conn) {
+            c.queued = c.queued.saturating_sub(bytes);
+        }
+    }
+
+    /// Bytes queued to pad socket `conn` and not yet reported written.
+    pub fn pad_queued_bytes(&self, conn: PadConnId) -> Option<usize> {
+        self.pads.conns.get(&conn).map(|c| c.queued)
+    }
+
+    /// Queues `data` to pad socket `conn`, or closes it as a slow consumer
+    /// if that would queue more than the bound.
+    fn pad_send(&mut self, conn: PadConnId, data: Bytes) {
+        let bound = self.limits.pad_queue_bytes;
+        let Some(c) = self.pads.conns.get_mut(&conn) else {
+            return;
+        };
+        let queued = c.queued.saturating_add(data.len());
+        if queued > bound {
+            tracing::info!(%conn, "pad socket not reading: closed");
+            let (code, reason) = SLOW;
+            self.refuse_pad(conn, code, reason);
+            return;
+        }
+        c.queued = queued;
+        self.outputs.push_back(Output::PadSend { to: conn, data });
+    }
+
+    /// One binary frame from a pad socket at `now`. A refused frame closes
+    /// that socket only; the document and the other sockets are unaffected.
+    pub fn handle_pad_frame(&mut self, conn: PadConnId, frame: &[u8], now: Now) {
+        let Some(c) = self.pads.conns.get_mut(&conn) else {
+            return;
+        };
+        match frame_kind(frame) {
+            FrameKind::SyncRequest => {
+                // Latest wins: an older request is answered by the newer one.
+                c.pending_sync = Some(frame.to_vec());
+                match c.sync.change(now.mono, self.limits.pad_sync_interval) {
+                    Pace::Now => self.pad_sync_due_now(conn),
+                    Pace::At(at) => self.timers.set(at, Timer::PadSync(conn)),
+                    Pace::Pending => {}
+                }
+            }
+            FrameKind::Awareness => {
+                if frame.len() > MAX_AWARENESS_BYTES {
+                    let e = PadError::TooLarge;
+                    tracing::debug!(%conn, error = e.as_str(), "pad frame refused");
+                    self.refuse_pad(conn, e.close_code(), e.as_str());
+                    return;
+                }
+                c.pending_awareness = Some(Bytes::copy_from_slice(frame));
+                match c.awareness.change(now.mono, self.limits.awareness_interval) {
+                    Pace::Now => self.relay_awareness(conn),
+                    Pace::At(at) => self.timers.set(at, Timer::PadAwareness(conn)),
+                    Pace::Pending => {}
+                }
+            }
+            FrameKind::Other => self.pad_to_document(conn, frame),
+        }
+    }
+
+    /// The coalesced SyncStep1 of pad socket `conn` is due.
+    pub(super) fn pad_sync_due(&mut self, conn: PadConnId, now: Now) {
+        if self
+            .pads
+            .conns
+            .get_mut(&conn)
+            .is_some_and(|c| c.sync.fire(now.mono))
+        {
+            self.pad_sync_due_now(conn);
+        }
+    }
+
+    fn pad_sync_due_now(&mut self, conn: PadConnId) {
+        if let Some(frame) = self
+            .pads
+            .conns
+            .get_mut(&conn)
+            .and_then(|c| c.pending_sync.take())
+        {
+            self.pad_to_document(conn, &frame);
+        }
+    }
+
+    /// The awareness relay of pad socket `conn` is due.
+    pub(super) fn pad_awareness_due(&mut self, conn: PadConnId, now: Now) {
+        if self
+            .pads
+            .conns
+            .get_mut(&conn)
+            .is_some_and(|c| c.awareness.fire(now.mono))
+        {
+            self.relay_awareness(conn);
+        }
+    }
+
+    /// Relays pad socket `conn`'s latest awareness message (through the
+    /// document, which checks it).
+    fn relay_awareness(&mut self, conn: PadConnId) {
+        if let Some(frame) = self
+            .pads
+            .conns
+            .get_mut(&conn)
+            .and_then(|c| c.pending_awareness.take())
+        {
+            self.pad_to_document(conn, &frame);
+        }
+    }
+
+    /// One frame of pad socket `conn` through its room's document: the
+    /// reply to it, the relay to the room's other pad sockets.
+    fn pad_to_document(&mut self, conn: PadConnId, frame: &[u8]) {
+        let Some(id) = self.pads.conns.get(&conn).map(|c| c.participant) else {
             return;
         };
         let Some(room) = self.room_of(id).cloned() else {
@@ -150,19 +323,13 @@ impl Hub {
         match pad.handle_frame(frame) {
             Ok(reply) => {
                 if let Some(data) = reply.reply {
-                    self.outputs.push_back(Output::PadSend {
-                        to: conn,
-                        data: Bytes::from(data),
-                    });
+                    self.pad_send(conn, Bytes::from(data));
                 }
                 if let Some(data) = reply.relay {
                     let data = Bytes::from(data);
                     for other in self.pad_conns_of(&room) {
                         if other != conn {
-                            self.outputs.push_back(Output::PadSend {
-                                to: other,
-                                data: data.clone(),
-                            });
+                            self.pad_send(other, data.clone());
                         }
                     }
                 }

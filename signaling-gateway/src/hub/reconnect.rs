@@ -192,6 +192,14 @@ impl Links {
 pub enum TimeoutReason {
     /// A dropped member's grace period ends.
     ReconnectGrace,
+    /// A room's coalesced lobby changes go to its moderators.
+    LobbyUpdate,
+    /// A member's coalesced `media-state` / `screen` goes to the room.
+    MemberState,
+    /// A member's coalesced `video-constraints` go to mediad.
+    VideoConstraints,
+    /// A pad socket's coalesced sync answer or awareness relay.
+    PadPacing,
 }
 
 impl Hub {
@@ -220,9 +228,14 @@ impl Hub {
 
     /// When the driver must call [`Hub::handle_timeout`] next, and why.
     pub fn poll_timeout(&self) -> Option<(Instant, TimeoutReason)> {
-        self.links
+        let grace = self
+            .links
             .next_deadline()
-            .map(|t| (t, TimeoutReason::ReconnectGrace))
+            .map(|t| (t, TimeoutReason::ReconnectGrace));
+        match (grace, self.timers.next()) {
+            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Time passed: members whose grace period is over leave the room
@@ -232,7 +245,10 @@ impl Hub {
         self.last_unix_s = now.unix_ms / 1000;
         for id in self.links.expired(now.mono) {
             tracing::info!(participant = %id, "reconnect grace period over");
-            self.drop_session(id, now.unix_ms / 1000);
+            self.drop_session(id, now);
+        }
+        for timer in self.timers.expired(now.mono) {
+            self.fire(timer, now);
         }
     }
 
@@ -241,7 +257,7 @@ impl Hub {
         let all: Vec<ParticipantId> = self.links.detached.keys().copied().collect();
         for id in all {
             self.links.detached.remove(&id);
-            self.drop_session(id, now.unix_ms / 1000);
+            self.drop_session(id, now);
         }
     }
 
@@ -249,6 +265,7 @@ impl Hub {
     /// its place for the grace period; anyone else is gone at once.
     pub fn handle_close(&mut self, socket: ParticipantId, now: Now) {
         self.last_unix_s = now.unix_ms / 1000;
+        self.peers.remove(&socket);
         let Some(id) = self.links.participant_of(socket) else {
             // A stale socket (replaced by a resume): nothing of it remains.
             self.links.forget_socket(socket);
@@ -266,16 +283,16 @@ impl Hub {
             );
             return;
         }
-        self.drop_session(id, now.unix_ms / 1000);
+        self.drop_session(id, now);
     }
 
     /// The session of `id` ends: out of its room or lobby, forgotten.
-    fn drop_session(&mut self, id: ParticipantId, now_s: u64) {
+    fn drop_session(&mut self, id: ParticipantId, now: Now) {
         match self.sessions.get(&id) {
             Some(super::SessionState::Joined(_)) => {
-                self.remove_member(id, now_s);
+                self.remove_member(id, now.unix_ms / 1000);
             }
-            Some(super::SessionState::Waiting(_)) => self.leave_lobby(id),
+            Some(super::SessionState::Waiting(_)) => self.leave_lobby(id, now),
             Some(super::SessionState::Idle | super::SessionState::Left) | None => {}
         }
         self.sessions.remove(&id);
@@ -362,6 +379,7 @@ impl Hub {
                 // The old page's screen share went with it.
                 m.screen_mid = None;
                 m.screen_stopped = None;
+                m.wanted.screen = None;
             }
         }
         let (participants, screens) = self.roster(&others);

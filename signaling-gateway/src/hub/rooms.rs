@@ -2,15 +2,15 @@
 //! policy's `room_settings`), ended when the last one leaves or a moderator
 //! ends it; and what the policy's hooks see of it ([`CtxData`]).
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use salon_plugins::{Ctx, Identity, Role, RoleCounts, RoomInfo, RoomSettings};
 
 use super::Hub;
 use super::arrival::ArrivalSet;
+use super::bans::Bans;
 use super::lobby::Lobby;
-use super::session::{SessionState, Who};
+use super::session::SessionState;
 use crate::control::{ParticipantId, RoomId};
 use crate::protocol::{DisplayName, ParticipantInfo, ServerMessage};
 
@@ -25,7 +25,8 @@ pub(super) struct Room {
     pub(super) locked: bool,
     /// After `mute-all`, non-moderators cannot unmute until `allow-unmute`.
     pub(super) mute_all: bool,
-    pub(super) bans: BTreeSet<Who>,
+    /// Bans and kick bans (identity, participant id, network address).
+    pub(super) bans: Bans,
     /// Most videos each member receives (from `room_settings`).
     pub(super) last_n: Option<u32>,
 }

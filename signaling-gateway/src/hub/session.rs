@@ -7,11 +7,14 @@ use std::sync::Arc;
 
 use salon_plugins::{FAIL_CLOSED_REASON, Identity, JoinDecision, Role, Verdict};
 
+use super::bans::{PeerKey, Until, check_keys};
 use super::chat::Bucket;
+use super::limits::Pacer;
 use super::lobby::Waiting;
+use super::media::{Constraints, Wanted};
 use super::{Hub, Now, Output, PadConnId};
 use crate::control::{Command, ParticipantId, RoomId};
-use crate::protocol::{DisplayName, ErrorCode, JoinToken, ServerMessage};
+use crate::protocol::{DisplayName, ErrorCode, JoinToken, ServerMessage, name_from_token};
 
 #[derive(Debug)]
 pub(super) enum SessionState {
@@ -55,6 +58,18 @@ impl SessionState {
     }
 }
 
+/// What the bans of a room say of someone who joins or knocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BanCheck {
+    /// Not banned.
+    Clear,
+    /// Banned until the room ends: refused (`banned` was sent).
+    Refused,
+    /// Kicked less than the kick ban ago: may wait in the lobby, and enters
+    /// only when a moderator admits it (the policy is not asked).
+    Held,
+}
+
 /// A session in a room.
 #[derive(Debug)]
 pub(super) struct Member {
@@ -73,23 +88,18 @@ pub(super) struct Member {
     pub(super) video_stopped: bool,
     /// The screen-share mid whose forwarding a moderator stopped.
     pub(super) screen_stopped: Option<String>,
-    /// Own mic/camera state (`media-state`, display only).
+    /// Own mic/camera state (`media-state`, display only) as the room was
+    /// last told.
     pub(super) self_audio: bool,
     pub(super) self_video: bool,
-}
-
-/// Who a ban or a deny cooldown applies to: the token's user (Jitsi
-/// `context.user.id`, else `sub`), else the socket.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum Who {
-    User(String),
-    Socket(ParticipantId),
-}
-
-pub(super) fn who(id: ParticipantId, identity: Option<&Identity>) -> Who {
-    identity
-        .and_then(|i| i.user_id.clone().or_else(|| i.sub.clone()))
-        .map_or(Who::Socket(id), Who::User)
+    /// The network address it joined from (bans of anonymous guests).
+    pub(super) peer: Option<PeerKey>,
+    /// Its latest `media-state` and `screen`, not yet told to the room.
+    pub(super) wanted: Wanted,
+    /// Paces what the room is told of `wanted`.
+    pub(super) state_pacer: Pacer,
+    /// Its `video-constraints`, coalesced on their way to mediad.
+    pub(super) constraints: Constraints,
 }
 
 impl Hub {
@@ -120,9 +130,21 @@ impl Hub {
         let Ok(identity) = self.verify_token(id, &room, jwt, now_s) else {
             return;
         };
-        if self.is_banned(&room, id, identity.as_deref()) {
-            self.refuse(id, ErrorCode::Banned);
-            return;
+        // A token holder is shown under the token's name, whatever it typed.
+        let name = identity
+            .as_ref()
+            .and_then(|i| i.name.as_deref())
+            .and_then(name_from_token)
+            .unwrap_or(name);
+        let peer = self.peers.get(&id).copied();
+        match self.ban_check(&room, id, identity.as_deref(), peer, now) {
+            BanCheck::Clear => {}
+            BanCheck::Refused => return,
+            // Kicked a moment ago: back only through a moderator's admit.
+            BanCheck::Held => {
+                self.enter_lobby(id, room, name, identity, peer, now);
+                return;
+            }
         }
         let data = self.ctx_data(
             &room,
@@ -156,9 +178,9 @@ impl Hub {
                     self.refuse_with(id, ErrorCode::Denied, reason);
                     return;
                 }
-                self.admit(id, room, name, identity, role, false);
+                self.admit(id, room, name, identity, peer, role);
             }
-            JoinDecision::Lobby => self.enter_lobby(id, room, name, identity, now),
+            JoinDecision::Lobby => self.enter_lobby(id, room, name, identity, peer, now),
             JoinDecision::Deny { reason } => self.refuse_with(id, ErrorCode::Denied, reason),
             // `JoinDecision` is `#[non_exhaustive]` in salon-plugins: an
             // outcome this gateway does not know refuses (fail closed).
@@ -195,17 +217,31 @@ impl Hub {
         }
     }
 
-    /// Whether `room` banned this token user or this socket.
-    pub(super) fn is_banned(
-        &self,
+    /// Whether `room` banned `id` (its token identity; an anonymous guest's
+    /// participant id or network address). A ban is answered with `banned`
+    /// here; a kick ban holds `id` to the lobby.
+    pub(super) fn ban_check(
+        &mut self,
         room: &RoomId,
         id: ParticipantId,
         identity: Option<&Identity>,
-    ) -> bool {
-        let key = who(id, identity);
-        self.rooms
+        peer: Option<PeerKey>,
+        now: Now,
+    ) -> BanCheck {
+        let keys = check_keys(id, identity, peer);
+        match self
+            .rooms
             .get(room)
-            .is_some_and(|r| r.bans.contains(&key) || r.bans.contains(&Who::Socket(id)))
+            .and_then(|r| r.bans.check(&keys, now.mono))
+        {
+            None => BanCheck::Clear,
+            Some(Until::Time(_)) => BanCheck::Held,
+            Some(Until::RoomEnd) => {
+                tracing::info!(participant = %id, "banned identity refused");
+                self.refuse(id, ErrorCode::Banned);
+                BanCheck::Refused
+            }
+        }
     }
 
     /// Puts `id` in `room` with `role` (creating the room if needed).
@@ -215,16 +251,13 @@ impl Hub {
         room: RoomId,
         name: DisplayName,
         identity: Option<Arc<Identity>>,
+        peer: Option<PeerKey>,
         role: Role,
-        from_lobby: bool,
     ) {
         let pad_token = self.pads.issue_token(id);
         let resume_token = self.links.issue_token(id);
         let last_n = self.open_room(&room, id, &name, identity.as_ref());
         let r = self.rooms.entry(room.clone()).or_default();
-        if from_lobby {
-            r.lobby.remove(id);
-        }
         let locked = r.locked;
         let members: Vec<ParticipantId> = r.members.iter().copied().collect();
         let knocks = if role == Role::Moderator {
@@ -282,6 +315,10 @@ impl Hub {
                 screen_stopped: None,
                 self_audio: true,
                 self_video: true,
+                peer,
+                wanted: Wanted::default(),
+                state_pacer: Pacer::default(),
+                constraints: Constraints::default(),
             })),
         );
     }

@@ -299,6 +299,8 @@ pub(super) fn upgrade(
     let offers_pad_protocol =
         pad_token.is_some() && header_has_token(&req, header::SEC_WEBSOCKET_PROTOCOL, PAD_PROTOCOL);
     let accept = derive_accept_key(key.as_bytes());
+    // abuse-hub: the client's address, for the hub's bans and knock limits.
+    let peer = Some(peer.ip());
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let _permit = permit;
@@ -329,7 +331,7 @@ pub(super) fn upgrade(
                 .await;
                 match pad_token {
                     Some(token) => run_pad_socket(ws, token, shared).await,
-                    None => run_socket(ws, shared).await,
+                    None => run_socket(ws, shared, peer).await,
                 }
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),

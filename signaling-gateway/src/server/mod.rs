@@ -130,6 +130,9 @@ pub struct ServeOptions {
     /// place (zero, the library default: it leaves at once; the `salon`
     /// binary defaults to 30 s).
     pub reconnect_grace: Duration,
+    /// The hub's abuse bounds (lobby cap, knock limits, kick ban, pacing of
+    /// state broadcasts and pad answers, pad queue bound).
+    pub hub_limits: crate::hub::HubLimits,
 }
 
 /// Operator branding of the client.
@@ -215,6 +218,7 @@ impl Default for ServeOptions {
             deny_cooldown: crate::hub::DEFAULT_DENY_COOLDOWN,
             default_last_n: None,
             reconnect_grace: Duration::ZERO,
+            hub_limits: crate::hub::HubLimits::default(),
         }
     }
 }
@@ -260,6 +264,8 @@ enum HubInput {
     Open {
         id: ParticipantId,
         tx: OutTx<SocketOut>,
+        /// abuse-hub: the client's address (bans, knock limits).
+        peer: Option<std::net::IpAddr>,
     },
     /// A message parsed (and a join's token verified) by the socket task.
     Message {
@@ -291,6 +297,12 @@ enum HubInput {
     },
     PadClosed {
         conn: PadConnId,
+    },
+    /// abuse-hub: a pad socket wrote a frame of `bytes` (the hub bounds
+    /// what is queued and not written).
+    PadSent {
+        conn: PadConnId,
+        bytes: usize,
     },
 }
 
@@ -325,6 +337,7 @@ impl Note {
                     | ErrorCode::Denied
                     | ErrorCode::RoomLocked
                     | ErrorCode::Banned
+                    | ErrorCode::LobbyFull
                     | ErrorCode::ResumeFailed,
                 ..
             } => Note::JoinFailed,
@@ -400,6 +413,7 @@ pub async fn serve(
     hub.set_deny_cooldown(opts.deny_cooldown);
     hub.set_default_last_n(opts.default_last_n);
     hub.set_reconnect_grace(opts.reconnect_grace);
+    hub.set_limits(opts.hub_limits.clone());
     let reload = Reload {
         poll: opts.policy_poll,
         sighup: opts.reload_on_sighup,
@@ -674,7 +688,7 @@ async fn run_hub(
     loop {
         tokio::select! {
             input = inputs.recv() => match input {
-                Some(HubInput::Open { id, tx }) => {
+                Some(HubInput::Open { id, tx, peer }) => {
                     if sockets.contains_key(&id) || hub.id_in_use(id) {
                         // Two random ids met (about n²/2^54): refuse the
                         // new socket (dropping `tx` closes it); its client
@@ -683,7 +697,7 @@ async fn run_hub(
                         continue;
                     }
                     sockets.insert(id, tx);
-                    hub.handle_open(id);
+                    hub.handle_open_from(id, peer);
                 }
                 Some(HubInput::Message { id, msg }) => hub.handle_message(id, msg, Now::system()),
                 Some(HubInput::Invalid { id, error }) => {
@@ -700,8 +714,9 @@ async fn run_hub(
                 }
                 Some(HubInput::PadFrame { conn, data }) => {
                     Metrics::inc(&metrics.pad_frames_in);
-                    hub.handle_pad_frame(conn, &data);
+                    hub.handle_pad_frame(conn, &data, Now::system());
                 }
+                Some(HubInput::PadSent { conn, bytes }) => hub.handle_pad_sent(conn, bytes),
                 Some(HubInput::PadRefused { conn, code, reason }) => {
                     hub.handle_pad_refused(conn, code, reason);
                 }

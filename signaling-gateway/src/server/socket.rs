@@ -60,6 +60,10 @@ trait Endpoint {
     fn rate_limited(&self) -> Option<Message>;
     /// The socket failed (logged; the loop ends).
     fn failed(&self, e: &tungstenite::Error);
+    /// What to tell the hub once a frame of `bytes` was written, if anything.
+    fn written(&self, _bytes: usize) -> Option<HubInput> {
+        None
+    }
 }
 
 /// What [`Endpoint::outgoing`] asks of the socket.
@@ -274,6 +278,14 @@ impl Endpoint for PadSocket {
     fn failed(&self, e: &tungstenite::Error) {
         tracing::debug!(conn = %self.conn, error = %e, "pad socket error");
     }
+
+    // abuse-hub: the hub bounds what a pad socket has queued and not written.
+    fn written(&self, bytes: usize) -> Option<HubInput> {
+        Some(HubInput::PadSent {
+            conn: self.conn,
+            bytes,
+        })
+    }
 }
 
 /// Sends one frame, bounded by [`SEND_TIMEOUT`]; `false`: the socket is
@@ -408,11 +420,17 @@ where
                     admitted = true;
                     ws.get_mut().lift();
                 }
+                let len = frame.len();
                 if !send_frame(ws, frame).await {
                     return None;
                 }
                 if close.is_some() {
                     return close;
+                }
+                if let Some(input) = endpoint.written(len)
+                    && shared.hub_tx.send(input).await.is_err()
+                {
+                    return None;
                 }
             }
             () = &mut join_deadline, if !admitted && has_deadline => {
@@ -444,15 +462,23 @@ where
 }
 
 /// One WebSocket session: frames in → hub; hub messages → frames out.
-pub(super) async fn run_socket<S>(mut ws: WebSocketStream<PreJoin<S>>, shared: Arc<Shared>)
-where
+pub(super) async fn run_socket<S>(
+    mut ws: WebSocketStream<PreJoin<S>>,
+    shared: Arc<Shared>,
+    peer: Option<std::net::IpAddr>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let _alive = shared.alive.clone();
     let metrics = &shared.metrics;
     let id = ParticipantId::random();
     let (tx, mut rx) = out_queue(shared.opts.ws_outbound_queue, shared.opts.ws_outbound_bytes);
-    if shared.hub_tx.send(HubInput::Open { id, tx }).await.is_err() {
+    if shared
+        .hub_tx
+        .send(HubInput::Open { id, tx, peer })
+        .await
+        .is_err()
+    {
         return;
     }
     Metrics::inc(&metrics.ws_connections);
@@ -486,7 +512,9 @@ pub(super) async fn run_pad_socket<S>(
 {
     let _alive = shared.alive.clone();
     let conn = PadConnId(NEXT_PAD_CONN.fetch_add(1, Ordering::Relaxed));
-    let (tx, mut rx) = out_queue(shared.opts.ws_outbound_queue, shared.opts.ws_outbound_bytes);
+    // The hub bounds the bytes a pad socket has queued and not written
+    // (2 MiB, then `pad-slow`, told by `PadSent`): no second byte bound.
+    let (tx, mut rx) = out_queue(shared.opts.ws_outbound_queue, usize::MAX);
     if shared
         .hub_tx
         .send(HubInput::PadOpen { conn, token, tx })

@@ -57,8 +57,19 @@ fn knock_admit_deny_and_cooldown() {
     let out = join_at(&mut hub, 3, "R", "Agent2", Some(&token("R", "a3")), t0());
     let m3 = sends_to(&out, p(3));
     assert_eq!(types(&m3), ["joined", "knock"]);
-    // A third guest waits too.
-    join_at(&mut hub, 4, "R", "Other", None, t0());
+    // A third guest waits too; the moderators hear of it with the next
+    // lobby update (one per 250 ms per room).
+    let out = join_at(&mut hub, 4, "R", "Other", None, t0());
+    assert!(sends_to(&out, p(1)).is_empty());
+    assert_eq!(
+        hub.poll_timeout().map(|(_, why)| why),
+        Some(crate::hub::TimeoutReason::LobbyUpdate)
+    );
+    hub.handle_timeout(at(250));
+    let out = drain(&mut hub);
+    for m in [1, 3] {
+        assert_eq!(types(&sends_to(&out, p(m))), ["knock"]);
+    }
     // The guest tries to admit itself or the other guest: refused, no change.
     for target in [2, 4] {
         let out = frame(
@@ -158,7 +169,7 @@ fn knock_admit_deny_and_cooldown() {
         Some(ErrorCode::NotInLobby)
     );
     // The waiting guest leaves: moderators drop it.
-    hub.handle_close(p(4), t0());
+    hub.handle_close(p(4), at(32_000));
     let out = drain(&mut hub);
     assert_eq!(
         sends_to(&out, p(1)),

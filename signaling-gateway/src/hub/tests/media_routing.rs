@@ -117,8 +117,8 @@ fn screen_share_is_announced_to_the_room_and_to_newcomers() {
     let msgs = sends_to(&out, p(4));
     assert!(matches!(msgs[0], ServerMessage::Joined { .. }));
     assert_eq!(msgs[1..], [share]);
-    // Stop.
-    hub.handle_frame(p(1), r#"{"type":"screen","mid":null}"#, t0());
+    // Stop, later than the state interval (sooner waits for its end).
+    hub.handle_frame(p(1), r#"{"type":"screen","mid":null}"#, at(1000));
     let out = drain(&mut hub);
     assert_eq!(
         sends_to(&out, p(2)),
@@ -141,6 +141,11 @@ fn audio_only_is_recorded_and_sent_to_mediad() {
         [Command::SetAudioOnly { participant, enabled: true }] if participant == p(1)
     ));
     assert_eq!(hub.audio_only(p(1)), Some(true));
+    // A repeat reaches nobody (a flood of them costs mediad nothing).
+    for _ in 0..100 {
+        hub.handle_frame(p(1), r#"{"type":"audio-only","on":true}"#, t0());
+    }
+    assert!(drain(&mut hub).is_empty());
 }
 
 #[test]

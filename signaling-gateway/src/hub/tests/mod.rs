@@ -1,5 +1,6 @@
 //! The hub's tests, one file per behaviour; shared helpers in `support`.
 
+mod abuse_is_bounded;
 mod chat_routing;
 mod lobby_admission;
 mod media_routing;

@@ -216,7 +216,7 @@ fn video_constraints_and_media_state_stay_in_the_room(hub: &mut Hub) {
         hub,
         2,
         serde_json::json!({"type":"media-state","audio":false,"video":true}),
-        t0(),
+        at(1000),
     );
     assert_eq!(
         sends_to(&out, p(1)),
@@ -250,20 +250,22 @@ fn kick_sends_guests_back_to_the_lobby_and_ban_keeps_them_out() {
         vec![ServerMessage::ParticipantLeft { id: 2 }]
     );
     assert_eq!(hub.participant_count(), 1);
-    // Re-knock, admit, then kick with a ban.
-    let out = frame(&mut hub, 2, serde_json::json!({"type":"knock"}), t0());
+    // Re-knock: during the kick ban it waits for a moderator (the policy's
+    // on_knock is not asked); admit, then kick with a ban. (Later than the
+    // lobby update interval: the first knock went out at t0.)
+    let out = frame(&mut hub, 2, serde_json::json!({"type":"knock"}), at(1000));
     assert_eq!(types(&sends_to(&out, p(1))), ["knock"]);
     frame(
         &mut hub,
         1,
         serde_json::json!({"type":"admit","id":2}),
-        t0(),
+        at(1000),
     );
     let out = frame(
         &mut hub,
         1,
         serde_json::json!({"type":"kick","id":2,"ban":true}),
-        t0(),
+        at(1000),
     );
     assert_eq!(
         sends_to(&out, p(2)),
@@ -273,7 +275,7 @@ fn kick_sends_guests_back_to_the_lobby_and_ban_keeps_them_out() {
         &mut hub,
         2,
         serde_json::json!({"type":"join","room":"R","name":"Guest"}),
-        t0(),
+        at(1000),
     );
     assert_eq!(error_code(&sends_to(&out, p(2))), Some(ErrorCode::Banned));
     assert_eq!(hub.lobby_count(), 0);

@@ -23,12 +23,12 @@ fn pad_syncs_between_participants_and_dies_with_the_meeting() {
         assert_eq!(pad_frames(&out, c).len(), 1);
     }
     let (d1, d2, d3) = (Doc::with_client_id(1), Doc::with_client_id(2), Doc::new());
-    hub.handle_pad_frame(c1, &edit(&d1, 0, "Ordre du jour"));
+    hub.handle_pad_frame(c1, &edit(&d1, 0, "Ordre du jour"), t0());
     let out = drain(&mut hub);
     apply_frames(&d2, &pad_frames(&out, c2));
     assert!(pad_frames(&out, c1).is_empty(), "no echo");
     assert!(pad_frames(&out, c3).is_empty(), "other room");
-    hub.handle_pad_frame(c2, &edit(&d2, 0, "# "));
+    hub.handle_pad_frame(c2, &edit(&d2, 0, "# "), t0());
     let out = drain(&mut hub);
     apply_frames(&d1, &pad_frames(&out, c1));
     let text = |d: &Doc| d.get_or_insert_text("pad").get_string(&d.transact());
@@ -44,7 +44,7 @@ fn pad_syncs_between_participants_and_dies_with_the_meeting() {
         d4.transact().state_vector(),
     ))
     .encode_v1();
-    hub.handle_pad_frame(c4, &step1);
+    hub.handle_pad_frame(c4, &step1, t0());
     apply_frames(&d4, &pad_frames(&drain(&mut hub), c4));
     assert_eq!(text(&d4), "# Ordre du jour");
     assert_eq!(text(&d3), "");
@@ -93,7 +93,7 @@ fn pad_refuses_bad_tokens_and_bad_frames_for_their_sender_only() {
     let c2 = open_pad(&mut hub, &o2, 2, 2);
     drain(&mut hub);
     let d1 = Doc::with_client_id(1);
-    hub.handle_pad_frame(c1, &edit(&d1, 0, "bonjour"));
+    hub.handle_pad_frame(c1, &edit(&d1, 0, "bonjour"), t0());
     drain(&mut hub);
     // Malformed: garbage, a sync update whose payload is not an update,
     // an unknown sync step.
@@ -106,12 +106,12 @@ fn pad_refuses_bad_tokens_and_bad_frames_for_their_sender_only() {
         let o = join(&mut hub, 3, "R", "Mallory");
         let c3 = open_pad(&mut hub, &o, 3, 3);
         drain(&mut hub);
-        hub.handle_pad_frame(c3, bad);
+        hub.handle_pad_frame(c3, bad, t0());
         let out = drain(&mut hub);
         assert_eq!(pad_close(&out, c3), Some("pad-malformed"), "{bad:?}");
         assert!(pad_frames(&out, c1).is_empty() && pad_frames(&out, c2).is_empty());
         // Later frames from the closed socket are ignored.
-        hub.handle_pad_frame(c3, &edit(&Doc::new(), 0, "x"));
+        hub.handle_pad_frame(c3, &edit(&Doc::new(), 0, "x"), t0());
         assert!(drain(&mut hub).is_empty());
         hub.handle_close(p(3), t0());
         drain(&mut hub);
@@ -119,10 +119,10 @@ fn pad_refuses_bad_tokens_and_bad_frames_for_their_sender_only() {
     // Oversized update: refused.
     let big = Doc::with_client_id(7);
     let frame = edit(&big, 0, &"a".repeat(crate::pad::MAX_PAD_FRAME_BYTES));
-    hub.handle_pad_frame(c2, &frame);
+    hub.handle_pad_frame(c2, &frame, t0());
     assert_eq!(pad_close(&drain(&mut hub), c2), Some("pad-too-large"));
     // Ana is unaffected and the document intact.
-    hub.handle_pad_frame(c1, &edit(&d1, 7, " !"));
+    hub.handle_pad_frame(c1, &edit(&d1, 7, " !"), t0());
     assert!(pad_close(&drain(&mut hub), c1).is_none());
     assert_eq!(hub.pad_text("R", "pad").unwrap(), "bonjour !");
     // Bob reconnects with the same session token.
@@ -143,7 +143,7 @@ fn pad_document_size_is_capped() {
     let mut full = false;
     for _ in 0..8 {
         let len = d.get_or_insert_text("pad").len(&d.transact());
-        hub.handle_pad_frame(c1, &edit(&d, len, &chunk));
+        hub.handle_pad_frame(c1, &edit(&d, len, &chunk), t0());
         match pad_close(&drain(&mut hub), c1) {
             None => accepted += 1,
             Some(reason) => {

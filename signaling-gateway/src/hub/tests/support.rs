@@ -253,3 +253,50 @@ pub(super) fn agent_and_waiting_guest() -> Hub {
     assert_eq!(hub.knocking("R"), vec![2]);
     hub
 }
+
+/// A token signed with the test key for these claims (defaults filled in:
+/// issuer, audience, times).
+pub(super) fn token_with(mut claims: serde_json::Value) -> String {
+    let defaults = serde_json::json!({
+        "iss": "salon-test", "aud": "salon", "exp": T0_S + 3600, "nbf": T0_S - 10,
+    });
+    if let (Some(c), Some(d)) = (claims.as_object_mut(), defaults.as_object()) {
+        for (k, v) in d {
+            c.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// Like [`join_at`], from network address `ip`.
+pub(super) fn join_from(
+    hub: &mut Hub,
+    id: u64,
+    ip: [u8; 4],
+    room: &str,
+    name: &str,
+    jwt: Option<&str>,
+    now: Now,
+) -> Vec<Output> {
+    hub.handle_open_from(p(id), Some(std::net::IpAddr::from(ip)));
+    join_at(hub, id, room, name, jwt, now)
+}
+
+/// Runs the hub's deadlines due by `now` (virtual time), returning what
+/// they produced.
+pub(super) fn run_timers(hub: &mut Hub, now: Now) -> Vec<Output> {
+    let mut out = Vec::new();
+    while let Some((t, _)) = hub.poll_timeout() {
+        if t > now.mono {
+            break;
+        }
+        hub.handle_timeout(now);
+        out.extend(drain(hub));
+    }
+    out
+}
