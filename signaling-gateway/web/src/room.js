@@ -88,6 +88,10 @@ const room = decodeURIComponent(location.pathname.slice(1));
 let sig = null; // the signaling socket of the current join
 // The gateway's close code for a socket whose place another page resumed.
 const CLOSE_REPLACED = 4001;
+// The server closes a socket that did not get in (joined, resumed or in a
+// lobby) within 10 s: after a refused join, the form and its error stay;
+// the next join opens a new socket (docs/signaling.md, "Connection bounds").
+const CLOSE_JOIN_TIMEOUT = 4002;
 // While the socket is down and we try to resume: { since, attempt, media, timer }.
 let retry = null;
 
@@ -277,6 +281,7 @@ function openSignaling(first) {
       placeLost('error.replaced');
       return;
     }
+    if (ev?.code === CLOSE_JOIN_TIMEOUT && !store.joined && !retry) return;
     if (retry || (store.joined && !store.left && store.phase === 'call')) {
       socketLost();
       return;
