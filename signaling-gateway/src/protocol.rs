@@ -166,7 +166,7 @@ impl ErrorCode {
             ErrorCode::BadMessage => "message is not an object with the expected fields",
             ErrorCode::UnknownType => "unknown message type",
             ErrorCode::NotText => "only text frames are accepted",
-            ErrorCode::TooLarge => "frame larger than 64 KiB",
+            ErrorCode::TooLarge => "frame larger than 640 KiB",
             ErrorCode::NotJoined => "join a room first",
             ErrorCode::AlreadyJoined => "this connection already joined a room",
             ErrorCode::BadRoom => "room name must be 1 to 64 letters, digits or dashes",
