@@ -89,6 +89,13 @@ pub(super) fn route(
     }
     if !request_host(&req).is_some_and(|h| shared.hosts.allows(h)) {
         Metrics::inc(&shared.metrics.refused_host);
+        if !HOST_REFUSAL_LOGGED.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "a request for a Host name that is not allowed was refused (421; counted in \
+                 salon_gateway_host_refused_total, logged once): behind a reverse proxy, \
+                 list the public name with --allowed-host"
+            );
+        }
         return text(
             StatusCode::MISDIRECTED_REQUEST,
             "Hôte non servi ici.\nHost not served here.\n",
@@ -353,6 +360,12 @@ pub(super) fn upgrade(
     }
     res
 }
+
+/// Whether the first `Host` refusal was logged (once per process: the
+/// operator learns of a missing `--allowed-host`, an attacker cannot fill
+/// the log).
+static HOST_REFUSAL_LOGGED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// What a pre-join read budget allows past the frame limit: the frame's
 /// header and control frames (pings, pongs, a close).

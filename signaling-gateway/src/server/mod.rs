@@ -423,11 +423,16 @@ pub async fn serve(
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let metrics = Arc::new(Metrics::default());
     let hosts = AllowedHosts::new(&opts.allowed_hosts, listener.local_addr().ok());
-    if matches!(hosts, AllowedHosts::Any) {
-        tracing::info!(
+    match hosts {
+        AllowedHosts::Any => tracing::info!(
             "any Host header is served: list the public name(s) with --allowed-host \
              (DNS rebinding against private-network instances)"
-        );
+        ),
+        AllowedHosts::Loopback => tracing::info!(
+            "only localhost and loopback addresses are served as Host (listening on \
+             loopback): behind a reverse proxy, list the public name(s) with --allowed-host"
+        ),
+        AllowedHosts::Names(_) => {}
     }
     let shared = Arc::new(Shared {
         media: media.clone(),
