@@ -321,6 +321,8 @@ where
     let start = tokio::time::Instant::now();
     let ping_every = opts.ping_interval.max(Duration::from_millis(10));
     let mut ping = tokio::time::interval_at(start + ping_every, ping_every);
+    // After a send that took long, one ping, not a burst of them.
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let join_deadline = tokio::time::sleep_until(start + opts.join_deadline);
     let mut join_deadline = std::pin::pin!(join_deadline);
     let mut last_seen = start;
