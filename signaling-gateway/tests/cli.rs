@@ -222,14 +222,24 @@ async fn out_of_descriptors_accept_backs_off_and_members_carry_on() {
          --io-backend epoll --admin-listen off --policy '{}'",
         repo("lua/open.lua")
     );
-    let mut child = Command::new("sh")
-        .args(["-c", &script])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
+    /// Killed even if the test fails half-way.
+    struct Salon(Child);
+    impl Drop for Salon {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Salon(
+        Command::new("sh")
+            .args(["-c", &script])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = BufReader::new(child.0.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     let host = line
@@ -239,7 +249,7 @@ async fn out_of_descriptors_accept_backs_off_and_members_carry_on() {
         .trim_end_matches('/')
         .to_owned();
     let warnings = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let err = child.stderr.take().unwrap();
+    let err = child.0.stderr.take().unwrap();
     let sink = warnings.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(err).lines().map_while(Result::ok) {
@@ -296,5 +306,5 @@ async fn out_of_descriptors_accept_backs_off_and_members_carry_on() {
         ask(&mut c, json!({"type":"join","room":"R","name":"Cy"})).await["type"],
         "joined"
     );
-    stop(child);
+    drop(child);
 }
