@@ -62,8 +62,10 @@ impl Default for HubLimits {
             lobby_cap: DEFAULT_LOBBY_CAP,
             lobby_update_interval: Duration::from_millis(250),
             address_keys: true,
-            knocks_per_address_burst: 10,
-            knocks_per_address_per_min: 10,
+            // A class or a town hall's guests behind one NAT knock
+            // within a minute: 30, not 10.
+            knocks_per_address_burst: 30,
+            knocks_per_address_per_min: 30,
             kick_ban: DEFAULT_KICK_BAN,
             state_interval: Duration::from_millis(200),
             constraints_interval: Duration::from_millis(100),
