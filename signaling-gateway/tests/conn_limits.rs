@@ -88,6 +88,18 @@ impl Harness {
         self.try_ws().await.unwrap()
     }
 
+    /// A WebSocket whose request says it was forwarded for `client`.
+    async fn try_ws_for(&self, client: &str) -> Result<Ws, tungstenite::Error> {
+        use tungstenite::client::IntoClientRequest as _;
+        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        let mut req = format!("ws://{}/ws", self.addr)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("x-forwarded-for", client.parse().unwrap());
+        client_async(req, tcp).await.map(|(ws, _)| ws)
+    }
+
     async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         tokio::time::timeout(Duration::from_secs(10), self.task)
@@ -735,4 +747,36 @@ async fn plain_connections_from_one_address_are_capped_at_accept() {
         ) >= 1
     );
     h.stop().await;
+}
+
+/// Behind a trusted reverse proxy, the per-address cap applies to the
+/// client it forwards; anyone else's `X-Forwarded-For` is ignored.
+#[tokio::test]
+async fn the_per_address_cap_follows_x_forwarded_for_from_trusted_proxies_only() {
+    let trusted = Harness::start(ServeOptions {
+        max_connections_per_ip: 1,
+        trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
+        ..ServeOptions::default()
+    })
+    .await;
+    let _a = trusted.try_ws_for("198.51.100.1").await.unwrap();
+    let _b = trusted.try_ws_for("198.51.100.2").await.unwrap();
+    // A forged first hop does not help: the proxy's own entry counts.
+    match trusted.try_ws_for("203.0.113.9, 198.51.100.1").await {
+        Err(tungstenite::Error::Http(res)) => assert_eq!(res.status(), 429),
+        other => panic!("not refused: {:?}", other.map(|_| ())),
+    }
+    trusted.stop().await;
+
+    let untrusted = Harness::start(ServeOptions {
+        max_connections_per_ip: 1,
+        ..ServeOptions::default()
+    })
+    .await;
+    let _a = untrusted.try_ws_for("198.51.100.1").await.unwrap();
+    match untrusted.try_ws_for("198.51.100.2").await {
+        Err(tungstenite::Error::Http(res)) => assert_eq!(res.status(), 429),
+        other => panic!("not refused: {:?}", other.map(|_| ())),
+    }
+    untrusted.stop().await;
 }

@@ -101,6 +101,12 @@ struct Args {
     /// otherwise. Requests for another host get 421.
     #[arg(long = "allowed-host")]
     allowed_hosts: Vec<String>,
+    /// The address of a reverse proxy whose `X-Forwarded-For` is believed
+    /// (repeatable; e.g. `127.0.0.1` for nginx on the same machine): the
+    /// per-address bounds (connection cap, bans and knock limits of
+    /// anonymous guests) then apply to the client address it forwards.
+    #[arg(long = "trusted-proxy")]
+    trusted_proxies: Vec<std::net::IpAddr>,
     /// Most WebSockets open at once (more get HTTP 503). 0: no limit.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
@@ -579,6 +585,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             admin,
             metrics_on_public: args.metrics_on_public,
             allowed_hosts: args.allowed_hosts.clone(),
+            trusted_proxies: args.trusted_proxies.clone(),
             max_connections: args.max_connections,
             max_connections_per_ip: args.max_connections_per_ip,
             max_http_per_ip: args.max_http_per_ip,

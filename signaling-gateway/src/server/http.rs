@@ -279,7 +279,14 @@ pub(super) fn upgrade(
             "Origine refusée.\nOrigin refused.\n",
         );
     }
-    let permit = match shared.conns.acquire(peer.ip()) {
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let client = super::limits::client_addr(peer.ip(), &forwarded, &shared.opts.trusted_proxies);
+    let permit = match shared.conns.acquire(client) {
         Ok(permit) => permit,
         Err(Refusal::Global) => {
             Metrics::inc(&shared.metrics.refused_global);
@@ -293,7 +300,7 @@ pub(super) fn upgrade(
         }
         Err(Refusal::PerIp) => {
             Metrics::inc(&shared.metrics.refused_per_ip);
-            tracing::debug!(peer = %peer.ip(), "per-address connection cap reached");
+            tracing::debug!(peer = %client, "per-address connection cap reached");
             let mut res = text(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Trop de connexions depuis cette adresse.\nToo many connections from this address.\n",
@@ -307,7 +314,7 @@ pub(super) fn upgrade(
         pad_token.is_some() && header_has_token(&req, header::SEC_WEBSOCKET_PROTOCOL, PAD_PROTOCOL);
     let accept = derive_accept_key(key.as_bytes());
     // abuse-hub: the client's address, for the hub's bans and knock limits.
-    let peer = Some(peer.ip());
+    let peer = Some(client);
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let _permit = permit;

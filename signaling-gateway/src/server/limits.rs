@@ -245,3 +245,74 @@ mod tests {
         assert!(!named.allows("localhost"));
     }
 }
+
+/// The client's address: the TCP peer's, or — when the peer is a trusted
+/// reverse proxy — the last address of `X-Forwarded-For` that is not a
+/// trusted proxy itself (proxies append; only the part our proxies wrote
+/// is believed, so a client cannot forge its way past the per-address
+/// bounds by sending its own header). Unparseable entries end the walk at
+/// the nearest trusted hop.
+pub(super) fn client_addr(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for hop in forwarded_for
+        .iter()
+        .rev()
+        .flat_map(|h| h.rsplit(','))
+        .map(str::trim)
+    {
+        let Ok(ip) = hop.parse::<IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !trusted.contains(&ip) {
+            break;
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod client_addr_tests {
+    use super::client_addr;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy = ip("127.0.0.1");
+        let trusted = [proxy, ip("10.0.0.2")];
+        // Not a trusted peer: its header is ignored.
+        assert_eq!(
+            client_addr(ip("192.0.2.9"), &["198.51.100.7"], &trusted),
+            ip("192.0.2.9")
+        );
+        // The proxy appended the client.
+        assert_eq!(
+            client_addr(proxy, &["198.51.100.7"], &trusted),
+            ip("198.51.100.7")
+        );
+        // The client forged an entry before it: the proxy's own is taken.
+        assert_eq!(
+            client_addr(proxy, &["203.0.113.1, 198.51.100.7"], &trusted),
+            ip("198.51.100.7")
+        );
+        // Two proxies in a row, header lines split.
+        assert_eq!(
+            client_addr(proxy, &["198.51.100.7", "10.0.0.2"], &trusted),
+            ip("198.51.100.7")
+        );
+        // Garbage, or nothing: the nearest trusted hop.
+        assert_eq!(client_addr(proxy, &["not-an-ip"], &trusted), proxy);
+        assert_eq!(client_addr(proxy, &[], &trusted), proxy);
+        assert_eq!(
+            client_addr(proxy, &["2001:db8::5"], &trusted),
+            ip("2001:db8::5")
+        );
+    }
+}

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -101,6 +101,11 @@ pub struct ServeOptions {
     /// Empty: `localhost` and loopback literals if the listener is on
     /// loopback (DNS rebinding), any host otherwise. Others get 421.
     pub allowed_hosts: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: a WebSocket
+    /// from one of these addresses is counted (per-address cap) and keyed
+    /// (bans, knock limits) on the client address the proxy forwarded.
+    /// Empty: the TCP peer address, always.
+    pub trusted_proxies: Vec<IpAddr>,
     /// A listener for `/metrics` (and `/healthz`) apart from the public
     /// one, e.g. loopback.
     pub admin: Option<AdminListener>,
@@ -207,6 +212,7 @@ impl Default for ServeOptions {
             join_backoff: Duration::from_millis(250),
             prejoin_frame_limit: 16 * 1024,
             allowed_hosts: Vec::new(),
+            trusted_proxies: Vec::new(),
             admin: None,
             metrics_on_public: true,
             shutdown_grace: Duration::from_secs(3),
@@ -489,12 +495,19 @@ pub async fn serve(
                     }
                 };
                 backoff = Duration::ZERO;
-                let Ok(permit) = shared.http_conns.acquire(peer.ip()) else {
+                // A trusted reverse proxy carries many clients on its
+                // connections: not capped per address here (the clients it
+                // forwards are, at the WebSocket upgrade).
+                let permit = if shared.opts.trusted_proxies.contains(&peer.ip()) {
+                    None
+                } else if let Ok(permit) = shared.http_conns.acquire(peer.ip()) {
+                    Some(permit)
+                } else {
                     // Closed at once: its descriptor is free again.
                     Metrics::inc(&shared.metrics.refused_http_per_ip);
                     continue;
                 };
-                serve_connection(stream, peer, &shared, &builder, &graceful, Listener::Public, Some(permit));
+                serve_connection(stream, peer, &shared, &builder, &graceful, Listener::Public, permit);
             }
             joined = &mut hub_task => {
                 // The hub task never ends before `stop`: it panicked.
