@@ -34,6 +34,8 @@ pub struct MediadConfig {
     pub workers: usize,
     /// io_uring, epoll, or detect.
     pub io_backend: BackendChoice,
+    /// Each worker's limits: SDP sizes and rates, memory budget.
+    pub limits: WorkerLimits,
 }
 
 impl Default for MediadConfig {
@@ -44,6 +46,7 @@ impl Default for MediadConfig {
             first_port: 10000,
             workers: 1,
             io_backend: BackendChoice::Auto,
+            limits: WorkerLimits::default(),
         }
     }
 }
@@ -62,6 +65,7 @@ use anyhow::Context as _;
 use crossbeam_channel::{Receiver, Sender};
 use salon_io::{Backend, Handler, IoStats, TxQueue, Waker};
 
+pub use crate::core::{OfferRate, WorkerLimits};
 use crate::core::{Worker, WorkerConfig};
 use crate::metrics::Metrics;
 
@@ -223,6 +227,7 @@ impl Mediad {
                 fingerprint: fingerprint.clone(),
                 dtls: dtls.clone(),
                 seed: None,
+                limits: config.limits,
             };
             let mut driven = Driven {
                 worker: Worker::new(cfg, metrics.clone(), Instant::now()),

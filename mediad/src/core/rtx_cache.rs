@@ -1,9 +1,14 @@
 //! A per-stream retransmission cache: the last packets of an incoming
 //! stream, decrypted, by sequence number, so a receiver's NACK can be
 //! answered without asking the publisher. Every slot is allocated when the
-//! stream is created; storing a packet copies it into its slot.
+//! cache is created — at the layer's first packet, not when it is
+//! negotiated ([`super::track::Layer`]), and only if the worker's memory
+//! budget has room ([`RtxCache::BYTES`]); storing a packet copies it into
+//! its slot.
 
 use salon_io::MAX_DATAGRAM;
+
+use super::limits::Charge;
 
 /// Packets kept per stream.
 pub const SLOTS: usize = 512;
@@ -19,6 +24,7 @@ struct Slot {
 /// The last [`SLOTS`] packets of one stream.
 pub struct RtxCache {
     slots: Box<[Slot]>,
+    _charge: Charge,
 }
 
 impl std::fmt::Debug for RtxCache {
@@ -29,15 +35,13 @@ impl std::fmt::Debug for RtxCache {
     }
 }
 
-impl Default for RtxCache {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl RtxCache {
-    /// An empty cache with every slot allocated.
-    pub fn new() -> Self {
+    /// What one cache holds (~750 KiB), the charge it needs.
+    pub const BYTES: u64 = (SLOTS * std::mem::size_of::<Slot>()) as u64;
+
+    /// An empty cache with every slot allocated, holding `charge` (of
+    /// [`RtxCache::BYTES`]) while it lives.
+    pub fn new(charge: Charge) -> Self {
         let slot = Slot {
             seq: 0,
             len: 0,
@@ -46,6 +50,7 @@ impl RtxCache {
         };
         Self {
             slots: vec![slot; SLOTS].into_boxed_slice(),
+            _charge: charge,
         }
     }
 
@@ -82,7 +87,7 @@ mod tests {
 
     #[test]
     fn keeps_the_last_packets_and_forgets_older_ones() {
-        let mut c = RtxCache::new();
+        let mut c = RtxCache::new(Charge::untracked());
         for s in 0u16..1000 {
             c.insert(s.wrapping_add(65000), &s.to_be_bytes());
         }

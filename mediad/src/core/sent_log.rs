@@ -12,6 +12,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::limits::Charge;
 use super::vp8::Vp8Out;
 
 /// Most times one packet is sent again: past that, the receiver's link is
@@ -60,18 +61,18 @@ pub enum NoResend {
 #[derive(Debug)]
 pub struct SentLog {
     slots: Box<[Slot; SLOTS]>,
-}
-
-impl Default for SentLog {
-    fn default() -> Self {
-        Self::new()
-    }
+    _charge: Charge,
 }
 
 impl SentLog {
-    /// An empty log, its slots allocated.
-    pub fn new() -> Self {
+    /// What one log holds (~10 KiB), the charge it needs.
+    pub const BYTES: u64 = std::mem::size_of::<[Slot; SLOTS]>() as u64;
+
+    /// An empty log, its slots allocated, holding `charge` (of
+    /// [`SentLog::BYTES`]) while it lives.
+    pub fn new(charge: Charge) -> Self {
         Self {
+            _charge: charge,
             slots: Box::new(
                 [Slot {
                     out_seq: 0,
@@ -145,7 +146,7 @@ mod tests {
     fn a_packet_goes_again_once_per_round_trip_and_three_times_at_most() {
         let t0 = Instant::now();
         let rtt = Duration::from_millis(100);
-        let mut log = SentLog::new();
+        let mut log = SentLog::new(Charge::untracked());
         log.record(500, sent(7));
         assert_eq!(log.take_for_resend(500, t0, rtt), Ok(sent(7)));
         assert_eq!(
@@ -183,7 +184,7 @@ mod tests {
 
     #[test]
     fn remembers_the_last_slots_and_forgets_older_ones() {
-        let mut log = SentLog::new();
+        let mut log = SentLog::new(Charge::untracked());
         assert_eq!(log.get(5), None);
         // Output numbers wrap; input numbers jump (a switch, a skip).
         for i in 0..600u16 {

@@ -80,6 +80,10 @@ struct Args {
     /// reconnect off: a dropped socket leaves at once.
     #[arg(long, default_value_t = 30)]
     reconnect_grace_secs: u64,
+    /// MiB of retransmission caches and sent logs each media worker may
+    /// hold; a publish that would not fit is refused.
+    #[arg(long, default_value_t = salon_mediad::WorkerLimits::DEFAULT_MEMORY_BUDGET >> 20)]
+    media_memory_budget_mib: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -405,6 +409,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         first_port: args.media_port,
         workers: args.workers,
         io_backend: args.io_backend,
+        limits: salon_mediad::WorkerLimits {
+            memory_budget_bytes: args.media_memory_budget_mib << 20,
+            ..Default::default()
+        },
     };
     let (mediad, media_events) = Mediad::start(config).context("starting mediad")?;
     let mediad = Arc::new(mediad);

@@ -171,6 +171,10 @@ impl Worker {
         let Some(track) = self.tracks.get_mut(ti) else {
             return;
         };
+        if !track.ensure_cache(li, &self.memory) {
+            self.metrics.rtx_cache_over_budget.inc();
+            tracing::warn!(publisher = %track.publisher, "memory budget spent: a video layer goes without a retransmission cache");
+        }
         let pkt: PacketView = match track.ingest(li, plain, hdr, since_epoch, now) {
             Ingest::Media(p) => p,
             Ingest::Muted => {

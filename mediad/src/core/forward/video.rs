@@ -34,8 +34,14 @@ pub struct VideoLeg {
 }
 
 impl VideoLeg {
-    /// A leg not yet answered, aiming at `sel`'s target.
-    pub fn new(out: LegOut, sel: LayerSelector, paused: bool) -> Self {
+    /// A leg not yet answered, aiming at `sel`'s target; its sent log
+    /// holds `charge` ([`SentLog::BYTES`] of the worker's memory budget).
+    pub fn new(
+        out: LegOut,
+        sel: LayerSelector,
+        paused: bool,
+        charge: crate::core::limits::Charge,
+    ) -> Self {
         Self {
             out,
             sel,
@@ -43,7 +49,7 @@ impl VideoLeg {
             paused,
             alloc_paused: false,
             vp8: Vp8Map::default(),
-            sent: SentLog::new(),
+            sent: SentLog::new(charge),
             rtx: None,
         }
     }

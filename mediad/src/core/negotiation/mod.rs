@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use salon_sdp::SessionDescription;
 
 use super::ids::TrackId;
+use super::limits::WorkerLimits;
 use super::{OUT_PT_OPUS, OUT_PT_VP8, OUT_PT_VP8_RTX};
 use crate::control::{ControlError, MediaKind};
 
@@ -230,10 +231,19 @@ impl SubscribeNegotiation {
             .collect()
     }
 
-    /// Parse an answer, refusing one when no offer is out.
-    pub fn parse_answer(&self, sdp: &str) -> Result<SessionDescription, ControlError> {
+    /// Parse an answer, refusing one when no offer is out, and one larger
+    /// than an answer to the outstanding offer can be (unparsed).
+    pub fn parse_answer(
+        &self,
+        sdp: &str,
+        limits: &WorkerLimits,
+    ) -> Result<SessionDescription, ControlError> {
         if !self.is_negotiating() {
             return Err(ControlError::NoOfferPending);
+        }
+        let max = limits.max_answer_bytes(self.offered);
+        if sdp.len() > max {
+            return Err(ControlError::AnswerTooLarge(max));
         }
         salon_sdp::parse(sdp).map_err(|e| ControlError::InvalidAnswer(e.to_string()))
     }

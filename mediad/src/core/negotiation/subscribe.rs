@@ -12,6 +12,7 @@ use crate::control::{ControlError, Event, MediaKind, ParticipantId, RequestId};
 use crate::core::forward::{AudioLeg, LayerSelector, LegOut, VideoLeg};
 use crate::core::ids::{LayerIdx, TrackId};
 use crate::core::participant::Participant;
+use crate::core::sent_log::SentLog;
 use crate::core::track::Legs;
 use crate::core::transport::{DtlsProgress, RemoteFingerprint, Route};
 use crate::core::{OUT_PT_OPUS, OUT_PT_VP8, Worker, select};
@@ -24,6 +25,8 @@ impl Worker {
         pid: ParticipantId,
         track_idx: TrackId,
     ) {
+        // Checked in bulk when the track was published.
+        let charge = self.memory.charge(SentLog::BYTES);
         let Some(track) = self.tracks.get_mut(track_idx) else {
             return;
         };
@@ -57,7 +60,12 @@ impl Worker {
             Legs::Audio(legs) => legs.push(AudioLeg::new(out)),
             Legs::Video(legs) => {
                 let target = LayerIdx::new(select::initial_layer(track.layers.len()));
-                legs.push(VideoLeg::new(out, LayerSelector::new(target), p.audio_only));
+                legs.push(VideoLeg::new(
+                    out,
+                    LayerSelector::new(target),
+                    p.audio_only,
+                    charge,
+                ));
             }
         }
         if let Some(t) = self.transports.get_mut(p.subscribe) {
@@ -100,13 +108,14 @@ impl Worker {
         now: Instant,
         tx: &mut TxQueue,
     ) {
+        let limits = self.cfg.limits;
         let Some(p) = self.participants.get_mut(&pid) else {
             self.error(pid, Some(request), ControlError::NotJoined);
             return;
         };
         let answered = p
             .sub
-            .parse_answer(sdp)
+            .parse_answer(sdp, &limits)
             .and_then(|a| p.sub.on_answer(&a).map(|lines| (a, lines)));
         let (answer, lines) = match answered {
             Ok(x) => x,
@@ -115,6 +124,9 @@ impl Worker {
                 return;
             }
             Err(e) => {
+                if matches!(e, ControlError::AnswerTooLarge(_)) {
+                    self.metrics.offers_too_large.inc();
+                }
                 // Never wedge: forget the offer and send a fresh one.
                 tracing::info!(participant = %pid, error = %e, "subscribe answer refused; offering again");
                 self.metrics.negotiation_failed.inc();

@@ -1,0 +1,316 @@
+//! What one participant can make a worker do is bounded: publish offers
+//! in size and rate, the memory its tracks hold (retransmission caches
+//! only once a layer sends, a per-worker budget), and the allocation work
+//! a storm of receive constraints costs. Other rooms on the worker carry
+//! on meanwhile.
+
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Net, publish_offer};
+use salon_mediad::core::WorkerLimits;
+use salon_mediad::core::rtx_cache::RtxCache;
+use salon_mediad::core::sent_log::SentLog;
+use salon_mediad::{Command, ControlError, Event, ParticipantId, RequestId};
+
+/// The error events for `pid`'s request `request`.
+fn errors_for(net: &Net, pid: ParticipantId, request: RequestId) -> Vec<ControlError> {
+    net.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Error {
+                participant,
+                request: Some(r),
+                error,
+            } if *participant == pid && *r == request => Some(error.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn answered(net: &Net, pid: ParticipantId, request: RequestId) -> bool {
+    net.events.iter().any(|e| {
+        matches!(e, Event::PublishAnswer { participant, request: r, .. }
+            if *participant == pid && *r == request)
+    })
+}
+
+/// A two-person room whose audio flows; returns their indices.
+fn bystanders(net: &mut Net) -> (usize, usize) {
+    let a = net.join("Voisins");
+    let b = net.join("Voisins");
+    net.settle(Duration::from_millis(300));
+    net.run_media(1, 10);
+    assert!(net.audio_received(a, b) >= 9 && net.audio_received(b, a) >= 9);
+    (a, b)
+}
+
+#[test]
+fn an_offer_over_the_size_cap_is_refused_unparsed_and_other_rooms_carry_on() {
+    let mut net = Net::new(71);
+    let (a, b) = bystanders(&mut net);
+    let m = net.join("Intrus");
+    let m_id = net.browsers[m].id;
+    let cap = WorkerLimits::default().max_offer_bytes;
+    // A real offer, padded with attribute lines to one byte over the cap.
+    let mut offer = {
+        let br = &net.browsers[m];
+        publish_offer(&br.publish, br.audio_ssrc, br.video_ssrc)
+    };
+    assert!(offer.len() < 4096, "a real offer: {} bytes", offer.len());
+    while offer.len() < cap + 1 {
+        offer.push_str("a=x-filler:0123456789abcdef0123456789abcdef\r\n");
+    }
+    offer.truncate(cap + 1);
+    let before = (net.audio_received(a, b), net.audio_received(b, a));
+    for i in 0..50 {
+        net.command(Command::PublishOffer {
+            participant: m_id,
+            request: RequestId(100 + i),
+            sdp: offer.clone(),
+        });
+    }
+    assert_eq!(
+        errors_for(&net, m_id, RequestId(100)),
+        vec![ControlError::OfferTooLarge(cap)]
+    );
+    assert_eq!(
+        ControlError::OfferTooLarge(cap).to_string(),
+        "offer too large: over 65536 bytes"
+    );
+    assert_eq!(net.metrics().offers_too_large.get(), 50);
+    // The bystanders' room: every packet of the next 20 rounds arrives.
+    net.run_media(11, 20);
+    assert_eq!(net.audio_received(a, b) - before.0, 20);
+    assert_eq!(net.audio_received(b, a) - before.1, 20);
+    // The intruder's earlier publish is untouched: its audio still flows.
+    assert!(
+        net.browsers[m]
+            .errors
+            .iter()
+            .all(|e| e.contains("too large"))
+    );
+}
+
+#[test]
+fn publish_offers_are_rate_limited_per_participant() {
+    let mut net = Net::new(72);
+    let (a, b) = bystanders(&mut net);
+    let m = net.join("Intrus");
+    let m_id = net.browsers[m].id;
+    let offer = {
+        let br = &net.browsers[m];
+        publish_offer(&br.publish, br.audio_ssrc, br.video_ssrc)
+    };
+    // Its join spent one offer of the burst of 5 (2/s since): 300 ms of
+    // settling and 200 ms of media refilled one more.
+    let mut outcome = Vec::new();
+    for i in 0..20 {
+        let request = RequestId(200 + i);
+        net.command(Command::PublishOffer {
+            participant: m_id,
+            request,
+            sdp: offer.clone(),
+        });
+        outcome.push(answered(&net, m_id, request));
+    }
+    let accepted = outcome.iter().filter(|x| **x).count();
+    assert!((4..=5).contains(&accepted), "{outcome:?}");
+    assert!(outcome[..accepted].iter().all(|x| *x), "the burst first");
+    assert_eq!(
+        errors_for(&net, m_id, RequestId(219)),
+        vec![ControlError::TooManyOffers]
+    );
+    assert_eq!(
+        net.metrics().offers_rate_limited.get(),
+        20 - accepted as u64
+    );
+    // Another participant's offers are its own business.
+    let a_id = net.browsers[a].id;
+    let a_offer = {
+        let br = &net.browsers[a];
+        publish_offer(&br.publish, br.audio_ssrc, br.video_ssrc)
+    };
+    net.command(Command::PublishOffer {
+        participant: a_id,
+        request: RequestId(300),
+        sdp: a_offer,
+    });
+    assert!(answered(&net, a_id, RequestId(300)));
+    // A second later, the intruder may offer again.
+    net.settle(Duration::from_secs(1));
+    net.command(Command::PublishOffer {
+        participant: m_id,
+        request: RequestId(301),
+        sdp: offer,
+    });
+    assert!(answered(&net, m_id, RequestId(301)));
+    let before = net.audio_received(b, a);
+    net.run_media(11, 10);
+    assert_eq!(net.audio_received(b, a) - before, 10);
+}
+
+#[test]
+fn a_subscribe_answer_larger_than_its_offer_warrants_is_refused_unparsed() {
+    let mut net = Net::new(73);
+    let a = net.join_with("Salle", |b| b.hold_answers = true);
+    let _b = net.join("Salle");
+    net.settle(Duration::from_millis(100));
+    let a_id = net.browsers[a].id;
+    let lines = salon_sdp::parse(net.browsers[a].offers.last().unwrap())
+        .unwrap()
+        .media
+        .len();
+    let max = WorkerLimits::default().max_answer_bytes(lines);
+    net.command(Command::SubscribeAnswer {
+        participant: a_id,
+        request: RequestId(9),
+        sdp: "v=0\r\n".to_owned() + &"a=x\r\n".repeat(max / 5 + 1),
+    });
+    assert_eq!(
+        errors_for(&net, a_id, RequestId(9)),
+        vec![ControlError::AnswerTooLarge(max)]
+    );
+    assert_eq!(net.metrics().offers_too_large.get(), 1);
+    // Never wedged: a fresh offer went out.
+    assert!(net.metrics().negotiation_failed.get() >= 1);
+}
+
+#[test]
+fn retransmission_caches_are_allocated_when_a_layer_first_sends() {
+    let mut net = Net::new(74);
+    let a = net.join("Salle");
+    let b = net.join("Salle");
+    net.settle(Duration::from_millis(300));
+    let (used, budget) = net.worker.memory_use();
+    assert_eq!(budget, WorkerLimits::DEFAULT_MEMORY_BUDGET);
+    assert_eq!(
+        net.metrics().memory_budget_bytes.get(),
+        WorkerLimits::DEFAULT_MEMORY_BUDGET
+    );
+    // Two published videos that never sent: a sent log per video leg, no
+    // cache.
+    assert_eq!(used, 2 * SentLog::BYTES, "{used} bytes before any media");
+    assert!(used < RtxCache::BYTES / 10);
+    net.run_media(1, 5);
+    assert_eq!(
+        net.worker.memory_use().0,
+        2 * RtxCache::BYTES + 2 * SentLog::BYTES
+    );
+    assert!(net.audio_received(a, b) >= 4);
+    // Leaving gives it all back.
+    for i in [a, b] {
+        let id = net.browsers[i].id;
+        net.command(Command::Leave { participant: id });
+    }
+    assert_eq!(net.worker.memory_use().0, 0);
+    assert_eq!(net.metrics().memory_used_bytes.get(), 0);
+}
+
+#[test]
+fn a_publish_over_the_memory_budget_is_refused_and_publishers_are_untouched() {
+    let limits = WorkerLimits {
+        memory_budget_bytes: 2 * RtxCache::BYTES + 4 * SentLog::BYTES,
+        ..WorkerLimits::default()
+    };
+    let mut net = Net::with_limits(75, limits);
+    let (a, b) = bystanders(&mut net);
+    assert_eq!(
+        net.worker.memory_use().0,
+        2 * RtxCache::BYTES + 2 * SentLog::BYTES
+    );
+    let c = net.join("Voisins");
+    let c_id = net.browsers[c].id;
+    assert_eq!(
+        errors_for(&net, c_id, RequestId::default()),
+        vec![ControlError::OverCapacity]
+    );
+    assert_eq!(
+        ControlError::OverCapacity.to_string(),
+        "the media server is at capacity"
+    );
+    assert_eq!(net.metrics().publish_over_budget.get(), 1);
+    assert!(
+        !net.events.iter().any(
+            |e| matches!(e, Event::TrackPublished { participant, .. } if *participant == c_id)
+        ),
+        "nothing of the refused offer was taken"
+    );
+    // The publishers already there carry on, to each other and to C.
+    let before = (net.audio_received(a, b), net.audio_received(b, a));
+    net.run_media(11, 20);
+    assert_eq!(net.audio_received(a, b) - before.0, 20);
+    assert_eq!(net.audio_received(b, a) - before.1, 20);
+    assert!(net.audio_received(c, a) >= 15);
+    assert!(net.worker.memory_use().0 <= limits.memory_budget_bytes);
+}
+
+#[test]
+fn a_layer_whose_cache_does_not_fit_is_forwarded_without_one() {
+    // Room for one cache: both publishes fit while nothing sends, the
+    // second cache does not once both send.
+    let limits = WorkerLimits {
+        memory_budget_bytes: RtxCache::BYTES + 4 * SentLog::BYTES,
+        ..WorkerLimits::default()
+    };
+    let mut net = Net::with_limits(76, limits);
+    let a = net.join("Salle");
+    let b = net.join("Salle");
+    net.settle(Duration::from_millis(300));
+    assert!(net.browsers.iter().all(|x| x.errors.is_empty()));
+    net.run_media(1, 20);
+    assert_eq!(net.metrics().rtx_cache_over_budget.get(), 1, "asked once");
+    assert!(net.worker.memory_use().0 <= limits.memory_budget_bytes);
+    assert!(net.audio_received(a, b) >= 19 && net.audio_received(b, a) >= 19);
+    let video_to = |to: usize, from: usize| {
+        let ssrc = net.browsers[to]
+            .out_ssrc(net.browsers[from].id, salon_sdp::MediaKind::Video)
+            .unwrap();
+        net.browsers[to].seqs(ssrc).len()
+    };
+    assert!(video_to(a, b) >= 15 && video_to(b, a) >= 15, "video flows");
+}
+
+#[test]
+fn a_storm_of_receive_constraints_costs_one_allocation_round() {
+    let mut net = Net::new(77);
+    let a = net.join("Salle");
+    let b = net.join("Salle");
+    let c = net.join("Salle");
+    net.run_media(1, 10);
+    let ids: Vec<ParticipantId> = [a, b, c].iter().map(|&i| net.browsers[i].id).collect();
+    // Right after a periodic round: the next is 100 ms away.
+    let rounds = net.metrics().alloc_rounds.get();
+    while net.metrics().alloc_rounds.get() == rounds {
+        net.settle(Duration::from_millis(10));
+    }
+    let before = net.metrics().alloc_rounds.get();
+    for i in 0..600u16 {
+        let receiver = ids[usize::from(i) % 3];
+        let publisher = ids[(usize::from(i) + 1) % 3];
+        net.worker.handle_command(
+            Command::SetReceiveConstraints {
+                participant: receiver,
+                publisher,
+                mid: "1".into(),
+                max_height: Some(90 + i % 600),
+            },
+            net.now,
+            &mut net.tx,
+        );
+    }
+    net.pump();
+    assert_eq!(net.metrics().alloc_rounds.get(), before, "none inline");
+    net.settle(Duration::from_millis(10));
+    assert_eq!(net.metrics().alloc_rounds.get(), before + 1, "one round");
+    // The periodic rounds go on at their pace: ~9 more in the next 90 ms
+    // would be one per tick; there is one.
+    net.settle(Duration::from_millis(80));
+    assert_eq!(net.metrics().alloc_rounds.get(), before + 1);
+    net.settle(Duration::from_millis(20));
+    assert_eq!(net.metrics().alloc_rounds.get(), before + 2);
+    assert!(net.browsers.iter().all(|x| x.errors.is_empty()));
+}
