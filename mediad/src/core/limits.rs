@@ -36,9 +36,9 @@ pub struct WorkerLimits {
 }
 
 impl WorkerLimits {
-    /// 512 MiB of buffers per worker: ~680 incoming video layers with
-    /// their caches, or 50 rooms of 10 people each with two simulcast
-    /// videos, with room for their receivers' sent logs.
+    /// 512 MiB of buffers per worker: ~690 incoming video layers with
+    /// their caches — 20 rooms of 10 people each sending a three-layer
+    /// camera, with their receivers' sent logs.
     pub const DEFAULT_MEMORY_BUDGET: u64 = 512 << 20;
     /// 64 KiB: six to ten times a real browser's offer.
     pub const DEFAULT_MAX_OFFER: usize = 64 << 10;
