@@ -322,3 +322,50 @@ const _: () = {
     let layers = WorkerLimits::DEFAULT_MEMORY_BUDGET / RtxCache::BYTES;
     assert!(layers >= 650 && layers < 720);
 };
+
+#[test]
+fn a_browser_answering_garbage_gets_fresh_offers_ever_more_slowly() {
+    let mut net = Net::new(78);
+    let a = net.join_with("Salle", |b| b.hold_answers = true);
+    let _b = net.join("Salle");
+    let a_id = net.browsers[a].id;
+    let start = net.now;
+    let mut answered = 0;
+    // Ten seconds of answering every offer at once with something wrong.
+    while net.now < start + Duration::from_secs(10) {
+        while answered < net.browsers[a].offers.len() {
+            answered += 1;
+            net.command(Command::SubscribeAnswer {
+                participant: a_id,
+                request: RequestId(answered as u64),
+                sdp: "v=0\r\nnot an answer\r\n".into(),
+            });
+        }
+        net.settle(Duration::from_millis(10));
+    }
+    // Without a backoff this loop would have parsed and offered without
+    // end; with it: at once, then 0.25, 0.5, 1, 2, 4 s apart.
+    let offers = net.browsers[a].offers.len();
+    assert!((5..=9).contains(&offers), "{offers} offers in 10 s");
+    assert_eq!(net.metrics().negotiation_failed.get(), offers as u64);
+    // The next fresh offer comes at most 5 s later; a right answer to it
+    // ends the loop: the negotiation is live again.
+    net.settle(Duration::from_secs(5));
+    assert_eq!(net.browsers[a].offers.len(), offers + 1);
+    let last = net.browsers[a].offers.last().unwrap().clone();
+    let answer = {
+        let b = &mut net.browsers[a];
+        b.subscribe.set_remote(&last);
+        b.subscribe.send_check();
+        common::subscribe_answer(&b.subscribe, &last)
+    };
+    net.command(Command::SubscribeAnswer {
+        participant: a_id,
+        request: RequestId(999),
+        sdp: answer,
+    });
+    assert!(errors_for(&net, a_id, RequestId(999)).is_empty());
+    net.settle(Duration::from_millis(300));
+    net.run_media(1, 10);
+    assert!(net.audio_received(a, 1) >= 8);
+}

@@ -130,7 +130,7 @@ impl Worker {
                 // Never wedge: forget the offer and send a fresh one.
                 tracing::info!(participant = %pid, error = %e, "subscribe answer refused; offering again");
                 self.metrics.negotiation_failed.inc();
-                p.sub.reset();
+                p.sub.refuse(now);
                 self.error(pid, Some(request), e);
                 self.maybe_offer(pid, now);
                 return;
@@ -184,6 +184,15 @@ impl Worker {
         for pid in expired {
             tracing::info!(participant = %pid, "subscribe offer unanswered; offering again");
             self.metrics.offer_timeouts.inc();
+            self.maybe_offer(pid, now);
+        }
+        // Fresh offers held back after refused answers.
+        let held: Vec<ParticipantId> = self
+            .participants
+            .iter()
+            .filter_map(|(pid, p)| p.sub.hold_over(now).then_some(*pid))
+            .collect();
+        for pid in held {
             self.maybe_offer(pid, now);
         }
     }
