@@ -5,14 +5,17 @@
 //! SDP is parsed on the media thread, so a participant's offers are
 //! capped in size ([`WorkerLimits::max_offer_bytes`]) and rate (a token
 //! bucket per participant, [`OfferRate`]). Subscribe answers answer
-//! mediad's own offers, one at a time, so their rate follows mediad's;
-//! their size is capped relative to the offer they answer.
+//! mediad's own offers, one at a time, so their rate follows mediad's
+//! (which backs off while answers keep being refused:
+//! [`super::negotiation::REFUSED_BACKOFF`]); their size is capped relative
+//! to the offer they answer.
 //!
 //! The [`MemoryBudget`] accounts for what grows with what participants
 //! publish and receive — a retransmission cache per incoming video layer
 //! (~750 KiB, allocated at the layer's first packet), a sent log per video
-//! leg (~10 KiB) — through [`Charge`]s the buffers hold and give back when
-//! they are dropped, so the account cannot drift. A publish whose buffers
+//! leg (8 KiB, allocated at the leg's first packet) — through [`Charge`]s
+//! the buffers hold and give back when they are dropped, so the account
+//! cannot drift. A publish whose buffers
 //! would not fit is refused; a cache that would not fit at its first
 //! packet is not created (the layer is forwarded, its receivers' NACKs go
 //! unanswered) and counted.
@@ -162,8 +165,8 @@ impl MemoryBudget {
         self.fits(bytes).then(|| self.charge(bytes))
     }
 
-    /// `bytes` charged whether they fit or not (buffers too small to
-    /// refuse one by one, checked in bulk beforehand: sent logs).
+    /// `bytes` charged whether they fit or not (sent logs: counted in a
+    /// publish's admission, never refused to a receiver's leg).
     pub fn charge(&self, bytes: u64) -> Charge {
         self.metrics.memory_used_bytes.add(bytes);
         Charge {

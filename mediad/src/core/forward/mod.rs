@@ -102,6 +102,8 @@ impl LegOut {
 pub struct Egress<'a> {
     pub transports: &'a mut Table<TransportId, Transport>,
     pub metrics: &'a Metrics,
+    /// Where a leg's sent log is charged when its first packet goes.
+    pub memory: &'a crate::core::limits::MemoryBudget,
     pub tx: &'a mut TxQueue,
     pub now: Instant,
 }
@@ -186,6 +188,7 @@ impl Worker {
         let mut out = Egress {
             transports: &mut self.transports,
             metrics: &self.metrics,
+            memory: &self.memory,
             tx,
             now,
         };

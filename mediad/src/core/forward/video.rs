@@ -34,14 +34,8 @@ pub struct VideoLeg {
 }
 
 impl VideoLeg {
-    /// A leg not yet answered, aiming at `sel`'s target; its sent log
-    /// holds `charge` ([`SentLog::BYTES`] of the worker's memory budget).
-    pub fn new(
-        out: LegOut,
-        sel: LayerSelector,
-        paused: bool,
-        charge: crate::core::limits::Charge,
-    ) -> Self {
+    /// A leg not yet answered, aiming at `sel`'s target.
+    pub fn new(out: LegOut, sel: LayerSelector, paused: bool) -> Self {
         Self {
             out,
             sel,
@@ -49,7 +43,7 @@ impl VideoLeg {
             paused,
             alloc_paused: false,
             vp8: Vp8Map::default(),
-            sent: SentLog::new(charge),
+            sent: SentLog::new(),
             rtx: None,
         }
     }
@@ -126,6 +120,7 @@ pub(super) fn forward(
                     ts_offset: leg.out.ts_offset,
                     vp8,
                 },
+                eg.memory,
             );
         }
     }

@@ -12,7 +12,6 @@ use crate::control::{ControlError, Event, MediaKind, ParticipantId, RequestId};
 use crate::core::forward::{AudioLeg, LayerSelector, LegOut, VideoLeg};
 use crate::core::ids::{LayerIdx, TrackId};
 use crate::core::participant::Participant;
-use crate::core::sent_log::SentLog;
 use crate::core::track::Legs;
 use crate::core::transport::{DtlsProgress, RemoteFingerprint, Route};
 use crate::core::{OUT_PT_OPUS, OUT_PT_VP8, Worker, select};
@@ -25,8 +24,6 @@ impl Worker {
         pid: ParticipantId,
         track_idx: TrackId,
     ) {
-        // Checked in bulk when the track was published.
-        let charge = self.memory.charge(SentLog::BYTES);
         let Some(track) = self.tracks.get_mut(track_idx) else {
             return;
         };
@@ -60,12 +57,7 @@ impl Worker {
             Legs::Audio(legs) => legs.push(AudioLeg::new(out)),
             Legs::Video(legs) => {
                 let target = LayerIdx::new(select::initial_layer(track.layers.len()));
-                legs.push(VideoLeg::new(
-                    out,
-                    LayerSelector::new(target),
-                    p.audio_only,
-                    charge,
-                ));
+                legs.push(VideoLeg::new(out, LayerSelector::new(target), p.audio_only));
             }
         }
         if let Some(t) = self.transports.get_mut(p.subscribe) {
