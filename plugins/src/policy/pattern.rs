@@ -86,6 +86,8 @@ fn match_class(c: u8, cl: u8) -> bool {
         b'u' => c.is_ascii_uppercase(),
         b'w' => c.is_ascii_alphanumeric(),
         b'x' => c.is_ascii_hexdigit(),
+        // Deprecated in the manual, still in lstrlib.c.
+        b'z' => c == 0,
         _ => return cl == c,
     };
     if cl.is_ascii_uppercase() { !res } else { res }
@@ -319,7 +321,9 @@ impl<'a, M: Meter> Matcher<'a, M> {
         let l = self.check_capture(l)?;
         let (init, len) = match self.caps.get(l) {
             Some(&(init, CapLen::Len(len))) => (init, len),
-            _ => (0, 0),
+            // A position capture's length is -2 in C: as a size, larger
+            // than any rest of the subject, so `%n` of `()` never matches.
+            _ => return Ok(None),
         };
         self.tick(1 + len as u64 / 64)?;
         let want = self.src.get(init..init + len);

@@ -375,12 +375,12 @@ pub(super) fn install(lua: &Lua, string: &Table, budget: Budget) -> mlua::Result
         "rep",
         lua.create_function(move |lua, args: MultiValue| {
             let s = bytes_arg(lua, args.front(), 1, "rep")?;
-            let n = int_arg(lua, args.get(1), 2, "rep", i64::MIN)?;
-            if n == i64::MIN && args.get(1).is_none_or(|v| matches!(v, Value::Nil)) {
+            if args.get(1).is_none_or(|v| matches!(v, Value::Nil)) {
                 return Err(mlua::Error::RuntimeError(
                     "bad argument #2 to 'rep' (number expected, got no value)".into(),
                 ));
             }
+            let n = int_arg(lua, args.get(1), 2, "rep", 0)?;
             let sep = match args.get(2) {
                 None | Some(Value::Nil) => Vec::new(),
                 v => bytes_arg(lua, v, 3, "rep")?,
@@ -489,6 +489,93 @@ mod tests {
         )
         .exec()
         .unwrap();
+    }
+
+    /// Random patterns (from pattern syntax, often malformed) and subjects:
+    /// the bounded functions answer exactly as the C ones, errors included,
+    /// and never panic.
+    #[test]
+    fn random_patterns_answer_as_lua_does() {
+        let lua = vm(u64::MAX);
+        let compare: Function = lua
+            .load(
+                r##"
+                local function show(ok, ...)
+                  local t = { ok and "ok" or "err" }
+                  for i = 1, select("#", ...) do t[#t + 1] = tostring((select(i, ...))) end
+                  return table.concat(t, "|")
+                end
+                return function(s, p, init, f)
+                  local mine, theirs
+                  if f == 0 then
+                    mine, theirs = show(pcall(string.find, s, p, init)), show(pcall(orig.find, s, p, init))
+                  elseif f == 1 then
+                    mine, theirs = show(pcall(string.match, s, p, init)), show(pcall(orig.match, s, p, init))
+                  elseif f == 2 then
+                    mine, theirs = show(pcall(string.gsub, s, p, "<%0>")), show(pcall(orig.gsub, s, p, "<%0>"))
+                  elseif f == 4 then
+                    mine, theirs = show(pcall(string.gsub, s, p, "%1-", 3)), show(pcall(orig.gsub, s, p, "%1-", 3))
+                  elseif f == 5 then
+                    mine, theirs = show(pcall(string.find, s, p, init, true)), show(pcall(orig.find, s, p, init, true))
+                  else
+                    local function all(g)
+                      return pcall(function()
+                        local t = {}
+                        for a, b in g(s, p, init) do t[#t + 1] = tostring(a) .. "," .. tostring(b) end
+                        return table.concat(t, ";")
+                      end)
+                    end
+                    mine, theirs = show(all(string.gmatch)), show(all(orig.gmatch))
+                  end
+                  if mine ~= theirs then
+                    -- The C message carries no position; ours may add a traceback.
+                    -- Compare the messages without positions or tracebacks.
+                    local function core(x)
+                      local m = orig.match(x, "^err|(.*)")
+                      if not m then return nil end
+                      m = orig.match(m, "^(.-)\n") or m
+                      m = orig.gsub(m, "^runtime error: ", "")
+                      return (orig.gsub(m, "^.-:%d+:%d*:? ?", ""))
+                    end
+                    local m1, m2 = core(mine), core(theirs)
+                    if m1 and m2 and m1 == m2 then return nil end
+                    return mine .. "  vs  " .. theirs
+                  end
+                  return nil
+                end
+                "##,
+            )
+            .eval()
+            .unwrap();
+        let alphabet: &[&str] = &[
+            "a", "b", "%", "(", ")", "[", "]", "^", "$", "*", "+", "-", "?", ".", "%a", "%d", "%s",
+            "%w", "%b()", "%f[%w]", "%1", "()", "[^a]", "[a-c]", "x", "[]]", "[%a-]", "%%", "%.",
+            "%-", "%b", "%f", "%2", "[^]", "%A", "%z", "\0",
+        ];
+        let subjects: &[&str] = &[
+            "", "a", "ab", "aab(b)a", "(a)", "abcabc", " a b ", "xa1", "((a))b", "a%b", "[x]-y",
+            "aaaa", "b\0a",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for case in 0..150_000 {
+            let len = 1 + next(8);
+            let p: String = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+            let s = subjects[next(subjects.len())];
+            let init = [1i64, 2, -1, 0, 5][next(5)];
+            let f = next(6);
+            let diff: Option<String> = compare.call((s, p.as_str(), init, f)).unwrap();
+            assert!(
+                diff.is_none(),
+                "case {case}: f{f} {s:?} ~ {p:?} @{init}: {}",
+                diff.unwrap()
+            );
+        }
     }
 
     #[test]
