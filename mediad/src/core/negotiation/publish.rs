@@ -171,9 +171,9 @@ impl Worker {
             .filter(|m| !self.publishes_mid(pid, &m.mid))
             .map(|m| {
                 let layers = m.rids.len().clamp(1, MAX_LAYERS) as u64;
-                layers * RtxCache::BYTES + receivers * SentLog::BYTES
+                (layers * RtxCache::BYTES).saturating_add(receivers.saturating_mul(SentLog::BYTES))
             })
-            .sum()
+            .fold(0u64, u64::saturating_add)
     }
 
     /// Whether `pid` publishes a track on m-line `mid`.
