@@ -127,7 +127,7 @@ metrics! {
     offers_too_large: "Publish offers or subscribe answers refused: larger than the limit.",
     offers_rate_limited: "Publish offers refused: the participant made too many too fast.",
     publish_over_budget: "Publish offers refused: their buffers would not fit in the worker's memory budget.",
-    rtx_cache_over_budget: "Incoming video layers left without a retransmission cache: the memory budget was spent.",
+    rtx_cache_over_budget: "Retransmission caches not created (a layer's first packet) or not grown (to its rate) because the memory budget was spent.",
     alloc_rounds: "Allocation rounds run (every 100 ms, or at once after receive constraints or last-N changed; several changes coalesce into one).",
     ;
     memory_used_bytes: "Bytes the worker's big buffers (retransmission caches, sent logs) hold.",

@@ -179,6 +179,15 @@ fn a_subscribe_answer_larger_than_its_offer_warrants_is_refused_unparsed() {
     assert!(net.metrics().negotiation_failed.get() >= 1);
 }
 
+/// `rounds` rounds of media (audio and VP8) from every browser, 10 ms
+/// apart: 100 packets a second per stream.
+fn fast_media(net: &mut Net, from_seq: u16, rounds: u16) {
+    for s in from_seq..from_seq + rounds {
+        net.send_media(s);
+        net.settle(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn caches_and_sent_logs_are_allocated_at_their_first_packet() {
     let mut net = Net::new(74);
@@ -197,9 +206,16 @@ fn caches_and_sent_logs_are_allocated_at_their_first_packet() {
     net.run_media(1, 5);
     assert_eq!(
         net.worker.memory_use().0,
-        2 * RtxCache::BYTES + 2 * SentLog::BYTES
+        2 * RtxCache::MIN_BYTES + 2 * SentLog::BYTES,
+        "a small cache per layer, a log per leg"
     );
     assert!(net.audio_received(a, b) >= 4);
+    // At 100 packets a second, a cache grows to hold 1.5 s of its stream.
+    fast_media(&mut net, 6, 250);
+    assert_eq!(
+        net.worker.memory_use().0,
+        2 * RtxCache::bytes_for(256) + 2 * SentLog::BYTES
+    );
     // Leaving gives it all back.
     for i in [a, b] {
         let id = net.browsers[i].id;
@@ -211,15 +227,17 @@ fn caches_and_sent_logs_are_allocated_at_their_first_packet() {
 
 #[test]
 fn a_publish_over_the_memory_budget_is_refused_and_publishers_are_untouched() {
+    // Room for the two publishers there, not for a third's potential
+    // (a full cache and a log per receiver).
     let limits = WorkerLimits {
-        memory_budget_bytes: 2 * RtxCache::BYTES + 4 * SentLog::BYTES,
+        memory_budget_bytes: RtxCache::BYTES + 2 * RtxCache::MIN_BYTES + 4 * SentLog::BYTES - 1,
         ..WorkerLimits::default()
     };
     let mut net = Net::with_limits(75, limits);
     let (a, b) = bystanders(&mut net);
     assert_eq!(
         net.worker.memory_use().0,
-        2 * RtxCache::BYTES + 2 * SentLog::BYTES
+        2 * RtxCache::MIN_BYTES + 2 * SentLog::BYTES
     );
     let c = net.join("Voisins");
     let c_id = net.browsers[c].id;
@@ -248,11 +266,11 @@ fn a_publish_over_the_memory_budget_is_refused_and_publishers_are_untouched() {
 }
 
 #[test]
-fn a_layer_whose_cache_does_not_fit_is_forwarded_without_one() {
-    // Room for one cache: both publishes fit while nothing sends, the
-    // second cache does not once both send.
+fn caches_grow_only_as_far_as_the_budget_and_media_flows_on() {
+    // Both publishes fit (nothing sends yet); at 100 packets a second
+    // both caches want 256 slots, and only one growth fits.
     let limits = WorkerLimits {
-        memory_budget_bytes: RtxCache::BYTES + 4 * SentLog::BYTES,
+        memory_budget_bytes: RtxCache::BYTES + SentLog::BYTES,
         ..WorkerLimits::default()
     };
     let mut net = Net::with_limits(76, limits);
@@ -260,17 +278,25 @@ fn a_layer_whose_cache_does_not_fit_is_forwarded_without_one() {
     let b = net.join("Salle");
     net.settle(Duration::from_millis(300));
     assert!(net.browsers.iter().all(|x| x.errors.is_empty()));
-    net.run_media(1, 20);
-    assert_eq!(net.metrics().rtx_cache_over_budget.get(), 1, "asked once");
-    assert!(net.worker.memory_use().0 <= limits.memory_budget_bytes);
-    assert!(net.audio_received(a, b) >= 19 && net.audio_received(b, a) >= 19);
+    fast_media(&mut net, 1, 150);
+    assert!(net.metrics().rtx_cache_over_budget.get() >= 1);
+    let used = net.worker.memory_use().0;
+    assert!(used <= limits.memory_budget_bytes, "{used}");
+    assert_eq!(
+        used,
+        RtxCache::bytes_for(256) + RtxCache::MIN_BYTES + 2 * SentLog::BYTES
+    );
+    assert!(net.audio_received(a, b) >= 145 && net.audio_received(b, a) >= 145);
     let video_to = |to: usize, from: usize| {
         let ssrc = net.browsers[to]
             .out_ssrc(net.browsers[from].id, salon_sdp::MediaKind::Video)
             .unwrap();
         net.browsers[to].seqs(ssrc).len()
     };
-    assert!(video_to(a, b) >= 15 && video_to(b, a) >= 15, "video flows");
+    assert!(
+        video_to(a, b) >= 140 && video_to(b, a) >= 140,
+        "video flows"
+    );
 }
 
 #[test]

@@ -12,13 +12,15 @@
 //!
 //! The [`MemoryBudget`] accounts for what grows with what participants
 //! publish and receive — a retransmission cache per incoming video layer
-//! (~750 KiB, allocated at the layer's first packet), a sent log per video
+//! (~94 KiB at the layer's first packet, grown to its rate up to ~750 KiB:
+//! [`super::rtx_cache`]), a sent log per video
 //! leg (8 KiB, allocated at the leg's first packet) — through [`Charge`]s
 //! the buffers hold and give back when they are dropped, so the account
 //! cannot drift. A publish whose buffers
-//! would not fit is refused; a cache that would not fit at its first
-//! packet is not created (the layer is forwarded, its receivers' NACKs go
-//! unanswered) and counted.
+//! would not fit is refused (priced at full caches); a cache that would not
+//! fit at its first packet is not created, one whose growth would not fit
+//! stays as it is (the layer is forwarded, older NACKs go unanswered), and
+//! both are counted.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -195,6 +197,17 @@ impl Charge {
     /// Its bytes.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// `bytes` more on this charge, if they fit in `memory` (the budget it
+    /// was taken from).
+    pub fn try_add(&mut self, memory: &MemoryBudget, bytes: u64) -> bool {
+        if !memory.fits(bytes) {
+            return false;
+        }
+        self.metrics.memory_used_bytes.add(bytes);
+        self.bytes += bytes;
+        true
     }
 }
 

@@ -527,6 +527,7 @@ impl Worker {
         if now >= self.next_report {
             self.next_report = now + REPORT_INTERVAL;
             self.send_receiver_reports(now, tx);
+            self.size_rtx_caches(REPORT_INTERVAL);
         }
         if now >= self.next_speaker_check {
             self.next_speaker_check = now + SPEAKER_INTERVAL;

@@ -35,6 +35,8 @@ pub struct Layer {
     pub cache: Option<RtxCache>,
     /// Whether the layer gets a cache (video) and has not had one refused.
     cache_wanted: bool,
+    /// Packets since its cache was last sized ([`super::nack`]).
+    pub packets_since_sizing: u32,
     /// Frame size from the last key frame (video).
     pub size: Option<(u16, u16)>,
     /// Received bitrate (the allocator's price of this layer).
@@ -60,6 +62,7 @@ impl Layer {
             stats: RecvStats::new(clock),
             cache: None,
             cache_wanted: kind == MediaKind::Video,
+            packets_since_sizing: 0,
             size: None,
             rate: RateMeter::default(),
             tid_rates: Default::default(),
@@ -75,7 +78,7 @@ impl Layer {
     #[cold]
     fn create_cache(&mut self, memory: &MemoryBudget) -> bool {
         self.cache_wanted = false;
-        match memory.try_charge(RtxCache::BYTES) {
+        match memory.try_charge(RtxCache::MIN_BYTES) {
             Some(charge) => {
                 self.cache = Some(RtxCache::new(charge));
                 true
@@ -235,6 +238,7 @@ impl InTrack {
             .on_packet(hdr.sequence, hdr.timestamp, since_epoch);
         layer.rate.add(plain.len(), since_epoch);
         layer.last_packet_at = Some(now);
+        layer.packets_since_sizing = layer.packets_since_sizing.saturating_add(1);
         let desc = if kind == MediaKind::Video {
             Vp8Descriptor::parse(hdr.payload(plain)).ok()
         } else {
