@@ -3,7 +3,7 @@
 //! See `docs/lua-api.md` for the Lua side.
 
 mod convert;
-mod pattern;
+pub(crate) mod pattern;
 mod strings;
 mod vm;
 
