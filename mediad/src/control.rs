@@ -281,7 +281,7 @@ impl Command {
 impl ControlError {
     /// Number of error codes (see [`Command::VARIANTS`]).
     #[doc(hidden)]
-    pub const VARIANTS: usize = 10;
+    pub const VARIANTS: usize = 14;
 
     /// This error's code, as a number below [`ControlError::VARIANTS`].
     #[doc(hidden)]
@@ -297,6 +297,10 @@ impl ControlError {
             ControlError::AnswerMismatch => 7,
             ControlError::NoSuchTrack => 8,
             ControlError::TransportFailed => 9,
+            ControlError::OfferTooLarge(_) => 10,
+            ControlError::AnswerTooLarge(_) => 11,
+            ControlError::TooManyOffers => 12,
+            ControlError::OverCapacity => 13,
         }
     }
 }
@@ -338,6 +342,23 @@ pub enum ControlError {
     /// ICE or DTLS failed on one of the participant's transports.
     #[error("media transport failed")]
     TransportFailed,
+    /// The publish offer is larger than the worker accepts (the limit in
+    /// bytes); it was not parsed.
+    #[error("offer too large: over {0} bytes")]
+    OfferTooLarge(usize),
+    /// The subscribe answer is larger than an answer to the outstanding
+    /// offer can be (the limit in bytes); it was not parsed.
+    #[error("answer too large: over {0} bytes")]
+    AnswerTooLarge(usize),
+    /// Publish offers come faster than a browser makes them; this one was
+    /// not parsed. The participant may offer again a moment later.
+    #[error("too many offers: try again in a moment")]
+    TooManyOffers,
+    /// What the publish offer brings would not fit in the media worker's
+    /// memory budget; nothing of it was taken (what the participant
+    /// already published is untouched).
+    #[error("the media server is at capacity")]
+    OverCapacity,
 }
 
 /// What mediad tells the gateway.

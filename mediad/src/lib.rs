@@ -8,6 +8,16 @@
 //!   never reads the clock or touches a socket itself.
 //! - [`Mediad`]: starts one worker thread per configured core, each with its
 //!   own UDP port, and routes commands to the worker that owns the room.
+//!
+//! **Supervision.** A worker that panics (or whose io loop fails) takes
+//! the process down: it logs the reason at error level and exits with
+//! [`EXIT_WORKER_FAILED`] (70, `EX_SOFTWARE`), for the supervisor
+//! (systemd `Restart=on-failure`, a compose restart policy) to start a
+//! fresh one; browsers reconnect by themselves. A room's state lives on
+//! one worker thread with no way to rebuild it, so carrying on without
+//! the worker would leave its rooms silent while the process looks
+//! healthy. [`MediadConfig::fault_injection`] lets tests cause such a
+//! panic ([`Mediad::inject_panic`]).
 
 pub mod alloc;
 pub mod bwe;
@@ -34,7 +44,20 @@ pub struct MediadConfig {
     pub workers: usize,
     /// io_uring, epoll, or detect.
     pub io_backend: BackendChoice,
+    /// Each worker's limits: SDP sizes and rates, memory budget.
+    pub limits: WorkerLimits,
+    /// Exit the process with [`EXIT_WORKER_FAILED`] when a worker panics
+    /// or its io loop fails (the default; see the crate documentation).
+    /// Off, the worker's rooms go silent and the rest carries on.
+    pub exit_on_worker_failure: bool,
+    /// Accept [`Mediad::inject_panic`] (tests of supervision; never in
+    /// production).
+    pub fault_injection: bool,
 }
+
+/// The exit status of a process whose media worker failed (`EX_SOFTWARE`
+/// of `sysexits.h`): a supervisor should restart it.
+pub const EXIT_WORKER_FAILED: i32 = 70;
 
 impl Default for MediadConfig {
     fn default() -> Self {
@@ -44,6 +67,9 @@ impl Default for MediadConfig {
             first_port: 10000,
             workers: 1,
             io_backend: BackendChoice::Auto,
+            limits: WorkerLimits::default(),
+            exit_on_worker_failure: true,
+            fault_injection: false,
         }
     }
 }
@@ -62,12 +88,27 @@ use anyhow::Context as _;
 use crossbeam_channel::{Receiver, Sender};
 use salon_io::{Backend, Handler, IoStats, TxQueue, Waker};
 
+pub use crate::core::{OfferRate, WorkerLimits};
 use crate::core::{Worker, WorkerConfig};
 use crate::metrics::Metrics;
 
 enum WorkerMsg {
     Command(Command),
     Stop,
+    /// Fault injection: panic on the worker thread.
+    Panic,
+}
+
+/// [`Mediad::inject_panic`] refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FaultInjectionError {
+    /// mediad was not started with [`MediadConfig::fault_injection`].
+    #[error("fault injection is not enabled")]
+    Disabled,
+    /// No worker of that index.
+    #[error("no media worker {0}")]
+    NoSuchWorker(usize),
 }
 
 /// The events of every worker, in the order each worker produced them:
@@ -131,6 +172,12 @@ impl Handler for Driven {
             match msg {
                 WorkerMsg::Command(cmd) => self.worker.handle_command(cmd, now, tx),
                 WorkerMsg::Stop => self.stop = true,
+                WorkerMsg::Panic => {
+                    #[allow(clippy::panic)] // what was asked for
+                    {
+                        panic!("fault injection: a panic was requested in this media worker")
+                    }
+                }
             }
         }
         self.flush_events();
@@ -164,6 +211,7 @@ pub struct Mediad {
     workers: Vec<WorkerHandle>,
     placement: Mutex<HashMap<ParticipantId, usize>>,
     backend: Backend,
+    fault_injection: bool,
 }
 
 impl std::fmt::Debug for Mediad {
@@ -173,6 +221,30 @@ impl std::fmt::Debug for Mediad {
             .field("backend", &self.backend)
             .finish()
     }
+}
+
+/// The text of a panic's payload (`panic!` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+/// Worker `worker` is gone: say why, and exit for the supervisor to
+/// restart the process (see the crate documentation).
+fn worker_failed(worker: usize, reason: &str, exit: bool) {
+    if exit {
+        tracing::error!(
+            worker,
+            reason,
+            status = EXIT_WORKER_FAILED,
+            "media worker failed; exiting for the supervisor to restart the process"
+        );
+        std::process::exit(EXIT_WORKER_FAILED);
+    }
+    tracing::error!(worker, reason, "media worker failed; its rooms are silent");
 }
 
 /// A stable hash of a room name (FNV-1a), to pin rooms to workers.
@@ -223,6 +295,7 @@ impl Mediad {
                 fingerprint: fingerprint.clone(),
                 dtls: dtls.clone(),
                 seed: None,
+                limits: config.limits,
             };
             let mut driven = Driven {
                 worker: Worker::new(cfg, metrics.clone(), Instant::now()),
@@ -233,14 +306,19 @@ impl Mediad {
             let thread_waker = waker.clone();
             let io = Arc::new(IoStats::new());
             let thread_io = io.clone();
+            let exit_on_failure = config.exit_on_worker_failure;
             let thread = std::thread::Builder::new()
                 .name(format!("mediad-{i}"))
                 .spawn(move || {
-                    if let Err(e) =
+                    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         salon_io::run(socket, backend, &thread_waker, &mut driven, &thread_io)
-                    {
-                        tracing::error!(worker = i, error = %e, "worker loop ended");
-                    }
+                    }));
+                    let reason = match run {
+                        Ok(Ok(())) => return,
+                        Ok(Err(e)) => format!("io loop failed: {e}"),
+                        Err(panic) => format!("panicked: {}", panic_message(&*panic)),
+                    };
+                    worker_failed(i, &reason, exit_on_failure);
                 })
                 .context("spawning a worker thread")?;
             tracing::info!(worker = i, port, %backend, "mediad worker started");
@@ -258,9 +336,29 @@ impl Mediad {
                 workers,
                 placement: Mutex::new(HashMap::new()),
                 backend,
+                fault_injection: config.fault_injection,
             },
             EventQueue { rx: events_rx },
         ))
+    }
+
+    /// Make worker `worker` panic, to test supervision: the process exits
+    /// with [`EXIT_WORKER_FAILED`] (unless
+    /// [`MediadConfig::exit_on_worker_failure`] is off). Refused unless
+    /// [`MediadConfig::fault_injection`] is on.
+    pub fn inject_panic(&self, worker: usize) -> Result<(), FaultInjectionError> {
+        if !self.fault_injection {
+            return Err(FaultInjectionError::Disabled);
+        }
+        let w = self
+            .workers
+            .get(worker)
+            .ok_or(FaultInjectionError::NoSuchWorker(worker))?;
+        tracing::warn!(worker, "fault injection: asking a media worker to panic");
+        if w.commands.send(WorkerMsg::Panic).is_ok() {
+            w.waker.wake();
+        }
+        Ok(())
     }
 
     /// The io backend in use.

@@ -27,18 +27,51 @@ impl Counter {
     }
 }
 
+/// A value that goes up and down (bytes held, a configured limit).
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    /// Set it.
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+    /// Add `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Take `n` away (never below zero).
+    pub fn sub(&self, n: u64) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(n))
+            });
+    }
+    /// Current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 macro_rules! metrics {
-    ($($name:ident: $help:literal,)*) => {
-        /// One worker's counters.
+    ($($name:ident: $help:literal,)* ; $($gauge:ident: $ghelp:literal,)*) => {
+        /// One worker's counters and gauges.
         #[derive(Debug, Default)]
         pub struct Metrics {
             $(#[doc = $help] pub $name: Counter,)*
+            $(#[doc = $ghelp] pub $gauge: Gauge,)*
         }
 
         impl Metrics {
             /// `(name, help, value)` for every counter.
             pub fn snapshot(&self) -> Vec<(&'static str, &'static str, u64)> {
                 vec![$((stringify!($name), $help, self.$name.get()),)*]
+            }
+
+            /// `(name, help, value)` for every gauge.
+            pub fn gauges(&self) -> Vec<(&'static str, &'static str, u64)> {
+                vec![$((stringify!($gauge), $ghelp, self.$gauge.get()),)*]
             }
         }
     };
@@ -93,6 +126,14 @@ metrics! {
     consent_regained: "Transports whose peer consented again after a loss of consent.",
     receivers_back: "Receivers heard again after a second or more without feedback (their network came back): key frames asked for what they are sent.",
     upstream_gaps: "Publisher streams that resumed after a loss too large to repair by NACK: a key frame was asked for.",
+    offers_too_large: "Publish offers or subscribe answers refused: larger than the limit.",
+    offers_rate_limited: "Publish offers refused: the participant made too many too fast.",
+    publish_over_budget: "Publish offers refused: their buffers would not fit in the worker's memory budget.",
+    rtx_cache_over_budget: "Retransmission caches not created (a layer's first packet) or not grown (to its rate) because the memory budget was spent.",
+    alloc_rounds: "Allocation rounds run (every 100 ms, or at once after receive constraints or last-N changed; several changes coalesce into one).",
+    ;
+    memory_used_bytes: "Bytes the worker's big buffers (retransmission caches, sent logs) hold.",
+    memory_budget_bytes: "The worker's memory budget for those buffers.",
 }
 
 /// Render several workers' counters as Prometheus text (summed).
@@ -109,6 +150,15 @@ pub fn render_prometheus(workers: &[&Metrics]) -> String {
         let _ = writeln!(out, "# HELP mediad_{name}_total {help}");
         let _ = writeln!(out, "# TYPE mediad_{name}_total counter");
         let _ = writeln!(out, "mediad_{name}_total {total}");
+    }
+    // Gauges per worker: a budget is per worker, not a sum.
+    for (i, (name, help, _)) in first.gauges().into_iter().enumerate() {
+        let _ = writeln!(out, "# HELP mediad_{name} {help}");
+        let _ = writeln!(out, "# TYPE mediad_{name} gauge");
+        for (w, m) in workers.iter().enumerate() {
+            let v = m.gauges().get(i).map_or(0, |g| g.2);
+            let _ = writeln!(out, "mediad_{name}{{worker=\"{w}\"}} {v}");
+        }
     }
     out
 }

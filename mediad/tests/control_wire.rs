@@ -82,6 +82,10 @@ fn every_error() -> Vec<ControlError> {
         ControlError::AnswerMismatch,
         ControlError::NoSuchTrack,
         ControlError::TransportFailed,
+        ControlError::OfferTooLarge(65_536),
+        ControlError::AnswerTooLarge(67_584),
+        ControlError::TooManyOffers,
+        ControlError::OverCapacity,
     ]
 }
 
@@ -244,6 +248,10 @@ fn errors_read_as_before_for_people() {
             "answer does not match the offer",
             "no such video track",
             "media transport failed",
+            "offer too large: over 65536 bytes",
+            "answer too large: over 67584 bytes",
+            "too many offers: try again in a moment",
+            "the media server is at capacity",
         ]
     );
 }

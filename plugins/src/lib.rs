@@ -25,6 +25,8 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod policy;
 
 pub use auth::{AuthConfig, AuthError, Authenticator, Identity};

@@ -380,3 +380,62 @@ fn missing_folder_or_entry_is_an_error() {
     ));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_hostile_pattern_on_a_megabyte_message_fails_closed_within_the_budget() {
+    let mut h = PolicyHost::new(PolicyConfig::new(policy_dir("patterns"))).unwrap();
+    let c = ctx(None, room("r", 1, true), Some(Role::Participant));
+    let message = "a".repeat(1 << 20);
+    for n in 1..=2 {
+        let t = Instant::now();
+        assert_eq!(
+            h.on_chat(&c, &message),
+            ChatDecision::Drop {
+                reason: FAIL_CLOSED_REASON.into()
+            }
+        );
+        // The hook's budget is 1 000 000 instructions or 50 ms; stock Lua
+        // would run this match for hours.
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(h.failure_count(Hook::Chat, ErrorKind::Timeout), n);
+    }
+    // A short message is matched normally.
+    assert_eq!(h.on_chat(&c, "hello"), ChatDecision::Allow);
+    assert_eq!(
+        h.on_chat(&c, "xylophone"),
+        ChatDecision::Drop { reason: "x".into() }
+    );
+    // pcall cannot swallow a runaway match.
+    let action = salon_plugins::ModerationAction {
+        kind: salon_plugins::ModerationKind::Mute,
+        target: Some("p-2"),
+    };
+    assert_eq!(
+        h.on_moderation(&c, &action),
+        Verdict::Deny {
+            reason: FAIL_CLOSED_REASON.into()
+        }
+    );
+    assert_eq!(h.failure_count(Hook::Moderation, ErrorKind::Timeout), 1);
+}
+
+#[test]
+fn a_gigabyte_string_rep_is_refused() {
+    let mut h = PolicyHost::new(PolicyConfig::new(policy_dir("patterns"))).unwrap();
+    let t = Instant::now();
+    assert_eq!(h.on_join(&ctx(None, room("r", 1, true), None)), denied());
+    assert!(t.elapsed() < Duration::from_millis(500));
+    // Refused before allocating, counted as what the memory limit would
+    // have said.
+    assert_eq!(h.failure_count(Hook::Join, ErrorKind::OutOfMemory), 1);
+    // Ordinary patterns keep working in the same VM.
+    let mut c = ctx(None, room("r", 1, true), Some(Role::Guest));
+    c.display_name = Some("Ada   Lovelace");
+    assert!(h.on_knock(&c).is_allow());
+    c.display_name = Some("Ada");
+    assert!(!h.on_knock(&c).is_allow());
+}

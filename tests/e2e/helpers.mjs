@@ -89,7 +89,8 @@ process.on('exit', () => {
  * `policy`: Lua entry file relative to the repository root (default
  * `lua/open.lua`, where anyone may create a room; `null`: the binary's own
  * default); `authConfig`: path of a TOML auth config; `extraArgs`: more flags.
- * Returns { url, wsUrl, logs(), stop() }.
+ * Returns { url, wsUrl, logs(), stop(), exited (a promise of {code, signal}),
+ * signal(name) }.
  */
 export async function startSalon({
   ioBackend = IO_BACKEND,
@@ -155,7 +156,9 @@ export async function startSalon({
       });
     });
     const wsUrl = url.replace(/^http/, 'ws') + 'ws';
-    return { url, adminUrl, wsUrl, logs: () => stderr, stop, exited };
+    // `signal('SIGUSR2')`: with `--enable-fault-injection`, a media worker panics.
+    const signal = (sig) => child.kill(sig);
+    return { url, adminUrl, wsUrl, logs: () => stderr, stop, exited, signal };
   } catch (e) {
     await stop();
     throw e;

@@ -83,6 +83,17 @@ impl Worker {
         self.alloc_scratch = sc;
     }
 
+    /// A round over the receivers whose constraints, last-N or cap changed
+    /// since the last one ([`Worker::allocate_soon`]).
+    pub(super) fn allocate_dirty(&mut self, now: Instant) {
+        let mut sc = std::mem::take(&mut self.alloc_scratch);
+        let receivers = std::mem::take(&mut self.alloc_dirty);
+        for &pid in &receivers {
+            self.allocate_for(pid, now, &mut sc);
+        }
+        self.alloc_scratch = sc;
+    }
+
     /// One receiver's share of an allocation round.
     fn allocate_for(&mut self, pid: ParticipantId, now: Instant, sc: &mut AllocScratch) {
         let Some(p) = self.participants.get(&pid) else {

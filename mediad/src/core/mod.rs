@@ -41,6 +41,7 @@ pub mod ice;
 pub mod ids;
 pub mod ingress;
 pub mod keyframe;
+pub mod limits;
 pub mod moderation;
 pub mod nack;
 pub mod negotiation;
@@ -60,7 +61,7 @@ pub mod track;
 pub mod transport;
 pub mod vp8;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,6 +74,7 @@ use salon_proto::demux::{PacketKind, classify};
 
 pub use allocation::LAYERS_WANTED_INTERVAL;
 pub use deadline::{Deadline, Reason};
+pub use limits::{OfferRate, WorkerLimits};
 
 use crate::control::{
     Command, ControlError, Event, ParticipantId, RequestId, RoomId, TransportKind,
@@ -117,6 +119,8 @@ pub struct WorkerConfig {
     /// session ids): `None` draws a full seed from the operating system;
     /// tests give one to replay a run exactly.
     pub seed: Option<u64>,
+    /// SDP sizes and rates, the memory budget.
+    pub limits: WorkerLimits,
 }
 
 /// One incoming layer as the allocator sees it ([`Worker::layer_states`]).
@@ -157,10 +161,16 @@ pub struct Worker {
     /// Reused for each transport-wide feedback (grows once).
     twcc_results: Vec<crate::bwe::PacketResult>,
     next_alloc: Instant,
+    /// Receivers whose constraints, last-N or cap changed since the last
+    /// round, allocated at `alloc_soon` (one round for all of them).
+    alloc_dirty: BTreeSet<ParticipantId>,
+    alloc_soon: Option<Instant>,
     /// Per room, the latest dominant speakers, most recent first.
     recent: BTreeMap<RoomId, Vec<ParticipantId>>,
     /// Reused by each allocation round.
     alloc_scratch: AllocScratch,
+    /// The account of the big buffers against the budget.
+    memory: limits::MemoryBudget,
 }
 
 impl std::fmt::Debug for Worker {
@@ -180,8 +190,8 @@ impl Worker {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_os_rng(),
         };
+        let memory = limits::MemoryBudget::new(cfg.limits.memory_budget_bytes, metrics.clone());
         Self {
-            cfg,
             rng,
             epoch: now,
             transports: Table::default(),
@@ -197,8 +207,12 @@ impl Worker {
             next_speaker_check: now + SPEAKER_INTERVAL,
             twcc_results: Vec::with_capacity(1024),
             next_alloc: now + ALLOC_INTERVAL,
+            alloc_dirty: BTreeSet::new(),
+            alloc_soon: None,
             recent: BTreeMap::new(),
             alloc_scratch: AllocScratch::default(),
+            memory,
+            cfg,
         }
     }
 
@@ -212,6 +226,11 @@ impl Worker {
         self.events.pop_front()
     }
 
+    /// Bytes the worker's big buffers hold, and its budget.
+    pub fn memory_use(&self) -> (u64, u64) {
+        (self.memory.used(), self.memory.limit())
+    }
+
     /// Number of participants on this worker.
     pub fn participant_count(&self) -> usize {
         self.participants.len()
@@ -223,6 +242,7 @@ impl Worker {
         next.offer(Some(self.next_report), Reason::ReceiverReports);
         next.offer(Some(self.next_speaker_check), Reason::DominantSpeaker);
         next.offer(Some(self.next_alloc), Reason::Allocation);
+        next.offer(self.alloc_soon, Reason::Allocation);
         for t in self.transports.values() {
             next.offer(t.poll_timeout(), Reason::DtlsRetransmit);
             next.offer(t.probe().map(|p| p.next_at), Reason::Probe);
@@ -466,10 +486,12 @@ impl Worker {
         }
     }
 
-    /// Run an allocation round at the next timer, now: commands that change
-    /// what a receiver should get coalesce into one round.
-    fn allocate_soon(&mut self, now: Instant) {
-        self.next_alloc = self.next_alloc.min(now);
+    /// Reallocate `receiver` at the next timer, now: commands that change
+    /// what receivers should get (hundreds in one wake-up) coalesce into
+    /// one round over those receivers only.
+    fn allocate_soon(&mut self, receiver: ParticipantId, now: Instant) {
+        self.alloc_dirty.insert(receiver);
+        self.alloc_soon = Some(self.alloc_soon.map_or(now, |at| at.min(now)));
     }
 
     /// Transports whose peer stopped consenting: they stop sending, and the
@@ -505,14 +527,24 @@ impl Worker {
         if now >= self.next_report {
             self.next_report = now + REPORT_INTERVAL;
             self.send_receiver_reports(now, tx);
+            self.size_rtx_caches(REPORT_INTERVAL);
         }
         if now >= self.next_speaker_check {
             self.next_speaker_check = now + SPEAKER_INTERVAL;
             self.update_speakers(now);
         }
         if now >= self.next_alloc {
+            // Every receiver, dirty ones included.
             self.next_alloc = now + ALLOC_INTERVAL;
+            self.alloc_soon = None;
+            self.alloc_dirty.clear();
+            self.metrics.alloc_rounds.inc();
             self.allocate(now);
+            self.report_wanted_layers(now);
+        } else if self.alloc_soon.is_some_and(|at| now >= at) {
+            self.alloc_soon = None;
+            self.metrics.alloc_rounds.inc();
+            self.allocate_dirty(now);
             self.report_wanted_layers(now);
         }
         self.run_probes(now, tx);

@@ -141,8 +141,9 @@ impl Worker {
         };
         leg.max_height = max_height;
         // At the next allocation round (at once): a storm of constraints
-        // costs one round, not one per message.
-        self.allocate_soon(now);
+        // costs one round over the receivers concerned, not one per
+        // message.
+        self.allocate_soon(receiver, now);
     }
 
     /// Audio-only mode for `receiver`: no video bytes at all.
@@ -213,7 +214,7 @@ impl Worker {
         match self.participants.get_mut(&receiver) {
             Some(p) => {
                 change(p);
-                self.allocate_soon(now);
+                self.allocate_soon(receiver, now);
             }
             None => self.error(receiver, None, ControlError::NotJoined),
         }

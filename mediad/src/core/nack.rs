@@ -8,6 +8,8 @@
 //! not pushed further into loss, and a hostile NACK cannot amplify.
 //! Upstream: a gap in a publisher's video numbering is NACKed,
 //! and its RTX retransmission is forwarded as the packet it repairs.
+//! The caches NACKs are answered from are sized here, on the report
+//! timer, to the rate of their stream (`Worker::size_rtx_caches`).
 
 use std::time::{Duration, Instant};
 
@@ -262,10 +264,14 @@ impl Worker {
         // resending packets that arrived ("payload padding"), which would
         // reach receivers as duplicates and inflate the layer's price.
         let missing = layer.cache.as_ref().is_none_or(|c| c.get(seq).is_none());
+        let held = layer
+            .cache
+            .as_ref()
+            .map_or(rtx_cache::SLOTS, rtx_cache::RtxCache::capacity);
         let recent = layer
             .stats
             .max_seq()
-            .is_some_and(|m| m.wrapping_sub(seq) < rtx_cache::SLOTS as u16);
+            .is_some_and(|m| usize::from(m.wrapping_sub(seq)) < held);
         let Some(media_ssrc) = layer.ssrc.filter(|_| missing && recent && !body.is_empty()) else {
             self.metrics.drop_rtx_unused.inc();
             return;
@@ -299,5 +305,37 @@ impl Worker {
         };
         self.metrics.rtx_received.inc();
         self.forward(ti, li, repaired, &rhdr, now, tx);
+    }
+}
+
+impl Worker {
+    /// Size each retransmission cache to the packets its stream brought
+    /// over the last `interval` ([`rtx_cache::RtxCache::slots_for`]),
+    /// growing only, within the memory budget (a growth refused is
+    /// counted). Runs on the report timer, so the packet path never
+    /// allocates for it.
+    pub(super) fn size_rtx_caches(&mut self, interval: Duration) {
+        let secs = interval.as_secs_f64().max(0.001);
+        let mut refused = 0;
+        for t in self.tracks.values_mut() {
+            for layer in &mut t.layers {
+                let packets = std::mem::take(&mut layer.packets_since_sizing);
+                let Some(cache) = layer.cache.as_mut() else {
+                    continue;
+                };
+                let want = rtx_cache::RtxCache::slots_for(f64::from(packets) / secs);
+                if want > cache.capacity() && !cache.grow_to(want, &self.memory) {
+                    refused += 1;
+                }
+            }
+        }
+        if refused > 0 {
+            self.metrics.rtx_cache_over_budget.add(refused);
+            // Counted; at most one line a second while the budget is spent.
+            tracing::debug!(
+                caches = refused,
+                "memory budget spent: retransmission caches not grown"
+            );
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! moderation allows of its media, and how it wants to receive.
 
 use super::ids::{TrackId, TransportId};
+use super::limits::OfferBucket;
 use super::negotiation::SubscribeNegotiation;
 use crate::alloc::AllocatorState;
 use crate::control::{MediaKind, RoomId};
@@ -30,6 +31,8 @@ pub struct Participant {
     pub cap_bps: Option<u64>,
     /// Committed layers, with hysteresis.
     pub alloc: AllocatorState,
+    /// Its publish offers' rate limit.
+    pub offers: OfferBucket,
 }
 
 impl Participant {
@@ -54,6 +57,7 @@ impl Participant {
             last_n: None,
             cap_bps: None,
             alloc: AllocatorState::default(),
+            offers: OfferBucket::default(),
         }
     }
 

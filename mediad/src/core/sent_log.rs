@@ -8,10 +8,13 @@
 //! last [`SLOTS`] packets sent, which layer and input packet it was and the
 //! timestamp offset and VP8 picture id / TL0PICIDX it was sent with, so a
 //! retransmission is byte-for-byte what was lost. Fixed size, allocated
-//! once per video leg: recording a packet allocates nothing.
+//! at the leg's first packet (a leg that never sends — outside last-N, an
+//! audio-only receiver — costs nothing) and charged to the worker's memory
+//! budget; recording a later packet allocates nothing.
 
 use std::time::{Duration, Instant};
 
+use super::limits::{Charge, MemoryBudget};
 use super::vp8::Vp8Out;
 
 /// Most times one packet is sent again: past that, the receiver's link is
@@ -57,36 +60,48 @@ pub enum NoResend {
 }
 
 /// The last [`SLOTS`] packets sent on one leg, by output sequence number.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct SentLog {
-    slots: Box<[Slot; SLOTS]>,
-}
-
-impl Default for SentLog {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// The slots and the budget they hold, from the first packet on.
+    slots: Option<(Box<[Slot; SLOTS]>, Charge)>,
 }
 
 impl SentLog {
-    /// An empty log, its slots allocated.
+    /// What one log holds (8 KiB), the charge it needs.
+    pub const BYTES: u64 = std::mem::size_of::<[Slot; SLOTS]>() as u64;
+
+    /// An empty log: nothing allocated before the first packet.
     pub fn new() -> Self {
-        Self {
-            slots: Box::new(
-                [Slot {
-                    out_seq: 0,
-                    sent: None,
-                    resends: 0,
-                    last_resend: None,
-                }; SLOTS],
-            ),
-        }
+        Self::default()
     }
 
-    /// Packet `out_seq` was sent.
+    /// Whether the slots are allocated (a packet was recorded).
+    pub fn is_allocated(&self) -> bool {
+        self.slots.is_some()
+    }
+
+    /// The slots, allocated now (the leg's first packet) and charged to
+    /// `memory`. Charged even over the budget: the budget is kept by
+    /// refusing publishes, not by breaking a receiver's leg.
+    #[cold]
+    fn allocate(memory: &MemoryBudget) -> (Box<[Slot; SLOTS]>, Charge) {
+        let slots = Box::new(
+            [Slot {
+                out_seq: 0,
+                sent: None,
+                resends: 0,
+                last_resend: None,
+            }; SLOTS],
+        );
+        (slots, memory.charge(Self::BYTES))
+    }
+
+    /// Packet `out_seq` was sent (the first allocates the log, charged to
+    /// `memory`).
     #[inline]
-    pub fn record(&mut self, out_seq: u16, sent: Sent) {
-        if let Some(slot) = self.slots.get_mut(usize::from(out_seq) % SLOTS) {
+    pub fn record(&mut self, out_seq: u16, sent: Sent, memory: &MemoryBudget) {
+        let (slots, _) = self.slots.get_or_insert_with(|| Self::allocate(memory));
+        if let Some(slot) = slots.get_mut(usize::from(out_seq) % SLOTS) {
             *slot = Slot {
                 out_seq,
                 sent: Some(sent),
@@ -107,7 +122,8 @@ impl SentLog {
     ) -> Result<Sent, NoResend> {
         let slot = self
             .slots
-            .get_mut(usize::from(out_seq) % SLOTS)
+            .as_mut()
+            .and_then(|(slots, _)| slots.get_mut(usize::from(out_seq) % SLOTS))
             .filter(|s| s.out_seq == out_seq)
             .ok_or(NoResend::Unknown)?;
         let sent = slot.sent.ok_or(NoResend::Unknown)?;
@@ -127,7 +143,7 @@ impl SentLog {
 
     /// What was sent as `out_seq`, if it is still remembered.
     pub fn get(&self, out_seq: u16) -> Option<Sent> {
-        let slot = *self.slots.get(usize::from(out_seq) % SLOTS)?;
+        let slot = *self.slots.as_ref()?.0.get(usize::from(out_seq) % SLOTS)?;
         if slot.out_seq == out_seq {
             slot.sent
         } else {
@@ -140,13 +156,18 @@ impl SentLog {
 #[allow(clippy::indexing_slicing, clippy::expect_used)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    fn budget() -> MemoryBudget {
+        MemoryBudget::new(u64::MAX, Arc::new(crate::metrics::Metrics::default()))
+    }
 
     #[test]
     fn a_packet_goes_again_once_per_round_trip_and_three_times_at_most() {
         let t0 = Instant::now();
         let rtt = Duration::from_millis(100);
         let mut log = SentLog::new();
-        log.record(500, sent(7));
+        log.record(500, sent(7), &budget());
         assert_eq!(log.take_for_resend(500, t0, rtt), Ok(sent(7)));
         assert_eq!(
             log.take_for_resend(500, t0 + Duration::from_millis(50), rtt),
@@ -161,7 +182,7 @@ mod tests {
         );
         assert_eq!(log.take_for_resend(501, t0, rtt), Err(NoResend::Unknown));
         // A new packet in the slot starts afresh.
-        log.record(500 + SLOTS as u16, sent(8));
+        log.record(500 + SLOTS as u16, sent(8), &budget());
         assert_eq!(
             log.take_for_resend(500, t0 + rtt * 9, rtt),
             Err(NoResend::Unknown)
@@ -182,12 +203,32 @@ mod tests {
     }
 
     #[test]
+    fn allocated_and_charged_at_the_first_packet_only() {
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let memory = MemoryBudget::new(1, metrics.clone());
+        let mut log = SentLog::new();
+        assert!(!log.is_allocated());
+        assert_eq!(log.get(1), None);
+        assert_eq!(memory.used(), 0);
+        log.record(1, sent(1), &memory);
+        log.record(2, sent(2), &memory);
+        assert!(log.is_allocated());
+        assert_eq!(
+            memory.used(),
+            SentLog::BYTES,
+            "over the budget, still charged"
+        );
+        drop(log);
+        assert_eq!(memory.used(), 0);
+    }
+
+    #[test]
     fn remembers_the_last_slots_and_forgets_older_ones() {
         let mut log = SentLog::new();
         assert_eq!(log.get(5), None);
         // Output numbers wrap; input numbers jump (a switch, a skip).
         for i in 0..600u16 {
-            log.record(65_400u16.wrapping_add(i), sent(i * 2));
+            log.record(65_400u16.wrapping_add(i), sent(i * 2), &budget());
         }
         let newest = 65_400u16.wrapping_add(599);
         assert_eq!(log.get(newest), Some(sent(1198)));

@@ -10,6 +10,7 @@ use salon_proto::vp8::Vp8Descriptor;
 use super::forward::{AudioLeg, LegOut, VideoLeg};
 use super::ids::{LayerIdx, TransportId};
 use super::keyframe::KeyframeRequests;
+use super::limits::MemoryBudget;
 use super::rate::RateMeter;
 use super::rtx_cache::RtxCache;
 use super::stats::RecvStats;
@@ -28,7 +29,14 @@ pub struct Layer {
     pub rid: Option<String>,
     pub ssrc: Option<u32>,
     pub stats: RecvStats,
+    /// Its retransmission cache (video), created at its first packet if
+    /// the worker's memory budget has room: a layer that never sends
+    /// costs nothing.
     pub cache: Option<RtxCache>,
+    /// Whether the layer gets a cache (video) and has not had one refused.
+    cache_wanted: bool,
+    /// Packets since its cache was last sized ([`super::nack`]).
+    pub packets_since_sizing: u32,
     /// Frame size from the last key frame (video).
     pub size: Option<(u16, u16)>,
     /// Received bitrate (the allocator's price of this layer).
@@ -52,7 +60,9 @@ impl Layer {
             rid,
             ssrc,
             stats: RecvStats::new(clock),
-            cache: (kind == MediaKind::Video).then(RtxCache::new),
+            cache: None,
+            cache_wanted: kind == MediaKind::Video,
+            packets_since_sizing: 0,
             size: None,
             rate: RateMeter::default(),
             tid_rates: Default::default(),
@@ -60,6 +70,20 @@ impl Layer {
             frames: RateMeter::default(),
             keyframe_seen: false,
             last_packet_at: None,
+        }
+    }
+
+    /// The retransmission cache at the layer's first packet, charged to
+    /// `memory`. False when the budget had no room (asked once per layer).
+    #[cold]
+    fn create_cache(&mut self, memory: &MemoryBudget) -> bool {
+        self.cache_wanted = false;
+        match memory.try_charge(RtxCache::MIN_BYTES) {
+            Some(charge) => {
+                self.cache = Some(RtxCache::new(charge));
+                true
+            }
+            None => false,
         }
     }
 
@@ -182,6 +206,18 @@ pub enum Ingest {
 }
 
 impl InTrack {
+    /// At a packet of layer `li`: its retransmission cache, if it wants
+    /// one and has none yet (its first packet), charged to `memory`. False
+    /// when the budget had no room (the layer then goes without; asked
+    /// once).
+    #[inline]
+    pub fn ensure_cache(&mut self, li: LayerIdx, memory: &MemoryBudget) -> bool {
+        match self.layers.get_mut(li.index()) {
+            Some(layer) if layer.cache_wanted => layer.create_cache(memory),
+            _ => true,
+        }
+    }
+
     /// Account one decrypted packet of layer `li` (statistics, rates,
     /// retransmission cache, speech) and say what it is.
     #[inline]
@@ -202,6 +238,7 @@ impl InTrack {
             .on_packet(hdr.sequence, hdr.timestamp, since_epoch);
         layer.rate.add(plain.len(), since_epoch);
         layer.last_packet_at = Some(now);
+        layer.packets_since_sizing = layer.packets_since_sizing.saturating_add(1);
         let desc = if kind == MediaKind::Video {
             Vp8Descriptor::parse(hdr.payload(plain)).ok()
         } else {

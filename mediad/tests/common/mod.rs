@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use dimpl::{Dtls, DtlsCertificate, Output};
 use salon_io::TxQueue;
-use salon_mediad::core::{Worker, WorkerConfig};
+use salon_mediad::core::{Worker, WorkerConfig, WorkerLimits};
 use salon_mediad::metrics::Metrics;
 use salon_mediad::{Command, Event, ParticipantId, RoomId};
 use salon_proto::demux::{PacketKind, classify};
@@ -553,6 +553,11 @@ pub struct Net {
 
 impl Net {
     pub fn new(seed: u64) -> Self {
+        Self::with_limits(seed, WorkerLimits::default())
+    }
+
+    /// A network whose worker has `limits`.
+    pub fn with_limits(seed: u64, limits: WorkerLimits) -> Self {
         let now = Instant::now();
         let cert = dimpl::certificate::generate_self_signed_certificate().unwrap();
         let fingerprint =
@@ -564,6 +569,7 @@ impl Net {
             fingerprint,
             dtls: Arc::new(dimpl::Config::default()),
             seed: Some(seed),
+            limits,
         };
         Self {
             now,

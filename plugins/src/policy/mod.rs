@@ -3,6 +3,8 @@
 //! See `docs/lua-api.md` for the Lua side.
 
 mod convert;
+pub(crate) mod pattern;
+mod strings;
 mod vm;
 
 use std::path::{Path, PathBuf};

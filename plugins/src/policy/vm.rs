@@ -6,7 +6,10 @@
 //! `require` serves only the policy folder's modules (read at load time, text
 //! only); `pcall`/`xpcall` cannot swallow budget, memory or sandbox errors;
 //! `setmetatable` refuses `__gc`. A memory limit per VM and an instruction
-//! count hook (plus a wall-clock safety net) bound every call.
+//! count hook (plus a wall-clock safety net) bound every call; the pattern
+//! functions (`find`, `match`, `gmatch`, `gsub`) are metered replacements
+//! charging the same budget, and `string.rep` is capped
+//! ([`super::strings`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -97,6 +100,24 @@ impl Shared {
         self.violation.store(false, Relaxed);
         self.hook.store(hook as u8, Relaxed);
         self.now.store(now, Relaxed);
+    }
+
+    /// `steps` of work done inside a host function (pattern matching):
+    /// charged to the instruction budget, with the same checks as
+    /// [`Shared::step`]. False when the budget is spent (the call is then
+    /// tripped, as by the hook).
+    fn spend(&self, steps: u64) -> bool {
+        let used = self.used.fetch_add(steps, Relaxed).saturating_add(steps);
+        let deadline = self.deadline_ns.load(Relaxed);
+        let over_time = deadline != 0 && {
+            let el = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            el > deadline
+        };
+        if used > self.limit.load(Relaxed) || over_time || self.tripped.load(Relaxed) {
+            self.tripped.store(true, Relaxed);
+            return false;
+        }
+        true
     }
 
     /// Called every `HOOK_STEP` instructions.
@@ -510,6 +531,22 @@ fn sandbox(
     }
     let string: Table = g.raw_get("string")?;
     string.raw_set("dump", Value::Nil)?;
+    // Pattern matching and repetition in C would run unchecked by the
+    // instruction hook: metered replacements instead.
+    let s = Arc::clone(shared);
+    let s2 = Arc::clone(shared);
+    super::strings::install(
+        lua,
+        &string,
+        super::strings::Budget {
+            spend: Arc::new(move |n| s.spend(n)),
+            exceeded: || mlua::Error::external(BudgetExceeded),
+            too_large: Arc::new(move |message| {
+                s2.oom.store(true, Relaxed);
+                mlua::Error::MemoryError(message)
+            }),
+        },
+    )?;
     let os: Table = g.raw_get("os")?;
     let safe_os = lua.create_table()?;
     for name in ["time", "clock", "date"] {

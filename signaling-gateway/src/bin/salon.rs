@@ -148,6 +148,14 @@ struct Args {
     /// Bytes queued to a socket that does not read before it is dropped.
     #[arg(long, default_value_t = 1024 * 1024)]
     ws_outbound_bytes: usize,
+    /// MiB of retransmission caches and sent logs each media worker may
+    /// hold; a publish that would not fit is refused.
+    #[arg(long, default_value_t = salon_mediad::WorkerLimits::DEFAULT_MEMORY_BUDGET >> 20)]
+    media_memory_budget_mib: u64,
+    /// Tests of supervision only: SIGUSR2 makes media worker 0 panic (the
+    /// process then exits with status 70). Never in production.
+    #[arg(long)]
+    enable_fault_injection: bool,
 }
 
 /// `--admin-listen`: an address, or `off`.
@@ -512,9 +520,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         first_port: args.media_port,
         workers: args.workers,
         io_backend: args.io_backend,
+        limits: salon_mediad::WorkerLimits {
+            memory_budget_bytes: args.media_memory_budget_mib << 20,
+            ..Default::default()
+        },
+        exit_on_worker_failure: true,
+        fault_injection: args.enable_fault_injection,
     };
     let (mediad, media_events) = Mediad::start(config).context("starting mediad")?;
     let mediad = Arc::new(mediad);
+    if args.enable_fault_injection {
+        panic_worker_on_sigusr2(mediad.clone())?;
+    }
     // mediad's event queue into the hub's channel (both unbounded: mediad's
     // workers never block). The thread ends when mediad's workers are gone.
     std::thread::Builder::new()
@@ -606,6 +623,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Err(_) => tracing::warn!("mediad still referenced at exit; not joined"),
     }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// `--enable-fault-injection`: each SIGUSR2 makes media worker 0 panic
+/// (`docs/control.md`, "Fault injection").
+fn panic_worker_on_sigusr2(mediad: Arc<Mediad>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut usr2 = signal(SignalKind::user_defined2()).context("listening for SIGUSR2")?;
+    tracing::warn!("fault injection enabled: SIGUSR2 makes media worker 0 panic");
+    tokio::spawn(async move {
+        while usr2.recv().await.is_some() {
+            if let Err(e) = mediad.inject_panic(0) {
+                tracing::error!(error = %e, "fault injection refused");
+            }
+        }
+    });
     Ok(())
 }
 

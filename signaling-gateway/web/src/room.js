@@ -92,7 +92,9 @@ const CLOSE_REPLACED = 4001;
 // lobby) within 10 s: after a refused join, the form and its error stay;
 // the next join opens a new socket (docs/signaling.md, "Connection bounds").
 const CLOSE_JOIN_TIMEOUT = 4002;
-// While the socket is down and we try to resume: { since, attempt, media, timer }.
+// While the socket is down and we try to get back in: { since, attempt, media,
+// timer, fresh }; `fresh`: the server no longer knows our place (it restarted,
+// or the grace period passed) and we join again as a new participant.
 let retry = null;
 
 const session = new Session({
@@ -259,11 +261,14 @@ function join(name) {
   setStatus('connecting');
   setSelfName(name);
   forgetResume(room);
-  openSignaling(() => {
-    const msg = { type: 'join', room, name };
-    if (jwt) msg.jwt = jwt;
-    return msg;
-  });
+  openSignaling(joinMessage);
+}
+
+/** A `join` under our name (and the page's token, if any). */
+function joinMessage() {
+  const msg = { type: 'join', room, name: store.selfName };
+  if (jwt) msg.jwt = jwt;
+  return msg;
 }
 
 /** A new signaling socket whose first message is `first()`. */
@@ -289,6 +294,7 @@ function openSignaling(first) {
     if (!store.left && store.phase !== 'ended' && store.phase !== 'kicked') setStatus('disconnected');
   });
   s.on('joined', (msg) => {
+    if (retry?.fresh) rejoined();
     saveResume(room, msg.resume_token, store.selfName);
     onJoined(msg);
     markRosterReconnecting(msg);
@@ -302,7 +308,10 @@ function openSignaling(first) {
     markReconnecting(msg.id, false);
     announce(t('notice.back', { name: displayName(String(msg.id)) }));
   });
-  s.on('lobby', () => onLobby());
+  s.on('lobby', () => {
+    if (retry?.fresh) rejoined();
+    onLobby();
+  });
   s.on('admitted', () => showAdmitted());
   s.on('denied', (msg) => {
     setPhase('lobby');
@@ -346,25 +355,49 @@ function openSignaling(first) {
 
 // ---- Reconnect (docs/signaling.md) ---------------------------------------------------
 
-/** The socket dropped while we were in the meeting (or resuming): try again with backoff. */
+/** The socket dropped while we were in the meeting (or resuming, or joining
+ * again): try again with backoff. */
 function socketLost() {
   const saved = loadResume(room);
-  if (!saved) {
+  if (!saved && !retry?.fresh) {
     retry = null;
     setStatus('disconnected');
     return;
   }
-  if (!retry) retry = { since: Date.now(), attempt: 0, media: 'kept', timer: null };
+  if (!retry) retry = { since: Date.now(), attempt: 0, media: 'kept', timer: null, fresh: false };
   if (Date.now() - retry.since > RETRY_FOR_MS) {
-    resumeFailed();
+    if (retry.fresh) placeLost('error.rejoin-failed');
+    else resumeFailed();
     return;
   }
-  setStatus('reconnecting');
-  const media = retry.media;
+  setStatus(retry.fresh ? 'rejoining' : 'reconnecting');
+  const { media, fresh } = retry;
   retry.timer = setTimeout(() => {
     if (retry) retry.timer = null;
-    openSignaling(() => ({ type: 'resume', token: loadResume(room)?.token ?? '', media }));
+    openSignaling(fresh ? joinMessage : () => ({ type: 'resume', token: loadResume(room)?.token ?? '', media }));
   }, backoffMs(retry.attempt++));
+}
+
+/** The server refused our resume token: it no longer knows our place (it was
+ * restarted by its supervisor, or the grace period passed). Join again as a
+ * new participant, by ourselves, keeping camera and microphone: with the
+ * page's token we are back in at once; a guest is back in the lobby, knocking
+ * (docs/client.md, "Reconnect"). */
+function rejoinFresh() {
+  if (retry?.timer) clearTimeout(retry.timer);
+  forgetResume(room);
+  if (store.joined) teardownCall();
+  retry = { since: Date.now(), attempt: 0, media: 'new', timer: null, fresh: true };
+  setStatus('rejoining');
+  announce(t('notice.rejoining'));
+  openSignaling(joinMessage);
+}
+
+/** Joined again after `rejoinFresh` (in the meeting or its lobby). */
+function rejoined() {
+  if (retry?.timer) clearTimeout(retry.timer);
+  retry = null;
+  announce(t('notice.rejoined'));
 }
 
 /** A reload within the grace period: resume with a new page's media. */
@@ -373,7 +406,7 @@ async function resumeAfterReload(saved) {
   setStatus('reconnecting');
   joinPending();
   await whenPreviewReady();
-  retry = { since: Date.now(), attempt: 0, media: 'new', timer: null };
+  retry = { since: Date.now(), attempt: 0, media: 'new', timer: null, fresh: false };
   openSignaling(() => ({ type: 'resume', token: loadResume(room)?.token ?? '', media: 'new' }));
 }
 
@@ -421,8 +454,13 @@ function markRosterReconnecting(msg) {
   for (const p of msg.participants ?? []) if (p.reconnecting) markReconnecting(p.id, true);
 }
 
-/** Our place is gone (refused token, or the grace period passed): join again by hand. */
+/** Our place is gone (refused token, or the grace period passed): join
+ * again by ourselves if we have a name to join under, else by hand. */
 function resumeFailed() {
+  if (store.selfName && !store.left) {
+    rejoinFresh();
+    return;
+  }
   placeLost('error.resume-failed');
 }
 

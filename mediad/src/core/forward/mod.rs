@@ -102,6 +102,8 @@ impl LegOut {
 pub struct Egress<'a> {
     pub transports: &'a mut Table<TransportId, Transport>,
     pub metrics: &'a Metrics,
+    /// Where a leg's sent log is charged when its first packet goes.
+    pub memory: &'a crate::core::limits::MemoryBudget,
     pub tx: &'a mut TxQueue,
     pub now: Instant,
 }
@@ -171,6 +173,10 @@ impl Worker {
         let Some(track) = self.tracks.get_mut(ti) else {
             return;
         };
+        if !track.ensure_cache(li, &self.memory) {
+            self.metrics.rtx_cache_over_budget.inc();
+            tracing::warn!(publisher = %track.publisher, "memory budget spent: a video layer goes without a retransmission cache");
+        }
         let pkt: PacketView = match track.ingest(li, plain, hdr, since_epoch, now) {
             Ingest::Media(p) => p,
             Ingest::Muted => {
@@ -182,6 +188,7 @@ impl Worker {
         let mut out = Egress {
             transports: &mut self.transports,
             metrics: &self.metrics,
+            memory: &self.memory,
             tx,
             now,
         };

@@ -120,6 +120,7 @@ pub(super) fn forward(
                     ts_offset: leg.out.ts_offset,
                     vp8,
                 },
+                eg.memory,
             );
         }
     }

@@ -12,7 +12,10 @@
 //!   for the next track of its kind (JSEP mid reuse), so a receiver's SDP
 //!   is bounded by the most tracks present at once, not by history;
 //! - an answer that does not parse or does not match resets the
-//!   negotiation, and a fresh offer goes out;
+//!   negotiation, and a fresh offer goes out — at once the first time,
+//!   after a growing delay when answers keep being refused
+//!   ([`REFUSED_BACKOFF`]), so a browser cannot make the worker parse and
+//!   write SDP in a loop at its round-trip rate;
 //! - an offer unanswered for [`OFFER_TIMEOUT`] is offered again.
 
 mod publish;
@@ -23,12 +26,19 @@ use std::time::{Duration, Instant};
 use salon_sdp::SessionDescription;
 
 use super::ids::TrackId;
+use super::limits::WorkerLimits;
 use super::{OUT_PT_OPUS, OUT_PT_VP8, OUT_PT_VP8_RTX};
 use crate::control::{ControlError, MediaKind};
 
 /// An offer unanswered this long is offered again (a lost message, a
 /// browser that dropped it).
 pub const OFFER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The wait before the fresh offer after the second refused answer in a
+/// row; it doubles with each further one, up to [`REFUSED_BACKOFF_MAX`].
+pub const REFUSED_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest wait before a fresh offer after refused answers.
+pub const REFUSED_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// A participant's outgoing m-line on its subscribe transport.
 #[derive(Debug, Clone)]
@@ -86,6 +96,10 @@ pub struct SubscribeNegotiation {
     offered_at: Option<Instant>,
     /// Something changed that the last offer did not carry.
     dirty: bool,
+    /// Answers refused in a row.
+    refused: u32,
+    /// No offer before this (after refused answers).
+    hold_until: Option<Instant>,
     session_id: u64,
     version: u64,
 }
@@ -98,6 +112,8 @@ impl SubscribeNegotiation {
             offered: 0,
             offered_at: None,
             dirty: false,
+            refused: 0,
+            hold_until: None,
             session_id,
             version: 1,
         }
@@ -176,6 +192,11 @@ impl SubscribeNegotiation {
     /// offer is then outstanding until [`Self::on_answer`], [`Self::reset`]
     /// or [`Self::expire`].
     pub fn poll_offer(&mut self, now: Instant) -> Option<(u64, Vec<salon_sdp::OutTrack>)> {
+        if self.hold_until.is_some_and(|t| now < t) {
+            self.dirty = true;
+            return None;
+        }
+        self.hold_until = None;
         if !self.want_offer() {
             return None;
         }
@@ -209,6 +230,7 @@ impl SubscribeNegotiation {
     /// answer kept.
     fn accept(&mut self, answer: &SessionDescription) -> Answered {
         self.offered_at = None;
+        self.refused = 0;
         let offered = self.offered;
         for l in self.lines.iter_mut().take(offered) {
             l.free = !l.offered_active && l.track.is_none();
@@ -230,10 +252,19 @@ impl SubscribeNegotiation {
             .collect()
     }
 
-    /// Parse an answer, refusing one when no offer is out.
-    pub fn parse_answer(&self, sdp: &str) -> Result<SessionDescription, ControlError> {
+    /// Parse an answer, refusing one when no offer is out, and one larger
+    /// than an answer to the outstanding offer can be (unparsed).
+    pub fn parse_answer(
+        &self,
+        sdp: &str,
+        limits: &WorkerLimits,
+    ) -> Result<SessionDescription, ControlError> {
         if !self.is_negotiating() {
             return Err(ControlError::NoOfferPending);
+        }
+        let max = limits.max_answer_bytes(self.offered);
+        if sdp.len() > max {
+            return Err(ControlError::AnswerTooLarge(max));
         }
         salon_sdp::parse(sdp).map_err(|e| ControlError::InvalidAnswer(e.to_string()))
     }
@@ -245,21 +276,45 @@ impl SubscribeNegotiation {
         self.dirty = true;
     }
 
+    /// The answer was refused (unparseable, too large, not matching): as
+    /// [`Self::reset`], and the fresh offer waits [`REFUSED_BACKOFF`],
+    /// doubling, when answers keep being refused (the first goes at once).
+    pub fn refuse(&mut self, now: Instant) {
+        self.reset();
+        self.refused = self.refused.saturating_add(1);
+        if self.refused >= 2 {
+            let doublings = (self.refused - 2).min(8);
+            let wait = REFUSED_BACKOFF
+                .saturating_mul(1 << doublings)
+                .min(REFUSED_BACKOFF_MAX);
+            self.hold_until = Some(now + wait);
+        }
+    }
+
     /// Something outside the m-lines changed (ICE credentials): offer
     /// again.
     pub fn renegotiate(&mut self) {
         self.dirty = true;
     }
 
-    /// When the outstanding offer times out.
+    /// When the outstanding offer times out, or (none out) when the fresh
+    /// offer after refused answers may go.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.offered_at.map(|at| at + OFFER_TIMEOUT)
+        match self.offered_at {
+            Some(at) => Some(at + OFFER_TIMEOUT),
+            None => self.hold_until,
+        }
+    }
+
+    /// Whether a fresh offer held back after refused answers may go now.
+    pub fn hold_over(&self, now: Instant) -> bool {
+        self.offered_at.is_none() && self.hold_until.is_some_and(|t| now >= t)
     }
 
     /// The outstanding offer timed out by `now`: reset (true), so it is
     /// offered again.
     pub fn expire(&mut self, now: Instant) -> bool {
-        if self.poll_timeout().is_some_and(|d| now >= d) {
+        if self.offered_at.is_some() && self.poll_timeout().is_some_and(|d| now >= d) {
             self.reset();
             return true;
         }

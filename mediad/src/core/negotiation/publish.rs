@@ -6,9 +6,11 @@ use std::time::Instant;
 
 use salon_sdp::{AcceptedMedia, SessionDescription};
 
-use crate::control::{ControlError, Event, MediaKind, ParticipantId, RequestId};
+use crate::control::{ControlError, Event, MediaKind, ParticipantId, RequestId, RoomId};
 use crate::core::ids::{LayerIdx, TrackId, TransportId};
 use crate::core::keyframe::KeyframeRequests;
+use crate::core::rtx_cache::RtxCache;
+use crate::core::sent_log::SentLog;
 use crate::core::track::{InTrack, Layer, Legs};
 use crate::core::transport::{RemoteFingerprint, Route};
 use crate::core::{MAX_LAYERS, Worker, speaker};
@@ -29,10 +31,29 @@ impl Worker {
         sdp: &str,
         now: Instant,
     ) {
-        let Some(p) = self.participants.get(&pid) else {
+        let limits = self.cfg.limits;
+        let Some(p) = self.participants.get_mut(&pid) else {
             self.error(pid, Some(request), ControlError::NotJoined);
             return;
         };
+        // Parsed on the media thread: a real browser's size, at a real
+        // browser's rate.
+        if sdp.len() > limits.max_offer_bytes {
+            self.metrics.offers_too_large.inc();
+            tracing::info!(participant = %pid, bytes = sdp.len(), "publish offer too large; refused");
+            self.error(
+                pid,
+                Some(request),
+                ControlError::OfferTooLarge(limits.max_offer_bytes),
+            );
+            return;
+        }
+        if !p.offers.take(limits.offer_rate, now) {
+            self.metrics.offers_rate_limited.inc();
+            tracing::info!(participant = %pid, "publish offers too fast; refused");
+            self.error(pid, Some(request), ControlError::TooManyOffers);
+            return;
+        }
         let (publish, session_id, room) = (p.publish, p.sub.session_id(), p.room.clone());
         let offer = match salon_sdp::parse(sdp) {
             Ok(o) => o,
@@ -64,6 +85,19 @@ impl Worker {
             }
             None => return,
         };
+        let cost = self.publish_cost(pid, &room, &answer.accepted);
+        if !self.memory.fits(cost) {
+            self.metrics.publish_over_budget.inc();
+            tracing::warn!(
+                participant = %pid,
+                cost,
+                used = self.memory.used(),
+                budget = self.memory.limit(),
+                "publish refused: over the worker's memory budget"
+            );
+            self.error(pid, Some(request), ControlError::OverCapacity);
+            return;
+        }
         let answer = match self.set_publish_remote(publish, &offer) {
             Err(e) => {
                 self.error(pid, Some(request), e);
@@ -121,6 +155,34 @@ impl Worker {
                 self.maybe_offer(other, now);
             }
         }
+    }
+
+    /// What the new tracks of an accepted offer may come to hold of the
+    /// memory budget: a retransmission cache per video layer (allocated at
+    /// its first packet) and a sent log per receiver of each video.
+    fn publish_cost(&self, pid: ParticipantId, room: &RoomId, accepted: &[AcceptedMedia]) -> u64 {
+        let receivers = self
+            .rooms
+            .get(room)
+            .map_or(0, |m| m.len().saturating_sub(1)) as u64;
+        accepted
+            .iter()
+            .filter(|m| m.receiving && m.kind == salon_sdp::MediaKind::Video)
+            .filter(|m| !self.publishes_mid(pid, &m.mid))
+            .map(|m| {
+                let layers = m.rids.len().clamp(1, MAX_LAYERS) as u64;
+                (layers * RtxCache::BYTES).saturating_add(receivers.saturating_mul(SentLog::BYTES))
+            })
+            .fold(0u64, u64::saturating_add)
+    }
+
+    /// Whether `pid` publishes a track on m-line `mid`.
+    fn publishes_mid(&self, pid: ParticipantId, mid: &str) -> bool {
+        self.participants.get(&pid).is_some_and(|p| {
+            p.published
+                .iter()
+                .any(|&i| self.tracks.get(i).is_some_and(|t| t.mid == mid))
+        })
     }
 
     /// The offer's ICE credentials and fingerprint onto the publish
@@ -185,12 +247,7 @@ impl Worker {
     ) -> Vec<NewTrack> {
         let mut new_tracks = Vec::new();
         for m in accepted.iter().filter(|m| m.receiving) {
-            let known = self.participants.get(&pid).is_some_and(|p| {
-                p.published
-                    .iter()
-                    .any(|&i| self.tracks.get(i).is_some_and(|t| t.mid == m.mid))
-            });
-            if known {
+            if self.publishes_mid(pid, &m.mid) {
                 continue;
             }
             let (track, ssrc, rtx_ssrc) = self.new_track(pid, publish, m);

@@ -100,13 +100,14 @@ impl Worker {
         now: Instant,
         tx: &mut TxQueue,
     ) {
+        let limits = self.cfg.limits;
         let Some(p) = self.participants.get_mut(&pid) else {
             self.error(pid, Some(request), ControlError::NotJoined);
             return;
         };
         let answered = p
             .sub
-            .parse_answer(sdp)
+            .parse_answer(sdp, &limits)
             .and_then(|a| p.sub.on_answer(&a).map(|lines| (a, lines)));
         let (answer, lines) = match answered {
             Ok(x) => x,
@@ -115,10 +116,13 @@ impl Worker {
                 return;
             }
             Err(e) => {
+                if matches!(e, ControlError::AnswerTooLarge(_)) {
+                    self.metrics.offers_too_large.inc();
+                }
                 // Never wedge: forget the offer and send a fresh one.
                 tracing::info!(participant = %pid, error = %e, "subscribe answer refused; offering again");
                 self.metrics.negotiation_failed.inc();
-                p.sub.reset();
+                p.sub.refuse(now);
                 self.error(pid, Some(request), e);
                 self.maybe_offer(pid, now);
                 return;
@@ -172,6 +176,15 @@ impl Worker {
         for pid in expired {
             tracing::info!(participant = %pid, "subscribe offer unanswered; offering again");
             self.metrics.offer_timeouts.inc();
+            self.maybe_offer(pid, now);
+        }
+        // Fresh offers held back after refused answers.
+        let held: Vec<ParticipantId> = self
+            .participants
+            .iter()
+            .filter_map(|(pid, p)| p.sub.hold_over(now).then_some(*pid))
+            .collect();
+        for pid in held {
             self.maybe_offer(pid, now);
         }
     }
