@@ -25,13 +25,17 @@ pub mod metrics;
 pub mod pad;
 pub mod protocol;
 pub mod server;
+pub mod tls;
 mod web;
 
 use tokio::sync::mpsc;
 
 use control::{Command, Event};
 
-pub use server::{AdminListener, Brand, HubPanicked, ServeOptions, serve};
+pub use server::{
+    AdminListener, Brand, HubPanicked, RedirectListener, ServeOptions, TlsOptions, serve,
+};
+pub use tls::{ServerCert, TlsError};
 
 /// The media plane as the gateway sees it.
 pub trait MediaControl: Send + Sync {

@@ -50,6 +50,8 @@ pub struct Metrics {
     pub refused_host: AtomicU64,
     /// `accept` failures (out of file descriptors, mostly).
     pub accept_errors: AtomicU64,
+    /// TLS handshakes that failed or did not finish in time.
+    pub tls_handshake_failures: AtomicU64,
     /// Sockets closed by the server's abuse bounds, by close reason.
     sockets_closed: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Policy failures: (hook, kind, count), non-zero ones.
@@ -101,7 +103,7 @@ impl Metrics {
 
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 17] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 18] = [
             (
                 "salon_gateway_http_requests_total",
                 "counter",
@@ -203,6 +205,12 @@ impl Metrics {
                 "counter",
                 "HTTP requests refused for a Host header that is not allowed",
                 &self.refused_host,
+            ),
+            (
+                "salon_gateway_tls_handshake_failures_total",
+                "counter",
+                "TLS handshakes that failed or did not finish within the handshake timeout",
+                &self.tls_handshake_failures,
             ),
         ];
         let mut out = String::with_capacity(1024);

@@ -4,7 +4,10 @@
 //! it to find the port) and, without `--auth-config`, a second line with a
 //! dev agent link, then `Salon admin: http://<addr>/` for the admin
 //! listener (`/metrics`) unless `--admin-listen off`; logs go to stderr.
-//! Ctrl-C or SIGTERM shuts down cleanly; SIGHUP reloads the Lua policy.
+//! With `--tls-cert`/`--tls-key` the first line reads `Salon: https://…`,
+//! and with `--redirect-http` a last line `Salon redirect: http://<addr>/`
+//! follows. Ctrl-C or SIGTERM shuts down cleanly; SIGHUP reloads the Lua
+//! policy and the TLS certificate.
 //!
 //! Exit status: 0 after a clean shutdown, 1 for a start-up error, 70 if the
 //! hub task panicked (signaling stopped: the supervisor restarts the
@@ -24,7 +27,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use salon_gateway::{
-    AdminListener, Brand, HubPanicked, MediaControl, ServeOptions, media_event_channel, serve,
+    AdminListener, Brand, HubPanicked, MediaControl, RedirectListener, ServeOptions, ServerCert,
+    TlsOptions, media_event_channel, serve,
 };
 use salon_mediad::{BackendChoice, Mediad, MediadConfig};
 use salon_plugins::auth::KeyConfig;
@@ -152,6 +156,23 @@ struct Args {
     /// hold; a publish that would not fit is refused.
     #[arg(long, default_value_t = salon_mediad::WorkerLimits::DEFAULT_MEMORY_BUDGET >> 20)]
     media_memory_budget_mib: u64,
+    /// Serve HTTPS on --listen with this certificate chain (PEM, leaf
+    /// first; with --tls-key). Both files are read again on SIGHUP (a
+    /// certificate that does not load keeps the previous one).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// `Strict-Transport-Security` max-age on HTTPS responses, in seconds
+    /// (0: no header).
+    #[arg(long, default_value_t = 31_536_000)]
+    hsts_max_age: u64,
+    /// A plain-HTTP listener (e.g. `0.0.0.0:80`) that answers every
+    /// request with a 308 to the same path over HTTPS. Needs --tls-cert,
+    /// and --allowed-host unless --listen is on loopback.
+    #[arg(long, requires = "tls_cert")]
+    redirect_http: Option<SocketAddr>,
     /// Tests of supervision only: SIGUSR2 makes media worker 0 panic (the
     /// process then exits with status 70). Never in production.
     #[arg(long)]
@@ -544,6 +565,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         })
         .context("starting the media event thread")?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let cert = ServerCert::load(cert, key).context("--tls-cert / --tls-key")?;
+            let mut tls = TlsOptions::new(cert);
+            tls.hsts_max_age =
+                (args.hsts_max_age > 0).then(|| Duration::from_secs(args.hsts_max_age));
+            Some(tls)
+        }
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let redirect = match args.redirect_http {
+        Some(a) => Some(
+            RedirectListener::bind(a)
+                .with_context(|| format!("binding the redirect listener {a} (--redirect-http)"))?,
+        ),
+        None => None,
+    };
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -559,7 +598,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "Salon: http://{addr}/").context("writing to stdout")?;
+        writeln!(out, "Salon: {scheme}://{addr}/").context("writing to stdout")?;
         if let Some(secret) = &dev {
             let room = format!("Reunion-{}", &random_hex(4));
             let token = mint(
@@ -576,13 +615,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
             // out of the logs of the server and of proxies.
             writeln!(
                 out,
-                "Agent (moderator) link: http://{addr}/{room}#jwt={token}"
+                "Agent (moderator) link: {scheme}://{addr}/{room}#jwt={token}"
             )
             .context("writing to stdout")?;
         }
         if let Some(admin) = &admin {
             let a = admin.local_addr().context("reading the admin address")?;
             writeln!(out, "Salon admin: http://{a}/").context("writing to stdout")?;
+        }
+        if let Some(redirect) = &redirect {
+            let a = redirect
+                .local_addr()
+                .context("reading the redirect address")?;
+            writeln!(out, "Salon redirect: http://{a}/").context("writing to stdout")?;
         }
         out.flush().context("flushing stdout")?;
     }
@@ -600,6 +645,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             default_last_n: (args.last_n > 0).then_some(args.last_n),
             reconnect_grace: Duration::from_secs(args.reconnect_grace_secs),
             admin,
+            tls,
+            redirect,
             metrics_on_public: args.metrics_on_public,
             allowed_hosts: args.allowed_hosts.clone(),
             trusted_proxies: args.trusted_proxies.clone(),

@@ -48,6 +48,43 @@ pub(super) fn redirect(location: &str) -> Response<Body> {
     res
 }
 
+/// The redirect listener's answer to every request: 308 to the same path
+/// and query over HTTPS, on the public listener's port, for a `Host` the
+/// public listener serves; 421 for any other (the name in `Location` is
+/// always one the operator allowed, never one merely sent).
+pub(super) fn redirect_to_https(req: &Request<Incoming>, shared: &Shared) -> Response<Body> {
+    Metrics::inc(&shared.metrics.http_requests);
+    let Some(host) = request_host(req).filter(|h| shared.hosts.allows(h)) else {
+        Metrics::inc(&shared.metrics.refused_host);
+        return text(
+            StatusCode::MISDIRECTED_REQUEST,
+            "Hôte non servi ici.\nHost not served here.\n",
+        );
+    };
+    let name = super::limits::host_name(host);
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .filter(|p| p.starts_with('/'))
+        .unwrap_or("/");
+    let location = match shared.https_port {
+        443 => format!("https://{name}{path}"),
+        port => format!("https://{name}:{port}{path}"),
+    };
+    let mut res = text(
+        StatusCode::PERMANENT_REDIRECT,
+        "Ce service est en HTTPS.\nThis service is served over HTTPS.\n",
+    );
+    match HeaderValue::from_str(&location) {
+        Ok(v) => {
+            res.headers_mut().insert(header::LOCATION, v);
+            res
+        }
+        Err(_) => bad_room(),
+    }
+}
+
 /// The host a request names: its `Host` header, else its URI's authority
 /// (HTTP/2, absolute-form targets).
 fn request_host(req: &Request<Incoming>) -> Option<&str> {

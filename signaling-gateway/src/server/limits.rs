@@ -154,7 +154,7 @@ impl AllowedHosts {
 
 /// `host[:port]` or `[v6][:port]` → the name or literal (brackets kept for
 /// IPv6).
-fn host_name(host: &str) -> &str {
+pub(super) fn host_name(host: &str) -> &str {
     let host = host.trim();
     if host.starts_with('[') {
         return match host.find(']') {

@@ -27,7 +27,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::WebSocketStream;
@@ -43,6 +43,7 @@ use crate::pad::MAX_PAD_FRAME_BYTES;
 use crate::protocol::{
     ClientMessage, ErrorCode, MAX_FRAME_BYTES, ProtocolError, ServerMessage, validate_room,
 };
+use crate::tls::ServerCert;
 use crate::{MediaControl, MediaEventReceiver, web};
 use salon_plugins::{Authenticator, PolicyConfig, PolicyHost};
 
@@ -109,6 +110,13 @@ pub struct ServeOptions {
     /// A listener for `/metrics` (and `/healthz`) apart from the public
     /// one, e.g. loopback.
     pub admin: Option<AdminListener>,
+    /// HTTPS on the public listener (`None`: plain HTTP).
+    pub tls: Option<TlsOptions>,
+    /// A plain-HTTP listener answering every request with a 308 to the
+    /// same path over HTTPS on the public listener (needs `tls`, and
+    /// `allowed_hosts` unless the public listener is on loopback: the
+    /// redirect never names a host the operator did not list).
+    pub redirect: Option<RedirectListener>,
     /// Also serve `/metrics` on the public listener (the library default,
     /// for tests and embedders; `salon` turns it off unless
     /// `--metrics-on-public`).
@@ -214,6 +222,8 @@ impl Default for ServeOptions {
             allowed_hosts: Vec::new(),
             trusted_proxies: Vec::new(),
             admin: None,
+            tls: None,
+            redirect: None,
             metrics_on_public: true,
             shutdown_grace: Duration::from_secs(3),
             brand: Brand::default(),
@@ -249,6 +259,48 @@ impl AdminListener {
 
     fn tokio(&self) -> std::io::Result<TcpListener> {
         TcpListener::from_std(self.0.try_clone()?)
+    }
+}
+
+/// HTTPS on the public listener.
+#[derive(Debug, Clone)]
+pub struct TlsOptions {
+    /// The certificate and key (reloaded on SIGHUP if
+    /// [`ServeOptions::reload_on_sighup`]).
+    pub cert: Arc<ServerCert>,
+    /// `Strict-Transport-Security: max-age=…` on every HTTPS response
+    /// (`None`: no header).
+    pub hsts_max_age: Option<Duration>,
+    /// A client that has not finished its TLS handshake by then is
+    /// disconnected (its connection counts against the per-address HTTP
+    /// cap meanwhile).
+    pub handshake_timeout: Duration,
+}
+
+impl TlsOptions {
+    /// One year of HSTS, 10 s to shake hands.
+    pub fn new(cert: Arc<ServerCert>) -> Self {
+        Self {
+            cert,
+            hsts_max_age: Some(Duration::from_secs(365 * 24 * 3600)),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The plain-HTTP listener that redirects to HTTPS, bound by the caller.
+#[derive(Debug, Clone)]
+pub struct RedirectListener(AdminListener);
+
+impl RedirectListener {
+    /// Binds `addr` (port 0: any free port).
+    pub fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        AdminListener::bind(addr).map(Self)
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0.local_addr()
     }
 }
 
@@ -388,6 +440,10 @@ struct Shared {
     /// failures are backed off instead).
     http_conns: Arc<ConnLimits>,
     hosts: AllowedHosts,
+    /// The `Strict-Transport-Security` value of HTTPS responses.
+    hsts: Option<HeaderValue>,
+    /// The public listener's port (where the redirect listener sends to).
+    https_port: u16,
 }
 
 /// Serves HTTP and WebSocket signaling on `listener` until `shutdown`
@@ -428,7 +484,28 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let metrics = Arc::new(Metrics::default());
-    let hosts = AllowedHosts::new(&opts.allowed_hosts, listener.local_addr().ok());
+    let local = listener.local_addr().ok();
+    let hosts = AllowedHosts::new(&opts.allowed_hosts, local);
+    let tls = match &opts.tls {
+        Some(t) => Some(tokio_rustls::TlsAcceptor::from(t.cert.server_config()?)),
+        None => None,
+    };
+    if opts.redirect.is_some() {
+        anyhow::ensure!(
+            tls.is_some(),
+            "the HTTP redirect listener needs HTTPS on the public listener"
+        );
+        anyhow::ensure!(
+            !matches!(hosts, AllowedHosts::Any),
+            "the HTTP redirect listener needs the public host names (--allowed-host): \
+             it never redirects to a Host it was merely sent"
+        );
+    }
+    let hsts = opts
+        .tls
+        .as_ref()
+        .and_then(|t| t.hsts_max_age)
+        .and_then(|age| HeaderValue::from_str(&format!("max-age={}", age.as_secs())).ok());
     match hosts {
         AllowedHosts::Any => tracing::info!(
             "any Host header is served: list the public name(s) with --allowed-host \
@@ -449,6 +526,8 @@ pub async fn serve(
         conns: ConnLimits::new(opts.max_connections, opts.max_connections_per_ip),
         http_conns: ConnLimits::new(0, opts.max_http_per_ip),
         hosts,
+        hsts,
+        https_port: local.map_or(443, |a| a.port()),
         opts: opts.clone(),
     });
     let mut hub_task = tokio::spawn(run_hub(
@@ -474,6 +553,26 @@ pub async fn serve(
             )))
         }
         None => None,
+    };
+    let redirect = match &opts.redirect {
+        Some(r) => {
+            let l =
+                r.0.tokio()
+                    .map_err(|e| anyhow::anyhow!("the redirect listener: {e}"))?;
+            Some(tokio::spawn(serve_redirect(
+                l,
+                shared.clone(),
+                builder.clone(),
+            )))
+        }
+        None => None,
+    };
+    let cert_reload = match &opts.tls {
+        Some(t) if opts.reload_on_sighup => Some(tokio::spawn(reload_cert_on_sighup(
+            t.cert.clone(),
+            Hangup::new(true),
+        ))),
+        _ => None,
     };
     let mut shutdown = std::pin::pin!(shutdown);
     let mut backoff = Duration::ZERO;
@@ -507,7 +606,23 @@ pub async fn serve(
                     Metrics::inc(&shared.metrics.refused_http_per_ip);
                     continue;
                 };
-                serve_connection(stream, peer, &shared, &builder, &graceful, Listener::Public, permit);
+                let _ = stream.set_nodelay(true);
+                match &tls {
+                    Some(acceptor) => {
+                        let timeout = shared.opts.tls.as_ref().map_or(Duration::from_secs(10), |t| t.handshake_timeout);
+                        tokio::spawn(handshake(
+                            acceptor.clone(),
+                            timeout,
+                            stream,
+                            peer,
+                            shared.clone(),
+                            builder.clone(),
+                            graceful.watcher(),
+                            permit,
+                        ));
+                    }
+                    None => serve_connection(stream, peer, &shared, &builder, graceful.watcher(), Listener::Public, permit),
+                }
             }
             joined = &mut hub_task => {
                 // The hub task never ends before `stop`: it panicked.
@@ -525,8 +640,8 @@ pub async fn serve(
     }
     tracing::info!("shutting down");
     drop(listener);
-    if let Some(admin) = admin {
-        admin.abort();
+    for task in [admin, redirect, cert_reload].into_iter().flatten() {
+        task.abort();
     }
     let _ = stop_tx.send(true);
     let grace = opts.shutdown_grace;
@@ -556,28 +671,43 @@ enum Listener {
     Public,
     /// The admin one: `/metrics` and `/healthz` only.
     Admin,
+    /// The plain-HTTP one that redirects to HTTPS.
+    Redirect,
 }
 
-/// Serves one accepted TCP connection with hyper.
-fn serve_connection(
-    stream: tokio::net::TcpStream,
+/// Serves one accepted connection (TCP, or TLS over it) with hyper.
+fn serve_connection<I>(
+    io: I,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     builder: &hyper_util::server::conn::auto::Builder<TokioExecutor>,
-    graceful: &GracefulShutdown,
+    watcher: Watcher,
     listener: Listener,
     permit: Option<limits::ConnPermit>,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let shared = shared.clone();
     let svc = hyper::service::service_fn(move |req| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(route(req, shared, peer, listener)) }
+        async move {
+            let mut res = match listener {
+                Listener::Redirect => http::redirect_to_https(&req, &shared),
+                Listener::Public | Listener::Admin => route(req, shared.clone(), peer, listener),
+            };
+            if listener == Listener::Public
+                && let Some(hsts) = &shared.hsts
+            {
+                res.headers_mut()
+                    .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+            }
+            Ok::<_, Infallible>(res)
+        }
     });
     let conn = builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+        .serve_connection_with_upgrades(TokioIo::new(io), svc)
         .into_owned();
-    let conn = graceful.watch(conn);
+    let conn = watcher.watch(conn);
     tokio::spawn(async move {
         // Held while the connection speaks HTTP (an upgraded one is then
         // counted by its WebSocket's permit).
@@ -600,12 +730,13 @@ async fn serve_admin(
         match listener.accept().await {
             Ok((stream, peer)) => {
                 backoff = Duration::ZERO;
+                let _ = stream.set_nodelay(true);
                 serve_connection(
                     stream,
                     peer,
                     &shared,
                     &builder,
-                    &graceful,
+                    graceful.watcher(),
                     Listener::Admin,
                     None,
                 );
@@ -616,6 +747,99 @@ async fn serve_admin(
                 tracing::warn!(error = %e, "admin accept failed");
                 tokio::time::sleep(backoff).await;
             }
+        }
+    }
+}
+
+/// The redirect accept loop (ended by [`serve`]): the same per-address
+/// HTTP cap and accept back-off as the public listener.
+async fn serve_redirect(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    builder: hyper_util::server::conn::auto::Builder<TokioExecutor>,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut backoff = Duration::ZERO;
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                backoff = Duration::ZERO;
+                let Ok(permit) = shared.http_conns.acquire(peer.ip()) else {
+                    Metrics::inc(&shared.metrics.refused_http_per_ip);
+                    continue;
+                };
+                serve_connection(
+                    stream,
+                    peer,
+                    &shared,
+                    &builder,
+                    graceful.watcher(),
+                    Listener::Redirect,
+                    Some(permit),
+                );
+            }
+            Err(e) => {
+                Metrics::inc(&shared.metrics.accept_errors);
+                backoff = (backoff * 2).clamp(Duration::from_millis(10), ACCEPT_BACKOFF_MAX);
+                tracing::warn!(error = %e, "redirect accept failed");
+                tokio::time::sleep(backoff).await;
+            }
+        }
+    }
+}
+
+/// Shakes hands with a client of the HTTPS listener, then serves it. The
+/// connection's permit (per-address HTTP cap) is held from `accept` on; a
+/// handshake that does not finish within `timeout`, or before shutdown, is
+/// dropped.
+#[allow(clippy::too_many_arguments)]
+async fn handshake(
+    acceptor: tokio_rustls::TlsAcceptor,
+    timeout: Duration,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    builder: hyper_util::server::conn::auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+    permit: Option<limits::ConnPermit>,
+) {
+    let mut stop = shared.stop.clone();
+    let tls = tokio::select! {
+        done = tokio::time::timeout(timeout, acceptor.accept(stream)) => done,
+        _ = stop.changed() => return,
+    };
+    match tls {
+        Ok(Ok(tls)) => serve_connection(
+            tls,
+            peer,
+            &shared,
+            &builder,
+            watcher,
+            Listener::Public,
+            permit,
+        ),
+        Ok(Err(e)) => {
+            Metrics::inc(&shared.metrics.tls_handshake_failures);
+            tracing::debug!(error = %e, "tls handshake failed");
+        }
+        Err(_) => {
+            Metrics::inc(&shared.metrics.tls_handshake_failures);
+            tracing::debug!("tls handshake timed out");
+        }
+    }
+}
+
+/// Reloads the server certificate at each SIGHUP; a certificate that does
+/// not load keeps the previous one.
+async fn reload_cert_on_sighup(cert: Arc<ServerCert>, mut hangup: Hangup) {
+    loop {
+        hangup.recv().await;
+        match cert.reload() {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(e) => tracing::error!(
+                error = %e,
+                "TLS certificate reload failed: the previous certificate is still served"
+            ),
         }
     }
 }
@@ -649,7 +873,7 @@ impl Hangup {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(s) => Self(Some(s)),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGHUP; policy reload by polling only");
+                tracing::warn!(error = %e, "cannot listen for SIGHUP: no reload by signal");
                 Self(None)
             }
         }
