@@ -12,16 +12,22 @@ SUDO=""
 
 step() { printf '\n=== %s\n' "$*"; }
 
-step "setup: system packages (chromium and firefox-esr for the browser tests)"
+step "setup: system packages (chromium and firefox-esr for the browser tests, nginx and openssl for the HTTPS ones)"
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
+# nginx: tests/e2e/nginx.test.mjs starts its own process from
+# deploy/nginx/salon.conf; the system service is never used (a Debian image
+# with policy-rc.d does not even start it).
+[ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 /usr/bin/chromium --version 2>/dev/null | tail -n1 || true
 /usr/bin/firefox-esr --version 2>/dev/null | tail -n1 || true
+/usr/sbin/nginx -v 2>&1 || true
 
 step "setup: node packages for the browser tests"
 # puppeteer-core downloads no browser; the variable makes sure nothing does.

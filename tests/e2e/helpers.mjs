@@ -1,10 +1,11 @@
 // Shared helpers of the end-to-end tests: start the real `salon` binary,
 // launch Debian's Chromium through playwright-core (or Debian's Firefox ESR
 // through puppeteer-core over WebDriver BiDi), talk raw WebSocket.
-import { spawn } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
+import { X509Certificate, createHash, createHmac, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -88,7 +89,8 @@ process.on('exit', () => {
  * Starts `salon` on free ports and waits for its `Salon: http://…/` line.
  * `policy`: Lua entry file relative to the repository root (default
  * `lua/open.lua`, where anyone may create a room; `null`: the binary's own
- * default); `authConfig`: path of a TOML auth config; `extraArgs`: more flags.
+ * default); `authConfig`: path of a TOML auth config; `tls`: { cert, key }
+ * PEM paths (`url` is then `https://…`); `extraArgs`: more flags.
  * Returns { url, wsUrl, logs(), stop(), exited (a promise of {code, signal}),
  * signal(name) }.
  */
@@ -100,6 +102,7 @@ export async function startSalon({
   extraArgs = [],
   listen = '127.0.0.1:0',
   netns = null,
+  tls = null,
 } = {}) {
   if (!existsSync(SALON_BIN)) {
     throw new Error(`salon binary not found at ${SALON_BIN}: run \`cargo build -p salon-gateway\` or set SALON_BIN`);
@@ -109,6 +112,8 @@ export async function startSalon({
   const args = ['--listen', listen, '--media-port', '0', '--io-backend', ioBackend, '--admin-listen', '127.0.0.1:0'];
   if (policy !== null) args.push('--policy', path.resolve(REPO_ROOT, policy));
   if (authConfig !== null) args.push('--auth-config', authConfig);
+  // `tls`: { cert, key } (e.g. from makeTestCerts): HTTPS on --listen.
+  if (tls !== null) args.push('--tls-cert', tls.cert, '--tls-key', tls.key);
   args.push(...extraArgs);
   // `netns`: run inside that network namespace (`ip netns exec` execs, so
   // signals still reach salon).
@@ -143,7 +148,7 @@ export async function startSalon({
       const timer = setTimeout(() => reject(new Error(`salon did not print its URLs in ${timeoutMs} ms\n${stderr}`)), timeoutMs);
       child.stdout.on('data', (d) => {
         out += d;
-        const m = out.match(/^Salon: (http:\/\/\S+\/)\n/m);
+        const m = out.match(/^Salon: (https?:\/\/\S+\/)\n/m);
         const a = out.match(/^Salon admin: (http:\/\/\S+\/)\n/m);
         if (m && a) {
           clearTimeout(timer);
@@ -184,9 +189,13 @@ export const CHROMIUM_ARGS = [
 
 /**
  * Headless Chromium with a fresh profile (inside network namespace `netns`
- * if given). Returns { context, close() }.
+ * if given). `spki`: base64 SHA-256 hashes of the public keys (SPKI) of
+ * test server certificates Chromium accepts although no CA it knows signed
+ * them (`--ignore-certificate-errors-spki-list`, a pin: any other
+ * certificate error still fails; never `--ignore-certificate-errors`).
+ * Returns { context, close() }.
  */
-export async function launchBrowser({ netns = null } = {}) {
+export async function launchBrowser({ netns = null, spki = [] } = {}) {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`${CHROMIUM} not found: apt-get update && apt-get install -y chromium`);
   }
@@ -199,7 +208,7 @@ export async function launchBrowser({ netns = null } = {}) {
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: spki.length ? [...CHROMIUM_ARGS, `--ignore-certificate-errors-spki-list=${spki.join(',')}`] : CHROMIUM_ARGS,
     viewport: { width: 1280, height: 800 },
   });
   const close = async () => {
@@ -468,4 +477,248 @@ export async function metric(salon, name) {
   const text = await (await fetch(`${salon.adminUrl}metrics`)).text();
   const m = new RegExp(`^${name} (\\d+)`, 'm').exec(text);
   return Number(m?.[1] ?? 'NaN');
+}
+
+/** Whether `cmd` is on PATH. */
+export function haveCommand(cmd) {
+  try {
+    execFileSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A test CA and a server certificate it signs (for `localhost` and
+ * 127.0.0.1, P-256, valid two days), made now with the `openssl` CLI.
+ * Returns { ca (PEM text), cert (path of the chain, leaf first), key (path),
+ * spki (base64 SHA-256 of the leaf's SubjectPublicKeyInfo, for
+ * `launchBrowser({ spki })`), dir, cleanup() }.
+ */
+export async function makeTestCerts({ dns = ['localhost'], ips = ['127.0.0.1'] } = {}) {
+  const dir = await mkdtemp(path.join(tmpdir(), 'salon-certs-'));
+  const f = (name) => path.join(dir, name);
+  const openssl = (...args) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-noenc'];
+  try {
+    openssl('req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2',
+      '-subj', '/CN=Salon e2e test CA',
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+    openssl('req', '-new', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=localhost');
+    const san = [...dns.map((d) => `DNS:${d}`), ...ips.map((i) => `IP:${i}`)].join(',');
+    await writeFile(
+      f('server.ext'),
+      `subjectAltName=${san}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n`,
+    );
+    openssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'),
+      '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-days', '2', '-extfile', f('server.ext'), '-out', f('server.pem'));
+  } catch (e) {
+    await rm(dir, { recursive: true, force: true });
+    throw new Error(`openssl could not make the test certificates: ${e.stderr ?? e.message}`);
+  }
+  const ca = await readFile(f('ca.pem'), 'utf8');
+  const leaf = await readFile(f('server.pem'), 'utf8');
+  await writeFile(f('fullchain.pem'), leaf + ca);
+  const spki = createHash('sha256')
+    .update(new X509Certificate(leaf).publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('base64');
+  return { ca, cert: f('fullchain.pem'), key: f('server.key'), spki, dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export async function freePort() {
+  const server = net.createServer();
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export const NGINX = process.env.NGINX ?? '/usr/sbin/nginx';
+/** The operator's template, rendered by `startNginx`. */
+export const NGINX_TEMPLATE = path.join(REPO_ROOT, 'deploy/nginx/salon.conf');
+
+/**
+ * Debian's nginx, installed if missing and we are root (as
+ * scripts/test-all.sh does); null if it is absent and cannot be.
+ */
+export function ensureNginx() {
+  if (existsSync(NGINX)) return NGINX;
+  if (process.getuid?.() !== 0) return null;
+  const apt = (...args) =>
+    execFileSync('apt-get', args, { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  try {
+    try {
+      apt('install', '-y', '-qq', 'nginx');
+    } catch {
+      apt('update', '-qq');
+      apt('install', '-y', '-qq', 'nginx');
+    }
+  } catch {
+    return null;
+  }
+  return existsSync(NGINX) ? NGINX : null;
+}
+
+/**
+ * deploy/nginx/salon.conf for a test: each operator value replaced (the
+ * public name by `localhost`, ports 443 and 80 by loopback ports, the
+ * certificate paths, the log folder, Salon's address). Throws if one is no
+ * longer in the template: the test and the template must not drift apart.
+ */
+export function renderNginxTemplate(template, { httpsPort, httpPort, upstream, cert, key, logDir }) {
+  const swaps = [
+    ['https://salon.example.org$request_uri', `https://localhost:${httpsPort}$request_uri`],
+    ['/etc/letsencrypt/live/salon.example.org/fullchain.pem', cert],
+    ['/etc/letsencrypt/live/salon.example.org/privkey.pem', key],
+    ['server_name salon.example.org;', 'server_name localhost;'],
+    ['listen 443 ssl;', `listen 127.0.0.1:${httpsPort} ssl;`],
+    ['listen [::]:443 ssl;', ''],
+    ['listen 80;', `listen 127.0.0.1:${httpPort};`],
+    ['listen [::]:80;', ''],
+    ['http://127.0.0.1:8080', `http://${upstream}`],
+    ['/var/log/nginx/', `${logDir}/`],
+  ];
+  let out = template;
+  for (const [from, to] of swaps) {
+    if (!out.includes(from)) throw new Error(`deploy/nginx/salon.conf no longer has ${JSON.stringify(from)}`);
+    out = out.split(from).join(to);
+  }
+  const left = out.split('\n').filter((l) => !l.trim().startsWith('#') && l.includes('salon.example.org'));
+  if (left.length) throw new Error(`deploy/nginx/salon.conf has operator values not rendered: ${left.join(' / ')}`);
+  return out;
+}
+
+/**
+ * Our own nginx (never the system service): the rendered template inside a
+ * minimal main config with its own pid, logs and temp folders, in the
+ * foreground, one process, on loopback ports. `upstream`: Salon's
+ * `host:port`; `certs`: from makeTestCerts. Returns { url
+ * (https://localhost:PORT/), httpUrl, accessLog(), logs(), stop() }.
+ */
+export async function startNginx({ upstream, certs, timeoutMs = 10_000 }) {
+  const dir = await mkdtemp(path.join(tmpdir(), 'salon-nginx-'));
+  for (const d of ['logs', 'tmp']) await mkdir(path.join(dir, d));
+  const [httpsPort, httpPort] = [await freePort(), await freePort()];
+  const site = renderNginxTemplate(await readFile(NGINX_TEMPLATE, 'utf8'), {
+    httpsPort,
+    httpPort,
+    upstream,
+    cert: certs.cert,
+    key: certs.key,
+    logDir: path.join(dir, 'logs'),
+  });
+  await writeFile(path.join(dir, 'salon.conf'), site);
+  const tmp = (name) => `${name}_temp_path ${path.join(dir, 'tmp', name)};`;
+  await writeFile(
+    path.join(dir, 'nginx.conf'),
+    [
+      'daemon off;',
+      'master_process off;',
+      'worker_processes 1;',
+      `pid ${path.join(dir, 'nginx.pid')};`,
+      `error_log ${path.join(dir, 'logs', 'main-error.log')} info;`,
+      'events { worker_connections 256; }',
+      'http {',
+      '  default_type application/octet-stream;',
+      `  ${tmp('client_body')} ${tmp('proxy')} ${tmp('fastcgi')} ${tmp('uwsgi')} ${tmp('scgi')}`,
+      `  access_log ${path.join(dir, 'logs', 'main-access.log')};`,
+      `  include ${path.join(dir, 'salon.conf')};`,
+      '}',
+      '',
+    ].join('\n'),
+  );
+  const args = ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'logs', 'main-error.log')];
+  try {
+    execFileSync(NGINX, [...args, '-t', '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (e) {
+    await rm(dir, { recursive: true, force: true });
+    throw new Error(`nginx -t refused the rendered template: ${e.stderr ?? e.message}`);
+  }
+  const child = spawn(NGINX, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.add(child);
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  exited.then(() => children.delete(child));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const done = await Promise.race([exited, sleep(5_000).then(() => null)]);
+      if (done === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    }
+    await rm(dir, { recursive: true, force: true });
+  };
+  const readLog = (name) => readFile(path.join(dir, 'logs', name), 'utf8').catch(() => '');
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const up = await new Promise((resolve) => {
+      const s = net.connect(httpsPort, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (up) break;
+    if (child.exitCode !== null || Date.now() > until) {
+      const log = await readLog('main-error.log');
+      await stop();
+      throw new Error(`nginx did not start\n${stderr}\n${log}`);
+    }
+    await sleep(50);
+  }
+  return {
+    url: `https://localhost:${httpsPort}/`,
+    httpUrl: `http://localhost:${httpPort}/`,
+    accessLog: () => readLog('salon-access.log'),
+    logs: async () => `${stderr}${await readLog('main-error.log')}${await readLog('salon-error.log')}`,
+    stop,
+  };
+}
+
+/**
+ * The HTTP status a WebSocket upgrade to `url` gets (101 if it opened, then
+ * closed at once), sent with this `Origin`; `ca`: PEM of the CA to trust
+ * for `wss:` (only that one).
+ */
+export function upgradeStatus(url, { origin, ca = undefined, timeoutMs = 5_000 }) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { origin, ca, handshakeTimeout: timeoutMs });
+    ws.once('open', () => {
+      ws.terminate();
+      resolve(101);
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      res.resume();
+      ws.terminate();
+      resolve(res.statusCode);
+    });
+    ws.once('error', (e) => reject(e));
+  });
+}
+
+/** GET `url` over HTTPS trusting only `ca` (PEM): { status, headers, body }. */
+export async function httpsGet(url, ca) {
+  const https = await import('node:https');
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { ca, timeout: 5_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => {
+        body += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+    });
+    req.once('timeout', () => req.destroy(new Error(`no answer from ${url}`)));
+    req.once('error', reject);
+  });
 }
