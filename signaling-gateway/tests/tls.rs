@@ -471,3 +471,147 @@ async fn redirect_needs_tls_and_named_hosts() {
         .unwrap_err();
     assert!(err.to_string().contains("HTTPS"), "{err}");
 }
+
+const SALON: &str = env!("CARGO_BIN_EXE_salon");
+
+/// The `salon` binary with these extra flags on free loopback ports (admin
+/// listener off); returns the child and its first `lines` stdout lines.
+fn salon(args: &[&std::ffi::OsStr], lines: usize) -> (std::process::Child, Vec<String>) {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(SALON)
+        .args(["--listen", "127.0.0.1:0", "--media-port", "0"])
+        .args(["--io-backend", "epoll", "--admin-listen", "off", "--policy"])
+        .arg(format!("{}/../lua/open.lua", env!("CARGO_MANIFEST_DIR")))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut got = Vec::new();
+    for _ in 0..lines {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        got.push(line.trim_end().to_owned());
+    }
+    (child, got)
+}
+
+#[tokio::test]
+async fn the_binary_serves_https_redirects_and_reloads_on_sighup() {
+    let ca = TestCa::new("Salon test CA");
+    let dir = TempDir::new("bin");
+    let (cert1, key1, der1) = ca.server("salon-test-1");
+    let (c, k) = dir.write_pair(&cert1, &key1);
+    let (mut child, lines) = salon(
+        &[
+            "--tls-cert".as_ref(),
+            c.as_os_str(),
+            "--tls-key".as_ref(),
+            k.as_os_str(),
+            "--redirect-http".as_ref(),
+            "127.0.0.1:0".as_ref(),
+        ],
+        3,
+    );
+    let addr: SocketAddr = lines[0]
+        .strip_prefix("Salon: https://")
+        .and_then(|s| s.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("{lines:?}"))
+        .parse()
+        .unwrap();
+    assert!(lines[1].starts_with(&format!("Agent (moderator) link: https://{addr}/")));
+    let raddr: SocketAddr = lines[2]
+        .strip_prefix("Salon redirect: http://")
+        .and_then(|s| s.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("{lines:?}"))
+        .parse()
+        .unwrap();
+
+    let host = format!("localhost:{}", addr.port());
+    let (status, head) = exchange(
+        tls_connect(addr, &ca.der()).await.unwrap(),
+        &get(&host, "/"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(head.contains("strict-transport-security: max-age=31536000\r\n"));
+    let tcp = TcpStream::connect(raddr).await.unwrap();
+    let (status, head) = exchange(tcp, &get("localhost", "/Salle")).await;
+    assert_eq!(status, 308);
+    assert!(head.contains(&format!(
+        "\r\nlocation: https://localhost:{}/salle\r\n",
+        addr.port()
+    )));
+
+    let hup = |pid: u32| {
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    };
+    // A broken certificate and SIGHUP: the old one is still served.
+    std::fs::write(&c, "not a certificate").unwrap();
+    hup(child.id());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(served_leaf(addr, &ca.der()).await, der1);
+    // A renewed one and SIGHUP: served from the next handshake on.
+    let (cert2, key2, der2) = ca.server("salon-test-2");
+    dir.write_pair(&cert2, &key2);
+    hup(child.id());
+    let until = Instant::now() + Duration::from_secs(5);
+    while served_leaf(addr, &ca.der()).await != der2 {
+        assert!(Instant::now() < until, "not reloaded after SIGHUP");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn the_binary_refuses_half_a_tls_config() {
+    for args in [
+        &["--tls-cert", "/nonexistent/cert.pem"][..],
+        &["--tls-key", "/nonexistent/key.pem"][..],
+        &["--redirect-http", "127.0.0.1:0"][..],
+    ] {
+        let out = std::process::Command::new(SALON)
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "off"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing served");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--tls-"), "{args:?}: {err}");
+    }
+    // Both given but unreadable: a start-up error naming the flags.
+    let out = std::process::Command::new(SALON)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "off",
+            "--media-port",
+            "0",
+        ])
+        .arg("--policy")
+        .arg(format!("{}/../lua/open.lua", env!("CARGO_MANIFEST_DIR")))
+        .args([
+            "--tls-cert",
+            "/nonexistent/cert.pem",
+            "--tls-key",
+            "/nonexistent/key.pem",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--tls-cert") && err.contains("/nonexistent/cert.pem"),
+        "{err}"
+    );
+}

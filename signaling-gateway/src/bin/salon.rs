@@ -534,6 +534,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let auth = Authenticator::new(&auth_config).context("--auth-config")?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let cert = ServerCert::load(cert, key).context("--tls-cert / --tls-key")?;
+            let mut tls = TlsOptions::new(cert);
+            tls.hsts_max_age =
+                (args.hsts_max_age > 0).then(|| Duration::from_secs(args.hsts_max_age));
+            Some(tls)
+        }
+        _ => None,
+    };
     let (events_tx, events_rx) = media_event_channel();
     let config = MediadConfig {
         bind_ip: args.media_ip,
@@ -565,16 +575,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         })
         .context("starting the media event thread")?;
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => {
-            let cert = ServerCert::load(cert, key).context("--tls-cert / --tls-key")?;
-            let mut tls = TlsOptions::new(cert);
-            tls.hsts_max_age =
-                (args.hsts_max_age > 0).then(|| Duration::from_secs(args.hsts_max_age));
-            Some(tls)
-        }
-        _ => None,
-    };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let redirect = match args.redirect_http {
         Some(a) => Some(

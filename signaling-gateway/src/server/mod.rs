@@ -487,7 +487,13 @@ pub async fn serve(
     let local = listener.local_addr().ok();
     let hosts = AllowedHosts::new(&opts.allowed_hosts, local);
     let tls = match &opts.tls {
-        Some(t) => Some(tokio_rustls::TlsAcceptor::from(t.cert.server_config()?)),
+        Some(t) => {
+            tracing::info!(
+                hsts = t.hsts_max_age.is_some(),
+                "HTTPS on the public listener (TLS 1.2 and 1.3, HTTP/1.1)"
+            );
+            Some(tokio_rustls::TlsAcceptor::from(t.cert.server_config()?))
+        }
         None => None,
     };
     if opts.redirect.is_some() {
