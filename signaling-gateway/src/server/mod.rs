@@ -2,8 +2,11 @@
 //! sessions, and the hub task.
 //!
 //! Tasks:
-//! - one accept loop, one task per HTTP connection (hyper); an optional
-//!   admin accept loop (`/metrics`, `/healthz`);
+//! - one accept loop, one task per HTTP connection (hyper); with
+//!   [`TlsOptions`], each connection's task first shakes hands (bounded in
+//!   time, holding the address's HTTP place); an optional admin accept loop
+//!   (`/metrics`, `/healthz`), an optional redirect accept loop (plain HTTP,
+//!   308 to HTTPS), and a task reloading the certificate on SIGHUP;
 //! - one task per WebSocket: enforces the socket's bounds (join deadline,
 //!   liveness, message rate, failed joins, pre-join frame size), parses its
 //!   frames and verifies a `join`'s token, hands the hub parsed messages,
@@ -770,6 +773,7 @@ async fn serve_redirect(
         match listener.accept().await {
             Ok((stream, peer)) => {
                 backoff = Duration::ZERO;
+                let _ = stream.set_nodelay(true);
                 let Ok(permit) = shared.http_conns.acquire(peer.ip()) else {
                     Metrics::inc(&shared.metrics.refused_http_per_ip);
                     continue;
