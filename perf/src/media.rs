@@ -137,6 +137,24 @@ pub enum Command {
     },
     /// Stop sending media (receiving goes on).
     StopSending,
+    /// Start a new gap window: every received stream's longest gap
+    /// ([`StreamGap::max_gap_ns`]) counts again from now (the gap running
+    /// at this moment counts in full when it ends).
+    ResetGaps,
+    /// Protect a plain RTCP packet (compound or reduced-size) with the
+    /// transport's SRTCP context and send it `count` times, each with its
+    /// own SRTCP index (the abuse suite's NACK storm). Dropped if the
+    /// transport is not connected.
+    SendRtcp {
+        /// Participant index.
+        index: usize,
+        /// Transport.
+        which: Which,
+        /// The packet, unprotected.
+        rtcp: Vec<u8>,
+        /// How many times.
+        count: u32,
+    },
     /// Return the per-receiver details and end the thread.
     Shutdown,
 }
@@ -234,6 +252,30 @@ pub struct Snapshot {
     /// Every stream every present participant receives (only from a
     /// worker made with [`Worker::track_streams`]: churn runs).
     pub streams: Vec<StreamSeen>,
+    /// Every stream's longest gap between two packets since the last
+    /// [`Command::ResetGaps`] (only with [`Worker::track_streams`]).
+    pub gaps: Vec<StreamGap>,
+}
+
+/// The longest silence of one received stream (the abuse suite's
+/// bystander check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamGap {
+    /// The receiver's index.
+    pub index: usize,
+    /// SSRC mediad used towards it.
+    pub ssrc: u32,
+    /// The sender's gateway id, from the payload's stamp.
+    pub sender: u64,
+    /// Audio or video.
+    pub kind: Kind,
+    /// Packets received.
+    pub packets: u64,
+    /// Last packet's arrival, ns since the run's epoch.
+    pub last_ns: u64,
+    /// Longest time between two consecutive packets, ns, since the last
+    /// [`Command::ResetGaps`] (or the stream's first packet).
+    pub max_gap_ns: u64,
 }
 
 /// One received stream, as the churn checks read it.
@@ -589,6 +631,8 @@ struct RxStream {
     /// First and last arrival (ns since the epoch).
     first_ns: u64,
     last_ns: u64,
+    /// Longest inter-arrival gap since the last [`Command::ResetGaps`].
+    max_gap_ns: u64,
 }
 
 /// One outgoing video stream (a simulcast layer, or the only one).
@@ -843,6 +887,45 @@ impl Worker {
                 }
             }
             Command::StopSending => self.sending = false,
+            Command::ResetGaps => {
+                for p in self.participants.iter_mut().flatten() {
+                    for s in &mut p.rx {
+                        s.max_gap_ns = 0;
+                    }
+                }
+            }
+            Command::SendRtcp {
+                index,
+                which,
+                rtcp,
+                count,
+            } => {
+                if let Some(&li) = self.by_index.get(&index)
+                    && let Some(Some(p)) = self.participants.get_mut(li)
+                {
+                    let t = match which {
+                        Which::Publish => &mut p.publish,
+                        Which::Subscribe => &mut p.subscribe,
+                    };
+                    let n = rtcp.len();
+                    for _ in 0..count {
+                        let Some(buf) = self.tx_buf.get_mut(..n) else {
+                            break;
+                        };
+                        buf.copy_from_slice(&rtcp);
+                        let Some(ctx) = t.srtp_out.as_mut() else {
+                            break;
+                        };
+                        let Ok(len) = ctx.protect_rtcp(&mut self.tx_buf[..], n) else {
+                            break;
+                        };
+                        if t.send(&self.tx_buf[..len], &mut self.totals) {
+                            self.totals.packets_out += 1;
+                            self.totals.bytes_out += len as u64;
+                        }
+                    }
+                }
+            }
             Command::Shutdown => {}
         }
         Ok(())
@@ -995,6 +1078,18 @@ impl Worker {
                         last_ns: r.last_ns,
                     }));
                 }
+                s.gaps.clear();
+                for p in self.participants.iter().flatten() {
+                    s.gaps.extend(p.rx.iter().map(|r| StreamGap {
+                        index: p.index,
+                        ssrc: r.ssrc,
+                        sender: r.sender,
+                        kind: r.kind,
+                        packets: r.seq.received(),
+                        last_ns: r.last_ns,
+                        max_gap_ns: r.max_gap_ns,
+                    }));
+                }
             }
         }
     }
@@ -1090,12 +1185,14 @@ fn receive_rtp(
                 keyframe_size: None,
                 first_ns: now_ns,
                 last_ns: now_ns,
+                max_gap_ns: 0,
             });
             p.rx.len() - 1
         }
     };
     if let Some(s) = p.rx.get_mut(slot) {
         s.seq.record(h.sequence);
+        s.max_gap_ns = s.max_gap_ns.max(now_ns.saturating_sub(s.last_ns));
         s.last_ns = now_ns;
         if let Some(c) = s.layer_packets.get_mut(usize::from(stamp.layer)) {
             *c += 1;
