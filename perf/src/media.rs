@@ -137,6 +137,9 @@ pub enum Command {
     },
     /// Stop sending media (receiving goes on).
     StopSending,
+    /// Send media again after [`Command::StopSending`] (from now: the
+    /// silence is not made up for).
+    StartSending,
     /// Start a new gap window: every received stream's longest gap
     /// ([`StreamGap::max_gap_ns`]) counts again from now (the gap running
     /// at this moment counts in full when it ends).
@@ -887,6 +890,7 @@ impl Worker {
                 }
             }
             Command::StopSending => self.sending = false,
+            Command::StartSending => self.sending = true,
             Command::ResetGaps => {
                 for p in self.participants.iter_mut().flatten() {
                     for s in &mut p.rx {

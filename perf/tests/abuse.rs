@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use salon_perf::abuse::{SuiteOptions, run_suite};
+use salon_perf::abuse::{SuiteOptions, check_gap_monitor, run_suite};
 
 fn salon_bin() -> Option<PathBuf> {
     let p = std::env::var_os("SALON_BIN")
@@ -65,5 +65,37 @@ fn every_attack_spares_the_bystanders() {
         failed.is_empty(),
         "attacks that got through: {failed:?} (table and reasons above, and in {})",
         out.display()
+    );
+}
+
+/// The bystander check is not vacuous: when the bystanders pause their
+/// media for 1.2 s, the window reports that gap (and nothing else).
+#[test]
+fn the_gap_monitor_sees_a_silence() {
+    let Some(salon) = salon_bin() else {
+        eprintln!("SKIPPED: no salon binary at ../target/debug/salon");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("salon-abuse-gap-{}", std::process::id()));
+    let opts = SuiteOptions {
+        salon,
+        dir: dir.clone(),
+        only: Vec::new(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let row = rt.block_on(check_gap_monitor(&opts)).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("{row:?}");
+    let gap = row.gap_ms.unwrap();
+    assert!((1000.0..1800.0).contains(&gap), "{row:?}");
+    assert_eq!(row.failures.len(), 4, "one per stream: {row:?}");
+    assert!(
+        row.failures
+            .iter()
+            .all(|f| f.contains("went") && f.contains("without")),
+        "{row:?}"
     );
 }

@@ -707,15 +707,8 @@ impl SuiteReport {
 
 /// Run one attack in a measured window.
 async fn run_window(env: &mut Env, attack: Attack) -> AttackRow {
-    let _ = env.bystander_media.tx.send(Command::ResetGaps);
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    env.rss.reset(env.pid);
-    let start_rss = rss_kb(env.pid).unwrap_or(0);
-    let marks = env.incident_marks();
-    let cpu0 = sut::cpu_seconds(&env.pid.to_string());
-    let wcpu0 = thread_cpu_seconds(env.pid, "mediad-0");
-    let t0 = Instant::now();
-    let mut outcome = match tokio::time::timeout(ATTACK_TIMEOUT, attack.run(env)).await {
+    let w = Window::begin(env).await;
+    let outcome = match tokio::time::timeout(ATTACK_TIMEOUT, attack.run(env)).await {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => Outcome {
             attacker: "—".into(),
@@ -726,69 +719,124 @@ async fn run_window(env: &mut Env, attack: Attack) -> AttackRow {
             failures: vec![format!("the attack took over {ATTACK_TIMEOUT:?}")],
         },
     };
-    let before_after: Vec<StreamGap> = env.bystander_streams();
-    tokio::time::sleep(AFTER).await;
-    let secs = t0.elapsed().as_secs_f64();
-    let cpu_s = match (cpu0, sut::cpu_seconds(&env.pid.to_string())) {
-        (Some(a), Some(b)) => b - a,
-        _ => 0.0,
-    };
-    let worker_cpu_s = match (wcpu0, thread_cpu_seconds(env.pid, "mediad-0")) {
-        (Some(a), Some(b)) => Some(b - a),
-        _ => None,
-    };
-    let peak = env.rss.peak_kb().max(start_rss);
-    // The bystanders' media over the window and after it.
-    let streams = env.bystander_streams();
-    let now = env.bystander_media.now_ns();
-    let mut gap_ms = None;
-    if streams.len() < 4 {
-        outcome.failures.push(format!(
-            "the bystanders receive {} of their 4 streams",
-            streams.len()
-        ));
-    }
-    for g in &streams {
-        let gap = g.max_gap_ns.max(now.saturating_sub(g.last_ns));
-        let ms = gap as f64 / 1e6;
-        gap_ms = Some(gap_ms.map_or(ms, |m: f64| m.max(ms)));
-        if Duration::from_nanos(gap) >= MAX_GAP {
-            outcome.failures.push(format!(
-                "bystander {} went {ms:.0} ms without {:?} (limit {MAX_GAP:?})",
-                g.index, g.kind
-            ));
-        }
-        let earlier = before_after
-            .iter()
-            .find(|b| b.index == g.index && b.ssrc == g.ssrc)
-            .map_or(0, |b| b.packets);
-        if g.packets <= earlier {
-            outcome.failures.push(format!(
-                "bystander {}'s {:?} stopped after the attack",
-                g.index, g.kind
-            ));
+    w.end(env, attack.name(), outcome).await
+}
+
+/// The measurements of one window, from its start.
+struct Window {
+    start_rss: u64,
+    marks: Vec<usize>,
+    cpu0: Option<f64>,
+    wcpu0: Option<f64>,
+    t0: Instant,
+}
+
+impl Window {
+    /// Start measuring: the bystanders' gaps count from now.
+    async fn begin(env: &mut Env) -> Self {
+        let _ = env.bystander_media.tx.send(Command::ResetGaps);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        env.rss.reset(env.pid);
+        Self {
+            start_rss: rss_kb(env.pid).unwrap_or(0),
+            marks: env.incident_marks(),
+            cpu0: sut::cpu_seconds(&env.pid.to_string()),
+            wcpu0: thread_cpu_seconds(env.pid, "mediad-0"),
+            t0: Instant::now(),
         }
     }
-    for i in env.incidents_since(&marks) {
-        outcome.failures.push(format!("bystander incident: {i}"));
+
+    /// The attack is over: wait [`AFTER`], then check the bystanders and
+    /// the process and make the row.
+    async fn end(self, env: &mut Env, name: &'static str, mut outcome: Outcome) -> AttackRow {
+        let Self {
+            start_rss,
+            marks,
+            cpu0,
+            wcpu0,
+            t0,
+        } = self;
+        let before_after: Vec<StreamGap> = env.bystander_streams();
+        tokio::time::sleep(AFTER).await;
+        let secs = t0.elapsed().as_secs_f64();
+        let cpu_s = match (cpu0, sut::cpu_seconds(&env.pid.to_string())) {
+            (Some(a), Some(b)) => b - a,
+            _ => 0.0,
+        };
+        let worker_cpu_s = match (wcpu0, thread_cpu_seconds(env.pid, "mediad-0")) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        };
+        let peak = env.rss.peak_kb().max(start_rss);
+        // The bystanders' media over the window and after it.
+        let streams = env.bystander_streams();
+        let now = env.bystander_media.now_ns();
+        let mut gap_ms = None;
+        if streams.len() < 4 {
+            outcome.failures.push(format!(
+                "the bystanders receive {} of their 4 streams",
+                streams.len()
+            ));
+        }
+        for g in &streams {
+            let gap = g.max_gap_ns.max(now.saturating_sub(g.last_ns));
+            let ms = gap as f64 / 1e6;
+            gap_ms = Some(gap_ms.map_or(ms, |m: f64| m.max(ms)));
+            if Duration::from_nanos(gap) >= MAX_GAP {
+                outcome.failures.push(format!(
+                    "bystander {} went {ms:.0} ms without {:?} (limit {MAX_GAP:?})",
+                    g.index, g.kind
+                ));
+            }
+            let earlier = before_after
+                .iter()
+                .find(|b| b.index == g.index && b.ssrc == g.ssrc)
+                .map_or(0, |b| b.packets);
+            if g.packets <= earlier {
+                outcome.failures.push(format!(
+                    "bystander {}'s {:?} stopped after the attack",
+                    g.index, g.kind
+                ));
+            }
+        }
+        for i in env.incidents_since(&marks) {
+            outcome.failures.push(format!("bystander incident: {i}"));
+        }
+        if let Some(s) = env.exited() {
+            outcome.failures.push(format!(
+                "salon died ({s}); its log ends: {}",
+                env.log_tail()
+            ));
+        }
+        AttackRow {
+            name,
+            attacker: outcome.attacker,
+            gap_ms,
+            peak_rss_mib: peak as f64 / 1024.0,
+            start_rss_mib: start_rss as f64 / 1024.0,
+            cpu_s,
+            worker_cpu_s,
+            secs,
+            failures: outcome.failures,
+        }
     }
-    if let Some(s) = env.exited() {
-        outcome.failures.push(format!(
-            "salon died ({s}); its log ends: {}",
-            env.log_tail()
-        ));
-    }
-    AttackRow {
-        name: attack.name(),
-        attacker: outcome.attacker,
-        gap_ms,
-        peak_rss_mib: peak as f64 / 1024.0,
-        start_rss_mib: start_rss as f64 / 1024.0,
-        cpu_s,
-        worker_cpu_s,
-        secs,
-        failures: outcome.failures,
-    }
+}
+
+/// The harness checks itself: the bystanders stop sending for 1.2 s in a
+/// window, then start again, which must fail it with a gap over
+/// [`MAX_GAP`] (and only that). Returns that row (the caller asserts it
+/// failed for that reason).
+pub async fn check_gap_monitor(opts: &SuiteOptions) -> Result<AttackRow, String> {
+    let mut env = Env::start(opts, AuthMode::TwoIssuers, "gap-check")?;
+    let w = Window::begin(&mut env).await;
+    let _ = env.bystander_media.tx.send(Command::StopSending);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let _ = env.bystander_media.tx.send(Command::StartSending);
+    let outcome = Outcome {
+        attacker: "none (the bystanders paused their media for 1.2 s)".into(),
+        failures: Vec::new(),
+    };
+    Ok(w.end(&mut env, "gap-monitor-self-check", outcome).await)
 }
 
 /// Run every attack (or those named in `opts.only`), in order, each in its

@@ -168,7 +168,7 @@ async fn peer(
             r = ws::recv(&mut ws, std::time::Duration::from_secs(3600)) => r,
             _ = stop.changed() => {
                 let _ = ws::send(&mut ws, json!({"type": "leave"})).await;
-                let _ = ws.close(None).await;
+                let _ = tokio::time::timeout(ws::REPLY, ws.close(None)).await;
                 return Ok(());
             }
             m = next_out(outbox) => {
