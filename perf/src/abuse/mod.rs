@@ -672,7 +672,12 @@ impl SuiteReport {
                 r.name,
                 if r.passed() { "pass" } else { "**FAIL**" },
                 r.attacker.replace('|', "/"),
-                r.gap_ms.map_or("—".into(), |g| format!("{g:.0} ms")),
+                match r.gap_ms {
+                    Some(g) => format!("{g:.0} ms"),
+                    // Measured, and no stream left: the bystanders lost their media.
+                    None if r.secs > 0.0 => "media lost".into(),
+                    None => "—".into(),
+                },
                 r.peak_rss_mib,
                 r.start_rss_mib,
                 r.cpu_s,
