@@ -817,8 +817,10 @@ async fn relatch(env: &mut Env) -> Result<Outcome, String> {
             .map_err(|e| format!("binding UDP: {e}"))?;
         socks.push((i % 2 == 0, s));
     }
+    let auth_drops = |m: &str| metric(m, "mediad_drop_stun_auth_total");
+    let drops0 = auth_drops(&env.http_get("/metrics").await.unwrap_or_default());
     let mut buf = [0u8; 1500];
-    let mut sent = 0u64;
+    let (mut sent, mut sent_foreign) = (0u64, 0u64);
     for round in 0..20u32 {
         for (k, (own, s)) in socks.iter().enumerate() {
             let (user, key) = if *own {
@@ -843,6 +845,7 @@ async fn relatch(env: &mut Env) -> Result<Outcome, String> {
             .map_err(|e| format!("STUN: {e:?}"))?;
             if s.send_to(&buf[..n], mediad).await.is_ok() {
                 sent += 1;
+                sent_foreign += u64::from(!*own);
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -864,16 +867,28 @@ async fn relatch(env: &mut Env) -> Result<Outcome, String> {
             }
         }
     }
+    let drops1 = auth_drops(&env.http_get("/metrics").await.unwrap_or_default());
+    let dropped = match (drops0, drops1) {
+        (Some(a), Some(b)) => Some((b - a).max(0.0) as u64),
+        _ => None,
+    };
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
     let mut o = Outcome {
         attacker: format!(
-            "{sent} checks from 16 new addresses: own transport answered {own_stun} (+{own_other} media: re-latched, legitimate); naming a bystander's: {foreign} datagrams back"
+            "{sent} checks from 16 new addresses: own transport answered {own_stun} (+{own_other} media: re-latched, legitimate); naming a bystander's: {foreign} datagrams back, {} counted in mediad_drop_stun_auth_total",
+            dropped.map_or("none".into(), |d| d.to_string())
         ),
         failures: Vec::new(),
     };
     o.check(foreign == 0, || {
         format!("checks naming a bystander's transport with the wrong password got {foreign} datagrams back")
+    });
+    // They reached mediad and were refused there (not lost on the way).
+    o.check(dropped.is_some_and(|d| d >= sent_foreign), || {
+        format!(
+            "mediad_drop_stun_auth_total rose by {dropped:?}, fewer than the {sent_foreign} forged checks"
+        )
     });
     Ok(o)
 }
@@ -963,7 +978,7 @@ async fn pad_sync_storm(env: &mut Env) -> Result<Outcome, String> {
     let storm = t0.elapsed();
     // Now read: was it closed, and with what?
     let mut seen = Seen::default();
-    let mut frames = 0u64;
+    let (mut frames, mut largest) = (0u64, 0usize);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     let mut ended = failed;
     while !ended {
@@ -974,7 +989,10 @@ async fn pad_sync_storm(env: &mut Env) -> Result<Outcome, String> {
         let r = ws::recv(&mut pad, left).await;
         seen.record(&r);
         match r {
-            Recv::Binary(_) => frames += 1,
+            Recv::Binary(n) => {
+                frames += 1;
+                largest = largest.max(n);
+            }
             Recv::Closed(_) | Recv::Error(_) => ended = true,
             Recv::Timeout => break,
             Recv::Json(_) => {}
@@ -987,13 +1005,14 @@ async fn pad_sync_storm(env: &mut Env) -> Result<Outcome, String> {
     let bound_mib = (limits::PAD_STORM_RSS_GROWTH / (1024 * 1024)) as f64;
     let mut o = Outcome {
         attacker: format!(
-            "{sent} sync requests in {:.2} s{}; then {frames} frames read, {seen}; RSS +{grew_mib:.0} MiB",
+            "{sent} sync requests in {:.2} s{}; then {frames} frames read (largest {} kB), {seen}; RSS +{grew_mib:.0} MiB",
             storm.as_secs_f64(),
             if stalled {
                 " (the server stopped reading)"
             } else {
                 ""
             },
+            largest / 1000,
         ),
         failures: Vec::new(),
     };
@@ -1002,6 +1021,11 @@ async fn pad_sync_storm(env: &mut Env) -> Result<Outcome, String> {
     });
     o.check(ended, || {
         format!("the pad socket that never reads was not closed after {sent} sync requests")
+    });
+    // The storm asked for a real document: its SyncStep2 carried the fill
+    // (unless the socket was closed before anything was read).
+    o.check(largest >= 500_000 || (ended && frames < 2), || {
+        format!("the pad was not filled: the largest frame read was {largest} B")
     });
     o.check(grew_mib < bound_mib, || {
         format!(
@@ -1377,4 +1401,63 @@ async fn cross_issuer_token(env: &mut Env) -> Result<Outcome, String> {
         });
     }
     Ok(o)
+}
+
+/// The sum of a Prometheus metric's samples (any labels) in `text`.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    let mut found = None;
+    for l in text.lines() {
+        let Some(rest) = l.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with(' ') || rest.starts_with('{')) {
+            continue;
+        }
+        if let Some(v) = rest
+            .split_whitespace()
+            .last()
+            .and_then(|v| v.parse::<f64>().ok())
+        {
+            found = Some(found.unwrap_or(0.0) + v);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nack_and_yjs_encodings() {
+        let p = nack_packet(1, 2, &[7, 0xffff]);
+        // RR (8 bytes), then the NACK: header, sender, media, two FCIs.
+        assert_eq!(p.len(), 8 + 12 + 8);
+        assert_eq!(&p[8..12], &[0x81, 205, 0, 4]);
+        assert_eq!(&p[20..24], &[0, 7, 0xff, 0xff]);
+        let mut v = Vec::new();
+        varuint(&mut v, 300);
+        assert_eq!(v, [0xac, 0x02]);
+        let m = yjs_insert(1, 0, "ab");
+        assert_eq!(m, [0, 2, 12, 1, 1, 1, 0, 4, 1, 1, b't', 2, b'a', b'b', 0]);
+        let off = mline_offer(
+            &crate::signaling::Local {
+                ufrag: "abcd".into(),
+                pwd: "0123456789abcdefghijklmn".into(),
+                fingerprint: crate::signaling::fingerprint_sha256(b"x"),
+            },
+            512,
+        );
+        let d = salon_sdp::parse(&off);
+        assert!(off.len() > super::limits::PUBLISH_OFFER, "{}", off.len());
+        assert!(d.is_ok_and(|d| d.media.len() == 512));
+    }
+
+    #[test]
+    fn metric_sums_labelled_samples() {
+        let t = "# HELP x\nmediad_drop_stun_auth_total 3\nmediad_drop_stun_auth_total_other 9\nfoo{a=\"1\"} 2\nfoo{a=\"2\"} 5\n";
+        assert_eq!(metric(t, "mediad_drop_stun_auth_total"), Some(3.0));
+        assert_eq!(metric(t, "foo"), Some(7.0));
+        assert_eq!(metric(t, "bar"), None);
+    }
 }
