@@ -296,6 +296,7 @@ pub struct Env {
     next_index: usize,
     rss: RssSampler,
     log_path: PathBuf,
+    tag: String,
 }
 
 impl std::fmt::Debug for Env {
@@ -409,6 +410,7 @@ impl Env {
             attacker_media,
             next_index: 100,
             log_path,
+            tag: tag.to_owned(),
         };
         let t0 = Instant::now();
         loop {
@@ -844,6 +846,24 @@ pub async fn check_gap_monitor(opts: &SuiteOptions) -> Result<AttackRow, String>
     Ok(w.end(&mut env, "gap-monitor-self-check", outcome).await)
 }
 
+/// Note what a `salon` cost over its whole life (peak RSS, CPU), then stop it.
+fn retire(env: Option<Env>, report: &mut SuiteReport) {
+    let Some(mut env) = env else { return };
+    let hwm = sut::peak_rss_kb(&env.pid.to_string());
+    let cpu = sut::cpu_seconds(&env.pid.to_string());
+    let worker = thread_cpu_seconds(env.pid, "mediad-0");
+    let status = env.exited();
+    report.notes.push(format!(
+        "salon `{}` (pid {}): peak RSS (VmHWM) {}, {} CPU-s in all, {} on mediad-0{}",
+        env.tag,
+        env.pid,
+        hwm.map_or("?".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
+        cpu.map_or("?".into(), |c| format!("{c:.2}")),
+        worker.map_or("?".into(), |c| format!("{c:.2}")),
+        status.map_or(String::new(), |s| format!("; it had exited: {s}")),
+    ));
+}
+
 /// Run every attack (or those named in `opts.only`), in order, each in its
 /// window. The environment is started once and started again whenever an
 /// attack left it unhealthy (`salon` died, a bystander lost its socket or
@@ -859,9 +879,12 @@ pub async fn run_suite(opts: &SuiteOptions) -> SuiteReport {
         }
         if attack.auth_mode() == AuthMode::BoundKeys {
             // Its own salon: the main one must not depend on the new format.
-            drop(env.take());
+            retire(env.take(), &mut report);
             match Env::start(opts, AuthMode::BoundKeys, attack.name()) {
-                Ok(mut e) => report.rows.push(run_window(&mut e, attack).await),
+                Ok(mut e) => {
+                    report.rows.push(run_window(&mut e, attack).await);
+                    retire(Some(e), &mut report);
+                }
                 Err(e) => report.rows.push(AttackRow {
                     name: attack.name(),
                     attacker: "—".into(),
@@ -891,7 +914,7 @@ pub async fn run_suite(opts: &SuiteOptions) -> SuiteReport {
             None => false,
         };
         if !healthy {
-            drop(env.take());
+            retire(env.take(), &mut report);
             // Let the closed sockets and ports go.
             tokio::time::sleep(Duration::from_millis(200)).await;
             match Env::start(opts, AuthMode::TwoIssuers, "main") {
@@ -909,6 +932,7 @@ pub async fn run_suite(opts: &SuiteOptions) -> SuiteReport {
             report.rows.push(run_window(e, attack).await);
         }
     }
+    retire(env.take(), &mut report);
     report.secs = t0.elapsed().as_secs_f64();
     report
 }
