@@ -1,7 +1,7 @@
 //! The attacks, one function each. Every one is bounded in count and time,
 //! comes from its own loopback address (`127.0.1.N`, or a range for the
 //! floods that must not hit the per-IP cap), and returns what the attacker
-//! got and what failed; the window around it ([`super::run_window`]) checks
+//! got and what failed; the window around it (`Window` in the parent module) checks
 //! the bystanders and the process.
 
 use std::net::SocketAddr;
