@@ -1,8 +1,8 @@
 //! The attacks, one function each. Every one is bounded in count and time,
 //! comes from its own loopback address (`127.0.1.N`, or a range for the
 //! floods that must not hit the per-IP cap), and returns what the attacker
-//! got and what failed; the window around it (`Window` in the parent module) checks
-//! the bystanders and the process.
+//! got and what failed; the window around it (`Window` in the parent
+//! module) checks the bystanders and the process.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -934,7 +934,8 @@ pub const SYNC_STEP1_EMPTY: [u8; 4] = [0, 0, 1, 0];
 
 /// A participant fills its pad to ~600 kB, then asks for the whole
 /// document thousands of times on a pad socket that never reads: the
-/// gateway must close that socket and stay within bounded memory.
+/// gateway must close that socket (and, as in every window, stay within
+/// [`super::WINDOW_RSS_GROWTH_MIB`]).
 async fn pad_sync_storm(env: &mut Env) -> Result<Outcome, String> {
     let (mut s, joined) = joined_socket(env, lo(1, 9), "Pad-Room", "padder").await?;
     let token = joined["pad_token"]
@@ -1002,7 +1003,6 @@ async fn pad_sync_storm(env: &mut Env) -> Result<Outcome, String> {
     let peak_kb = env.rss.peak_kb();
     let _ = ws::send(&mut s, json!({"type": "leave"})).await;
     let grew_mib = peak_kb.saturating_sub(start_kb) as f64 / 1024.0;
-    let bound_mib = (limits::PAD_STORM_RSS_GROWTH / (1024 * 1024)) as f64;
     let mut o = Outcome {
         attacker: format!(
             "{sent} sync requests in {:.2} s{}; then {frames} frames read (largest {} kB), {seen}; RSS +{grew_mib:.0} MiB",
@@ -1026,11 +1026,6 @@ async fn pad_sync_storm(env: &mut Env) -> Result<Outcome, String> {
     // (unless the socket was closed before anything was read).
     o.check(largest >= 500_000 || (ended && frames < 2), || {
         format!("the pad was not filled: the largest frame read was {largest} B")
-    });
-    o.check(grew_mib < bound_mib, || {
-        format!(
-            "salon's RSS grew by {grew_mib:.0} MiB during the storm (bound {bound_mib:.0} MiB: 64 documents at the 1 MiB cap)"
-        )
     });
     Ok(o)
 }

@@ -41,6 +41,9 @@ pub const MAX_GAP: Duration = Duration::from_millis(500);
 pub const AFTER: Duration = Duration::from_millis(600);
 /// Longest any single attack may take (it is then a failure).
 pub const ATTACK_TIMEOUT: Duration = Duration::from_secs(40);
+/// How much `salon`'s resident set may grow during any one window (peak
+/// VmRSS over the window minus VmRSS at its start): memory stays bounded.
+pub const WINDOW_RSS_GROWTH_MIB: f64 = 64.0;
 
 /// The limits the fixes introduce (issue "abuse hardening"). The attacks
 /// are sized from them (several times over each) but never assert the
@@ -62,11 +65,6 @@ pub mod limits {
     pub const LOBBY_PER_ROOM: usize = 100;
     /// Largest publish offer (SDP bytes).
     pub const PUBLISH_OFFER: usize = 64 * 1024;
-    /// The pad document's cap (already enforced: `pad-full`).
-    pub const PAD_DOCUMENT: usize = 1024 * 1024;
-    /// How much `salon`'s RSS may grow while one pad socket that never
-    /// reads asks for the whole document thousands of times: 64 documents.
-    pub const PAD_STORM_RSS_GROWTH: usize = 64 * PAD_DOCUMENT;
 }
 
 /// Key ids, issuers and secrets of the suite's auth config.
@@ -805,6 +803,12 @@ impl Window {
                     g.index, g.kind
                 ));
             }
+        }
+        let grew = peak.saturating_sub(start_rss) as f64 / 1024.0;
+        if grew >= WINDOW_RSS_GROWTH_MIB {
+            outcome.failures.push(format!(
+            "salon's RSS grew by {grew:.0} MiB in the window (bound {WINDOW_RSS_GROWTH_MIB} MiB)"
+        ));
         }
         for i in env.incidents_since(&marks) {
             outcome.failures.push(format!("bystander incident: {i}"));
