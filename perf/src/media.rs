@@ -140,6 +140,16 @@ pub enum Command {
     /// Send media again after [`Command::StopSending`] (from now: the
     /// silence is not made up for).
     StartSending,
+    /// Send `data` as it is from the transport's socket to its remote
+    /// address (the abuse suite's STUN checks from a latched address).
+    SendDatagram {
+        /// Participant index.
+        index: usize,
+        /// Transport.
+        which: Which,
+        /// The datagram.
+        data: Vec<u8>,
+    },
     /// Start a new gap window: every received stream's longest gap
     /// ([`StreamGap::max_gap_ns`]) counts again from now (the gap running
     /// at this moment counts in full when it ends).
@@ -891,6 +901,17 @@ impl Worker {
             }
             Command::StopSending => self.sending = false,
             Command::StartSending => self.sending = true,
+            Command::SendDatagram { index, which, data } => {
+                if let Some(&li) = self.by_index.get(&index)
+                    && let Some(Some(p)) = self.participants.get_mut(li)
+                {
+                    let t = match which {
+                        Which::Publish => &p.publish,
+                        Which::Subscribe => &p.subscribe,
+                    };
+                    t.send(&data, &mut self.totals);
+                }
+            }
             Command::ResetGaps => {
                 for p in self.participants.iter_mut().flatten() {
                     for s in &mut p.rx {

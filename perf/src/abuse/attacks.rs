@@ -782,15 +782,46 @@ async fn nack_storm(env: &mut Env) -> Result<Outcome, String> {
     Ok(o)
 }
 
-/// STUN checks with USE-CANDIDATE from new addresses: with the attacker's
-/// own credentials (mediad may move the attacker's transport: that is
-/// ICE), and naming a bystander's subscribe transport with a password the
-/// attacker does not have (never answered, never moves it: the bystander
-/// keeps its media and the new addresses receive nothing).
+/// A STUN binding request with USE-CANDIDATE for `user`, keyed with `key`.
+fn check(user: &str, key: &[u8], round: u32, k: u32) -> Result<Vec<u8>, String> {
+    let mut buf = [0u8; 512];
+    let mut id = [0u8; 12];
+    id[..4].copy_from_slice(&round.to_be_bytes());
+    id[4..8].copy_from_slice(&k.to_be_bytes());
+    id[8..].copy_from_slice(b"ABUS");
+    let n = salon_proto::stun::write_binding_request(
+        &mut buf,
+        &id,
+        user.as_bytes(),
+        0x7e00_00ff,
+        0x1234_5678_9abc_def0,
+        true,
+        key,
+    )
+    .map_err(|e| format!("STUN: {e:?}"))?;
+    Ok(buf[..n].to_vec())
+}
+
+/// Re-latch attempts, all with USE-CANDIDATE, by a receiver of the
+/// bystanders' room:
+/// 1. from 16 new addresses: with its own publish credentials (mediad may
+///    move its own transport there: that is ICE), and naming bystander 0's
+///    subscribe transport with the only password it has (never answered,
+///    counted in `drop_stun_auth`; the new addresses get nothing);
+/// 2. from the address its own subscribe transport latched (a socket it
+///    really owns): with its publish credentials, and with bystander 0's
+///    subscribe credentials, password included (the harness knows it; the
+///    live twin of `mediad/tests/ice_latching.rs`) — both dropped as an
+///    address another transport latched (`drop_addr_taken`), and the
+///    bystander keeps its media.
 async fn relatch(env: &mut Env) -> Result<Outcome, String> {
-    let (_, log, stop, task) = media_attacker(env, "Relatch-Room", lo(1, 8), None).await?;
-    // Let its transport connect (ICE, DTLS) first.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (index, log, stop, task) = media_attacker(env, BYSTANDER_ROOM, lo(1, 8), None).await?;
+    // Its subscribe transport connected and latched: it receives.
+    let ids = env.bystander_ids();
+    if let Err(e) = wait_videos(env, index, &ids).await {
+        let _ = stop.send(true);
+        return Err(e);
+    }
     let (own_remote, own_local) = {
         let l = log.lock().map_err(|_| "poisoned log")?;
         (
@@ -829,21 +860,8 @@ async fn relatch(env: &mut Env) -> Result<Outcome, String> {
                 // The attacker's own password: the only one it has.
                 (&other_user, own_remote.pwd.as_bytes())
             };
-            let mut id = [0u8; 12];
-            id[..4].copy_from_slice(&round.to_be_bytes());
-            id[4..8].copy_from_slice(&(k as u32).to_be_bytes());
-            id[8..].copy_from_slice(b"ABUS");
-            let n = salon_proto::stun::write_binding_request(
-                &mut buf,
-                &id,
-                user.as_bytes(),
-                0x7e00_00ff,
-                0x1234_5678_9abc_def0,
-                true,
-                key,
-            )
-            .map_err(|e| format!("STUN: {e:?}"))?;
-            if s.send_to(&buf[..n], mediad).await.is_ok() {
+            let c = check(user, key, round, k as u32)?;
+            if s.send_to(&c, mediad).await.is_ok() {
                 sent += 1;
                 sent_foreign += u64::from(!*own);
             }
@@ -867,8 +885,43 @@ async fn relatch(env: &mut Env) -> Result<Outcome, String> {
             }
         }
     }
-    let drops1 = auth_drops(&env.http_get("/metrics").await.unwrap_or_default());
+    let metrics1 = env.http_get("/metrics").await.unwrap_or_default();
+    let drops1 = auth_drops(&metrics1);
     let dropped = match (drops0, drops1) {
+        (Some(a), Some(b)) => Some((b - a).max(0.0) as u64),
+        _ => None,
+    };
+    // 2. From the attacker's own latched subscribe address.
+    let taken = |m: &str| metric(m, "mediad_drop_addr_taken_total");
+    let taken0 = taken(&metrics1);
+    let (tx, _) = env.attacker_media();
+    let by_user = other_user.clone();
+    let mut sent_latched = 0u64;
+    for round in 0..20u32 {
+        for (k, (user, key)) in [
+            (&own_user, own_remote.pwd.as_bytes()),
+            (&by_user, by_remote.pwd.as_bytes()),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let data = check(user, key, 100 + round, k as u32)?;
+            if tx
+                .send(Command::SendDatagram {
+                    index,
+                    which: Which::Subscribe,
+                    data,
+                })
+                .is_ok()
+            {
+                sent_latched += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let taken1 = taken(&env.http_get("/metrics").await.unwrap_or_default());
+    let refused_taken = match (taken0, taken1) {
         (Some(a), Some(b)) => Some((b - a).max(0.0) as u64),
         _ => None,
     };
@@ -876,8 +929,9 @@ async fn relatch(env: &mut Env) -> Result<Outcome, String> {
     let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
     let mut o = Outcome {
         attacker: format!(
-            "{sent} checks from 16 new addresses: own transport answered {own_stun} (+{own_other} media: re-latched, legitimate); naming a bystander's: {foreign} datagrams back, {} counted in mediad_drop_stun_auth_total",
-            dropped.map_or("none".into(), |d| d.to_string())
+            "{sent} checks from 16 new addresses: own transport answered {own_stun} (+{own_other} media: re-latched, legitimate); naming a bystander's: {foreign} datagrams back, {} counted in mediad_drop_stun_auth_total. {sent_latched} checks from its own latched address (own publish / bystander's credentials): {} counted in mediad_drop_addr_taken_total",
+            dropped.map_or("none".into(), |d| d.to_string()),
+            refused_taken.map_or("none".into(), |d| d.to_string()),
         ),
         failures: Vec::new(),
     };
@@ -888,6 +942,11 @@ async fn relatch(env: &mut Env) -> Result<Outcome, String> {
     o.check(dropped.is_some_and(|d| d >= sent_foreign), || {
         format!(
             "mediad_drop_stun_auth_total rose by {dropped:?}, fewer than the {sent_foreign} forged checks"
+        )
+    });
+    o.check(refused_taken.is_some_and(|d| d >= sent_latched), || {
+        format!(
+            "of {sent_latched} checks from an address another transport latched, only {refused_taken:?} were refused as such (mediad_drop_addr_taken_total)"
         )
     });
     Ok(o)
