@@ -2,7 +2,8 @@
 //! meeting on the same mediad worker keeps talking (`docs/security-suite.md`).
 //!
 //! [`Env`] spawns `salon` on loopback with one media worker, the suite's
-//! policy and an auth config with two issuers, and starts the bystander
+//! policy and an auth config (issuer A; issuers A and B bound to their keys
+//! for the cross-issuer attack), and starts the bystander
 //! meeting: two synthetic participants ([`peer`]: real ICE, DTLS, SRTP)
 //! exchanging audio and video in [`BYSTANDER_ROOM`]. Every attack
 //! ([`attacks::Attack`]) runs in a *window*: the bystanders' longest gap
@@ -83,10 +84,10 @@ pub mod auth {
     pub const KEY_B: &str = "key-b";
     /// Issuer B's HS256 secret.
     pub const SECRET_B: &str = "abuse-suite-secret-of-issuer-b-9876543210";
-    /// The `[[keys]]` field that binds a key to the one issuer it may sign
-    /// for. The auth fix decides its name; this is the suite's assumption
-    /// (only the cross-issuer attack's configuration uses it).
-    pub const KEY_ISSUER_FIELD: &str = "issuer";
+    /// The `[[keys]]` field that binds a key to the issuers it may sign
+    /// for (a list; `plugins/src/auth.rs` on `main` since the auth fix).
+    /// Only the cross-issuer attack's configuration uses it.
+    pub const KEY_ISSUER_FIELD: &str = "issuers";
 }
 
 /// The suite's Lua policy: anyone may create a room and its first member
@@ -120,33 +121,44 @@ pub struct SuiteOptions {
     pub only: Vec<String>,
 }
 
-/// Key bindings of an auth config.
+/// Which auth config a `salon` gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMode {
-    /// Two issuers and two keys, any key for any issuer (today's format).
-    TwoIssuers,
-    /// The same, each key bound to its issuer with
-    /// [`auth::KEY_ISSUER_FIELD`].
+    /// Issuer A and its key only: valid before and after keys were bound
+    /// to issuers (a single-issuer configuration binds every key to it).
+    OneIssuer,
+    /// Issuers A and B, each key bound to its issuer with
+    /// [`auth::KEY_ISSUER_FIELD`] (a configuration of several issuers
+    /// without it is refused once keys are bound).
     BoundKeys,
 }
 
 fn auth_config(mode: AuthMode) -> String {
-    let bind = |iss: &str| match mode {
-        AuthMode::TwoIssuers => String::new(),
-        AuthMode::BoundKeys => format!("{} = \"{iss}\"\n", auth::KEY_ISSUER_FIELD),
+    let key = |id: &str, secret: &str, iss: &str| {
+        let bind = match mode {
+            AuthMode::OneIssuer => String::new(),
+            AuthMode::BoundKeys => format!("{} = [\"{iss}\"]\n", auth::KEY_ISSUER_FIELD),
+        };
+        format!(
+            "\n[[keys]]\nid = \"{id}\"\nalgorithms = [\"HS256\"]\nsecret = \"{secret}\"\n{bind}"
+        )
     };
-    format!(
-        "issuers = [\"{a}\", \"{b}\"]\naudiences = [\"{aud}\"]\n\n[[keys]]\nid = \"{ka}\"\nalgorithms = [\"HS256\"]\nsecret = \"{sa}\"\n{ba}\n[[keys]]\nid = \"{kb}\"\nalgorithms = [\"HS256\"]\nsecret = \"{sb}\"\n{bb}",
-        a = auth::ISSUER_A,
-        b = auth::ISSUER_B,
-        aud = auth::AUDIENCE,
-        ka = auth::KEY_A,
-        sa = auth::SECRET_A,
-        kb = auth::KEY_B,
-        sb = auth::SECRET_B,
-        ba = bind(auth::ISSUER_A),
-        bb = bind(auth::ISSUER_B),
-    )
+    match mode {
+        AuthMode::OneIssuer => format!(
+            "issuers = [\"{a}\"]\naudiences = [\"{aud}\"]\n{ka}",
+            a = auth::ISSUER_A,
+            aud = auth::AUDIENCE,
+            ka = key(auth::KEY_A, auth::SECRET_A, auth::ISSUER_A),
+        ),
+        AuthMode::BoundKeys => format!(
+            "issuers = [\"{a}\", \"{b}\"]\naudiences = [\"{aud}\"]\n{ka}{kb}",
+            a = auth::ISSUER_A,
+            b = auth::ISSUER_B,
+            aud = auth::AUDIENCE,
+            ka = key(auth::KEY_A, auth::SECRET_A, auth::ISSUER_A),
+            kb = key(auth::KEY_B, auth::SECRET_B, auth::ISSUER_B),
+        ),
+    }
 }
 
 /// Samples a process's VmRSS every 25 ms; keeps the largest since the last
@@ -838,7 +850,7 @@ impl Window {
 /// [`MAX_GAP`] (and only that). Returns that row (the caller asserts it
 /// failed for that reason).
 pub async fn check_gap_monitor(opts: &SuiteOptions) -> Result<AttackRow, String> {
-    let mut env = Env::start(opts, AuthMode::TwoIssuers, "gap-check")?;
+    let mut env = Env::start(opts, AuthMode::OneIssuer, "gap-check")?;
     let w = Window::begin(&mut env).await;
     let _ = env.bystander_media.tx.send(Command::StopSending);
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -921,7 +933,7 @@ pub async fn run_suite(opts: &SuiteOptions) -> SuiteReport {
             retire(env.take(), &mut report);
             // Let the closed sockets and ports go.
             tokio::time::sleep(Duration::from_millis(200)).await;
-            match Env::start(opts, AuthMode::TwoIssuers, "main") {
+            match Env::start(opts, AuthMode::OneIssuer, "main") {
                 Ok(e) => env = Some(e),
                 Err(e) => {
                     report.notes.push(format!(
