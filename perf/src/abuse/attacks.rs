@@ -994,16 +994,20 @@ pub fn yjs_insert(client: u64, clock: u64, text: &str) -> Vec<u8> {
 /// answers, the first ~6 MB of them absorbed by the two sockets' kernel
 /// buffers.
 const PAD_STORM: Duration = Duration::from_secs(16);
+/// Sync requests sent at once before the sustained storm.
+const PAD_BURST: u64 = 2000;
 
 /// SyncStep1 with an empty state vector: "send me everything".
 pub const SYNC_STEP1_EMPTY: [u8; 4] = [0, 0, 1, 0];
 
 /// A participant fills its pad to ~900 kB (under the 1 MiB cap), then, on
-/// a pad socket that never reads, asks for the whole document every 4 ms
-/// until the server closes it or [`PAD_STORM`] (sustained, so a server
-/// that paces its answers still has to answer many) and keeps not reading
-/// 1 s more: the gateway must close that socket (and, as in every window,
-/// stay within [`super::WINDOW_RSS_GROWTH_MIB`]).
+/// a pad socket that never reads, asks for the whole document
+/// [`PAD_BURST`] times at once, then every 4 ms until the server closes it
+/// or [`PAD_STORM`] (sustained, so a server that paces its answers still
+/// has to answer many), and keeps not reading 1 s more: the gateway must
+/// close that socket, and, as in every window, stay within
+/// [`super::WINDOW_RSS_GROWTH_MIB`] (the burst is what costs memory where
+/// every request's answer is queued).
 async fn pad_sync_storm(env: &mut Env) -> Result<Outcome, String> {
     let (mut s, joined) = joined_socket(env, lo(1, 9), "Pad-Room", "padder").await?;
     let token = joined["pad_token"]
@@ -1026,7 +1030,10 @@ async fn pad_sync_storm(env: &mut Env) -> Result<Outcome, String> {
     let start_kb = super::rss_kb(env.pid).unwrap_or(0);
     let t0 = Instant::now();
     let (mut sent, mut stalled, mut failed) = (0u64, false, false);
-    while sent < 4000 && t0.elapsed() < PAD_STORM {
+    // A burst (what costs memory where answers are queued), then a
+    // sustained storm (what a server that paces its answers must still
+    // end), until the server closes the socket.
+    while sent < 6000 && t0.elapsed() < PAD_STORM {
         match tokio::time::timeout(
             Duration::from_millis(500),
             pad.send(Message::binary(SYNC_STEP1_EMPTY.to_vec())),
@@ -1043,7 +1050,9 @@ async fn pad_sync_storm(env: &mut Env) -> Result<Outcome, String> {
                 break;
             }
         }
-        tokio::time::sleep(Duration::from_millis(4)).await;
+        if sent >= PAD_BURST {
+            tokio::time::sleep(Duration::from_millis(4)).await;
+        }
     }
     let storm = t0.elapsed();
     if !failed {
