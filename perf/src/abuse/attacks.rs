@@ -1000,39 +1000,34 @@ const PAD_BURST: u64 = 2000;
 /// SyncStep1 with an empty state vector: "send me everything".
 pub const SYNC_STEP1_EMPTY: [u8; 4] = [0, 0, 1, 0];
 
-/// A participant fills its pad to ~900 kB (under the 1 MiB cap), then, on
-/// a pad socket that never reads, asks for the whole document
-/// [`PAD_BURST`] times at once, then every 4 ms until the server closes it
-/// or [`PAD_STORM`] (sustained, so a server that paces its answers still
-/// has to answer many), and keeps not reading 1 s more: the gateway must
-/// close that socket, and, as in every window, stay within
+/// [`PAD_SOCKETS`] participants of one room open the pad; one fills it to
+/// ~900 kB (under the 1 MiB cap); then each, on its pad socket that never
+/// reads, storms ([`storm_pad`]: a burst, then sustained, so a server that
+/// paces its answers still has to answer many): the gateway must close
+/// every such socket, and, as in every window, stay within
 /// [`super::WINDOW_RSS_GROWTH_MIB`] (the burst is what costs memory where
 /// every request's answer is queued).
-async fn pad_sync_storm(env: &mut Env) -> Result<Outcome, String> {
-    let (mut s, joined) = joined_socket(env, lo(1, 9), "Pad-Room", "padder").await?;
-    let token = joined["pad_token"]
-        .as_str()
-        .ok_or("`joined` without pad_token")?;
-    let url = format!("{}/pad?token={token}", env.ws_url.trim_end_matches("/ws"));
-    let mut pad = ws::connect_with(&url, lo(1, 9), Some(4096))
-        .await
-        .map_err(|e| format!("pad connect: {e}"))?;
-    let chunk = "a".repeat(60_000);
-    let mut clock = 0;
-    for _ in 0..15 {
-        let m = yjs_insert(4242, clock, &chunk);
-        clock += chunk.len() as u64;
-        tokio::time::timeout(Duration::from_secs(2), pad.send(Message::binary(m)))
-            .await
-            .map_err(|_| "filling the pad: send timed out")?
-            .map_err(|e| format!("filling the pad: {e}"))?;
-    }
-    let start_kb = super::rss_kb(env.pid).unwrap_or(0);
+/// Participants sharing one pad.
+const PAD_SOCKETS: usize = 4;
+
+/// What one never-reading pad socket's storm did.
+struct PadStorm {
+    sent: u64,
+    secs: f64,
+    stalled: bool,
+    /// The server closed it (a send failed, or its close was read).
+    ended: bool,
+    frames: u64,
+    largest: usize,
+    seen: Seen,
+}
+
+/// Ask for the whole document [`PAD_BURST`] times at once, then every
+/// 4 ms until the server closes the socket or [`PAD_STORM`]; never read
+/// meanwhile, nor for 1 s after; then read 3 s to see how it ended.
+async fn storm_pad(mut pad: Ws) -> PadStorm {
     let t0 = Instant::now();
     let (mut sent, mut stalled, mut failed) = (0u64, false, false);
-    // A burst (what costs memory where answers are queued), then a
-    // sustained storm (what a server that paces its answers must still
-    // end), until the server closes the socket.
     while sent < 6000 && t0.elapsed() < PAD_STORM {
         match tokio::time::timeout(
             Duration::from_millis(500),
@@ -1054,7 +1049,7 @@ async fn pad_sync_storm(env: &mut Env) -> Result<Outcome, String> {
             tokio::time::sleep(Duration::from_millis(4)).await;
         }
     }
-    let storm = t0.elapsed();
+    let secs = t0.elapsed().as_secs_f64();
     if !failed {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -1081,21 +1076,79 @@ async fn pad_sync_storm(env: &mut Env) -> Result<Outcome, String> {
             Recv::Json(_) => {}
         }
     }
-    let ended = ended || failed;
+    PadStorm {
+        sent,
+        secs,
+        stalled,
+        ended: ended || failed,
+        frames,
+        largest,
+        seen,
+    }
+}
+
+async fn pad_sync_storm(env: &mut Env) -> Result<Outcome, String> {
+    let room = "Pad-Room";
+    let base = env.ws_url.trim_end_matches("/ws").to_owned();
+    let mut members = Vec::new();
+    let mut pads = Vec::new();
+    for k in 0..PAD_SOCKETS {
+        let (s, joined) = joined_socket(env, lo(1, 9), room, &format!("padder {k}")).await?;
+        let token = joined["pad_token"]
+            .as_str()
+            .ok_or("`joined` without pad_token")?
+            .to_owned();
+        let pad = ws::connect_with(&format!("{base}/pad?token={token}"), lo(1, 9), Some(4096))
+            .await
+            .map_err(|e| format!("pad connect: {e}"))?;
+        members.push(s);
+        pads.push(pad);
+    }
+    // The first fills the document (900 kB, under the 1 MiB cap).
+    let chunk = "a".repeat(60_000);
+    let mut clock = 0;
+    if let Some(pad) = pads.first_mut() {
+        for _ in 0..15 {
+            let m = yjs_insert(4242, clock, &chunk);
+            clock += chunk.len() as u64;
+            tokio::time::timeout(Duration::from_secs(2), pad.send(Message::binary(m)))
+                .await
+                .map_err(|_| "filling the pad: send timed out")?
+                .map_err(|e| format!("filling the pad: {e}"))?;
+        }
+    }
+    let start_kb = super::rss_kb(env.pid).unwrap_or(0);
+    let mut set = JoinSet::new();
+    for pad in pads {
+        set.spawn(storm_pad(pad));
+    }
+    let mut storms = Vec::new();
+    while let Some(r) = set.join_next().await {
+        storms.push(r.map_err(|e| e.to_string())?);
+    }
     // The peak over the storm and the reading (the gateway answers late).
     let peak_kb = env.rss.peak_kb();
-    let _ = ws::send(&mut s, json!({"type": "leave"})).await;
+    for mut m in members {
+        let _ = ws::send(&mut m, json!({"type": "leave"})).await;
+    }
     let grew_mib = peak_kb.saturating_sub(start_kb) as f64 / 1024.0;
+    let mut seen = Seen::default();
+    for p in &storms {
+        seen.merge(&p.seen);
+    }
+    let closed = storms.iter().filter(|p| p.ended).count();
+    let sent: u64 = storms.iter().map(|p| p.sent).sum();
+    let largest = storms.iter().map(|p| p.largest).max().unwrap_or(0);
+    let frames: u64 = storms.iter().map(|p| p.frames).sum();
+    let secs = storms.iter().map(|p| p.secs).fold(0.0, f64::max);
+    let stalled = storms.iter().filter(|p| p.stalled).count();
     let mut o = Outcome {
         attacker: format!(
-            "{sent} sync requests in {:.1} s{}; then {frames} frames read (largest {} kB), {seen}; RSS +{grew_mib:.0} MiB",
-            storm.as_secs_f64(),
-            if stalled {
-                " (the server stopped reading)"
-            } else if failed {
-                ", then a send failed: closed by the server"
+            "{PAD_SOCKETS} pad sockets, {sent} sync requests in {secs:.1} s; {closed}/{PAD_SOCKETS} closed by the server{}; then {frames} frames read (largest {} kB), {seen}; RSS +{grew_mib:.0} MiB",
+            if stalled > 0 {
+                format!(", {stalled} stopped being read by the server")
             } else {
-                ""
+                String::new()
             },
             largest / 1000,
         ),
@@ -1104,14 +1157,18 @@ async fn pad_sync_storm(env: &mut Env) -> Result<Outcome, String> {
     o.check(seen.closed.keys().all(|k| !k.contains("1007")), || {
         format!("the harness's pad updates were refused as malformed: {seen}")
     });
-    o.check(ended, || {
-        format!("the pad socket that never reads was not closed after {sent} sync requests")
+    o.check(closed == PAD_SOCKETS, || {
+        format!(
+            "{} of {PAD_SOCKETS} pad sockets that never read were not closed after {secs:.0} s of sync requests",
+            PAD_SOCKETS - closed
+        )
     });
     // The storm asked for a real document: its SyncStep2 carried the fill
-    // (unless the socket was closed before anything was read).
-    o.check(largest >= 500_000 || (ended && frames < 2), || {
-        format!("the pad was not filled: the largest frame read was {largest} B")
-    });
+    // (unless every socket was closed before anything was read).
+    o.check(
+        largest >= 500_000 || storms.iter().all(|p| p.ended && p.frames < 2),
+        || format!("the pad was not filled: the largest frame read was {largest} B"),
+    );
     Ok(o)
 }
 
