@@ -266,7 +266,8 @@ pub struct Snapshot {
     /// worker made with [`Worker::track_streams`]: churn runs).
     pub streams: Vec<StreamSeen>,
     /// Every stream's longest gap between two packets since the last
-    /// [`Command::ResetGaps`] (only with [`Worker::track_streams`]).
+    /// [`Command::ResetGaps`] (only from a worker made with
+    /// [`Worker::track_gaps`]: the abuse suite).
     pub gaps: Vec<StreamGap>,
 }
 
@@ -695,6 +696,7 @@ pub struct Worker {
     removed_expected: u64,
     removed_lost: u64,
     track_streams: bool,
+    track_gaps: bool,
     by_index: HashMap<usize, usize>,
     sending: bool,
     rx_buf: Box<[u8; 2048]>,
@@ -741,6 +743,7 @@ impl Worker {
             removed_expected: 0,
             removed_lost: 0,
             track_streams: false,
+            track_gaps: false,
             by_index: HashMap::new(),
             sending: true,
             rx_buf: Box::new([0; 2048]),
@@ -757,6 +760,13 @@ impl Worker {
     /// Publish every received stream in the snapshots ([`Snapshot::streams`]).
     pub fn track_streams(mut self) -> Self {
         self.track_streams = true;
+        self
+    }
+
+    /// Publish every received stream's longest gap in the snapshots
+    /// ([`Snapshot::gaps`]).
+    pub fn track_gaps(mut self) -> Self {
+        self.track_gaps = true;
         self
     }
 
@@ -1103,6 +1113,8 @@ impl Worker {
                         last_ns: r.last_ns,
                     }));
                 }
+            }
+            if self.track_gaps {
                 s.gaps.clear();
                 for p in self.participants.iter().flatten() {
                     s.gaps.extend(p.rx.iter().map(|r| StreamGap {

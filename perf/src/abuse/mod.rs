@@ -251,7 +251,7 @@ impl MediaThread {
             simulcast: false,
             ..MediaConfig::default()
         };
-        let worker = Worker::new(epoch, media, shared.clone(), etx).track_streams();
+        let worker = Worker::new(epoch, media, shared.clone(), etx).track_gaps();
         let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
