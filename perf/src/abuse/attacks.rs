@@ -364,8 +364,12 @@ async fn never_join(env: &mut Env) -> Result<Outcome, String> {
     }
     let mut o = Outcome {
         attacker: format!(
-            "{closed}/{n} closed by the server (last after {:.1} s), {} refused at connect; {seen}",
-            latest.as_secs_f64(),
+            "{closed}/{n} closed by the server{}, {} refused at connect; {seen}",
+            if closed > 0 {
+                format!(" (the last after {:.1} s)", latest.as_secs_f64())
+            } else {
+                String::new()
+            },
             refused.len()
         ),
         failures: Vec::new(),
