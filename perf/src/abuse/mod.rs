@@ -348,6 +348,12 @@ impl Env {
             &policy.display().to_string(),
             "--auth-config",
             &auth_path.display().to_string(),
+            // The suite reads `/metrics` on the public listener (an
+            // operator's choice too); no admin listener, so that two
+            // salons of the suite never compete for its default port.
+            "--admin-listen",
+            "off",
+            "--metrics-on-public",
         ]
         .iter()
         .map(|s| (*s).to_owned())
