@@ -1,6 +1,6 @@
 //! The abuse suite against the real `salon` binary: every attack of the
 //! abuse-hardening issue while a bystander meeting on the same mediad
-//! worker keeps talking (`docs/security-suite.md`). Prints the table and
+//! worker keeps talking (`docs/security.md`). Prints the table and
 //! writes it to `target/abuse-report.md`.
 //!
 //! `ABUSE_ONLY=message-flood,nack-storm` runs only those attacks.

@@ -1,5 +1,5 @@
 //! The abuse suite: attacks on a running `salon`, each while a bystander
-//! meeting on the same mediad worker keeps talking (`docs/security-suite.md`).
+//! meeting on the same mediad worker keeps talking (`docs/security.md`).
 //!
 //! [`Env`] spawns `salon` on loopback with one media worker, the suite's
 //! policy and an auth config (issuer A; issuers A and B bound to their keys
@@ -49,7 +49,7 @@ pub const WINDOW_RSS_GROWTH_MIB: f64 = 64.0;
 /// The limits the fixes introduce (issue "abuse hardening"). The attacks
 /// are sized from them (several times over each) but never assert the
 /// exact value. None is a `salon` flag on this branch; once one is, pass
-/// it in [`Env::start`] (see `docs/security-suite.md`).
+/// it in [`Env::start`] (see `docs/security.md`).
 pub mod limits {
     use std::time::Duration;
     /// Open WebSockets per client IP (`--max-connections-per-ip`, planned).
