@@ -125,6 +125,7 @@ metrics! {
     ice_restarts: "ICE restarts (new local credentials on a transport).",
     consent_regained: "Transports whose peer consented again after a loss of consent.",
     receivers_back: "Receivers heard again after a second or more without feedback (their network came back): key frames asked for what they are sent.",
+    nack_over_rate: "NACKs cut short: the receiver asked for more than 2,000 sequence numbers a second (4,000 at once); the rest of the NACK was not read.",
     upstream_gaps: "Publisher streams that resumed after a loss too large to repair by NACK: a key frame was asked for.",
     offers_too_large: "Publish offers or subscribe answers refused: larger than the limit.",
     offers_rate_limited: "Publish offers refused: the participant made too many too fast.",

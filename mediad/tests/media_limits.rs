@@ -340,7 +340,7 @@ fn a_storm_of_receive_constraints_costs_one_allocation_round() {
     assert!(net.browsers.iter().all(|x| x.errors.is_empty()));
 }
 
-// docs/security-media.md sizes the default budget with these.
+// docs/security.md sizes the default budget with these.
 const _: () = assert!(RtxCache::BYTES >= 750_000 && RtxCache::BYTES < 800_000);
 const _: () = assert!(SentLog::BYTES <= 12 * 1024);
 const _: () = {

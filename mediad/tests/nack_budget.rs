@@ -88,5 +88,41 @@ fn a_flood_of_nacks_cannot_amplify_past_the_budget() {
         (bytes as f64) <= burst + 1500.0,
         "{bytes} B resent, budget {burst:.0} B (estimate {estimate})"
     );
-    assert!(net.metrics().nack_too_soon.get() + net.metrics().nack_over_budget.get() > 5_000);
+    // 4,000 numbers looked up (`NACK_ITEMS`' burst), the rest not read.
+    assert!(net.metrics().nack_too_soon.get() + net.metrics().nack_over_budget.get() > 3_000);
+    assert!(net.metrics().nack_over_rate.get() > 0);
+}
+
+/// A receiver that asks for numbers faster than any real loss would makes
+/// mediad look up at most `NACK_ITEMS` of them (4,000 at once, then 2,000 a
+/// second): the rest of each NACK is not even read.
+#[test]
+fn a_nack_flood_is_cut_short_past_the_lookup_rate() {
+    let mut net = Net::new(53);
+    let a = net.join("Salle");
+    let b = net.join("Salle");
+    net.settle(Duration::from_millis(500));
+    net.run_media(1, 20);
+    let ssrc = net.browsers[b]
+        .out_ssrc(net.browsers[a].id, salon_sdp::MediaKind::Video)
+        .unwrap();
+    let asked: Vec<u16> = (0..6_000u16).collect();
+    // Three floods at once: 18,000 numbers, 4,000 looked up (each NACK
+    // cut short counts its first number unread in both counters).
+    let looked = |net: &Net| net.metrics().nack_received.get() - net.metrics().nack_over_rate.get();
+    for _ in 0..3 {
+        nack(&mut net, b, ssrc, &asked);
+    }
+    assert_eq!(looked(&net), 4_000);
+    assert!(net.metrics().nack_over_rate.get() > 200);
+    // A second later, 2,000 more.
+    net.settle(Duration::from_secs(1));
+    nack(&mut net, b, ssrc, &asked);
+    let more = looked(&net) - 4_000;
+    assert!((2_000..=2_030).contains(&more), "{more}");
+    // A real receiver's NACK still goes through after a quiet second.
+    net.settle(Duration::from_secs(2));
+    let before = net.metrics().nack_over_rate.get();
+    nack(&mut net, b, ssrc, &[5, 6, 7]);
+    assert_eq!(net.metrics().nack_over_rate.get(), before);
 }

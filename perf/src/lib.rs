@@ -10,13 +10,15 @@
 //! Layout: [`scenario`] (TOML files), [`metrics`] (histogram, loss, stamp),
 //! [`media`] (the per-thread `mio` loops: the hot path), [`signaling`]
 //! (tokio, control plane), [`sut`] (spawning `salon`, `/proc` sampling),
-//! [`run`] (the controller), [`churn`] (churn runs and their invariants)
-//! and [`report`] (JSON, table, SVG).
+//! [`run`] (the controller), [`churn`] (churn runs and their invariants),
+//! [`abuse`] (the abuse suite: attacks beside a bystander meeting) and
+//! [`report`] (JSON, table, SVG).
 //!
 //! The media path allocates nothing per packet: each worker owns its
 //! receive and send buffers, SRTP works in place, and the only allocation
 //! on receive is the first packet of a new SSRC.
 
+pub mod abuse;
 pub mod churn;
 pub mod janus;
 pub mod media;

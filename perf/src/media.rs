@@ -137,6 +137,37 @@ pub enum Command {
     },
     /// Stop sending media (receiving goes on).
     StopSending,
+    /// Send media again after [`Command::StopSending`] (from now: the
+    /// silence is not made up for).
+    StartSending,
+    /// Send `data` as it is from the transport's socket to its remote
+    /// address (the abuse suite's STUN checks from a latched address).
+    SendDatagram {
+        /// Participant index.
+        index: usize,
+        /// Transport.
+        which: Which,
+        /// The datagram.
+        data: Vec<u8>,
+    },
+    /// Start a new gap window: every received stream's longest gap
+    /// ([`StreamGap::max_gap_ns`]) counts again from now (the gap running
+    /// at this moment counts in full when it ends).
+    ResetGaps,
+    /// Protect a plain RTCP packet (compound or reduced-size) with the
+    /// transport's SRTCP context and send it `count` times, each with its
+    /// own SRTCP index (the abuse suite's NACK storm). Dropped if the
+    /// transport is not connected.
+    SendRtcp {
+        /// Participant index.
+        index: usize,
+        /// Transport.
+        which: Which,
+        /// The packet, unprotected.
+        rtcp: Vec<u8>,
+        /// How many times.
+        count: u32,
+    },
     /// Return the per-receiver details and end the thread.
     Shutdown,
 }
@@ -234,6 +265,31 @@ pub struct Snapshot {
     /// Every stream every present participant receives (only from a
     /// worker made with [`Worker::track_streams`]: churn runs).
     pub streams: Vec<StreamSeen>,
+    /// Every stream's longest gap between two packets since the last
+    /// [`Command::ResetGaps`] (only from a worker made with
+    /// [`Worker::track_gaps`]: the abuse suite).
+    pub gaps: Vec<StreamGap>,
+}
+
+/// The longest silence of one received stream (the abuse suite's
+/// bystander check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamGap {
+    /// The receiver's index.
+    pub index: usize,
+    /// SSRC mediad used towards it.
+    pub ssrc: u32,
+    /// The sender's gateway id, from the payload's stamp.
+    pub sender: u64,
+    /// Audio or video.
+    pub kind: Kind,
+    /// Packets received.
+    pub packets: u64,
+    /// Last packet's arrival, ns since the run's epoch.
+    pub last_ns: u64,
+    /// Longest time between two consecutive packets, ns, since the last
+    /// [`Command::ResetGaps`] (or the stream's first packet).
+    pub max_gap_ns: u64,
 }
 
 /// One received stream, as the churn checks read it.
@@ -589,6 +645,8 @@ struct RxStream {
     /// First and last arrival (ns since the epoch).
     first_ns: u64,
     last_ns: u64,
+    /// Longest inter-arrival gap since the last [`Command::ResetGaps`].
+    max_gap_ns: u64,
 }
 
 /// One outgoing video stream (a simulcast layer, or the only one).
@@ -638,6 +696,7 @@ pub struct Worker {
     removed_expected: u64,
     removed_lost: u64,
     track_streams: bool,
+    track_gaps: bool,
     by_index: HashMap<usize, usize>,
     sending: bool,
     rx_buf: Box<[u8; 2048]>,
@@ -684,6 +743,7 @@ impl Worker {
             removed_expected: 0,
             removed_lost: 0,
             track_streams: false,
+            track_gaps: false,
             by_index: HashMap::new(),
             sending: true,
             rx_buf: Box::new([0; 2048]),
@@ -700,6 +760,13 @@ impl Worker {
     /// Publish every received stream in the snapshots ([`Snapshot::streams`]).
     pub fn track_streams(mut self) -> Self {
         self.track_streams = true;
+        self
+    }
+
+    /// Publish every received stream's longest gap in the snapshots
+    /// ([`Snapshot::gaps`]).
+    pub fn track_gaps(mut self) -> Self {
+        self.track_gaps = true;
         self
     }
 
@@ -843,6 +910,57 @@ impl Worker {
                 }
             }
             Command::StopSending => self.sending = false,
+            Command::StartSending => self.sending = true,
+            Command::SendDatagram { index, which, data } => {
+                if let Some(&li) = self.by_index.get(&index)
+                    && let Some(Some(p)) = self.participants.get_mut(li)
+                {
+                    let t = match which {
+                        Which::Publish => &p.publish,
+                        Which::Subscribe => &p.subscribe,
+                    };
+                    t.send(&data, &mut self.totals);
+                }
+            }
+            Command::ResetGaps => {
+                for p in self.participants.iter_mut().flatten() {
+                    for s in &mut p.rx {
+                        s.max_gap_ns = 0;
+                    }
+                }
+            }
+            Command::SendRtcp {
+                index,
+                which,
+                rtcp,
+                count,
+            } => {
+                if let Some(&li) = self.by_index.get(&index)
+                    && let Some(Some(p)) = self.participants.get_mut(li)
+                {
+                    let t = match which {
+                        Which::Publish => &mut p.publish,
+                        Which::Subscribe => &mut p.subscribe,
+                    };
+                    let n = rtcp.len();
+                    for _ in 0..count {
+                        let Some(buf) = self.tx_buf.get_mut(..n) else {
+                            break;
+                        };
+                        buf.copy_from_slice(&rtcp);
+                        let Some(ctx) = t.srtp_out.as_mut() else {
+                            break;
+                        };
+                        let Ok(len) = ctx.protect_rtcp(&mut self.tx_buf[..], n) else {
+                            break;
+                        };
+                        if t.send(&self.tx_buf[..len], &mut self.totals) {
+                            self.totals.packets_out += 1;
+                            self.totals.bytes_out += len as u64;
+                        }
+                    }
+                }
+            }
             Command::Shutdown => {}
         }
         Ok(())
@@ -996,6 +1114,20 @@ impl Worker {
                     }));
                 }
             }
+            if self.track_gaps {
+                s.gaps.clear();
+                for p in self.participants.iter().flatten() {
+                    s.gaps.extend(p.rx.iter().map(|r| StreamGap {
+                        index: p.index,
+                        ssrc: r.ssrc,
+                        sender: r.sender,
+                        kind: r.kind,
+                        packets: r.seq.received(),
+                        last_ns: r.last_ns,
+                        max_gap_ns: r.max_gap_ns,
+                    }));
+                }
+            }
         }
     }
 
@@ -1090,12 +1222,14 @@ fn receive_rtp(
                 keyframe_size: None,
                 first_ns: now_ns,
                 last_ns: now_ns,
+                max_gap_ns: 0,
             });
             p.rx.len() - 1
         }
     };
     if let Some(s) = p.rx.get_mut(slot) {
         s.seq.record(h.sequence);
+        s.max_gap_ns = s.max_gap_ns.max(now_ns.saturating_sub(s.last_ns));
         s.last_ns = now_ns;
         if let Some(c) = s.layer_packets.get_mut(usize::from(stamp.layer)) {
             *c += 1;

@@ -1,6 +1,6 @@
 //! Supervision: a panic in a media worker makes `salon` exit with status
 //! 70 after saying why at error level, for its supervisor to restart it
-//! (`docs/security-media.md`). The panic is injected with SIGUSR2, which
+//! (`docs/security.md`). The panic is injected with SIGUSR2, which
 //! only `--enable-fault-injection` honours.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns

@@ -1,4 +1,4 @@
-// Supervision (docs/security-media.md): a panic in a media worker makes
+// Supervision (docs/security.md): a panic in a media worker makes
 // salon exit with status 70; its supervisor starts it again — this test
 // plays the supervisor, on the same HTTP port — and the pages get back into
 // a meeting by themselves: their resume token means nothing to the new

@@ -89,7 +89,20 @@ impl Default for OfferRate {
     }
 }
 
-/// A token bucket of [`OfferRate`], in the worker's (virtual) time.
+/// Sequence numbers one receiver's NACKs may make mediad look up: a
+/// receiver at 2.5 Mbit/s (~250 packets/s) losing a fifth, each number
+/// asked three times, asks ~150 a second; one back from a 5 s outage asks
+/// ~1,000 at once. Past it the rest of the NACK is not read (a ~1.5 kB
+/// NACK can name ~6,000 numbers: a flood of them cost a worker most of a
+/// core in lookups, though the retransmission budget bounded what went
+/// out).
+pub const NACK_ITEMS: OfferRate = OfferRate {
+    per_second: 2_000.0,
+    burst: 4_000,
+};
+
+/// A token bucket of [`OfferRate`], in the worker's (virtual) time (also
+/// [`NACK_ITEMS`]).
 #[derive(Debug, Clone, Copy)]
 pub struct OfferBucket {
     tokens: f64,

@@ -100,6 +100,15 @@ impl Worker {
                     let media = nack.media_ssrc;
                     for seq in nack.lost() {
                         self.metrics.nack_received.inc();
+                        if !self
+                            .transports
+                            .get_mut(idx)
+                            .is_some_and(|t| t.take_nack_item(now))
+                        {
+                            // Over its rate: the rest is not even read.
+                            self.metrics.nack_over_rate.inc();
+                            break;
+                        }
                         self.retransmit(idx, media, seq, now, tx);
                     }
                 }

@@ -130,6 +130,8 @@ pub struct Transport {
     consent_lost: bool,
     /// Last SRTCP packet from the peer (subscribe side: its feedback).
     last_rtcp: Option<Instant>,
+    /// NACKed numbers it may still have looked up ([`super::limits::NACK_ITEMS`]).
+    nack_items: super::limits::OfferBucket,
     /// SSRC routes: which track and layer each SSRC belongs to.
     routes: Vec<(u32, Route)>,
     /// Header extension id of `sdes:mid` on this transport (publish side).
@@ -212,6 +214,7 @@ impl Transport {
             last_consent: now,
             consent_lost: false,
             last_rtcp: None,
+            nack_items: super::limits::OfferBucket::default(),
             routes: Vec::new(),
             mid_ext_id: None,
             bwe: (kind == TransportKind::Subscribe)
@@ -319,6 +322,11 @@ impl Transport {
         self.last_rtcp
             .replace(now)
             .map(|prev| now.saturating_duration_since(prev))
+    }
+
+    /// One NACKed number to look up, within [`super::limits::NACK_ITEMS`].
+    pub fn take_nack_item(&mut self, now: Instant) -> bool {
+        self.nack_items.take(super::limits::NACK_ITEMS, now)
     }
 
     /// An authenticated STUN request arrived: the peer consents to receive

@@ -152,6 +152,7 @@ impl Hub {
     /// `subscribe-answer`: to mediad, with the sender's id and a fresh
     /// correlation id.
     pub(super) fn subscribe_answer(&mut self, id: ParticipantId, sdp: String) {
+        self.links.offer_answered(id);
         let request = self.next_request();
         self.media(Command::SubscribeAnswer {
             participant: id,

@@ -426,10 +426,11 @@ impl Hub {
                 to,
                 msg: msg @ ServerMessage::SubscribeOffer { .. },
             } = &out
-                && self.links.is_detached(*to)
             {
-                self.links.stash_offer(*to, msg.clone());
-                continue;
+                self.links.keep_offer(*to, msg.clone());
+                if self.links.is_detached(*to) {
+                    continue;
+                }
             }
             if let Some(out) = self.route(out) {
                 return Some(out);

@@ -46,10 +46,12 @@ pub(super) struct Links {
     tokens: BTreeMap<String, ParticipantId>,
     /// Participant → its live resume token.
     token_of: BTreeMap<ParticipantId, String>,
-    /// The last subscribe offer mediad sent a participant while it had no
-    /// socket: delivered right after its resume (media kept), so its
-    /// subscriptions catch up at once instead of at mediad's re-offer.
-    stashed_offer: BTreeMap<ParticipantId, ServerMessage>,
+    /// The last subscribe offer mediad sent a participant that it has not
+    /// answered yet — kept while it had no socket, or sent to a socket that
+    /// then dropped before the answer came: delivered (again) right after
+    /// its resume (media kept), so its subscriptions catch up at once
+    /// instead of at mediad's re-offer 5 s later.
+    unanswered_offer: BTreeMap<ParticipantId, ServerMessage>,
 }
 
 impl Links {
@@ -145,19 +147,24 @@ impl Links {
         self.resumed.remove(&socket);
     }
 
-    /// Keeps `msg` (a subscribe offer) for `p`, which has no socket now.
-    pub(super) fn stash_offer(&mut self, p: ParticipantId, msg: ServerMessage) {
-        self.stashed_offer.insert(p, msg);
+    /// Keeps `msg` (a subscribe offer to `p`) until `p` answers it.
+    pub(super) fn keep_offer(&mut self, p: ParticipantId, msg: ServerMessage) {
+        self.unanswered_offer.insert(p, msg);
     }
 
-    /// The offer kept for `p`, if any.
-    fn take_stashed_offer(&mut self, p: ParticipantId) -> Option<ServerMessage> {
-        self.stashed_offer.remove(&p)
+    /// `p` answered its last offer.
+    pub(super) fn offer_answered(&mut self, p: ParticipantId) {
+        self.unanswered_offer.remove(&p);
+    }
+
+    /// The offer `p` has not answered, if any.
+    fn take_unanswered_offer(&mut self, p: ParticipantId) -> Option<ServerMessage> {
+        self.unanswered_offer.remove(&p)
     }
 
     /// Forgets `p` (its session is gone).
     fn forget(&mut self, p: ParticipantId) {
-        self.stashed_offer.remove(&p);
+        self.unanswered_offer.remove(&p);
         self.detached.remove(&p);
         self.revoke_token(p);
         if let Some(s) = self.carried_by.remove(&p) {
@@ -180,7 +187,7 @@ impl Links {
             .collect();
         for p in &gone {
             self.detached.remove(p);
-            self.stashed_offer.remove(p);
+            self.unanswered_offer.remove(p);
         }
         gone
     }
@@ -407,10 +414,11 @@ impl Hub {
         for msg in screens.into_iter().chain(knocks) {
             self.send(id, msg);
         }
-        // A subscribe offer that came while it had no socket: its peer
+        // A subscribe offer it has not answered (it came while it had no
+        // socket, or its old socket dropped before the answer): its peer
         // connection is the same, so it answers it now (a new page gets a
         // fresh offer from its new join instead).
-        if let Some(offer) = self.links.take_stashed_offer(id)
+        if let Some(offer) = self.links.take_unanswered_offer(id)
             && media == ResumeMedia::Kept
         {
             self.send(id, offer);

@@ -572,3 +572,50 @@ fn a_subscribe_offer_that_came_during_the_gap_is_delivered_on_resume() {
             .any(|m| matches!(m, ServerMessage::SubscribeOffer { .. }))
     );
 }
+
+#[test]
+fn an_offer_sent_just_before_the_drop_and_unanswered_is_delivered_again_on_resume() {
+    let (mut hub, token) = agent_and_admitted_guest();
+    // Sent to the live socket, which drops before the guest's answer.
+    hub.handle_media_event(Event::SubscribeOffer {
+        participant: p(2),
+        sdp: "offer-lost".into(),
+    });
+    let out = drain(&mut hub);
+    assert_eq!(
+        sends_to(&out, p(2)),
+        [ServerMessage::SubscribeOffer {
+            sdp: "offer-lost".into()
+        }]
+    );
+    hub.handle_close(p(2), at(1_000));
+    drain(&mut hub);
+    let out = resume(&mut hub, 10, &token, "kept", at(2_000));
+    let offers: Vec<ServerMessage> = sends_to(&out, p(10))
+        .into_iter()
+        .filter(|m| matches!(m, ServerMessage::SubscribeOffer { .. }))
+        .collect();
+    assert_eq!(
+        offers,
+        [ServerMessage::SubscribeOffer {
+            sdp: "offer-lost".into()
+        }],
+        "the unanswered offer again, not 5 s later from mediad"
+    );
+    // Answered: a later drop and resume brings nothing stale.
+    let token = resume_token_of(&out, p(10));
+    frame(
+        &mut hub,
+        10,
+        json!({"type": "subscribe-answer", "sdp": "v=0\r\n"}),
+        at(2_100),
+    );
+    hub.handle_close(p(10), at(3_000));
+    drain(&mut hub);
+    let out = resume(&mut hub, 11, &token, "kept", at(4_000));
+    assert!(
+        !sends_to(&out, p(11))
+            .iter()
+            .any(|m| matches!(m, ServerMessage::SubscribeOffer { .. }))
+    );
+}
