@@ -21,6 +21,10 @@ fn start(args: &[&str]) -> Child {
             "0",
             "--io-backend",
             "epoll",
+            // No admin listener: the tests run at once, and its default
+            // port is one.
+            "--admin-listen",
+            "off",
             "--policy",
             &format!("{}/../lua/policy.lua", env!("CARGO_MANIFEST_DIR")),
         ])
