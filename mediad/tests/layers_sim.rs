@@ -544,7 +544,9 @@ fn probes_wait_for_video(rtx: bool) {
         w.layer_at(sim.t),
         sim.net.metrics().probes.get()
     );
-    assert!(est > 2_000_000, "estimate {est}");
+    // (2.15 Mbit/s before 720p came one spatial step at a time: less
+    // media measured in the first 4 s; 313 kbit/s when probes were lost.)
+    assert!(est > 1_900_000, "estimate {est}");
     assert_eq!(w.layer_at(sim.t), Some(2));
     // Where the padding went: the media stream, or only the RTX stream.
     let rx = &sim.net.browsers[sim.viewer].subscribe.rtp_in;

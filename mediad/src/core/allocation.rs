@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::ids::{LayerIdx, TrackId};
 use super::track::{InTrack, MAX_TIDS};
 use super::{MAX_LAYERS, Worker, select};
-use crate::alloc::{self, Choice, Priority, VideoCandidate};
+use crate::alloc::{self, Choice, Content, Priority, VideoCandidate};
 use crate::control::{Event, MediaKind, ParticipantId};
 
 /// Shortest interval between two [`Event::LayersWanted`] for one track.
@@ -20,8 +20,8 @@ pub const LAYERS_WANTED_INTERVAL: Duration = Duration::from_millis(500);
 #[derive(Debug, Default)]
 pub struct AllocScratch {
     layers: Vec<alloc::Layer>,
-    /// Per candidate: track, priority, its range in `layers`.
-    videos: Vec<(TrackId, Priority, std::ops::Range<usize>)>,
+    /// Per candidate: track, priority, its range in `layers`, content.
+    videos: Vec<(TrackId, Priority, std::ops::Range<usize>, Content)>,
     order: Vec<usize>,
     in_last_n: Vec<bool>,
     decisions: Vec<(TrackId, Choice)>,
@@ -121,12 +121,13 @@ impl Worker {
             .videos
             .iter()
             .zip(&sc.in_last_n)
-            .map(|((ti, priority, range), &in_n)| VideoCandidate {
+            .map(|((ti, priority, range, content), &in_n)| VideoCandidate {
                 id: ti.index_u64(),
                 priority: *priority,
                 layers: sc.layers.get(range.clone()).unwrap_or(&[]),
                 max_height: None,
                 in_last_n: in_n,
+                content: *content,
             })
             .collect();
         let estimate = self.transports.get(sub).and_then(|t| t.fed_estimate_bps());
@@ -216,7 +217,13 @@ impl Worker {
                     sc.layers.truncate(start);
                     continue;
                 }
-                sc.videos.push((ti, priority, start..sc.layers.len()));
+                let content = if t.screen {
+                    Content::Screen
+                } else {
+                    Content::Camera
+                };
+                sc.videos
+                    .push((ti, priority, start..sc.layers.len(), content));
             }
         }
     }
