@@ -131,12 +131,6 @@ impl Worker {
             })
             .collect();
         let estimate = self.transports.get(sub).and_then(|t| t.fed_estimate_bps());
-        // What everything at its best would cost: probe towards it.
-        let wanted: u64 = candidates
-            .iter()
-            .filter(|c| c.in_last_n)
-            .map(|c| c.layers.iter().map(|l| l.bitrate_bps).max().unwrap_or(0))
-            .sum();
         let input = alloc::AllocInput {
             available_bps: estimate.unwrap_or(u64::MAX),
             cap_bps,
@@ -144,18 +138,20 @@ impl Worker {
             videos: &candidates,
         };
         sc.decisions.clear();
+        let mut wanted = None;
         if let Some(p) = self.participants.get_mut(&pid) {
             let out = p.alloc.allocate(&input, now);
             sc.decisions
                 .extend(out.iter().map(|d| (TrackId::from_u64(d.id), d.choice)));
+            // Probe only towards the next step up (with the margin, and
+            // 10 % more so a probe that passes shows the step fits).
+            wanted = p.alloc.next_step_bps(&input).map(|w| w + w / 10);
         }
         drop(candidates);
         if estimate.is_some()
             && let Some(t) = self.transports.get_mut(sub)
         {
-            // With the allocator's up margin, and some headroom.
-            let wanted = (wanted as f64 * 1.3) as u64;
-            t.set_wanted_bps(wanted.min(cap_bps.unwrap_or(u64::MAX)), now);
+            t.set_wanted_bps(wanted.unwrap_or(0), now);
         }
         for i in 0..sc.decisions.len() {
             if let Some(&(ti, choice)) = sc.decisions.get(i) {
