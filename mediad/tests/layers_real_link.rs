@@ -615,3 +615,34 @@ fn tbf_800k_burst_10k() {
 fn tbf_800k_burst_2k() {
     check_800(2_000, 84);
 }
+
+/// What an operator sees of the 400 kbit/s episode: the estimate
+/// histogram, probes and their outcome, switches up and down, and the
+/// per-worker gauges of what the legs forward.
+#[test]
+fn the_episode_shows_in_the_metrics() {
+    let (sim, _) = three_phases(85, 400_000, 10_000);
+    let m = sim.net.metrics();
+    let text = salon_mediad::metrics::render_prometheus(&[m]);
+    for needle in [
+        "mediad_receiver_estimate_bps_bucket{le=\"400000\"}",
+        "mediad_receiver_estimate_bps_count",
+        "mediad_probes_queue_built_total",
+        "mediad_layer_switches_down_total",
+        "mediad_video_legs_spatial2{worker=\"0\"} 1",
+    ] {
+        assert!(text.contains(needle), "{needle} in\n{text}");
+    }
+    assert!(m.layer_switches_down.get() >= 1);
+    assert!(m.layer_switches_up.get() >= 2, "climbs back");
+    assert!(m.probes_raised.get() >= 1);
+    assert!(
+        m.probes_queue_built.get() + m.probes_cut.get() >= 1,
+        "failed probes show"
+    );
+    assert!(m.rtx_bytes_sent.get() > 0 && m.nack_answered.get() > 0);
+    let (buckets, _) = m.receiver_estimate.counts();
+    // Some 100 ms rounds at ≤ 400 kbit/s (the episode), some above 1.6 M.
+    assert!(buckets[..3].iter().sum::<u64>() > 50, "{buckets:?}");
+    assert!(buckets[5..].iter().sum::<u64>() > 50, "{buckets:?}");
+}

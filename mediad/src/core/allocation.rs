@@ -77,10 +77,50 @@ impl Worker {
     pub(super) fn allocate(&mut self, now: Instant) {
         let mut sc = std::mem::take(&mut self.alloc_scratch);
         let receivers: Vec<ParticipantId> = self.participants.keys().copied().collect();
+        let mut held = 0;
         for pid in receivers {
             self.allocate_for(pid, now, &mut sc);
+            if let Some(t) = self
+                .participants
+                .get(&pid)
+                .and_then(|p| self.transports.get(p.subscribe))
+                && let Some(e) = t.fed_estimate_bps()
+            {
+                self.metrics.receiver_estimate.observe(e);
+                held += u64::from(t.bwe_ceiling_bps().is_some());
+            }
         }
+        self.metrics.receivers_held.set(held);
         self.alloc_scratch = sc;
+        self.count_layers();
+    }
+
+    /// Per-worker gauges of what the legs forward (set each full round).
+    fn count_layers(&self) {
+        let mut by_layer = [0u64; 3];
+        let (mut switching, mut thinned) = (0u64, 0u64);
+        for t in self.tracks.values().filter(|t| t.kind == MediaKind::Video) {
+            for leg in t.legs.video().iter().filter(|l| l.is_receiving()) {
+                match leg.sel.current() {
+                    Some(c) => {
+                        if let Some(n) = by_layer.get_mut(c.index().min(2)) {
+                            *n += 1;
+                        }
+                    }
+                    None => switching += 1,
+                }
+                if leg.sel.current().is_some() && leg.sel.is_waiting() {
+                    switching += 1;
+                }
+                thinned += u64::from(leg.sel.target_tid() != u8::MAX);
+            }
+        }
+        let [l0, l1, l2] = by_layer;
+        self.metrics.video_legs_spatial0.set(l0);
+        self.metrics.video_legs_spatial1.set(l1);
+        self.metrics.video_legs_spatial2.set(l2);
+        self.metrics.video_legs_switching.set(switching);
+        self.metrics.video_legs_thinned.set(thinned);
     }
 
     /// A round over the receivers whose constraints, last-N or cap changed
@@ -226,6 +266,11 @@ impl Worker {
 
     /// Hand one allocator decision to `pid`'s leg on track `ti`.
     fn apply_choice(&mut self, pid: ParticipantId, ti: TrackId, choice: Choice) {
+        let estimate_bps = self
+            .participants
+            .get(&pid)
+            .and_then(|p| self.transports.get(p.subscribe))
+            .and_then(|t| t.fed_estimate_bps());
         let Some(t) = self.tracks.get_mut(ti) else {
             return;
         };
@@ -261,9 +306,24 @@ impl Worker {
                     _ => u8::MAX,
                 });
                 let resumed = std::mem::take(&mut leg.alloc_paused);
+                let from = leg.sel.target();
                 let changed = leg.sel.set_target(li);
                 if changed {
                     self.metrics.layer_switches.inc();
+                    if li > from {
+                        self.metrics.layer_switches_up.inc();
+                    } else {
+                        self.metrics.layer_switches_down.inc();
+                    }
+                    tracing::debug!(
+                        receiver = %pid,
+                        publisher = %t.publisher,
+                        from = from.as_u8(),
+                        to = spatial,
+                        temporal,
+                        estimate_bps = ?estimate_bps,
+                        "layer target changed"
+                    );
                 }
                 // A key frame of the new layer (a receiver still waiting is
                 // asked for again by the retry timer).

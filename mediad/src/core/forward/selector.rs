@@ -98,6 +98,11 @@ impl LayerSelector {
         self.cut && self.is_waiting()
     }
 
+    /// The highest temporal layer wanted (`u8::MAX`: all).
+    pub fn target_tid(&self) -> u8 {
+        self.target_tid
+    }
+
     /// Forward temporal layers up to `tid` (`u8::MAX`: all).
     pub fn set_target_tid(&mut self, tid: u8) {
         self.target_tid = tid;
