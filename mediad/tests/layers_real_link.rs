@@ -167,6 +167,9 @@ struct Watch {
     ts_base: Option<u32>,
     /// (arrival, bytes) of every video packet, retransmissions flagged.
     bytes: Vec<(Duration, usize, bool)>,
+    /// (arrival, unwrapped sequence number) of media packets, first
+    /// transmissions only: what the browser counts as lost is the rest.
+    seqs: Vec<(Duration, i64)>,
 }
 
 impl Watch {
@@ -199,6 +202,13 @@ impl Watch {
             let padding = p[0] & 0x20 != 0;
             if h.ssrc == self.ssrc && !padding {
                 self.bytes.push((t, p.len(), false));
+                let q = match self.seqs.last() {
+                    Some(&(_, last)) => {
+                        last + i64::from(h.sequence.wrapping_sub(last as u16) as i16)
+                    }
+                    None => i64::from(h.sequence),
+                };
+                self.seqs.push((t, q));
                 self.on_packet(t, h.timestamp, h.payload(p));
             } else if Some(h.ssrc) == self.rtx && !padding && h.payload(p).len() > 2 {
                 self.bytes.push((t, p.len(), true));
@@ -265,7 +275,11 @@ struct Figures {
     shares: [f64; 3],
     fps: f64,
     kbps: f64,
+    /// Media packets lost on the link (before any retransmission), as a
+    /// share of those sent: the browser's `packetsLost`.
     loss: f64,
+    /// Every packet dropped on the link (probe padding included).
+    link_loss: f64,
     gap: Duration,
     switches: usize,
     rtx_share: f64,
@@ -275,13 +289,14 @@ impl std::fmt::Display for Figures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "layers 180p/360p/720p {:.0}/{:.0}/{:.0} %, {:.1} fps, {:.0} kbit/s, loss {:.1} %, longest gap {} ms, {} switches, retransmissions {:.1} %",
+            "layers 180p/360p/720p {:.0}/{:.0}/{:.0} %, {:.1} fps, {:.0} kbit/s, media loss {:.1} % (link {:.1} %), longest gap {} ms, {} switches, retransmissions {:.1} %",
             100.0 * self.shares[0],
             100.0 * self.shares[1],
             100.0 * self.shares[2],
             self.fps,
             self.kbps,
             100.0 * self.loss,
+            100.0 * self.link_loss,
             self.gap.as_millis(),
             self.switches,
             100.0 * self.rtx_share
@@ -346,6 +361,7 @@ impl Sim {
                 frames: BTreeMap::new(),
                 ts_base: None,
                 bytes: Vec::new(),
+                seqs: Vec::new(),
             },
             t: Duration::ZERO,
             next_frame: Duration::ZERO,
@@ -456,11 +472,23 @@ impl Sim {
                 (l.offered, l.dropped)
             }
         };
+        let got: BTreeSet<i64> = self
+            .w
+            .seqs
+            .iter()
+            .filter(|x| x.0 >= from && x.0 < to)
+            .map(|x| x.1)
+            .collect();
+        let span = match (got.first(), got.last()) {
+            (Some(a), Some(b)) => b - a + 1,
+            _ => 1,
+        };
         Figures {
             shares,
             fps: in_phase.len() as f64 / secs,
             kbps: bytes as f64 * 8.0 / secs / 1000.0,
-            loss: (d1 - d0) as f64 / (o1 - o0).max(1) as f64,
+            loss: 1.0 - got.len() as f64 / span as f64,
+            link_loss: (d1 - d0) as f64 / (o1 - o0).max(1) as f64,
             gap: max_gap(&d, from, to),
             switches: switches(&d, from, to),
             rtx_share: rtx as f64 / bytes.max(1) as f64,
