@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use salon_mediad::alloc::{
-    AllocInput, AllocatorConfig, AllocatorState, Layer, Priority, VideoCandidate, VideoId,
+    AllocInput, AllocatorConfig, AllocatorState, Content, Layer, Priority, VideoCandidate, VideoId,
 };
 
 fn camera() -> Vec<Layer> {
@@ -48,6 +48,11 @@ fn alloc(c: &mut Criterion) {
             layers: l,
             max_height: if i > 5 { Some(180) } else { None },
             in_last_n: i < 40,
+            content: if i == 0 {
+                Content::Screen
+            } else {
+                Content::Camera
+            },
         })
         .collect();
     let t0 = Instant::now();

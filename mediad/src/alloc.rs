@@ -25,12 +25,17 @@
 //! 6. Hysteresis: a step to a layer above the committed one needs the
 //!    budget to exceed the new total by a margin (15 %), and the state
 //!    commits an up-switch only after it has
-//!    been proposed for a hold time (2 s); a down-switch commits at once.
+//!    been proposed for a hold time (1 s), one spatial layer at a time (the
+//!    next after 0.4 s more); a down-switch commits at once.
 //!    A video seen for the first time, or resuming from a pause, commits at
 //!    once, and so does everything while the budget is unlimited (no
 //!    estimate yet: only tile sizes decide).
 
 use std::time::{Duration, Instant};
+
+pub mod content;
+
+pub use content::Content;
 
 /// A video's identifier (the forwarding core's track id).
 pub type VideoId = u64;
@@ -77,6 +82,8 @@ pub struct VideoCandidate<'a> {
     pub max_height: Option<u16>,
     /// Whether it is within the receiver's last-N.
     pub in_last_n: bool,
+    /// What it shows: which ladder of layers it climbs ([`Content`]).
+    pub content: Content,
 }
 
 /// What a receiver has to spend, on what.
@@ -122,45 +129,91 @@ pub struct AllocatorConfig {
     pub up_margin: f64,
     /// How long an up-switch must stay proposed before it is committed.
     pub up_hold: Duration,
+    /// An up-switch commits one spatial layer at a time; while a higher
+    /// one stays proposed, the next spatial step commits after this.
+    pub step_hold: Duration,
 }
 
 impl Default for AllocatorConfig {
     fn default() -> Self {
         Self {
             up_margin: 0.15,
-            up_hold: Duration::from_secs(2),
+            up_hold: Duration::from_secs(1),
+            step_hold: Duration::from_millis(400),
         }
     }
 }
 
-/// The eligible layer right above `from` in (spatial, temporal) order:
-/// active, measured, and within the tile height (the lowest spatial layer
-/// on offer is always within).
+/// Whether `l` is on offer to the receiver: active, measured.
+fn offered(l: &Layer) -> bool {
+    l.active && l.bitrate_bps > 0
+}
+
+/// The eligible layer right above `from` in the order of the video's
+/// content ([`Content::rank`]), on its content's ladder
+/// ([`Content::on_ladder`]): active, measured, and within the tile height
+/// (the lowest spatial layer on offer is always within).
 fn next_layer<'a>(v: &VideoCandidate<'a>, from: Choice) -> Option<&'a Layer> {
-    let from = from.key();
+    let c = v.content;
+    let from = from.key().map(|(s, t)| c.rank(s, t));
     let mut lowest_spatial = u8::MAX;
-    for l in v.layers {
-        if l.active && l.bitrate_bps > 0 {
-            lowest_spatial = lowest_spatial.min(l.spatial);
-        }
+    for l in v.layers.iter().filter(|l| offered(l)) {
+        lowest_spatial = lowest_spatial.min(l.spatial);
     }
+    let too_tall = |l: &Layer| {
+        v.max_height
+            .is_some_and(|h| l.height > h && l.spatial != lowest_spatial)
+    };
+    let eligible = |l: &&Layer| offered(l) && !too_tall(l);
+    let highest_spatial = v.layers.iter().filter(eligible).map(|l| l.spatial).max();
+    let top_temporal = |s: u8| {
+        v.layers
+            .iter()
+            .filter(eligible)
+            .filter(|l| l.spatial == s)
+            .map(|l| l.temporal)
+            .max()
+            .unwrap_or(0)
+    };
     let mut best: Option<&'a Layer> = None;
-    for l in v.layers {
-        if !l.active || l.bitrate_bps == 0 {
+    for l in v.layers.iter().filter(eligible) {
+        let rank = c.rank(l.spatial, l.temporal);
+        let on_ladder = c.on_ladder(
+            l.spatial,
+            l.temporal,
+            lowest_spatial,
+            highest_spatial.unwrap_or(0),
+            top_temporal(l.spatial),
+        );
+        if !on_ladder || from.is_some_and(|f| rank <= f) {
             continue;
         }
-        let too_tall = v
-            .max_height
-            .is_some_and(|h| l.height > h && l.spatial != lowest_spatial);
-        let key = (l.spatial, l.temporal);
-        if too_tall || from.is_some_and(|f| key <= f) {
-            continue;
-        }
-        if best.is_none_or(|b| key < (b.spatial, b.temporal)) {
+        if best.is_none_or(|b| rank < c.rank(b.spatial, b.temporal)) {
             best = Some(l);
         }
     }
     best
+}
+
+/// One spatial step towards `proposed` from `from`: the best layer no more
+/// than one spatial layer above `from` and no higher than `proposed`.
+fn one_spatial_step(v: &VideoCandidate<'_>, from: Choice, proposed: Choice) -> Choice {
+    let (Some((fs, _)), Some((ps, pt))) = (from.key(), proposed.key()) else {
+        return proposed;
+    };
+    if ps <= fs.saturating_add(1) {
+        return proposed;
+    }
+    let c = v.content;
+    let limit = c.rank(ps, pt);
+    v.layers
+        .iter()
+        .filter(|l| offered(l) && l.spatial <= fs + 1 && c.rank(l.spatial, l.temporal) <= limit)
+        .max_by_key(|l| c.rank(l.spatial, l.temporal))
+        .map_or(proposed, |l| Choice::Layer {
+            spatial: l.spatial,
+            temporal: l.temporal,
+        })
 }
 
 fn bitrate_of(v: &VideoCandidate<'_>, c: Choice) -> u64 {
@@ -196,7 +249,10 @@ pub fn distribute(
     // the whole total for a layer above it.
     let fits = |spent: f64, i: usize, c: Choice, to: &Layer| -> Option<f64> {
         let cur = committed.get(i).copied().unwrap_or(Choice::Paused);
-        let above = cur.key().is_none_or(|k| (to.spatial, to.temporal) > k);
+        let content = videos[i].content;
+        let above = cur
+            .key()
+            .is_none_or(|(s, t)| content.rank(to.spatial, to.temporal) > content.rank(s, t));
         let total = spent + to.bitrate_bps as f64 - bitrate_of(&videos[i], c) as f64;
         let need = if above {
             total * (1.0 + up_margin)
@@ -348,11 +404,15 @@ impl AllocatorState {
         for (i, c) in self.videos.iter_mut().enumerate() {
             let proposed = self.proposal.get(i).copied().unwrap_or(Choice::Paused);
             let is_new = std::mem::take(&mut c.fresh);
+            let Some(v) = input.videos.get(i) else {
+                continue;
+            };
+            let content = v.content;
             let up = match (proposed.key(), c.choice.key()) {
                 // Resuming a paused video is not held: it fits (with the
                 // margin), and a frozen tile is worse than an oscillation.
                 (None, _) | (Some(_), None) => false,
-                (Some(p), Some(cur)) => p > cur,
+                (Some(p), Some(cur)) => content.rank(p.0, p.1) > content.rank(cur.0, cur.1),
             };
             // Without an estimate nothing oscillates: tile changes apply now.
             if is_new || !up || input.available_bps == u64::MAX {
@@ -368,8 +428,14 @@ impl AllocatorState {
                 // estimate still climbing commits its top, not each step).
                 let target = proposed;
                 if now.saturating_duration_since(since) >= self.cfg.up_hold {
-                    c.choice = target;
-                    c.pending = None;
+                    // One spatial layer at a time; a higher one still
+                    // proposed follows after `step_hold`.
+                    let step = one_spatial_step(v, c.choice, target);
+                    c.choice = step;
+                    c.pending = (step != target).then(|| {
+                        let back = self.cfg.up_hold.saturating_sub(self.cfg.step_hold);
+                        (target, now.checked_sub(back).unwrap_or(now))
+                    });
                 } else {
                     c.pending = Some((target, since));
                 }
@@ -380,6 +446,37 @@ impl AllocatorState {
             });
         }
         &self.out
+    }
+}
+
+impl AllocatorState {
+    /// What probing should ask the link for after a round on `input` (the
+    /// same input as the last [`AllocatorState::allocate`]): the committed
+    /// layers plus the cheapest next step up of any video, with the up
+    /// margin — so a probe asks exactly whether the next layer would fit.
+    /// `None` when nothing can step up.
+    pub fn next_step_bps(&self, input: &AllocInput<'_>) -> Option<u64> {
+        if input.audio_only {
+            return None;
+        }
+        let mut total = 0u64;
+        let mut step: Option<u64> = None;
+        for (c, v) in self.videos.iter().zip(input.videos) {
+            if !v.in_last_n {
+                continue;
+            }
+            let cur = bitrate_of(v, c.choice);
+            total += cur;
+            if let Some(l) = next_layer(v, c.choice) {
+                let d = l.bitrate_bps.saturating_sub(cur);
+                step = Some(step.map_or(d, |s| s.min(d)));
+            }
+        }
+        // A step over the operator's cap is never taken: no probe for it.
+        let cap = input.cap_bps.unwrap_or(u64::MAX);
+        step.map(|d| total + d)
+            .filter(|&t| t <= cap)
+            .map(|t| (t as f64 * (1.0 + self.cfg.up_margin)) as u64)
     }
 }
 
@@ -414,6 +511,7 @@ mod tests {
             layers,
             max_height: None,
             in_last_n: true,
+            content: Content::Camera,
         }
     }
 
@@ -448,9 +546,11 @@ mod tests {
     fn screen_share_keeps_its_layer_while_cameras_drop() {
         let cam = camera();
         let screen = camera();
+        let mut share = cand(2, Priority::ScreenShare, &screen);
+        share.content = Content::Screen;
         let vids = [
             cand(1, Priority::Other, &cam),
-            cand(2, Priority::ScreenShare, &screen),
+            share,
             cand(3, Priority::Other, &cam),
         ];
         let rich = once(&input(6_000_000, &vids));
@@ -477,7 +577,7 @@ mod tests {
             cand(3, Priority::RecentSpeaker(0), &cam),
             cand(4, Priority::DominantSpeaker, &cam),
         ];
-        let out = once(&input(2_000_000, &vids));
+        let out = once(&input(2_200_000, &vids));
         assert_eq!(out[3], layer(2, 2));
         assert!(
             out[2].key() >= out[1].key() && out[1].key() >= out[0].key(),
@@ -527,7 +627,8 @@ mod tests {
         inp.cap_bps = Some(900_000);
         let out = once(&inp);
         assert!(spent(&vids, &out) <= 900_000, "{out:?}");
-        assert_eq!(out, vec![layer(1, 2), layer(1, 1)]); // 875k
+        // Cameras keep their frame rate: 360p and 180p, whole (650k).
+        assert_eq!(out, vec![layer(1, 2), layer(0, 2)]);
     }
 
     #[test]
@@ -541,27 +642,74 @@ mod tests {
             a.allocate(&input(800_000, &vids), t0)[0].choice,
             layer(1, 2)
         );
-        // 1 Mbit/s would fit 720p t0 (750k) only with the 15 % margin
-        // (862k): it does, but must be held for 2 s.
+        // 2 Mbit/s would fit 720p (1.5M, the camera's next step) only with
+        // the 15 % margin (1.725M): it does, but must be held for 1 s.
         let s = |a: &mut AllocatorState, bps, ms| {
             a.allocate(&input(bps, &vids), t0 + Duration::from_millis(ms))[0].choice
         };
-        assert_eq!(s(&mut a, 1_000_000, 100), layer(1, 2));
-        assert_eq!(s(&mut a, 1_000_000, 1_500), layer(1, 2));
-        assert_eq!(s(&mut a, 1_000_000, 2_100), layer(2, 0));
-        // 800 kbit/s: 750k still fits, no change; 700k: down at once.
-        assert_eq!(s(&mut a, 800_000, 2_200), layer(2, 0));
-        assert_eq!(s(&mut a, 700_000, 2_300), layer(1, 2));
-        // 850k (750k fits but not with the margin): stays down.
+        assert_eq!(s(&mut a, 2_000_000, 100), layer(1, 2));
+        assert_eq!(s(&mut a, 2_000_000, 900), layer(1, 2));
+        assert_eq!(s(&mut a, 2_000_000, 1_100), layer(2, 2));
+        // 1.6 Mbit/s: 1.5M still fits, no change; 1.4M: down at once.
+        assert_eq!(s(&mut a, 1_600_000, 2_200), layer(2, 2));
+        assert_eq!(s(&mut a, 1_400_000, 2_300), layer(1, 2));
+        // 1.6M (1.5M fits but not with the margin): stays down.
         for ms in (2_400..10_000).step_by(100) {
-            assert_eq!(s(&mut a, 850_000, ms), layer(1, 2));
+            assert_eq!(s(&mut a, 1_600_000, ms), layer(1, 2));
         }
         // An interrupted hold starts over.
-        assert_eq!(s(&mut a, 1_000_000, 10_000), layer(1, 2));
-        assert_eq!(s(&mut a, 700_000, 11_000), layer(1, 2));
-        assert_eq!(s(&mut a, 1_000_000, 11_100), layer(1, 2));
-        assert_eq!(s(&mut a, 1_000_000, 12_100), layer(1, 2));
-        assert_eq!(s(&mut a, 1_000_000, 13_100), layer(2, 0));
+        assert_eq!(s(&mut a, 2_000_000, 10_000), layer(1, 2));
+        assert_eq!(s(&mut a, 1_400_000, 11_000), layer(1, 2));
+        assert_eq!(s(&mut a, 2_000_000, 11_100), layer(1, 2));
+        assert_eq!(s(&mut a, 2_000_000, 11_900), layer(1, 2));
+        assert_eq!(s(&mut a, 2_000_000, 12_100), layer(2, 2));
+    }
+
+    #[test]
+    fn up_switches_climb_one_spatial_layer_at_a_time() {
+        let cam = camera();
+        let vids = [cand(1, Priority::Other, &cam)];
+        let t0 = Instant::now();
+        let mut a = AllocatorState::new(AllocatorConfig::default());
+        let s = |a: &mut AllocatorState, bps, ms| {
+            a.allocate(&input(bps, &vids), t0 + Duration::from_millis(ms))[0].choice
+        };
+        assert_eq!(s(&mut a, 200_000, 0), layer(0, 2));
+        // Plenty: 360p after the 1 s hold, 720p one step hold later.
+        assert_eq!(s(&mut a, 5_000_000, 100), layer(0, 2));
+        assert_eq!(s(&mut a, 5_000_000, 1_100), layer(1, 2));
+        assert_eq!(s(&mut a, 5_000_000, 1_400), layer(1, 2));
+        assert_eq!(s(&mut a, 5_000_000, 1_500), layer(2, 2));
+    }
+
+    #[test]
+    fn probing_asks_for_the_next_step_only() {
+        let cam = camera();
+        let vids = [cand(1, Priority::Other, &cam)];
+        let t0 = Instant::now();
+        let mut a = AllocatorState::new(AllocatorConfig::default());
+        let inp = input(300_000, &vids);
+        a.allocate(&inp, t0);
+        // At 180p whole (150k): the next step is 360p whole, 500k × 1.15.
+        assert_eq!(a.next_step_bps(&inp), Some(575_000));
+        // No estimate (unlimited): the top at once, nothing to probe for.
+        let inp = input(u64::MAX, &vids);
+        a.allocate(&inp, t0);
+        assert_eq!(a.next_step_bps(&inp), None, "at the top");
+    }
+
+    #[test]
+    fn camera_prefers_frame_rate_screen_prefers_resolution() {
+        let layers = camera();
+        let mut v = cand(1, Priority::Other, &layers);
+        // 800 kbit/s: 720p at TID 0 (750k) would fit; a camera takes 360p
+        // with every temporal layer (500k) instead.
+        assert_eq!(once(&input(800_000, &[v])), vec![layer(1, 2)]);
+        v.content = Content::Screen;
+        assert_eq!(once(&input(800_000, &[v])), vec![layer(2, 0)]);
+        // Below the lowest layer's full rate, both drop frame rate.
+        v.content = Content::Camera;
+        assert_eq!(once(&input(100_000, &[v])), vec![layer(0, 0)]);
     }
 
     #[test]
@@ -644,6 +792,11 @@ mod tests {
                 layers: l,
                 max_height: if i > 5 { Some(180) } else { None },
                 in_last_n: i < 40,
+                content: if i == 0 {
+                    Content::Screen
+                } else {
+                    Content::Camera
+                },
             })
             .collect();
         let t0 = Instant::now();

@@ -54,6 +54,45 @@ impl Gauge {
     }
 }
 
+/// Upper bounds (bit/s) of the [`Histogram`] buckets of receiver
+/// estimates; the last bucket is `+Inf`.
+pub const ESTIMATE_BUCKETS: [u64; 8] = [
+    100_000, 200_000, 400_000, 800_000, 1_600_000, 3_200_000, 6_400_000, 12_800_000,
+];
+
+/// A fixed-bucket histogram (non-cumulative counts; rendered cumulative):
+/// one observation per receiver per allocation round, so the counts are
+/// receiver-time (×100 ms) spent at each estimate, whatever the number of
+/// receivers — no per-receiver series.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; ESTIMATE_BUCKETS.len() + 1],
+    sum: AtomicU64,
+}
+
+impl Histogram {
+    /// Count one observation of `v`.
+    pub fn observe(&self, v: u64) {
+        let i = ESTIMATE_BUCKETS
+            .iter()
+            .position(|&b| v <= b)
+            .unwrap_or(ESTIMATE_BUCKETS.len());
+        if let Some(b) = self.buckets.get(i) {
+            b.fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum.fetch_add(v, Ordering::Relaxed);
+    }
+
+    /// Observations per bucket (not cumulative), and their sum.
+    pub fn counts(&self) -> ([u64; ESTIMATE_BUCKETS.len() + 1], u64) {
+        let mut out = [0; ESTIMATE_BUCKETS.len() + 1];
+        for (o, b) in out.iter_mut().zip(&self.buckets) {
+            *o = b.load(Ordering::Relaxed);
+        }
+        (out, self.sum.load(Ordering::Relaxed))
+    }
+}
+
 macro_rules! metrics {
     ($($name:ident: $help:literal,)* ; $($gauge:ident: $ghelp:literal,)*) => {
         /// One worker's counters and gauges.
@@ -61,6 +100,9 @@ macro_rules! metrics {
         pub struct Metrics {
             $(#[doc = $help] pub $name: Counter,)*
             $(#[doc = $ghelp] pub $gauge: Gauge,)*
+            /// Receivers' bandwidth estimates, one observation per receiver
+            /// per allocation round (`mediad_receiver_estimate_bps`).
+            pub receiver_estimate: Histogram,
         }
 
         impl Metrics {
@@ -115,8 +157,14 @@ metrics! {
     rtx_received: "Retransmissions from publishers (RTX) forwarded as the packets they repair.",
     keyframe_requests: "PLI sent to publishers.",
     layer_switches: "Receiver layer targets changed by the allocator.",
+    layer_switches_up: "Receiver layer targets raised (a higher spatial layer).",
+    layer_switches_down: "Receiver layer targets lowered (a lower spatial layer; the higher one stops at once).",
     layer_pauses: "Videos the allocator stopped sending a receiver (last-N, no budget).",
     probes: "Bandwidth probe clusters started.",
+    probes_raised: "Probe clusters whose result raised the receiver's estimate.",
+    probes_queue_built: "Probe clusters that failed: the one-way delay grew across the cluster (a queue built, e.g. behind a token bucket's burst).",
+    probes_cut: "Probe clusters cut short: their feedback already showed a queue building.",
+    probes_not_raised: "Probe clusters that neither raised the estimate nor built a queue (too little feedback, or a result below the estimate).",
     tx_padding: "Padding-only RTP packets sent to probe for bandwidth.",
     negotiation_failed: "Subscribe answers refused (unparseable, or not matching the offer): the negotiation was reset and offered again.",
     offer_timeouts: "Subscribe offers left unanswered too long, offered again.",
@@ -135,6 +183,12 @@ metrics! {
     ;
     memory_used_bytes: "Bytes the worker's big buffers (retransmission caches, sent logs) hold.",
     memory_budget_bytes: "The worker's memory budget for those buffers.",
+    video_legs_spatial0: "Video legs (receiver × video) forwarding the lowest spatial layer, at the last allocation round.",
+    video_legs_spatial1: "Video legs forwarding the second spatial layer.",
+    video_legs_spatial2: "Video legs forwarding the third spatial layer or above.",
+    video_legs_switching: "Video legs waiting for the key frame of a new target layer.",
+    video_legs_thinned: "Video legs whose temporal layers the allocator thinned (reduced frame rate).",
+    receivers_held: "Receivers whose estimate is held under the ceiling of a recent congestion episode.",
 }
 
 /// Render several workers' counters as Prometheus text (summed).
@@ -152,6 +206,36 @@ pub fn render_prometheus(workers: &[&Metrics]) -> String {
         let _ = writeln!(out, "# TYPE mediad_{name}_total counter");
         let _ = writeln!(out, "mediad_{name}_total {total}");
     }
+    // The estimate histogram, summed over workers, cumulative.
+    let name = "mediad_receiver_estimate_bps";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Receivers' bandwidth estimates, one observation per receiver per 100 ms allocation round."
+    );
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    let mut total = [0u64; ESTIMATE_BUCKETS.len() + 1];
+    let mut sum = 0u64;
+    for m in workers {
+        let (c, s) = m.receiver_estimate.counts();
+        for (t, x) in total.iter_mut().zip(c) {
+            *t += x;
+        }
+        sum += s;
+    }
+    let mut cumulative = 0;
+    for (i, n) in total.iter().enumerate() {
+        cumulative += n;
+        match ESTIMATE_BUCKETS.get(i) {
+            Some(le) => {
+                let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+            }
+            None => {
+                let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+            }
+        }
+    }
+    let _ = writeln!(out, "{name}_sum {sum}");
+    let _ = writeln!(out, "{name}_count {cumulative}");
     // Gauges per worker: a budget is per worker, not a sum.
     for (i, (name, help, _)) in first.gauges().into_iter().enumerate() {
         let _ = writeln!(out, "# HELP mediad_{name} {help}");

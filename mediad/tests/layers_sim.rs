@@ -428,7 +428,10 @@ fn link_drop_moves_to_the_low_layer_and_recovery_climbs_back() {
         sim.estimate(),
         sim.net.metrics().probes.get()
     );
-    assert!(up <= s(5.0), "high layer within 5 s: {up:?}");
+    // 720p now comes one spatial step at a time, each probed for (the
+    // next step only) and held: 5.07 s here (3.3 s when one probe at
+    // twice the estimate went straight for everything).
+    assert!(up <= s(5.5), "high layer within 5.5 s: {up:?}");
     assert!(w.max_gap(up_at, sim.t) <= s(0.5));
     assert!(w.switches(Duration::ZERO, sim.t) >= 3);
     // Every layer's state, as the allocator sees it.
@@ -544,7 +547,9 @@ fn probes_wait_for_video(rtx: bool) {
         w.layer_at(sim.t),
         sim.net.metrics().probes.get()
     );
-    assert!(est > 2_000_000, "estimate {est}");
+    // (2.15 Mbit/s before 720p came one spatial step at a time: less
+    // media measured in the first 4 s; 313 kbit/s when probes were lost.)
+    assert!(est > 1_900_000, "estimate {est}");
     assert_eq!(w.layer_at(sim.t), Some(2));
     // Where the padding went: the media stream, or only the RTX stream.
     let rx = &sim.net.browsers[sim.viewer].subscribe.rtp_in;
@@ -598,9 +603,16 @@ fn temporal_layers_thin_a_stream_the_link_cannot_carry() {
     );
     assert!(tids.iter().all(|t| t.is_some_and(|t| t <= 1)), "{tids:?}");
     assert!((12.0..=18.0).contains(&fps), "{fps} fps");
+    // The rewrite leaves no hole: every gap is a packet the link dropped
+    // (a probe towards TID 2 may fill the 200 ms queue for a moment).
+    let holes: usize = seqs
+        .windows(2)
+        .map(|x| usize::from(x[1].wrapping_sub(x[0]).wrapping_sub(1)))
+        .sum();
     assert!(
-        seqs.windows(2).all(|x| x[1] == x[0].wrapping_add(1)),
-        "no sequence gap: {seqs:?}"
+        holes as u64 <= sim.link().dropped && holes <= 2,
+        "{holes} holes, {} dropped: {seqs:?}",
+        sim.link().dropped
     );
     w.assert_continuous();
     assert!(w.max_gap(from, sim.t) <= s(0.2));

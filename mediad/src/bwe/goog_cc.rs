@@ -8,9 +8,11 @@ use super::aimd::Aimd;
 use super::history::{Fate, SendHistory, Sent};
 use super::inter_arrival::InterArrival;
 use super::loss::LossBased;
-use super::probe::{ProbeCluster, ProbeConfig, ProbeController, ProbeStats, probe_result};
+use super::probe::{
+    ProbeCluster, ProbeConfig, ProbeController, ProbeStats, probe_result, queue_built,
+};
 use super::trendline::{BandwidthUsage, Trendline};
-use super::{BandwidthEstimator, PacketResult, SentPacket};
+use super::{BandwidthEstimator, PacketResult, ProbeOutcome, SentPacket};
 
 /// Clusters whose feedback is awaited at once.
 const MAX_CLUSTERS: usize = 4;
@@ -21,6 +23,16 @@ const PROBE_AS_THROUGHPUT_US: i64 = 1_000_000;
 /// A cluster's result is taken this long after its last packet was sent,
 /// whatever came back.
 const CLUSTER_TIMEOUT: Duration = Duration::from_millis(1000);
+/// After a congestion episode (a loss-based decrease, or the delay
+/// detector over-using) the estimate is held at or below the throughput
+/// acknowledged then, for this long after the last such sign, unless a
+/// probe validated over a window longer than a token bucket's burst shows
+/// more. The gradual increases (AIMD, loss-based) cannot climb past it.
+const CEILING_HOLD_US: i64 = 5_000_000;
+/// No probe starts within this long of the last congestion sign: the
+/// queue is full already, a probe would only push out what the receiver
+/// needs now (the lower layer's key frame).
+const PROBE_QUIET_US: i64 = 1_000_000;
 
 /// Settings of a [`GoogCc`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -60,6 +72,27 @@ struct Cluster {
     accounted: u32,
     last_sent: Instant,
     stats: ProbeStats,
+    /// Its feedback shows a queue building: the pacer should stop it.
+    saturated: bool,
+    /// When its first packet was sent.
+    first_sent: Instant,
+    /// Bytes of its own packets sent.
+    probe_bytes: u64,
+    /// Bytes of media sent between its first and its last packet, and
+    /// since its last packet (counted in when the next one goes).
+    media_bytes: u64,
+    media_since: u64,
+}
+
+impl Cluster {
+    /// The media rate sent under the cluster (bit/s).
+    fn media_rate(&self) -> u64 {
+        let span = self.last_sent.saturating_duration_since(self.first_sent);
+        if span.is_zero() {
+            return 0;
+        }
+        (self.media_bytes as f64 * 8.0 / span.as_secs_f64()) as u64
+    }
 }
 
 /// Google Congestion Control, send side (see the module doc and
@@ -80,6 +113,17 @@ pub struct GoogCc {
     /// The last probe result and when it came (µs): a throughput sample
     /// fresher than the acknowledged-bitrate window right after a probe.
     last_probe: Option<(u64, i64)>,
+    /// After a congestion episode: the estimate's ceiling and until when
+    /// (µs) it holds.
+    ceiling: Option<(u64, i64)>,
+    /// Probe clusters finished and not yet polled.
+    outcomes: [Option<ProbeOutcome>; MAX_CLUSTERS],
+    /// The last sign of congestion (µs).
+    congested_us: Option<i64>,
+    /// The estimate when the clusters in flight started: while they are
+    /// out, the congestion they cause themselves does not lower what the
+    /// allocator sees (their result decides).
+    pre_probe: Option<u64>,
 }
 
 impl GoogCc {
@@ -99,7 +143,16 @@ impl GoogCc {
             clusters: [None; MAX_CLUSTERS],
             rtt_us: 200_000,
             last_probe: None,
+            ceiling: None,
+            outcomes: [None; MAX_CLUSTERS],
+            congested_us: None,
+            pre_probe: None,
         }
+    }
+
+    /// The ceiling held after a congestion episode, if one holds.
+    pub fn ceiling_bps(&self) -> Option<u64> {
+        self.ceiling.map(|c| c.0)
     }
 
     fn us(&mut self, now: Instant) -> i64 {
@@ -136,21 +189,87 @@ impl GoogCc {
         let Some(c) = self.clusters.get_mut(i).and_then(Option::take) else {
             return;
         };
-        let result = probe_result(&c.stats, c.min_packets);
+        // The total the link carried: unqueued, the probe's own rate plus
+        // the media under it; queued, the probe's packets got their share
+        // of the bottleneck (pace / total) of what it passed.
+        let queued = queue_built(&c.stats);
+        let result = probe_result(&c.stats, c.min_packets).map(|r| {
+            if queued && c.probe_bytes > 0 {
+                // Its share of what the bottleneck passed was its share of
+                // the bytes sent.
+                (r as f64 * (c.probe_bytes + c.media_bytes) as f64 / c.probe_bytes as f64) as u64
+            } else {
+                r + c.media_rate()
+            }
+        });
         if let Some(r) = result {
             let now_us = self.us(now);
             self.last_probe = Some((r, now_us));
         }
-        if let Some(r) = result
-            && self.trendline.state() != BandwidthUsage::Overusing
-            && r > self.aimd.bitrate_bps()
+        let mut raised = false;
+        let now_us = self.us(now);
+        match result {
+            // The queue behind the bottleneck measured its rate: the link
+            // carries that much (a little less, to drain the queue), even
+            // while the detector over-uses — the probe filled the queue.
+            Some(r) if queued => {
+                let r = r * 95 / 100;
+                if r > self.aimd.bitrate_bps() {
+                    self.aimd.set_estimate(r, now_us);
+                    self.loss.set(r.max(self.loss.bitrate_bps()));
+                    if let Some((c, until)) = self.ceiling {
+                        self.ceiling = Some((c.max(r), until));
+                    }
+                    raised = true;
+                }
+            }
+            // Validated over the whole cluster (no queue built): more than
+            // the ceiling of the last congestion episode is real.
+            Some(r)
+                if self.trendline.state() != BandwidthUsage::Overusing
+                    && r > self
+                        .aimd
+                        .bitrate_bps()
+                        .min(self.ceiling_bps().unwrap_or(u64::MAX)) =>
+            {
+                self.aimd
+                    .set_estimate(r.max(self.aimd.bitrate_bps()), now_us);
+                self.loss.set(r.max(self.loss.bitrate_bps()));
+                if self.ceiling.is_some_and(|(c, _)| r > c) {
+                    self.ceiling = None;
+                }
+                raised = true;
+            }
+            _ => {}
+        }
+        // The clusters are back: if the bottleneck carried about what the
+        // estimate was before them (90 %), what they caused themselves (a
+        // queue, some loss) is forgiven.
+        let pre = self
+            .pre_probe
+            .take_if(|_| self.clusters.iter().all(Option::is_none));
+        if let (Some(pre), Some(r)) = (pre, result)
+            && r >= pre * 9 / 10
+            && self.aimd.bitrate_bps() < pre
         {
-            let now_us = self.us(now);
-            self.aimd.set_estimate(r, now_us);
-            self.loss.set(r.max(self.loss.bitrate_bps()));
+            self.aimd.set_estimate(pre, now_us);
+            self.loss.set(pre.max(self.loss.bitrate_bps()));
+            if let Some((c, until)) = self.ceiling {
+                self.ceiling = Some((c.max(pre), until));
+            }
         }
         let estimate = self.estimate_bps();
         self.probes.on_probe_result(c.id, result, estimate, now);
+        let outcome = ProbeOutcome {
+            cluster: c.id,
+            result_bps: result,
+            queue_built: queued,
+            raised,
+            estimate_bps: estimate,
+        };
+        if let Some(slot) = self.outcomes.iter_mut().find(|o| o.is_none()) {
+            *slot = Some(outcome);
+        }
     }
 }
 
@@ -164,6 +283,11 @@ impl BandwidthEstimator for GoogCc {
             probe: sent.probe_cluster,
             fate: Fate::Unreported,
         });
+        if sent.probe_cluster.is_none() {
+            for c in self.clusters.iter_mut().flatten() {
+                c.media_since += sent.size as u64;
+            }
+        }
         if let Some(id) = sent.probe_cluster {
             let existing = self
                 .clusters
@@ -178,9 +302,16 @@ impl BandwidthEstimator for GoogCc {
                     accounted: 0,
                     last_sent: now,
                     stats: ProbeStats::default(),
+                    saturated: false,
+                    first_sent: now,
+                    probe_bytes: 0,
+                    media_bytes: 0,
+                    media_since: 0,
                 });
                 cl.sent += 1;
                 cl.last_sent = now;
+                cl.probe_bytes += sent.size as u64;
+                cl.media_bytes += std::mem::take(&mut cl.media_since);
             }
         }
     }
@@ -197,10 +328,15 @@ impl BandwidthEstimator for GoogCc {
             let (send_us, size, probe) = (e.send_us, e.size, e.probe);
             match r.arrival_us {
                 None => {
+                    // A probe's own padding lost is the probe's answer
+                    // (the link does not carry its rate), not loss of
+                    // media: only media counts for the loss-based part.
                     if first_report {
                         e.fate = Fate::Lost;
-                        lost += 1;
-                        expected += 1;
+                        if probe.is_none() {
+                            lost += 1;
+                            expected += 1;
+                        }
                     }
                 }
                 Some(arrival) => {
@@ -208,7 +344,7 @@ impl BandwidthEstimator for GoogCc {
                         continue;
                     }
                     e.fate = Fate::Received;
-                    if first_report {
+                    if first_report && probe.is_none() {
                         expected += 1;
                     }
                     self.acked.on_received(arrival, size);
@@ -227,6 +363,7 @@ impl BandwidthEstimator for GoogCc {
                 }
                 if let Some(arrival) = r.arrival_us {
                     c.stats.add(send_us, arrival, size);
+                    c.saturated |= queue_built(&c.stats);
                 }
             }
         }
@@ -251,15 +388,54 @@ impl BandwidthEstimator for GoogCc {
         }
         self.aimd
             .update(self.trendline.state(), acked, self.rtt_us, now_us);
-        self.loss.on_report(lost, expected, self.rtt_us, now_us);
+        let loss_episode = self.loss.on_report(lost, expected, self.rtt_us, now_us);
         self.loss.cap(self.aimd.bitrate_bps());
+        // A congestion episode: hold the ceiling at what got through.
+        let overusing = self.trendline.state() == BandwidthUsage::Overusing;
+        if loss_episode || overusing {
+            let through = self.acked.bitrate_bps().unwrap_or(self.cfg.min_bps);
+            let c = match self.ceiling {
+                // A longer episode keeps the lowest throughput seen.
+                Some((c, _)) => c.min(through.max(self.cfg.min_bps)),
+                None => through.max(self.cfg.min_bps),
+            };
+            self.ceiling = Some((c, now_us + CEILING_HOLD_US));
+            self.congested_us = Some(now_us);
+        } else if self.ceiling.is_some_and(|(_, until)| now_us >= until) {
+            self.ceiling = None;
+        }
+        if let Some((c, _)) = self.ceiling {
+            // The gradual increases stop at the ceiling.
+            if self.aimd.bitrate_bps() > c {
+                self.aimd.set_estimate(c, now_us);
+            }
+            self.loss.cap(c);
+        }
     }
 
     fn estimate_bps(&self) -> u64 {
-        self.aimd
-            .bitrate_bps()
-            .min(self.loss.bitrate_bps())
+        let e = self.aimd.bitrate_bps().min(self.loss.bitrate_bps());
+        // While probe clusters are out, not below where they started.
+        e.max(self.pre_probe.unwrap_or(0))
             .clamp(self.cfg.min_bps, self.cfg.max_bps)
+    }
+
+    fn ceiling_bps(&self) -> Option<u64> {
+        GoogCc::ceiling_bps(self)
+    }
+
+    fn probe_saturated(&self, cluster: u32) -> bool {
+        self.clusters
+            .iter()
+            .flatten()
+            .any(|c| c.id == cluster && c.saturated)
+    }
+
+    fn poll_probe_outcome(&mut self) -> Option<ProbeOutcome> {
+        let o = self.outcomes.iter_mut().find_map(Option::take);
+        // Keep the queue in order.
+        self.outcomes.rotate_left(1);
+        o
     }
 
     fn handle_timeout(&mut self, now: Instant) {
@@ -294,8 +470,27 @@ impl BandwidthEstimator for GoogCc {
     }
 
     fn poll_probe(&mut self, now: Instant) -> Option<ProbeCluster> {
+        let now_us = self.us(now);
+        if self
+            .congested_us
+            .is_some_and(|t| now_us - t < PROBE_QUIET_US)
+        {
+            return None;
+        }
         let estimate = self.estimate_bps();
-        self.probes.poll_probe(estimate, now)
+        let mut c = self.probes.poll_probe(estimate, now)?;
+        // The probe fills the gap between what media sends and the target
+        // (a fifth of the target at least, so it measures something).
+        let media = self.acked.bitrate_bps().unwrap_or(0).min(c.target_bps);
+        c.pace_bps = (c.target_bps - media).max(c.target_bps / 5);
+        c.min_bytes = c.min_bytes.min(
+            self.cfg
+                .probe
+                .min_bytes
+                .max((c.pace_bps as f64 * self.cfg.probe.duration.as_secs_f64() / 8.0) as usize),
+        );
+        self.pre_probe.get_or_insert(estimate);
+        Some(c)
     }
 }
 

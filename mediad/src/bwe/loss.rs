@@ -44,12 +44,13 @@ impl LossBased {
     }
 
     /// Account `lost` of `expected` newly reported packets; updates the
-    /// estimate once 20 have accumulated.
-    pub fn on_report(&mut self, lost: u32, expected: u32, rtt_us: i64, now_us: i64) {
+    /// estimate once 20 have accumulated. True when it decreased (a loss
+    /// episode).
+    pub fn on_report(&mut self, lost: u32, expected: u32, rtt_us: i64, now_us: i64) -> bool {
         self.lost += lost;
         self.expected += expected;
         if self.expected < MIN_PACKETS {
-            return;
+            return false;
         }
         let loss = f64::from(self.lost) / f64::from(self.expected);
         self.lost = 0;
@@ -67,7 +68,9 @@ impl LossBased {
         {
             self.bitrate *= 1.0 - 0.5 * loss;
             self.last_decrease_us = Some(now_us);
+            return true;
         }
+        false
     }
 
     /// Keep the loss-based estimate from running ahead of `cap` (the

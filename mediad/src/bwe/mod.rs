@@ -57,6 +57,23 @@ pub struct PacketResult {
     pub arrival_us: Option<i64>,
 }
 
+/// What a finished probe cluster showed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeOutcome {
+    /// The cluster.
+    pub cluster: u32,
+    /// The rate it measured, if it was valid (enough feedback, no queue
+    /// built).
+    pub result_bps: Option<u64>,
+    /// The one-way delay grew across the cluster: a queue built (a
+    /// token bucket's burst ran out).
+    pub queue_built: bool,
+    /// It raised the estimate.
+    pub raised: bool,
+    /// The estimate after it.
+    pub estimate_bps: u64,
+}
+
 /// A send-side bandwidth estimator. Object safe: the core holds a
 /// `Box<dyn BandwidthEstimator>` per subscribe transport.
 pub trait BandwidthEstimator {
@@ -79,6 +96,22 @@ pub trait BandwidthEstimator {
     /// every [`BandwidthEstimator::on_feedback`] and
     /// [`BandwidthEstimator::handle_timeout`], and when the pacer is idle.
     fn poll_probe(&mut self, _now: Instant) -> Option<ProbeCluster> {
+        None
+    }
+    /// The ceiling held after a congestion episode, if one holds.
+    fn ceiling_bps(&self) -> Option<u64> {
+        None
+    }
+    /// The feedback of cluster `cluster`, still being sent, already shows
+    /// a queue building: stop sending it (it has failed; going on would
+    /// only overflow the queue).
+    fn probe_saturated(&self, _cluster: u32) -> bool {
+        false
+    }
+    /// A finished probe cluster's outcome (for metrics and logs), oldest
+    /// first. Poll after [`BandwidthEstimator::on_feedback`] and
+    /// [`BandwidthEstimator::handle_timeout`].
+    fn poll_probe_outcome(&mut self) -> Option<ProbeOutcome> {
         None
     }
 }

@@ -16,8 +16,13 @@ use std::time::{Duration, Instant};
 /// How probes are shaped and paced.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ProbeConfig {
-    /// How long a cluster lasts at its target rate.
+    /// How long a cluster lasts at its target rate, at least.
     pub duration: Duration,
+    /// Fewest bytes in a cluster: more than a token bucket's burst (`tbf
+    /// … burst 10k` and the like), so the queue behind it shows as delay
+    /// growth before the cluster ends ([`queue_built`]). A cluster whose
+    /// feedback shows the queue already is cut short.
+    pub min_bytes: usize,
     /// Fewest packets in a cluster.
     pub min_packets: u32,
     /// Start-up probes, as multiples of the start bitrate.
@@ -35,6 +40,7 @@ impl Default for ProbeConfig {
     fn default() -> Self {
         Self {
             duration: Duration::from_millis(30),
+            min_bytes: 32_000,
             min_packets: 5,
             initial_multipliers: [3.0, 6.0],
             success_ratio: 0.8,
@@ -51,8 +57,11 @@ impl Default for ProbeConfig {
 pub struct ProbeCluster {
     /// Cluster id.
     pub id: u32,
-    /// Rate to send at.
+    /// The total rate it tests (media and probe together).
     pub target_bps: u64,
+    /// The rate to send the probe's own packets at: the target less what
+    /// media already sends (all of it at start-up).
+    pub pace_bps: u64,
     /// Fewest packets.
     pub min_packets: u32,
     /// Fewest bytes (target × duration).
@@ -101,7 +110,7 @@ impl ProbeController {
     /// The target of the next probe towards `wanted` from `estimate`.
     fn target(&self, estimate: u64) -> u64 {
         let e = estimate as f64;
-        ((2.0 * e).min((self.wanted_bps as f64).max(1.2 * e)) as u64).min(self.max_bps)
+        ((3.0 * e).min((self.wanted_bps as f64).max(1.2 * e)) as u64).min(self.max_bps)
     }
 
     fn wants_more(&self, estimate: u64) -> bool {
@@ -127,10 +136,12 @@ impl ProbeController {
         if let Some(slot) = self.in_flight.get_mut(free) {
             *slot = Some((id, target));
         }
-        let min_bytes = (target as f64 * self.cfg.duration.as_secs_f64() / 8.0) as usize;
+        let min_bytes = ((target as f64 * self.cfg.duration.as_secs_f64() / 8.0) as usize)
+            .max(self.cfg.min_bytes);
         Some(ProbeCluster {
             id,
             target_bps: target,
+            pace_bps: target,
             min_packets: self.cfg.min_packets,
             min_bytes,
         })
@@ -215,6 +226,24 @@ pub struct ProbeStats {
     pub first_arrival_size: u32,
     /// Latest arrival.
     pub last_arrival_us: i64,
+    /// Arrival minus send time of the packet sent first (one-way delay up
+    /// to a constant clock offset).
+    pub first_send_delay_us: i64,
+    /// The same of the packet sent last.
+    pub last_send_delay_us: i64,
+    /// Packets that arrived queued (delay above the first packet's by more
+    /// than [`MAX_PROBE_DELAY_GROWTH_US`]): they left the bottleneck back
+    /// to back, so their spacing is its rate — the rate behind a token
+    /// bucket's burst. Count, bytes, first arrival (and its size), last.
+    pub queued: u32,
+    /// Bytes of the queued packets.
+    pub queued_bytes: u64,
+    /// First queued arrival.
+    pub queued_first_us: i64,
+    /// Its size (excluded from the rate).
+    pub queued_first_size: u32,
+    /// Last queued arrival.
+    pub queued_last_us: i64,
 }
 
 impl ProbeStats {
@@ -230,15 +259,34 @@ impl ProbeStats {
                 first_arrival_us: arrival_us,
                 first_arrival_size: size,
                 last_arrival_us: arrival_us,
+                first_send_delay_us: arrival_us.saturating_sub(send_us),
+                last_send_delay_us: arrival_us.saturating_sub(send_us),
+                ..Self::default()
             };
             return;
         }
         self.received += 1;
         self.bytes += u64::from(size);
-        self.first_send_us = self.first_send_us.min(send_us);
+        let delay = arrival_us.saturating_sub(send_us);
+        if delay.saturating_sub(self.first_send_delay_us) > MAX_PROBE_DELAY_GROWTH_US {
+            if self.queued == 0 {
+                self.queued_first_us = arrival_us;
+                self.queued_first_size = size;
+                self.queued_last_us = arrival_us;
+            }
+            self.queued += 1;
+            self.queued_bytes += u64::from(size);
+            self.queued_first_us = self.queued_first_us.min(arrival_us);
+            self.queued_last_us = self.queued_last_us.max(arrival_us);
+        }
+        if send_us < self.first_send_us {
+            self.first_send_us = send_us;
+            self.first_send_delay_us = arrival_us.saturating_sub(send_us);
+        }
         if send_us >= self.last_send_us {
             self.last_send_us = send_us;
             self.last_send_size = size;
+            self.last_send_delay_us = arrival_us.saturating_sub(send_us);
         }
         if arrival_us < self.first_arrival_us {
             self.first_arrival_us = arrival_us;
@@ -248,13 +296,35 @@ impl ProbeStats {
     }
 }
 
+/// How much the one-way delay may grow from a cluster's first packet to
+/// its last before the cluster counts as having filled a queue.
+pub const MAX_PROBE_DELAY_GROWTH_US: i64 = 10_000;
+
+/// Whether a cluster's feedback shows a queue building: the packet sent
+/// last took more than [`MAX_PROBE_DELAY_GROWTH_US`] longer to arrive than
+/// the one sent first. A token-bucket shaper (`tbf`) passes a burst at line
+/// rate, so a short cluster's arrival spacing can show any rate; over a
+/// cluster longer than the burst lasts, the queue behind the bucket shows
+/// as delay growth even when every packet arrives.
+pub fn queue_built(stats: &ProbeStats) -> bool {
+    stats.received >= 2
+        && stats
+            .last_send_delay_us
+            .saturating_sub(stats.first_send_delay_us)
+            > MAX_PROBE_DELAY_GROWTH_US
+}
+
 /// The link rate a cluster's feedback shows, in bit/s: the send rate
 /// (bytes but the last packet's over the send spread) and the receive rate
 /// (bytes but the first packet's over the arrival spread); if the receive
 /// rate is under 90 % of the send rate the link was saturated and the
 /// result is 95 % of the receive rate, else the lower of the two. `None`
 /// with fewer than 80 % of `min_packets` received or a spread outside
-/// (0, 1 s].
+/// (0, 1 s]. When a queue built during the cluster ([`queue_built`]) the
+/// arrival spacing of the whole cluster means nothing (a token bucket
+/// passed its first packets at line rate): the result is the rate of the
+/// packets that arrived queued — the bottleneck's own rate — or `None`
+/// with fewer than three of them.
 pub fn probe_result(stats: &ProbeStats, min_packets: u32) -> Option<u64> {
     if f64::from(stats.received) < 0.8 * f64::from(min_packets) || stats.received < 2 {
         return None;
@@ -264,6 +334,15 @@ pub fn probe_result(stats: &ProbeStats, min_packets: u32) -> Option<u64> {
     if !(1..=1_000_000).contains(&send_span) || !(1..=1_000_000).contains(&recv_span) {
         return None;
     }
+    if queue_built(stats) {
+        let spread = stats.queued_last_us.saturating_sub(stats.queued_first_us);
+        if stats.queued < 3 || !(1..=1_000_000).contains(&spread) {
+            return None;
+        }
+        let bytes = stats.queued_bytes - u64::from(stats.queued_first_size);
+        return Some((bytes as f64 * 8e6 / spread as f64) as u64);
+    }
+
     let send_rate = (stats.bytes - u64::from(stats.last_send_size)) as f64 * 8e6 / send_span as f64;
     let recv_rate =
         (stats.bytes - u64::from(stats.first_arrival_size)) as f64 * 8e6 / recv_span as f64;
@@ -291,13 +370,45 @@ mod tests {
     fn unsaturated_and_saturated_results() {
         // 1000 bytes every 2 ms = 4 Mbit/s, received at the same spacing.
         assert_eq!(probe_result(&stats(10, 2000, 2000), 5), Some(4_000_000));
-        // Received every 4 ms: saturated at 2 Mbit/s → 95 %.
-        assert_eq!(probe_result(&stats(10, 2000, 4000), 5), Some(1_900_000));
+        // Received every 4 ms: a queue builds; the queued packets' spacing
+        // is the bottleneck's rate, 2 Mbit/s.
+        assert_eq!(probe_result(&stats(10, 2000, 4000), 5), Some(2_000_000));
+        // A little slower than sent, no queue to speak of: 95 % of receive.
+        assert_eq!(probe_result(&stats(10, 2000, 2500), 5), Some(3_040_000));
         // Slight compression (received faster): the send rate bounds it.
         assert_eq!(probe_result(&stats(10, 2000, 1900), 5), Some(4_000_000));
         // Too few packets, or no spread.
         assert_eq!(probe_result(&stats(3, 2000, 2000), 5), None);
         assert_eq!(probe_result(&stats(10, 0, 2000), 5), None);
+    }
+
+    /// Through a token bucket: the first packets pass at line rate (the
+    /// burst), the rest queue. Arrival spacing alone would say the link
+    /// carries the probe; the delay growth says it does not.
+    #[test]
+    fn a_queue_behind_a_burst_fails_the_probe() {
+        let mut s = ProbeStats::default();
+        // 100 packets of 1000 B every 1 ms (8 Mbit/s); the first 10 pass
+        // at once, then one every 2 ms (4 Mbit/s): the last waits 80 ms
+        // longer than the first.
+        for i in 0..100i64 {
+            let arrival = if i < 10 {
+                i * 1000
+            } else {
+                10_000 + (i - 10) * 2000
+            };
+            s.add(i * 1000, 40_000 + arrival, 1000);
+        }
+        assert!(queue_built(&s));
+        // The rate behind the burst: 1000 B every 2 ms.
+        assert_eq!(probe_result(&s, 5), Some(4_000_000));
+        // The same first 10 only (a short cluster): the burst looks fine.
+        let mut short = ProbeStats::default();
+        for i in 0..10i64 {
+            short.add(i * 1000, 40_000 + i * 1000, 1000);
+        }
+        assert!(!queue_built(&short));
+        assert!(probe_result(&short, 5).is_some());
     }
 
     #[test]
@@ -307,21 +418,18 @@ mod tests {
         let a = p.poll_probe(300_000, t0).unwrap();
         let b = p.poll_probe(300_000, t0).unwrap();
         assert_eq!((a.target_bps, b.target_bps), (900_000, 1_800_000));
-        assert_eq!(b.min_bytes, 1_800_000 * 30 / 1000 / 8);
+        assert_eq!(a.min_bytes, 32_000, "more than a token bucket's burst");
+        assert_eq!(b.min_bytes, 32_000);
         assert_eq!(p.poll_probe(300_000, t0), None);
         p.on_probe_result(a.id, Some(880_000), 880_000, t0);
         assert_eq!(p.poll_probe(880_000, t0), None); // b still out
         p.on_probe_result(b.id, Some(1_750_000), 1_750_000, t0);
+        // Towards the wanted 5 Mbit/s (under 3× the estimate).
         let c = p.poll_probe(1_750_000, t0).unwrap();
-        assert_eq!(c.target_bps, 3_500_000);
-        // Unsaturated at 3.3 Mbit/s: the next probe goes towards the
-        // wanted 5 Mbit/s (under 2× the estimate).
-        p.on_probe_result(c.id, Some(3_300_000), 3_300_000, t0);
-        let d = p.poll_probe(3_300_000, t0).unwrap();
-        assert_eq!(d.target_bps, 5_000_000);
+        assert_eq!(c.target_bps, 5_000_000);
         // Saturated at 2.85 Mbit/s (< 80 % of 5): stop climbing; wait 1 s,
         // then 2 s, then 2 s.
-        p.on_probe_result(d.id, Some(2_850_000), 2_850_000, t0);
+        p.on_probe_result(c.id, Some(2_850_000), 2_850_000, t0);
         assert_eq!(p.poll_timeout(2_850_000), Some(t0 + Duration::from_secs(1)));
         assert_eq!(
             p.poll_probe(2_850_000, t0 + Duration::from_millis(999)),

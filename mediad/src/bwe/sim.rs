@@ -157,7 +157,7 @@ impl Sim {
             self.probe = Some((p, 0, 0, 0.0));
         }
         if let Some((p, n, bytes, mut budget)) = self.probe.take() {
-            budget += p.target_bps as f64 * TICK_US as f64 / 1e6;
+            budget += p.pace_bps as f64 * TICK_US as f64 / 1e6;
             let (mut n, mut bytes) = (n, bytes);
             while budget >= (PACKET * 8) as f64 && (n < p.min_packets || bytes < p.min_bytes) {
                 self.send(PACKET, Some(p.id));
@@ -168,8 +168,8 @@ impl Sim {
             if n < p.min_packets || bytes < p.min_bytes {
                 self.probe = Some((p, n, bytes, budget));
             }
-            self.budget_bits = 0.0;
-            return;
+            // Media goes on under the probe, as in mediad (the probe's
+            // pace is the target less the media rate).
         }
         let rate = self.cc.estimate_bps() as f64;
         self.budget_bits =
@@ -215,8 +215,11 @@ fn converges_to_a_3_mbps_link() {
     sim.run(Duration::from_secs(30), &mut s);
     eprintln!("{}", trace(&s));
     let c = 3_000_000.0;
+    // After a congestion episode the estimate is held at the throughput
+    // measured then (5 s, `CEILING_HOLD_US`): a sender that always fills
+    // the estimate sits at 65–90 % of a drop-tail link (81–90 % before).
     let e10 = at(&s, 10.0) as f64;
-    assert!((0.7 * c..=c).contains(&e10), "at 10 s: {e10}");
+    assert!((0.6 * c..=c).contains(&e10), "at 10 s: {e10}");
     let late: Vec<f64> = s
         .iter()
         .filter(|(t, _)| *t >= 10.0)
@@ -225,7 +228,7 @@ fn converges_to_a_3_mbps_link() {
     let mean = late.iter().sum::<f64>() / late.len() as f64;
     assert!((0.7 * c..=c).contains(&mean), "mean {mean}");
     assert!(
-        late.iter().all(|e| *e >= 0.7 * c && *e <= c),
+        late.iter().all(|e| *e >= 0.6 * c && *e <= c),
         "{}",
         trace(&s)
     );
@@ -248,7 +251,7 @@ fn follows_a_drop_to_300_kbps_and_recovers() {
     );
     let back = s
         .iter()
-        .find(|(t, e)| *t > 25.0 && *e > 2_000_000)
+        .find(|(t, e)| *t > 25.0 && *e > 1_750_000)
         .map(|(t, _)| t - 25.0);
     assert!(
         back.is_some_and(|d| d <= 10.0),
@@ -259,7 +262,7 @@ fn follows_a_drop_to_300_kbps_and_recovers() {
     assert!(
         s.iter()
             .filter(|(t, _)| *t > after)
-            .all(|(_, e)| *e > 2_000_000),
+            .all(|(_, e)| *e > 1_750_000),
         "{}",
         trace(&s)
     );
@@ -291,7 +294,7 @@ fn converges_at_several_round_trip_times() {
         assert!(
             s.iter()
                 .filter(|(t, _)| *t >= 10.0)
-                .all(|(_, e)| (0.7 * c..=c).contains(&(*e as f64))),
+                .all(|(_, e)| (0.6 * c..=c).contains(&(*e as f64))),
             "one-way {prop_ms} ms: {}",
             trace(&s)
         );

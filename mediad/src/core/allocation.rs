@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::ids::{LayerIdx, TrackId};
 use super::track::{InTrack, MAX_TIDS};
 use super::{MAX_LAYERS, Worker, select};
-use crate::alloc::{self, Choice, Priority, VideoCandidate};
+use crate::alloc::{self, Choice, Content, Priority, VideoCandidate};
 use crate::control::{Event, MediaKind, ParticipantId};
 
 /// Shortest interval between two [`Event::LayersWanted`] for one track.
@@ -20,8 +20,8 @@ pub const LAYERS_WANTED_INTERVAL: Duration = Duration::from_millis(500);
 #[derive(Debug, Default)]
 pub struct AllocScratch {
     layers: Vec<alloc::Layer>,
-    /// Per candidate: track, priority, its range in `layers`.
-    videos: Vec<(TrackId, Priority, std::ops::Range<usize>)>,
+    /// Per candidate: track, priority, its range in `layers`, content.
+    videos: Vec<(TrackId, Priority, std::ops::Range<usize>, Content)>,
     order: Vec<usize>,
     in_last_n: Vec<bool>,
     decisions: Vec<(TrackId, Choice)>,
@@ -77,10 +77,50 @@ impl Worker {
     pub(super) fn allocate(&mut self, now: Instant) {
         let mut sc = std::mem::take(&mut self.alloc_scratch);
         let receivers: Vec<ParticipantId> = self.participants.keys().copied().collect();
+        let mut held = 0;
         for pid in receivers {
             self.allocate_for(pid, now, &mut sc);
+            if let Some(t) = self
+                .participants
+                .get(&pid)
+                .and_then(|p| self.transports.get(p.subscribe))
+                && let Some(e) = t.fed_estimate_bps()
+            {
+                self.metrics.receiver_estimate.observe(e);
+                held += u64::from(t.bwe_ceiling_bps().is_some());
+            }
         }
+        self.metrics.receivers_held.set(held);
         self.alloc_scratch = sc;
+        self.count_layers();
+    }
+
+    /// Per-worker gauges of what the legs forward (set each full round).
+    fn count_layers(&self) {
+        let mut by_layer = [0u64; 3];
+        let (mut switching, mut thinned) = (0u64, 0u64);
+        for t in self.tracks.values().filter(|t| t.kind == MediaKind::Video) {
+            for leg in t.legs.video().iter().filter(|l| l.is_receiving()) {
+                match leg.sel.current() {
+                    Some(c) => {
+                        if let Some(n) = by_layer.get_mut(c.index().min(2)) {
+                            *n += 1;
+                        }
+                    }
+                    None => switching += 1,
+                }
+                if leg.sel.current().is_some() && leg.sel.is_waiting() {
+                    switching += 1;
+                }
+                thinned += u64::from(leg.sel.target_tid() != u8::MAX);
+            }
+        }
+        let [l0, l1, l2] = by_layer;
+        self.metrics.video_legs_spatial0.set(l0);
+        self.metrics.video_legs_spatial1.set(l1);
+        self.metrics.video_legs_spatial2.set(l2);
+        self.metrics.video_legs_switching.set(switching);
+        self.metrics.video_legs_thinned.set(thinned);
     }
 
     /// A round over the receivers whose constraints, last-N or cap changed
@@ -121,21 +161,16 @@ impl Worker {
             .videos
             .iter()
             .zip(&sc.in_last_n)
-            .map(|((ti, priority, range), &in_n)| VideoCandidate {
+            .map(|((ti, priority, range, content), &in_n)| VideoCandidate {
                 id: ti.index_u64(),
                 priority: *priority,
                 layers: sc.layers.get(range.clone()).unwrap_or(&[]),
                 max_height: None,
                 in_last_n: in_n,
+                content: *content,
             })
             .collect();
         let estimate = self.transports.get(sub).and_then(|t| t.fed_estimate_bps());
-        // What everything at its best would cost: probe towards it.
-        let wanted: u64 = candidates
-            .iter()
-            .filter(|c| c.in_last_n)
-            .map(|c| c.layers.iter().map(|l| l.bitrate_bps).max().unwrap_or(0))
-            .sum();
         let input = alloc::AllocInput {
             available_bps: estimate.unwrap_or(u64::MAX),
             cap_bps,
@@ -143,18 +178,20 @@ impl Worker {
             videos: &candidates,
         };
         sc.decisions.clear();
+        let mut wanted = None;
         if let Some(p) = self.participants.get_mut(&pid) {
             let out = p.alloc.allocate(&input, now);
             sc.decisions
                 .extend(out.iter().map(|d| (TrackId::from_u64(d.id), d.choice)));
+            // Probe only towards the next step up (with the margin, and
+            // 10 % more so a probe that passes shows the step fits).
+            wanted = p.alloc.next_step_bps(&input).map(|w| w + w / 10);
         }
         drop(candidates);
         if estimate.is_some()
             && let Some(t) = self.transports.get_mut(sub)
         {
-            // With the allocator's up margin, and some headroom.
-            let wanted = (wanted as f64 * 1.3) as u64;
-            t.set_wanted_bps(wanted.min(cap_bps.unwrap_or(u64::MAX)), now);
+            t.set_wanted_bps(wanted.unwrap_or(0), now);
         }
         for i in 0..sc.decisions.len() {
             if let Some(&(ti, choice)) = sc.decisions.get(i) {
@@ -216,13 +253,24 @@ impl Worker {
                     sc.layers.truncate(start);
                     continue;
                 }
-                sc.videos.push((ti, priority, start..sc.layers.len()));
+                let content = if t.screen {
+                    Content::Screen
+                } else {
+                    Content::Camera
+                };
+                sc.videos
+                    .push((ti, priority, start..sc.layers.len(), content));
             }
         }
     }
 
     /// Hand one allocator decision to `pid`'s leg on track `ti`.
     fn apply_choice(&mut self, pid: ParticipantId, ti: TrackId, choice: Choice) {
+        let estimate_bps = self
+            .participants
+            .get(&pid)
+            .and_then(|p| self.transports.get(p.subscribe))
+            .and_then(|t| t.fed_estimate_bps());
         let Some(t) = self.tracks.get_mut(ti) else {
             return;
         };
@@ -258,9 +306,24 @@ impl Worker {
                     _ => u8::MAX,
                 });
                 let resumed = std::mem::take(&mut leg.alloc_paused);
+                let from = leg.sel.target();
                 let changed = leg.sel.set_target(li);
                 if changed {
                     self.metrics.layer_switches.inc();
+                    if li > from {
+                        self.metrics.layer_switches_up.inc();
+                    } else {
+                        self.metrics.layer_switches_down.inc();
+                    }
+                    tracing::debug!(
+                        receiver = %pid,
+                        publisher = %t.publisher,
+                        from = from.as_u8(),
+                        to = spatial,
+                        temporal,
+                        estimate_bps = ?estimate_bps,
+                        "layer target changed"
+                    );
                 }
                 // A key frame of the new layer (a receiver still waiting is
                 // asked for again by the retry timer).

@@ -514,6 +514,7 @@ impl Worker {
     pub fn handle_timeout(&mut self, now: Instant, tx: &mut TxQueue) {
         for t in self.transports.values_mut() {
             t.bwe_handle_timeout(now);
+            probe::note_probe_outcomes(t, &self.metrics);
         }
         for idx in self.transports.handles() {
             let progress = match self.transports.get_mut(idx) {

@@ -10,9 +10,33 @@ use salon_io::TxQueue;
 use salon_proto::rtp::{self, RtpFields};
 
 use super::ids::TransportId;
-use super::transport::ProbeState;
+use super::transport::{ProbeState, Transport};
 use super::{OUT_EXT_TRANSPORT_CC, OUT_PT_VP8_RTX, Worker};
 use crate::control::TransportKind;
+use crate::metrics::Metrics;
+
+/// Count and log the probe clusters transport `t`'s estimator has
+/// finished (call after feedback and after its timer).
+pub(super) fn note_probe_outcomes(t: &mut Transport, metrics: &Metrics) {
+    while let Some(o) = t.poll_probe_outcome() {
+        if o.raised {
+            metrics.probes_raised.inc();
+        } else if o.queue_built {
+            metrics.probes_queue_built.inc();
+        } else {
+            metrics.probes_not_raised.inc();
+        }
+        tracing::debug!(
+            participant = %t.participant(),
+            cluster = o.cluster,
+            result_bps = ?o.result_bps,
+            queue_built = o.queue_built,
+            raised = o.raised,
+            estimate_bps = o.estimate_bps,
+            "probe cluster finished"
+        );
+    }
+}
 
 /// How long a probe cluster with no stream to carry it waits to retry.
 const PROBE_WAIT: Duration = Duration::from_millis(250);
@@ -41,6 +65,28 @@ impl Worker {
                     next_at: now,
                 }));
                 self.metrics.probes.inc();
+                tracing::debug!(
+                    participant = %t.participant(),
+                    cluster = cluster.id,
+                    target_bps = cluster.target_bps,
+                    pace_bps = cluster.pace_bps,
+                    estimate_bps = ?t.estimate_bps(),
+                    "probe cluster started"
+                );
+            }
+            if let Some(p) = t.probe()
+                && t.probe_saturated(p.cluster.id)
+            {
+                // Its feedback shows a queue: cut it short.
+                t.set_probe(None);
+                self.metrics.probes_cut.inc();
+                tracing::debug!(
+                    participant = %t.participant(),
+                    cluster = p.cluster.id,
+                    sent_bytes = p.bytes,
+                    "probe cluster cut short: a queue built"
+                );
+                continue;
             }
             let Some(probe) = t.probe().filter(|p| now >= p.next_at) else {
                 continue;
@@ -63,7 +109,7 @@ impl Worker {
     ) -> Option<ProbeState> {
         // Bytes due by now at the cluster's rate (one packet at least).
         let elapsed = now.saturating_duration_since(probe.started).as_secs_f64();
-        let due = ((probe.cluster.target_bps as f64 * elapsed / 8.0) as usize)
+        let due = ((probe.cluster.pace_bps as f64 * elapsed / 8.0) as usize)
             .max(probe.bytes + 1)
             .min(probe.cluster.min_bytes);
         let mut sent_any = false;
@@ -94,7 +140,7 @@ impl Worker {
         }
         // Next packet at the cluster's rate.
         let per_packet = Duration::from_secs_f64(
-            ((PROBE_PADDING + 12) * 8) as f64 / probe.cluster.target_bps.max(1) as f64,
+            ((PROBE_PADDING + 12) * 8) as f64 / probe.cluster.pace_bps.max(1) as f64,
         );
         probe.next_at = now + per_packet.max(Duration::from_millis(1));
         Some(probe)

@@ -153,6 +153,7 @@ impl Worker {
         }
         if t.on_transport_feedback(&self.twcc_results, now) {
             self.metrics.twcc_feedback.inc();
+            super::probe::note_probe_outcomes(t, &self.metrics);
         }
     }
 

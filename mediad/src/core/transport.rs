@@ -161,7 +161,7 @@ pub struct Transport {
     dtls_connected: bool,
 }
 
-/// A probe cluster in progress: padding sent at `cluster.target_bps`.
+/// A probe cluster in progress: padding sent at `cluster.pace_bps`.
 #[derive(Debug, Clone, Copy)]
 pub struct ProbeState {
     /// What to send.
@@ -546,6 +546,25 @@ impl Transport {
         {
             bwe.handle_timeout(now);
         }
+    }
+
+    /// A finished probe cluster's outcome, oldest first.
+    pub fn poll_probe_outcome(&mut self) -> Option<crate::bwe::ProbeOutcome> {
+        use crate::bwe::BandwidthEstimator as _;
+        self.bwe.as_mut().and_then(|b| b.poll_probe_outcome())
+    }
+
+    /// The estimator says cluster `cluster` already filled a queue.
+    pub fn probe_saturated(&self, cluster: u32) -> bool {
+        use crate::bwe::BandwidthEstimator as _;
+        self.bwe
+            .as_ref()
+            .is_some_and(|b| b.probe_saturated(cluster))
+    }
+
+    /// The ceiling the estimator holds after a congestion episode.
+    pub fn bwe_ceiling_bps(&self) -> Option<u64> {
+        self.bwe.as_ref().and_then(|b| b.ceiling_bps())
     }
 
     /// A probe cluster the estimator wants sent, if any.

@@ -10,6 +10,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod nack_rx;
+pub mod tbf;
+
+pub use nack_rx::Nacker;
+pub use tbf::Tbf;
+
 use dimpl::{Dtls, DtlsCertificate, Output};
 use salon_io::TxQueue;
 use salon_mediad::core::{Worker, WorkerConfig, WorkerLimits};
@@ -65,6 +71,9 @@ pub struct PeerConn {
     /// browsers do; `false` plays a peer that went away.
     pub consent_checks: bool,
     next_consent: Option<Instant>,
+    /// NACK what is lost on these streams, as Chrome does
+    /// ([`PeerConn::send_nacks`]).
+    pub nackers: Vec<Nacker>,
 }
 
 impl PeerConn {
@@ -96,6 +105,7 @@ impl PeerConn {
             txid: 0,
             consent_checks: true,
             next_consent: None,
+            nackers: Vec::new(),
         }
     }
 
@@ -163,6 +173,19 @@ impl PeerConn {
                     {
                         let at = now.saturating_duration_since(self.epoch).as_micros() as i64;
                         self.twcc_arrivals.push((seq, at));
+                    }
+                    if let Ok(h) = RtpHeader::parse(plain) {
+                        let p = h.payload(plain);
+                        for n in &mut self.nackers {
+                            if h.ssrc == n.ssrc && plain[0] & 0x20 == 0 {
+                                n.on_packet(h.sequence, false);
+                            } else if Some(h.ssrc) == n.rtx_ssrc
+                                && plain[0] & 0x20 == 0
+                                && p.len() >= 2
+                            {
+                                n.on_packet(u16::from_be_bytes([p[0], p[1]]), true);
+                            }
+                        }
                     }
                     self.rtp_in.push(plain.to_vec());
                 }
@@ -291,6 +314,24 @@ impl PeerConn {
             self.send_rtcp(&buf[..n + w.len]);
             rest = &rest[w.consumed..];
         }
+    }
+
+    /// Send the NACKs due now (see [`Nacker`]); how many numbers.
+    pub fn send_nacks(&mut self, now: Instant) -> usize {
+        let mut total = 0;
+        for i in 0..self.nackers.len() {
+            let (ssrc, due) = {
+                let n = &mut self.nackers[i];
+                (n.ssrc, n.due(now))
+            };
+            total += due.len();
+            for chunk in due.chunks(60) {
+                let mut buf = [0u8; 1200];
+                let n = salon_proto::rtcp::write_nack(&mut buf, 1, ssrc, chunk).unwrap();
+                self.send_rtcp(&buf[..n]);
+            }
+        }
+        total
     }
 
     /// Received RTP headers.
@@ -463,6 +504,10 @@ fn answer_with(b: &PeerConn, offer: &str, rtx: bool) -> String {
 /// reordering), and seeded random `loss`.
 pub struct Link {
     pub capacity_bps: u64,
+    /// A token-bucket bottleneck in place of the drop-tail one (like
+    /// `tc qdisc … tbf rate R burst B latency L`); `None`: drop-tail at
+    /// `capacity_bps`.
+    pub tbf: Option<Tbf>,
     pub delay: Duration,
     pub jitter: Duration,
     pub queue_limit: Duration,
@@ -475,12 +520,15 @@ pub struct Link {
     pub dropped: u64,
     /// Bytes delivered.
     pub delivered_bytes: u64,
+    /// Datagrams that entered the link.
+    pub offered: u64,
 }
 
 impl Link {
     pub fn new(capacity_bps: u64, delay: Duration, seed: u64) -> Self {
         Self {
             capacity_bps,
+            tbf: None,
             delay,
             jitter: Duration::ZERO,
             queue_limit: Duration::from_millis(200),
@@ -491,6 +539,7 @@ impl Link {
             queue: std::collections::VecDeque::new(),
             dropped: 0,
             delivered_bytes: 0,
+            offered: 0,
         }
     }
 
@@ -501,8 +550,24 @@ impl Link {
         (self.rng >> 11) as f64 / (1u64 << 53) as f64
     }
 
+    /// A link shaped by a token bucket (`tbf`), then `delay` of
+    /// propagation.
+    pub fn tbf(tbf: Tbf, delay: Duration, seed: u64) -> Self {
+        let mut l = Self::new(tbf.line_bps, delay, seed);
+        l.tbf = Some(tbf);
+        l
+    }
+
     /// A datagram enters the link at `now`.
     pub fn send(&mut self, now: Instant, d: Vec<u8>) {
+        self.offered += 1;
+        if let Some(tbf) = self.tbf.as_mut() {
+            let Some(done) = tbf.enqueue(now, d.len() + 28) else {
+                self.dropped += 1;
+                return;
+            };
+            return self.propagate(done, d);
+        }
         let start = self.busy_until.filter(|b| *b > now).unwrap_or(now);
         if start.saturating_duration_since(now) > self.queue_limit {
             self.dropped += 1;
@@ -511,6 +576,11 @@ impl Link {
         let wire = (d.len() + 28) as u64 * 8;
         let done = start + Duration::from_nanos(wire * 1_000_000_000 / self.capacity_bps.max(1));
         self.busy_until = Some(done);
+        self.propagate(done, d);
+    }
+
+    /// After the bottleneck: seeded loss, then delay and jitter.
+    fn propagate(&mut self, done: Instant, d: Vec<u8>) {
         if self.loss > 0.0 && self.random() < self.loss {
             self.dropped += 1;
             return;

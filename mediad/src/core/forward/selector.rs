@@ -38,6 +38,10 @@ pub struct LayerSelector {
     target_tid: u8,
     /// Highest temporal layer being forwarded.
     current_tid: u8,
+    /// The target is below the layer being forwarded: stop forwarding the
+    /// higher layer at once (the link is short of bandwidth; its packets
+    /// would only queue in front of the lower layer's key frame).
+    cut: bool,
 }
 
 impl LayerSelector {
@@ -48,6 +52,7 @@ impl LayerSelector {
             target,
             target_tid: u8::MAX,
             current_tid: u8::MAX,
+            cut: false,
         }
     }
 
@@ -77,11 +82,25 @@ impl LayerSelector {
         self.current = None;
     }
 
-    /// Aim at `layer`; true when it changed.
+    /// Aim at `layer`; true when it changed. Down from the layer being
+    /// forwarded, that layer stops at once (switch down fast); up, it
+    /// keeps flowing until the new layer's key frame (no gap).
     pub fn set_target(&mut self, layer: LayerIdx) -> bool {
         let changed = self.target != layer;
         self.target = layer;
+        self.cut = self.current.is_some_and(|c| layer < c);
         changed
+    }
+
+    /// Whether the layer being forwarded was cut (a down-switch waiting for
+    /// the lower layer's key frame).
+    pub fn is_cut(&self) -> bool {
+        self.cut && self.is_waiting()
+    }
+
+    /// The highest temporal layer wanted (`u8::MAX`: all).
+    pub fn target_tid(&self) -> u8 {
+        self.target_tid
     }
 
     /// Forward temporal layers up to `tid` (`u8::MAX`: all).
@@ -98,7 +117,10 @@ impl LayerSelector {
                 return Decision::Drop;
             }
             self.current = Some(pkt.layer);
+            self.cut = false;
             switched_to = Some(pkt.layer);
+        } else if self.cut && pkt.layer != self.target {
+            return Decision::Drop;
         }
         if let Some(t) = pkt.tid {
             let down = self.target_tid < self.current_tid;
@@ -148,13 +170,18 @@ mod tests {
             s.decide(&pkt(1, false, false, None), false),
             Decision::Forward { switched_to: None }
         );
-        // A new target: the old layer flows until the new one's key frame.
-        assert!(s.set_target(LayerIdx::from(0)));
-        assert!(s.is_waiting());
+        // A higher target: the old layer flows until the new one's key
+        // frame.
+        assert!(s.set_target(LayerIdx::from(2)));
+        assert!(s.is_waiting() && !s.is_cut());
         assert_eq!(
             s.decide(&pkt(1, false, true, None), false),
             Decision::Forward { switched_to: None }
         );
+        // A lower one: the old layer stops at once.
+        assert!(s.set_target(LayerIdx::from(0)));
+        assert!(s.is_cut());
+        assert_eq!(s.decide(&pkt(1, false, true, None), false), Decision::Drop);
         assert_eq!(s.decide(&pkt(0, false, true, None), false), Decision::Drop);
         assert_eq!(
             s.decide(&pkt(0, true, true, None), false),

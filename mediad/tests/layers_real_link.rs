@@ -1,0 +1,676 @@
+//! Layer selection on a real constrained link (issue 17), in virtual time.
+//!
+//! The viewer's downlink is a token bucket like `tc … tbf rate R burst B
+//! latency 50ms` (`common::Tbf`: bursts pass at line rate, then the rate;
+//! tail drop past the latency), the viewer NACKs what it lost as Chrome
+//! does (`common::Nacker`: at once, then once per round trip, ten times at
+//! most) and sends transport-cc feedback every 50 ms. The publisher sends
+//! Chrome's camera simulcast: 180p/360p/720p at 150 k/500 k/1.5 Mbit/s,
+//! 30 fps, L1T3 with libwebrtc's temporal split (TID 0 carries 40 % of
+//! the bits, TIDs 0–1 60 %), key frames every 3 s and on PLI.
+//!
+//! What the viewer decodes is modelled: a frame is decodable once all its
+//! packets arrived (retransmissions included) and every TID 0 frame since
+//! the last key frame was complete; frames decode in order.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::needless_range_loop,
+    missing_docs
+)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::{Link, Nacker, Net, Tbf};
+use salon_proto::rtcp::{RtcpIter, RtcpPacket};
+use salon_proto::rtp::RtpHeader;
+
+const RIDS: [&[u8]; 3] = [b"q", b"h", b"f"];
+const HEIGHTS: [u16; 3] = [180, 360, 720];
+const CAMERA_BPS: [u64; 3] = [150_000, 500_000, 1_500_000];
+const FPS: u32 = 30;
+const PACKET: usize = 1100;
+/// Frame size per TID in the L1T3 pattern 0 2 1 2, as a multiple of the
+/// average: TID 0 40 % of the bits, TID 1 20 %, TID 2 40 % (libwebrtc's
+/// `kLayerRateAllocation` for three temporal layers: 0.4 / 0.6 / 1.0).
+const TID_SIZE: [f64; 3] = [1.6, 0.8, 0.8];
+
+fn s(secs: f64) -> Duration {
+    Duration::from_secs_f64(secs)
+}
+
+/// Chrome's camera encoder: three simulcast encodings, three temporal
+/// layers each. Every packet's payload ends with (key, index, packets,
+/// layer) so the viewer can tell complete frames.
+struct Encoder {
+    browser: usize,
+    ssrcs: [u32; 3],
+    seq: [u16; 3],
+    key: [bool; 3],
+    pic: [u16; 3],
+    tl0: [u8; 3],
+    frame: u32,
+    rtcp_seen: usize,
+    /// Packets sent per layer.
+    sent: [u64; 3],
+}
+
+impl Encoder {
+    fn camera(net: &Net, browser: usize) -> Self {
+        let base = 7000 + 10 * browser as u32;
+        Self {
+            browser,
+            ssrcs: [base + 1, base + 2, base + 3],
+            seq: [1; 3],
+            key: [true; 3],
+            pic: [100, 12_000, 32_700],
+            tl0: [0, 100, 250],
+            frame: 0,
+            rtcp_seen: net.browsers[browser].publish.rtcp_in.len(),
+            sent: [0; 3],
+        }
+    }
+
+    fn send_frame(&mut self, net: &mut Net) {
+        let b = &mut net.browsers[self.browser];
+        for p in &b.publish.rtcp_in[self.rtcp_seen..] {
+            for pkt in RtcpIter::new(p).filter_map(Result::ok) {
+                if let RtcpPacket::Pli(pli) = pkt
+                    && let Some(i) = self.ssrcs.iter().position(|s| *s == pli.media_ssrc)
+                {
+                    self.key[i] = true;
+                }
+            }
+        }
+        self.rtcp_seen = b.publish.rtcp_in.len();
+        if self.frame.is_multiple_of(3 * FPS) {
+            self.key = [true; 3];
+        }
+        let ts = self.frame * (90_000 / FPS);
+        let (tid, sync) = match self.frame % 4 {
+            0 => (0u8, false),
+            1 => (2, true),
+            2 => (1, true),
+            _ => (2, false),
+        };
+        for i in 0..3 {
+            let key = std::mem::take(&mut self.key[i]);
+            let avg = CAMERA_BPS[i] as f64 / 8.0 / f64::from(FPS);
+            let bytes = (avg * if key { 3.0 } else { TID_SIZE[usize::from(tid)] }) as usize;
+            let packets = bytes.div_ceil(PACKET).max(1);
+            let pic = self.pic[i];
+            self.pic[i] = (pic + 1) & 0x7fff;
+            if tid == 0 {
+                self.tl0[i] = self.tl0[i].wrapping_add(1);
+            }
+            let tid = if key { 0 } else { tid };
+            for k in 0..packets {
+                let mut vp8 = vec![
+                    if k == 0 { 0x90u8 } else { 0x80 },
+                    0xe0,
+                    0x80 | (pic >> 8) as u8,
+                    pic as u8,
+                    self.tl0[i],
+                    tid << 6 | u8::from(sync) << 5,
+                ];
+                if k == 0 && key {
+                    vp8.extend_from_slice(&[0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a]);
+                    vp8.extend_from_slice(&(HEIGHTS[i] * 16 / 9).to_le_bytes());
+                    vp8.extend_from_slice(&HEIGHTS[i].to_le_bytes());
+                } else if k == 0 {
+                    vp8.extend_from_slice(&[0x01, 0x00, 0x00]);
+                }
+                vp8.resize((bytes / packets).max(vp8.len() + 4), 0x42);
+                let n = vp8.len();
+                vp8[n - 4..].copy_from_slice(&[u8::from(key), k as u8, packets as u8, i as u8]);
+                let rid = [(4u8, &b"1"[..]), (10u8, RIDS[i])];
+                let seq = self.seq[i];
+                self.seq[i] = seq.wrapping_add(1);
+                b.publish.send_rtp(96, seq, ts, self.ssrcs[i], &rid, &vp8);
+                self.sent[i] += 1;
+            }
+        }
+        self.frame += 1;
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Frame {
+    layer: u8,
+    tid: u8,
+    key: bool,
+    packets: u8,
+    got: BTreeSet<u8>,
+    complete_at: Option<Duration>,
+}
+
+/// A decoded frame: when, of which layer and TID, whether a key frame.
+#[derive(Debug, Clone, Copy)]
+struct Decoded {
+    at: Duration,
+    layer: u8,
+    tid: u8,
+    key: bool,
+}
+
+/// What the viewer receives of the video, media and RTX.
+struct Watch {
+    ssrc: u32,
+    rtx: Option<u32>,
+    seen: usize,
+    frames: BTreeMap<i64, Frame>,
+    ts_base: Option<u32>,
+    /// (arrival, bytes) of every video packet, retransmissions flagged.
+    bytes: Vec<(Duration, usize, bool)>,
+    /// (arrival, unwrapped sequence number) of media packets, first
+    /// transmissions only: what the browser counts as lost is the rest.
+    seqs: Vec<(Duration, i64)>,
+}
+
+impl Watch {
+    fn on_packet(&mut self, t: Duration, ts: u32, payload: &[u8]) {
+        if payload.len() < 4 {
+            return;
+        }
+        let m = &payload[payload.len() - 4..];
+        let base = *self.ts_base.get_or_insert(ts);
+        let key = i64::from(ts.wrapping_sub(base) as i32);
+        let d = salon_proto::vp8::Vp8Descriptor::parse(payload).unwrap();
+        let f = self.frames.entry(key).or_insert_with(|| Frame {
+            layer: m[3],
+            tid: d.tid.unwrap_or(0),
+            key: m[0] == 1,
+            packets: m[2],
+            got: BTreeSet::new(),
+            complete_at: None,
+        });
+        f.got.insert(m[1]);
+        if f.complete_at.is_none() && f.got.len() >= usize::from(f.packets) {
+            f.complete_at = Some(t);
+        }
+    }
+
+    fn update(&mut self, net: &Net, viewer: usize, t: Duration) {
+        let rx = &net.browsers[viewer].subscribe.rtp_in;
+        for p in &rx[self.seen..] {
+            let h = RtpHeader::parse(p).unwrap();
+            let padding = p[0] & 0x20 != 0;
+            if h.ssrc == self.ssrc && !padding {
+                self.bytes.push((t, p.len(), false));
+                let q = match self.seqs.last() {
+                    Some(&(_, last)) => {
+                        last + i64::from(h.sequence.wrapping_sub(last as u16) as i16)
+                    }
+                    None => i64::from(h.sequence),
+                };
+                self.seqs.push((t, q));
+                self.on_packet(t, h.timestamp, h.payload(p));
+            } else if Some(h.ssrc) == self.rtx && !padding && h.payload(p).len() > 2 {
+                self.bytes.push((t, p.len(), true));
+                self.on_packet(t, h.timestamp, &h.payload(p)[2..]);
+            }
+        }
+        self.seen = rx.len();
+    }
+
+    /// The frames the viewer decodes, in order.
+    fn decoded(&self) -> Vec<Decoded> {
+        let mut out: Vec<Decoded> = Vec::new();
+        let mut chain = false;
+        let mut last = Duration::ZERO;
+        for f in self.frames.values() {
+            let Some(done) = f.complete_at else {
+                if f.tid == 0 {
+                    chain = false;
+                }
+                continue;
+            };
+            if f.key {
+                chain = true;
+            }
+            if !chain {
+                continue;
+            }
+            last = last.max(done);
+            out.push(Decoded {
+                at: last,
+                layer: f.layer,
+                tid: f.tid,
+                key: f.key,
+            });
+        }
+        out.sort_by_key(|d| d.at);
+        out
+    }
+}
+
+/// Longest time without a decoded frame in `[from, to]`.
+fn max_gap(d: &[Decoded], from: Duration, to: Duration) -> Duration {
+    let mut last = from;
+    let mut gap = Duration::ZERO;
+    for f in d.iter().filter(|f| f.at >= from && f.at <= to) {
+        gap = gap.max(f.at - last);
+        last = f.at;
+    }
+    gap.max(to.saturating_sub(last))
+}
+
+fn switches(d: &[Decoded], from: Duration, to: Duration) -> usize {
+    let l: Vec<u8> = d
+        .iter()
+        .filter(|f| f.at >= from && f.at <= to)
+        .map(|f| f.layer)
+        .collect();
+    l.windows(2).filter(|w| w[0] != w[1]).count()
+}
+
+/// The figures of one phase, for `docs/layers.md`.
+struct Figures {
+    /// Share of decoded frames per layer.
+    shares: [f64; 3],
+    fps: f64,
+    kbps: f64,
+    /// Media packets lost on the link (before any retransmission), as a
+    /// share of those sent: the browser's `packetsLost`.
+    loss: f64,
+    /// Every packet dropped on the link (probe padding included).
+    link_loss: f64,
+    gap: Duration,
+    switches: usize,
+    rtx_share: f64,
+}
+
+impl std::fmt::Display for Figures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "layers 180p/360p/720p {:.0}/{:.0}/{:.0} %, {:.1} fps, {:.0} kbit/s, media loss {:.1} % (link {:.1} %), longest gap {} ms, {} switches, retransmissions {:.1} %",
+            100.0 * self.shares[0],
+            100.0 * self.shares[1],
+            100.0 * self.shares[2],
+            self.fps,
+            self.kbps,
+            100.0 * self.loss,
+            100.0 * self.link_loss,
+            self.gap.as_millis(),
+            self.switches,
+            100.0 * self.rtx_share
+        )
+    }
+}
+
+struct Sim {
+    net: Net,
+    enc: Encoder,
+    viewer: usize,
+    w: Watch,
+    t: Duration,
+    next_frame: Duration,
+    next_feedback: Duration,
+    /// Link counters at each `mark`: (t, offered, dropped).
+    marks: Vec<(Duration, u64, u64)>,
+}
+
+impl Sim {
+    fn new(seed: u64, rate_bps: u64, burst: usize) -> Self {
+        let mut net = Net::new(seed);
+        let publisher = net.join_with("Salle", |b| b.simulcast = true);
+        let viewer = net.join_with("Salle", |b| b.rtx = true);
+        net.settle(Duration::from_millis(500));
+        let enc = Encoder::camera(&net, publisher);
+        let pid = net.browsers[publisher].id;
+        let offer = salon_sdp::parse(net.browsers[viewer].offers.last().unwrap()).unwrap();
+        let m = offer
+            .media
+            .iter()
+            .find(|m| {
+                m.kind == Some(salon_sdp::MediaKind::Video)
+                    && m.msid
+                        .as_ref()
+                        .is_some_and(|x| x.stream_id == pid.0.to_string())
+            })
+            .unwrap();
+        let ssrc = m.ssrcs[0];
+        let rtx = m
+            .ssrc_groups
+            .iter()
+            .find(|g| g.semantics == "FID")
+            .and_then(|g| g.ssrcs.get(1).copied());
+        assert!(rtx.is_some(), "an RTX stream is offered");
+        let sub = &mut net.browsers[viewer].subscribe;
+        sub.nackers
+            .push(Nacker::new(ssrc, rtx, Duration::from_millis(60)));
+        let seen = sub.rtp_in.len();
+        let addr = sub.addr;
+        let tbf = Tbf::new(rate_bps, burst, Duration::from_millis(50));
+        net.links
+            .insert(addr, Link::tbf(tbf, Duration::from_millis(20), seed));
+        Self {
+            net,
+            enc,
+            viewer,
+            w: Watch {
+                ssrc,
+                rtx,
+                seen,
+                frames: BTreeMap::new(),
+                ts_base: None,
+                bytes: Vec::new(),
+                seqs: Vec::new(),
+            },
+            t: Duration::ZERO,
+            next_frame: Duration::ZERO,
+            next_feedback: Duration::ZERO,
+            marks: Vec::new(),
+        }
+    }
+
+    fn link(&mut self) -> &mut Link {
+        let addr = self.net.browsers[self.viewer].subscribe.addr;
+        self.net.links.get_mut(&addr).unwrap()
+    }
+
+    fn set_rate(&mut self, rate: Option<u64>) {
+        let now = self.net.now;
+        self.link().tbf.as_mut().unwrap().set_rate(rate, now);
+        self.mark();
+    }
+
+    fn mark(&mut self) {
+        let t = self.t;
+        let l = self.link();
+        let (o, d) = (l.offered, l.dropped);
+        self.marks.push((t, o, d));
+    }
+
+    fn estimate(&self) -> u64 {
+        let id = self.net.browsers[self.viewer].id;
+        self.net.worker.estimate_bps(id).unwrap_or(0)
+    }
+
+    fn run(&mut self, d: Duration) {
+        let end = self.t + d;
+        let step = Duration::from_millis(5);
+        let trace = std::env::var_os("SIM_TRACE").is_some();
+        let mut next_trace = self.t;
+        while self.t < end {
+            if self.t >= self.next_frame {
+                self.next_frame += Duration::from_micros(1_000_000 / u64::from(FPS));
+                self.enc.send_frame(&mut self.net);
+            }
+            if self.t >= self.next_feedback {
+                self.next_feedback += Duration::from_millis(50);
+                self.net.browsers[self.viewer].subscribe.send_twcc(false);
+            }
+            let now = self.net.now;
+            self.net.browsers[self.viewer].subscribe.send_nacks(now);
+            self.net.deliver();
+            self.net.now += step;
+            self.t += step;
+            let now = self.net.now;
+            if self.net.worker.poll_timeout().is_some_and(|d| d.at <= now) {
+                self.net.worker.handle_timeout(now, &mut self.net.tx);
+            }
+            for b in &mut self.net.browsers {
+                b.publish.handle_timeout(now);
+                b.subscribe.handle_timeout(now);
+            }
+            self.net.deliver();
+            let (net, viewer, t) = (&self.net, self.viewer, self.t);
+            self.w.update(net, viewer, t);
+            if trace && self.t >= next_trace {
+                next_trace += s(0.5);
+                let d = self.w.decoded();
+                let last = d.last().copied();
+                let dropped = self.link().dropped;
+                let m = self.net.metrics();
+                println!(
+                    "t={:.1} est={} layer={:?} tid={:?} dropped={} rtx={} probes={} raised={} queue={} not={}",
+                    self.t.as_secs_f64(),
+                    self.estimate(),
+                    last.map(|f| f.layer),
+                    last.map(|f| f.tid),
+                    dropped,
+                    m.rtx_bytes_sent.get(),
+                    m.probes.get(),
+                    m.probes_raised.get(),
+                    m.probes_queue_built.get(),
+                    m.probes_not_raised.get(),
+                );
+            }
+        }
+    }
+
+    /// Figures of `[from, to]`; `mark` indexes the link counters at `from`
+    /// and the next mark (or now) at `to`.
+    fn figures(&mut self, from: Duration, to: Duration, mark: usize) -> Figures {
+        let d = self.w.decoded();
+        let in_phase: Vec<&Decoded> = d.iter().filter(|f| f.at >= from && f.at < to).collect();
+        let mut shares = [0.0; 3];
+        for f in &in_phase {
+            shares[usize::from(f.layer)] += 1.0;
+        }
+        let n = in_phase.len().max(1) as f64;
+        shares.iter_mut().for_each(|x| *x /= n);
+        let secs = (to - from).as_secs_f64();
+        let (bytes, rtx): (usize, usize) = self
+            .w
+            .bytes
+            .iter()
+            .filter(|b| b.0 >= from && b.0 < to)
+            .fold((0, 0), |a, b| (a.0 + b.1, a.1 + if b.2 { b.1 } else { 0 }));
+        let (o0, d0) = (self.marks[mark].1, self.marks[mark].2);
+        let (o1, d1) = match self.marks.get(mark + 1) {
+            Some(m) => (m.1, m.2),
+            None => {
+                let l = self.link();
+                (l.offered, l.dropped)
+            }
+        };
+        let got: BTreeSet<i64> = self
+            .w
+            .seqs
+            .iter()
+            .filter(|x| x.0 >= from && x.0 < to)
+            .map(|x| x.1)
+            .collect();
+        let span = match (got.first(), got.last()) {
+            (Some(a), Some(b)) => b - a + 1,
+            _ => 1,
+        };
+        Figures {
+            shares,
+            fps: in_phase.len() as f64 / secs,
+            kbps: bytes as f64 * 8.0 / secs / 1000.0,
+            loss: 1.0 - got.len() as f64 / span as f64,
+            link_loss: (d1 - d0) as f64 / (o1 - o0).max(1) as f64,
+            gap: max_gap(&d, from, to),
+            switches: switches(&d, from, to),
+            rtx_share: rtx as f64 / bytes.max(1) as f64,
+        }
+    }
+}
+
+#[test]
+fn tbf_bursts_pass_then_the_rate_holds() {
+    let t0 = Instant::now();
+    let mut b = Tbf::new(400_000, 10_000, Duration::from_millis(50));
+    // 8 packets of 1250 B at once: the 10 kB burst passes at line rate.
+    let d: Vec<Instant> = (0..8).map(|_| b.enqueue(t0, 1250).unwrap()).collect();
+    assert!(d[7] - t0 < Duration::from_millis(1), "{:?}", d[7] - t0);
+    // The next waits for tokens: 1250 B at 400 kbit/s = 25 ms.
+    let n = b.enqueue(t0, 1250).unwrap();
+    assert!((n - t0).as_millis().abs_diff(25) <= 1, "{:?}", n - t0);
+    // The queue holds rate × latency + burst: 2.5 kB + 10 kB in all.
+    let more = (0..10).filter(|_| b.enqueue(t0, 1250).is_some()).count();
+    assert_eq!(more, 1, "tail drop past the limit");
+}
+
+#[test]
+fn nacker_asks_once_per_round_trip_until_repaired() {
+    let t0 = Instant::now();
+    let mut n = Nacker::new(1, Some(2), Duration::from_millis(60));
+    n.on_packet(10, false);
+    n.on_packet(13, false);
+    assert_eq!(n.due(t0), vec![11, 12]);
+    assert!(n.due(t0 + s(0.03)).is_empty());
+    n.on_packet(11, true);
+    assert_eq!(n.due(t0 + s(0.06)), vec![12]);
+    for i in 2..=9 {
+        assert_eq!(n.due(t0 + s(0.06 * f64::from(i))), vec![12]);
+    }
+    assert!(n.due(t0 + s(1.0)).is_empty());
+    assert_eq!((n.repaired, n.given_up), (1, 1));
+}
+
+const DROP_AT: f64 = 10.0;
+const LIMITED: f64 = 25.0;
+const AFTER: f64 = 10.0;
+
+/// 5 Mbit/s, then `limit` for 25 s, then unlimited; figures per phase.
+fn three_phases(seed: u64, limit: u64, burst: usize) -> (Sim, Vec<Decoded>) {
+    let mut sim = Sim::new(seed, 5_000_000, burst);
+    sim.mark();
+    sim.run(s(DROP_AT));
+    println!(
+        "[{limit} b/s, burst {burst}] 5 Mbit/s: {} (estimate {})",
+        sim.figures(s(2.0), s(DROP_AT), 0),
+        sim.estimate()
+    );
+    sim.set_rate(Some(limit));
+    sim.run(s(LIMITED));
+    sim.set_rate(None);
+    sim.run(s(AFTER));
+    let d = sim.w.decoded();
+    (sim, d)
+}
+
+fn check_drop(limit: u64, burst: usize, seed: u64) {
+    let (mut sim, d) = three_phases(seed, limit, burst);
+    let drop_at = s(DROP_AT);
+    let lifted = s(DROP_AT + LIMITED);
+    let top_before = d.iter().rev().find(|f| f.at < drop_at).map(|f| f.layer);
+    // A lower layer's key frame after the drop.
+    let low = d
+        .iter()
+        .find(|f| f.at >= drop_at && f.key && top_before.is_some_and(|t| f.layer < t))
+        .map(|f| f.at - drop_at);
+    let settled = drop_at + low.unwrap_or(s(1.0));
+    let steady = sim.figures(settled, settled + s(20.0), 1);
+    let gap = max_gap(&d, settled, settled + s(20.0));
+    let up = d
+        .iter()
+        .find(|f| f.at >= lifted && f.layer == 2)
+        .map(|f| f.at - lifted);
+    let after = sim.figures(lifted, lifted + s(AFTER), 2);
+    println!(
+        "[{limit} b/s, burst {burst}] before the drop at layer {top_before:?}; lower key frame after {low:?}; limited: {steady}; lifted: top layer after {up:?}, {after}",
+    );
+    println!(
+        "  metrics: {}",
+        sim.net
+            .metrics()
+            .snapshot()
+            .iter()
+            .filter(|m| m.0.starts_with("nack")
+                || m.0.starts_with("rtx")
+                || m.0.starts_with("probe")
+                || m.0.starts_with("layer"))
+            .map(|m| format!("{}={}", m.0, m.2))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    assert_eq!(top_before, Some(2), "720p before the drop");
+    let low = low.expect("a lower layer's key frame");
+    assert!(low <= s(1.0), "lower layer after {low:?}");
+    assert!(gap <= s(0.5), "decodable frames stop for {gap:?}");
+    assert!(steady.switches <= 2, "{} switches", steady.switches);
+    assert!(steady.loss < 0.05, "loss {:.1} %", 100.0 * steady.loss);
+    let up = up.expect("back at the top layer");
+    assert!(up <= s(5.0), "top layer after {up:?}");
+}
+
+fn check_800(burst: usize, seed: u64) {
+    let (mut sim, d) = three_phases(seed, 800_000, burst);
+    let drop_at = s(DROP_AT);
+    let lifted = s(DROP_AT + LIMITED);
+    // The last 15 s of the limit.
+    let from = drop_at + s(10.0);
+    let f = sim.figures(from, lifted, 1);
+    let l1_fps = d
+        .iter()
+        .filter(|x| x.at >= from && x.at < lifted && x.layer == 1)
+        .count() as f64
+        / (lifted - from).as_secs_f64();
+    let up = d
+        .iter()
+        .find(|f| f.at >= lifted && f.layer == 2 && f.tid == 0)
+        .map(|f| f.at - lifted);
+    let after = sim.figures(lifted, lifted + s(AFTER), 2);
+    println!(
+        "[800 kbit/s, burst {burst}] last 15 s: {f}; 360p at {l1_fps:.1} fps; lifted: top layer after {up:?}, {after}"
+    );
+    assert!(
+        l1_fps >= 0.9 * f64::from(FPS),
+        "360p at {l1_fps:.1} fps ({f})"
+    );
+    let up = up.expect("back at the top layer");
+    assert!(up <= s(5.0), "top layer after {up:?}");
+}
+
+#[test]
+fn tbf_400k_burst_10k() {
+    check_drop(400_000, 10_000, 81);
+}
+
+#[test]
+fn tbf_400k_burst_2k() {
+    check_drop(400_000, 2_000, 82);
+}
+
+#[test]
+fn tbf_800k_burst_10k() {
+    check_800(10_000, 83);
+}
+
+#[test]
+#[ignore = "issue 17: not met yet — 360p 86 % of the time at 23 fps (key frames of 6 kB through a 2 kB bucket lose packets: mediad has no pacer)"]
+fn tbf_800k_burst_2k() {
+    check_800(2_000, 84);
+}
+
+/// What an operator sees of the 400 kbit/s episode: the estimate
+/// histogram, probes and their outcome, switches up and down, and the
+/// per-worker gauges of what the legs forward.
+#[test]
+fn the_episode_shows_in_the_metrics() {
+    let (sim, _) = three_phases(85, 400_000, 10_000);
+    let m = sim.net.metrics();
+    let text = salon_mediad::metrics::render_prometheus(&[m]);
+    for needle in [
+        "mediad_receiver_estimate_bps_bucket{le=\"400000\"}",
+        "mediad_receiver_estimate_bps_count",
+        "mediad_probes_queue_built_total",
+        "mediad_layer_switches_down_total",
+        "mediad_video_legs_spatial2{worker=\"0\"} 1",
+    ] {
+        assert!(text.contains(needle), "{needle} in\n{text}");
+    }
+    assert!(m.layer_switches_down.get() >= 1);
+    assert!(m.layer_switches_up.get() >= 2, "climbs back");
+    assert!(m.probes_raised.get() >= 1);
+    assert!(
+        m.probes_queue_built.get() + m.probes_cut.get() >= 1,
+        "failed probes show"
+    );
+    assert!(m.rtx_bytes_sent.get() > 0 && m.nack_answered.get() > 0);
+    let (buckets, _) = m.receiver_estimate.counts();
+    // Some 100 ms rounds at ≤ 400 kbit/s (the episode), some above 1.6 M.
+    assert!(buckets[..3].iter().sum::<u64>() > 50, "{buckets:?}");
+    assert!(buckets[5..].iter().sum::<u64>() > 50, "{buckets:?}");
+}
