@@ -120,8 +120,14 @@ impl PadDoc {
         if frame.len() > MAX_PAD_FRAME_BYTES {
             return Err(PadError::TooLarge);
         }
-        let mut decoder = DecoderV1::new(Cursor::new(frame));
-        let msg = Message::decode(&mut decoder).map_err(|_| PadError::Malformed)?;
+        // yrs's decoders panic on some hostile input where it is built with
+        // debug assertions or overflow checks (two fuzz findings,
+        // `fuzz/regressions/pad_update/`): a refused frame, never a hub
+        // task down (which now ends the process, docs/security.md).
+        let msg = no_panic(|| {
+            let mut decoder = DecoderV1::new(Cursor::new(frame));
+            Message::decode(&mut decoder).ok()
+        })?;
         match msg {
             Message::Sync(SyncMessage::SyncStep1(sv)) => {
                 let diff = self.doc.transact().encode_state_as_update_v1(&sv);
@@ -161,7 +167,7 @@ impl PadDoc {
                 return Err(PadError::DocumentFull);
             }
         }
-        let update = Update::decode_v1(bytes).map_err(|_| PadError::Malformed)?;
+        let update = no_panic(|| Update::decode_v1(bytes).ok())?;
         let doc = &self.doc;
         // Defence in depth: yrs returns errors for what it detects, but an
         // integration bug on hostile input must not take the gateway down
@@ -178,6 +184,15 @@ impl PadDoc {
             Ok(Err(_)) | Err(_) => Err(PadError::Malformed),
         }
     }
+}
+
+/// `decode`, with a panic inside it (or nothing decoded) as a malformed
+/// frame.
+fn no_panic<T>(decode: impl FnOnce() -> Option<T>) -> Result<T, PadError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode))
+        .ok()
+        .flatten()
+        .ok_or(PadError::Malformed)
 }
 
 #[doc(hidden)]
