@@ -76,6 +76,8 @@ impl Default for MediadConfig {
 
 #[deny(clippy::indexing_slicing, clippy::expect_used)]
 pub mod core;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 
 use std::collections::HashMap;
