@@ -109,6 +109,7 @@ impl LatchedWorker {
             fingerprint: fingerprint.clone(),
             dtls: Arc::new(dimpl::Config::default()),
             seed: Some(1),
+            limits: crate::WorkerLimits::default(),
         };
         let mut worker = Worker::new(cfg, Arc::new(Metrics::default()), now);
         let mut tx = TxQueue::with_capacity(16);

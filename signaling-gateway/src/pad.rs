@@ -76,6 +76,9 @@ pub struct PadDoc {
     /// Upper bound of the encoded document size: exact after each
     /// recomputation, plus the bytes of updates applied since.
     size_bound: usize,
+    /// Times the document was found broken (a yrs panic reading it back)
+    /// and started afresh.
+    resets: u32,
 }
 
 impl Default for PadDoc {
@@ -90,22 +93,51 @@ impl PadDoc {
         Self {
             doc: Doc::new(),
             size_bound: 0,
+            resets: 0,
         }
+    }
+
+    /// Runs `f` on the document; if yrs panics inside (a document that an
+    /// accepted update left unreadable: a fuzz finding), the document
+    /// starts afresh — the browsers still hold their copies and push them
+    /// back at their next sync — and `None` is returned. Never a hub task
+    /// down.
+    fn guarded<T>(&mut self, f: impl FnOnce(&Doc) -> T) -> Option<T> {
+        let doc = &self.doc;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(doc))) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                tracing::warn!("pad document unreadable: started afresh");
+                self.doc = Doc::new();
+                self.size_bound = 0;
+                self.resets = self.resets.saturating_add(1);
+                None
+            }
+        }
+    }
+
+    /// Times the document was found unreadable and started afresh.
+    pub fn resets(&self) -> u32 {
+        self.resets
     }
 
     /// The first frame for a newly opened pad socket: our `SyncStep1`, so
     /// the browser sends what we miss.
-    pub fn greeting(&self) -> Vec<u8> {
-        let sv = self.doc.transact().state_vector();
+    pub fn greeting(&mut self) -> Vec<u8> {
+        let sv = self
+            .guarded(|doc| doc.transact().state_vector())
+            .unwrap_or_default();
         Message::Sync(SyncMessage::SyncStep1(sv)).encode_v1()
     }
 
     /// Size of the encoded document, in bytes (exact; O(document)).
-    pub fn encoded_len(&self) -> usize {
-        self.doc
-            .transact()
-            .encode_state_as_update_v1(&StateVector::default())
-            .len()
+    pub fn encoded_len(&mut self) -> usize {
+        self.guarded(|doc| {
+            doc.transact()
+                .encode_state_as_update_v1(&StateVector::default())
+                .len()
+        })
+        .unwrap_or(0)
     }
 
     /// The text of the root `Y.Text` named `name` (tests, export checks).
@@ -130,7 +162,9 @@ impl PadDoc {
         })?;
         match msg {
             Message::Sync(SyncMessage::SyncStep1(sv)) => {
-                let diff = self.doc.transact().encode_state_as_update_v1(&sv);
+                let diff = self
+                    .guarded(|doc| doc.transact().encode_state_as_update_v1(&sv))
+                    .ok_or(PadError::Malformed)?;
                 Ok(PadReply {
                     reply: Some(Message::Sync(SyncMessage::SyncStep2(diff)).encode_v1()),
                     relay: None,
@@ -167,6 +201,20 @@ impl PadDoc {
                 return Err(PadError::DocumentFull);
             }
         }
+        // An update that leaves a document yrs cannot read back (a fuzz
+        // finding: `open-crashes` until this check) is refused before it
+        // reaches the meeting's document: tried alone on a scratch
+        // document first, which costs the update's size, not the
+        // document's.
+        no_panic(|| {
+            let scratch = Doc::new();
+            let update = Update::decode_v1(bytes).ok()?;
+            scratch.transact_mut().apply_update(update).ok()?;
+            let txn = scratch.transact();
+            let _ = txn.encode_state_as_update_v1(&StateVector::default());
+            let _ = txn.state_vector();
+            Some(())
+        })?;
         let update = no_panic(|| Update::decode_v1(bytes).ok())?;
         let doc = &self.doc;
         // Defence in depth: yrs returns errors for what it detects, but an
