@@ -202,35 +202,92 @@ impl PadDoc {
             }
         }
         // An update that leaves a document yrs cannot read back (a fuzz
-        // finding: `open-crashes` until this check) is refused before it
-        // reaches the meeting's document: tried alone on a scratch
-        // document first, which costs the update's size, not the
-        // document's.
-        no_panic(|| {
-            let scratch = Doc::new();
-            let update = Update::decode_v1(bytes).ok()?;
-            scratch.transact_mut().apply_update(update).ok()?;
+        // finding) is refused before it reaches the meeting's document:
+        // tried alone on a scratch document first, which costs the
+        // update's size, not the document's.
+        let scratch = Doc::new();
+        let tried = apply_without_unwinding(&scratch, bytes);
+        if tried == Applied::Broken {
+            // Its state is unknown: never dropped (a few bytes leaked per
+            // such frame, whose sender's pad socket is then closed).
+            std::mem::forget(scratch);
+            return Err(PadError::Malformed);
+        }
+        let readable = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let txn = scratch.transact();
             let _ = txn.encode_state_as_update_v1(&StateVector::default());
             let _ = txn.state_vector();
-            Some(())
-        })?;
-        let update = no_panic(|| Update::decode_v1(bytes).ok())?;
-        let doc = &self.doc;
-        // Defence in depth: yrs returns errors for what it detects, but an
-        // integration bug on hostile input must not take the gateway down
-        // (the transaction, and its commit on drop, run inside).
-        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut txn = doc.transact_mut();
-            txn.apply_update(update)
         }));
-        match applied {
-            Ok(Ok(())) => {
+        if readable.is_err() {
+            std::mem::forget(scratch);
+            return Err(PadError::Malformed);
+        }
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(scratch))).is_err()
+            || tried == Applied::Refused
+        {
+            return Err(PadError::Malformed);
+        }
+        match apply_without_unwinding(&self.doc, bytes) {
+            Applied::Yes => {
                 self.size_bound = self.size_bound.saturating_add(bytes.len());
                 Ok(())
             }
-            Ok(Err(_)) | Err(_) => Err(PadError::Malformed),
+            Applied::Refused => Err(PadError::Malformed),
+            Applied::Broken => {
+                // The meeting's document is in an unknown state: it starts
+                // afresh (the browsers push their copies back) and the old
+                // one is never dropped.
+                let old = std::mem::replace(&mut self.doc, Doc::new());
+                std::mem::forget(old);
+                self.size_bound = 0;
+                self.resets = self.resets.saturating_add(1);
+                tracing::warn!("pad update broke the document: started afresh");
+                Err(PadError::Malformed)
+            }
         }
+    }
+}
+
+/// What [`apply_without_unwinding`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Applied {
+    /// Applied and committed.
+    Yes,
+    /// Not decoded, or refused by yrs with an error: the document is as
+    /// it was.
+    Refused,
+    /// yrs panicked: the document's state is unknown; its transaction was
+    /// forgotten (never dropped), so the document must be too.
+    Broken,
+}
+
+/// Applies the update in `bytes` to `doc`. A yrs panic must not unwind
+/// through its transaction: the transaction commits in its destructor,
+/// which can panic again on the same broken state — and a panic during
+/// unwinding aborts the process (a fuzz finding). So the transaction lives
+/// outside the unwinding closure, and after a panic it is forgotten.
+fn apply_without_unwinding(doc: &Doc, bytes: &[u8]) -> Applied {
+    let Ok(update) = no_panic(|| Update::decode_v1(bytes).ok()) else {
+        return Applied::Refused;
+    };
+    let Ok(mut txn) = doc.try_transact_mut() else {
+        return Applied::Refused;
+    };
+    let applied =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| txn.apply_update(update)));
+    let outcome = match applied {
+        Ok(Ok(())) => Applied::Yes,
+        Ok(Err(_)) => Applied::Refused,
+        Err(_) => {
+            std::mem::forget(txn);
+            return Applied::Broken;
+        }
+    };
+    // The commit runs in the destructor: a panic there is a single panic,
+    // caught — but the document is then in an unknown state.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(txn))) {
+        Ok(()) => outcome,
+        Err(_) => Applied::Broken,
     }
 }
 
