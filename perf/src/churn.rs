@@ -238,6 +238,39 @@ struct Member {
 }
 
 impl Member {
+    /// One whose task starts at `started`, not joined yet.
+    fn new(
+        room: u32,
+        fate: Fate,
+        started: Instant,
+        end_tx: Option<oneshot::Sender<Ending>>,
+    ) -> Self {
+        Self {
+            room,
+            fate,
+            started,
+            id: None,
+            joined_ns: None,
+            present_at: None,
+            end_at: started + fate.stay,
+            end_tx,
+            ending: false,
+            linger_until: None,
+            linger_counted_out: false,
+            reloading: false,
+            counted_twice_until: None,
+            alive: true,
+            ssrcs: HashMap::new(),
+            mids: Vec::new(),
+            view: Vec::new(),
+            differs_since: None,
+            checked: HashSet::new(),
+            stale: HashSet::new(),
+            misattributed: HashSet::new(),
+            ttm_peers: None,
+        }
+    }
+
     /// For violation details: where it is in its life.
     fn state(&self, now: Instant) -> String {
         let ago = |t: Instant| now.saturating_duration_since(t).as_secs_f64();
@@ -350,37 +383,10 @@ impl Driver<'_> {
             self.env.salt,
             end_rx,
         ));
-        self.members.push(Member {
-            room,
-            fate,
-            started: now,
-            id: None,
-            joined_ns: None,
-            present_at: None,
-            end_at: now + fate.stay,
-            end_tx: Some(end_tx),
-            ending: false,
-            linger_until: None,
-            linger_counted_out: false,
-            reloading: false,
-            counted_twice_until: None,
-            alive: true,
-            ssrcs: HashMap::new(),
-            mids: Vec::new(),
-            view: Vec::new(),
-            differs_since: None,
-            checked: HashSet::new(),
-            stale: HashSet::new(),
-            misattributed: HashSet::new(),
-            ttm_peers: None,
-        });
+        self.members
+            .push(Member::new(room, fate, now, Some(end_tx)));
         self.report.started += 1;
-        if let Some(a) = self.alive.get_mut(room as usize) {
-            *a += 1;
-            if let Some(m) = self.report.max_present.get_mut(room as usize) {
-                *m = (*m).max(*a);
-            }
-        }
+        count_in(&mut self.alive, &mut self.report.max_present, room);
     }
 
     /// Its task ended. `linger`: the gateway keeps its place that long (a
@@ -392,9 +398,7 @@ impl Driver<'_> {
             m.alive = false;
             m.ending = true;
             if linger.is_zero() {
-                if let Some(a) = self.alive.get_mut(m.room as usize) {
-                    *a = a.saturating_sub(1);
-                }
+                count_out(&mut self.alive, m.room);
             } else {
                 m.linger_until = Some(now + linger);
             }
@@ -407,18 +411,14 @@ impl Driver<'_> {
         for m in &mut self.members {
             if m.counted_twice_until.is_some_and(|t| t <= now) {
                 m.counted_twice_until = None;
-                if let Some(a) = self.alive.get_mut(m.room as usize) {
-                    *a = a.saturating_sub(1);
-                }
+                count_out(&mut self.alive, m.room);
             }
             if let Some(t) = m.linger_until
                 && t <= now
                 && !m.linger_counted_out
             {
                 m.linger_counted_out = true;
-                if let Some(a) = self.alive.get_mut(m.room as usize) {
-                    *a = a.saturating_sub(1);
-                }
+                count_out(&mut self.alive, m.room);
             }
         }
     }
@@ -439,13 +439,7 @@ impl Driver<'_> {
         m.ttm_peers = None;
         if !m.reloading {
             m.reloading = true;
-            let room = m.room as usize;
-            if let Some(a) = self.alive.get_mut(room) {
-                *a += 1;
-                if let Some(x) = self.report.max_present.get_mut(room) {
-                    *x = (*x).max(*a);
-                }
-            }
+            count_in(&mut self.alive, &mut self.report.max_present, m.room);
         }
         let Some(m) = self.members.get_mut(index) else {
             return;
@@ -772,6 +766,23 @@ impl Driver<'_> {
     }
 }
 
+/// One more participant counted in `room` (and its most so far).
+fn count_in(alive: &mut [u32], most: &mut [u32], room: u32) {
+    if let Some(a) = alive.get_mut(room as usize) {
+        *a += 1;
+        if let Some(m) = most.get_mut(room as usize) {
+            *m = (*m).max(*a);
+        }
+    }
+}
+
+/// One participant fewer counted in `room`.
+fn count_out(alive: &mut [u32], room: u32) {
+    if let Some(a) = alive.get_mut(room as usize) {
+        *a = a.saturating_sub(1);
+    }
+}
+
 fn quantile(v: &mut [f64], q: f64) -> Option<f64> {
     if v.is_empty() {
         return None;
@@ -992,35 +1003,18 @@ mod tests {
     use super::*;
 
     fn member(room: u32, id: u64, video: bool, present_at: Instant) -> Member {
+        let fate = Fate {
+            video,
+            stay: Duration::from_secs(60),
+            how: Ending::Leave,
+            replaced_after: Duration::ZERO,
+            resume: None,
+        };
         Member {
-            room,
-            fate: Fate {
-                video,
-                stay: Duration::from_secs(60),
-                how: Ending::Leave,
-                replaced_after: Duration::ZERO,
-                resume: None,
-            },
-            started: present_at,
             id: Some(id),
             joined_ns: Some(0),
             present_at: Some(present_at),
-            end_at: present_at + Duration::from_secs(60),
-            end_tx: None,
-            ending: false,
-            linger_until: None,
-            linger_counted_out: false,
-            reloading: false,
-            counted_twice_until: None,
-            alive: true,
-            ssrcs: HashMap::new(),
-            mids: Vec::new(),
-            view: Vec::new(),
-            differs_since: None,
-            checked: HashSet::new(),
-            stale: HashSet::new(),
-            misattributed: HashSet::new(),
-            ttm_peers: None,
+            ..Member::new(room, fate, present_at, None)
         }
     }
 
