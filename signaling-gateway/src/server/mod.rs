@@ -595,10 +595,7 @@ pub async fn serve(
                         // Out of file descriptors (EMFILE/ENFILE) or a
                         // connection reset before accept: pause, doubling,
                         // so open sockets keep being served.
-                        Metrics::inc(&shared.metrics.accept_errors);
-                        backoff = (backoff * 2).clamp(Duration::from_millis(10), ACCEPT_BACKOFF_MAX);
-                        tracing::warn!(error = %e, pause_ms = backoff.as_millis() as u64, "accept failed");
-                        tokio::time::sleep(backoff).await;
+                        accept_failed(&shared, &mut backoff, &e, "public").await;
                         continue;
                     }
                 };
@@ -727,6 +724,23 @@ fn serve_connection<I>(
     });
 }
 
+/// An `accept` error on `listener` (out of file descriptors, a connection
+/// reset before accept): counted, logged, and a pause that doubles from
+/// 10 ms to [`ACCEPT_BACKOFF_MAX`], so the process does not spin and open
+/// sockets keep being served.
+async fn accept_failed(
+    shared: &Shared,
+    backoff: &mut Duration,
+    e: &std::io::Error,
+    listener: &'static str,
+) {
+    Metrics::inc(&shared.metrics.accept_errors);
+    *backoff = (*backoff * 2).clamp(Duration::from_millis(10), ACCEPT_BACKOFF_MAX);
+    let pause_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX);
+    tracing::warn!(error = %e, listener, pause_ms, "accept failed");
+    tokio::time::sleep(*backoff).await;
+}
+
 /// The admin accept loop (ended by [`serve`]).
 async fn serve_admin(
     listener: TcpListener,
@@ -751,10 +765,7 @@ async fn serve_admin(
                 );
             }
             Err(e) => {
-                Metrics::inc(&shared.metrics.accept_errors);
-                backoff = (backoff * 2).clamp(Duration::from_millis(10), ACCEPT_BACKOFF_MAX);
-                tracing::warn!(error = %e, "admin accept failed");
-                tokio::time::sleep(backoff).await;
+                accept_failed(&shared, &mut backoff, &e, "admin").await;
             }
         }
     }
@@ -789,10 +800,7 @@ async fn serve_redirect(
                 );
             }
             Err(e) => {
-                Metrics::inc(&shared.metrics.accept_errors);
-                backoff = (backoff * 2).clamp(Duration::from_millis(10), ACCEPT_BACKOFF_MAX);
-                tracing::warn!(error = %e, "redirect accept failed");
-                tokio::time::sleep(backoff).await;
+                accept_failed(&shared, &mut backoff, &e, "redirect").await;
             }
         }
     }
