@@ -9,6 +9,8 @@
 //! `fuzz/fuzz_targets/pad_update.rs`). Content is never logged and never
 //! written to disk: dropping the [`PadDoc`] frees it.
 
+mod causal;
+
 use yrs::encoding::read::Cursor;
 use yrs::sync::{Message, SyncMessage};
 use yrs::updates::decoder::{Decode, DecoderV1};
@@ -201,6 +203,15 @@ impl PadDoc {
                 return Err(PadError::DocumentFull);
             }
         }
+        // yrs trusts an update's causal structure, and one without it can
+        // make yrs loop forever (a fuzz finding): checked first, in time
+        // linear in its size, by a decoder that must agree with yrs's.
+        let ends = causal::check(bytes).map_err(|_| PadError::Malformed)?;
+        let decoded = no_panic(|| Update::decode_v1(bytes).ok())?;
+        if !causal::same_ends(&ends, &decoded.state_vector()) {
+            return Err(PadError::Malformed);
+        }
+        drop(decoded);
         // An update that leaves a document yrs cannot read back (a fuzz
         // finding) is refused before it reaches the meeting's document:
         // tried alone on a scratch document first, which costs the
