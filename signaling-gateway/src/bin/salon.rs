@@ -138,6 +138,12 @@ struct Args {
     /// never.
     #[arg(long, default_value_t = 30)]
     liveness_timeout_secs: u64,
+    /// Seconds one turn of the signaling hub (a message, a pad frame, a
+    /// timer) may last; longer, and the process exits with status 70 for
+    /// its supervisor to restart it (signaling would be stuck for every
+    /// meeting). 0: never.
+    #[arg(long, default_value_t = 10)]
+    hub_stall_secs: u64,
     /// Messages a signaling socket may send per second, sustained (pad
     /// sockets: five times as many). 0: no limit.
     #[arg(long, default_value_t = 20)]
@@ -656,6 +662,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             join_deadline: Duration::from_secs(args.join_deadline_secs),
             ping_interval: Duration::from_secs(args.ping_interval_secs.max(1)),
             liveness_timeout: Duration::from_secs(args.liveness_timeout_secs),
+            hub_stall_limit: Duration::from_secs(args.hub_stall_secs),
             msg_rate_per_sec: args.msg_rate,
             msg_burst: args.msg_burst,
             max_failed_joins: args.max_failed_joins,

@@ -149,6 +149,10 @@ pub struct ServeOptions {
     /// The hub's abuse bounds (lobby cap, knock limits, kick ban, pacing of
     /// state broadcasts and pad answers, pad queue bound).
     pub hub_limits: crate::hub::HubLimits,
+    /// A hub turn (one message, frame, event or timer) longer than this
+    /// ends the process with status 70 for its supervisor to restart it
+    /// (`server/stall.rs`). Zero: never.
+    pub hub_stall_limit: Duration,
 }
 
 /// Operator branding of the client.
@@ -238,6 +242,7 @@ impl Default for ServeOptions {
             default_last_n: None,
             reconnect_grace: Duration::ZERO,
             hub_limits: crate::hub::HubLimits::default(),
+            hub_stall_limit: Duration::from_secs(10),
         }
     }
 }
@@ -539,8 +544,19 @@ pub async fn serve(
         https_port: local.map_or(443, |a| a.port()),
         opts: opts.clone(),
     });
+    let stall = Arc::new(stall::Stall::new(std::time::Instant::now()));
+    stall::watch(stall.clone(), opts.hub_stall_limit);
     let mut hub_task = tokio::spawn(run_hub(
-        hub, reload, media, hub_rx, events, metrics, stop_rx,
+        hub,
+        reload,
+        media,
+        hub_rx,
+        events,
+        metrics,
+        Lifecycle {
+            stop: stop_rx,
+            stall,
+        },
     ));
 
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -929,6 +945,12 @@ fn reload_policy(hub: &mut Hub, force: bool) {
     }
 }
 
+/// When the hub task ends, and its stall watchdog's clock.
+struct Lifecycle {
+    stop: watch::Receiver<bool>,
+    stall: Arc<stall::Stall>,
+}
+
 /// The hub task: owns the [`Hub`], the sockets' senders and the media handle.
 async fn run_hub(
     mut hub: Hub,
@@ -937,7 +959,7 @@ async fn run_hub(
     mut inputs: mpsc::Receiver<HubInput>,
     mut events: MediaEventReceiver,
     metrics: Arc<Metrics>,
-    mut stop: watch::Receiver<bool>,
+    Lifecycle { mut stop, stall }: Lifecycle,
 ) {
     let mut hangup = Hangup::new(reload.sighup && hub.policy().is_some());
     let mut poll = tokio::time::interval(reload.poll.max(Duration::from_millis(10)));
@@ -946,56 +968,72 @@ async fn run_hub(
     let mut pads: HashMap<PadConnId, OutTx<PadOut>> = HashMap::new();
     let mut events_open = true;
     loop {
+        // A turn ends here (a `continue` included); the next starts when
+        // `select!` hands over an input.
+        stall.idle();
         tokio::select! {
-            input = inputs.recv() => match input {
-                Some(HubInput::Open { id, tx, peer }) => {
-                    if sockets.contains_key(&id) || hub.id_in_use(id) {
-                        // Two random ids met (about n²/2^54): refuse the
-                        // new socket (dropping `tx` closes it); its client
-                        // connects again under another id.
-                        tracing::warn!(participant = %id, "participant id collision, socket refused");
-                        continue;
+            input = inputs.recv() => {
+                stall.busy(std::time::Instant::now());
+                match input {
+                    Some(HubInput::Open { id, tx, peer }) => {
+                        if sockets.contains_key(&id) || hub.id_in_use(id) {
+                            // Two random ids met (about n²/2^54): refuse the
+                            // new socket (dropping `tx` closes it); its client
+                            // connects again under another id.
+                            tracing::warn!(participant = %id, "participant id collision, socket refused");
+                            continue;
+                        }
+                        sockets.insert(id, tx);
+                        hub.handle_open_from(id, peer);
                     }
-                    sockets.insert(id, tx);
-                    hub.handle_open_from(id, peer);
+                    Some(HubInput::Message { id, msg }) => hub.handle_message(id, msg, Now::system()),
+                    Some(HubInput::Invalid { id, error }) => {
+                        tracing::debug!(participant = %id, code = error.code.as_str(), "message refused");
+                        deliver(&mut sockets, id, ServerMessage::error(&error), &metrics, &mut hub);
+                    }
+                    Some(HubInput::Closed { id }) => {
+                        sockets.remove(&id);
+                        hub.handle_close(id, Now::system());
+                    }
+                    Some(HubInput::PadOpen { conn, token, tx }) => {
+                        pads.insert(conn, tx);
+                        hub.handle_pad_open(conn, &token);
+                    }
+                    Some(HubInput::PadFrame { conn, data }) => {
+                        Metrics::inc(&metrics.pad_frames_in);
+                        hub.handle_pad_frame(conn, &data, Now::system());
+                    }
+                    Some(HubInput::PadSent { conn, bytes }) => hub.handle_pad_sent(conn, bytes),
+                    Some(HubInput::PadRefused { conn, code, reason }) => {
+                        hub.handle_pad_refused(conn, code, reason);
+                    }
+                    Some(HubInput::PadClosed { conn }) => {
+                        pads.remove(&conn);
+                        hub.handle_pad_close(conn);
+                    }
+                    None => break,
                 }
-                Some(HubInput::Message { id, msg }) => hub.handle_message(id, msg, Now::system()),
-                Some(HubInput::Invalid { id, error }) => {
-                    tracing::debug!(participant = %id, code = error.code.as_str(), "message refused");
-                    deliver(&mut sockets, id, ServerMessage::error(&error), &metrics, &mut hub);
+            }
+            event = events.recv(), if events_open => {
+                stall.busy(std::time::Instant::now());
+                match event {
+                    Some(event) => {
+                        Metrics::inc(&metrics.media_events);
+                        hub.handle_media_event(event);
+                    }
+                    None => events_open = false,
                 }
-                Some(HubInput::Closed { id }) => {
-                    sockets.remove(&id);
-                    hub.handle_close(id, Now::system());
-                }
-                Some(HubInput::PadOpen { conn, token, tx }) => {
-                    pads.insert(conn, tx);
-                    hub.handle_pad_open(conn, &token);
-                }
-                Some(HubInput::PadFrame { conn, data }) => {
-                    Metrics::inc(&metrics.pad_frames_in);
-                    hub.handle_pad_frame(conn, &data, Now::system());
-                }
-                Some(HubInput::PadSent { conn, bytes }) => hub.handle_pad_sent(conn, bytes),
-                Some(HubInput::PadRefused { conn, code, reason }) => {
-                    hub.handle_pad_refused(conn, code, reason);
-                }
-                Some(HubInput::PadClosed { conn }) => {
-                    pads.remove(&conn);
-                    hub.handle_pad_close(conn);
-                }
-                None => break,
-            },
-            event = events.recv(), if events_open => match event {
-                Some(event) => {
-                    Metrics::inc(&metrics.media_events);
-                    hub.handle_media_event(event);
-                }
-                None => events_open = false,
-            },
-            () = hangup.recv() => reload_policy(&mut hub, true),
-            _ = poll.tick(), if hub.policy().is_some() => reload_policy(&mut hub, false),
+            }
+            () = hangup.recv() => {
+                stall.busy(std::time::Instant::now());
+                reload_policy(&mut hub, true);
+            }
+            _ = poll.tick(), if hub.policy().is_some() => {
+                stall.busy(std::time::Instant::now());
+                reload_policy(&mut hub, false);
+            }
             () = grace_timer(hub.poll_timeout().map(|(at, _why)| at)) => {
+                stall.busy(std::time::Instant::now());
                 hub.handle_timeout(Now::system());
             }
             _ = stop.changed() => break,
@@ -1172,6 +1210,7 @@ mod guard;
 mod http;
 mod limits;
 mod socket;
+mod stall;
 
 use guard::{OutTx, Unsent};
 use http::route;
