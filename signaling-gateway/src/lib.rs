@@ -20,6 +20,7 @@
 
 pub use salon_mediad::control;
 
+pub mod config_file;
 pub mod hub;
 pub mod metrics;
 pub mod pad;

@@ -25,10 +25,10 @@ use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use salon_gateway::{
     AdminListener, Brand, HubPanicked, MediaControl, RedirectListener, ServeOptions, ServerCert,
-    TlsOptions, media_event_channel, serve,
+    TlsOptions, config_file, media_event_channel, serve,
 };
 use salon_mediad::{BackendChoice, Mediad, MediadConfig};
 use salon_plugins::auth::KeyConfig;
@@ -44,6 +44,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Args {
     #[command(subcommand)]
     command: Option<Cmd>,
+    /// Configuration file (TOML, one key per flag: `deploy/salon.toml`);
+    /// `SALON_<FLAG>` environment variables override it, flags override
+    /// both. Also `SALON_CONFIG`.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// HTTP/WebSocket listen address (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -202,9 +207,20 @@ impl std::str::FromStr for AdminAddr {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// `salon config check [--config F] [flags…]`: validate the
+    /// configuration (file, environment, flags) and print the effective
+    /// one, with where each value came from; secrets are redacted.
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// Print a Jitsi-style HS256 token (for agents' links: `/<Room>#jwt=<token>`,
     /// or `?jwt=` as Jitsi, which reaches proxies' logs).
     Token(TokenArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCmd {
+    /// Validate and print the effective configuration.
+    Check,
 }
 
 #[derive(Debug, clap::Args)]
@@ -333,6 +349,38 @@ fn load_auth_config(path: &Path) -> anyhow::Result<AuthConfig> {
         audiences: file.audiences,
         leeway_secs: file.leeway_secs,
     })
+}
+
+/// The policy of `--policy`, loaded once so that a broken one stops the
+/// start (or `config check`) with Lua's message; `serve` loads its own copy.
+fn load_policy(path: &Path) -> anyhow::Result<PolicyConfig> {
+    let policy = policy_config(path)?;
+    salon_plugins::PolicyHost::new(policy.clone())
+        .map_err(|e| anyhow::anyhow!("loading the policy {}: {e}", path.display()))?;
+    Ok(policy)
+}
+
+/// HTTPS from `--tls-cert` / `--tls-key`, if both are given.
+fn load_tls(args: &Args) -> anyhow::Result<Option<TlsOptions>> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let cert = ServerCert::load(cert, key).context("--tls-cert / --tls-key")?;
+    let mut tls = TlsOptions::new(cert);
+    tls.hsts_max_age = (args.hsts_max_age > 0).then(|| Duration::from_secs(args.hsts_max_age));
+    Ok(Some(tls))
+}
+
+/// `salon config check`: what `run` loads before serving (brand, policy,
+/// token keys, certificate), loaded and dropped.
+fn check_files(args: &Args) -> anyhow::Result<()> {
+    brand(args)?;
+    load_policy(&args.policy)?;
+    if let Some(path) = &args.auth_config {
+        Authenticator::new(&load_auth_config(path)?).context("--auth-config")?;
+    }
+    load_tls(args)?;
+    Ok(())
 }
 
 /// The policy folder and entry module of `--policy lua/open.lua`.
@@ -479,7 +527,31 @@ fn brand(args: &Args) -> anyhow::Result<Brand> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `salon config check …`: the rest are the server's own flags.
+    let check = argv.len() >= 3 && argv[1] == "config" && argv[2] == "check";
+    if check {
+        argv.drain(1..3);
+    }
+    let file = match config_file::config_path(&argv) {
+        Some(path) => match config_file::FileValues::load(&path, &Args::command()) {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "salon: {e}");
+                std::process::exit(2);
+            }
+        },
+        None => config_file::FileValues::none(),
+    };
+    let cmd = file.apply(Args::command());
+    let matches = cmd.clone().get_matches_from(&argv);
+    let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if check {
+        std::io::stdout()
+            .write_all(config_file::effective(&cmd, &matches, &file).as_bytes())
+            .context("writing the configuration")?;
+        return check_files(&args).context("config check");
+    }
     let result = main_with(args);
     if let Err(e) = &result
         && let Some(panicked) = e.downcast_ref::<HubPanicked>()
@@ -492,8 +564,13 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn main_with(args: Args) -> anyhow::Result<()> {
-    if let Some(Cmd::Token(t)) = &args.command {
-        return token_command(t);
+    match &args.command {
+        Some(Cmd::Token(t)) => return token_command(t),
+        // Handled in `main` (its flags are the server's).
+        Some(Cmd::Config(ConfigCmd::Check)) => {
+            anyhow::bail!("usage: salon config check [--config FILE] [flags…]")
+        }
+        None => {}
     }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -514,11 +591,7 @@ fn main_with(args: Args) -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let brand = brand(&args)?;
-    let policy = policy_config(&args.policy)?;
-    // Load once now, so a broken policy stops the start with Lua's message
-    // (serve loads its own copy).
-    salon_plugins::PolicyHost::new(policy.clone())
-        .map_err(|e| anyhow::anyhow!("loading the policy {}: {e}", args.policy.display()))?;
+    let policy = load_policy(&args.policy)?;
     // Dev default: a random HS256 key, and an agent link to print.
     let (auth_config, dev) = match &args.auth_config {
         Some(path) => (load_auth_config(path)?, None),
@@ -540,16 +613,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let auth = Authenticator::new(&auth_config).context("--auth-config")?;
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => {
-            let cert = ServerCert::load(cert, key).context("--tls-cert / --tls-key")?;
-            let mut tls = TlsOptions::new(cert);
-            tls.hsts_max_age =
-                (args.hsts_max_age > 0).then(|| Duration::from_secs(args.hsts_max_age));
-            Some(tls)
-        }
-        _ => None,
-    };
+    let tls = load_tls(&args)?;
     let (events_tx, events_rx) = media_event_channel();
     let config = MediadConfig {
         bind_ip: args.media_ip,
