@@ -272,23 +272,27 @@ fn acyclic(blocks: &[Block], sections: &Sections) -> Result<(), Refusal> {
 }
 
 /// lib0 v1 primitives over a byte slice; every read is bounds-checked.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
+pub(super) struct Reader<'a> {
+    pub(super) buf: &'a [u8],
+    pub(super) pos: usize,
 }
 
-impl Reader<'_> {
-    fn remaining(&self) -> usize {
+impl<'a> Reader<'a> {
+    pub(super) fn new(buf: &'a [u8]) -> Self {
+        Self { buf, pos: 0 }
+    }
+
+    pub(super) fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
 
-    fn u8(&mut self) -> Result<u8, Refusal> {
+    pub(super) fn u8(&mut self) -> Result<u8, Refusal> {
         let b = *self.buf.get(self.pos).ok_or(Refusal::Malformed)?;
         self.pos += 1;
         Ok(b)
     }
 
-    fn var_u64(&mut self) -> Result<u64, Refusal> {
+    pub(super) fn var_u64(&mut self) -> Result<u64, Refusal> {
         let mut value: u64 = 0;
         for shift in (0..64).step_by(7) {
             let b = self.u8()?;
@@ -302,15 +306,15 @@ impl Reader<'_> {
         Err(Refusal::Malformed)
     }
 
-    fn var_u32(&mut self) -> Result<u32, Refusal> {
+    pub(super) fn var_u32(&mut self) -> Result<u32, Refusal> {
         u32::try_from(self.var_u64()?).map_err(|_| Refusal::Malformed)
     }
 
-    fn id(&mut self) -> Result<(u64, u32), Refusal> {
+    pub(super) fn id(&mut self) -> Result<(u64, u32), Refusal> {
         Ok((self.var_u64()? & CLIENT_MASK, self.var_u32()?))
     }
 
-    fn bytes(&mut self) -> Result<&[u8], Refusal> {
+    pub(super) fn bytes(&mut self) -> Result<&'a [u8], Refusal> {
         let len = usize::try_from(self.var_u32()?).map_err(|_| Refusal::Malformed)?;
         let end = self.pos.checked_add(len).ok_or(Refusal::Malformed)?;
         let out = self.buf.get(self.pos..end).ok_or(Refusal::Malformed)?;
@@ -318,7 +322,7 @@ impl Reader<'_> {
         Ok(out)
     }
 
-    fn string(&mut self) -> Result<&str, Refusal> {
+    pub(super) fn string(&mut self) -> Result<&'a str, Refusal> {
         std::str::from_utf8(self.bytes()?).map_err(|_| Refusal::Malformed)
     }
 }

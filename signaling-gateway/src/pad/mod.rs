@@ -10,10 +10,10 @@
 //! written to disk: dropping the [`PadDoc`] frees it.
 
 mod causal;
+mod frame;
 
-use yrs::encoding::read::Cursor;
 use yrs::sync::{Message, SyncMessage};
-use yrs::updates::decoder::{Decode, DecoderV1};
+use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
@@ -154,16 +154,15 @@ impl PadDoc {
         if frame.len() > MAX_PAD_FRAME_BYTES {
             return Err(PadError::TooLarge);
         }
-        // yrs's decoders panic on some hostile input where it is built with
-        // debug assertions or overflow checks (two fuzz findings,
-        // `fuzz/regressions/pad_update/`): a refused frame, never a hub
-        // task down (which now ends the process, docs/security.md).
-        let msg = no_panic(|| {
-            let mut decoder = DecoderV1::new(Cursor::new(frame));
-            Message::decode(&mut decoder).ok()
-        })?;
-        match msg {
-            Message::Sync(SyncMessage::SyncStep1(sv)) => {
+        // yrs's decoders reserve memory for the counts a frame declares,
+        // and panic on some hostile input where built with debug
+        // assertions (fuzz findings, `fuzz/regressions/pad_update/`): the
+        // frame is read and its counts checked first (`frame.rs`), and yrs
+        // decodes under `catch_unwind` — a refused frame, never a hub task
+        // down or stalled.
+        match frame::parse(frame).map_err(|_| PadError::Malformed)? {
+            frame::Frame::Step1(sv) => {
+                let sv = no_panic(|| StateVector::decode_v1(sv).ok())?;
                 let diff = self
                     .guarded(|doc| doc.transact().encode_state_as_update_v1(&sv))
                     .ok_or(PadError::Malformed)?;
@@ -172,15 +171,15 @@ impl PadDoc {
                     relay: None,
                 })
             }
-            Message::Sync(SyncMessage::SyncStep2(update) | SyncMessage::Update(update)) => {
-                self.apply(&update)?;
+            frame::Frame::Step2(update) | frame::Frame::Update(update) => {
+                self.apply(update)?;
                 // Relayed as an Update whatever the step (y-websocket does the same).
                 Ok(PadReply {
                     reply: None,
-                    relay: Some(Message::Sync(SyncMessage::Update(update)).encode_v1()),
+                    relay: Some(Message::Sync(SyncMessage::Update(update.to_vec())).encode_v1()),
                 })
             }
-            Message::Awareness(_) => {
+            frame::Frame::Awareness => {
                 if frame.len() > MAX_AWARENESS_BYTES {
                     return Err(PadError::TooLarge);
                 }
@@ -191,8 +190,7 @@ impl PadDoc {
                 })
             }
             // Nothing to answer: we keep no awareness state to send.
-            Message::AwarenessQuery => Ok(PadReply::default()),
-            Message::Auth(_) | Message::Custom(..) => Err(PadError::Malformed),
+            frame::Frame::AwarenessQuery => Ok(PadReply::default()),
         }
     }
 
