@@ -29,6 +29,10 @@ fi
 /usr/bin/firefox-esr --version 2>/dev/null | tail -n1 || true
 /usr/sbin/nginx -v 2>&1 || true
 
+step "setup: the Prometheus project's Python client (its strict OpenMetrics parser checks /metrics in tests/e2e/metrics.test.mjs)"
+python3 -c 'import prometheus_client' 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check 'prometheus-client==0.21.1'
+
 step "setup: node packages for the browser tests"
 # puppeteer-core downloads no browser; the variable makes sure nothing does.
 (cd tests/e2e && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)

@@ -53,6 +53,9 @@ pub struct MediadConfig {
     /// Accept [`Mediad::inject_panic`] (tests of supervision; never in
     /// production).
     pub fault_injection: bool,
+    /// Datagrams (in + out) per second a worker carries at full load: the
+    /// denominator of its `stress` (`load.rs`).
+    pub worker_capacity_pps: u64,
 }
 
 /// The exit status of a process whose media worker failed (`EX_SOFTWARE`
@@ -70,14 +73,17 @@ impl Default for MediadConfig {
             limits: WorkerLimits::default(),
             exit_on_worker_failure: true,
             fault_injection: false,
+            worker_capacity_pps: load::DEFAULT_CAPACITY_PPS,
         }
     }
 }
 
 #[deny(clippy::indexing_slicing, clippy::expect_used)]
 pub mod core;
+pub mod exposition;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod load;
 pub mod metrics;
 
 use std::collections::HashMap;
@@ -204,6 +210,7 @@ struct WorkerHandle {
     waker: Waker,
     metrics: Arc<Metrics>,
     io: Arc<IoStats>,
+    tid: Arc<load::ThreadId>,
     port: u16,
     thread: Option<JoinHandle<()>>,
 }
@@ -214,6 +221,7 @@ pub struct Mediad {
     placement: Mutex<HashMap<ParticipantId, usize>>,
     backend: Backend,
     fault_injection: bool,
+    load: load::LoadSampler,
 }
 
 impl std::fmt::Debug for Mediad {
@@ -309,9 +317,12 @@ impl Mediad {
             let io = Arc::new(IoStats::new());
             let thread_io = io.clone();
             let exit_on_failure = config.exit_on_worker_failure;
+            let tid = Arc::new(load::ThreadId::default());
+            let thread_tid = tid.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("mediad-{i}"))
                 .spawn(move || {
+                    thread_tid.record_current();
                     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         salon_io::run(socket, backend, &thread_waker, &mut driven, &thread_io)
                     }));
@@ -329,6 +340,7 @@ impl Mediad {
                 waker,
                 metrics,
                 io,
+                tid,
                 port,
                 thread: Some(thread),
             });
@@ -339,6 +351,7 @@ impl Mediad {
                 placement: Mutex::new(HashMap::new()),
                 backend,
                 fault_injection: config.fault_injection,
+                load: load::LoadSampler::new(config.worker_capacity_pps),
             },
             EventQueue { rx: events_rx },
         ))
@@ -399,14 +412,62 @@ impl Mediad {
         }
     }
 
-    /// mediad's counters, summed over workers, as Prometheus text.
+    /// mediad's metrics (counters summed over workers, gauges per worker)
+    /// as OpenMetrics text (`exposition`).
     pub fn metrics_text(&self) -> String {
         let all: Vec<&Metrics> = self.workers.iter().map(|w| &*w.metrics).collect();
         let io: Vec<salon_io::IoStatsSnapshot> =
             self.workers.iter().map(|w| w.io.snapshot()).collect();
-        let mut text = metrics::render_prometheus(&all);
-        metrics::render_io(&mut text, &io);
-        text
+        let mut e = exposition::Exposition::new();
+        metrics::collect(&mut e, &all);
+        metrics::collect_io(&mut e, &io);
+        self.collect_load(&mut e, &io);
+        e.encode()
+    }
+
+    /// Each worker's load (`load.rs`), and the highest as the process's
+    /// `mediad_stress` (what a focus placing rooms reads).
+    fn collect_load(&self, e: &mut exposition::Exposition, io: &[salon_io::IoStatsSnapshot]) {
+        let packets: Vec<u64> = io.iter().map(|s| s.rx_datagrams + s.tx_datagrams).collect();
+        let tids: Vec<&load::ThreadId> = self.workers.iter().map(|w| &*w.tid).collect();
+        let loads = self.load.sample(Instant::now(), &packets, &tids);
+        let mut max = 0.0f64;
+        for (i, l) in loads.iter().enumerate() {
+            let w = i.to_string();
+            let worker = [("worker", w.as_str())];
+            e.gauge_with(
+                "mediad_worker_stress",
+                "Datagrams (in + out) per second over the worker's configured capacity (--worker-capacity-pps); 1.0 is full",
+                &worker,
+                l.stress,
+            );
+            e.gauge_with(
+                "mediad_worker_packet_rate",
+                "Datagrams (in + out) per second through the worker, between the last two scrapes a second or more apart",
+                &worker,
+                l.packet_rate,
+            );
+            e.gauge_with(
+                "mediad_worker_cpu_load",
+                "Share of one core the worker's thread used between the last two scrapes a second or more apart",
+                &worker,
+                l.cpu,
+            );
+            if let Some(s) = l.cpu_seconds {
+                e.gauge_with(
+                    "mediad_worker_cpu_seconds",
+                    "CPU seconds (user + system) the worker's thread used since it started",
+                    &worker,
+                    s,
+                );
+            }
+            max = max.max(l.stress);
+        }
+        e.gauge(
+            "mediad_stress",
+            "The most loaded worker's stress (as jicofo reads a bridge's stress_level)",
+            max,
+        );
     }
 
     /// Stop every worker and wait for their threads.

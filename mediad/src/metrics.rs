@@ -3,7 +3,6 @@
 //! Each worker owns one [`Metrics`]; only that worker's thread writes it
 //! (relaxed atomic adds, uncontended), the gateway thread reads it.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A monotonically increasing counter.
@@ -54,29 +53,73 @@ impl Gauge {
     }
 }
 
-/// Upper bounds (bit/s) of the [`Histogram`] buckets of receiver
-/// estimates; the last bucket is `+Inf`.
+/// Upper bounds (bit/s) of the buckets of receiver estimates; the last
+/// bucket is `+Inf`.
 pub const ESTIMATE_BUCKETS: [u64; 8] = [
     100_000, 200_000, 400_000, 800_000, 1_600_000, 3_200_000, 6_400_000, 12_800_000,
 ];
 
-/// A fixed-bucket histogram (non-cumulative counts; rendered cumulative):
-/// one observation per receiver per allocation round, so the counts are
-/// receiver-time (×100 ms) spent at each estimate, whatever the number of
-/// receivers — no per-receiver series.
-#[derive(Debug, Default)]
-pub struct Histogram {
-    buckets: [AtomicU64; ESTIMATE_BUCKETS.len() + 1],
-    sum: AtomicU64,
+/// The buckets of a [`Histogram`]: eight upper bounds in the unit
+/// observed, and the divisor that turns that unit into the exposed one
+/// (milliseconds observed, seconds exposed: 1000).
+pub trait Buckets: std::fmt::Debug + Default + Send + Sync {
+    /// Upper bounds, ascending; the last bucket is `+Inf`.
+    const BOUNDS: [u64; 8];
+    /// Observed unit per exposed unit.
+    const SCALE: f64;
 }
 
-impl Histogram {
+/// Receivers' bandwidth estimates, bit/s.
+#[derive(Debug, Default)]
+pub struct EstimateBps;
+impl Buckets for EstimateBps {
+    const BOUNDS: [u64; 8] = ESTIMATE_BUCKETS;
+    const SCALE: f64 = 1.0;
+}
+
+/// Round trips, observed in milliseconds, exposed in seconds.
+#[derive(Debug, Default)]
+pub struct RttMs;
+impl Buckets for RttMs {
+    const BOUNDS: [u64; 8] = [10, 25, 50, 100, 200, 400, 800, 1600];
+    const SCALE: f64 = 1000.0;
+}
+
+/// Loss fractions, observed in thousandths, exposed as fractions.
+#[derive(Debug, Default)]
+pub struct LossPerMille;
+impl Buckets for LossPerMille {
+    const BOUNDS: [u64; 8] = [1, 5, 10, 20, 50, 100, 200, 500];
+    const SCALE: f64 = 1000.0;
+}
+
+/// Interarrival jitter, observed in milliseconds, exposed in seconds.
+#[derive(Debug, Default)]
+pub struct JitterMs;
+impl Buckets for JitterMs {
+    const BOUNDS: [u64; 8] = [1, 2, 5, 10, 20, 50, 100, 200];
+    const SCALE: f64 = 1000.0;
+}
+
+/// A fixed-bucket histogram (non-cumulative counts; rendered cumulative),
+/// written by one worker thread with relaxed atomics: e.g. one observation
+/// per receiver per allocation round, so the counts are receiver-time
+/// (×100 ms) spent in each bucket, whatever the number of receivers — no
+/// per-receiver series.
+#[derive(Debug, Default)]
+pub struct Histogram<B: Buckets = EstimateBps> {
+    buckets: [AtomicU64; 9],
+    sum: AtomicU64,
+    _bounds: std::marker::PhantomData<B>,
+}
+
+impl<B: Buckets> Histogram<B> {
     /// Count one observation of `v`.
     pub fn observe(&self, v: u64) {
-        let i = ESTIMATE_BUCKETS
+        let i = B::BOUNDS
             .iter()
             .position(|&b| v <= b)
-            .unwrap_or(ESTIMATE_BUCKETS.len());
+            .unwrap_or(B::BOUNDS.len());
         if let Some(b) = self.buckets.get(i) {
             b.fetch_add(1, Ordering::Relaxed);
         }
@@ -84,13 +127,42 @@ impl Histogram {
     }
 
     /// Observations per bucket (not cumulative), and their sum.
-    pub fn counts(&self) -> ([u64; ESTIMATE_BUCKETS.len() + 1], u64) {
-        let mut out = [0; ESTIMATE_BUCKETS.len() + 1];
+    pub fn counts(&self) -> ([u64; 9], u64) {
+        let mut out = [0; 9];
         for (o, b) in out.iter_mut().zip(&self.buckets) {
             *o = b.load(Ordering::Relaxed);
         }
         (out, self.sum.load(Ordering::Relaxed))
     }
+}
+
+/// Several workers' histograms summed, into `e` under `name`.
+fn collect_histogram<B: Buckets>(
+    e: &mut crate::exposition::Exposition,
+    name: &str,
+    help: &str,
+    of: impl Iterator<Item = ([u64; 9], u64)>,
+) {
+    let mut total = [0u64; 9];
+    let mut sum = 0u64;
+    for (c, s) in of {
+        for (t, x) in total.iter_mut().zip(c) {
+            *t += x;
+        }
+        sum += s;
+    }
+    let buckets: Vec<(f64, u64)> = B::BOUNDS
+        .iter()
+        .zip(total)
+        .map(|(&le, n)| (le as f64 / B::SCALE, n))
+        .collect();
+    e.histogram(
+        name,
+        help,
+        sum as f64 / B::SCALE,
+        total.iter().sum(),
+        &buckets,
+    );
 }
 
 macro_rules! metrics {
@@ -103,6 +175,18 @@ macro_rules! metrics {
             /// Receivers' bandwidth estimates, one observation per receiver
             /// per allocation round (`mediad_receiver_estimate_bps`).
             pub receiver_estimate: Histogram,
+            /// Receivers' round trips (from transport-wide feedback), one
+            /// observation per receiver per allocation round.
+            pub receiver_rtt: Histogram<RttMs>,
+            /// Loss of what publishers send mediad, per stream, at each
+            /// receiver report mediad sends them (every second).
+            pub loss_in: Histogram<LossPerMille>,
+            /// Loss of what mediad sends receivers, per stream, as their
+            /// receiver reports say.
+            pub loss_out: Histogram<LossPerMille>,
+            /// Interarrival jitter of what publishers send mediad, per
+            /// stream, at each receiver report mediad sends them.
+            pub jitter_in: Histogram<JitterMs>,
         }
 
         impl Metrics {
@@ -191,65 +275,73 @@ metrics! {
     receivers_held: "Receivers whose estimate is held under the ceiling of a recent congestion episode.",
 }
 
-/// Render several workers' counters as Prometheus text (summed).
+/// Render several workers' counters (summed), the estimate histogram and
+/// the per-worker gauges, as OpenMetrics text (`crate::exposition`).
 pub fn render_prometheus(workers: &[&Metrics]) -> String {
-    let mut out = String::new();
+    let mut e = crate::exposition::Exposition::new();
+    collect(&mut e, workers);
+    e.encode()
+}
+
+/// Adds several workers' counters (summed), the estimate histogram and the
+/// per-worker gauges to `e`.
+pub fn collect(e: &mut crate::exposition::Exposition, workers: &[&Metrics]) {
     let Some(first) = workers.first() else {
-        return out;
+        return;
     };
     for (i, (name, help, _)) in first.snapshot().into_iter().enumerate() {
         let total: u64 = workers
             .iter()
             .map(|m| m.snapshot().get(i).map_or(0, |s| s.2))
             .sum();
-        let _ = writeln!(out, "# HELP mediad_{name}_total {help}");
-        let _ = writeln!(out, "# TYPE mediad_{name}_total counter");
-        let _ = writeln!(out, "mediad_{name}_total {total}");
+        e.counter(&format!("mediad_{name}"), help, total);
     }
-    // The estimate histogram, summed over workers, cumulative.
-    let name = "mediad_receiver_estimate_bps";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Receivers' bandwidth estimates, one observation per receiver per 100 ms allocation round."
+    collect_histogram::<EstimateBps>(
+        e,
+        "mediad_receiver_estimate_bps",
+        "Receivers' bandwidth estimates, one observation per receiver per 100 ms allocation round.",
+        workers.iter().map(|m| m.receiver_estimate.counts()),
     );
-    let _ = writeln!(out, "# TYPE {name} histogram");
-    let mut total = [0u64; ESTIMATE_BUCKETS.len() + 1];
-    let mut sum = 0u64;
-    for m in workers {
-        let (c, s) = m.receiver_estimate.counts();
-        for (t, x) in total.iter_mut().zip(c) {
-            *t += x;
-        }
-        sum += s;
-    }
-    let mut cumulative = 0;
-    for (i, n) in total.iter().enumerate() {
-        cumulative += n;
-        match ESTIMATE_BUCKETS.get(i) {
-            Some(le) => {
-                let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
-            }
-            None => {
-                let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
-            }
-        }
-    }
-    let _ = writeln!(out, "{name}_sum {sum}");
-    let _ = writeln!(out, "{name}_count {cumulative}");
+    collect_histogram::<RttMs>(
+        e,
+        "mediad_receiver_rtt_seconds",
+        "Receivers' round-trip times (transport-wide feedback), one observation per receiver per 100 ms allocation round.",
+        workers.iter().map(|m| m.receiver_rtt.counts()),
+    );
+    collect_histogram::<LossPerMille>(
+        e,
+        "mediad_loss_in_ratio",
+        "Loss fraction of publishers' streams into mediad, one observation per stream per receiver report (1 s).",
+        workers.iter().map(|m| m.loss_in.counts()),
+    );
+    collect_histogram::<LossPerMille>(
+        e,
+        "mediad_loss_out_ratio",
+        "Loss fraction of the streams mediad sends, as receivers report it, one observation per report block.",
+        workers.iter().map(|m| m.loss_out.counts()),
+    );
+    collect_histogram::<JitterMs>(
+        e,
+        "mediad_jitter_in_seconds",
+        "Interarrival jitter of publishers' streams into mediad, one observation per stream per receiver report (1 s).",
+        workers.iter().map(|m| m.jitter_in.counts()),
+    );
     // Gauges per worker: a budget is per worker, not a sum.
     for (i, (name, help, _)) in first.gauges().into_iter().enumerate() {
-        let _ = writeln!(out, "# HELP mediad_{name} {help}");
-        let _ = writeln!(out, "# TYPE mediad_{name} gauge");
         for (w, m) in workers.iter().enumerate() {
             let v = m.gauges().get(i).map_or(0, |g| g.2);
-            let _ = writeln!(out, "mediad_{name}{{worker=\"{w}\"}} {v}");
+            e.gauge_with(
+                &format!("mediad_{name}"),
+                help,
+                &[("worker", &w.to_string())],
+                v as f64,
+            );
         }
     }
-    out
 }
 
-/// Append the io drivers' counters (summed over workers) as Prometheus text.
-pub fn render_io(out: &mut String, workers: &[salon_io::IoStatsSnapshot]) {
+/// Adds the io drivers' counters (summed over workers) to `e`.
+pub fn collect_io(e: &mut crate::exposition::Exposition, workers: &[salon_io::IoStatsSnapshot]) {
     let sum = |f: fn(&salon_io::IoStatsSnapshot) -> u64| -> u64 { workers.iter().map(f).sum() };
     let rows: [(&str, &str, u64); 8] = [
         (
@@ -286,8 +378,6 @@ pub fn render_io(out: &mut String, workers: &[salon_io::IoStatsSnapshot]) {
         ),
     ];
     for (name, help, v) in rows {
-        let _ = writeln!(out, "# HELP mediad_io_{name}_total {help}");
-        let _ = writeln!(out, "# TYPE mediad_io_{name}_total counter");
-        let _ = writeln!(out, "mediad_io_{name}_total {v}");
+        e.counter(&format!("mediad_io_{name}"), help, v);
     }
 }

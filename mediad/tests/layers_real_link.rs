@@ -653,7 +653,7 @@ fn the_episode_shows_in_the_metrics() {
     let m = sim.net.metrics();
     let text = salon_mediad::metrics::render_prometheus(&[m]);
     for needle in [
-        "mediad_receiver_estimate_bps_bucket{le=\"400000\"}",
+        "mediad_receiver_estimate_bps_bucket{le=\"400000.0\"}",
         "mediad_receiver_estimate_bps_count",
         "mediad_probes_queue_built_total",
         "mediad_layer_switches_down_total",

@@ -1,6 +1,7 @@
-//! Gateway counters, exposed in Prometheus text format on `/metrics`.
+//! Gateway counters, exposed on `/metrics` through `prometheus-client`
+//! (OpenMetrics text, `salon_mediad::exposition`).
 
-use std::fmt::Write as _;
+use salon_mediad::exposition::Exposition;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -59,6 +60,9 @@ pub struct Metrics {
     /// `error` messages sent to browsers, by code (media errors, refused
     /// constraints, forbidden actions…): what went wrong, for operators.
     errors_sent: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// Rooms by size and members by role, as of the hub task's last turn
+    /// (at most a second old).
+    census: Mutex<(crate::hub::Census, Option<std::time::Instant>)>,
 }
 
 impl Metrics {
@@ -101,8 +105,8 @@ impl Metrics {
         }
     }
 
-    /// Prometheus text exposition.
-    pub fn render(&self) -> String {
+    /// The gateway's metrics for one scrape (`/metrics` joins mediad's).
+    pub fn collect(&self) -> Exposition {
         let rows: [(&str, &str, &str, &AtomicU64); 18] = [
             (
                 "salon_gateway_http_requests_total",
@@ -213,71 +217,88 @@ impl Metrics {
                 &self.tls_handshake_failures,
             ),
         ];
-        let mut out = String::with_capacity(1024);
+        let mut e = Exposition::new();
         for (name, kind, help, v) in rows {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
+            let v = v.load(Ordering::Relaxed);
+            match kind {
+                "counter" => e.counter(name, help, v),
+                _ => e.gauge(name, help, v as f64),
+            }
         }
-        let _ = writeln!(
-            out,
-            "# HELP salon_policy_failures_total Policy hook or load failures (failed closed)"
-        );
-        let _ = writeln!(out, "# TYPE salon_policy_failures_total counter");
         if let Ok(f) = self.policy_failures.lock() {
             for (hook, kind, n) in f.iter() {
-                let _ = writeln!(
-                    out,
-                    "salon_policy_failures_total{{hook=\"{hook}\",kind=\"{kind}\"}} {n}"
+                e.counter_with(
+                    "salon_policy_failures_total",
+                    "Policy hook or load failures (failed closed)",
+                    &[("hook", hook), ("kind", kind)],
+                    *n,
                 );
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP salon_gateway_connections_refused_total WebSocket upgrades and TCP connections refused, by reason"
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE salon_gateway_connections_refused_total counter"
-        );
         for (reason, v) in [
             ("global-cap", &self.refused_global),
             ("per-ip-cap", &self.refused_per_ip),
             ("http-per-ip-cap", &self.refused_http_per_ip),
         ] {
-            let _ = writeln!(
-                out,
-                "salon_gateway_connections_refused_total{{reason=\"{reason}\"}} {}",
-                v.load(Ordering::Relaxed)
+            e.counter_with(
+                "salon_gateway_connections_refused_total",
+                "WebSocket upgrades and TCP connections refused, by reason",
+                &[("reason", reason)],
+                v.load(Ordering::Relaxed),
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP salon_gateway_sockets_closed_total Sockets closed by the abuse bounds, by reason"
-        );
-        let _ = writeln!(out, "# TYPE salon_gateway_sockets_closed_total counter");
         if let Ok(m) = self.sockets_closed.lock() {
             for (reason, n) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "salon_gateway_sockets_closed_total{{reason=\"{reason}\"}} {n}"
+                e.counter_with(
+                    "salon_gateway_sockets_closed_total",
+                    "Sockets closed by the abuse bounds, by reason",
+                    &[("reason", reason)],
+                    *n,
                 );
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP salon_gateway_errors_sent_total Error messages sent to browsers, by code"
-        );
-        let _ = writeln!(out, "# TYPE salon_gateway_errors_sent_total counter");
         if let Ok(m) = self.errors_sent.lock() {
             for (code, n) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "salon_gateway_errors_sent_total{{code=\"{code}\"}} {n}"
+                e.counter_with(
+                    "salon_gateway_errors_sent_total",
+                    "Error messages sent to browsers, by code",
+                    &[("code", code)],
+                    *n,
                 );
             }
         }
-        out
+        if let Ok(guard) = self.census.lock() {
+            let c = &guard.0;
+            for ((_, size), n) in crate::hub::SIZE_BUCKETS.iter().zip(c.by_size) {
+                e.gauge_with(
+                    "salon_conferences_by_size",
+                    "Conferences by their number of participants (lobby excluded), as jicofo's conference_sizes",
+                    &[("size", size)],
+                    n as f64,
+                );
+            }
+            for (role, n) in ["moderator", "participant", "guest"].iter().zip(c.by_role) {
+                e.gauge_with(
+                    "salon_participants_by_role",
+                    "Participants in a conference, by role",
+                    &[("role", role)],
+                    n as f64,
+                );
+            }
+        }
+        e
+    }
+
+    /// Takes the hub's census of rooms and roles if the last one is a
+    /// second old (called by the hub task after each turn; O(members)).
+    pub fn census_if_due(&self, hub: &crate::hub::Hub, now: std::time::Instant) {
+        if let Ok(mut c) = self.census.lock()
+            && c.1.is_none_or(|at| {
+                now.saturating_duration_since(at) >= std::time::Duration::from_secs(1)
+            })
+        {
+            *c = (hub.census(), Some(now));
+        }
     }
 }
 
@@ -290,13 +311,13 @@ mod tests {
         let m = Metrics::default();
         Metrics::inc(&m.ws_connections);
         Metrics::inc(&m.ws_connections);
-        let text = m.render();
+        let text = m.collect().encode();
         assert!(text.contains("salon_gateway_ws_connections_total 2\n"));
         assert!(text.contains("# TYPE salon_gateway_rooms gauge\n"));
         m.error_sent("media");
         m.error_sent("media");
         m.error_sent("forbidden");
-        let text = m.render();
+        let text = m.collect().encode();
         assert!(text.contains("salon_gateway_errors_sent_total{code=\"media\"} 2\n"));
         assert!(text.contains("salon_gateway_errors_sent_total{code=\"forbidden\"} 1\n"));
     }

@@ -87,6 +87,11 @@ impl Worker {
                 && let Some(e) = t.fed_estimate_bps()
             {
                 self.metrics.receiver_estimate.observe(e);
+                if let Some(rtt) = t.rtt() {
+                    self.metrics
+                        .receiver_rtt
+                        .observe(u64::try_from(rtt.as_millis()).unwrap_or(u64::MAX));
+                }
                 held += u64::from(t.bwe_ceiling_bps().is_some());
             }
         }

@@ -14,6 +14,7 @@ use super::Worker;
 use super::ids::{LayerIdx, Table, TransportId};
 use super::track::Legs;
 use super::transport::{Route, Transport};
+use crate::MediaKind;
 use crate::control::TransportKind;
 use crate::metrics::Metrics;
 
@@ -117,6 +118,13 @@ impl Worker {
                 }
                 (TransportKind::Subscribe, RtcpPacket::Pli(pli)) => {
                     self.on_receiver_keyframe_request(idx, pli.media_ssrc, now, tx);
+                }
+                (TransportKind::Subscribe, RtcpPacket::ReceiverReport(rr)) => {
+                    for b in rr.reports() {
+                        self.metrics
+                            .loss_out
+                            .observe(u64::from(b.fraction_lost) * 1000 / 256);
+                    }
                 }
                 (TransportKind::Subscribe, RtcpPacket::Fir(fir)) => {
                     for entry in fir.entries() {
@@ -231,10 +239,22 @@ impl Worker {
                     let Some(track) = self.tracks.get_mut(ti) else {
                         continue;
                     };
+                    // RTP clock: 48 kHz for Opus, 90 kHz for video.
+                    let clock_khz = if track.kind == MediaKind::Audio {
+                        48
+                    } else {
+                        90
+                    };
                     for layer in &mut track.layers {
                         if let Some(ssrc) = layer.ssrc
                             && let Some(b) = layer.stats.report(ssrc, now)
                         {
+                            self.metrics
+                                .loss_in
+                                .observe(u64::from(b.fraction_lost) * 1000 / 256);
+                            self.metrics
+                                .jitter_in
+                                .observe(u64::from(b.jitter) / clock_khz);
                             blocks.push(b);
                         }
                     }

@@ -149,6 +149,11 @@ struct Args {
     /// meeting). 0: never.
     #[arg(long, default_value_t = 10)]
     hub_stall_secs: u64,
+    /// Datagrams (in + out) per second one media worker carries at full
+    /// load: the denominator of `mediad_worker_stress` and `mediad_stress`
+    /// (JVB's packet-rate load threshold).
+    #[arg(long, default_value_t = salon_mediad::load::DEFAULT_CAPACITY_PPS)]
+    worker_capacity_pps: u64,
     /// Messages a signaling socket may send per second, sustained (pad
     /// sockets: five times as many). 0: no limit.
     #[arg(long, default_value_t = 20)]
@@ -627,6 +632,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
         exit_on_worker_failure: true,
         fault_injection: args.enable_fault_injection,
+        worker_capacity_pps: args.worker_capacity_pps,
     };
     let (mediad, media_events) = Mediad::start(config).context("starting mediad")?;
     let mediad = Arc::new(mediad);

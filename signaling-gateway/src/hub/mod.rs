@@ -38,10 +38,12 @@
 //!   network address for anonymous guests), and a room's bans;
 //! - `limits`: the abuse bounds ([`HubLimits`]) and their mechanisms
 //!   (coalescing pacers, token buckets);
-//! - `timers`: the deadlines of coalesced sends.
+//! - `timers`: the deadlines of coalesced sends;
+//! - `census`: rooms by size and members by role, for metrics.
 
 mod arrival;
 mod bans;
+mod census;
 mod chat;
 mod limits;
 mod lobby;
@@ -69,6 +71,7 @@ use crate::control::{Command, ParticipantId, RoomId};
 use crate::protocol::{ClientMessage, ErrorCode, ProtocolError, ServerMessage, parse_client};
 
 pub use bans::PeerKey;
+pub use census::{Census, SIZE_BUCKETS};
 pub use chat::{CHAT_BURST, CHAT_RATE_PER_SEC};
 pub use limits::{DEFAULT_KICK_BAN, DEFAULT_LOBBY_CAP, DEFAULT_PAD_QUEUE_BYTES, HubLimits};
 pub use lobby::DEFAULT_DENY_COOLDOWN;

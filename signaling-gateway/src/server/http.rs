@@ -99,12 +99,12 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
 }
 
 fn metrics_page(shared: &Shared) -> Response<Body> {
-    let mut text = shared.metrics.render();
-    text.push_str(&shared.media.metrics_text());
+    let gateway = shared.metrics.collect().encode();
+    let media = shared.media.metrics_text();
     respond(
         StatusCode::OK,
-        "text/plain; version=0.0.4; charset=utf-8",
-        text,
+        salon_mediad::exposition::CONTENT_TYPE,
+        salon_mediad::exposition::join(&[&gateway, &media]),
     )
 }
 

@@ -1202,6 +1202,7 @@ fn drain(
     if let Some(policy) = hub.policy() {
         metrics.set_policy(policy);
     }
+    metrics.census_if_due(hub, std::time::Instant::now());
 }
 
 type Body = Full<Bytes>;
