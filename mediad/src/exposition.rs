@@ -22,6 +22,8 @@ type Labels = Vec<(String, String)>;
 enum Value {
     Counter(u64),
     Gauge(f64),
+    /// A gauge of whole numbers (written without a decimal point).
+    GaugeInt(i64),
     /// Sum, count, and (upper bound, count in that bucket) — not
     /// cumulative; the last bound is `f64::INFINITY`.
     Histogram(f64, u64, Vec<(f64, u64)>),
@@ -90,6 +92,22 @@ impl Exposition {
             .push((owned(labels), Value::Gauge(value)));
     }
 
+    /// A gauge of whole numbers (a count, bytes).
+    pub fn gauge_int(&mut self, name: &str, help: &str, value: u64) {
+        self.family(name, help).samples.push((
+            Vec::new(),
+            Value::GaugeInt(i64::try_from(value).unwrap_or(i64::MAX)),
+        ));
+    }
+
+    /// One labelled sample of a whole-number gauge family.
+    pub fn gauge_int_with(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: u64) {
+        self.family(name, help).samples.push((
+            owned(labels),
+            Value::GaugeInt(i64::try_from(value).unwrap_or(i64::MAX)),
+        ));
+    }
+
     /// A histogram: `buckets` are (upper bound, observations in that
     /// bucket only), ascending; observations above the last bound go to
     /// `+Inf` (`count` minus the buckets' sum).
@@ -136,7 +154,7 @@ impl Collector for Exposition {
             };
             let kind = match first {
                 Value::Counter(_) => MetricType::Counter,
-                Value::Gauge(_) => MetricType::Gauge,
+                Value::Gauge(_) | Value::GaugeInt(_) => MetricType::Gauge,
                 Value::Histogram(..) => MetricType::Histogram,
             };
             let mut metric = encoder.encode_descriptor(&f.name, &f.help, None, kind)?;
@@ -156,6 +174,7 @@ fn encode_value(target: &mut MetricEncoder<'_>, value: &Value) -> Result<(), std
     match value {
         Value::Counter(v) => target.encode_counter::<NoLabelSet, u64, u64>(v, None),
         Value::Gauge(v) => target.encode_gauge(v),
+        Value::GaugeInt(v) => target.encode_gauge(v),
         Value::Histogram(sum, count, buckets) => {
             target.encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)
         }

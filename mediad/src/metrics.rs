@@ -330,11 +330,11 @@ pub fn collect(e: &mut crate::exposition::Exposition, workers: &[&Metrics]) {
     for (i, (name, help, _)) in first.gauges().into_iter().enumerate() {
         for (w, m) in workers.iter().enumerate() {
             let v = m.gauges().get(i).map_or(0, |g| g.2);
-            e.gauge_with(
+            e.gauge_int_with(
                 &format!("mediad_{name}"),
                 help,
                 &[("worker", &w.to_string())],
-                v as f64,
+                v,
             );
         }
     }

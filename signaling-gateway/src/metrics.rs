@@ -222,7 +222,7 @@ impl Metrics {
             let v = v.load(Ordering::Relaxed);
             match kind {
                 "counter" => e.counter(name, help, v),
-                _ => e.gauge(name, help, v as f64),
+                _ => e.gauge_int(name, help, v),
             }
         }
         if let Ok(f) = self.policy_failures.lock() {
@@ -270,19 +270,19 @@ impl Metrics {
         if let Ok(guard) = self.census.lock() {
             let c = &guard.0;
             for ((_, size), n) in crate::hub::SIZE_BUCKETS.iter().zip(c.by_size) {
-                e.gauge_with(
+                e.gauge_int_with(
                     "salon_conferences_by_size",
                     "Conferences by their number of participants (lobby excluded), as jicofo's conference_sizes",
                     &[("size", size)],
-                    n as f64,
+                    n,
                 );
             }
             for (role, n) in ["moderator", "participant", "guest"].iter().zip(c.by_role) {
-                e.gauge_with(
+                e.gauge_int_with(
                     "salon_participants_by_role",
                     "Participants in a conference, by role",
                     &[("role", role)],
-                    n as f64,
+                    n,
                 );
             }
         }

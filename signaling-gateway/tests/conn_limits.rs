@@ -186,9 +186,11 @@ async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     .await
 }
 
+/// A sample's value (gauges are written as floats: `3.0`).
 fn metric(body: &str, name: &str) -> u64 {
     body.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+        .map(|v| v as u64)
         .unwrap_or_else(|| panic!("{name} not in {body}"))
 }
 

@@ -399,10 +399,12 @@ async fn pad_next(ws: &mut WebSocketStream<TcpStream>) -> Result<Vec<u8>, String
     }
 }
 
+/// A sample's value (gauges are written as floats: `3.0`).
 async fn metric(addr: std::net::SocketAddr, name: &str) -> u64 {
     let (_, _, body) = http_get(addr, "/metrics").await;
     body.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+        .map(|v| v as u64)
         .unwrap()
 }
 
