@@ -8,7 +8,8 @@
 //! The filter is installed in the child between `fork` and `exec`
 //! (`pre_exec`): `PR_SET_NO_NEW_PRIVS`, then a classic BPF program that
 //! makes `io_uring_setup`, `io_uring_enter` and `io_uring_register` fail
-//! with `EPERM` and allows every other call. No root needed: with
+//! with `EPERM` (Docker's profile) or `ENOSYS` (podman's, in Debian 12's
+//! containers-common) and allows every other call. No root needed: with
 //! `NO_NEW_PRIVS` any user may install a filter. It applies to that
 //! process only, never to this test.
 //!
@@ -66,12 +67,13 @@ fn jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
 
 /// The classic BPF program: on another architecture, allow (the x32 ABI
 /// numbers differ and are not matched either: this is a test filter, not a
-/// sandbox); the three io_uring calls return `EPERM`; the rest is allowed.
-fn deny_io_uring_program() -> Vec<libc::sock_filter> {
+/// sandbox); the three io_uring calls fail with `errno`; the rest is
+/// allowed.
+fn deny_io_uring_program(errno: i32) -> Vec<libc::sock_filter> {
     let ld_w_abs = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
     let jeq_k = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
     let ret_k = libc::BPF_RET | libc::BPF_K;
-    let eperm = libc::SECCOMP_RET_ERRNO | (libc::EPERM as u32 & libc::SECCOMP_RET_DATA);
+    let deny = libc::SECCOMP_RET_ERRNO | (errno as u32 & libc::SECCOMP_RET_DATA);
     let denied = [
         libc::SYS_io_uring_setup,
         libc::SYS_io_uring_enter,
@@ -84,20 +86,20 @@ fn deny_io_uring_program() -> Vec<libc::sock_filter> {
         stmt(ld_w_abs, OFFSET_NR),
     ];
     for nr in denied {
-        // Match: the next instruction (EPERM); no match: skip it, to the
+        // Match: the next instruction (the errno); no match: skip it, to the
         // next test (or ALLOW after the last one).
         prog.push(jump(jeq_k, nr as u32, 0, 1));
-        prog.push(stmt(ret_k, eperm));
+        prog.push(stmt(ret_k, deny));
     }
     prog.push(stmt(ret_k, libc::SECCOMP_RET_ALLOW));
     prog
 }
 
 /// `cmd` will run under [`deny_io_uring_program`].
-fn deny_io_uring(cmd: &mut Command) {
+fn deny_io_uring(cmd: &mut Command, errno: i32) {
     // Built before the fork: the closure below only makes system calls
     // (no allocation after fork).
-    let prog = deny_io_uring_program();
+    let prog = deny_io_uring_program(errno);
     let len = u16::try_from(prog.len()).unwrap();
     let hook = move || {
         // On the child's stack, pointing into `prog`, which the closure
@@ -141,7 +143,9 @@ struct Salon {
 }
 
 impl Salon {
-    fn start(bin: &Path, seccomp: bool) -> Salon {
+    /// `deny`: the errno the io_uring calls fail with, or `None` for no
+    /// filter.
+    fn start(bin: &Path, deny: Option<i32>) -> Salon {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut cmd = Command::new(bin);
         cmd.args([
@@ -164,8 +168,8 @@ impl Salon {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-        if seccomp {
-            deny_io_uring(&mut cmd);
+        if let Some(errno) = deny {
+            deny_io_uring(&mut cmd, errno);
         }
         let mut child = cmd.spawn().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
@@ -253,7 +257,7 @@ fn io_uring_denied_by_seccomp_falls_back_to_epoll_and_serves_a_meeting() {
     // filter's doing, not the machine's.
     let uring_here = salon_io::probe_uring().is_ok();
     if uring_here {
-        let plain = Salon::start(&bin, false);
+        let plain = Salon::start(&bin, None);
         let line = plain.log_line(&["mediad worker started"]);
         assert!(
             line.as_deref().is_some_and(|l| l.contains("backend=uring")),
@@ -266,7 +270,7 @@ fn io_uring_denied_by_seccomp_falls_back_to_epoll_and_serves_a_meeting() {
     }
 
     let t0 = Instant::now();
-    let salon = Salon::start(&bin, true);
+    let salon = Salon::start(&bin, Some(libc::EPERM));
     // Why: at warn, with the errno of the denied io_uring_setup.
     let why = salon
         .log_line(&["io_uring unavailable", "falling back to epoll"])
@@ -346,4 +350,32 @@ fn io_uring_denied_by_seccomp_falls_back_to_epoll_and_serves_a_meeting() {
         r.loss_percent
     );
     assert!(t0.elapsed() < Duration::from_secs(60), "{:?}", t0.elapsed());
+}
+
+#[test]
+fn io_uring_missing_as_podman_reports_it_falls_back_to_epoll() {
+    let Some(bin) = salon_bin() else {
+        eprintln!("SKIPPED: no salon binary at ../target/debug/salon");
+        return;
+    };
+    // podman's default profile (Debian 12) does not list io_uring: its
+    // default action answers ENOSYS, as an old kernel would.
+    let salon = Salon::start(&bin, Some(libc::ENOSYS));
+    let why = salon
+        .log_line(&["io_uring unavailable", "falling back to epoll"])
+        .unwrap_or_else(|| panic!("no fallback warning:\n{}", salon.log()));
+    if salon_io::probe_uring().is_ok() {
+        assert!(
+            why.contains("io_uring_setup: Function not implemented (os error 38)"),
+            "{why}"
+        );
+    }
+    let started = salon.log_line(&["mediad worker started"]);
+    assert!(
+        started
+            .as_deref()
+            .is_some_and(|l| l.contains("backend=epoll")),
+        "{started:?}\n{}",
+        salon.log()
+    );
 }
