@@ -108,8 +108,11 @@ fn deny_io_uring(cmd: &mut Command, errno: i32) {
             len,
             filter: prog.as_ptr().cast_mut(),
         };
+        // prctl is variadic and the kernel reads its arguments as unsigned
+        // longs: pass them as such.
+        let (one, zero): (libc::c_ulong, libc::c_ulong) = (1, 0);
         // SAFETY: prctl with integer arguments only; async-signal-safe.
-        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, one, zero, zero, zero) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
         // SAFETY: `fprog` points to `prog`, alive and unchanged for this
@@ -117,10 +120,10 @@ fn deny_io_uring(cmd: &mut Command, errno: i32) {
         let rc = unsafe {
             libc::prctl(
                 libc::PR_SET_SECCOMP,
-                libc::SECCOMP_MODE_FILTER,
+                libc::c_ulong::from(libc::SECCOMP_MODE_FILTER),
                 &raw const fprog,
-                0,
-                0,
+                zero,
+                zero,
             )
         };
         if rc != 0 {
