@@ -52,6 +52,8 @@ pub struct Metrics {
     pub accept_errors: AtomicU64,
     /// TLS handshakes that failed or did not finish in time.
     pub tls_handshake_failures: AtomicU64,
+    /// TURN credentials handed out (`joined`, `resumed`, `ice-servers`).
+    pub turn_credentials: AtomicU64,
     /// Sockets closed by the server's abuse bounds, by close reason.
     sockets_closed: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Policy failures: (hook, kind, count), non-zero ones.
@@ -103,7 +105,7 @@ impl Metrics {
 
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 18] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 19] = [
             (
                 "salon_gateway_http_requests_total",
                 "counter",
@@ -187,6 +189,12 @@ impl Metrics {
                 "gauge",
                 "Sessions waiting in lobbies",
                 &self.lobby_waiting,
+            ),
+            (
+                "salon_gateway_turn_credentials_total",
+                "counter",
+                "TURN credentials minted for participants",
+                &self.turn_credentials,
             ),
             (
                 "salon_policy_reloads_total",

@@ -38,7 +38,9 @@
 //!   network address for anonymous guests), and a room's bans;
 //! - `limits`: the abuse bounds ([`HubLimits`]) and their mechanisms
 //!   (coalescing pacers, token buckets);
-//! - `timers`: the deadlines of coalesced sends.
+//! - `timers`: the deadlines of coalesced sends;
+//! - `turn`: TURN credentials for members (at admission, on resume, and
+//!   fresh ones before they expire) — never for a guest in a lobby.
 
 mod arrival;
 mod bans;
@@ -54,6 +56,7 @@ mod session;
 #[cfg(test)]
 mod tests;
 mod timers;
+mod turn;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
@@ -67,6 +70,7 @@ use salon_plugins::{Authenticator, PolicyHost, Role};
 
 use crate::control::{Command, ParticipantId, RoomId};
 use crate::protocol::{ClientMessage, ErrorCode, ProtocolError, ServerMessage, parse_client};
+use crate::turn::TurnConfig;
 
 pub use bans::PeerKey;
 pub use chat::{CHAT_BURST, CHAT_RATE_PER_SEC};
@@ -178,6 +182,9 @@ pub struct Hub {
     peers: BTreeMap<ParticipantId, PeerKey>,
     /// Lobby entries and knocks per network address.
     knock_buckets: BTreeMap<PeerKey, RateBucket>,
+    /// TURN servers and their shared secret (`None`: no TURN, empty
+    /// `ice_servers`).
+    turn: Option<TurnConfig>,
     outputs: VecDeque<Output>,
 }
 
@@ -215,6 +222,7 @@ impl Hub {
             timers: Timers::default(),
             peers: BTreeMap::new(),
             knock_buckets: BTreeMap::new(),
+            turn: None,
             outputs: VecDeque::new(),
         }
     }
@@ -357,7 +365,7 @@ impl Hub {
                 self.join(id, room, name, jwt, now);
             }
             (ClientMessage::Resume { token, media }, Outside::Idle) => {
-                self.resume(id, &token, media);
+                self.resume(id, &token, media, now);
             }
             (
                 ClientMessage::Join { .. } | ClientMessage::Resume { .. },
@@ -477,6 +485,7 @@ impl Hub {
             Timer::Constraints(id) => self.constraints_due(id, now),
             Timer::PadSync(conn) => self.pad_sync_due(conn, now),
             Timer::PadAwareness(conn) => self.pad_awareness_due(conn, now),
+            Timer::TurnRefresh(id) => self.turn_refresh_due(id, now),
         }
     }
 

@@ -149,6 +149,8 @@ pub struct ServeOptions {
     /// The hub's abuse bounds (lobby cap, knock limits, kick ban, pacing of
     /// state broadcasts and pad answers, pad queue bound).
     pub hub_limits: crate::hub::HubLimits,
+    /// TURN servers whose credentials members get (`None`: no TURN).
+    pub turn: Option<crate::turn::TurnConfig>,
 }
 
 /// Operator branding of the client.
@@ -238,6 +240,7 @@ impl Default for ServeOptions {
             default_last_n: None,
             reconnect_grace: Duration::ZERO,
             hub_limits: crate::hub::HubLimits::default(),
+            turn: None,
         }
     }
 }
@@ -479,6 +482,14 @@ pub async fn serve(
     hub.set_default_last_n(opts.default_last_n);
     hub.set_reconnect_grace(opts.reconnect_grace);
     hub.set_limits(opts.hub_limits.clone());
+    if let Some(turn) = &opts.turn {
+        tracing::info!(
+            urls = ?turn.urls(),
+            ttl_secs = turn.ttl().as_secs(),
+            "TURN credentials for members"
+        );
+        hub.set_turn(turn.clone());
+    }
     let reload = Reload {
         poll: opts.policy_poll,
         sighup: opts.reload_on_sighup,
@@ -1047,6 +1058,9 @@ fn enqueue(
     let tx = sockets.get(&to)?;
     if let ServerMessage::Error { code, .. } = &msg {
         metrics.error_sent(code.as_str());
+    }
+    if msg.carries_turn_credentials() {
+        Metrics::inc(&metrics.turn_credentials);
     }
     let note = Note::of(&msg);
     let text = match last {
