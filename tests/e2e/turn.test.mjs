@@ -1,0 +1,251 @@
+// TURN with coturn, for networks that let only TCP or HTTPS out. Two
+// "hosts" on loopback addresses (twoHosts): the server side (127.0.0.2)
+// runs Salon, mediad and our own coturn (deploy/coturn/turnserver.conf
+// rendered for the test: loopback addresses, a test certificate made now
+// with openssl, its own log); Aline's Chromium sits there too. Bruno's
+// Chromium sits on the other side (127.0.0.3) behind an nftables rule that
+// drops all of its UDP and every TCP connection to the server except
+// Salon's HTTP port and one TURN port: no direct path to mediad, neither
+// UDP nor ICE-TCP.
+//  1. Only TURN over TLS (5349) open: Bruno joins, both decode each other,
+//     and getStats shows Bruno's selected local candidates are `relay` with
+//     `relayProtocol: 'tls'` (Chromium trusts coturn's test certificate by
+//     its SPKI pin, as https.test.mjs does).
+//  2. Only TURN over TCP (3478) open: the same with `relayProtocol: 'tcp'`.
+// coturn relays only to mediad's address (`allowed-peer-ip`; everything
+// else is denied). Needs root (namespaces, nft), coturn and nftables;
+// skipped otherwise.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import {
+  REPO_ROOT,
+  haveCommand,
+  joinRoom,
+  launchBrowser,
+  makeTestCerts,
+  receiving,
+  sleep,
+  startSalon,
+  twoHosts,
+  waitFor,
+} from './helpers.mjs';
+
+const SERVER = '127.0.0.2';
+const TURN_PORT = 3478;
+const TURNS_PORT = 5349;
+const TEMPLATE = path.join(REPO_ROOT, 'deploy/coturn/turnserver.conf');
+
+/**
+ * deploy/coturn/turnserver.conf for the test: each operator value replaced.
+ * Everything here lives on 127/8, which coturn refuses as peers by default:
+ * `allow-loopback-peers` lifts that, and the template's own `denied-peer-ip`
+ * (everything) / `allowed-peer-ip` (mediad only) still decide. Throws if a
+ * value is no longer in the template: the test and the file must not drift.
+ */
+function renderCoturn(template, { cert, key, secret, dir }) {
+  const swaps = [
+    ['listening-ip=198.51.100.20', `listening-ip=${SERVER}`],
+    ['relay-ip=198.51.100.20', `relay-ip=${SERVER}`],
+    ['max-port=65535', 'max-port=49400'],
+    ['/etc/letsencrypt/live/turn.example.org/fullchain.pem', cert],
+    ['/etc/letsencrypt/live/turn.example.org/privkey.pem', key],
+    ['static-auth-secret=CHANGE-ME-openssl-rand-hex-32', `static-auth-secret=${secret}`],
+    ['realm=turn.example.org', 'realm=salon-e2e'],
+    ['allowed-peer-ip=203.0.113.10', `allowed-peer-ip=${SERVER}\nallow-loopback-peers`],
+    ['\nsyslog\n', `\nlog-file=${dir}/turn.log\nsimple-log\nno-stdout-log\npidfile=${dir}/turn.pid\n`],
+  ];
+  let out = template;
+  for (const [from, to] of swaps) {
+    if (!out.includes(from)) throw new Error(`deploy/coturn/turnserver.conf no longer has ${JSON.stringify(from)}`);
+    out = out.split(from).join(to);
+  }
+  const left = out.split('\n').filter((l) => !l.trim().startsWith('#') && /example\.org|198\.51\.100|203\.0\.113/.test(l));
+  if (left.length) throw new Error(`deploy/coturn/turnserver.conf has operator values not rendered: ${left.join(' / ')}`);
+  return out;
+}
+
+/** Our own turnserver in namespace `ns` (never the system service). */
+async function startCoturn(ns, conf, dir) {
+  const child = spawn('ip', ['netns', 'exec', ns, 'turnserver', '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const log = () => readFile(path.join(dir, 'turn.log'), 'utf8').catch(() => '');
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    if ((await Promise.race([exited, sleep(5_000).then(() => null)])) === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+  const listening = () => {
+    const out = execFileSync('ip', ['netns', 'exec', ns, 'ss', '-Hltn', `sport = :${TURNS_PORT}`], { encoding: 'utf8' });
+    return out.includes(`${SERVER}:${TURNS_PORT}`);
+  };
+  try {
+    await waitFor(() => child.exitCode === null && listening(), 'coturn listening', 10_000, 100);
+  } catch (e) {
+    await stop();
+    throw new Error(`coturn did not start: ${e.message}\n${stderr}\n${await log()}`);
+  }
+  return { stop, log };
+}
+
+/**
+ * Bruno's side lets out only TCP to Salon's HTTP port and to `turnPort`:
+ * all UDP is dropped (counted), and so is any other TCP to the server
+ * (mediad's ICE-TCP included).
+ */
+function firewall(ns, httpPort, turnPort) {
+  const nft = (script) => execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: script, stdio: ['pipe', 'ignore', 'pipe'] });
+  try {
+    execFileSync('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', 'salon_turn'], { stdio: 'ignore' });
+  } catch {
+    // Not there yet.
+  }
+  nft(`table inet salon_turn {
+  chain out {
+    type filter hook output priority 0; policy accept;
+    meta l4proto udp counter drop
+    ip daddr ${SERVER} tcp dport != { ${httpPort}, ${turnPort} } counter drop
+  }
+}
+`);
+  return () => {
+    const out = execFileSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'table', 'inet', 'salon_turn'], { encoding: 'utf8' });
+    const counts = [...out.matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
+    assert.equal(counts.length, 2, out);
+    return { udpDropped: counts[0] ?? 0, tcpDropped: counts[1] ?? 0 };
+  };
+}
+
+/** A counter of `/metrics` on Salon's admin listener, which is on the loopback of namespace `ns`. */
+function metricIn(ns, salon, name) {
+  const script = `fetch(${JSON.stringify(`${salon.adminUrl}metrics`)}).then((r) => r.text()).then((t) => process.stdout.write(t))`;
+  const text = execFileSync('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { encoding: 'utf8' });
+  return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? 'NaN');
+}
+
+/** The selected candidate pair of each of the page's transports. */
+const selectedPairs = (p) =>
+  p.page.evaluate(async () => {
+    const out = {};
+    for (const [name, pc] of Object.entries(window.salonTest.pcs())) {
+      if (!pc) continue;
+      const stats = await pc.getStats();
+      let pair = null;
+      stats.forEach((s) => {
+        if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+      });
+      if (!pair) {
+        out[name] = null;
+        continue;
+      }
+      const l = stats.get(pair.localCandidateId);
+      const r = stats.get(pair.remoteCandidateId);
+      out[name] = {
+        state: pair.state,
+        local: { type: l.candidateType, relayProtocol: l.relayProtocol, protocol: l.protocol, address: l.address, port: l.port },
+        remote: { type: r.candidateType, protocol: r.protocol, address: r.address, port: r.port },
+      };
+    }
+    return out;
+  });
+
+const skip =
+  process.getuid?.() !== 0
+    ? 'needs root for network namespaces and nftables'
+    : !haveCommand('turnserver')
+      ? 'coturn is not installed (apt-get install coturn)'
+      : !haveCommand('nft')
+        ? 'nftables is not installed (apt-get install nftables)'
+        : false;
+
+test('UDP blocked: through coturn over TLS, then over TCP, never straight to mediad', { timeout: 240_000, skip }, async (t) => {
+  const started = Date.now();
+  const log = (what) => t.diagnostic(`${((Date.now() - started) / 1000).toFixed(1)} s: ${what}`);
+  const net = await twoHosts();
+  t.after(() => net.cleanup());
+  const certs = await makeTestCerts({ dns: ['localhost'], ips: [SERVER] });
+  t.after(() => certs.cleanup());
+  const dir = await mkdtemp(path.join(tmpdir(), 'salon-coturn-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const secret = randomBytes(32).toString('hex');
+  await writeFile(path.join(dir, 'turn-secret'), `${secret}\n`, { mode: 0o600 });
+  const conf = path.join(dir, 'turnserver.conf');
+  await writeFile(conf, renderCoturn(await readFile(TEMPLATE, 'utf8'), { cert: certs.cert, key: certs.key, secret, dir }));
+  const coturn = await startCoturn(net.srv, conf, dir);
+  t.after(() => coturn.stop());
+
+  const salon = await startSalon({
+    netns: net.srv,
+    listen: `${SERVER}:0`,
+    extraArgs: [
+      '--media-ip', SERVER,
+      '--turn-secret-file', path.join(dir, 'turn-secret'),
+      '--turn-url', `turns:${SERVER}:${TURNS_PORT}?transport=tcp`,
+      '--turn-url', `turn:${SERVER}:${TURN_PORT}?transport=tcp`,
+      '--turn-url', `turn:${SERVER}:${TURN_PORT}?transport=udp`,
+      '--turn-ttl-secs', '600',
+    ],
+  });
+  t.after(() => salon.stop());
+  const httpPort = Number(new URL(salon.url).port);
+  let dropped = firewall(net.rcv, httpPort, TURNS_PORT);
+
+  const near = await launchBrowser({ netns: net.srv });
+  t.after(() => near.close());
+  const far = await launchBrowser({ netns: net.rcv, spki: [certs.spki] });
+  t.after(() => far.close());
+
+  const aline = await joinRoom(near.context, salon.url, 'Reunion-Relais', 'Aline');
+  for (const [turnPort, relayProtocol, name] of [
+    [TURNS_PORT, 'tls', 'Bruno'],
+    [TURN_PORT, 'tcp', 'Bruno-TCP'],
+  ]) {
+    if (turnPort !== TURNS_PORT) dropped = firewall(net.rcv, httpPort, turnPort);
+    const joinedAt = Date.now();
+    const bruno = await joinRoom(far.context, salon.url, 'Reunion-Relais', name);
+    const bothWays = await Promise.all([receiving(aline, bruno, 60_000), receiving(bruno, aline, 60_000)]);
+    log(`${name} (only TURN/${relayProtocol} open): media both ways ${Date.now() - joinedAt} ms after joining (${bothWays.join(' / ')} ms windows)`);
+    const pairs = await selectedPairs(bruno);
+    log(`${name}'s selected pairs: ${JSON.stringify(pairs)}`);
+    for (const which of ['pub', 'sub']) {
+      const pair = pairs[which];
+      assert.ok(pair, `${name}'s ${which} transport has a selected pair`);
+      assert.equal(pair.local.type, 'relay', `${name}'s ${which} goes through TURN`);
+      assert.equal(pair.local.relayProtocol, relayProtocol, `${name}'s ${which} reaches coturn over ${relayProtocol}`);
+      // The relayed address is coturn's (relay-ip, min-port..max-port).
+      assert.equal(pair.local.address, SERVER);
+      assert.ok(pair.local.port >= 49152 && pair.local.port <= 49400, `relay port ${pair.local.port}`);
+      assert.equal(pair.remote.address, SERVER, "the far end is mediad's candidate");
+      assert.equal(pair.remote.protocol, 'udp', 'coturn relays to mediad over UDP');
+    }
+    // Aline, beside the server, goes straight to mediad.
+    const direct = await selectedPairs(aline);
+    assert.equal(direct.sub?.local.type, 'host', 'Aline does not need TURN');
+    const d = dropped();
+    log(`${name}'s side dropped ${d.udpDropped} UDP and ${d.tcpDropped} other TCP packets`);
+    assert.ok(d.udpDropped > 0, 'the browser did try UDP, and it was dropped');
+    await bruno.page.evaluate(() => window.salonTest.leaveNow());
+    await bruno.page.close();
+  }
+  const minted = metricIn(net.srv, salon, 'salon_gateway_turn_credentials_total');
+  log(`credentials minted: ${minted}`);
+  assert.ok(minted >= 3, `one per join at least (${minted})`);
+  const turnLog = await coturn.log();
+  if (process.env.SALON_TURN_LOG) await writeFile(process.env.SALON_TURN_LOG, turnLog);
+  // Without `verbose`, coturn logs its start and errors only: no
+  // allocation, no username.
+  assert.doesNotMatch(turnLog, /\d{10}:\d+/, 'coturn logs no TURN username');
+  assert.doesNotMatch(turnLog, new RegExp(secret), 'coturn does not log the secret');
+  assert.doesNotMatch(salon.logs(), new RegExp(secret), 'Salon does not log the secret');
+});
