@@ -13,11 +13,12 @@
 //     its SPKI pin, as https.test.mjs does).
 //  2. Only TURN over TCP (3478) open: the same with `relayProtocol: 'tcp'`.
 // coturn relays only to mediad's address (`allowed-peer-ip`; everything
-// else is denied). Needs root (namespaces, nft), coturn and nftables;
+// else is denied: turnutils_uclient's permission for another peer gets
+// 403). Needs root (namespaces, nft), coturn and nftables;
 // skipped otherwise.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -184,6 +185,20 @@ test('UDP blocked: through coturn over TLS, then over TCP, never straight to med
   await writeFile(conf, renderCoturn(await readFile(TEMPLATE, 'utf8'), { cert: certs.cert, key: certs.key, secret, dir }));
   const coturn = await startCoturn(net.srv, conf, dir);
   t.after(() => coturn.stop());
+
+  // coturn relays to mediad's address only: another peer (here Bruno's
+  // side, 127.0.0.3) is refused, with the same valid credentials.
+  // (It exits non-zero when refused: its output says why.)
+  const uclient = (peer) => {
+    const r = spawnSync(
+      'ip',
+      ['netns', 'exec', net.srv, 'timeout', '10', 'turnutils_uclient', '-W', secret, '-u', 'probe', '-e', peer, '-r', '9', '-n', '1', '-c', SERVER],
+      { encoding: 'utf8' },
+    );
+    return `${r.stdout}${r.stderr}`;
+  };
+  assert.match(uclient('127.0.0.3'), /403 \(Forbidden IP\)/, 'a peer other than mediad is refused');
+  assert.doesNotMatch(uclient(SERVER), /error/i, "mediad's address is allowed");
 
   const salon = await startSalon({
     netns: net.srv,
