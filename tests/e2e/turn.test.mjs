@@ -12,6 +12,8 @@
 //     `relayProtocol: 'tls'` (Chromium trusts coturn's test certificate by
 //     its SPKI pin, as https.test.mjs does).
 //  2. Only TURN over TCP (3478) open: the same with `relayProtocol: 'tcp'`.
+//  3. 30 s after Aline joined (TTL 60 s), fresh credentials reach both of
+//     her transports (`ice-servers`, applied with setConfiguration).
 // coturn relays only to mediad's address (`allowed-peer-ip`; everything
 // else is denied: turnutils_uclient's permission for another peer gets
 // 403). Needs root (namespaces, nft), coturn and nftables;
@@ -170,7 +172,7 @@ const skip =
         ? 'nftables is not installed (apt-get install nftables)'
         : false;
 
-test('UDP blocked: through coturn over TLS, then over TCP, never straight to mediad', { timeout: 240_000, skip }, async (t) => {
+test('UDP blocked: through coturn over TLS, then over TCP, never straight to mediad', { timeout: 300_000, skip }, async (t) => {
   const started = Date.now();
   const log = (what) => t.diagnostic(`${((Date.now() - started) / 1000).toFixed(1)} s: ${what}`);
   const net = await twoHosts();
@@ -209,7 +211,8 @@ test('UDP blocked: through coturn over TLS, then over TCP, never straight to med
       '--turn-url', `turns:${SERVER}:${TURNS_PORT}?transport=tcp`,
       '--turn-url', `turn:${SERVER}:${TURN_PORT}?transport=tcp`,
       '--turn-url', `turn:${SERVER}:${TURN_PORT}?transport=udp`,
-      '--turn-ttl-secs', '600',
+      // The shortest TTL: a refresh (`ice-servers`) comes 30 s after each join.
+      '--turn-ttl-secs', '60',
     ],
   });
   t.after(() => salon.stop());
@@ -222,6 +225,17 @@ test('UDP blocked: through coturn over TLS, then over TCP, never straight to med
   t.after(() => far.close());
 
   const aline = await joinRoom(near.context, salon.url, 'Reunion-Relais', 'Aline');
+  const alineJoined = Date.now();
+  // The credentials of `joined` are in both of Aline's transports.
+  const turnUsernames = (p) =>
+    p.page.evaluate(() =>
+      Object.values(window.salonTest.pcs())
+        .filter(Boolean)
+        .map((pc) => pc.getConfiguration().iceServers?.[0]?.username ?? null),
+    );
+  const [first] = await turnUsernames(aline);
+  assert.match(first ?? '', /^\d{10}:\d+$/, 'a TURN REST username: <expiry>:<participant id>');
+  assert.equal(first.split(':')[1], aline.id);
   for (const [turnPort, relayProtocol, name] of [
     [TURNS_PORT, 'tls', 'Bruno'],
     [TURN_PORT, 'tcp', 'Bruno-TCP'],
@@ -253,6 +267,19 @@ test('UDP blocked: through coturn over TLS, then over TCP, never straight to med
     await bruno.page.evaluate(() => window.salonTest.leaveNow());
     await bruno.page.close();
   }
+  // Half-way through their life the gateway sends fresh credentials, and
+  // the client applies them to its open transports (setConfiguration).
+  const fresh = await waitFor(
+    async () => {
+      const names = await turnUsernames(aline);
+      return names.length === 2 && names.every((n) => n !== first) ? names : null;
+    },
+    'fresh TURN credentials in both of Aline\'s transports',
+    Math.max(1_000, alineJoined + 45_000 - Date.now()),
+    250,
+  );
+  log(`Aline's credentials refreshed ${Date.now() - alineJoined} ms after joining: ${first} → ${fresh[0]}`);
+  assert.ok(Number(fresh[0].split(':')[0]) > Number(first.split(':')[0]), 'the fresh ones expire later');
   const minted = metricIn(net.srv, salon, 'salon_gateway_turn_credentials_total');
   log(`credentials minted: ${minted}`);
   assert.ok(minted >= 3, `one per join at least (${minted})`);
