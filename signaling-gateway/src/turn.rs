@@ -30,9 +30,9 @@ pub const MIN_TTL: Duration = Duration::from_secs(60);
 /// this long).
 pub const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// The default credential lifetime: a day, longer than any meeting (see
-/// `docs/deploy.md`: an allocation made with a credential cannot be
-/// refreshed by coturn after its expiry).
+/// The default credential lifetime: a day, longer than any meeting, so a
+/// relayed call never depends on coturn accepting an expired credential
+/// on its allocation's refreshes (coturn 4.6.1 does: `docs/deploy.md`).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// The secret shared with coturn (`static-auth-secret`). Its `Debug` hides

@@ -190,8 +190,8 @@ struct Args {
     #[arg(long, requires = "turn_urls")]
     turn_secret_file: Option<PathBuf>,
     /// Lifetime of a TURN credential, in seconds (60 to 604800); fresh
-    /// ones are sent half-way through. A relayed call longer than this
-    /// needs an ICE restart (docs/deploy.md).
+    /// ones are sent half-way through, for the next TURN allocations
+    /// (docs/deploy.md).
     #[arg(long, default_value_t = salon_gateway::turn::DEFAULT_TTL.as_secs())]
     turn_ttl_secs: u64,
     /// Tests of supervision only: SIGUSR2 makes media worker 0 panic (the
