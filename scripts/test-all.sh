@@ -26,6 +26,9 @@ command -v openssl >/dev/null || missing+=(openssl)
 # a browser's UDP with nft.
 [ -x /usr/bin/turnserver ] || missing+=(coturn)
 command -v nft >/dev/null || missing+=(nftables)
+# nginx's stream module: the same test splits port 443 by SNI
+# (deploy/coturn/nginx-stream.conf).
+[ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
 if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null

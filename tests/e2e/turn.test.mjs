@@ -14,6 +14,9 @@
 //  2. Only TURN over TCP (3478) open: the same with `relayProtocol: 'tcp'`.
 //  3. 30 s after Aline joined (TTL 60 s), fresh credentials reach both of
 //     her transports (`ice-servers`, applied with setConfiguration).
+// A second test leaves Bruno TCP to port 443 only: nginx's `stream` module
+// (deploy/coturn/nginx-stream.conf) splits it by SNI between Salon's HTTPS
+// and coturn's TLS; Bruno gets the page and relays over TLS through it.
 // coturn relays only to mediad's address (`allowed-peer-ip`; everything
 // else is denied: turnutils_uclient's permission for another peer gets
 // 403). Needs root (namespaces, nft), coturn and nftables;
@@ -22,11 +25,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
+  NGINX,
   REPO_ROOT,
+  ensureNginx,
   haveCommand,
   joinRoom,
   launchBrowser,
@@ -72,6 +78,70 @@ function renderCoturn(template, { cert, key, secret, dir }) {
   return out;
 }
 
+const STREAM_TEMPLATE = path.join(REPO_ROOT, 'deploy/coturn/nginx-stream.conf');
+const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
+
+/**
+ * deploy/coturn/nginx-stream.conf for the test: the TURN name, the
+ * backends and the listener on the server's address. Throws if a value is
+ * no longer in the file.
+ */
+function renderStream(template, { turnName, https }) {
+  const swaps = [
+    ['turn.example.org', turnName],
+    ['127.0.0.1:5349', `${SERVER}:${TURNS_PORT}`],
+    ['127.0.0.1:8443', https],
+    ['listen 443;', `listen ${SERVER}:443;`],
+    ['listen [::]:443;', ''],
+  ];
+  let out = template;
+  for (const [from, to] of swaps) {
+    if (!out.includes(from)) throw new Error(`deploy/coturn/nginx-stream.conf no longer has ${JSON.stringify(from)}`);
+    out = out.split(from).join(to);
+  }
+  return out;
+}
+
+/** Our own nginx (never the system service) in namespace `ns`, with only the rendered `stream` block. */
+async function startStreamNginx(ns, stream, dir) {
+  const conf = path.join(dir, 'nginx.conf');
+  await writeFile(
+    conf,
+    [
+      `load_module ${STREAM_MODULE};`,
+      'daemon off;',
+      'master_process off;',
+      'worker_processes 1;',
+      `pid ${path.join(dir, 'nginx.pid')};`,
+      `error_log ${path.join(dir, 'nginx-error.log')} info;`,
+      'events { worker_connections 256; }',
+      stream,
+      '',
+    ].join('\n'),
+  );
+  const args = ['-p', dir, '-c', conf, '-e', path.join(dir, 'nginx-error.log')];
+  execFileSync(NGINX, [...args, '-t', '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('ip', ['netns', 'exec', ns, NGINX, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    if ((await Promise.race([exited, sleep(5_000).then(() => null)])) === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+  const listening = () =>
+    execFileSync('ip', ['netns', 'exec', ns, 'ss', '-Hltn', 'sport = :443'], { encoding: 'utf8' }).includes(`${SERVER}:443`);
+  try {
+    await waitFor(() => child.exitCode === null && listening(), 'nginx listening on 443', 10_000, 100);
+  } catch (e) {
+    await stop();
+    throw new Error(`nginx did not start: ${e.message}\n${await readFile(path.join(dir, 'nginx-error.log'), 'utf8').catch(() => '')}`);
+  }
+  return { stop };
+}
+
 /** Our own turnserver in namespace `ns` (never the system service). */
 async function startCoturn(ns, conf, dir) {
   const child = spawn('ip', ['netns', 'exec', ns, 'turnserver', '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -103,11 +173,11 @@ async function startCoturn(ns, conf, dir) {
 }
 
 /**
- * Bruno's side lets out only TCP to Salon's HTTP port and to `turnPort`:
- * all UDP is dropped (counted), and so is any other TCP to the server
- * (mediad's ICE-TCP included).
+ * Bruno's side lets out only TCP to the server's `ports` (Salon's HTTP
+ * port and one TURN port): all UDP is dropped (counted), and so is any
+ * other TCP to the server (mediad's ICE-TCP included).
  */
-function firewall(ns, httpPort, turnPort) {
+function firewall(ns, ports) {
   const nft = (script) => execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: script, stdio: ['pipe', 'ignore', 'pipe'] });
   try {
     execFileSync('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', 'salon_turn'], { stdio: 'ignore' });
@@ -118,7 +188,7 @@ function firewall(ns, httpPort, turnPort) {
   chain out {
     type filter hook output priority 0; policy accept;
     meta l4proto udp counter drop
-    ip daddr ${SERVER} tcp dport != { ${httpPort}, ${turnPort} } counter drop
+    ip daddr ${SERVER} tcp dport != { ${[...new Set(ports)].join(', ')} } counter drop
   }
 }
 `);
@@ -217,7 +287,7 @@ test('UDP blocked: through coturn over TLS, then over TCP, never straight to med
   });
   t.after(() => salon.stop());
   const httpPort = Number(new URL(salon.url).port);
-  let dropped = firewall(net.rcv, httpPort, TURNS_PORT);
+  let dropped = firewall(net.rcv, [httpPort, TURNS_PORT]);
 
   const near = await launchBrowser({ netns: net.srv });
   t.after(() => near.close());
@@ -240,7 +310,7 @@ test('UDP blocked: through coturn over TLS, then over TCP, never straight to med
     [TURNS_PORT, 'tls', 'Bruno'],
     [TURN_PORT, 'tcp', 'Bruno-TCP'],
   ]) {
-    if (turnPort !== TURNS_PORT) dropped = firewall(net.rcv, httpPort, turnPort);
+    if (turnPort !== TURNS_PORT) dropped = firewall(net.rcv, [httpPort, turnPort]);
     const joinedAt = Date.now();
     const bruno = await joinRoom(far.context, salon.url, 'Reunion-Relais', name);
     const bothWays = await Promise.all([receiving(aline, bruno, 60_000), receiving(bruno, aline, 60_000)]);
@@ -290,4 +360,77 @@ test('UDP blocked: through coturn over TLS, then over TCP, never straight to med
   assert.doesNotMatch(turnLog, /\d{10}:\d+/, 'coturn logs no TURN username');
   assert.doesNotMatch(turnLog, new RegExp(secret), 'coturn does not log the secret');
   assert.doesNotMatch(salon.logs(), new RegExp(secret), 'Salon does not log the secret');
+});
+
+const skipStream =
+  skip ||
+  (ensureNginx() === null
+    ? "Debian's nginx is not installed (apt-get install nginx)"
+    : !existsSync(STREAM_MODULE)
+      ? "nginx's stream module is not installed (apt-get install libnginx-mod-stream)"
+      : false);
+
+test('only port 443 open: the page and TURN/TLS share it, split by SNI (nginx stream, ssl_preread)', { timeout: 300_000, skip: skipStream }, async (t) => {
+  const started = Date.now();
+  const log = (what) => t.diagnostic(`${((Date.now() - started) / 1000).toFixed(1)} s: ${what}`);
+  const [site, turnName] = ['salon.test', 'turn.salon.test'];
+  const net = await twoHosts();
+  t.after(() => net.cleanup());
+  const certs = await makeTestCerts({ dns: [site, turnName], ips: [SERVER] });
+  t.after(() => certs.cleanup());
+  const dir = await mkdtemp(path.join(tmpdir(), 'salon-coturn-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const secret = randomBytes(32).toString('hex');
+  await writeFile(path.join(dir, 'turn-secret'), `${secret}\n`, { mode: 0o600 });
+  const conf = path.join(dir, 'turnserver.conf');
+  await writeFile(conf, renderCoturn(await readFile(TEMPLATE, 'utf8'), { cert: certs.cert, key: certs.key, secret, dir }));
+  const coturn = await startCoturn(net.srv, conf, dir);
+  t.after(() => coturn.stop());
+  // Salon serves HTTPS behind the split, on 8443.
+  const https = `${SERVER}:8443`;
+  const salon = await startSalon({
+    netns: net.srv,
+    listen: https,
+    tls: { cert: certs.cert, key: certs.key },
+    extraArgs: [
+      '--media-ip', SERVER,
+      '--allowed-host', site,
+      '--allowed-host', SERVER,
+      '--turn-secret-file', path.join(dir, 'turn-secret'),
+      '--turn-url', `turns:${turnName}:443?transport=tcp`,
+    ],
+  });
+  t.after(() => salon.stop());
+  const nginx = await startStreamNginx(net.srv, renderStream(await readFile(STREAM_TEMPLATE, 'utf8'), { turnName, https }), dir);
+  t.after(() => nginx.stop());
+  // Bruno's side: UDP dropped, TCP to the server on 443 only.
+  const dropped = firewall(net.rcv, [443]);
+
+  const near = await launchBrowser({ netns: net.srv, spki: [certs.spki] });
+  t.after(() => near.close());
+  // Both names resolve to the server, as DNS would.
+  const far = await launchBrowser({
+    netns: net.rcv,
+    spki: [certs.spki],
+    args: [`--host-resolver-rules=MAP ${site} ${SERVER}, MAP ${turnName} ${SERVER}`],
+  });
+  t.after(() => far.close());
+
+  const aline = await joinRoom(near.context, salon.url, 'Reunion-443', 'Aline');
+  const joinedAt = Date.now();
+  const bruno = await joinRoom(far.context, `https://${site}/`, 'Reunion-443', 'Bruno');
+  const windows = await Promise.all([receiving(aline, bruno, 60_000), receiving(bruno, aline, 60_000)]);
+  log(`Bruno (only 443/tcp open): media both ways ${Date.now() - joinedAt} ms after joining (${windows.join(' / ')} ms windows)`);
+  const pairs = await selectedPairs(bruno);
+  log(`Bruno's selected pairs: ${JSON.stringify(pairs)}`);
+  for (const which of ['pub', 'sub']) {
+    const pair = pairs[which];
+    assert.ok(pair, `Bruno's ${which} transport has a selected pair`);
+    assert.equal(pair.local.type, 'relay');
+    assert.equal(pair.local.relayProtocol, 'tls', `Bruno's ${which} reaches coturn over TLS on 443`);
+    assert.equal(pair.remote.address, SERVER);
+  }
+  const d = dropped();
+  log(`Bruno's side dropped ${d.udpDropped} UDP and ${d.tcpDropped} other TCP packets`);
+  assert.ok(d.udpDropped > 0);
 });
