@@ -111,9 +111,19 @@ export class Session {
     }
   }
 
+  /** A transport with the TURN servers; without them if the browser refuses their URLs. */
+  #newPc() {
+    try {
+      return new RTCPeerConnection({ iceServers: this.iceServers });
+    } catch (e) {
+      console.warn('ice servers refused', e);
+      return new RTCPeerConnection();
+    }
+  }
+
   /** Opens the subscribe transport (on `joined`). */
   open() {
-    this.sub = new RTCPeerConnection({ iceServers: this.iceServers });
+    this.sub = this.#newPc();
     this.sub.addEventListener('track', (ev) => this.#remoteTrack(ev));
   }
 
@@ -146,7 +156,7 @@ export class Session {
 
   #ensurePublishPc() {
     if (this.pub) return this.pub;
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    const pc = this.#newPc();
     this.pub = pc;
     pc.addEventListener('connectionstatechange', () => {
       if (pc.connectionState === 'failed') this.onFailed();
