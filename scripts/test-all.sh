@@ -12,7 +12,7 @@ SUDO=""
 
 step() { printf '\n=== %s\n' "$*"; }
 
-step "setup: system packages (chromium and firefox-esr for the browser tests, nginx and openssl for the HTTPS ones)"
+step "setup: system packages (chromium and firefox-esr for the browser tests, nginx and openssl for the HTTPS ones, coturn and nftables for TURN)"
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
@@ -21,6 +21,14 @@ missing=()
 # with policy-rc.d does not even start it).
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v openssl >/dev/null || missing+=(openssl)
+# coturn and nftables: tests/e2e/turn.test.mjs starts its own turnserver
+# from deploy/coturn/turnserver.conf (never the system service) and blocks
+# a browser's UDP with nft.
+[ -x /usr/bin/turnserver ] || missing+=(coturn)
+command -v nft >/dev/null || missing+=(nftables)
+# nginx's stream module: the same test splits port 443 by SNI
+# (deploy/coturn/nginx-stream.conf).
+[ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
 if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -28,6 +36,7 @@ fi
 /usr/bin/chromium --version 2>/dev/null | tail -n1 || true
 /usr/bin/firefox-esr --version 2>/dev/null | tail -n1 || true
 /usr/sbin/nginx -v 2>&1 || true
+/usr/bin/turnserver --version 2>&1 | head -n1 || true
 
 step "setup: the Prometheus project's Python client (its strict OpenMetrics parser checks /metrics in tests/e2e/metrics.test.mjs)"
 python3 -c 'import prometheus_client' 2>/dev/null \

@@ -12,6 +12,7 @@
 //!   `poll_output` out).
 //! - [`server`]: the tokio/hyper driver: HTTP routes, WebSocket sessions, and
 //!   the hub task that owns the [`hub::Hub`].
+//! - [`turn`]: TURN REST credentials for the browsers' `iceServers`.
 //! - [`MediaControl`]: what the gateway needs of the media plane, so tests can
 //!   use a recording fake. Events come back through an `mpsc` the gateway
 //!   owns ([`media_event_channel`]).
@@ -27,6 +28,7 @@ pub mod pad;
 pub mod protocol;
 pub mod server;
 pub mod tls;
+pub mod turn;
 mod web;
 
 use tokio::sync::mpsc;
@@ -37,6 +39,7 @@ pub use server::{
     AdminListener, Brand, HubPanicked, RedirectListener, ServeOptions, TlsOptions, serve,
 };
 pub use tls::{ServerCert, TlsError};
+pub use turn::{TurnConfig, TurnSecret};
 
 /// The media plane as the gateway sees it.
 pub trait MediaControl: Send + Sync {

@@ -53,6 +53,8 @@ pub struct Metrics {
     pub accept_errors: AtomicU64,
     /// TLS handshakes that failed or did not finish in time.
     pub tls_handshake_failures: AtomicU64,
+    /// TURN credentials handed out (`joined`, `resumed`, `ice-servers`).
+    pub turn_credentials: AtomicU64,
     /// Sockets closed by the server's abuse bounds, by close reason.
     sockets_closed: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Policy failures: (hook, kind, count), non-zero ones.
@@ -107,7 +109,7 @@ impl Metrics {
 
     /// The gateway's metrics for one scrape (`/metrics` joins mediad's).
     pub fn collect(&self) -> Exposition {
-        let rows: [(&str, &str, &str, &AtomicU64); 18] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 19] = [
             (
                 "salon_gateway_http_requests_total",
                 "counter",
@@ -191,6 +193,12 @@ impl Metrics {
                 "gauge",
                 "Sessions waiting in lobbies",
                 &self.lobby_waiting,
+            ),
+            (
+                "salon_gateway_turn_credentials_total",
+                "counter",
+                "TURN credentials minted for participants",
+                &self.turn_credentials,
             ),
             (
                 "salon_policy_reloads_total",

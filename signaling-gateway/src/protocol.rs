@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::control::{RoomId, TransportKind};
+pub use crate::turn::IceServer;
 
 /// Largest accepted text frame, in bytes. Bigger frames get
 /// [`ErrorCode::TooLarge`] (the socket stays open).
@@ -522,6 +523,10 @@ pub enum ServerMessage {
         /// Single use: send it in `resume` from a new socket to take this
         /// place back after a dropped socket (within the grace period).
         resume_token: String,
+        /// TURN servers with credentials minted for you
+        /// (`RTCConfiguration.iceServers`); empty when the server has no
+        /// TURN. Fresh ones come in `ice-servers` before these expire.
+        ice_servers: Vec<IceServer>,
     },
     /// Your `resume` succeeded: your place, as `joined` describes it.
     Resumed {
@@ -548,6 +553,15 @@ pub enum ServerMessage {
         video_stopped: bool,
         /// Whether you asked for audio only.
         audio_only: bool,
+        /// Fresh TURN credentials, as in `joined`.
+        ice_servers: Vec<IceServer>,
+    },
+    /// Fresh TURN credentials before the previous ones expire: apply them
+    /// with `RTCPeerConnection.setConfiguration` (they serve the next ICE
+    /// gathering: a new transport or an ICE restart).
+    IceServers {
+        /// As in `joined`.
+        ice_servers: Vec<IceServer>,
     },
     /// Someone's socket dropped: they keep their place for the grace period.
     ParticipantReconnecting {
@@ -723,6 +737,16 @@ impl ServerMessage {
         ServerMessage::Error {
             code: e.code,
             message: e.detail.clone(),
+        }
+    }
+
+    /// Whether the message hands out TURN credentials (metrics).
+    pub fn carries_turn_credentials(&self) -> bool {
+        match self {
+            ServerMessage::Joined { ice_servers, .. }
+            | ServerMessage::Resumed { ice_servers, .. }
+            | ServerMessage::IceServers { ice_servers } => !ice_servers.is_empty(),
+            _ => false,
         }
     }
 
@@ -1453,9 +1477,29 @@ mod tests {
             }],
             pad_token: "t".into(),
             resume_token: "r".into(),
+            ice_servers: vec![IceServer {
+                urls: vec!["turns:turn.example.org:443?transport=tcp".into()],
+                username: "1700086400:7".into(),
+                credential: "c".into(),
+            }],
         };
         let v: Value = serde_json::from_str(&m.to_json()).unwrap();
         assert_eq!(v["pad_token"], "t");
+        assert_eq!(
+            v["ice_servers"],
+            serde_json::json!([{
+                "urls": ["turns:turn.example.org:443?transport=tcp"],
+                "username": "1700086400:7",
+                "credential": "c",
+            }])
+        );
+        let refresh = ServerMessage::IceServers {
+            ice_servers: vec![],
+        };
+        assert_eq!(
+            refresh.to_json(),
+            r#"{"type":"ice-servers","ice_servers":[]}"#
+        );
         assert_eq!(v["type"], "joined");
         assert_eq!(v["participants"][0]["name"], "<b>x</b>");
         let e = ServerMessage::error(&ProtocolError::plain(ErrorCode::NotJoined));

@@ -308,3 +308,111 @@ async fn out_of_descriptors_accept_backs_off_and_members_carry_on() {
     );
     drop(child);
 }
+
+/// `--turn-url` ×2, `--turn-secret-file`, `--turn-ttl-secs`: a member's
+/// `joined` holds a credential coturn would accept for it; the metrics
+/// count it; the secret is in no log line (debug level), and a secret too
+/// short stops the start without printing it.
+#[tokio::test]
+async fn turn_flags_hand_out_credentials_and_never_log_the_secret() {
+    use base64::Engine as _;
+    let dir = std::env::temp_dir().join(format!("salon-cli-turn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = "cli-test-turn-secret-0123456789";
+    std::fs::write(dir.join("turn-secret"), format!("{secret}\n")).unwrap();
+    let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
+    let mut child = Command::new(SALON)
+        .args(["--listen", "127.0.0.1:0", "--media-port", "0"])
+        .args(["--io-backend", "epoll", "--admin-listen", "127.0.0.1:0"])
+        .args(["--policy", &repo("lua/open.lua")])
+        .args(["--turn-url", "turn:127.0.0.5:3478?transport=udp"])
+        .args(["--turn-url", "turns:127.0.0.5:5349?transport=tcp"])
+        .args(["--turn-ttl-secs", "600", "--turn-secret-file"])
+        .arg(dir.join("turn-secret"))
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..3 {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        lines.push(line.trim_end().to_owned());
+    }
+    let host = lines[0]
+        .strip_prefix("Salon: http://")
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let admin = lines[2]
+        .strip_prefix("Salon admin: http://")
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let mut ana = ws(&host).await;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let v = ask(&mut ana, json!({"type":"join","room":"Turn","name":"Ana"})).await;
+    assert_eq!(v["type"], "joined");
+    let servers = v["ice_servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 1);
+    assert_eq!(
+        servers[0]["urls"],
+        json!([
+            "turn:127.0.0.5:3478?transport=udp",
+            "turns:127.0.0.5:5349?transport=tcp"
+        ])
+    );
+    let username = servers[0]["username"].as_str().unwrap();
+    let (expiry, who) = username.split_once(':').unwrap();
+    assert_eq!(who, v["id"].as_u64().unwrap().to_string());
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!(
+        (before + 600..=before + 602).contains(&expiry),
+        "{expiry} vs {before}"
+    );
+    // The password as coturn computes it (HMAC-SHA1 of the username).
+    let key = aws_lc_rs::hmac::Key::new(
+        aws_lc_rs::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+        secret.as_bytes(),
+    );
+    let want = base64::engine::general_purpose::STANDARD
+        .encode(aws_lc_rs::hmac::sign(&key, username.as_bytes()).as_ref());
+    assert_eq!(servers[0]["credential"], want.as_str());
+    // Counted.
+    let mut tcp = TcpStream::connect(&admin).await.unwrap();
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    tcp.read_to_string(&mut body).await.unwrap();
+    assert!(
+        body.contains("salon_gateway_turn_credentials_total 1\n"),
+        "{body}"
+    );
+    stop(child);
+    let log = std::fs::read_to_string(dir.join("stderr.log")).unwrap();
+    assert!(log.contains("TURN credentials for members"), "{log}");
+    assert!(!log.contains(secret), "the secret was logged");
+    assert!(!log.contains(want.as_str()), "a credential was logged");
+
+    // Too short a secret: no start, and the error does not show it.
+    std::fs::write(dir.join("short"), "tiny-secret").unwrap();
+    let out = Command::new(SALON)
+        .args(["--listen", "127.0.0.1:0", "--media-port", "0"])
+        .args(["--admin-listen", "off", "--policy", &repo("lua/open.lua")])
+        .args(["--turn-url", "turn:127.0.0.5:3478", "--turn-secret-file"])
+        .arg(dir.join("short"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at least 16 bytes"), "{err}");
+    assert!(!err.contains("tiny-secret"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

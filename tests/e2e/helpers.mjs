@@ -193,9 +193,9 @@ export const CHROMIUM_ARGS = [
  * test server certificates Chromium accepts although no CA it knows signed
  * them (`--ignore-certificate-errors-spki-list`, a pin: any other
  * certificate error still fails; never `--ignore-certificate-errors`).
- * Returns { context, close() }.
+ * `args`: more Chromium flags. Returns { context, close() }.
  */
-export async function launchBrowser({ netns = null, spki = [] } = {}) {
+export async function launchBrowser({ netns = null, spki = [], args: extraArgs = [] } = {}) {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`${CHROMIUM} not found: apt-get update && apt-get install -y chromium`);
   }
@@ -208,7 +208,7 @@ export async function launchBrowser({ netns = null, spki = [] } = {}) {
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath,
     headless: true,
-    args: spki.length ? [...CHROMIUM_ARGS, `--ignore-certificate-errors-spki-list=${spki.join(',')}`] : CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...(spki.length ? [`--ignore-certificate-errors-spki-list=${spki.join(',')}`] : []), ...extraArgs],
     viewport: { width: 1280, height: 800 },
   });
   const close = async () => {

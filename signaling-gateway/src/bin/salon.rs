@@ -28,7 +28,7 @@ use std::time::Duration;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use salon_gateway::{
     AdminListener, Brand, HubPanicked, MediaControl, RedirectListener, ServeOptions, ServerCert,
-    TlsOptions, config_file, media_event_channel, serve,
+    TlsOptions, TurnConfig, TurnSecret, config_file, media_event_channel, serve,
 };
 use salon_mediad::{BackendChoice, Mediad, MediadConfig};
 use salon_plugins::auth::KeyConfig;
@@ -52,9 +52,15 @@ struct Args {
     /// HTTP/WebSocket listen address (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// IP address the media plane binds and announces in ICE candidates.
+    /// IP address the media plane binds (and announces in ICE candidates
+    /// unless --announce-ip).
     #[arg(long, default_value = "127.0.0.1")]
     media_ip: IpAddr,
+    /// The address announced in mediad's ICE candidates when it differs
+    /// from --media-ip: a 1:1 NAT such as a cloud VM's public address
+    /// (bind the private one with --media-ip).
+    #[arg(long)]
+    announce_ip: Option<IpAddr>,
     /// UDP port of the first media worker (0 = any free port).
     #[arg(long, default_value_t = 10000)]
     media_port: u16,
@@ -189,6 +195,21 @@ struct Args {
     /// and --allowed-host unless --listen is on loopback.
     #[arg(long, requires = "tls_cert")]
     redirect_http: Option<SocketAddr>,
+    /// A TURN server URL handed to members with fresh credentials
+    /// (repeatable; e.g. `turn:turn.example.org:3478?transport=udp`,
+    /// `turns:turn.example.org:443?transport=tcp`). Needs
+    /// --turn-secret-file.
+    #[arg(long = "turn-url", requires = "turn_secret_file")]
+    turn_urls: Vec<String>,
+    /// File holding the secret shared with coturn (`static-auth-secret`;
+    /// its bytes, trailing newline trimmed, at least 16). Never logged.
+    #[arg(long, requires = "turn_urls")]
+    turn_secret_file: Option<PathBuf>,
+    /// Lifetime of a TURN credential, in seconds (60 to 604800); fresh
+    /// ones are sent half-way through, for the next TURN allocations
+    /// (docs/deploy.md).
+    #[arg(long, default_value_t = salon_gateway::turn::DEFAULT_TTL.as_secs())]
+    turn_ttl_secs: u64,
     /// Tests of supervision only: SIGUSR2 makes media worker 0 panic (the
     /// process then exits with status 70). Never in production.
     #[arg(long)]
@@ -503,6 +524,23 @@ fn token_command(t: &TokenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--turn-url`, `--turn-secret-file`, `--turn-ttl-secs` (`None`: no
+/// TURN). The secret is read here and never printed.
+fn turn_config(args: &Args) -> anyhow::Result<Option<TurnConfig>> {
+    let Some(path) = &args.turn_secret_file else {
+        return Ok(None);
+    };
+    let secret = read_trimmed(path).context("--turn-secret-file")?;
+    let secret = TurnSecret::new(secret.into_bytes()).context("--turn-secret-file")?;
+    let config = TurnConfig::new(
+        args.turn_urls.clone(),
+        secret,
+        Duration::from_secs(args.turn_ttl_secs),
+    )
+    .context("--turn-url / --turn-ttl-secs")?;
+    Ok(Some(config))
+}
+
 fn brand(args: &Args) -> anyhow::Result<Brand> {
     let name = args.brand_name.trim();
     anyhow::ensure!(
@@ -619,10 +657,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let auth = Authenticator::new(&auth_config).context("--auth-config")?;
     let tls = load_tls(&args)?;
+    let turn = turn_config(&args)?;
     let (events_tx, events_rx) = media_event_channel();
     let config = MediadConfig {
         bind_ip: args.media_ip,
-        announce_ip: args.media_ip,
+        announce_ip: args.announce_ip.unwrap_or(args.media_ip),
         first_port: args.media_port,
         workers: args.workers,
         io_backend: args.io_backend,
@@ -737,6 +776,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             msg_burst: args.msg_burst,
             max_failed_joins: args.max_failed_joins,
             ws_outbound_bytes: args.ws_outbound_bytes,
+            turn,
             ..ServeOptions::default()
         },
         shutdown,

@@ -473,7 +473,7 @@ impl Hub {
             self.knock_resolved_by(&room, id, by, true);
         }
         self.send(id, ServerMessage::Admitted {});
-        self.admit(id, room.clone(), name, identity, peer, Role::Guest);
+        self.admit(id, room.clone(), name, identity, peer, Role::Guest, now);
         if knocking && by.is_none() {
             self.lobby_changed(&room, id, now);
         }

@@ -39,7 +39,9 @@
 //! - `limits`: the abuse bounds ([`HubLimits`]) and their mechanisms
 //!   (coalescing pacers, token buckets);
 //! - `timers`: the deadlines of coalesced sends;
-//! - `census`: rooms by size and members by role, for metrics.
+//! - `census`: rooms by size and members by role, for metrics;
+//! - `turn`: TURN credentials for members (at admission, on resume, and
+//!   fresh ones before they expire) — never for a guest in a lobby.
 
 mod arrival;
 mod bans;
@@ -56,6 +58,7 @@ mod session;
 #[cfg(test)]
 mod tests;
 mod timers;
+mod turn;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
@@ -69,6 +72,7 @@ use salon_plugins::{Authenticator, PolicyHost, Role};
 
 use crate::control::{Command, ParticipantId, RoomId};
 use crate::protocol::{ClientMessage, ErrorCode, ProtocolError, ServerMessage, parse_client};
+use crate::turn::TurnConfig;
 
 pub use bans::PeerKey;
 pub use census::{Census, SIZE_BUCKETS};
@@ -181,6 +185,9 @@ pub struct Hub {
     peers: BTreeMap<ParticipantId, PeerKey>,
     /// Lobby entries and knocks per network address.
     knock_buckets: BTreeMap<PeerKey, RateBucket>,
+    /// TURN servers and their shared secret (`None`: no TURN, empty
+    /// `ice_servers`).
+    turn: Option<TurnConfig>,
     outputs: VecDeque<Output>,
 }
 
@@ -218,6 +225,7 @@ impl Hub {
             timers: Timers::default(),
             peers: BTreeMap::new(),
             knock_buckets: BTreeMap::new(),
+            turn: None,
             outputs: VecDeque::new(),
         }
     }
@@ -360,7 +368,7 @@ impl Hub {
                 self.join(id, room, name, jwt, now);
             }
             (ClientMessage::Resume { token, media }, Outside::Idle) => {
-                self.resume(id, &token, media);
+                self.resume(id, &token, media, now);
             }
             (
                 ClientMessage::Join { .. } | ClientMessage::Resume { .. },
@@ -480,6 +488,7 @@ impl Hub {
             Timer::Constraints(id) => self.constraints_due(id, now),
             Timer::PadSync(conn) => self.pad_sync_due(conn, now),
             Timer::PadAwareness(conn) => self.pad_awareness_due(conn, now),
+            Timer::TurnRefresh(id) => self.turn_refresh_due(id, now),
         }
     }
 

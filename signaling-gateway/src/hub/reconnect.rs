@@ -207,6 +207,8 @@ pub enum TimeoutReason {
     VideoConstraints,
     /// A pad socket's coalesced sync answer or awareness relay.
     PadPacing,
+    /// A member's TURN credentials need refreshing.
+    TurnRefresh,
 }
 
 impl Hub {
@@ -307,7 +309,13 @@ impl Hub {
     }
 
     /// `resume {token, media}` from idle socket `socket`.
-    pub(super) fn resume(&mut self, socket: ParticipantId, token: &str, media: ResumeMedia) {
+    pub(super) fn resume(
+        &mut self,
+        socket: ParticipantId,
+        token: &str,
+        media: ResumeMedia,
+        now: Now,
+    ) {
         let Some(id) = self
             .links
             .take_token(token)
@@ -395,6 +403,12 @@ impl Hub {
         } else {
             Vec::new()
         };
+        // Fresh credentials: those of `joined` may be near their end, and
+        // refreshes sent while it had no socket were lost.
+        let (ice_servers, turn_refresh_at) = self.mint_ice_servers(id, now);
+        if let Some(m) = self.member_mut(id) {
+            m.turn_refresh_at = turn_refresh_at;
+        }
         self.send(
             id,
             ServerMessage::Resumed {
@@ -409,6 +423,7 @@ impl Hub {
                 audio_muted,
                 video_stopped,
                 audio_only,
+                ice_servers,
             },
         );
         for msg in screens.into_iter().chain(knocks) {

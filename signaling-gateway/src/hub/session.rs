@@ -100,6 +100,8 @@ pub(super) struct Member {
     pub(super) state_pacer: Pacer,
     /// Its `video-constraints`, coalesced on their way to mediad.
     pub(super) constraints: Constraints,
+    /// When its TURN credentials are refreshed next (`None`: no TURN).
+    pub(super) turn_refresh_at: Option<std::time::Instant>,
 }
 
 impl Hub {
@@ -178,7 +180,7 @@ impl Hub {
                     self.refuse_with(id, ErrorCode::Denied, reason);
                     return;
                 }
-                self.admit(id, room, name, identity, peer, role);
+                self.admit(id, room, name, identity, peer, role, now);
             }
             JoinDecision::Lobby => self.enter_lobby(id, room, name, identity, peer, now),
             JoinDecision::Deny { reason } => self.refuse_with(id, ErrorCode::Denied, reason),
@@ -245,6 +247,7 @@ impl Hub {
     }
 
     /// Puts `id` in `room` with `role` (creating the room if needed).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn admit(
         &mut self,
         id: ParticipantId,
@@ -253,6 +256,7 @@ impl Hub {
         identity: Option<Arc<Identity>>,
         peer: Option<PeerKey>,
         role: Role,
+        now: Now,
     ) {
         let pad_token = self.pads.issue_token(id);
         let resume_token = self.links.issue_token(id);
@@ -283,6 +287,7 @@ impl Hub {
             participant: id,
         });
         self.send_media_settings(id, &room, &name, identity.as_ref(), role, last_n);
+        let (ice_servers, turn_refresh_at) = self.mint_ice_servers(id, now);
         self.send(
             id,
             ServerMessage::Joined {
@@ -293,6 +298,7 @@ impl Hub {
                 participants,
                 pad_token: pad_token.clone(),
                 resume_token,
+                ice_servers,
             },
         );
         for msg in screens.into_iter().chain(knocks) {
@@ -319,6 +325,7 @@ impl Hub {
                 wanted: Wanted::default(),
                 state_pacer: Pacer::default(),
                 constraints: Constraints::default(),
+                turn_refresh_at,
             })),
         );
     }

@@ -1,5 +1,6 @@
 //! The hub's own deadlines besides reconnect grace periods: coalesced
-//! sends that wait for the end of their interval. Each is set once per
+//! sends that wait for the end of their interval, and TURN credential
+//! refreshes. Each is set once per
 //! interval by its [`super::limits::Pacer`]; a timer whose owner is gone
 //! by then fires into nothing.
 
@@ -23,6 +24,8 @@ pub(super) enum Timer {
     PadSync(PadConnId),
     /// A pad socket's latest awareness message is relayed.
     PadAwareness(PadConnId),
+    /// A member's TURN credentials are half-way through their life.
+    TurnRefresh(ParticipantId),
 }
 
 impl Timer {
@@ -32,6 +35,7 @@ impl Timer {
             Timer::MemberState(_) => TimeoutReason::MemberState,
             Timer::Constraints(_) => TimeoutReason::VideoConstraints,
             Timer::PadSync(_) | Timer::PadAwareness(_) => TimeoutReason::PadPacing,
+            Timer::TurnRefresh(_) => TimeoutReason::TurnRefresh,
         }
     }
 }

@@ -153,6 +153,8 @@ pub struct ServeOptions {
     /// ends the process with status 70 for its supervisor to restart it
     /// (`server/stall.rs`). Zero: never.
     pub hub_stall_limit: Duration,
+    /// TURN servers whose credentials members get (`None`: no TURN).
+    pub turn: Option<crate::turn::TurnConfig>,
 }
 
 /// Operator branding of the client.
@@ -243,6 +245,7 @@ impl Default for ServeOptions {
             reconnect_grace: Duration::ZERO,
             hub_limits: crate::hub::HubLimits::default(),
             hub_stall_limit: Duration::from_secs(10),
+            turn: None,
         }
     }
 }
@@ -484,6 +487,14 @@ pub async fn serve(
     hub.set_default_last_n(opts.default_last_n);
     hub.set_reconnect_grace(opts.reconnect_grace);
     hub.set_limits(opts.hub_limits.clone());
+    if let Some(turn) = &opts.turn {
+        tracing::info!(
+            urls = ?turn.urls(),
+            ttl_secs = turn.ttl().as_secs(),
+            "TURN credentials for members"
+        );
+        hub.set_turn(turn.clone());
+    }
     let reload = Reload {
         poll: opts.policy_poll,
         sighup: opts.reload_on_sighup,
@@ -1085,6 +1096,9 @@ fn enqueue(
     let tx = sockets.get(&to)?;
     if let ServerMessage::Error { code, .. } = &msg {
         metrics.error_sent(code.as_str());
+    }
+    if msg.carries_turn_credentials() {
+        Metrics::inc(&metrics.turn_credentials);
     }
     let note = Note::of(&msg);
     let text = match last {

@@ -340,6 +340,7 @@ function openSignaling(first) {
     markReconnecting(msg.id, false);
     participantLeft(msg.id);
   });
+  s.on('ice-servers', (msg) => session.setIceServers(msg.ice_servers));
   s.on('publish-answer', (msg) => session.publishAnswer(msg.sdp));
   s.on('subscribe-offer', (msg) => session.subscribeOffer(msg.sdp));
   s.on('connected', (msg) => {
@@ -425,7 +426,9 @@ async function onResumed(msg) {
     announce(t('notice.resumed'));
     return;
   }
-  // The page kept its peer connections: catch up with the roster.
+  // The page kept its peer connections: fresh TURN credentials for them,
+  // and catch up with the roster.
+  session.setIceServers(msg.ice_servers);
   const present = new Set(msg.participants.map((p) => String(p.id)));
   for (const id of [...store.names.keys()]) {
     if (!present.has(id)) {
@@ -508,6 +511,7 @@ async function onJoined(msg) {
   joined(msg);
   focusMic();
 
+  session.setIceServers(msg.ice_servers);
   session.open();
   window.salonTest.ready = true;
   startLevelMeter();

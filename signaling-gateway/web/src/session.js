@@ -87,11 +87,43 @@ export class Session {
     this.layersWanted = new Map(); // our publish mid -> last `active` list applied
     this.sentConstraints = new Map(); // remote track key -> max_height last sent
     this.constraintsLog = []; // every video-constraints message sent (tests)
+    this.iceServers = []; // TURN servers and their credentials (joined, resumed, ice-servers)
+  }
+
+  /**
+   * The `ice_servers` of `joined`, `resumed` or `ice-servers`: transports
+   * made from now on use them, open ones at their next ICE gathering (a
+   * restart). Credentials expire: the gateway sends fresh ones in time.
+   */
+  setIceServers(list) {
+    this.iceServers = (Array.isArray(list) ? list : []).filter(
+      (s) =>
+        s && Array.isArray(s.urls) && s.urls.every((u) => typeof u === 'string') &&
+        typeof s.username === 'string' && typeof s.credential === 'string',
+    );
+    for (const pc of [this.pub, this.sub]) {
+      if (!pc) continue;
+      try {
+        pc.setConfiguration({ ...pc.getConfiguration(), iceServers: this.iceServers });
+      } catch (e) {
+        console.warn('ice servers not applied', e);
+      }
+    }
+  }
+
+  /** A transport with the TURN servers; without them if the browser refuses their URLs. */
+  #newPc() {
+    try {
+      return new RTCPeerConnection({ iceServers: this.iceServers });
+    } catch (e) {
+      console.warn('ice servers refused', e);
+      return new RTCPeerConnection();
+    }
   }
 
   /** Opens the subscribe transport (on `joined`). */
   open() {
-    this.sub = new RTCPeerConnection();
+    this.sub = this.#newPc();
     this.sub.addEventListener('track', (ev) => this.#remoteTrack(ev));
   }
 
@@ -124,7 +156,7 @@ export class Session {
 
   #ensurePublishPc() {
     if (this.pub) return this.pub;
-    const pc = new RTCPeerConnection();
+    const pc = this.#newPc();
     this.pub = pc;
     pc.addEventListener('connectionstatechange', () => {
       if (pc.connectionState === 'failed') this.onFailed();

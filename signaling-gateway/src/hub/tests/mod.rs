@@ -10,3 +10,4 @@ mod random_sequences;
 mod reconnect_keeps_your_place;
 mod session_join_and_leave;
 mod support;
+mod turn_credentials;

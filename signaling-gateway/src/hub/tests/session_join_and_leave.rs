@@ -22,6 +22,7 @@ fn join_announces_both_ways() {
             participants: vec![],
             pad_token: token_of(&out, p(1)),
             resume_token: resume_token_of(&out, p(1)),
+            ice_servers: vec![],
         }]
     );
 
@@ -51,6 +52,7 @@ fn join_announces_both_ways() {
             }],
             pad_token: token_of(&out, p(2)),
             resume_token: resume_token_of(&out, p(2)),
+            ice_servers: vec![],
         }]
     );
 
