@@ -8,6 +8,12 @@
 //! consent; a transport without one for
 //! [`super::transport::CONSENT_TIMEOUT`] stops sending (the worker checks
 //! it in its timers and tells the gateway), until a check comes again.
+//!
+//! ICE-TCP (RFC 6544, passive): the driver hands each RFC 4571 frame of a
+//! TCP connection in as a datagram from the connection's *stream address*
+//! (`salon_io::tcp`), so the rules are the same: the first authenticated
+//! check on a connection latches it, USE-CANDIDATE moves the latch. A
+//! transport removed or out of consent has its connection closed.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -123,10 +129,13 @@ impl IceLite {
             metrics.drop_tx_full.inc();
             return;
         };
+        // Over TCP, the peer's address as the connection shows it (a
+        // stream address is the driver's name for the connection).
+        let mapped = salon_io::stream_peer(src).unwrap_or(src);
         match stun::write_binding_success(
             &mut buf[..],
             msg.transaction_id(),
-            src,
+            mapped,
             t.local_pwd().as_bytes(),
         ) {
             Ok(n) => tx.commit(src, n),
@@ -140,6 +149,11 @@ impl IceLite {
             }
             t.latch(src, now);
             self.by_addr.insert(src, idx);
+            if salon_io::is_stream(&src) {
+                metrics.ice_succeeded_tcp.inc();
+            } else {
+                metrics.ice_succeeded_udp.inc();
+            }
         } else if t.on_consent(now) {
             metrics.consent_regained.inc();
             tracing::info!(participant = %t.participant(), transport = ?t.kind(), "consent regained");

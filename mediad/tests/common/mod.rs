@@ -635,6 +635,7 @@ impl Net {
         let cfg = WorkerConfig {
             announce_ip: "127.0.0.1".parse().unwrap(),
             port: 10000,
+            tcp_port: Some(10000),
             cert,
             fingerprint,
             dtls: Arc::new(dimpl::Config::default()),
