@@ -12,7 +12,7 @@ SUDO=""
 
 step() { printf '\n=== %s\n' "$*"; }
 
-step "setup: system packages (chromium and firefox-esr for the browser tests, nginx and openssl for the HTTPS ones)"
+step "setup: system packages (chromium and firefox-esr for the browser tests, nginx and openssl for the HTTPS ones, nftables for the UDP-blocked one)"
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
@@ -21,6 +21,9 @@ missing=()
 # with policy-rc.d does not even start it).
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v openssl >/dev/null || missing+=(openssl)
+# nftables: tests/e2e/udp-blocked.test.mjs drops all UDP in a browser's
+# network namespace (ICE-TCP).
+command -v nft >/dev/null || missing+=(nftables)
 if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
