@@ -249,6 +249,7 @@ impl RxBatch {
         }
     }
 
+    #[allow(clippy::too_many_arguments, reason = "the loop's state, passed down")]
     /// One `recvmmsg`; hands each datagram to the handler. Returns the
     /// number of datagrams received (0 on would-block or error).
     fn recv<H: Handler>(

@@ -276,13 +276,19 @@ impl OutRing {
         if self.len + 2 + data.len() > cap {
             return false;
         }
-        let hdr = n.to_be_bytes();
-        for &b in hdr.iter().chain(data) {
-            let at = (self.head + self.len) % cap;
-            self.buf[at] = b;
-            self.len += 1;
-        }
+        self.put(&n.to_be_bytes());
+        self.put(data);
         true
+    }
+
+    /// Copy `data` at the tail (room was checked), wrapping once at most.
+    fn put(&mut self, data: &[u8]) {
+        let cap = self.buf.len();
+        let at = (self.head + self.len) % cap;
+        let first = data.len().min(cap - at);
+        self.buf[at..at + first].copy_from_slice(&data[..first]);
+        self.buf[..data.len() - first].copy_from_slice(&data[first..]);
+        self.len += data.len();
     }
 
     /// Write what the socket takes. `Err` when the connection failed.
@@ -465,7 +471,13 @@ impl TcpServer {
         self.listen_ready = true;
     }
 
-    fn admit(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant, c: &mut IoStatsSnapshot) {
+    fn admit(
+        &mut self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        now: Instant,
+        c: &mut IoStatsSnapshot,
+    ) {
         let peer_ip = peer.ip();
         let ip_count = self.per_ip.get(&peer_ip).copied().unwrap_or(0);
         if self.open >= self.limits.max_connections || ip_count >= self.limits.max_per_ip {
@@ -665,7 +677,11 @@ impl TcpServer {
             conn.write_wanted = want;
             let fd = conn.stream.as_raw_fd();
             let token = Self::token(i as u16, self.generations[i]);
-            self.ops.push(PollOp::Write { fd, token, on: want });
+            self.ops.push(PollOp::Write {
+                fd,
+                token,
+                on: want,
+            });
         }
     }
 
@@ -764,5 +780,105 @@ mod tests {
         assert!(r.push_frame(&[1; 1000]));
         assert!(!r.push_frame(&[2; 600]), "does not fit: refused whole");
         assert_eq!(r.len, 1002);
+        // Consume 900 bytes as a socket would, then a frame that wraps.
+        r.head = 900;
+        r.len = 102;
+        assert!(r.push_frame(&[3; 700]));
+        let cap = r.buf.len();
+        let bytes: Vec<u8> = (0..r.len).map(|k| r.buf[(r.head + k) % cap]).collect();
+        assert_eq!(&bytes[102..104], &700u16.to_be_bytes());
+        assert!(bytes[104..].iter().all(|&b| b == 3));
+    }
+
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut f = (payload.len() as u16).to_be_bytes().to_vec();
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn frames_of(d: &mut Deframer) -> Result<Vec<Vec<u8>>, FrameError> {
+        let mut out = Vec::new();
+        while let Some(f) = d.next_frame()? {
+            out.push(f.to_vec());
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn a_frame_split_across_reads_comes_out_whole() {
+        let f = frame(&[7; 300]);
+        let mut d = Deframer::new();
+        // One byte of the length, then the rest of it, then the payload
+        // in three pieces.
+        for piece in [&f[..1], &f[1..2], &f[2..50], &f[50..299], &f[299..]] {
+            assert!(frames_of(&mut d).unwrap().is_empty());
+            assert_eq!(d.push(piece), piece.len());
+        }
+        assert_eq!(frames_of(&mut d).unwrap(), [vec![7; 300]]);
+        assert_eq!(d.buffered(), 0);
+    }
+
+    #[test]
+    fn two_frames_in_one_read_and_a_partial_third() {
+        let mut bytes = frame(b"stun");
+        bytes.extend(frame(&[0x80; 1200]));
+        let third = frame(&[0x16; 100]);
+        bytes.extend(&third[..40]);
+        let mut d = Deframer::new();
+        d.push(&bytes);
+        assert_eq!(
+            frames_of(&mut d).unwrap(),
+            [b"stun".to_vec(), vec![0x80; 1200]]
+        );
+        assert_eq!(d.buffered(), 40);
+        d.push(&third[40..]);
+        assert_eq!(frames_of(&mut d).unwrap(), [vec![0x16; 100]]);
+    }
+
+    #[test]
+    fn the_largest_frame_passes_and_longer_or_empty_ones_fail() {
+        let mut d = Deframer::new();
+        d.push(&frame(&[1; MAX_FRAME]));
+        assert_eq!(frames_of(&mut d).unwrap(), [vec![1; MAX_FRAME]]);
+        let mut d = Deframer::new();
+        d.push(&((MAX_FRAME + 1) as u16).to_be_bytes());
+        assert_eq!(d.next_frame(), Err(FrameError::TooLong(MAX_FRAME + 1)));
+        let mut d = Deframer::new();
+        d.push(&[0xff, 0xff, 1, 2, 3]);
+        assert_eq!(d.next_frame(), Err(FrameError::TooLong(65535)));
+        let mut d = Deframer::new();
+        d.push(&[0, 0]);
+        assert_eq!(d.next_frame(), Err(FrameError::Empty));
+    }
+
+    #[test]
+    fn a_stream_cut_anywhere_gives_the_same_frames() {
+        // Seeded xorshift: frames of random sizes, read in random pieces
+        // (as a socket delivers them), taking frames out between reads.
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut stream = Vec::new();
+        let mut want = Vec::new();
+        for k in 0..500u32 {
+            let len = 1 + (next() % MAX_FRAME as u64) as usize;
+            let payload: Vec<u8> = (0..len).map(|i| (i as u32 ^ k) as u8).collect();
+            stream.extend(frame(&payload));
+            want.push(payload);
+        }
+        let mut d = Deframer::new();
+        let mut got = Vec::new();
+        let mut at = 0;
+        while at < stream.len() {
+            let n = 1 + (next() % 4000) as usize;
+            let end = (at + n).min(stream.len());
+            at += d.push(&stream[at..end]);
+            got.extend(frames_of(&mut d).unwrap());
+        }
+        assert_eq!(got, want);
     }
 }
