@@ -293,7 +293,10 @@ fn passive_tcp_candidate_follows_the_udp_one() {
     let mut l = local();
     l.tcp_candidate_port = None;
     let ans = answer_publish(&parse(CHROME).unwrap(), &l).unwrap();
-    assert!(!ans.sdp.contains(" tcp "), "no TCP listener, no TCP candidate");
+    assert!(
+        !ans.sdp.contains(" tcp "),
+        "no TCP listener, no TCP candidate"
+    );
 }
 
 #[test]
