@@ -1,6 +1,9 @@
-//! salon-io: the thin UDP drivers under mediad.
+//! salon-io: the thin UDP (and ICE-TCP) drivers under mediad.
 //!
-//! A driver owns one UDP socket and one thread. It knows nothing of ICE,
+//! A driver owns one UDP socket, optionally one TCP listener
+//! ([`run_with_tcp`], see [`tcp`]: each RFC 4571 frame of a connection is
+//! handed over as a datagram from the connection's stream address), and
+//! one thread. It knows nothing of ICE,
 //! DTLS or RTP: it hands every received datagram to a [`Handler`] (the
 //! sans-IO core), and sends whatever the handler queued in the [`TxQueue`]
 //! it lent it, in batches. The driving contract, per pass of the loop:
