@@ -44,6 +44,12 @@ fn apply_ops(ep: &OwnedFd, tcp: &mut Option<TcpServer>) {
                 },
                 libc::EPOLL_CTL_MOD,
             ),
+            PollOp::Listen { fd, on } => (
+                fd,
+                crate::tcp::LISTEN_TOKEN,
+                if on { libc::EPOLLIN } else { 0 },
+                libc::EPOLL_CTL_MOD,
+            ),
             // Closing the fd took it out of the set.
             PollOp::Remove { .. } => return,
         };

@@ -324,6 +324,9 @@ pub(crate) enum PollOp {
     Write { fd: RawFd, token: u32, on: bool },
     /// `token` is gone (its fd is already closed).
     Remove { token: u32 },
+    /// Stop (`on: false`) or restart watching the listener `fd`, which
+    /// is already registered (accepting failed, e.g. out of descriptors).
+    Listen { fd: RawFd, on: bool },
 }
 
 struct Conn {
@@ -355,6 +358,8 @@ const READS_PER_PASS: usize = 4;
 const ACCEPTS_PER_PASS: usize = 32;
 /// How often deadlines are swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// How long the listener rests after a failed accept.
+const LISTEN_PAUSE: Duration = Duration::from_millis(100);
 
 /// The TCP side of one driver loop.
 pub(crate) struct TcpServer {
@@ -368,7 +373,12 @@ pub(crate) struct TcpServer {
     ready: Vec<u32>,
     ready_next: Vec<u32>,
     listen_ready: bool,
+    /// Accepting failed (out of file descriptors, say): the listener is
+    /// not watched until then, or a level-triggered loop would spin.
+    listen_paused_until: Option<Instant>,
     next_sweep: Option<Instant>,
+    /// Connections with bytes waiting in their send ring.
+    pending_out: Vec<u16>,
     ops: Vec<PollOp>,
     open: usize,
 }
@@ -390,7 +400,9 @@ impl TcpServer {
             ready: Vec::with_capacity(64),
             ready_next: Vec::with_capacity(64),
             listen_ready: false,
+            listen_paused_until: None,
             next_sweep: None,
+            pending_out: Vec::with_capacity(max),
             open: 0,
         };
         s.ops.push(PollOp::Read {
@@ -421,7 +433,10 @@ impl TcpServer {
     /// connection (or the listener) lives.
     pub(crate) fn rearm_read(&mut self, token: u32) {
         let fd = if token == LISTEN_TOKEN {
-            Some(self.listener.as_raw_fd())
+            // Paused: re-armed when the pause ends.
+            self.listen_paused_until
+                .is_none()
+                .then(|| self.listener.as_raw_fd())
         } else {
             self.slot_of(token)
                 .and_then(|i| self.conns[i].as_ref())
@@ -438,7 +453,10 @@ impl TcpServer {
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.next_sweep
+        match (self.next_sweep, self.listen_paused_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn token(slot: u16, generation: u16) -> u32 {
@@ -455,15 +473,25 @@ impl TcpServer {
     /// The listener is readable: accept what waits (bounded).
     pub(crate) fn on_listen(&mut self, now: Instant, c: &mut IoStatsSnapshot) {
         self.listen_ready = false;
+        if self.listen_paused_until.is_some() {
+            return; // a readiness report from before the pause
+        }
         for _ in 0..ACCEPTS_PER_PASS {
             match self.listener.accept() {
                 Ok((stream, peer)) => self.admit(stream, peer, now, c),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // EMFILE and the like: try again at the next pass.
-                    tracing::debug!(error = %e, "tcp accept failed");
+                    // EMFILE and the like: the connection waits in the
+                    // backlog; stop watching the listener for a while
+                    // (it would stay readable and the loop spin).
+                    tracing::warn!(error = %e, "tcp accept failed; pausing the listener");
                     c.rx_errors += 1;
+                    self.listen_paused_until = Some(now + LISTEN_PAUSE);
+                    self.ops.push(PollOp::Listen {
+                        fd: self.listener.as_raw_fd(),
+                        on: false,
+                    });
                     return;
                 }
             }
@@ -691,7 +719,7 @@ impl TcpServer {
     pub(crate) fn absorb(&mut self, tx: &mut TxQueue, c: &mut IoStatsSnapshot) {
         let conns = &mut self.conns;
         let generations = &self.generations;
-        let mut touched = false;
+        let pending = &mut self.pending_out;
         tx.take_where(is_stream, |t| {
             let Some((slot, generation)) = stream_id(&t.dst) else {
                 return;
@@ -700,11 +728,14 @@ impl TcpServer {
             let live = generations.get(i) == Some(&generation);
             match conns.get_mut(i).and_then(Option::as_mut) {
                 Some(conn) if live => {
+                    let was_empty = conn.out.len == 0;
                     if conn.out.push_frame(&t.buf[..t.len]) {
                         conn.validated = true;
                         c.tcp_tx_frames += 1;
                         c.tx_bytes += t.len as u64;
-                        touched = true;
+                        if was_empty {
+                            pending.push(slot);
+                        }
                     } else {
                         c.tcp_tx_dropped += 1;
                     }
@@ -712,13 +743,14 @@ impl TcpServer {
                 _ => c.tcp_tx_dropped += 1,
             }
         });
-        if touched {
-            for i in 0..self.conns.len() {
-                if self.conns[i].as_ref().is_some_and(|k| k.out.len > 0) {
-                    self.write_out(i, false, c);
-                }
-            }
+        // Each connection that was given bytes (listed once: its ring was
+        // empty before), written as far as its socket takes them; one the
+        // socket left bytes in waits for writability.
+        let mut pending = std::mem::take(&mut self.pending_out);
+        for slot in pending.drain(..) {
+            self.write_out(usize::from(slot), false, c);
         }
+        self.pending_out = pending;
         let mut closes = std::mem::take(&mut tx.closes);
         for addr in closes.drain(..) {
             if let Some((slot, generation)) = stream_id(&addr) {
@@ -737,6 +769,14 @@ impl TcpServer {
 
     /// Sweep the deadlines: a first check too late, an idle connection.
     pub(crate) fn handle_timeout(&mut self, now: Instant, c: &mut IoStatsSnapshot) {
+        if self.listen_paused_until.is_some_and(|t| t <= now) {
+            self.listen_paused_until = None;
+            self.listen_ready = true;
+            self.ops.push(PollOp::Listen {
+                fd: self.listener.as_raw_fd(),
+                on: true,
+            });
+        }
         if self.next_sweep.is_none_or(|t| t > now) {
             return;
         }

@@ -463,6 +463,21 @@ impl Driver {
                             .build()
                             .user_data(UD_TCP_WRITE | u64::from(token))
                     }
+                    PollOp::Listen { fd, on: true } => {
+                        opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
+                            .multi(true)
+                            .build()
+                            .user_data(UD_TCP_READ | u64::from(crate::tcp::LISTEN_TOKEN))
+                    }
+                    PollOp::Listen { on: false, .. } => {
+                        let e = opcode::AsyncCancel::new(
+                            UD_TCP_READ | u64::from(crate::tcp::LISTEN_TOKEN),
+                        )
+                        .build()
+                        .user_data(UD_CANCEL);
+                        self.push(&e);
+                        continue;
+                    }
                     PollOp::Remove { token } => {
                         for tag in [UD_TCP_READ, UD_TCP_WRITE] {
                             let e = opcode::AsyncCancel::new(tag | u64::from(token))
