@@ -107,7 +107,9 @@ pub struct TcpLimits {
     /// Open connections at most (further ones are accepted and closed at
     /// once, counted refused). At most 65,535.
     pub max_connections: usize,
-    /// Open connections per peer IP address at most.
+    /// Open connections per peer IP address at most. Generous: an
+    /// office behind one NAT address (the case ICE-TCP is for) opens two
+    /// or more per participant.
     pub max_per_ip: usize,
     /// A connection must have sent a valid STUN check (been answered)
     /// within this long of being accepted.
@@ -123,7 +125,7 @@ impl Default for TcpLimits {
     fn default() -> Self {
         Self {
             max_connections: 4096,
-            max_per_ip: 64,
+            max_per_ip: 256,
             first_stun_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(40),
             out_buffer_bytes: 256 << 10,
