@@ -166,6 +166,17 @@ fn closed_by_server(s: &mut TcpStream) -> bool {
     false
 }
 
+/// `recv`, retrying when interrupted (a socket with a read timeout
+/// reports EINTR instead of restarting, e.g. around io_uring's task work).
+fn recv(u: &UdpSocket, b: &mut [u8]) -> usize {
+    loop {
+        match u.recv(b) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            r => return r.unwrap(),
+        }
+    }
+}
+
 fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let give_up = Instant::now() + limit;
     while !f() {
@@ -210,7 +221,7 @@ fn frames_round_trip(backend: Backend) {
     u.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     u.send_to(b"udp", server.udp).unwrap();
     let mut b = [0u8; 16];
-    let n = u.recv(&mut b).unwrap();
+    let n = recv(&u, &mut b);
     assert_eq!(&b[..n], b"udp");
 
     let (src, peer) = server.peers.recv().unwrap();
@@ -332,7 +343,7 @@ fn a_slow_reader_never_blocks_the_loop(backend: Backend) {
     for _ in 0..20 {
         let t = Instant::now();
         u.send_to(b"ping", server.udp).unwrap();
-        let n = u.recv(&mut b).unwrap();
+        let n = recv(&u, &mut b);
         assert_eq!(&b[..n], b"ping");
         assert!(
             t.elapsed() < Duration::from_millis(500),
