@@ -115,9 +115,79 @@ fn a_check_over_tcp_is_answered_with_the_peers_real_address() {
     assert_eq!(m.xor_mapped_address(), Some(peer));
     assert_eq!(
         net.metrics().ice_succeeded_tcp.get(),
-        1,
-        "moved to TCP (USE-CANDIDATE)"
+        0,
+        "its live UDP path is kept (see the next test)"
     );
+}
+
+/// A check with USE-CANDIDATE from `from` on browser `i`'s publish
+/// transport; returns whether it was answered.
+fn nominate(net: &mut Net, i: usize, from: SocketAddr) -> bool {
+    let sdp = answers(net)
+        .into_iter()
+        .find(|s| s.contains(&net.browsers[i].publish.remote_ufrag))
+        .unwrap();
+    let d = salon_sdp::parse(&sdp).unwrap();
+    let user = format!("{}:{}", d.ice_ufrag, net.browsers[i].publish.ufrag);
+    let mut buf = [0u8; 256];
+    let n = stun::write_binding_request(
+        &mut buf,
+        &[6; 12],
+        user.as_bytes(),
+        1,
+        2,
+        true,
+        d.ice_pwd.as_str().as_bytes(),
+    )
+    .unwrap();
+    let mut check = buf[..n].to_vec();
+    net.tx.drain(|_| {});
+    net.worker
+        .handle_datagram(from, &mut check, net.now, &mut net.tx);
+    let answered = net.tx.queued().iter().any(|t| t.dst == from);
+    net.tx.drain(|_| {});
+    answered
+}
+
+/// Firefox nominates every pair it checks (aggressive nomination) and
+/// uses the best, UDP: a TCP nomination does not take the transport from
+/// a live UDP address. A browser whose UDP went silent moves to TCP with
+/// its nomination; and back to UDP at once.
+#[test]
+fn a_nomination_over_tcp_takes_over_only_a_silent_udp_path() {
+    let mut net = Net::new(64);
+    let a = net.join("Agressif");
+    let b = net.join("Agressif");
+    net.settle(Duration::from_millis(500));
+    let udp = net.browsers[a].publish.addr;
+    let tcp = salon_io::stream_addr(11, 1, udp);
+    let udp_latches = net.metrics().ice_succeeded_udp.get();
+
+    assert!(nominate(&mut net, a, tcp), "answered (the pair works)");
+    assert_eq!(net.metrics().ice_succeeded_tcp.get(), 0, "not moved");
+    let before = net.audio_received(b, a);
+    net.run_media(1, 10);
+    assert!(
+        net.audio_received(b, a) > before,
+        "A's media still arrives over UDP"
+    );
+
+    // A's UDP goes silent (no checks from it).
+    net.browsers[a].publish.consent_checks = false;
+    net.settle(Duration::from_secs(5));
+    assert!(nominate(&mut net, a, tcp));
+    assert_eq!(net.metrics().ice_succeeded_tcp.get(), 0, "5 s: still alive");
+    net.settle(Duration::from_secs(4));
+    assert!(nominate(&mut net, a, tcp));
+    assert_eq!(
+        net.metrics().ice_succeeded_tcp.get(),
+        1,
+        "9 s silent: moved to TCP"
+    );
+
+    // Back to UDP: a nomination from it moves the latch at once.
+    assert!(nominate(&mut net, a, udp));
+    assert_eq!(net.metrics().ice_succeeded_udp.get(), udp_latches + 1);
 }
 
 #[test]
