@@ -12,7 +12,7 @@ SUDO=""
 
 step() { printf '\n=== %s\n' "$*"; }
 
-step "setup: system packages (chromium and firefox-esr for the browser tests, nginx and openssl for the HTTPS ones, coturn and nftables for TURN)"
+step "setup: system packages (chromium and firefox-esr for the browser tests, nginx and openssl for the HTTPS ones, coturn for TURN, nftables for the UDP-blocked ones)"
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
@@ -22,8 +22,8 @@ missing=()
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v openssl >/dev/null || missing+=(openssl)
 # coturn and nftables: tests/e2e/turn.test.mjs starts its own turnserver
-# from deploy/coturn/turnserver.conf (never the system service) and blocks
-# a browser's UDP with nft.
+# from deploy/coturn/turnserver.conf (never the system service); it and
+# udp-blocked.test.mjs (ICE-TCP) block a browser's UDP with nft.
 [ -x /usr/bin/turnserver ] || missing+=(coturn)
 command -v nft >/dev/null || missing+=(nftables)
 # nginx's stream module: the same test splits port 443 by SNI

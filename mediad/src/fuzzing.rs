@@ -6,6 +6,8 @@
 //! - [`worker_datagram`]: one datagram into a [`Worker`] from an unknown
 //!   address or from the latched address of a transport that passed ICE but
 //!   has not started DTLS.
+//! - [`tcp_deframe`]: the RFC 4571 deframer of ICE-TCP connections
+//!   (`salon_io::tcp::Deframer`), fed a stream in arbitrary pieces.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
@@ -105,6 +107,7 @@ impl LatchedWorker {
         let cfg = WorkerConfig {
             announce_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
             port: 10000,
+            tcp_port: Some(10000),
             cert: cert.clone(),
             fingerprint: fingerprint.clone(),
             dtls: Arc::new(dimpl::Config::default()),
@@ -189,4 +192,66 @@ pub fn worker_datagram(data: &[u8]) {
             t.dst
         );
     });
+}
+
+/// The `tcp_deframe` target: byte 0 seeds how the rest, a TCP byte
+/// stream, is cut into reads; fed to a [`salon_io::tcp::Deframer`] read by
+/// read, it must give exactly the frames (and the error, if any) of a
+/// plain sequential reading of the whole stream, never panic, and take
+/// every byte offered while it holds no complete frame.
+pub fn tcp_deframe(data: &[u8]) {
+    use salon_io::tcp::{Deframer, FrameError, MAX_FRAME};
+    let Some((&seed, stream)) = data.split_first() else {
+        return;
+    };
+    // The reference: the whole stream at once.
+    let mut want: Vec<&[u8]> = Vec::new();
+    let mut want_err = None;
+    let mut i = 0;
+    while let Some(h) = stream.get(i..i + 2) {
+        let len = usize::from(u16::from_be_bytes([h[0], h[1]]));
+        if len > MAX_FRAME {
+            want_err = Some(FrameError::TooLong(len));
+            break;
+        }
+        if len == 0 {
+            want_err = Some(FrameError::Empty);
+            break;
+        }
+        let Some(f) = stream.get(i + 2..i + 2 + len) else {
+            break;
+        };
+        want.push(f);
+        i += 2 + len;
+    }
+    // The deframer, read by read.
+    let mut d = Deframer::new();
+    let mut got: Vec<Vec<u8>> = Vec::new();
+    let mut got_err = None;
+    let mut x = u64::from(seed) | 0x100;
+    let mut at = 0;
+    'reads: while at < stream.len() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let end = (at + 1 + (x % 3100) as usize).min(stream.len());
+        let took = d.push(&stream[at..end]);
+        assert!(took > 0, "a deframer holding no complete frame takes bytes");
+        at += took;
+        loop {
+            match d.next_frame() {
+                Ok(Some(f)) => got.push(f.to_vec()),
+                Ok(None) => break,
+                Err(e) => {
+                    got_err = Some(e);
+                    break 'reads;
+                }
+            }
+        }
+    }
+    assert_eq!(got_err, want_err);
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.as_slice(), *w);
+    }
 }

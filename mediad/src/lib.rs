@@ -40,6 +40,9 @@ pub struct MediadConfig {
     /// UDP port of worker 0; worker `i` listens on `first_port + i`.
     /// 0 picks free ports (tests).
     pub first_port: u16,
+    /// ICE-TCP (RFC 6544 passive candidates, RFC 4571 framing): the TCP
+    /// port of worker 0's listener; worker `i` listens on `port + i`.
+    pub tcp: MediaTcp,
     /// Number of worker threads (one per core is the intent).
     pub workers: usize,
     /// io_uring, epoll, or detect.
@@ -58,6 +61,36 @@ pub struct MediadConfig {
     pub worker_capacity_pps: u64,
 }
 
+/// Where the workers listen for ICE-TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MediaTcp {
+    /// No TCP listener, no TCP candidate.
+    Off,
+    /// Each worker on the TCP port numbered as its UDP port (the
+    /// default). With UDP ports picked by the system, the same number if
+    /// free, else any free port.
+    #[default]
+    SameAsUdp,
+    /// Worker `i` on `port + i`; 0 picks free ports.
+    FirstPort(u16),
+}
+
+impl std::str::FromStr for MediaTcp {
+    type Err = String;
+
+    /// `off` (or `0`), `same`, or a port number.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "off" | "0" => Ok(MediaTcp::Off),
+            "same" => Ok(MediaTcp::SameAsUdp),
+            p => p
+                .parse::<u16>()
+                .map(MediaTcp::FirstPort)
+                .map_err(|_| format!("{p:?}: expected a port number, \"same\" or \"off\"")),
+        }
+    }
+}
+
 /// The exit status of a process whose media worker failed (`EX_SOFTWARE`
 /// of `sysexits.h`): a supervisor should restart it.
 pub const EXIT_WORKER_FAILED: i32 = 70;
@@ -68,6 +101,7 @@ impl Default for MediadConfig {
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             announce_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             first_port: 10000,
+            tcp: MediaTcp::SameAsUdp,
             workers: 1,
             io_backend: BackendChoice::Auto,
             limits: WorkerLimits::default(),
@@ -212,6 +246,7 @@ struct WorkerHandle {
     io: Arc<IoStats>,
     tid: Arc<load::ThreadId>,
     port: u16,
+    tcp_port: Option<u16>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -257,6 +292,33 @@ fn worker_failed(worker: usize, reason: &str, exit: bool) {
     tracing::error!(worker, reason, "media worker failed; its rooms are silent");
 }
 
+/// Worker `i`'s ICE-TCP listener, whose UDP socket got port `udp_port`.
+fn bind_worker_tcp(
+    config: &MediadConfig,
+    i: usize,
+    udp_port: u16,
+) -> anyhow::Result<Option<std::net::TcpListener>> {
+    let port = match config.tcp {
+        MediaTcp::Off => return Ok(None),
+        MediaTcp::SameAsUdp => udp_port,
+        MediaTcp::FirstPort(0) => 0,
+        MediaTcp::FirstPort(p) => p
+            .checked_add(i as u16)
+            .context("worker TCP port out of range")?,
+    };
+    match salon_io::bind_tcp(SocketAddr::new(config.bind_ip, port)) {
+        Ok(l) => Ok(Some(l)),
+        // A system-picked UDP port may be taken on TCP: any free one then.
+        Err(e) if config.tcp == MediaTcp::SameAsUdp && config.first_port == 0 => {
+            tracing::debug!(error = %e, port, "TCP port taken, picking another");
+            salon_io::bind_tcp(SocketAddr::new(config.bind_ip, 0))
+                .map(Some)
+                .with_context(|| format!("binding TCP {}:0", config.bind_ip))
+        }
+        Err(e) => Err(e).with_context(|| format!("binding TCP {}:{port}", config.bind_ip)),
+    }
+}
+
 /// A stable hash of a room name (FNV-1a), to pin rooms to workers.
 fn room_hash(room: &RoomId) -> u64 {
     room.0.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
@@ -295,12 +357,18 @@ impl Mediad {
             let socket = salon_io::bind_udp(SocketAddr::new(config.bind_ip, port))
                 .with_context(|| format!("binding UDP {}:{port}", config.bind_ip))?;
             let port = socket.local_addr()?.port();
+            let tcp = bind_worker_tcp(&config, i, port)?;
+            let tcp_port = match &tcp {
+                Some(l) => Some(l.local_addr()?.port()),
+                None => None,
+            };
             let waker = Waker::new().context("creating the wake-up eventfd")?;
             let (tx, rx) = crossbeam_channel::unbounded();
             let metrics = Arc::new(Metrics::default());
             let cfg = WorkerConfig {
                 announce_ip: config.announce_ip,
                 port,
+                tcp_port,
                 cert: cert.clone(),
                 fingerprint: fingerprint.clone(),
                 dtls: dtls.clone(),
@@ -319,12 +387,23 @@ impl Mediad {
             let exit_on_failure = config.exit_on_worker_failure;
             let tid = Arc::new(load::ThreadId::default());
             let thread_tid = tid.clone();
+            let tcp = tcp.map(|listener| salon_io::TcpEndpoint {
+                listener,
+                limits: config.limits.tcp,
+            });
             let thread = std::thread::Builder::new()
                 .name(format!("mediad-{i}"))
                 .spawn(move || {
                     thread_tid.record_current();
                     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        salon_io::run(socket, backend, &thread_waker, &mut driven, &thread_io)
+                        salon_io::run_with_tcp(
+                            socket,
+                            tcp,
+                            backend,
+                            &thread_waker,
+                            &mut driven,
+                            &thread_io,
+                        )
                     }));
                     let reason = match run {
                         Ok(Ok(())) => return,
@@ -334,7 +413,7 @@ impl Mediad {
                     worker_failed(i, &reason, exit_on_failure);
                 })
                 .context("spawning a worker thread")?;
-            tracing::info!(worker = i, port, %backend, "mediad worker started");
+            tracing::info!(worker = i, port, ?tcp_port, %backend, "mediad worker started");
             workers.push(WorkerHandle {
                 commands: tx,
                 waker,
@@ -342,6 +421,7 @@ impl Mediad {
                 io,
                 tid,
                 port,
+                tcp_port,
                 thread: Some(thread),
             });
         }
@@ -384,6 +464,11 @@ impl Mediad {
     /// The UDP port of each worker.
     pub fn ports(&self) -> Vec<u16> {
         self.workers.iter().map(|w| w.port).collect()
+    }
+
+    /// The ICE-TCP port of each worker (`None` where TCP is off).
+    pub fn tcp_ports(&self) -> Vec<Option<u16>> {
+        self.workers.iter().map(|w| w.tcp_port).collect()
     }
 
     /// Hand a command to the worker that owns its room. Never blocks.

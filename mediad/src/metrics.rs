@@ -255,6 +255,8 @@ metrics! {
     lines_recycled: "Subscribe m-lines reused for a new track (JSEP mid reuse).",
     consent_lost: "Transports whose peer sent no authenticated STUN request for 30 s: sending stopped (RFC 7675).",
     ice_restarts: "ICE restarts (new local credentials on a transport).",
+    ice_succeeded_udp: "ICE succeeded over UDP: an authenticated check latched (or, with USE-CANDIDATE, moved) a transport's address to a UDP peer.",
+    ice_succeeded_tcp: "ICE succeeded over TCP (ICE-TCP, RFC 6544): an authenticated check latched (or moved) a transport's address to a TCP connection.",
     consent_regained: "Transports whose peer consented again after a loss of consent.",
     receivers_back: "Receivers heard again after a second or more without feedback (their network came back): key frames asked for what they are sent.",
     nack_over_rate: "NACKs cut short: the receiver asked for more than 2,000 sequence numbers a second (4,000 at once); the rest of the NACK was not read.",
@@ -343,7 +345,7 @@ pub fn collect(e: &mut crate::exposition::Exposition, workers: &[&Metrics]) {
 /// Adds the io drivers' counters (summed over workers) to `e`.
 pub fn collect_io(e: &mut crate::exposition::Exposition, workers: &[salon_io::IoStatsSnapshot]) {
     let sum = |f: fn(&salon_io::IoStatsSnapshot) -> u64| -> u64 { workers.iter().map(f).sum() };
-    let rows: [(&str, &str, u64); 8] = [
+    let rows: [(&str, &str, u64); 16] = [
         (
             "rx_datagrams",
             "Datagrams received by the io driver.",
@@ -376,8 +378,53 @@ pub fn collect_io(e: &mut crate::exposition::Exposition, workers: &[salon_io::Io
             "Datagrams refused because the send queue was full.",
             sum(|s| s.tx_queue_full),
         ),
+        (
+            "tcp_accepted",
+            "TCP media connections accepted (ICE-TCP).",
+            sum(|s| s.tcp_accepted),
+        ),
+        (
+            "tcp_refused",
+            "TCP media connections refused: over the global or per-IP limit.",
+            sum(|s| s.tcp_refused),
+        ),
+        (
+            "tcp_closed",
+            "TCP media connections closed, for any reason.",
+            sum(|s| s.tcp_closed),
+        ),
+        (
+            "tcp_closed_malformed",
+            "TCP media connections closed for a malformed RFC 4571 frame (empty, or over 1500 bytes).",
+            sum(|s| s.tcp_closed_malformed),
+        ),
+        (
+            "tcp_closed_timeout",
+            "TCP media connections closed for no valid STUN check within 10 s of opening, or nothing received for 40 s.",
+            sum(|s| s.tcp_closed_timeout),
+        ),
+        (
+            "tcp_rx_frames",
+            "Frames received on TCP media connections.",
+            sum(|s| s.tcp_rx_frames),
+        ),
+        (
+            "tcp_tx_frames",
+            "Frames queued on TCP media connections.",
+            sum(|s| s.tcp_tx_frames),
+        ),
+        (
+            "tcp_tx_dropped",
+            "Frames for TCP media connections dropped: the connection's send buffer was full, or it had gone.",
+            sum(|s| s.tcp_tx_dropped),
+        ),
     ];
     for (name, help, v) in rows {
         e.counter(&format!("mediad_io_{name}"), help, v);
     }
+    e.gauge_int(
+        "mediad_io_tcp_open",
+        "TCP media connections open now (all workers).",
+        sum(|s| s.tcp_open),
+    );
 }

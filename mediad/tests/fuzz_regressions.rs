@@ -1,5 +1,5 @@
 //! Replays every input kept in `fuzz/regressions/<target>/` through the
-//! same function the `control_wire` and `worker_datagram` fuzz targets run
+//! same function the `control_wire`, `worker_datagram` and `tcp_deframe` fuzz targets run
 //! (`salon_mediad::fuzzing`), so a crash input is an ordinary test.
 
 #![allow(clippy::unwrap_used)]
@@ -30,5 +30,11 @@ fn control_wire_regressions() {
 #[test]
 fn worker_datagram_regressions() {
     let n = replay("worker_datagram", salon_mediad::fuzzing::worker_datagram);
+    assert!(n >= 3, "expected the seed regressions ({n} files)");
+}
+
+#[test]
+fn tcp_deframe_regressions() {
+    let n = replay("tcp_deframe", salon_mediad::fuzzing::tcp_deframe);
     assert!(n >= 3, "expected the seed regressions ({n} files)");
 }

@@ -45,8 +45,16 @@ static GLOBAL: Counting = Counting;
 #[test]
 fn forwarding_allocates_nothing_per_packet() {
     let mut net = Net::new(3);
-    for _ in 0..4 {
-        net.join("Salon-Alloc");
+    for i in 0..4u16 {
+        if i % 2 == 0 {
+            net.join("Salon-Alloc");
+        } else {
+            // Over ICE-TCP: the same path under stream addresses.
+            net.join_with("Salon-Alloc", |b| {
+                b.publish.addr = salon_io::stream_addr(2 * i, 1, b.publish.addr);
+                b.subscribe.addr = salon_io::stream_addr(2 * i + 1, 1, b.subscribe.addr);
+            });
+        }
     }
     net.settle(Duration::from_millis(500));
     // Warm up: every stream seen once, every leg live.

@@ -1,12 +1,14 @@
 //! The epoll backend: level-triggered epoll on the socket and the waker's
 //! eventfd, `recvmmsg` batches into preallocated buffers, `sendmmsg`
-//! batches straight from the [`TxQueue`] buffers.
+//! batches straight from the [`TxQueue`] buffers. ICE-TCP connections
+//! (see [`crate::tcp`]) are in the same epoll set, level-triggered.
 
 use std::net::UdpSocket;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use crate::sys::{self, RawAddr, decode_addr};
+use crate::tcp::{PollOp, TcpServer};
 use crate::{
     Handler, IoError, IoStats, IoStatsSnapshot, MAX_DATAGRAM, TX_FLUSH_AT, TX_QUEUE_CAPACITY,
     TxQueue, Waker,
@@ -20,9 +22,61 @@ const RX_CALLS_PER_PASS: usize = 2;
 
 const TOKEN_SOCKET: u64 = 1;
 const TOKEN_WAKER: u64 = 2;
+/// Tag of a TCP token (the listener's or a connection's) in an event.
+const TAG_TCP: u64 = 3 << 32;
+const TAG_MASK: u64 = !0xffff_ffff;
+
+/// Apply the TCP side's readiness changes to the epoll set.
+fn apply_ops(ep: &OwnedFd, tcp: &mut Option<TcpServer>) {
+    let Some(tcp) = tcp else {
+        return;
+    };
+    tcp.drain_ops(|op| {
+        let (fd, token, events, ctl) = match op {
+            PollOp::Read { fd, token } => (fd, token, libc::EPOLLIN, libc::EPOLL_CTL_ADD),
+            PollOp::Write { fd, token, on } => (
+                fd,
+                token,
+                if on {
+                    libc::EPOLLIN | libc::EPOLLOUT
+                } else {
+                    libc::EPOLLIN
+                },
+                libc::EPOLL_CTL_MOD,
+            ),
+            PollOp::Listen { fd, on } => (
+                fd,
+                crate::tcp::LISTEN_TOKEN,
+                if on { libc::EPOLLIN } else { 0 },
+                libc::EPOLL_CTL_MOD,
+            ),
+            // Closing the fd took it out of the set.
+            PollOp::Remove { .. } => return,
+        };
+        if let Err(e) = epoll_ctl(ep, ctl, fd, events as u32, TAG_TCP | u64::from(token)) {
+            tracing::debug!(error = %e, "epoll_ctl (tcp) failed");
+        }
+    });
+}
+
+/// Send what is queued: TCP transmits onto their connections, the rest
+/// in `sendmmsg` batches.
+fn flush(
+    txb: &mut TxBatch,
+    fd: RawFd,
+    tcp: &mut Option<TcpServer>,
+    tx: &mut TxQueue,
+    c: &mut IoStatsSnapshot,
+) {
+    if let Some(t) = tcp {
+        t.absorb(tx, c);
+    }
+    txb.flush(fd, tx, c);
+}
 
 pub(crate) fn run<H: Handler>(
     socket: UdpSocket,
+    mut tcp: Option<TcpServer>,
     waker: &Waker,
     handler: &mut H,
     stats: &IoStats,
@@ -34,12 +88,13 @@ pub(crate) fn run<H: Handler>(
     let ep = epoll_create()?;
     epoll_add(&ep, fd, TOKEN_SOCKET)?;
     epoll_add(&ep, waker.raw_fd(), TOKEN_WAKER)?;
+    apply_ops(&ep, &mut tcp);
 
     let mut rx = RxBatch::new();
     let mut txb = TxBatch::new();
     let mut tx = TxQueue::with_capacity(TX_QUEUE_CAPACITY);
     let mut c = IoStatsSnapshot::default();
-    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 4];
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
     let mut more_rx = false;
 
     loop {
@@ -47,10 +102,20 @@ pub(crate) fn run<H: Handler>(
             stats.publish(&c);
             return Ok(());
         }
-        let timeout_ms = if more_rx {
+        let tcp_work = tcp.as_ref().is_some_and(TcpServer::has_work);
+        let timeout_ms = if more_rx || tcp_work {
             0
         } else {
-            match crate::until_deadline(handler, Instant::now()) {
+            let now = Instant::now();
+            let tcp_due = tcp
+                .as_ref()
+                .and_then(TcpServer::poll_timeout)
+                .map(|t| t.saturating_duration_since(now));
+            let due = match (crate::until_deadline(handler, now), tcp_due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match due {
                 None => -1,
                 // Round up: waking early would spin until the deadline.
                 Some(d) => i32::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX),
@@ -74,13 +139,36 @@ pub(crate) fn run<H: Handler>(
         more_rx = false;
         if sock_ready {
             for _ in 0..RX_CALLS_PER_PASS {
-                let got = rx.recv(fd, handler, now, &mut tx, &mut txb, &mut c);
+                let got = rx.recv(fd, handler, now, &mut tx, &mut txb, &mut tcp, &mut c);
                 more_rx = got == BATCH;
                 if !more_rx {
                     break;
                 }
             }
         }
+        // 1b. TCP: what was left last pass, then what is ready now.
+        if let Some(t) = tcp.as_mut() {
+            t.on_ready(handler, now, &mut tx, &mut c);
+            for ev in &events[..n] {
+                if ev.u64 & TAG_MASK != TAG_TCP {
+                    continue;
+                }
+                let token = ev.u64 as u32;
+                let flags = ev.events;
+                if token == crate::tcp::LISTEN_TOKEN {
+                    t.on_listen(now, &mut c);
+                    continue;
+                }
+                if flags & libc::EPOLLOUT as u32 != 0 {
+                    t.on_writable(token, &mut c);
+                }
+                if flags & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
+                    t.on_readable(token, handler, now, &mut tx, &mut c);
+                }
+            }
+            t.end_pass();
+        }
+        apply_ops(&ep, &mut tcp);
         // 2. Wake-ups.
         if woke {
             sys::eventfd_drain(waker.raw_fd());
@@ -91,8 +179,12 @@ pub(crate) fn run<H: Handler>(
         if handler.poll_timeout().is_some_and(|d| d <= now) {
             handler.handle_timeout(now, &mut tx);
         }
+        if let Some(t) = tcp.as_mut() {
+            t.handle_timeout(now, &mut c);
+        }
         // 4. Send.
-        txb.flush(fd, &mut tx, &mut c);
+        flush(&mut txb, fd, &mut tcp, &mut tx, &mut c);
+        apply_ops(&ep, &mut tcp);
         c.tx_queue_full = tx.dropped_full;
         stats.publish(&c);
     }
@@ -109,14 +201,17 @@ fn epoll_create() -> Result<OwnedFd, IoError> {
 }
 
 fn epoll_add(ep: &OwnedFd, fd: RawFd, token: u64) -> Result<(), IoError> {
-    let mut ev = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: token,
-    };
-    // SAFETY: both fds are open; `ev` is a live local the kernel only reads.
-    let rc = unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &raw mut ev) };
+    epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN as u32, token)
+        .map_err(|e| IoError::sys("epoll_ctl", e))
+}
+
+fn epoll_ctl(ep: &OwnedFd, op: i32, fd: RawFd, events: u32, token: u64) -> std::io::Result<()> {
+    let mut ev = libc::epoll_event { events, u64: token };
+    // SAFETY: `ev` is a live local the kernel only reads; a closed or
+    // foreign `fd` makes the call fail, nothing else.
+    let rc = unsafe { libc::epoll_ctl(ep.as_raw_fd(), op, fd, &raw mut ev) };
     if rc < 0 {
-        return Err(IoError::last_os("epoll_ctl"));
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }
@@ -160,6 +255,7 @@ impl RxBatch {
         }
     }
 
+    #[allow(clippy::too_many_arguments, reason = "the loop's state, passed down")]
     /// One `recvmmsg`; hands each datagram to the handler. Returns the
     /// number of datagrams received (0 on would-block or error).
     fn recv<H: Handler>(
@@ -169,6 +265,7 @@ impl RxBatch {
         now: Instant,
         tx: &mut TxQueue,
         txb: &mut TxBatch,
+        tcp: &mut Option<TcpServer>,
         c: &mut IoStatsSnapshot,
     ) -> usize {
         for i in 0..BATCH {
@@ -215,7 +312,7 @@ impl RxBatch {
             c.rx_datagrams += 1;
             c.rx_bytes += len as u64;
             if tx.len() >= TX_FLUSH_AT {
-                txb.flush(fd, tx, c);
+                flush(txb, fd, tcp, tx, c);
             }
             handler.handle_datagram(src, &mut self.bufs[i][..len], now, tx);
         }

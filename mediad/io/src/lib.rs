@@ -1,6 +1,9 @@
-//! salon-io: the thin UDP drivers under mediad.
+//! salon-io: the thin UDP (and ICE-TCP) drivers under mediad.
 //!
-//! A driver owns one UDP socket and one thread. It knows nothing of ICE,
+//! A driver owns one UDP socket, optionally one TCP listener
+//! ([`run_with_tcp`], see [`tcp`]: each RFC 4571 frame of a connection is
+//! handed over as a datagram from the connection's stream address), and
+//! one thread. It knows nothing of ICE,
 //! DTLS or RTP: it hands every received datagram to a [`Handler`] (the
 //! sans-IO core), and sends whatever the handler queued in the [`TxQueue`]
 //! it lent it, in batches. The driving contract, per pass of the loop:
@@ -45,9 +48,11 @@
 
 mod epoll;
 mod sys;
+pub mod tcp;
 pub mod tx;
 mod uring;
 
+pub use tcp::{TcpEndpoint, TcpLimits, bind_tcp, is_stream, stream_addr, stream_peer};
 pub use tx::{MAX_DATAGRAM, Transmit, TxQueue};
 
 use std::fmt;
@@ -241,10 +246,26 @@ pub fn run<H: Handler>(
     handler: &mut H,
     stats: &IoStats,
 ) -> Result<(), IoError> {
-    tracing::debug!(%backend, "udp driver loop starting");
+    run_with_tcp(socket, None, backend, waker, handler, stats)
+}
+
+/// [`run`], also serving ICE-TCP connections accepted on `tcp` (RFC 4571
+/// framing; see [`tcp`]): each frame goes to
+/// [`Handler::handle_datagram`] under the connection's stream address,
+/// and transmits to stream addresses go back on their connections.
+pub fn run_with_tcp<H: Handler>(
+    socket: UdpSocket,
+    tcp: Option<TcpEndpoint>,
+    backend: Backend,
+    waker: &Waker,
+    handler: &mut H,
+    stats: &IoStats,
+) -> Result<(), IoError> {
+    tracing::debug!(%backend, tcp = tcp.is_some(), "driver loop starting");
+    let tcp = tcp.map(tcp::TcpServer::new);
     match backend {
-        Backend::Epoll => epoll::run(socket, waker, handler, stats),
-        Backend::Uring => uring::run(socket, waker, handler, stats),
+        Backend::Epoll => epoll::run(socket, tcp, waker, handler, stats),
+        Backend::Uring => uring::run(socket, tcp, waker, handler, stats),
     }
 }
 
@@ -264,6 +285,15 @@ pub struct IoStats {
     wakes: AtomicU64,
     passes: AtomicU64,
     rx_rearms: AtomicU64,
+    tcp_accepted: AtomicU64,
+    tcp_refused: AtomicU64,
+    tcp_open: AtomicU64,
+    tcp_closed: AtomicU64,
+    tcp_closed_malformed: AtomicU64,
+    tcp_closed_timeout: AtomicU64,
+    tcp_rx_frames: AtomicU64,
+    tcp_tx_frames: AtomicU64,
+    tcp_tx_dropped: AtomicU64,
 }
 
 /// A copy of [`IoStats`] at one instant: plain counters since the loop
@@ -293,6 +323,24 @@ pub struct IoStatsSnapshot {
     /// io_uring only: times the multishot receive was re-armed after the
     /// kernel ended it (e.g. `ENOBUFS`: every provided buffer was out).
     pub rx_rearms: u64,
+    /// TCP connections accepted (ICE-TCP).
+    pub tcp_accepted: u64,
+    /// TCP connections refused (over the global or per-IP limit).
+    pub tcp_refused: u64,
+    /// TCP connections open now (a gauge).
+    pub tcp_open: u64,
+    /// TCP connections closed, for any reason.
+    pub tcp_closed: u64,
+    /// TCP connections closed for a malformed RFC 4571 frame.
+    pub tcp_closed_malformed: u64,
+    /// TCP connections closed for sending no valid check in time, or nothing for too long.
+    pub tcp_closed_timeout: u64,
+    /// Frames received on TCP connections.
+    pub tcp_rx_frames: u64,
+    /// Frames queued on TCP connections.
+    pub tcp_tx_frames: u64,
+    /// Frames dropped: the connection's send buffer was full, or it had gone.
+    pub tcp_tx_dropped: u64,
 }
 
 impl IoStats {
@@ -316,6 +364,15 @@ impl IoStats {
             wakes: r(&self.wakes),
             passes: r(&self.passes),
             rx_rearms: r(&self.rx_rearms),
+            tcp_accepted: r(&self.tcp_accepted),
+            tcp_refused: r(&self.tcp_refused),
+            tcp_open: r(&self.tcp_open),
+            tcp_closed: r(&self.tcp_closed),
+            tcp_closed_malformed: r(&self.tcp_closed_malformed),
+            tcp_closed_timeout: r(&self.tcp_closed_timeout),
+            tcp_rx_frames: r(&self.tcp_rx_frames),
+            tcp_tx_frames: r(&self.tcp_tx_frames),
+            tcp_tx_dropped: r(&self.tcp_tx_dropped),
         }
     }
 
@@ -332,6 +389,15 @@ impl IoStats {
         w(&self.wakes, c.wakes);
         w(&self.passes, c.passes);
         w(&self.rx_rearms, c.rx_rearms);
+        w(&self.tcp_accepted, c.tcp_accepted);
+        w(&self.tcp_refused, c.tcp_refused);
+        w(&self.tcp_open, c.tcp_open);
+        w(&self.tcp_closed, c.tcp_closed);
+        w(&self.tcp_closed_malformed, c.tcp_closed_malformed);
+        w(&self.tcp_closed_timeout, c.tcp_closed_timeout);
+        w(&self.tcp_rx_frames, c.tcp_rx_frames);
+        w(&self.tcp_tx_frames, c.tcp_tx_frames);
+        w(&self.tcp_tx_dropped, c.tcp_tx_dropped);
     }
 }
 

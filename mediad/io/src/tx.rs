@@ -34,6 +34,8 @@ pub struct TxQueue {
     /// Datagrams dropped because the queue was full.
     pub dropped_full: u64,
     capacity: usize,
+    /// Stream addresses the handler closed ([`TxQueue::close`]).
+    pub(crate) closes: Vec<SocketAddr>,
 }
 
 impl TxQueue {
@@ -50,6 +52,7 @@ impl TxQueue {
             pending: None,
             dropped_full: 0,
             capacity,
+            closes: Vec::with_capacity(16),
         }
     }
 
@@ -95,6 +98,33 @@ impl TxQueue {
         }
     }
 
+    /// Close the TCP connection behind stream address `dst` (see
+    /// [`crate::tcp`]) once what is queued for it has been handed to its
+    /// socket. Ignored for a UDP address.
+    pub fn close(&mut self, dst: SocketAddr) {
+        if crate::tcp::is_stream(&dst) {
+            self.closes.push(dst);
+        }
+    }
+
+    /// The closes asked for since the last flush.
+    pub fn closes(&self) -> &[SocketAddr] {
+        &self.closes
+    }
+
+    /// Remove the queued datagrams for which `pred(dst)` holds, in order,
+    /// handing each to `f` and returning its buffer to the pool.
+    pub fn take_where(
+        &mut self,
+        mut pred: impl FnMut(&SocketAddr) -> bool,
+        mut f: impl FnMut(&Transmit),
+    ) {
+        for t in self.queued.extract_if(.., |t| pred(&t.dst)) {
+            f(&t);
+            self.free.push(t.buf);
+        }
+    }
+
     /// Number of queued datagrams.
     pub fn len(&self) -> usize {
         self.queued.len()
@@ -117,6 +147,7 @@ impl TxQueue {
             f(&t);
             self.free.push(t.buf);
         }
+        self.closes.clear();
     }
 
     /// Return the first `n` queued datagrams' buffers to the pool (after a

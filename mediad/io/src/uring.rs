@@ -15,6 +15,13 @@
 //!   completions that arrive meanwhile are kept (in a preallocated list) for
 //!   the next pass, so the handler sees events in the contract's order.
 //!
+//! - ICE-TCP (see [`crate::tcp`]): a multishot `PollAdd` (POLLIN) on the
+//!   listener and on each connection, a one-shot `PollAdd` (POLLOUT) while
+//!   a connection has bytes the socket did not take; the reads, writes and
+//!   accepts themselves are plain non-blocking calls, shared with epoll.
+//!   A closed connection's polls are cancelled by user data; completions
+//!   of a connection that has gone are recognised by its generation.
+//!
 //! All memory the kernel may write (buffer pool, buffer ring, recv msghdr)
 //! is owned by [`Driver`]; on exit the armed requests are cancelled and
 //! their final completions awaited before that memory is freed (if that
@@ -31,6 +38,7 @@ use io_uring::types::{BufRingEntry, RecvMsgOut, SubmitArgs, Timespec};
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 
 use crate::sys::{self, RawAddr, decode_addr};
+use crate::tcp::{PollOp, TcpServer};
 use crate::{
     Handler, IoError, IoStats, IoStatsSnapshot, MAX_DATAGRAM, TX_FLUSH_AT, TX_QUEUE_CAPACITY,
     TxQueue, Waker,
@@ -55,6 +63,8 @@ const UD_RECV: u64 = 1 << 32;
 const UD_WAKE: u64 = 2 << 32;
 const UD_CANCEL: u64 = 3 << 32;
 const UD_SEND: u64 = 4 << 32;
+const UD_TCP_READ: u64 = 5 << 32;
+const UD_TCP_WRITE: u64 = 6 << 32;
 const UD_TAG: u64 = !0xffff_ffff;
 
 /// Name of an io_uring failure for [`IoError::UringUnavailable`].
@@ -326,6 +336,7 @@ impl Drop for Driver {
 
 pub(crate) fn run<H: Handler>(
     socket: UdpSocket,
+    mut tcp: Option<TcpServer>,
     waker: &Waker,
     handler: &mut H,
     stats: &IoStats,
@@ -339,7 +350,7 @@ pub(crate) fn run<H: Handler>(
     let mut d = Driver::new(socket.as_raw_fd(), waker.raw_fd())?;
     let mut tx = TxQueue::with_capacity(TX_QUEUE_CAPACITY);
     let mut c = IoStatsSnapshot::default();
-    let result = d.run_loop(handler, &mut tx, &mut c, stats);
+    let result = d.run_loop(handler, &mut tcp, &mut tx, &mut c, stats);
     stats.publish(&c);
     drop(d); // cancels the armed requests (see `Driver::shutdown`)
     drop(socket);
@@ -424,6 +435,66 @@ impl Driver {
         self.wake_armed = self.push(&e);
     }
 
+    /// Turn the TCP side's readiness changes into polls and cancels.
+    fn apply_tcp_ops(&mut self, tcp: &mut Option<TcpServer>) {
+        let Some(t) = tcp.as_mut() else {
+            return;
+        };
+        let mut ops = [None; 16];
+        loop {
+            let mut n = 0;
+            t.drain_ops_into(&mut ops, &mut n);
+            if n == 0 {
+                return;
+            }
+            for op in ops.iter_mut().take(n).filter_map(Option::take) {
+                let e = match op {
+                    PollOp::Read { fd, token } => {
+                        opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
+                            .multi(true)
+                            .build()
+                            .user_data(UD_TCP_READ | u64::from(token))
+                    }
+                    PollOp::Write { fd, token, on } => {
+                        if !on {
+                            continue; // one-shot: it lapses by itself
+                        }
+                        opcode::PollAdd::new(types::Fd(fd), libc::POLLOUT as u32)
+                            .build()
+                            .user_data(UD_TCP_WRITE | u64::from(token))
+                    }
+                    PollOp::Listen { fd, on: true } => {
+                        opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
+                            .multi(true)
+                            .build()
+                            .user_data(UD_TCP_READ | u64::from(crate::tcp::LISTEN_TOKEN))
+                    }
+                    PollOp::Listen { on: false, .. } => {
+                        let e = opcode::AsyncCancel::new(
+                            UD_TCP_READ | u64::from(crate::tcp::LISTEN_TOKEN),
+                        )
+                        .build()
+                        .user_data(UD_CANCEL);
+                        self.push(&e);
+                        continue;
+                    }
+                    PollOp::Remove { token } => {
+                        for tag in [UD_TCP_READ, UD_TCP_WRITE] {
+                            let e = opcode::AsyncCancel::new(tag | u64::from(token))
+                                .build()
+                                .user_data(UD_CANCEL);
+                            self.push(&e);
+                        }
+                        continue;
+                    }
+                };
+                if !self.push(&e) {
+                    tracing::debug!("io_uring queue full: a tcp poll was not armed");
+                }
+            }
+        }
+    }
+
     fn pop(&mut self) -> Option<Cqe> {
         self.ring.completion().next().map(|e| Cqe {
             user_data: e.user_data(),
@@ -455,6 +526,7 @@ impl Driver {
     fn run_loop<H: Handler>(
         &mut self,
         handler: &mut H,
+        tcp: &mut Option<TcpServer>,
         tx: &mut TxQueue,
         c: &mut IoStatsSnapshot,
         stats: &IoStats,
@@ -463,9 +535,19 @@ impl Driver {
             if handler.should_stop() {
                 return Ok(());
             }
+            self.apply_tcp_ops(tcp);
             // 5. (of the previous pass) Sleep until an event or the deadline.
-            if self.deferred.is_empty() && self.ring.completion().is_empty() {
-                let timeout = crate::until_deadline(handler, Instant::now());
+            let tcp_work = tcp.as_ref().is_some_and(TcpServer::has_work);
+            if self.deferred.is_empty() && self.ring.completion().is_empty() && !tcp_work {
+                let now = Instant::now();
+                let tcp_due = tcp
+                    .as_ref()
+                    .and_then(TcpServer::poll_timeout)
+                    .map(|t| t.saturating_duration_since(now));
+                let timeout = match (crate::until_deadline(handler, now), tcp_due) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 self.wait(timeout)?;
             } else if !self.ring.submission().is_empty() {
                 let _ = self.ring.submit();
@@ -476,19 +558,25 @@ impl Driver {
             // 1. Datagrams (and note wake-ups and stray completions).
             let mut woke = false;
             let mut handled = 0;
+            if let Some(t) = tcp.as_mut() {
+                t.on_ready(handler, now, tx, c);
+            }
             // Completions deferred while sending come first, in order.
             while handled < RX_BUDGET {
                 if tx.len() >= TX_FLUSH_AT {
                     // May defer more completions (they queue behind).
-                    self.flush(tx, c);
+                    self.flush(tx, tcp, c);
                 }
                 let Some(cqe) = self.deferred.pop_front().or_else(|| self.pop()) else {
                     break;
                 };
-                self.dispatch(cqe, handler, now, tx, c, &mut woke);
+                self.dispatch(cqe, handler, tcp, now, tx, c, &mut woke);
                 handled += 1;
             }
             self.bufs.publish();
+            if let Some(t) = tcp.as_mut() {
+                t.end_pass();
+            }
             // 2. Wake-ups.
             if woke {
                 sys::eventfd_drain(self.wake_fd);
@@ -499,8 +587,11 @@ impl Driver {
             if handler.poll_timeout().is_some_and(|d| d <= now) {
                 handler.handle_timeout(now, tx);
             }
+            if let Some(t) = tcp.as_mut() {
+                t.handle_timeout(now, c);
+            }
             // 4. Send.
-            self.flush(tx, c);
+            self.flush(tx, tcp, c);
             c.tx_queue_full = tx.dropped_full;
             if !self.recv_armed {
                 c.rx_rearms += 1;
@@ -513,10 +604,12 @@ impl Driver {
         }
     }
 
+    #[allow(clippy::too_many_arguments, reason = "the loop's state, passed down")]
     fn dispatch<H: Handler>(
         &mut self,
         cqe: Cqe,
         handler: &mut H,
+        tcp: &mut Option<TcpServer>,
         now: Instant,
         tx: &mut TxQueue,
         c: &mut IoStatsSnapshot,
@@ -531,6 +624,28 @@ impl Driver {
                 }
             }
             UD_SEND => self.on_send(cqe, c),
+            UD_TCP_READ | UD_TCP_WRITE => {
+                let Some(t) = tcp.as_mut() else {
+                    return;
+                };
+                let token = cqe.user_data as u32;
+                if cqe.result == -libc::ECANCELED {
+                    return;
+                }
+                if cqe.user_data & UD_TAG == UD_TCP_WRITE {
+                    t.on_writable(token, c);
+                } else {
+                    if !cqueue::more(cqe.flags) {
+                        // The multishot poll ended: arm it again if live.
+                        t.rearm_read(token);
+                    }
+                    if token == crate::tcp::LISTEN_TOKEN {
+                        t.on_listen(now, c);
+                    } else {
+                        t.on_readable(token, handler, now, tx, c);
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -579,7 +694,10 @@ impl Driver {
 
     /// Send everything queued, [`SEND_SLOTS`] at a time, waiting for every
     /// completion before releasing the buffers.
-    fn flush(&mut self, tx: &mut TxQueue, c: &mut IoStatsSnapshot) {
+    fn flush(&mut self, tx: &mut TxQueue, tcp: &mut Option<TcpServer>, c: &mut IoStatsSnapshot) {
+        if let Some(t) = tcp.as_mut() {
+            t.absorb(tx, c);
+        }
         let total = tx.len();
         let mut done = 0;
         while done < total {

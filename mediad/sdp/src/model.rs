@@ -374,6 +374,9 @@ pub struct LocalTransport {
     pub candidate_ip: IpAddr,
     /// Port of the host candidate.
     pub candidate_port: u16,
+    /// Port of the passive TCP host candidate (ICE-TCP, RFC 6544) on
+    /// `candidate_ip`, if the worker listens on TCP.
+    pub tcp_candidate_port: Option<u16>,
     /// `o=` sess-id; the top bit is cleared when written (JSEP wants it to fit an i64).
     pub session_id: u64,
     /// `o=` sess-version; the caller increments it on every new description.
@@ -387,6 +390,7 @@ impl fmt::Debug for LocalTransport {
             .field("ice_pwd", &self.ice_pwd)
             .field("fingerprint", &self.fingerprint)
             .field("candidate_port", &self.candidate_port)
+            .field("tcp_candidate_port", &self.tcp_candidate_port)
             .field("session_id", &self.session_id)
             .field("session_version", &self.session_version)
             .finish_non_exhaustive()

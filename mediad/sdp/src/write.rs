@@ -10,6 +10,19 @@ use crate::parse::is_ice_chars;
 /// Host candidate priority: type preference 126, local preference 65535, component 1.
 pub(crate) const HOST_PRIORITY: u32 = 2_130_706_431;
 
+/// Type preference of a host TCP candidate: below host UDP (126), so a
+/// browser that can use both prefers UDP (libwebrtc uses 90 too).
+pub(crate) const HOST_TCP_TYPE_PREFERENCE: u32 = 90;
+/// Direction preference of a passive host TCP candidate (RFC 6544 §4.2).
+pub(crate) const PASSIVE_DIRECTION_PREFERENCE: u32 = 4;
+
+/// Priority of the passive TCP host candidate, RFC 6544 §4.2: RFC 5245's
+/// formula, `2^24 * type + 2^8 * local + (256 - component)`, with the
+/// local preference `2^13 * direction + other` (other: 8191, one address).
+pub(crate) const HOST_TCP_PASSIVE_PRIORITY: u32 = (HOST_TCP_TYPE_PREFERENCE << 24)
+    + (((PASSIVE_DIRECTION_PREFERENCE << 13) + 8191) << 8)
+    + (256 - 1);
+
 /// Accumulates CRLF-terminated lines.
 pub(crate) struct SdpWriter {
     out: String,
@@ -57,7 +70,7 @@ pub(crate) fn validate_local(local: &LocalTransport) -> Result<(), SdpError> {
     if !alg_ok || Fingerprint::expected_len(&fp.algorithm) != Some(fp.bytes.len()) {
         return Err(SdpError::InvalidLocal("fingerprint"));
     }
-    if local.candidate_port == 0 {
+    if local.candidate_port == 0 || local.tcp_candidate_port == Some(0) {
         return Err(SdpError::InvalidLocal("candidate port"));
     }
     if local.candidate_ip.is_unspecified() {
@@ -113,6 +126,8 @@ pub(crate) fn connection_disabled(w: &mut SdpWriter) {
     ln!(w, "c=IN IP4 0.0.0.0");
 }
 
+/// The host candidates, UDP first, then the passive TCP one (RFC 6544:
+/// port as the TCP listener's, `tcptype passive`; its own foundation).
 pub(crate) fn candidate(w: &mut SdpWriter, local: &LocalTransport) {
     ln!(
         w,
@@ -121,5 +136,26 @@ pub(crate) fn candidate(w: &mut SdpWriter, local: &LocalTransport) {
         local.candidate_ip,
         local.candidate_port
     );
+    if let Some(port) = local.tcp_candidate_port {
+        ln!(
+            w,
+            "a=candidate:2 1 tcp {} {} {} typ host tcptype passive",
+            HOST_TCP_PASSIVE_PRIORITY,
+            local.candidate_ip,
+            port
+        );
+    }
     ln!(w, "a=end-of-candidates");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_passive_priority_follows_rfc_6544() {
+        // 90 << 24 | (4 << 13 | 8191) << 8 | 255
+        assert_eq!(HOST_TCP_PASSIVE_PRIORITY, 1_520_435_199);
+        const { assert!(HOST_TCP_PASSIVE_PRIORITY < HOST_PRIORITY, "UDP first") };
+    }
 }

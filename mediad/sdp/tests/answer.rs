@@ -272,6 +272,34 @@ fn without_bundle_only_the_first_m_line_is_accepted() {
 }
 
 #[test]
+fn passive_tcp_candidate_follows_the_udp_one() {
+    let ans = answer_publish(&parse(CHROME).unwrap(), &local()).unwrap();
+    let cands: Vec<&str> = ans
+        .sdp
+        .lines()
+        .filter(|l| l.starts_with("a=candidate:") || *l == "a=end-of-candidates")
+        .take(3)
+        .collect();
+    assert_eq!(
+        cands,
+        [
+            "a=candidate:1 1 udp 2130706431 192.0.2.10 50000 typ host",
+            "a=candidate:2 1 tcp 1520435199 192.0.2.10 50000 typ host tcptype passive",
+            "a=end-of-candidates",
+        ]
+    );
+    parse(&ans.sdp).unwrap();
+
+    let mut l = local();
+    l.tcp_candidate_port = None;
+    let ans = answer_publish(&parse(CHROME).unwrap(), &l).unwrap();
+    assert!(
+        !ans.sdp.contains(" tcp "),
+        "no TCP listener, no TCP candidate"
+    );
+}
+
+#[test]
 fn passive_offerer_is_refused() {
     let offer = parse(&CHROME.replace("a=setup:actpass", "a=setup:passive")).unwrap();
     assert!(matches!(

@@ -54,7 +54,10 @@ fn two_tracks_parse_back() {
     assert_eq!(v.ssrc_groups[0].ssrcs, [2222, 3333]);
     assert_eq!(v.extmaps.len(), 2);
     assert_eq!(v.extmap_id(uri::AUDIO_LEVEL), None);
-    assert!(sdp.contains("a=candidate:1 1 udp 2130706431 192.0.2.10 50000 typ host\r\n"));
+    assert!(sdp.contains(
+        "a=candidate:1 1 udp 2130706431 192.0.2.10 50000 typ host\r\n\
+         a=candidate:2 1 tcp 1520435199 192.0.2.10 50000 typ host tcptype passive\r\n"
+    ));
     assert!(sdp.contains("a=ssrc:3333 msid:participant-a cam-1\r\n"));
 }
 

@@ -8,10 +8,23 @@
 //! consent; a transport without one for
 //! [`super::transport::CONSENT_TIMEOUT`] stops sending (the worker checks
 //! it in its timers and tells the gateway), until a check comes again.
+//!
+//! ICE-TCP (RFC 6544, passive): the driver hands each RFC 4571 frame of a
+//! TCP connection in as a datagram from the connection's *stream address*
+//! (`salon_io::tcp`), so the rules are the same: the first authenticated
+//! check on a connection latches it, USE-CANDIDATE moves the latch. A
+//! transport removed or out of consent has its connection closed. One
+//! exception: USE-CANDIDATE does not move a transport from a UDP address
+//! that is alive (an authenticated check within [`UDP_PATH_ALIVE`]) to a
+//! TCP connection. Firefox nominates aggressively (USE-CANDIDATE on every
+//! check of every pair) and then uses the pair of highest priority, UDP:
+//! following its last TCP check would strand its DTLS on UDP. A browser
+//! whose UDP has really gone stops checking it, and its TCP nomination
+//! moves the latch once the UDP address has been silent that long.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use salon_io::TxQueue;
 use salon_proto::stun;
@@ -20,12 +33,24 @@ use super::ids::{Table, TransportId};
 use super::transport::Transport;
 use crate::metrics::Metrics;
 
+/// A UDP address that had an authenticated check this recently is alive:
+/// a TCP nomination does not take its transport away (browsers check the
+/// selected pair every 2.5 to 6 s).
+pub const UDP_PATH_ALIVE: Duration = Duration::from_secs(8);
+
+/// A latched address: its transport, and its last authenticated check.
+#[derive(Debug, Clone, Copy)]
+struct Latched {
+    id: TransportId,
+    last_check: Instant,
+}
+
 /// The worker's ICE-lite agent: which transport a ufrag and a latched
 /// address belong to.
 #[derive(Debug, Default)]
 pub struct IceLite {
     by_ufrag: HashMap<String, TransportId>,
-    by_addr: HashMap<SocketAddr, TransportId>,
+    by_addr: HashMap<SocketAddr, Latched>,
 }
 
 impl IceLite {
@@ -44,7 +69,7 @@ impl IceLite {
     pub fn forget(&mut self, id: TransportId, t: &Transport) {
         self.by_ufrag.remove(t.local_ufrag());
         if let Some(a) = t.addr()
-            && self.by_addr.get(&a) == Some(&id)
+            && self.owner(a) == Some(id)
         {
             self.by_addr.remove(&a);
         }
@@ -62,7 +87,24 @@ impl IceLite {
     /// The transport latched to `src`.
     #[inline]
     pub fn latched(&self, src: SocketAddr) -> Option<TransportId> {
-        self.by_addr.get(&src).copied()
+        self.owner(src)
+    }
+
+    #[inline]
+    fn owner(&self, addr: SocketAddr) -> Option<TransportId> {
+        self.by_addr.get(&addr).map(|l| l.id)
+    }
+
+    /// Whether a nominated check from `to` may take the latch from `from`:
+    /// not from a live UDP address to a TCP connection (see the module
+    /// documentation).
+    fn may_move(&self, from: SocketAddr, to: SocketAddr, now: Instant) -> bool {
+        if salon_io::is_stream(&from) || !salon_io::is_stream(&to) {
+            return true;
+        }
+        self.by_addr
+            .get(&from)
+            .is_none_or(|l| now >= l.last_check + UDP_PATH_ALIVE)
     }
 
     /// One STUN datagram from `src`: answer an authenticated binding
@@ -115,7 +157,7 @@ impl IceLite {
         // An address latched by another transport is never taken over: a
         // client that can spoof source addresses must not point someone
         // else's media elsewhere.
-        if self.by_addr.get(&src).is_some_and(|&owner| owner != idx) {
+        if self.owner(src).is_some_and(|owner| owner != idx) {
             metrics.drop_addr_taken.inc();
             return;
         }
@@ -123,23 +165,46 @@ impl IceLite {
             metrics.drop_tx_full.inc();
             return;
         };
+        // Over TCP, the peer's address as the connection shows it (a
+        // stream address is the driver's name for the connection).
+        let mapped = salon_io::stream_peer(src).unwrap_or(src);
         match stun::write_binding_success(
             &mut buf[..],
             msg.transaction_id(),
-            src,
+            mapped,
             t.local_pwd().as_bytes(),
         ) {
             Ok(n) => tx.commit(src, n),
             Err(_) => return,
         }
-        if t.addr() != Some(src) && (t.addr().is_none() || msg.use_candidate()) {
+        if t.addr() == Some(src)
+            && let Some(l) = self.by_addr.get_mut(&src)
+        {
+            l.last_check = now;
+        }
+        let moves = match t.addr() {
+            None => true,
+            Some(old) => old != src && msg.use_candidate() && self.may_move(old, src, now),
+        };
+        if moves {
             if let Some(old) = t.addr()
-                && self.by_addr.get(&old) == Some(&idx)
+                && self.owner(old) == Some(idx)
             {
                 self.by_addr.remove(&old);
             }
             t.latch(src, now);
-            self.by_addr.insert(src, idx);
+            self.by_addr.insert(
+                src,
+                Latched {
+                    id: idx,
+                    last_check: now,
+                },
+            );
+            if salon_io::is_stream(&src) {
+                metrics.ice_succeeded_tcp.inc();
+            } else {
+                metrics.ice_succeeded_udp.inc();
+            }
         } else if t.on_consent(now) {
             metrics.consent_regained.inc();
             tracing::info!(participant = %t.participant(), transport = ?t.kind(), "consent regained");

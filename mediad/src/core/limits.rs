@@ -38,6 +38,10 @@ pub struct WorkerLimits {
     pub max_offer_bytes: usize,
     /// Publish offers a participant may make: a sustained rate and a burst.
     pub offer_rate: OfferRate,
+    /// The worker's ICE-TCP listener: connections in all and per IP, the
+    /// deadline of a connection's first valid check, its idle timeout,
+    /// its send buffer (enforced by the io driver, `salon_io::tcp`).
+    pub tcp: salon_io::TcpLimits,
 }
 
 impl WorkerLimits {
@@ -65,6 +69,7 @@ impl Default for WorkerLimits {
             memory_budget_bytes: Self::DEFAULT_MEMORY_BUDGET,
             max_offer_bytes: Self::DEFAULT_MAX_OFFER,
             offer_rate: OfferRate::default(),
+            tcp: salon_io::TcpLimits::default(),
         }
     }
 }

@@ -109,6 +109,9 @@ pub struct WorkerConfig {
     pub announce_ip: IpAddr,
     /// This worker's UDP port.
     pub port: u16,
+    /// This worker's ICE-TCP port, announced as a passive TCP candidate
+    /// (`None`: no TCP listener).
+    pub tcp_port: Option<u16>,
     /// The DTLS certificate (shared by all transports of the process).
     pub cert: DtlsCertificate,
     /// SHA-256 fingerprint of `cert`.
@@ -171,6 +174,9 @@ pub struct Worker {
     alloc_scratch: AllocScratch,
     /// The account of the big buffers against the budget.
     memory: limits::MemoryBudget,
+    /// TCP connections (stream addresses) to close at the end of this
+    /// input: their transport went or lost consent.
+    closing: Vec<SocketAddr>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -212,7 +218,15 @@ impl Worker {
             recent: BTreeMap::new(),
             alloc_scratch: AllocScratch::default(),
             memory,
+            closing: Vec::new(),
             cfg,
+        }
+    }
+
+    /// Hand the connections to close to the driver.
+    fn flush_closes(&mut self, tx: &mut TxQueue) {
+        for addr in self.closing.drain(..) {
+            tx.close(addr);
         }
     }
 
@@ -306,6 +320,7 @@ impl Worker {
             Command::RestartIce { participant } => self.restart_subscribe_ice(participant, now),
             Command::Leave { participant } => self.leave(participant, now),
         }
+        self.flush_closes(tx);
     }
 
     /// Tell the gateway a command failed.
@@ -383,6 +398,9 @@ impl Worker {
     fn remove_transport(&mut self, idx: TransportId) {
         if let Some(t) = self.transports.remove(idx) {
             self.ice.forget(idx, &t);
+            if let Some(a) = t.addr().filter(salon_io::is_stream) {
+                self.closing.push(a);
+            }
         }
     }
 
@@ -403,6 +421,7 @@ impl Worker {
             },
             candidate_ip: self.cfg.announce_ip,
             candidate_port: self.cfg.port,
+            tcp_candidate_port: self.cfg.tcp_port,
             session_id,
             session_version: version,
         })
@@ -500,6 +519,10 @@ impl Worker {
         for t in self.transports.values_mut() {
             if t.check_consent(now) {
                 self.metrics.consent_lost.inc();
+                if let Some(a) = t.addr().filter(salon_io::is_stream) {
+                    // Its checks come back on a new connection, if at all.
+                    self.closing.push(a);
+                }
                 tracing::info!(participant = %t.participant(), transport = ?t.kind(), "consent lost");
                 self.events.push_back(Event::TransportLost {
                     participant: t.participant(),
@@ -553,6 +576,7 @@ impl Worker {
         for t in self.transports.values_mut() {
             t.send_publisher_feedback(now, tx, &self.metrics);
         }
+        self.flush_closes(tx);
     }
 
     // ------------------------------------------------------------------ queries

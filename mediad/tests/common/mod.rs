@@ -617,6 +617,8 @@ pub struct Net {
     /// Shaped links from mediad to these browser addresses (others are
     /// instantaneous and lossless).
     pub links: HashMap<SocketAddr, Link>,
+    /// TCP connections (stream addresses) the worker closed.
+    pub closed: Vec<SocketAddr>,
     next_port: u16,
     next_id: u64,
 }
@@ -635,6 +637,7 @@ impl Net {
         let cfg = WorkerConfig {
             announce_ip: "127.0.0.1".parse().unwrap(),
             port: 10000,
+            tcp_port: Some(10000),
             cert,
             fingerprint,
             dtls: Arc::new(dimpl::Config::default()),
@@ -648,6 +651,7 @@ impl Net {
             browsers: Vec::new(),
             events: Vec::new(),
             links: HashMap::new(),
+            closed: Vec::new(),
             next_port: 40000,
             next_id: 1,
         }
@@ -787,12 +791,14 @@ impl Net {
             for (src, mut d) in inbound {
                 moved = true;
                 if self.tx.len() >= salon_io::TX_FLUSH_AT {
+                    self.closed.extend_from_slice(self.tx.closes());
                     self.tx
                         .drain(|t| outbound.push((t.dst, t.buf[..t.len].to_vec())));
                 }
                 self.worker.handle_datagram(src, &mut d, now, &mut self.tx);
             }
             self.pump();
+            self.closed.extend_from_slice(self.tx.closes());
             self.tx
                 .drain(|t| outbound.push((t.dst, t.buf[..t.len].to_vec())));
             for (dst, mut d) in outbound {

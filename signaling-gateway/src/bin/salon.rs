@@ -64,6 +64,11 @@ struct Args {
     /// UDP port of the first media worker (0 = any free port).
     #[arg(long, default_value_t = 10000)]
     media_port: u16,
+    /// ICE-TCP port of the first media worker (RFC 6544 passive
+    /// candidates): a port number, `same` (the UDP port's number, the
+    /// default) or `off` / `0` (no TCP listener, no TCP candidate).
+    #[arg(long, default_value = "same")]
+    media_tcp_port: salon_mediad::MediaTcp,
     /// Media worker threads.
     #[arg(long, default_value_t = 1)]
     workers: usize,
@@ -663,6 +668,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         bind_ip: args.media_ip,
         announce_ip: args.announce_ip.unwrap_or(args.media_ip),
         first_port: args.media_port,
+        tcp: args.media_tcp_port,
         workers: args.workers,
         io_backend: args.io_backend,
         limits: salon_mediad::WorkerLimits {

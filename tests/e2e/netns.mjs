@@ -1,0 +1,46 @@
+// Network namespace helpers shared by the browser tests that need root
+// (see /work/shared/TESTING-NOTES.md); `twoHosts()` (helpers.mjs) makes
+// the namespaces.
+import { execFileSync } from 'node:child_process';
+import { haveCommand } from './helpers.mjs';
+
+/**
+ * Drops every UDP packet sent from inside namespace `ns` (a network that
+ * allows only TCP out), with nftables (`nft`), else iptables. Returns the
+ * tool used and `count()`, the packets the rule dropped so far (nft only;
+ * NaN with iptables).
+ */
+export function blockUdp(ns) {
+  const inNs = (...a) => execFileSync('ip', ['netns', 'exec', ns, ...a], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (haveCommand('nft')) {
+    inNs('nft', 'add', 'table', 'inet', 'salon_block');
+    inNs('nft', 'add', 'chain', 'inet', 'salon_block', 'out', '{ type filter hook output priority 0; policy accept; }');
+    inNs('nft', 'add', 'rule', 'inet', 'salon_block', 'out', 'meta', 'l4proto', 'udp', 'counter', 'drop');
+    const count = () => {
+      const m = /counter packets (\d+)/.exec(inNs('nft', 'list', 'chain', 'inet', 'salon_block', 'out'));
+      return Number(m?.[1] ?? 'NaN');
+    };
+    return { tool: 'nft', count };
+  }
+  if (haveCommand('iptables')) {
+    inNs('iptables', '-A', 'OUTPUT', '-p', 'udp', '-j', 'DROP');
+    return { tool: 'iptables', count: () => NaN };
+  }
+  throw new Error('neither nft nor iptables is installed (apt-get install nftables)');
+}
+
+/**
+ * A counter from `/metrics` of a salon running inside namespace `ns` (its
+ * admin listener is that namespace's loopback, out of this process's
+ * reach): read by a node process started in the namespace. NaN if absent.
+ */
+export function metricIn(ns, salon, name) {
+  const script = 'fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t))';
+  const text = execFileSync('ip', ['netns', 'exec', ns, process.execPath, '-e', script, `${salon.adminUrl}metrics`], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 10_000,
+  });
+  const m = new RegExp(`^${name} (\\d+)`, 'm').exec(text);
+  return Number(m?.[1] ?? 'NaN');
+}
