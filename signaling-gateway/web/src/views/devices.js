@@ -160,9 +160,15 @@ async function doSwitch(kind, deviceId) {
     media === 'video'
       ? { video: { deviceId: { exact: deviceId }, width: { ideal: 1280 }, height: { ideal: 720 } } }
       : { audio: { deviceId: { exact: deviceId } } };
-  // Some systems cannot open two cameras at once: the old one stops first.
-  if (old && media === 'video') old.stop();
-  const stream = await navigator.mediaDevices.getUserMedia(constraints);
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia(constraints);
+  } catch (e) {
+    // Some systems cannot open two cameras at once: the old one stops first.
+    if (!old || media !== 'video') throw e;
+    old.stop();
+    stream = await navigator.mediaDevices.getUserMedia(constraints);
+  }
   const track = stream.getTracks()[0];
   if (old) track.enabled = old.enabled;
   const sender = senderFor(media);

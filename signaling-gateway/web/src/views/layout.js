@@ -101,13 +101,20 @@ function swipe(el) {
   el.addEventListener('pointercancel', () => (start = null));
 }
 
-/** Lays out on the next animation frame (many changes in one task lay out once). */
+/**
+ * Lays out once for many changes: on the next animation frame, or after
+ * 100 ms in a background tab (where frames do not come).
+ */
 export function relayout() {
   if (frame) return;
-  frame = requestAnimationFrame(() => {
+  const run = () => {
+    if (!frame) return;
+    cancelAnimationFrame(frame.raf);
+    clearTimeout(frame.timer);
     frame = 0;
     apply();
-  });
+  };
+  frame = { raf: requestAnimationFrame(run), timer: setTimeout(run, 100) };
 }
 
 function currentMode(narrow, hasStage) {
