@@ -61,7 +61,7 @@ function gridRects(ids, x, y, width, height, gap, out) {
  * The layout. `input`: { mode: 'grid'|'speaker'|'stage', width, height,
  * ids (participants in display order, self included), selfId, pinned,
  * dominant, hasStage, presenter (id sharing on the stage), page,
- * maxPerPage (grid), minTile, gap }.
+ * maxPerPage (grid), minTile, gap, fillMain }.
  * Returns { mode (the one applied), main (item or null), rects: Map item ->
  * {x, y, w, h} for the items shown, hidden: items not on this page, page,
  * pages, strip: 'right'|'bottom'|null }.
@@ -109,8 +109,9 @@ export function plan(input) {
     perPage = Math.max(1, Math.floor((height + gap) / (thumbH + gap)));
     mainBox = [0, 0, width - thumbW - gap, height];
   } else {
-    thumbH = clamp(Math.round(height * 0.16), 72, 140);
-    thumbW = thumbH * ASPECT;
+    // At least three thumbnails across (phones in portrait).
+    thumbW = Math.min(clamp(Math.round(height * 0.16), 72, 140) * ASPECT, (width - 2 * gap) / 3);
+    thumbH = thumbW / ASPECT;
     perPage = Math.max(1, Math.floor((width + gap) / (thumbW + gap)));
     mainBox = [0, 0, width, height - thumbH - gap];
   }
@@ -119,10 +120,11 @@ export function plan(input) {
   const page = clamp(input.page ?? 0, 0, pages - 1);
   const shown = others.slice(page * perPage, (page + 1) * perPage);
 
-  // The main item: as large as 16:9 allows in its box, centred.
+  // The main item: as large as 16:9 allows in its box, centred; or the
+  // whole box (`fillMain`: a phone in portrait, the video cropped to fit).
   const [mx, my, mw, mh] = mainBox;
-  const w = Math.min(mw, mh * ASPECT);
-  const h = w / ASPECT;
+  const w = input.fillMain ? mw : Math.min(mw, mh * ASPECT);
+  const h = input.fillMain ? mh : w / ASPECT;
   rects.set(main, rect(mx + (mw - w) / 2, my + (mh - h) / 2, w, h));
 
   shown.forEach((id, i) => {

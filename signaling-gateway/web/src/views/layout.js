@@ -169,6 +169,7 @@ function apply() {
     maxPerPage: state.maxPerPage,
     minTile: narrow ? 140 : 200,
     gap: narrow ? 4 : 8,
+    fillMain: narrow && height > width,
   });
   state.page = result.page;
   state.last = result;
