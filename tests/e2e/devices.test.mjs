@@ -86,6 +86,23 @@ test('switching camera and microphone mid-call: the others keep decoding', { tim
     t.diagnostic('one fake microphone only: the microphone switch is not exercised');
   }
   assert.equal(sent.filter((x) => x === 'publish-offer').length, publishOffers, 'no new publish offer');
+
+  // Bruno turns the data saver on in the settings: Aline's video is asked
+  // at 180 lines at most, whatever the size of her tile.
+  const heightOfAline = () =>
+    bruno.page.evaluate((id) => {
+      const key = document.querySelector(`#tile-${id} video`).srcObject.getVideoTracks()[0].id;
+      let h = null;
+      for (const msg of window.salonTest.constraintsSent()) for (const c of msg) if (c.track_id === key) h = c.max_height;
+      return h;
+    }, aline.id);
+  assert.ok((await heightOfAline()) > 180, `Aline's tile asks more than 180 lines first (${await heightOfAline()})`);
+  await bruno.page.click('#more');
+  await bruno.page.click('#open-settings');
+  await bruno.page.check('#set-datasaver');
+  await bruno.page.keyboard.press('Escape');
+  await waitFor(async () => (await heightOfAline()) === 180, 'the data saver caps the video at 180 lines', 5_000);
+  assert.equal(await bruno.page.evaluate(() => document.activeElement?.id), 'more', 'focus back on the button that opened the settings');
   // The mic stays muted across a switch if it was muted.
   await page.click('#mic');
   await page.click('#cam-devices');

@@ -4,7 +4,7 @@
 // the speaker output (HTMLMediaElement.setSinkId, where the browser has it).
 // The settings dialog (views/settings.js) uses the same functions.
 import { t } from '../../i18n.js';
-import { store, localTrack, replaceLocalTrack, setError } from '../store.js';
+import { localTrack, replaceLocalTrack, setError } from '../store.js';
 import { $ } from './dom.js';
 import { icon, setIcon } from '../icons.js';
 
@@ -197,9 +197,4 @@ export async function applySink(video) {
   } catch {
     // The device is gone: the default output stays.
   }
-}
-
-/** Whether a local `kind` stream is there to switch (for the menus' state). */
-export function hasLocal() {
-  return Boolean(store.local);
 }
