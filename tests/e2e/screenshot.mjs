@@ -1,5 +1,5 @@
 // Not part of the test run: takes the screenshots of docs/screenshots/ at
-// 1440x900, 1280x720 and 390x844: pre-join, a meeting of four in grid and
+// 1440x900, 1280x720, 390x844 and 844x390 (a phone on its side): pre-join, a meeting of four in grid and
 // in speaker view, the screen-share stage, the participants list, the chat
 // and the pad (and docs/screenshot-meeting.png, the grid at 1440x900).
 //   cargo build -p salon-gateway --bin salon && node screenshot.mjs [only-this-size]
@@ -14,6 +14,7 @@ const SIZES = [
   [1440, 900],
   [1280, 720],
   [390, 844],
+  [844, 390],
 ].filter(([w, h]) => !process.argv[2] || process.argv[2] === `${w}x${h}`);
 const ROOM = 'Conseil-du-lundi';
 
@@ -42,6 +43,8 @@ try {
   const shot = async (page, w, h, name) => {
     const file = path.join(dir, `${w}x${h}-${name}.png`);
     await sleep(800);
+    // No focus ring left by the script's own key presses.
+    await page.evaluate(() => document.activeElement?.blur());
     await page.screenshot({ path: file });
     console.log(`wrote ${file}`);
     return file;
@@ -51,12 +54,12 @@ try {
     await sleep(200);
   };
   for (const [w, h] of SIZES) {
-    const phone = w < 600;
+    const phone = w < 720;
     await pre.setViewportSize({ width: w, height: h });
     await shot(pre, w, h, 'prejoin');
     await a.page.setViewportSize({ width: w, height: h });
     await a.page.bringToFront();
-    await a.page.evaluate(() => window.salonTest.chooseLayout(null));
+    await a.page.evaluate(() => window.salonTest.chooseLayout('grid'));
     const grid = await shot(a.page, w, h, 'grid');
     if (w === 1440) await copyFile(grid, path.join(docs, 'screenshot-meeting.png'));
     await a.page.evaluate(() => window.salonTest.chooseLayout('speaker'));
