@@ -56,6 +56,12 @@ export function scheduleConstraints() {
   timer = setTimeout(sendConstraints, 300);
 }
 
+/** Sends the constraints now (no debounce): the test hook's fixed tile height. */
+export function flushConstraints() {
+  if (timer) clearTimeout(timer);
+  sendConstraints();
+}
+
 function sendConstraints() {
   timer = null;
   if (!store.joined || !session) return;
