@@ -158,6 +158,12 @@ test('keyboard only: join, mute, raise a hand, chat, leave', { timeout: 120_000 
   await page.keyboard.press('Enter');
   assert.equal(await page.getAttribute('#mic', 'aria-pressed'), 'true');
 
+  // The bar is a toolbar: the arrow keys move along it.
+  await page.keyboard.press('ArrowRight');
+  assert.equal(await focused(), 'mic-devices');
+  await page.keyboard.press('ArrowLeft');
+  assert.equal(await focused(), 'mic');
+
   // Raise a hand, if this build has the button (issue 16, part A).
   if (await page.$('#btn-hand')) {
     if (await page.isVisible('#btn-hand')) {

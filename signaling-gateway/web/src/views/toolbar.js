@@ -136,6 +136,20 @@ export function initToolbar(a) {
     $(id).append(icon(name), document.createElement('span'));
   }
 
+  // The bar is a toolbar: Left/Right arrows (and Home/End) move between its
+  // buttons, as well as Tab.
+  document.querySelector('.controls').addEventListener('keydown', (ev) => {
+    if (!['ArrowLeft', 'ArrowRight', 'Home', 'End'].includes(ev.key) || ev.target.closest('.popover')) return;
+    const buttons = [...document.querySelectorAll('.controls button')].filter(
+      (b) => !b.closest('.popover') && b.offsetParent !== null && !b.disabled,
+    );
+    const i = buttons.indexOf(ev.target);
+    if (i < 0) return;
+    ev.preventDefault();
+    const next = { ArrowLeft: i - 1, ArrowRight: i + 1, Home: 0, End: buttons.length - 1 }[ev.key];
+    buttons[(next + buttons.length) % buttons.length].focus();
+  });
+
   $('lobby-badge').addEventListener('click', () => {
     if (!isPanelOpen('people')) openPanel('people');
     $('waiting').querySelector('button')?.focus();
