@@ -36,7 +36,8 @@ export function initToolbar(a) {
   subscribe(({ what }) => {
     if (what.has('panels')) renderPanels();
     if (what.has('reset')) for (const d of ['leave-dialog', 'end-dialog', 'settings-dialog']) if ($(d).open) $(d).close();
-    if (what.has('controls') || what.has('local')) renderControls();
+    // Part A's hand state (store.myHandRaised) may come with 'controls' or 'hands'.
+    if (what.has('controls') || what.has('local') || what.has('hands') || what.has('hand')) renderControls();
   });
   for (const id of ['close-people', 'close-chat', 'close-pad', 'settings-close']) setIcon($(id), 'close');
   for (const el of document.querySelectorAll('[data-i18n-title]')) el.title = t(el.dataset.i18nTitle);
