@@ -1,33 +1,97 @@
-// Not part of the test run: takes docs/screenshot-meeting.png, the meeting
-// page at 1440x900 with three participants, chat and pad open.
-//   cargo build -p salon-gateway --bin salon && node screenshot.mjs
+// Not part of the test run: takes the screenshots of docs/screenshots/ at
+// 1440x900, 1280x720, 390x844 and 844x390 (a phone on its side): pre-join, a meeting of four in grid and
+// in speaker view, the screen-share stage, the participants list, the chat
+// and the pad (and docs/screenshot-meeting.png, the grid at 1440x900).
+//   cargo build -p salon-gateway --bin salon && node screenshot.mjs [only-this-size]
 import path from 'node:path';
+import { copyFile, mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { startSalon, launchBrowser, joinRoom, sleep } from './helpers.mjs';
 
-const out = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../docs/screenshot-meeting.png');
+const docs = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../docs');
+const dir = path.join(docs, 'screenshots');
+const SIZES = [
+  [1440, 900],
+  [1280, 720],
+  [390, 844],
+  [844, 390],
+].filter(([w, h]) => !process.argv[2] || process.argv[2] === `${w}x${h}`);
+const ROOM = 'Conseil-du-lundi';
+
+await mkdir(dir, { recursive: true });
 const salon = await startSalon();
 const browser = await launchBrowser();
 try {
-  const [a, b, c] = [
-    await joinRoom(browser.context, salon.url, 'Conseil-du-lundi', 'Aline Martin'),
-    await joinRoom(browser.context, salon.url, 'Conseil-du-lundi', 'Bruno Leroy'),
-    await joinRoom(browser.context, salon.url, 'Conseil-du-lundi', 'Chloé Dubois'),
-  ];
-  await a.page.setViewportSize({ width: 1440, height: 900 });
+  const a = await joinRoom(browser.context, salon.url, ROOM, 'Aline Martin');
+  const b = await joinRoom(browser.context, salon.url, ROOM, 'Bruno Leroy');
+  const c = await joinRoom(browser.context, salon.url, ROOM, 'Chloé Dubois');
+  // The fourth joins without a camera: an avatar with initials.
+  const d = await joinRoom(browser.context, salon.url, ROOM, 'Damien Roux', { camera: false });
   await b.page.evaluate(() => window.salonTest.chat('Bonjour à tous, l’ordre du jour est dans le bloc-notes.'));
   await c.page.evaluate(() => window.salonTest.chat('Compte rendu précédent : https://exemple.gouv.fr/cr-2024-11'));
-  await a.page.click('#toggle-pad');
-  await sleep(1_000);
-  await a.page.locator('#pad-editor .cm-content').click();
-  await a.page.keyboard.insertText('# Ordre du jour\n\n- Budget 2025\n- Recrutements\n- Questions diverses\n');
-  // Chat open last; both panels are visible in the shot: pad in the page, chat on a second capture.
-  await sleep(5_000);
-  await a.page.click('#toggle-chat');
-  await a.page.fill('#chat-text', 'Merci, je prends des notes.');
-  await sleep(500);
-  await a.page.screenshot({ path: out });
-  console.log(`wrote ${out}`);
+  await d.page.evaluate(() => window.salonTest.chat('Je suis en audio seulement, mauvaise connexion ici.'));
+  await b.page.click('#toggle-pad');
+  await b.page.locator('#pad-editor .cm-content').click();
+  await b.page.keyboard.insertText('# Ordre du jour\n\n- Budget 2025\n- Recrutements\n- Questions diverses\n');
+  await b.page.keyboard.press('Escape');
+  // A second page of the same browser for the pre-join shots.
+  const pre = await browser.context.newPage();
+  await pre.goto(`${salon.url}${ROOM}?lang=fr`);
+  await pre.fill('#name', 'Élise Petit');
+  await sleep(6_000);
+
+  const shot = async (page, w, h, name) => {
+    const file = path.join(dir, `${w}x${h}-${name}.png`);
+    await sleep(800);
+    // No focus ring left by the script's own key presses.
+    await page.evaluate(() => document.activeElement?.blur());
+    await page.screenshot({ path: file });
+    console.log(`wrote ${file}`);
+    return file;
+  };
+  const escape = async () => {
+    await a.page.keyboard.press('Escape');
+    await sleep(200);
+  };
+  for (const [w, h] of SIZES) {
+    const phone = w < 720;
+    await pre.setViewportSize({ width: w, height: h });
+    await shot(pre, w, h, 'prejoin');
+    await a.page.setViewportSize({ width: w, height: h });
+    await a.page.bringToFront();
+    await a.page.evaluate(() => window.salonTest.chooseLayout('grid'));
+    const grid = await shot(a.page, w, h, 'grid');
+    if (w === 1440) await copyFile(grid, path.join(docs, 'screenshot-meeting.png'));
+    await a.page.evaluate(() => window.salonTest.chooseLayout('speaker'));
+    await shot(a.page, w, h, 'speaker');
+    await a.page.evaluate(() => window.salonTest.chooseLayout(null));
+    // Chloé shares her screen: everyone's layout goes to the stage.
+    await c.page.evaluate(() => window.salonTest.shareScreen());
+    await a.page.waitForFunction(() => window.salonTest.layout().mode === 'stage', null, { timeout: 15_000 });
+    await sleep(2_000);
+    await shot(a.page, w, h, 'stage');
+    await c.page.evaluate(() => window.salonTest.stopShare());
+    await a.page.waitForFunction(() => window.salonTest.layout().mode !== 'stage', null, { timeout: 15_000 });
+    const open = async (p) => {
+      if (phone && p !== 'chat') {
+        await a.page.click('#more');
+        await a.page.click('#more-' + p);
+      } else {
+        await a.page.click('#toggle-' + p);
+      }
+    };
+    await open('people');
+    await shot(a.page, w, h, 'people');
+    await escape();
+    await open('chat');
+    await a.page.fill('#chat-text', 'Merci, je prends des notes.');
+    await shot(a.page, w, h, 'chat');
+    await escape();
+    await open('pad');
+    await sleep(1_500);
+    await shot(a.page, w, h, 'pad');
+    await escape();
+  }
 } finally {
   await browser.close();
   await salon.stop();

@@ -63,6 +63,9 @@ import { initPadPanel, openPad, destroyPad, padText, padSynced, exportText } fro
 import { initLobby, clearReknock, showLobby, showAdmitted, showDenied, showEnded, showKicked, focusEnded } from './views/lobby.js';
 import { initReconnecting, markReconnecting, reconnectingIds } from './views/reconnecting.js';
 import { saveResume, loadResume, forgetResume, backoffMs, RETRY_FOR_MS } from './reconnect.js';
+// layout (part B)
+import { initDevices } from './views/devices.js';
+import { initSettings } from './views/settings.js';
 
 // The access token (`#jwt=`, which never leaves the browser, or `?jwt=` as
 // Jitsi, which reaches the server's and proxies' logs) is read once, kept in
@@ -151,6 +154,8 @@ window.salonTest = {
 initPage(room);
 initLayers(session);
 initTiles(session);
+initDevices(session); // layout (part B)
+initSettings(); // layout (part B)
 initPrejoin({ join });
 initToolbar({
   toggleLocal,

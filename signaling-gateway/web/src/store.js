@@ -388,3 +388,15 @@ export function chatReceived(msg) {
     notify(['chat', 'controls']);
   }
 }
+
+// ---- Devices (layout, part B) ----------------------------------------------------------
+
+/** A new camera ('video') or microphone ('audio') track replaces ours in the local stream. */
+export function replaceLocalTrack(kind, track) {
+  if (!state.local) state.local = new MediaStream();
+  for (const old of kind === 'audio' ? state.local.getAudioTracks() : state.local.getVideoTracks()) {
+    state.local.removeTrack(old);
+  }
+  state.local.addTrack(track);
+  notify(['local', 'controls', 'badges'], state.selfId);
+}

@@ -5,6 +5,21 @@ import { store } from '../store.js';
 let session = null;
 let timer = null;
 
+const SAVER_KEY = 'salon.dataSaver';
+// Data saver (the settings dialog): cameras at most the lowest layer's
+// height, screen shares at most 720 lines (text stays readable).
+const SAVER_CAMERA = 180;
+const SAVER_SCREEN = 720;
+
+/** Whether the data saver is on (kept in localStorage). */
+export function dataSaver() {
+  try {
+    return localStorage.getItem(SAVER_KEY) === '1';
+  } catch {
+    return false;
+  }
+}
+
 export function initLayers(s) {
   session = s;
 }
@@ -17,7 +32,9 @@ function renderedHeight(track) {
     if (!stream || !stream.getVideoTracks().includes(track)) continue;
     const h = video.getBoundingClientRect().height;
     if (!(h > 0) || video.closest('[hidden]')) return 0;
-    return Math.min(65535, Math.round(h * (window.devicePixelRatio || 1)));
+    const px = Math.min(65535, Math.round(h * (window.devicePixelRatio || 1)));
+    if (!dataSaver()) return px;
+    return Math.min(px, video.id === 'stage-video' ? SAVER_SCREEN : SAVER_CAMERA);
   }
   return 0;
 }
@@ -37,6 +54,12 @@ function currentConstraints() {
 export function scheduleConstraints() {
   if (timer) clearTimeout(timer);
   timer = setTimeout(sendConstraints, 300);
+}
+
+/** Sends the constraints now (no debounce): the test hook's fixed tile height. */
+export function flushConstraints() {
+  if (timer) clearTimeout(timer);
+  sendConstraints();
 }
 
 function sendConstraints() {

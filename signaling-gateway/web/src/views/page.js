@@ -27,6 +27,8 @@ function renderPhase() {
   $('call').hidden = phase !== 'call';
   $('ended').hidden = phase !== 'ended' && phase !== 'kicked';
   $('left').hidden = phase !== 'left';
+  // The call fills the window: no page scroll, the bar at the bottom.
+  document.body.classList.toggle('in-call', phase === 'call');
 }
 
 function renderStatus() {
@@ -72,6 +74,9 @@ function branding(room) {
         const l = luminance(brand.color);
         root.setProperty('--on-accent', (1.05 / (l + 0.05) >= (l + 0.05) / 0.05) ? '#ffffff' : '#000000');
       }
+      // Marianne only if the operator opts in (a State service, which then
+      // serves the font with an @font-face of its own): docs/decisions.md.
+      if (brand.font === 'marianne') document.body.classList.add('font-marianne');
       if (typeof brand.logo === 'string' && brand.logo.startsWith('/')) {
         const img = $('brand-logo');
         img.src = brand.logo;

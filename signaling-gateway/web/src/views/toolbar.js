@@ -1,29 +1,53 @@
-// The call's toolbar (mic, camera, share, audio-only, panels, invitation
-// link, leave), the side panels (participants, chat, pad), the moderators'
-// room controls (waiting badge, mute all, lock, end meeting) and the dialogs.
+// The call's bottom bar: round icon buttons with a short visible label
+// and the full action as accessible name and tooltip (mic and camera with
+// their device menus, share, audio-only, raise hand, reactions, chat,
+// participants, pad, "more", leave). It never wraps: on narrower screens
+// the lower-priority actions leave the bar for the "more" menu (app.css,
+// .tier1/.tier2 and their .menu-tier* twins). Also the side panels
+// (participants, chat, pad), the moderators' room controls (waiting badge,
+// mute all, lock, end meeting) and the dialogs.
 import { t } from '../../i18n.js';
 import { store, subscribe, localTrack, isPanelOpen, lastPanel, openPanel as storeOpen, closePanel as storeClose } from '../store.js';
 import { $, setButton } from './dom.js';
 import { openPad, focusPad, padHasText } from './padpanel.js';
+import { icon, setIcon } from '../icons.js';
+import { bindPopover } from './devices.js';
 
 const PANELS = ['people', 'chat', 'pad'];
+// The reactions offered (part A shows and announces them).
+export const REACTIONS = [
+  ['👍', 'reaction.thumbsUp'],
+  ['👏', 'reaction.clap'],
+  ['😂', 'reaction.laugh'],
+  ['😮', 'reaction.surprised'],
+  ['❤️', 'reaction.heart'],
+  ['🎉', 'reaction.party'],
+];
+
+let actions = null;
 
 /**
  * actions: { toggleLocal(kind), toggleShare(), setAudioOnly(on), leave(),
- * moderate(msg) }.
+ * moderate(msg), raiseHand?(), react?(emoji) }; without raiseHand or react
+ * their buttons stay hidden.
  */
-export function initToolbar(actions) {
+export function initToolbar(a) {
+  actions = a;
   subscribe(({ what }) => {
     if (what.has('panels')) renderPanels();
-    if (what.has('reset')) for (const d of ['leave-dialog', 'end-dialog']) if ($(d).open) $(d).close();
-    if (what.has('controls')) renderControls();
+    if (what.has('reset')) for (const d of ['leave-dialog', 'end-dialog', 'settings-dialog']) if ($(d).open) $(d).close();
+    // Part A's hand state (store.myHandRaised) may come with 'controls' or 'hands'.
+    if (what.has('controls') || what.has('local') || what.has('hands') || what.has('hand')) renderControls();
   });
+  for (const id of ['close-people', 'close-chat', 'close-pad', 'settings-close']) setIcon($(id), 'close');
+  for (const el of document.querySelectorAll('[data-i18n-title]')) el.title = t(el.dataset.i18nTitle);
 
   $('mic').addEventListener('click', () => actions.toggleLocal('audio'));
   $('cam').addEventListener('click', () => actions.toggleLocal('video'));
   $('share').addEventListener('click', () => actions.toggleShare());
   $('audio-only').addEventListener('click', () => actions.setAudioOnly(!store.audioOnly));
   $('copy-link').addEventListener('click', async () => {
+    closeMore();
     const url = location.origin + location.pathname;
     try {
       await navigator.clipboard.writeText(url);
@@ -45,10 +69,86 @@ export function initToolbar(actions) {
   }
   // Escape closes the panel opened last.
   document.addEventListener('keydown', (ev) => {
-    if (ev.key === 'Escape' && lastPanel() && !$('leave-dialog').open && !$('end-dialog').open) {
+    const dialogOpen = ['leave-dialog', 'end-dialog', 'settings-dialog'].some((d) => $(d).open);
+    if (ev.key === 'Escape' && lastPanel() && !dialogOpen) {
       ev.preventDefault();
       closePanel();
     }
+  });
+
+  // Raise hand and reactions: only with the actions that carry them out.
+  $('btn-hand').hidden = typeof actions.raiseHand !== 'function';
+  $('more-hand').hidden = $('btn-hand').hidden;
+  $('btn-hand').addEventListener('click', () => actions.raiseHand?.());
+  $('more-hand').addEventListener('click', () => {
+    closeMore();
+    actions.raiseHand?.();
+  });
+  $('btn-reactions').hidden = typeof actions.react !== 'function';
+  $('more-reactions').hidden = $('btn-reactions').hidden;
+  $('more-reactions').setAttribute('aria-label', t('reactions.menu'));
+  const reactions = bindPopover($('btn-reactions'), $('reactions-menu'));
+  for (const [menu, close] of [
+    [$('reactions-menu'), () => reactions.close(true)],
+    [$('more-reactions'), () => closeMore()],
+  ]) {
+    for (const [emoji, key] of REACTIONS) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.dataset.emoji = emoji;
+      b.textContent = emoji;
+      b.setAttribute('aria-label', t(key));
+      b.title = t(key);
+      b.addEventListener('click', () => {
+        actions.react?.(emoji);
+        close();
+      });
+      menu.append(b);
+    }
+  }
+
+  // "More": layout, audio-only, invitation link, settings, and on narrow
+  // screens the actions the bar has no room for.
+  more = bindPopover($('more'), $('more-menu'));
+  $('more-share').addEventListener('click', () => {
+    closeMore();
+    actions.toggleShare();
+  });
+  $('more-audio-only').addEventListener('click', () => {
+    closeMore();
+    actions.setAudioOnly(!store.audioOnly);
+  });
+  for (const p of ['people', 'pad']) {
+    $('more-' + p).addEventListener('click', () => {
+      closeMore();
+      if (isPanelOpen(p)) closePanel(p);
+      else openPanel(p);
+    });
+  }
+  for (const [id, name] of [
+    ['more-share', 'share'],
+    ['more-hand', 'hand'],
+    ['more-people', 'people'],
+    ['more-pad', 'pad'],
+    ['more-audio-only', 'headphones'],
+    ['copy-link', 'link'],
+    ['open-settings', 'settings'],
+  ]) {
+    $(id).append(icon(name), document.createElement('span'));
+  }
+
+  // The bar is a toolbar: Left/Right arrows (and Home/End) move between its
+  // buttons, as well as Tab.
+  document.querySelector('.controls').addEventListener('keydown', (ev) => {
+    if (!['ArrowLeft', 'ArrowRight', 'Home', 'End'].includes(ev.key) || ev.target.closest('.popover')) return;
+    const buttons = [...document.querySelectorAll('.controls button')].filter(
+      (b) => !b.closest('.popover') && b.offsetParent !== null && !b.disabled,
+    );
+    const i = buttons.indexOf(ev.target);
+    if (i < 0) return;
+    ev.preventDefault();
+    const next = { ArrowLeft: i - 1, ArrowRight: i + 1, Home: 0, End: buttons.length - 1 }[ev.key];
+    buttons[(next + buttons.length) % buttons.length].focus();
   });
 
   $('lobby-badge').addEventListener('click', () => {
@@ -67,6 +167,13 @@ export function initToolbar(actions) {
     actions.moderate({ type: 'end-meeting' });
   });
   $('end-cancel').addEventListener('click', () => $('end-dialog').close());
+  renderControls();
+}
+
+let more = null;
+
+function closeMore() {
+  more?.close(false);
 }
 
 /** Last one out: the pad dies with the meeting, so its export is offered first. */
@@ -86,27 +193,59 @@ export function focusMic() {
   $('mic').focus();
 }
 
+/** A bar button: its icon, its short visible label, its full name (aria-label and tooltip). */
+function setTool(el, iconName, label, name, pressed) {
+  setIcon(el, iconName);
+  el.querySelector('.label').textContent = label;
+  el.setAttribute('aria-label', name);
+  el.title = name;
+  if (pressed !== undefined) el.setAttribute('aria-pressed', String(pressed));
+}
+
+/** A "more" menu entry: its text (the icon is set once). */
+function setItem(el, text, pressed) {
+  el.querySelector('span').textContent = text;
+  if (pressed !== undefined) el.setAttribute('aria-pressed', String(pressed));
+}
+
 function renderControls() {
   const audio = localTrack('audio');
   const video = localTrack('video');
   const micOff = !audio || !audio.enabled;
   const camOff = !video || !video.enabled;
-  setButton($('mic'), micOff ? t('mic.unmute') : t('mic.mute'), micOff);
+  setTool($('mic'), micOff ? 'micOff' : 'mic', t('tool.mic'), micOff ? t('mic.unmute') : t('mic.mute'), micOff);
   $('mic').disabled = !audio;
-  setButton($('cam'), camOff ? t('cam.on') : t('cam.off'), camOff);
+  setTool($('cam'), camOff ? 'camOff' : 'cam', t('tool.cam'), camOff ? t('cam.on') : t('cam.off'), camOff);
   $('cam').disabled = !video;
-  setButton($('share'), store.sharing ? t('share.stop') : t('share.start'), store.sharing);
-  $('share').disabled = !navigator.mediaDevices?.getDisplayMedia;
-  setButton($('audio-only'), store.audioOnly ? t('audioOnly.off') : t('audioOnly.on'), store.audioOnly);
+  const canShare = Boolean(navigator.mediaDevices?.getDisplayMedia);
+  setTool($('share'), 'share', store.sharing ? t('tool.stopShare') : t('tool.share'), store.sharing ? t('share.stop') : t('share.start'), store.sharing);
+  $('share').disabled = !canShare;
+  setItem($('more-share'), store.sharing ? t('share.stop') : t('share.start'), store.sharing);
+  $('more-share').disabled = !canShare;
+  const audioOnlyName = store.audioOnly ? t('audioOnly.off') : t('audioOnly.on');
+  setTool($('audio-only'), 'headphones', store.audioOnly ? t('tool.videos') : t('tool.audioOnly'), audioOnlyName, store.audioOnly);
+  setItem($('more-audio-only'), audioOnlyName, store.audioOnly);
+  const raised = store.myHandRaised === true;
+  setTool($('btn-hand'), 'hand', t('tool.hand'), raised ? t('hand.lower') : t('hand.raise'), raised);
+  setItem($('more-hand'), raised ? t('hand.lower') : t('hand.raise'), raised);
+  setTool($('btn-reactions'), 'smile', t('tool.reactions'), t('reactions.menu'));
   const count = store.names.size + 1;
-  setButton($('toggle-people'), t('people.count', { n: count }));
-  setButton($('toggle-chat'), store.unread ? t('chat.count', { n: store.unread }) : t('panel.chat'));
-  setButton($('toggle-pad'), t('panel.pad'));
+  setTool($('toggle-people'), 'people', t('panel.people'), t('people.count', { n: count }));
+  $('people-count').textContent = String(count);
+  setItem($('more-people'), t('people.count', { n: count }));
+  setTool($('toggle-chat'), 'chat', t('panel.chat'), store.unread ? t('chat.count', { n: store.unread }) : t('panel.chat'));
+  $('chat-unread').hidden = !store.unread;
+  $('chat-unread').textContent = String(store.unread);
+  setTool($('toggle-pad'), 'pad', t('panel.pad'), t('panel.pad'));
+  setItem($('more-pad'), t('panel.pad'));
   for (const p of PANELS) {
     $('toggle-' + p).setAttribute('aria-expanded', String(isPanelOpen(p)));
   }
-  setButton($('copy-link'), t('copy.link'));
-  setButton($('leave'), t('leave'));
+  for (const p of ['people', 'pad']) $('more-' + p).setAttribute('aria-expanded', String(isPanelOpen(p)));
+  setTool($('more'), 'more', t('tool.more'), t('tool.moreName'));
+  setItem($('copy-link'), t('copy.link'));
+  setItem($('open-settings'), t('settings.title'));
+  setTool($('leave'), 'leave', t('leave'), t('leave'));
   // Moderators: the waiting-room badge and the room-level controls.
   const mod = store.role === 'moderator';
   const waiting = mod ? store.waiting.size : 0;
@@ -132,7 +271,7 @@ export function openPanel(which) {
   } else if (which === 'pad') {
     openPad().then(() => focusPad());
   } else {
-    $('people').querySelector('button')?.focus();
+    ($('people').querySelector('button') ?? $('close-people')).focus();
   }
 }
 
@@ -140,5 +279,7 @@ export function openPanel(which) {
 export function closePanel(which = lastPanel()) {
   if (!which) return;
   storeClose(which);
-  $('toggle-' + which).focus();
+  // Back to the button that opened it, or to "more" when the bar has no room for it.
+  const button = $('toggle-' + which);
+  (button.offsetParent !== null ? button : $('more')).focus();
 }
