@@ -52,6 +52,12 @@ pub struct Metrics {
     pub accept_errors: AtomicU64,
     /// TLS handshakes that failed or did not finish in time.
     pub tls_handshake_failures: AtomicU64,
+    /// Hands raised (copied from the hub).
+    pub hands_raised: AtomicU64,
+    /// Reactions relayed to a room (copied from the hub).
+    pub reactions_relayed: AtomicU64,
+    /// Reactions refused by the per-participant limit (copied from the hub).
+    pub reactions_refused: AtomicU64,
     /// Sockets closed by the server's abuse bounds, by close reason.
     sockets_closed: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Policy failures: (hook, kind, count), non-zero ones.
@@ -87,6 +93,16 @@ impl Metrics {
         gauge.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// Copies the hub's gesture counters (called by the hub task).
+    pub fn set_gestures(&self, counts: crate::hub::GestureCounts) {
+        self.hands_raised
+            .store(counts.hands_raised, Ordering::Relaxed);
+        self.reactions_relayed
+            .store(counts.reactions_relayed, Ordering::Relaxed);
+        self.reactions_refused
+            .store(counts.reactions_refused, Ordering::Relaxed);
+    }
+
     /// Copies the policy host's counters (called by the hub task).
     pub fn set_policy(&self, policy: &PolicyHost) {
         self.policy_reloads
@@ -103,7 +119,7 @@ impl Metrics {
 
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 18] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 19] = [
             (
                 "salon_gateway_http_requests_total",
                 "counter",
@@ -212,6 +228,12 @@ impl Metrics {
                 "TLS handshakes that failed or did not finish within the handshake timeout",
                 &self.tls_handshake_failures,
             ),
+            (
+                "salon_gateway_hands_raised_total",
+                "counter",
+                "Hands raised in meetings",
+                &self.hands_raised,
+            ),
         ];
         let mut out = String::with_capacity(1024);
         for (name, kind, help, v) in rows {
@@ -248,6 +270,21 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "salon_gateway_connections_refused_total{{reason=\"{reason}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP salon_gateway_reactions_total Reactions relayed to a room, or refused by the per-participant limit"
+        );
+        let _ = writeln!(out, "# TYPE salon_gateway_reactions_total counter");
+        for (outcome, v) in [
+            ("relayed", &self.reactions_relayed),
+            ("refused", &self.reactions_refused),
+        ] {
+            let _ = writeln!(
+                out,
+                "salon_gateway_reactions_total{{outcome=\"{outcome}\"}} {}",
                 v.load(Ordering::Relaxed)
             );
         }
@@ -299,5 +336,14 @@ mod tests {
         let text = m.render();
         assert!(text.contains("salon_gateway_errors_sent_total{code=\"media\"} 2\n"));
         assert!(text.contains("salon_gateway_errors_sent_total{code=\"forbidden\"} 1\n"));
+        m.set_gestures(crate::hub::GestureCounts {
+            hands_raised: 1,
+            reactions_relayed: 3,
+            reactions_refused: 2,
+        });
+        let text = m.render();
+        assert!(text.contains("salon_gateway_reactions_total{outcome=\"relayed\"} 3\n"));
+        assert!(text.contains("salon_gateway_reactions_total{outcome=\"refused\"} 2\n"));
+        assert!(text.contains("salon_gateway_hands_raised_total 1\n"));
     }
 }

@@ -28,6 +28,7 @@
 //! - `moderation`: moderator requests (checked in Rust, then by the policy)
 //!   and self-unmute;
 //! - `chat`: chat routing and its rate limit;
+//! - `gestures`: raised hands (in order of raising) and reactions;
 //! - `media`: events from mediad, and the commands a participant's own
 //!   media requests turn into;
 //! - `pad`: pad sockets, their tokens and the documents;
@@ -43,6 +44,7 @@
 mod arrival;
 mod bans;
 mod chat;
+mod gestures;
 mod limits;
 mod lobby;
 mod media;
@@ -70,6 +72,7 @@ use crate::protocol::{ClientMessage, ErrorCode, ProtocolError, ServerMessage, pa
 
 pub use bans::PeerKey;
 pub use chat::{CHAT_BURST, CHAT_RATE_PER_SEC};
+pub use gestures::GestureCounts;
 pub use limits::{DEFAULT_KICK_BAN, DEFAULT_LOBBY_CAP, DEFAULT_PAD_QUEUE_BYTES, HubLimits};
 pub use lobby::DEFAULT_DENY_COOLDOWN;
 pub use media::MAX_VIDEO_TRACKS_PER_PUBLISHER;
@@ -178,6 +181,8 @@ pub struct Hub {
     peers: BTreeMap<ParticipantId, PeerKey>,
     /// Lobby entries and knocks per network address.
     knock_buckets: BTreeMap<PeerKey, RateBucket>,
+    /// Hands raised and reactions relayed or refused (metrics).
+    gesture_counts: GestureCounts,
     outputs: VecDeque<Output>,
 }
 
@@ -215,6 +220,7 @@ impl Hub {
             timers: Timers::default(),
             peers: BTreeMap::new(),
             knock_buckets: BTreeMap::new(),
+            gesture_counts: GestureCounts::default(),
             outputs: VecDeque::new(),
         }
     }
@@ -385,7 +391,10 @@ impl Hub {
                 | ClientMessage::AudioOnly { .. }
                 | ClientMessage::Unmute { .. }
                 | ClientMessage::MediaState { .. }
-                | ClientMessage::VideoConstraints { .. },
+                | ClientMessage::VideoConstraints { .. }
+                | ClientMessage::Hand { .. }
+                | ClientMessage::LowerHand { .. }
+                | ClientMessage::React { .. },
                 Outside::Idle | Outside::Lobby | Outside::Left,
             ) => self.refuse(id, ErrorCode::NotJoined),
         }
@@ -415,6 +424,9 @@ impl Hub {
             ClientMessage::VideoConstraints { constraints, bad } => {
                 self.video_constraints(id, constraints, bad, now);
             }
+            ClientMessage::Hand { raised } => self.hand(id, raised, now),
+            ClientMessage::LowerHand { id: target } => self.lower_hand(id, target, now),
+            ClientMessage::React { emoji } => self.react(id, emoji, now),
         }
     }
 

@@ -9,6 +9,7 @@ use salon_plugins::{FAIL_CLOSED_REASON, Identity, JoinDecision, Role, Verdict};
 
 use super::bans::{PeerKey, Until, check_keys};
 use super::chat::Bucket;
+use super::gestures::GestureBuckets;
 use super::limits::Pacer;
 use super::lobby::Waiting;
 use super::media::{Constraints, Wanted};
@@ -100,6 +101,8 @@ pub(super) struct Member {
     pub(super) state_pacer: Pacer,
     /// Its `video-constraints`, coalesced on their way to mediad.
     pub(super) constraints: Constraints,
+    /// Its hand toggles and reactions, rate-limited.
+    pub(super) gestures: GestureBuckets,
 }
 
 impl Hub {
@@ -295,7 +298,8 @@ impl Hub {
                 resume_token,
             },
         );
-        for msg in screens.into_iter().chain(knocks) {
+        let hands = self.hands_message(&room);
+        for msg in screens.into_iter().chain(hands).chain(knocks) {
             self.send(id, msg);
         }
         self.sessions.insert(
@@ -319,6 +323,7 @@ impl Hub {
                 wanted: Wanted::default(),
                 state_pacer: Pacer::default(),
                 constraints: Constraints::default(),
+                gestures: GestureBuckets::default(),
             })),
         );
     }
@@ -336,6 +341,8 @@ impl Hub {
         let mut empty = false;
         if let Some(r) = self.rooms.get_mut(&room) {
             r.members.remove(&id);
+            // Its hand goes down with it (`participant-left` says so).
+            r.hands.remove(&id);
             empty = r.members.is_empty();
         }
         self.broadcast(&room, &ServerMessage::ParticipantLeft { id: id.0 });
