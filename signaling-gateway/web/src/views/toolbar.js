@@ -10,7 +10,7 @@ const PANELS = ['people', 'chat', 'pad'];
 
 /**
  * actions: { toggleLocal(kind), toggleShare(), setAudioOnly(on), leave(),
- * moderate(msg) }.
+ * moderate(msg), raiseHand(), react(emoji) }.
  */
 export function initToolbar(actions) {
   subscribe(({ what }) => {
@@ -67,6 +67,22 @@ export function initToolbar(actions) {
     actions.moderate({ type: 'end-meeting' });
   });
   $('end-cancel').addEventListener('click', () => $('end-dialog').close());
+
+  // gestures (part A): the hand and the reactions menu.
+  $('btn-hand').addEventListener('click', () => actions.raiseHand());
+  const menu = $('reactions-menu');
+  const showMenu = (open) => {
+    menu.hidden = !open;
+    $('btn-reactions').setAttribute('aria-expanded', String(open));
+  };
+  $('btn-reactions').addEventListener('click', () => showMenu(menu.hidden));
+  for (const b of menu.querySelectorAll('[data-emoji]')) b.addEventListener('click', () => actions.react(b.dataset.emoji));
+  menu.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Escape') return;
+    ev.stopPropagation();
+    showMenu(false);
+    $('btn-reactions').focus();
+  });
 }
 
 /** Last one out: the pad dies with the meeting, so its export is offered first. */
@@ -105,6 +121,7 @@ function renderControls() {
   for (const p of PANELS) {
     $('toggle-' + p).setAttribute('aria-expanded', String(isPanelOpen(p)));
   }
+  setButton($('btn-hand'), store.myHandRaised ? t('hand.lower') : t('hand.raise'), store.myHandRaised);
   setButton($('copy-link'), t('copy.link'));
   setButton($('leave'), t('leave'));
   // Moderators: the waiting-room badge and the room-level controls.
