@@ -90,12 +90,27 @@ test('gestures: hands in order, a moderator lowers one, reactions bounded, keybo
   // A leave clears the hand.
   await hook(a, () => window.salonTest.leaveNow());
   for (const p of [mod, b, d]) await waitFor(async () => (await hands(p)).join() === b.id, `A's hand gone at ${p.name}`);
+  // Joins and leaves are announced.
+  await waitFor(async () => (await announced(mod)).includes('Denis a rejoint la réunion.'), 'the join announcement');
+  await waitFor(async () => (await announced(mod)).includes('Ana a quitté la réunion.'), 'the leave announcement');
+  // A dropped socket that resumes within the grace period keeps its hand up.
+  await hook(b, () => window.salonTest.dropSignaling());
+  await waitFor(async () => (await hook(b, () => window.salonTest.status())) === 'reconnecting', 'B reconnecting', 5_000, 50).catch(() => {});
+  await waitFor(async () => ['media', 'joined'].includes(await hook(b, () => window.salonTest.status())), 'B resumed');
+  assert.deepEqual(await hands(b), [b.id]);
+  assert.equal(await b.page.getAttribute('#btn-hand', 'aria-pressed'), 'true');
+  assert.deepEqual(await hands(mod), [b.id]);
   log('lowered by the moderator, seen by a late joiner, cleared by a leave');
 
-  // Reactions: one from the menu reaches the others, on the sender's tile.
+  // Reactions: one from the menu reaches the others, on the sender's tile
+  // (floating up; with reduced motion, a badge that does not move).
+  await d.page.emulateMedia({ reducedMotion: 'reduce' });
   await mod.page.click('#btn-reactions');
   await mod.page.click('#reactions-menu [data-emoji="🎉"]');
   await d.page.waitForSelector(`#tile-${mod.id} .reaction-float[data-emoji="🎉"]`, { timeout: 10_000 });
+  assert.equal(await d.page.$eval(`#tile-${mod.id} .reaction-float`, (el) => getComputedStyle(el).animationName), 'salon-fade');
+  await b.page.waitForSelector(`#tile-${mod.id} .reaction-float[data-emoji="🎉"]`, { timeout: 10_000 });
+  assert.equal(await b.page.$eval(`#tile-${mod.id} .reaction-float`, (el) => getComputedStyle(el).animationName), 'salon-float');
   await waitFor(
     async () => (await hook(b, () => window.salonTest.reactionsSeen())).some((r) => r.emoji === '🎉'),
     'the reaction at B',
@@ -145,6 +160,9 @@ test('gestures: hands in order, a moderator lowers one, reactions bounded, keybo
   assert.equal(await d.page.inputValue('#chat-text'), 'hm');
   assert.equal(await hook(d, () => window.salonTest.myHandRaised()), true);
   assert.equal(await d.page.getAttribute('#mic', 'aria-pressed'), 'true');
+  // Sent, the message is announced to those whose chat panel is closed.
+  await d.page.keyboard.press('Enter');
+  await waitFor(async () => (await announced(mod)).includes('Message de Denis : hm'), 'the chat announcement');
   // With a modifier the key is the browser's, not ours.
   await d.page.focus('#mic');
   await d.page.keyboard.press('Control+h');

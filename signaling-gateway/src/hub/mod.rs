@@ -492,8 +492,10 @@ impl Hub {
         }
     }
 
+    /// Refuses a message of participant `id` (its current socket gets the
+    /// error: after a resume that is not the socket whose id it bears).
     fn refuse(&mut self, id: ParticipantId, code: ErrorCode) {
-        self.handle_refused(id, code);
+        self.send_error(id, &ProtocolError::plain(code));
     }
 
     fn refuse_with(&mut self, id: ParticipantId, code: ErrorCode, detail: impl Into<String>) {

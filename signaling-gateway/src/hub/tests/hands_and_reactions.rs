@@ -160,6 +160,20 @@ fn a_hand_stays_up_through_a_resume_and_goes_down_when_the_grace_period_ends() {
         "{to6:?}"
     );
     assert_eq!(hub.raised_hands("R"), vec![6]);
+    // Refusals reach the new socket too (a burst of reactions, over the limit).
+    let mut refused = 0;
+    for _ in 0..5 {
+        let out = frame(
+            &mut hub,
+            16,
+            json!({"type": "react", "emoji": "👍"}),
+            at(3_000),
+        );
+        if error_code(&sends_to(&out, p(16))) == Some(ErrorCode::TooManyReactions) {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 2);
     // Dropped again, and the grace period runs out: the hand goes with it.
     hub.handle_close(p(16), at(4_000));
     drain(&mut hub);
