@@ -181,6 +181,27 @@ test('lobby alert: toast, title and announcement; admit and deny from the toast;
   const started = Date.now();
   const log = (what) => t.diagnostic(`${((Date.now() - started) / 1000).toFixed(1)} s: ${what}`);
   const ROOM = 'Accueil';
+  // Count the pages' notification permission requests and notifications.
+  await browser.context.addInitScript(() => {
+    window.__notify = { asked: 0, shown: 0 };
+    const Real = window.Notification;
+    if (!Real) return;
+    class Counted extends Real {
+      constructor(...args) {
+        super(...args);
+        window.__notify.shown += 1;
+      }
+      static get permission() {
+        return Real.permission;
+      }
+      static requestPermission(...args) {
+        window.__notify.asked += 1;
+        return Real.requestPermission(...args);
+      }
+    }
+    window.Notification = Counted;
+  });
+  const notify = (p) => p.page.evaluate(() => window.__notify);
 
   const jwt = mintJwt(auth.secret, { name: 'Agnès', sub: 'agent-agnes', room: ROOM });
   const agent = await joinRoom(browser.context, salon.url, ROOM, 'Agnès', { jwt, camera: false });
@@ -201,6 +222,12 @@ test('lobby alert: toast, title and announcement; admit and deny from the toast;
   assert.equal(await agent.page.evaluate(() => document.activeElement.id), focusedBefore, 'the toast took the focus');
   // Gaston is next in.
   await waitFor(async () => (await g1.page.textContent('#lobby-position')) === 'Vous êtes le prochain à entrer.', 'Gaston next in');
+  // Notification permission: never asked without a click; asked when the
+  // moderator opens the participants list.
+  assert.equal((await notify(agent)).asked, 0);
+  await agent.page.click('#toggle-people');
+  await waitFor(async () => (await notify(agent)).asked === 1, 'the permission request on click');
+  await agent.page.click('#close-people');
   log('knock: toast, title, announcement');
 
   // A second guest: second in the queue, then first when Gaston is admitted.
@@ -210,6 +237,27 @@ test('lobby alert: toast, title and announcement; admit and deny from the toast;
   await agent.page.locator('#lobby-toasts .toast', { hasText: 'Hortense' }).waitFor({ timeout: 10_000 });
   assert.equal(await agent.page.title(), `(2) ${title}`);
   assert.equal(await agent.page.locator('#lobby-toasts .toast[data-id]').count(), 2);
+  // Two more: three toasts, the fourth summed. Notifications granted now
+  // show while the agent's page is in the background (headless pages all
+  // have the focus: the agent's page is told it has not).
+  await browser.context.grantPermissions(['notifications'], { origin: new URL(salon.url).origin });
+  await agent.page.evaluate(() => {
+    document.hasFocus = () => false;
+  });
+  const g3 = await openRoomPage(browser.context, salon.url, ROOM, 'Inès', { camera: false });
+  const g4 = await openRoomPage(browser.context, salon.url, ROOM, 'Jules', { camera: false });
+  await waitFor(async () => (await agent.page.title()) === `(4) ${title}`, 'four waiting in the title');
+  await agent.page.locator('#lobby-toasts .toast-more', { hasText: 'Et 1 autre(s) en attente.' }).waitFor({ timeout: 10_000 });
+  assert.deepEqual(
+    await agent.page.locator('#lobby-toasts .toast[data-id] p').allTextContents(),
+    ['Gaston demande à entrer.', 'Hortense demande à entrer.', 'Inès demande à entrer.'],
+  );
+  await waitFor(async () => (await g4.page.textContent('#lobby-position'))?.includes('n° 4'), 'Jules fourth');
+  assert.equal((await notify(agent)).shown, 2);
+  assert.equal((await hook(agent, () => window.salonTest.alerts())).notifications, 2);
+  await agent.page.evaluate(() => {
+    delete document.hasFocus;
+  });
 
   // Admit Gaston from his toast, with the keyboard.
   await toast1.locator('[data-action="admit"]').focus();
@@ -217,9 +265,12 @@ test('lobby alert: toast, title and announcement; admit and deny from the toast;
   await g1.page.waitForFunction(() => window.salonTest.ready === true, null, { timeout: 15_000 });
   assert.equal(await phase(g1), 'call');
   await waitFor(async () => (await g2.page.textContent('#lobby-position')) === 'Vous êtes le prochain à entrer.', 'Hortense moves up');
-  assert.equal(await agent.page.title(), `(1) ${title}`);
-  // The focus went to the next toast.
+  assert.equal(await agent.page.title(), `(3) ${title}`);
+  // The focus went to the next toast; Jules's toast replaced the summary.
   assert.equal(await agent.page.evaluate(() => document.activeElement.dataset.action), 'admit');
+  await agent.page.locator('#lobby-toasts .toast', { hasText: 'Jules' }).waitFor({ timeout: 10_000 });
+  assert.equal(await agent.page.locator('#lobby-toasts .toast-more').count(), 0);
+  await waitFor(async () => (await g4.page.textContent('#lobby-position'))?.includes('n° 3'), 'Jules third');
   log('admitted from the toast; the queue moved');
 
   // Deny Hortense from hers: she sees a clear denial; the toast and the
@@ -228,7 +279,12 @@ test('lobby alert: toast, title and announcement; admit and deny from the toast;
   await waitFor(async () => (await g2.page.textContent('#lobby-message')) === 'Un modérateur a refusé votre entrée.', 'the denial');
   assert.equal(await g2.page.textContent('#lobby-position'), '');
   assert.match(await g2.page.textContent('#lobby-countdown'), /frapper à nouveau dans \d+ s/);
-  await agent.page.waitForSelector('#lobby-toasts', { state: 'hidden' });
-  assert.equal(await agent.page.title(), title);
+  await waitFor(async () => (await agent.page.title()) === `(2) ${title}`, 'two waiting in the title');
+  await waitFor(async () => (await g4.page.textContent('#lobby-position'))?.includes('n° 2'), 'Jules second');
   log('denied from the toast');
+  // The last two leave the lobby: the toasts and the count go.
+  for (const g of [g3, g4]) await g.page.click('#lobby-leave');
+  await agent.page.waitForSelector('#lobby-toasts', { state: 'hidden' });
+  await waitFor(async () => (await agent.page.title()) === title, 'no count in the title');
+
 });
