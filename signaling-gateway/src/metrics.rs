@@ -55,6 +55,12 @@ pub struct Metrics {
     pub tls_handshake_failures: AtomicU64,
     /// TURN credentials handed out (`joined`, `resumed`, `ice-servers`).
     pub turn_credentials: AtomicU64,
+    /// Hands raised (copied from the hub).
+    pub hands_raised: AtomicU64,
+    /// Reactions relayed to a room (copied from the hub).
+    pub reactions_relayed: AtomicU64,
+    /// Reactions refused by the per-participant limit (copied from the hub).
+    pub reactions_refused: AtomicU64,
     /// Sockets closed by the server's abuse bounds, by close reason.
     sockets_closed: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Policy failures: (hook, kind, count), non-zero ones.
@@ -93,6 +99,16 @@ impl Metrics {
         gauge.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// Copies the hub's gesture counters (called by the hub task).
+    pub fn set_gestures(&self, counts: crate::hub::GestureCounts) {
+        self.hands_raised
+            .store(counts.hands_raised, Ordering::Relaxed);
+        self.reactions_relayed
+            .store(counts.reactions_relayed, Ordering::Relaxed);
+        self.reactions_refused
+            .store(counts.reactions_refused, Ordering::Relaxed);
+    }
+
     /// Copies the policy host's counters (called by the hub task).
     pub fn set_policy(&self, policy: &PolicyHost) {
         self.policy_reloads
@@ -109,7 +125,7 @@ impl Metrics {
 
     /// The gateway's metrics for one scrape (`/metrics` joins mediad's).
     pub fn collect(&self) -> Exposition {
-        let rows: [(&str, &str, &str, &AtomicU64); 19] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 20] = [
             (
                 "salon_gateway_http_requests_total",
                 "counter",
@@ -224,6 +240,12 @@ impl Metrics {
                 "TLS handshakes that failed or did not finish within the handshake timeout",
                 &self.tls_handshake_failures,
             ),
+            (
+                "salon_gateway_hands_raised_total",
+                "counter",
+                "Hands raised in meetings",
+                &self.hands_raised,
+            ),
         ];
         let mut e = Exposition::new();
         for (name, kind, help, v) in rows {
@@ -252,6 +274,17 @@ impl Metrics {
                 "salon_gateway_connections_refused_total",
                 "WebSocket upgrades and TCP connections refused, by reason",
                 &[("reason", reason)],
+                v.load(Ordering::Relaxed),
+            );
+        }
+        for (outcome, v) in [
+            ("relayed", &self.reactions_relayed),
+            ("refused", &self.reactions_refused),
+        ] {
+            e.counter_with(
+                "salon_gateway_reactions_total",
+                "Reactions relayed to a room, or refused by the per-participant limit",
+                &[("outcome", outcome)],
                 v.load(Ordering::Relaxed),
             );
         }
@@ -328,5 +361,14 @@ mod tests {
         let text = m.collect().encode();
         assert!(text.contains("salon_gateway_errors_sent_total{code=\"media\"} 2\n"));
         assert!(text.contains("salon_gateway_errors_sent_total{code=\"forbidden\"} 1\n"));
+        m.set_gestures(crate::hub::GestureCounts {
+            hands_raised: 1,
+            reactions_relayed: 3,
+            reactions_refused: 2,
+        });
+        let text = m.collect().encode();
+        assert!(text.contains("salon_gateway_reactions_total{outcome=\"relayed\"} 3\n"));
+        assert!(text.contains("salon_gateway_reactions_total{outcome=\"refused\"} 2\n"));
+        assert!(text.contains("salon_gateway_hands_raised_total 1\n"));
     }
 }

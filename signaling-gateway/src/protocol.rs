@@ -101,6 +101,9 @@ pub enum ErrorCode {
     JoinTooSoon,
     /// The room's lobby holds as many waiting guests as it may.
     LobbyFull,
+    /// Over the reaction rate limit (burst 3, then 1 a second): the
+    /// reaction was not relayed. Clients drop it quietly.
+    TooManyReactions,
 }
 
 impl ErrorCode {
@@ -130,11 +133,12 @@ impl ErrorCode {
             ErrorCode::ResumeFailed => "resume-failed",
             ErrorCode::JoinTooSoon => "join-too-soon",
             ErrorCode::LobbyFull => "lobby-full",
+            ErrorCode::TooManyReactions => "too-many-reactions",
         }
     }
 
     /// All codes (for tests and metrics).
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::BadJson,
         ErrorCode::BadMessage,
         ErrorCode::UnknownType,
@@ -158,6 +162,7 @@ impl ErrorCode {
         ErrorCode::ResumeFailed,
         ErrorCode::JoinTooSoon,
         ErrorCode::LobbyFull,
+        ErrorCode::TooManyReactions,
     ];
 
     /// Default English message for the code (the client translates by code).
@@ -188,6 +193,7 @@ impl ErrorCode {
             ErrorCode::ResumeFailed => "unknown, used or expired resume token: join again",
             ErrorCode::JoinTooSoon => "too early to try joining again",
             ErrorCode::LobbyFull => "too many people are waiting to enter this room",
+            ErrorCode::TooManyReactions => "too many reactions: this one was not sent",
         }
     }
 }
@@ -290,6 +296,21 @@ pub enum ClientMessage {
     },
     /// Leave the room.
     Leave,
+    /// Raise or lower one's own hand.
+    Hand {
+        /// Raised (true) or lowered.
+        raised: bool,
+    },
+    /// Lower someone's hand: one's own, or (moderators) anyone's in the room.
+    LowerHand {
+        /// Whose hand.
+        id: u64,
+    },
+    /// A reaction to the room (one of [`Reaction`]).
+    React {
+        /// Which.
+        emoji: Reaction,
+    },
     /// Take one's place back after a dropped socket (first message of a
     /// new socket, instead of `join`).
     Resume {
@@ -350,6 +371,62 @@ pub enum ResumeMedia {
     /// A new page (reload): the media plane forgets the old transports and
     /// the client publishes and subscribes afresh.
     New,
+}
+
+/// The reactions the server relays (a fixed allow-list): 👍 👏 😂 😮 ❤️ 🎉.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reaction {
+    /// 👍
+    ThumbsUp,
+    /// 👏
+    Clap,
+    /// 😂
+    Laugh,
+    /// 😮
+    Surprised,
+    /// ❤️
+    Heart,
+    /// 🎉
+    Party,
+}
+
+impl Reaction {
+    /// Every reaction, in the order clients show them.
+    pub const ALL: [Reaction; 6] = [
+        Reaction::ThumbsUp,
+        Reaction::Clap,
+        Reaction::Laugh,
+        Reaction::Surprised,
+        Reaction::Heart,
+        Reaction::Party,
+    ];
+
+    /// The emoji on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reaction::ThumbsUp => "\u{1F44D}",
+            Reaction::Clap => "\u{1F44F}",
+            Reaction::Laugh => "\u{1F602}",
+            Reaction::Surprised => "\u{1F62E}",
+            Reaction::Heart => "\u{2764}\u{FE0F}",
+            Reaction::Party => "\u{1F389}",
+        }
+    }
+
+    /// The reaction an emoji names (❤ without its variation selector too).
+    pub fn parse(emoji: &str) -> Option<Self> {
+        if emoji == "\u{2764}" {
+            return Some(Reaction::Heart);
+        }
+        Self::ALL.into_iter().find(|r| r.as_str() == emoji)
+    }
+}
+
+impl serde::Serialize for Reaction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 /// A moderation request, by wire `type`.
@@ -722,6 +799,38 @@ pub enum ServerMessage {
         /// One per encoding, low to high.
         active: Vec<bool>,
     },
+    /// Someone raised or lowered their hand (to the whole room, sender
+    /// included). Raised hands are listed in the order they were raised.
+    Hand {
+        /// Whose hand.
+        id: u64,
+        /// Raised (true) or lowered.
+        raised: bool,
+        /// The moderator who lowered it, if not its owner.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        by: Option<u64>,
+    },
+    /// The hands raised in the room, oldest first (after `joined` and
+    /// `resumed`, when any is raised).
+    Hands {
+        /// Whose hands, in the order they were raised.
+        ids: Vec<u64>,
+    },
+    /// Someone reacted (to the whole room, sender included).
+    Reaction {
+        /// Who.
+        id: u64,
+        /// Which.
+        emoji: Reaction,
+    },
+    /// To a knocking guest: its place in the lobby's queue (sent when it
+    /// changes).
+    LobbyPosition {
+        /// 1: next in.
+        position: u32,
+        /// Guests knocking in all.
+        waiting: u32,
+    },
     /// A refused message or a media failure.
     Error {
         /// Stable code.
@@ -1074,6 +1183,22 @@ pub fn parse_client(text: &str) -> Result<ClientMessage, ProtocolError> {
             sdp: str_field(&obj, "sdp")?.to_owned(),
         }),
         "leave" => Ok(ClientMessage::Leave),
+        "hand" => Ok(ClientMessage::Hand {
+            raised: bool_field(&obj, "raised")?,
+        }),
+        "lower-hand" => Ok(ClientMessage::LowerHand {
+            id: id_field(&obj)?,
+        }),
+        "react" => {
+            let emoji = str_field(&obj, "emoji")?;
+            let emoji = Reaction::parse(emoji).ok_or_else(|| {
+                ProtocolError::new(
+                    ErrorCode::BadMessage,
+                    "field `emoji` must be one of 👍 👏 😂 😮 ❤️ 🎉",
+                )
+            })?;
+            Ok(ClientMessage::React { emoji })
+        }
         "resume" => {
             let token = str_field(&obj, "token")?;
             if token.is_empty() || token.len() > MAX_RESUME_TOKEN_CHARS {
@@ -1624,6 +1749,83 @@ mod tests {
             }
             .to_json(),
             r#"{"type":"muted","id":1,"by":2,"kind":"screen"}"#
+        );
+    }
+
+    #[test]
+    fn gesture_messages_parse_and_serialize() {
+        assert_eq!(
+            parse_client(r#"{"type":"hand","raised":true}"#).unwrap(),
+            ClientMessage::Hand { raised: true }
+        );
+        assert_eq!(
+            parse_client(r#"{"type":"lower-hand","id":7}"#).unwrap(),
+            ClientMessage::LowerHand { id: 7 }
+        );
+        for r in Reaction::ALL {
+            let frame = serde_json::json!({"type": "react", "emoji": r.as_str()}).to_string();
+            assert_eq!(
+                parse_client(&frame).unwrap(),
+                ClientMessage::React { emoji: r }
+            );
+        }
+        // ❤ without its variation selector is the same heart.
+        assert_eq!(
+            parse_client(r#"{"type":"react","emoji":"\u2764"}"#).unwrap(),
+            ClientMessage::React {
+                emoji: Reaction::Heart
+            }
+        );
+        for bad in [
+            r#"{"type":"hand"}"#,
+            r#"{"type":"hand","raised":"yes"}"#,
+            r#"{"type":"lower-hand"}"#,
+            r#"{"type":"lower-hand","id":-1}"#,
+            r#"{"type":"react"}"#,
+            r#"{"type":"react","emoji":"💩"}"#,
+            r#"{"type":"react","emoji":"👍👍"}"#,
+            r#"{"type":"react","emoji":" 👍"}"#,
+            r#"{"type":"react","emoji":5}"#,
+        ] {
+            assert_eq!(code(bad), ErrorCode::BadMessage, "{bad}");
+        }
+        assert_eq!(
+            ServerMessage::Hand {
+                id: 3,
+                raised: false,
+                by: Some(1)
+            }
+            .to_json(),
+            r#"{"type":"hand","id":3,"raised":false,"by":1}"#
+        );
+        assert_eq!(
+            ServerMessage::Hand {
+                id: 3,
+                raised: true,
+                by: None
+            }
+            .to_json(),
+            r#"{"type":"hand","id":3,"raised":true}"#
+        );
+        assert_eq!(
+            ServerMessage::Hands { ids: vec![4, 2] }.to_json(),
+            r#"{"type":"hands","ids":[4,2]}"#
+        );
+        assert_eq!(
+            ServerMessage::Reaction {
+                id: 2,
+                emoji: Reaction::Party
+            }
+            .to_json(),
+            "{\"type\":\"reaction\",\"id\":2,\"emoji\":\"🎉\"}"
+        );
+        assert_eq!(
+            ServerMessage::LobbyPosition {
+                position: 2,
+                waiting: 3
+            }
+            .to_json(),
+            r#"{"type":"lobby-position","position":2,"waiting":3}"#
         );
     }
 

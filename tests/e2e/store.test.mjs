@@ -70,7 +70,23 @@ test('store: read-only from outside, named updates notify subscribers', () => {
   S.trackEnded('4-1');
   assert.equal(changes.length, count, 'an unknown key changes nothing');
 
+  // Hands: in the order raised, one per participant; ours is myHandRaised.
+  assert.equal(S.handChanged(3, true), true);
+  assert.equal(S.handChanged(7, true), true);
+  assert.equal(S.handChanged(3, true), false, 'one hand per participant');
+  assert.deepEqual(store.hands, ['3', '7']);
+  assert.equal(store.myHandRaised, true);
+  assert.deepEqual(changes.at(-1), { what: ['controls', 'hands', 'people'], id: '7' });
+  S.setHands([7]);
+  assert.deepEqual(store.hands, ['7']);
+  S.handChanged(7, false);
+  assert.equal(store.myHandRaised, false);
+  S.reactionReceived(3, '👏');
+  assert.deepEqual(changes.at(-1), { what: ['reaction'], id: '3' });
+  assert.equal(store.reactions.at(-1).emoji, '👏');
+
   // Leaving the meeting clears it, not who we are.
+  S.handChanged(3, true);
   S.participantMuted(3, 'audio', true);
   assert.equal(store.info.get('3').audioMuted, true);
   S.resetCall();
@@ -78,7 +94,8 @@ test('store: read-only from outside, named updates notify subscribers', () => {
   assert.equal(store.names.size, 0);
   assert.deepEqual(store.panels, []);
   assert.equal(store.selfId, 7);
-  assert.deepEqual(changes.at(-1), { what: ['controls', 'panels', 'reset', 'stage'], id: null });
+  assert.deepEqual(store.hands, []);
+  assert.deepEqual(changes.at(-1), { what: ['controls', 'hands', 'panels', 'reset', 'stage'], id: null });
 
   unsubscribe();
   const n = changes.length;

@@ -47,6 +47,14 @@ pub struct HubLimits {
     /// A pad socket's awareness messages (cursors) are relayed at most once
     /// per this interval, the latest winning.
     pub awareness_interval: Duration,
+    /// A member raises or lowers its own hand this many times in a burst…
+    pub hand_burst: u32,
+    /// …then this many times a minute; past it, `rate-limited`.
+    pub hands_per_min: u32,
+    /// A member's reactions reach the room in a burst of this many…
+    pub reaction_burst: u32,
+    /// …then this many a minute; past it, `too-many-reactions`.
+    pub reactions_per_min: u32,
 }
 
 /// Default lobby cap per room.
@@ -72,6 +80,10 @@ impl Default for HubLimits {
             pad_sync_interval: Duration::from_secs(1),
             pad_queue_bytes: DEFAULT_PAD_QUEUE_BYTES,
             awareness_interval: Duration::from_millis(100),
+            hand_burst: 5,
+            hands_per_min: 30,
+            reaction_burst: 3,
+            reactions_per_min: 60,
         }
     }
 }

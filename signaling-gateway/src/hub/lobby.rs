@@ -8,6 +8,12 @@
 //! (`rate-limited`), and moderators hear of the lobby's changes coalesced,
 //! at most once per `lobby_update_interval` per room: a guest who knocks
 //! and leaves inside one interval costs them nothing.
+//!
+//! Each knocking guest is told its place in the queue (`lobby-position`,
+//! 1 = next) when it changes: knocking guests queue in the order they
+//! knocked (a guest who knocks again after a deny goes to the end), and a
+//! guest's place changes only when one ahead of it leaves the queue, so
+//! the messages stay bounded by the guests ahead.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -44,6 +50,9 @@ pub(super) struct Waiting {
     pub(super) knocking: bool,
     /// May not knock before this.
     pub(super) retry_at: Option<Instant>,
+    /// The queue position it was last told (`None`: not knocking, or not
+    /// told yet).
+    pub(super) position: Option<u32>,
 }
 
 /// One room's lobby: who waits in it, and who was denied until when.
@@ -76,6 +85,13 @@ impl Lobby {
 
     pub(super) fn remove(&mut self, id: ParticipantId) {
         self.waiting.remove(&id);
+    }
+
+    /// `id` knocks again: to the end of the queue.
+    fn requeue(&mut self, id: ParticipantId) {
+        if self.waiting.remove(&id) {
+            self.waiting.insert(id);
+        }
     }
 
     pub(super) fn contains(&self, id: ParticipantId) -> bool {
@@ -214,6 +230,7 @@ impl Hub {
                 peer,
                 knocking: false,
                 retry_at: cooldown,
+                position: None,
             })),
         );
         tracing::info!(participant = %id, "waiting in a lobby");
@@ -339,7 +356,36 @@ impl Hub {
             if let Some(w) = self.waiting_mut(id) {
                 w.knocking = true;
             }
+            if let Some(r) = self.rooms.get_mut(&room) {
+                r.lobby.requeue(id);
+            }
             self.lobby_changed(&room, id, now);
+            self.send_positions(&room);
+        }
+    }
+
+    /// Tells each knocking guest of `room` its place in the queue, if it
+    /// changed since it was last told.
+    pub(super) fn send_positions(&mut self, room: &RoomId) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let queue: Vec<ParticipantId> = r
+            .lobby
+            .iter()
+            .filter(|w| self.waiting(*w).is_some_and(|x| x.knocking))
+            .collect();
+        let waiting = u32::try_from(queue.len()).unwrap_or(u32::MAX);
+        for (i, id) in queue.into_iter().enumerate() {
+            let position = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            let Some(w) = self.waiting_mut(id) else {
+                continue;
+            };
+            if w.position == Some(position) {
+                continue;
+            }
+            w.position = Some(position);
+            self.send(id, ServerMessage::LobbyPosition { position, waiting });
         }
     }
 
@@ -477,6 +523,9 @@ impl Hub {
         if knocking && by.is_none() {
             self.lobby_changed(&room, id, now);
         }
+        if knocking {
+            self.send_positions(&room);
+        }
     }
 
     /// A moderator refuses a knocking guest: it may knock again after the
@@ -493,6 +542,7 @@ impl Hub {
             return;
         };
         w.knocking = false;
+        w.position = None;
         let until = now.mono + cooldown;
         w.retry_at = Some(until);
         let room = w.room.clone();
@@ -508,6 +558,7 @@ impl Hub {
             },
         );
         self.knock_resolved_by(&room, target, by, false);
+        self.send_positions(&room);
     }
 
     /// A kicked guest goes back to `room`'s lobby (not knocking; its knock
@@ -533,6 +584,7 @@ impl Hub {
                 peer,
                 knocking: false,
                 retry_at: None,
+                position: None,
             })),
         );
         self.send(
@@ -558,6 +610,7 @@ impl Hub {
         }
         if knocking {
             self.lobby_changed(&room, id, now);
+            self.send_positions(&room);
         }
     }
 }

@@ -28,6 +28,7 @@
 //! - `moderation`: moderator requests (checked in Rust, then by the policy)
 //!   and self-unmute;
 //! - `chat`: chat routing and its rate limit;
+//! - `gestures`: raised hands (in order of raising) and reactions;
 //! - `media`: events from mediad, and the commands a participant's own
 //!   media requests turn into;
 //! - `pad`: pad sockets, their tokens and the documents;
@@ -47,6 +48,7 @@ mod arrival;
 mod bans;
 mod census;
 mod chat;
+mod gestures;
 mod limits;
 mod lobby;
 mod media;
@@ -77,6 +79,7 @@ use crate::turn::TurnConfig;
 pub use bans::PeerKey;
 pub use census::{Census, SIZE_BUCKETS};
 pub use chat::{CHAT_BURST, CHAT_RATE_PER_SEC};
+pub use gestures::GestureCounts;
 pub use limits::{DEFAULT_KICK_BAN, DEFAULT_LOBBY_CAP, DEFAULT_PAD_QUEUE_BYTES, HubLimits};
 pub use lobby::DEFAULT_DENY_COOLDOWN;
 pub use media::MAX_VIDEO_TRACKS_PER_PUBLISHER;
@@ -188,6 +191,8 @@ pub struct Hub {
     /// TURN servers and their shared secret (`None`: no TURN, empty
     /// `ice_servers`).
     turn: Option<TurnConfig>,
+    /// Hands raised and reactions relayed or refused (metrics).
+    gesture_counts: GestureCounts,
     outputs: VecDeque<Output>,
 }
 
@@ -226,6 +231,7 @@ impl Hub {
             peers: BTreeMap::new(),
             knock_buckets: BTreeMap::new(),
             turn: None,
+            gesture_counts: GestureCounts::default(),
             outputs: VecDeque::new(),
         }
     }
@@ -396,7 +402,10 @@ impl Hub {
                 | ClientMessage::AudioOnly { .. }
                 | ClientMessage::Unmute { .. }
                 | ClientMessage::MediaState { .. }
-                | ClientMessage::VideoConstraints { .. },
+                | ClientMessage::VideoConstraints { .. }
+                | ClientMessage::Hand { .. }
+                | ClientMessage::LowerHand { .. }
+                | ClientMessage::React { .. },
                 Outside::Idle | Outside::Lobby | Outside::Left,
             ) => self.refuse(id, ErrorCode::NotJoined),
         }
@@ -426,6 +435,9 @@ impl Hub {
             ClientMessage::VideoConstraints { constraints, bad } => {
                 self.video_constraints(id, constraints, bad, now);
             }
+            ClientMessage::Hand { raised } => self.hand(id, raised, now),
+            ClientMessage::LowerHand { id: target } => self.lower_hand(id, target, now),
+            ClientMessage::React { emoji } => self.react(id, emoji, now),
         }
     }
 
@@ -492,8 +504,10 @@ impl Hub {
         }
     }
 
+    /// Refuses a message of participant `id` (its current socket gets the
+    /// error: after a resume that is not the socket whose id it bears).
     fn refuse(&mut self, id: ParticipantId, code: ErrorCode) {
-        self.handle_refused(id, code);
+        self.send_error(id, &ProtocolError::plain(code));
     }
 
     fn refuse_with(&mut self, id: ParticipantId, code: ErrorCode, detail: impl Into<String>) {

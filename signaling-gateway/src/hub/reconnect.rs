@@ -426,7 +426,13 @@ impl Hub {
                 ice_servers,
             },
         );
-        for msg in screens.into_iter().chain(knocks) {
+        // The hands raised now, even none: a page that kept its state may
+        // have missed changes while it had no socket (its own hand stayed
+        // up through the grace period: it is in the list).
+        let hands = self
+            .hands_message(&room)
+            .unwrap_or(ServerMessage::Hands { ids: Vec::new() });
+        for msg in screens.into_iter().chain([hands]).chain(knocks) {
             self.send(id, msg);
         }
         // A subscribe offer it has not answered (it came while it had no

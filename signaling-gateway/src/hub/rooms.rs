@@ -29,6 +29,8 @@ pub(super) struct Room {
     pub(super) bans: Bans,
     /// Most videos each member receives (from `room_settings`).
     pub(super) last_n: Option<u32>,
+    /// Members whose hand is raised, in the order they raised it.
+    pub(super) hands: ArrivalSet,
 }
 
 /// What a hook sees, owned (a [`Ctx`] borrows from it).

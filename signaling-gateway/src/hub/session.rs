@@ -9,6 +9,7 @@ use salon_plugins::{FAIL_CLOSED_REASON, Identity, JoinDecision, Role, Verdict};
 
 use super::bans::{PeerKey, Until, check_keys};
 use super::chat::Bucket;
+use super::gestures::GestureBuckets;
 use super::limits::Pacer;
 use super::lobby::Waiting;
 use super::media::{Constraints, Wanted};
@@ -102,6 +103,8 @@ pub(super) struct Member {
     pub(super) constraints: Constraints,
     /// When its TURN credentials are refreshed next (`None`: no TURN).
     pub(super) turn_refresh_at: Option<std::time::Instant>,
+    /// Its hand toggles and reactions, rate-limited.
+    pub(super) gestures: GestureBuckets,
 }
 
 impl Hub {
@@ -301,7 +304,8 @@ impl Hub {
                 ice_servers,
             },
         );
-        for msg in screens.into_iter().chain(knocks) {
+        let hands = self.hands_message(&room);
+        for msg in screens.into_iter().chain(hands).chain(knocks) {
             self.send(id, msg);
         }
         self.sessions.insert(
@@ -326,6 +330,7 @@ impl Hub {
                 state_pacer: Pacer::default(),
                 constraints: Constraints::default(),
                 turn_refresh_at,
+                gestures: GestureBuckets::default(),
             })),
         );
     }
@@ -343,6 +348,8 @@ impl Hub {
         let mut empty = false;
         if let Some(r) = self.rooms.get_mut(&room) {
             r.members.remove(&id);
+            // Its hand goes down with it (`participant-left` says so).
+            r.hands.remove(&id);
             empty = r.members.is_empty();
         }
         self.broadcast(&room, &ServerMessage::ParticipantLeft { id: id.0 });

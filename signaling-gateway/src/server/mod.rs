@@ -1213,6 +1213,7 @@ fn drain(
     metrics
         .lobby_waiting
         .store(hub.lobby_count() as u64, Ordering::Relaxed);
+    metrics.set_gestures(hub.gesture_counts());
     if let Some(policy) = hub.policy() {
         metrics.set_policy(policy);
     }

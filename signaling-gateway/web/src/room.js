@@ -48,6 +48,9 @@ import {
   setTileHeight,
   chatReceived,
   isPanelOpen,
+  setHands,
+  handChanged,
+  reactionReceived,
 } from './store.js';
 import { Session } from './session.js';
 import { subscribeStats, allInboundBytes, screenStats, inboundVideo, publishEncodings } from './stats.js';
@@ -56,11 +59,15 @@ import { initPage } from './views/page.js';
 import { initLayers } from './views/layers.js';
 import { initTiles, startLevelMeter, stageTrackId } from './views/tiles.js';
 import { initPrejoin, whenPreviewReady, joinFailed, joinPending } from './views/prejoin.js';
-import { initToolbar, openPanel, focusMic } from './views/toolbar.js';
-import { initPeople } from './views/people.js';
+import { initToolbar, openPanel, closePanel, focusMic } from './views/toolbar.js';
+import { initPeople, resolveKnock } from './views/people.js';
 import { initChat, setRecipient } from './views/chat.js';
 import { initPadPanel, openPad, destroyPad, padText, padSynced, exportText } from './views/padpanel.js';
-import { initLobby, clearReknock, showLobby, showAdmitted, showDenied, showEnded, showKicked, focusEnded } from './views/lobby.js';
+import { initLobby, clearReknock, showLobby, showAdmitted, showDenied, showEnded, showKicked, focusEnded, showPosition } from './views/lobby.js';
+import { announceReaction, announced } from './views/announce.js';
+import { initGestures } from './views/gestures.js';
+import { initLobbyAlert, knockAlert, alertCounts } from './views/lobbyalert.js';
+import { initShortcuts } from './views/shortcuts.js';
 import { initReconnecting, markReconnecting, reconnectingIds } from './views/reconnecting.js';
 import { saveResume, loadResume, forgetResume, backoffMs, RETRY_FOR_MS } from './reconnect.js';
 // layout (part B)
@@ -142,6 +149,14 @@ window.salonTest = {
   publishEncodings: () => publishEncodings(session),
   constraintsSent: () => session.constraintsLog.slice(),
   setTileHeight: (px) => setTileHeight(px),
+  // Gestures (part A of issue 16).
+  raiseHand: () => raiseHand(),
+  react: (emoji) => react(emoji),
+  hands: () => store.hands.slice(),
+  myHandRaised: () => store.myHandRaised,
+  reactionsSeen: () => store.reactions.map(({ id, emoji }) => ({ id, emoji })),
+  announced: () => announced(),
+  alerts: () => alertCounts(),
   jwtInUrl: () =>
     new URLSearchParams(location.search).has('jwt') || new URLSearchParams(location.hash.slice(1)).has('jwt'),
   // Join without a camera (receivers in load-sensitive tests).
@@ -163,6 +178,8 @@ initToolbar({
   setAudioOnly: setAudioOnlyMode,
   leave,
   moderate,
+  raiseHand,
+  react,
 });
 initPeople({
   moderate,
@@ -170,6 +187,14 @@ initPeople({
     openPanel('chat');
     setRecipient(id);
   },
+  lowerHand,
+});
+initGestures();
+initLobbyAlert({ resolveKnock, showWaiting });
+initShortcuts({
+  toggleLocal,
+  raiseHand,
+  togglePanel: (p) => (isPanelOpen(p) ? closePanel(p) : openPanel(p)),
 });
 initChat({ sendChat });
 initPadPanel(room);
@@ -260,6 +285,45 @@ function moderate(msg) {
   sig?.send(msg);
 }
 
+// ---- Gestures: hand and reactions (docs/signaling.md) --------------------------------
+
+/** Raises our hand, or lowers it; the server's `hand` changes what we show. */
+function raiseHand() {
+  if (!store.joined) return;
+  sig?.send({ type: 'hand', raised: !store.myHandRaised });
+}
+
+/** Lowers `id`'s hand (ours, or anyone's for a moderator: the server checks). */
+function lowerHand(id) {
+  sig?.send({ type: 'lower-hand', id: Number(id) });
+}
+
+function react(emoji) {
+  if (!store.joined) return;
+  sig?.send({ type: 'react', emoji });
+}
+
+/** Opens the waiting list (a toast's "show all", a notification). */
+function showWaiting() {
+  if (!isPanelOpen('people')) openPanel('people');
+  document.querySelector('#waiting button')?.focus();
+}
+
+function onHand(msg) {
+  const id = String(msg.id);
+  const raised = Boolean(msg.raised);
+  if (!handChanged(id, raised)) return;
+  const by = msg.by === undefined || msg.by === null ? null : String(msg.by);
+  if (isSelf(id)) {
+    if (by && !isSelf(by)) announce(t('hand.loweredYou', { name: displayName(by) }));
+    else announce(t(raised ? 'hand.youRaised' : 'hand.youLowered'));
+  } else if (raised) {
+    announce(t('hand.raisedBy', { name: displayName(id), n: store.hands.length }));
+  } else if (by && isSelf(by)) {
+    announce(t('hand.youLoweredOf', { name: displayName(id) }));
+  }
+}
+
 // ---- Signaling -------------------------------------------------------------------------
 
 function join(name) {
@@ -328,7 +392,17 @@ function openSignaling(first) {
     const id = String(msg.id);
     const name = typeof msg.name === 'string' ? msg.name : t('call.unknown', { id });
     const fresh = knocked(id, name);
-    if (store.role === 'moderator' && fresh) announce(t('waiting.knock', { name }));
+    if (store.role === 'moderator' && fresh) {
+      announce(t('waiting.knock', { name }));
+      knockAlert(name);
+    }
+  });
+  s.on('lobby-position', (msg) => showPosition(msg));
+  s.on('hand', (msg) => onHand(msg));
+  s.on('hands', (msg) => setHands(msg.ids));
+  s.on('reaction', (msg) => {
+    reactionReceived(msg.id, msg.emoji);
+    if (!isSelf(msg.id)) announceReaction(displayName(String(msg.id)), String(msg.emoji));
   });
   s.on('knock-resolved', (msg) => knockResolved(msg.id));
   s.on('role-changed', (msg) => onRoleChanged(msg));
@@ -340,10 +414,15 @@ function openSignaling(first) {
   s.on('unmuted', (msg) => onMuted(msg, false));
   s.on('media-state', (msg) => mediaState(msg));
   s.on('layers-wanted', (msg) => session.applyLayersWanted(msg));
-  s.on('participant-joined', (msg) => participantJoined(msg));
+  s.on('participant-joined', (msg) => {
+    participantJoined(msg);
+    announce(t('notice.joined', { name: displayName(String(msg.id)) }));
+  });
   s.on('participant-left', (msg) => {
+    const name = store.names.has(String(msg.id)) ? displayName(String(msg.id)) : null;
     markReconnecting(msg.id, false);
     participantLeft(msg.id);
+    if (name) announce(t('notice.left', { name }));
   });
   s.on('ice-servers', (msg) => session.setIceServers(msg.ice_servers));
   s.on('publish-answer', (msg) => session.publishAnswer(msg.sdp));
@@ -352,7 +431,14 @@ function openSignaling(first) {
     setConnected(msg.transport);
     if (store.connected.publish || store.connected.subscribe) setStatus('media');
   });
-  s.on('chat', (msg) => chatReceived(msg));
+  s.on('chat', (msg) => {
+    const closed = !isPanelOpen('chat');
+    chatReceived(msg);
+    if (closed && !isSelf(msg.from) && typeof msg.text === 'string') {
+      const text = msg.text.length > 140 ? msg.text.slice(0, 140) + '…' : msg.text;
+      announce(t(msg.to === undefined ? 'notice.chat' : 'notice.chatPrivate', { name: String(msg.name ?? ''), text }));
+    }
+  });
   s.on('screen-share', (msg) => screenShare(String(msg.id), msg.track_id ?? null));
   s.on('dominant-speaker', (msg) => setDominant(msg.id));
   s.on('error', (msg) => onError(msg));
@@ -489,6 +575,10 @@ function placeLost(errorKey) {
 function onError(msg) {
   if (msg.code === 'resume-failed') {
     resumeFailed();
+    return;
+  }
+  if (msg.code === 'too-many-reactions') {
+    // A reaction over the limit was not sent: nothing to tell.
     return;
   }
   if (msg.code === 'unknown-type') {

@@ -18,6 +18,8 @@
 //   speaker                  the dominant speaker
 //   panels, chat             the side panels open, a chat message (the last of `chat`)
 //   audio-only, layout       audio-only mode, the test hook's tile height
+//   hands                    the raised hands (their order, or `id`'s hand)
+//   reaction                 `id` reacted (the last of `reactions`)
 //   reset                    the meeting's media and UI were torn down
 
 const state = {
@@ -51,6 +53,9 @@ const state = {
   chat: [], // `chat` messages received, oldest first (the log outlives a re-join, as the page's)
   dominant: null, // id of the dominant speaker
   tileHeight: null, // test hook: fixed tile height in CSS pixels
+  hands: [], // ids (strings) of the raised hands, in the order they were raised
+  myHandRaised: false, // our own hand is raised (the server says so)
+  reactions: [], // the last reactions received: { id, emoji, at }, oldest first (at most 50)
 };
 
 function readOnly() {
@@ -218,7 +223,9 @@ export function resetCall() {
   state.modMuted = { audio: false, video: false };
   state.pendingUnmute = null;
   state.panels = [];
-  notify(['reset', 'stage', 'panels', 'controls']);
+  state.hands = [];
+  state.myHandRaised = false;
+  notify(['reset', 'stage', 'panels', 'controls', 'hands']);
 }
 
 /** `lobby`: we wait to be admitted, as a guest. */
@@ -255,7 +262,9 @@ export function participantLeft(rawId) {
   state.info.delete(id);
   state.screens.delete(id);
   for (const [trackId, x] of state.remoteTracks) if (x.publisher === id) state.remoteTracks.delete(trackId);
-  notify(['tile-removed', 'stage', 'people', 'waiting', 'controls'], id);
+  // Their hand goes down with them.
+  state.hands = state.hands.filter((h) => h !== id);
+  notify(['tile-removed', 'stage', 'people', 'waiting', 'controls', 'hands'], id);
 }
 
 /** `media-state`: someone's own mic/camera state (display only). */
@@ -399,4 +408,32 @@ export function replaceLocalTrack(kind, track) {
   }
   state.local.addTrack(track);
   notify(['local', 'controls', 'badges'], state.selfId);
+}
+
+// ---- Gestures: raised hands and reactions ------------------------------------------
+
+/** `hands`: the raised hands now, oldest first (after `joined` / `resumed`). */
+export function setHands(ids) {
+  state.hands = (Array.isArray(ids) ? ids : []).map(String);
+  state.myHandRaised = state.hands.includes(String(state.selfId));
+  notify(['hands', 'people', 'controls']);
+}
+
+/** `hand`: `id` raised (to the end of the list) or lowered its hand. */
+export function handChanged(rawId, raised) {
+  const id = String(rawId);
+  const was = state.hands.includes(id);
+  if (raised && !was) state.hands = [...state.hands, id];
+  else if (!raised && was) state.hands = state.hands.filter((h) => h !== id);
+  else return false;
+  if (isSelf(id)) state.myHandRaised = raised;
+  notify(['hands', 'people', 'controls'], id);
+  return true;
+}
+
+/** `reaction`: `id` reacted with `emoji`. */
+export function reactionReceived(rawId, emoji) {
+  state.reactions.push({ id: String(rawId), emoji: String(emoji), at: Date.now() });
+  if (state.reactions.length > 50) state.reactions.shift();
+  notify(['reaction'], rawId);
 }

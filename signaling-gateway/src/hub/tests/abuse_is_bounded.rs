@@ -283,7 +283,7 @@ fn a_kicked_member_under_the_open_policy_is_not_readmitted_at_once() {
     drain(&mut hub);
     // A new socket from the same address: the lobby, not the room.
     let out = join_from(&mut hub, 3, [192, 0, 2, 7], "R", "Pest", None, at(1000));
-    assert_eq!(types(&sends_to(&out, p(3))), ["lobby"]);
+    assert_eq!(types(&sends_to(&out, p(3))), ["lobby", "lobby-position"]);
     assert_eq!(
         sends_to(&out, p(1)),
         vec![ServerMessage::Knock {
@@ -382,7 +382,7 @@ fn a_knock_flood_fills_the_lobby_to_its_cap_and_moderators_get_coalesced_updates
         }]
     );
     let out = join_from(&mut hub, 300, [10, 9, 9, 9], "R", "Passing", None, at(1010));
-    assert_eq!(types(&sends_to(&out, p(300))), ["lobby"]);
+    assert_eq!(types(&sends_to(&out, p(300))), ["lobby", "lobby-position"]);
     assert!(sends_to(&out, p(1)).is_empty());
     hub.handle_close(p(300), at(1020));
     hub.handle_close(p(101), at(1030));
@@ -416,10 +416,10 @@ fn knocks_from_one_address_are_rate_limited() {
     assert_eq!(limited, 10);
     // Another address is not affected.
     let out = join_from(&mut hub, 200, [192, 0, 2, 8], "R", "G", None, at(200));
-    assert_eq!(types(&sends_to(&out, p(200))), ["lobby"]);
+    assert_eq!(types(&sends_to(&out, p(200))), ["lobby", "lobby-position"]);
     // Two seconds later, one more from the first address.
     let out = join_from(&mut hub, 201, [192, 0, 2, 7], "R", "G", None, at(2_200));
-    assert_eq!(types(&sends_to(&out, p(201))), ["lobby"]);
+    assert_eq!(types(&sends_to(&out, p(201))), ["lobby", "lobby-position"]);
 }
 
 // ---- state broadcasts and video constraints -----------------------------

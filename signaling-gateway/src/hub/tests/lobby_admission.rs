@@ -181,3 +181,43 @@ fn knock_admit_deny_and_cooldown() {
     );
     assert_eq!(hub.lobby_count(), 0);
 }
+
+#[test]
+fn a_knocking_guest_is_told_its_place_in_the_queue_as_it_moves() {
+    let position = |position, waiting| ServerMessage::LobbyPosition { position, waiting };
+    // Guest 2 knocks first (position 1 of 1, in the helper); 3 is second.
+    let mut hub = agent_and_waiting_guest();
+    let out = join_at(&mut hub, 3, "R", "Second", None, at(10));
+    assert_eq!(types(&sends_to(&out, p(3))), ["lobby", "lobby-position"]);
+    assert_eq!(sends_to(&out, p(3))[1], position(2, 2));
+    assert!(sends_to(&out, p(2)).is_empty(), "2's place did not change");
+    // 2 is admitted: 3 moves up.
+    let out = frame(
+        &mut hub,
+        1,
+        serde_json::json!({"type":"admit","id":2}),
+        at(20),
+    );
+    assert_eq!(sends_to(&out, p(3)), vec![position(1, 1)]);
+    // 4 knocks behind 3; 3 is denied (no place any more: `denied` says
+    // so) and 4 moves up.
+    let out = join_at(&mut hub, 4, "R", "Third", None, at(30));
+    assert_eq!(sends_to(&out, p(4))[1], position(2, 2));
+    let out = frame(
+        &mut hub,
+        1,
+        serde_json::json!({"type":"deny","id":3}),
+        at(40),
+    );
+    assert_eq!(types(&sends_to(&out, p(3))), ["denied"]);
+    assert_eq!(sends_to(&out, p(4)), vec![position(1, 1)]);
+    // 3 knocks again after the cooldown: at the end of the queue.
+    let out = frame(&mut hub, 3, serde_json::json!({"type":"knock"}), at(31_000));
+    assert_eq!(sends_to(&out, p(3)), vec![position(2, 2)]);
+    assert!(sends_to(&out, p(4)).is_empty());
+    assert_eq!(hub.knocking("R"), vec![4, 3]);
+    // 4 leaves the lobby: 3 is next.
+    hub.handle_close(p(4), at(31_100));
+    let out = drain(&mut hub);
+    assert_eq!(sends_to(&out, p(3)), vec![position(1, 1)]);
+}

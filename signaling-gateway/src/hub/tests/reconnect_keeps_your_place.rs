@@ -206,10 +206,16 @@ fn reused_forged_or_expired_tokens_are_refused() {
     );
     assert_eq!(
         sends_to(&out, p(11)),
-        vec![ServerMessage::Lobby {
-            id: 11,
-            room: "R".into()
-        }]
+        vec![
+            ServerMessage::Lobby {
+                id: 11,
+                room: "R".into()
+            },
+            ServerMessage::LobbyPosition {
+                position: 1,
+                waiting: 1
+            }
+        ]
     );
 }
 
@@ -242,7 +248,7 @@ fn past_the_grace_period_the_participant_has_left_and_a_guest_knocks_again() {
         json!({"type": "join", "room": "R", "name": "Guest"}),
         at(40_000),
     );
-    assert_eq!(types(&sends_to(&out, p(10))), ["lobby"]);
+    assert_eq!(types(&sends_to(&out, p(10))), ["lobby", "lobby-position"]);
     assert_eq!(hub.knocking("R"), vec![10]);
 }
 

@@ -234,10 +234,16 @@ pub(super) fn agent_and_waiting_guest() -> Hub {
     let out = join_at(&mut hub, 2, "R", "Guest", None, t0());
     assert_eq!(
         sends_to(&out, p(2)),
-        vec![ServerMessage::Lobby {
-            id: 2,
-            room: "R".into()
-        }]
+        vec![
+            ServerMessage::Lobby {
+                id: 2,
+                room: "R".into()
+            },
+            ServerMessage::LobbyPosition {
+                position: 1,
+                waiting: 1
+            }
+        ]
     );
     assert_eq!(
         sends_to(&out, p(1)),

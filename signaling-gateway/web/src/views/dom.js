@@ -13,13 +13,8 @@ export function roleName(role) {
   return has('role.' + role) ? t('role.' + role) : String(role);
 }
 
-/** Polite screen-reader announcement (knocks, moderation notices). */
-export function announce(text) {
-  const el = $('announce');
-  el.textContent = '';
-  // A fresh text node each time, so the same message is read again.
-  setTimeout(() => (el.textContent = text), 50);
-}
+/** Polite screen-reader announcement (one live region: announce.js). */
+export { announce } from './announce.js';
 
 export function setButton(el, label, pressed) {
   el.textContent = label;

@@ -1,6 +1,6 @@
-// The lobby (guests wait to be admitted, denied with a countdown before
-// knocking again, or sent back by a kick) and the end pages (meeting ended,
-// kicked or banned).
+// The lobby (guests wait to be admitted, see their place in the queue, are
+// denied with a countdown before knocking again, or sent back by a kick) and
+// the end pages (meeting ended, kicked or banned).
 import { t } from '../../i18n.js';
 import { $ } from './dom.js';
 
@@ -18,6 +18,33 @@ export function initLobby(actions) {
   $('lobby-leave').addEventListener('click', () => actions.leave());
 }
 
+/** The line under the lobby message that gives the place in the queue. */
+function positionLine() {
+  let p = $('lobby-position');
+  if (!p) {
+    p = document.createElement('p');
+    p.id = 'lobby-position';
+    p.className = 'lobby-position';
+    p.setAttribute('role', 'status');
+    $('lobby-message').after(p);
+  }
+  return p;
+}
+
+/** `lobby-position`: our place in the queue (1: next in). */
+export function showPosition(msg) {
+  const position = Number(msg.position);
+  const waiting = Number(msg.waiting);
+  if (!Number.isInteger(position) || position < 1) return;
+  positionLine().textContent =
+    position === 1 ? t('lobby.positionNext', { waiting }) : t('lobby.position', { position, waiting });
+}
+
+function clearPosition() {
+  const p = $('lobby-position');
+  if (p) p.textContent = '';
+}
+
 export function clearReknock() {
   if (reknockTimer) clearInterval(reknockTimer);
   reknockTimer = null;
@@ -26,6 +53,7 @@ export function clearReknock() {
 /** `lobby`: waiting to be admitted, or (sent back by a kick) to knock again. */
 export function showLobby(backToLobby) {
   clearReknock();
+  clearPosition();
   $('lobby-countdown').textContent = '';
   if (backToLobby) {
     // Sent back by a kick: we are not knocking until we say so.
@@ -41,13 +69,19 @@ export function showLobby(backToLobby) {
 }
 
 export function showAdmitted() {
+  clearPosition();
   $('lobby-message').textContent = t('lobby.admitted');
 }
 
+// The server's own wording of a plain deny (English): shown translated.
+const PLAIN_DENY = new Set(['a moderator refused your entry', 'refused by a moderator a moment ago']);
+
 /** `denied`: the reason, and a countdown before knocking again. */
 export function showDenied(msg) {
-  const reason = typeof msg.reason === 'string' && msg.reason ? msg.reason : '—';
-  $('lobby-message').textContent = t('lobby.denied', { reason });
+  clearPosition();
+  const reason = typeof msg.reason === 'string' ? msg.reason.trim() : '';
+  $('lobby-message').textContent =
+    reason && !PLAIN_DENY.has(reason) ? t('lobby.denied', { reason }) : t('lobby.deniedPlain');
   const until = Date.now() + Math.max(0, Number(msg.retry_after_ms) || 0);
   const button = $('lobby-reknock');
   button.hidden = false;

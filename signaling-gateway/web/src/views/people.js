@@ -1,18 +1,21 @@
-// The participant list (roles, muted state, moderation buttons, private
-// message), the waiting list (moderators admit or deny) and the recipients
-// of private messages.
+// The participant list (roles, muted state, raised hands, moderation
+// buttons, private message), the raised hands in the order they were raised
+// (a moderator lowers anyone's, everyone their own), the waiting list
+// (moderators admit or deny) and the recipients of private messages.
 import { t } from '../../i18n.js';
 import { store, subscribe, selfInfo, knockResolved } from '../store.js';
 import { $, roleName, smallButton } from './dom.js';
 
 let actions = null;
 
-/** actions: { moderate(msg), privateMessage(id) }. */
+/** actions: { moderate(msg), privateMessage(id), lowerHand(id) }. */
 export function initPeople(a) {
   actions = a;
+  handsSection();
   subscribe(({ what }) => {
     if (what.has('people')) renderPeople();
     else if (what.has('waiting')) renderWaiting();
+    if (what.has('people') || what.has('hands') || what.has('reset')) renderHands();
   });
 }
 
@@ -42,6 +45,8 @@ function renderPeople() {
     const flags = [];
     if (info.audioMuted || info.audio === false) flags.push(t('state.audioMuted'));
     if (info.videoStopped || info.video === false) flags.push(t('state.videoStopped'));
+    const hand = store.hands.indexOf(id);
+    if (hand >= 0) flags.push(t('hand.flag', { n: hand + 1 }));
     if (flags.length) {
       const st = document.createElement('span');
       st.className = 'state';
@@ -135,9 +140,65 @@ function renderWaiting() {
   if (focusedAction) ul.querySelector('button')?.focus();
 }
 
-function resolveKnock(id, admit) {
+/** Admits or denies a knocking guest (the waiting list, the lobby toasts). */
+export function resolveKnock(id, admit) {
   actions.moderate(admit ? { type: 'admit', id: Number(id) } : { type: 'deny', id: Number(id) });
   // The other moderators get `knock-resolved`; we drop it at once.
   knockResolved(id);
   if (store.waiting.size === 0 && document.activeElement === document.body) $('toggle-people').focus();
+}
+
+// ---- Raised hands ---------------------------------------------------------------
+
+/** The raised-hands list, above the participants (made here: one block). */
+function handsSection() {
+  if ($('hands')) return;
+  const section = document.createElement('section');
+  section.id = 'hands-section';
+  section.hidden = true;
+  section.setAttribute('aria-labelledby', 'hands-title');
+  const h = document.createElement('h3');
+  h.id = 'hands-title';
+  h.className = 'sub-title';
+  const ol = document.createElement('ol');
+  ol.id = 'hands';
+  ol.className = 'people hands';
+  section.append(h, ol);
+  $('people').before(section);
+}
+
+/** The raised hands, in the order they were raised: moderators may lower
+ * anyone's, everyone their own. */
+function renderHands() {
+  const ol = $('hands');
+  if (!ol) return;
+  const focusedId = document.activeElement?.closest?.('#hands li')?.dataset.id ?? null;
+  ol.replaceChildren();
+  $('hands-section').hidden = store.hands.length === 0;
+  $('hands-title').textContent = t('hand.title', { n: store.hands.length });
+  const mod = store.role === 'moderator';
+  for (const [i, id] of store.hands.entries()) {
+    const self = String(id) === String(store.selfId);
+    const name = self ? store.selfName : (store.names.get(id) ?? t('call.unknown', { id }));
+    const li = document.createElement('li');
+    li.id = 'hand-' + id;
+    li.dataset.id = id;
+    const span = document.createElement('span');
+    span.className = 'who';
+    span.textContent = `${i + 1}. ${self ? t('call.you', { name }) : name}`;
+    li.append(span);
+    if (mod || self) {
+      const label = self ? t('hand.lower') : t('hand.lowerLabel', { name });
+      const b = smallButton(t('hand.lowerShort'), label, () => actions.lowerHand(id));
+      b.dataset.action = 'lower-hand';
+      li.append(b);
+    }
+    ol.append(li);
+  }
+  if (focusedId) {
+    // The hand we were on went down: the next one (or the list's end).
+    const next = ol.querySelector(`li[data-id="${CSS.escape(focusedId)}"] button`) ?? ol.querySelector('button');
+    if (next) next.focus();
+    else $('people').querySelector('button')?.focus();
+  }
 }
