@@ -38,6 +38,12 @@ pub struct WorkerLimits {
     pub max_offer_bytes: usize,
     /// Publish offers a participant may make: a sustained rate and a burst.
     pub offer_rate: OfferRate,
+    /// Pace what goes to each receiver ([`super::pacer`]). Off by default:
+    /// measured in virtual time it does not yet make an 800 kbit/s link
+    /// with a 2 kB bucket carry 360p at full rate, and it thins a screen
+    /// share behind an 800 kbit/s link to its lowest temporal layer
+    /// (docs/layers.md, "The pacer").
+    pub pacing: bool,
 }
 
 impl WorkerLimits {
@@ -65,6 +71,7 @@ impl Default for WorkerLimits {
             memory_budget_bytes: Self::DEFAULT_MEMORY_BUDGET,
             max_offer_bytes: Self::DEFAULT_MAX_OFFER,
             offer_rate: OfferRate::default(),
+            pacing: false,
         }
     }
 }

@@ -15,6 +15,7 @@ use salon_io::TxQueue;
 use salon_srtp::{SrtpContext, SrtpProfile};
 
 use super::ids::{LayerIdx, TrackId};
+use super::pacer::{Pacer, Slot};
 
 /// Share of a receiver's bandwidth estimate retransmissions may use: past
 /// it, NACKs go unanswered rather than push the link further into loss.
@@ -146,6 +147,9 @@ pub struct Transport {
     bwe_fed: bool,
     /// The probe cluster being sent, if any.
     probe: Option<ProbeState>,
+    /// Paces what goes to a receiver ([`super::pacer`]), when `pacing`.
+    pacer: Pacer,
+    pacing: bool,
     /// Retransmissions towards this browser (subscribe side).
     rtx_budget: RetransmitBudget,
     /// Header extension id of the transport-wide sequence number the
@@ -222,6 +226,8 @@ impl Transport {
             twcc_next: 1,
             bwe_fed: false,
             probe: None,
+            pacer: Pacer::default(),
+            pacing: false,
             rtx_budget: RetransmitBudget::default(),
             twcc_ext_id: None,
             twcc_rx: (kind == TransportKind::Publish).then(Box::default),
@@ -571,6 +577,45 @@ impl Transport {
     pub fn poll_probe_cluster(&mut self, now: Instant) -> Option<crate::bwe::ProbeCluster> {
         use crate::bwe::BandwidthEstimator as _;
         self.bwe.as_mut().and_then(|b| b.poll_probe(now))
+    }
+
+    /// When a packet of `size` bytes to this receiver may leave (and
+    /// book it): at the pacing rate of its estimate once feedback came
+    /// (before, or on a publish transport, at once). `urgent`: audio.
+    pub fn pace(&mut self, size: usize, urgent: bool, now: Instant) -> Slot {
+        match self.fed_estimate_bps() {
+            Some(e) if self.pacing && self.kind == TransportKind::Subscribe => {
+                self.pacer.book(size, Pacer::rate_for(e), urgent, now)
+            }
+            _ => Slot::Now,
+        }
+    }
+
+    /// Pace this transport's packets or not ([`super::WorkerLimits::pacing`]).
+    pub fn set_pacing(&mut self, on: bool) {
+        self.pacing = on;
+    }
+
+    /// Hold an encrypted packet until `at` (a slot [`Transport::pace`]
+    /// gave). False when the pacer cannot: send it now.
+    pub fn hold_packet(&mut self, at: Instant, dst: SocketAddr, data: &[u8]) -> bool {
+        self.pacer.hold(at, dst, data)
+    }
+
+    /// When the next held packet is due.
+    pub fn pacer_timeout(&self) -> Option<Instant> {
+        self.pacer.poll_timeout()
+    }
+
+    /// Queue everything held now (the pacer gave up: full, or too far
+    /// behind); returns how many.
+    pub fn flush_paced(&mut self, tx: &mut TxQueue) -> usize {
+        self.pacer.flush(tx)
+    }
+
+    /// Queue the held packets due by `now`.
+    pub fn release_paced(&mut self, now: Instant, tx: &mut TxQueue) -> usize {
+        self.pacer.release(now, tx)
     }
 
     /// The probe cluster being sent.

@@ -113,7 +113,7 @@ pub(super) fn forward(
         }
         let vp8 = &mut leg.vp8;
         let desc = pkt.desc;
-        let sent = eg.send(&mut leg.out, hdr, payload, pkt.level, || {
+        let sent = eg.send(&mut leg.out, hdr, payload, pkt.level, false, || {
             desc.and_then(|d| vp8.map(&d).map(|m| (d, m)))
         });
         if let Some((seq, vp8)) = sent {
