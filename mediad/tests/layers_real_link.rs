@@ -682,7 +682,7 @@ fn tbf_800k_burst_10k_paced() {
 }
 
 #[test]
-#[ignore = "issue 17: not met with the pacer either — 360p 37 % of the time, at 7.1 fps (needs 27): the estimate still falls after each 3-s key frame through the 2 kB bucket (docs/layers.md, \"The pacer\")"]
+#[ignore = "issue 17: not met with the pacer either — 180p all the time, 360p at 0 fps (needs 27): the estimate still falls after each 3-s key frame through the 2 kB bucket (docs/layers.md, \"The pacer\")"]
 fn tbf_800k_burst_2k_paced() {
     check_800(2_000, 84, true);
 }

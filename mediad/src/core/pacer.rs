@@ -8,9 +8,10 @@
 //! for later is held, already encrypted, in a ring allocated once
 //! ([`Pacer::hold`]), and [`Pacer::release`] moves the packets due by
 //! `now` into the send queue; [`Pacer::poll_timeout`] is the next one.
-//! The estimator is told the booked instant as the packet's send time
-//! (its transport-wide number is taken then), so the delay it measures is
-//! the network's, not the pacer's.
+//! A held packet's transport-wide number is taken when it is booked, but
+//! the estimator hears of it when it really leaves ([`Pacer::release`]
+//! reports it then): the delay it measures is the network's, not the
+//! pacer's nor a late timer's.
 //!
 //! Audio is never held (it is small and late audio is heard): it is sent
 //! at once and only charged to the bucket. Nothing here allocates after
@@ -42,6 +43,8 @@ struct Held {
     at: Instant,
     dst: SocketAddr,
     len: usize,
+    /// Its transport-wide number and size, told the estimator on release.
+    sent: Option<(u64, usize)>,
 }
 
 /// One receiver's pacer (see the module doc).
@@ -70,7 +73,7 @@ pub enum Slot {
 }
 
 impl Slot {
-    /// The instant the packet leaves (its send time for the estimator).
+    /// The instant the packet is to leave.
     pub fn at(self, now: Instant) -> Instant {
         match self {
             Slot::Now | Slot::FlushThenNow => now,
@@ -114,8 +117,9 @@ impl Pacer {
         Slot::Later(start)
     }
 
-    /// Queue everything held, in order, whatever its time.
-    pub fn flush(&mut self, tx: &mut TxQueue) -> usize {
+    /// Queue everything held, in order, whatever its time (`on_sent` as
+    /// for [`Pacer::release`]).
+    pub fn flush(&mut self, tx: &mut TxQueue, on_sent: &mut impl FnMut(u64, usize)) -> usize {
         let n = self.len;
         let Some(last) = self
             .slots
@@ -125,7 +129,7 @@ impl Pacer {
         else {
             return 0;
         };
-        self.release(last.at, tx)
+        self.release(last.at, tx, on_sent)
     }
 
     /// Whether no more packets can be held.
@@ -140,7 +144,15 @@ impl Pacer {
 
     /// Hold `data` for `dst` until `at` (a slot [`Pacer::book`] gave).
     /// False when it cannot be held (full, or too big): send it now.
-    pub fn hold(&mut self, at: Instant, dst: SocketAddr, data: &[u8]) -> bool {
+    /// `sent`: its transport-wide number and size, given back to
+    /// [`Pacer::release`]'s `on_sent` when it leaves.
+    pub fn hold(
+        &mut self,
+        at: Instant,
+        dst: SocketAddr,
+        data: &[u8],
+        sent: Option<(u64, usize)>,
+    ) -> bool {
         if self.is_full() || data.len() > MAX_DATAGRAM {
             return false;
         }
@@ -161,6 +173,7 @@ impl Pacer {
                 at,
                 dst,
                 len: data.len(),
+                sent,
             });
         }
         self.len += 1;
@@ -175,9 +188,15 @@ impl Pacer {
         self.slots.get(self.head).copied().flatten().map(|h| h.at)
     }
 
-    /// Move the packets due by `now` into `tx`, in order; returns how many.
-    /// A full send queue keeps the rest for the next call.
-    pub fn release(&mut self, now: Instant, tx: &mut TxQueue) -> usize {
+    /// Move the packets due by `now` into `tx`, in order, telling
+    /// `on_sent` each one's transport-wide number and size (they leave
+    /// now); returns how many. A full send queue keeps the rest.
+    pub fn release(
+        &mut self,
+        now: Instant,
+        tx: &mut TxQueue,
+        on_sent: &mut impl FnMut(u64, usize),
+    ) -> usize {
         let mut n = 0;
         while self.len > 0 {
             let Some(h) = self.slots.get(self.head).copied().flatten() else {
@@ -192,6 +211,9 @@ impl Pacer {
             };
             if !tx.push(h.dst, data) {
                 break;
+            }
+            if let Some((seq, size)) = h.sent {
+                on_sent(seq, size);
             }
             if let Some(s) = self.slots.get_mut(self.head) {
                 *s = None;
@@ -236,7 +258,7 @@ mod tests {
                     times.push(t0);
                 }
                 Slot::Later(at) => {
-                    assert!(p.hold(at, addr(), &[i; 1_200]));
+                    assert!(p.hold(at, addr(), &[i; 1_200], Some((u64::from(i), 1_200))));
                     times.push(at);
                 }
                 Slot::FlushThenNow => panic!("packet {i}: within the backlog"),
@@ -248,15 +270,16 @@ mod tests {
             assert_eq!(*at, t0 + step * i as u32, "packet {i}");
         }
         // Nothing early (within the slack).
-        assert_eq!(
-            p.release(t0 + step - PACING_SLACK - Duration::from_micros(1), &mut tx),
-            0
-        );
+        let mut told = Vec::new();
+        let early = t0 + step - PACING_SLACK - Duration::from_micros(1);
+        assert_eq!(p.release(early, &mut tx, &mut |seq, _| told.push(seq)), 0);
         let mut now = t0;
         while p.held() > 0 {
             now = p.poll_timeout().unwrap();
-            p.release(now, &mut tx);
+            p.release(now, &mut tx, &mut |seq, _| told.push(seq));
         }
+        // The estimator hears of each held packet as it leaves.
+        assert_eq!(told, (1..15).collect::<Vec<u64>>());
         let order: Vec<u8> = tx.queued().iter().map(|t| t.buf[0]).collect();
         assert_eq!(order, (0..15).collect::<Vec<u8>>());
         assert!(now >= t0 + step * 14 - PACING_SLACK);
@@ -282,19 +305,19 @@ mod tests {
             panic!("held")
         };
         assert!(at <= t0 + MAX_PACER_DELAY);
-        assert!(q.hold(at, addr(), &[1; 1_200]));
+        assert!(q.hold(at, addr(), &[1; 1_200], None));
         assert_eq!(q.book(1_200, 100_000, false, t0), Slot::FlushThenNow);
         let mut tx = TxQueue::with_capacity(8);
-        assert_eq!(q.flush(&mut tx), 1);
+        assert_eq!(q.flush(&mut tx, &mut |_, _| {}), 1);
         assert_eq!(q.held(), 0);
         // A packet due now still waits behind one held.
         let mut r = Pacer::default();
-        assert!(r.hold(t0 + Duration::from_millis(1), addr(), &[0; 10]));
+        assert!(r.hold(t0 + Duration::from_millis(1), addr(), &[0; 10], None));
         assert!(matches!(r.book(10, 1_000_000, false, t0), Slot::Later(_)));
         for _ in 1..PACER_SLOTS {
-            assert!(r.hold(t0 + Duration::from_secs(1), addr(), &[0; 10]));
+            assert!(r.hold(t0 + Duration::from_secs(1), addr(), &[0; 10], None));
         }
-        assert!(r.is_full() && !r.hold(t0, addr(), &[0; 10]));
+        assert!(r.is_full() && !r.hold(t0, addr(), &[0; 10], None));
         assert_eq!(r.book(10, 1_000, false, t0), Slot::FlushThenNow);
     }
 

@@ -150,6 +150,8 @@ pub struct Transport {
     /// Paces what goes to a receiver ([`super::pacer`]), when `pacing`.
     pacer: Pacer,
     pacing: bool,
+    /// The number and size of the packet being held, not yet reported.
+    unreported: Option<(u64, usize)>,
     /// Retransmissions towards this browser (subscribe side).
     rtx_budget: RetransmitBudget,
     /// Header extension id of the transport-wide sequence number the
@@ -228,6 +230,7 @@ impl Transport {
             probe: None,
             pacer: Pacer::default(),
             pacing: false,
+            unreported: None,
             rtx_budget: RetransmitBudget::default(),
             twcc_ext_id: None,
             twcc_rx: (kind == TransportKind::Publish).then(Box::default),
@@ -596,10 +599,46 @@ impl Transport {
         self.pacing = on;
     }
 
+    /// The transport-wide number of a packet of `size` bytes going out
+    /// in `slot`: told the estimator now, or — held by the pacer — when
+    /// it leaves ([`Transport::hold_packet`], [`Transport::release_paced`]).
+    pub fn twcc_for(&mut self, slot: Slot, size: usize, now: Instant) -> u16 {
+        match slot {
+            Slot::Later(_) => {
+                let seq = self.twcc_next;
+                self.twcc_next += 1;
+                self.unreported = Some((seq, size));
+                seq as u16
+            }
+            Slot::Now | Slot::FlushThenNow => self.next_twcc(size, now),
+        }
+    }
+
+    /// Tell the estimator of packet `seq` leaving now.
+    fn report_sent(bwe: &mut Option<Box<crate::bwe::GoogCc>>, seq: u64, size: usize, now: Instant) {
+        if let Some(b) = bwe.as_mut() {
+            crate::bwe::BandwidthEstimator::on_packet_sent(
+                b.as_mut(),
+                crate::bwe::SentPacket {
+                    seq,
+                    size,
+                    probe_cluster: None,
+                },
+                now,
+            );
+        }
+    }
+
     /// Hold an encrypted packet until `at` (a slot [`Transport::pace`]
-    /// gave). False when the pacer cannot: send it now.
-    pub fn hold_packet(&mut self, at: Instant, dst: SocketAddr, data: &[u8]) -> bool {
-        self.pacer.hold(at, dst, data)
+    /// gave; its number from [`Transport::twcc_for`]). False when the
+    /// pacer cannot: it is sent now (and reported so).
+    pub fn hold_packet(&mut self, at: Instant, dst: SocketAddr, data: &[u8], now: Instant) -> bool {
+        let sent = self.unreported.take();
+        let held = self.pacer.hold(at, dst, data, sent);
+        if !held && let Some((seq, size)) = sent {
+            Self::report_sent(&mut self.bwe, seq, size, now);
+        }
+        held
     }
 
     /// When the next held packet is due.
@@ -609,13 +648,18 @@ impl Transport {
 
     /// Queue everything held now (the pacer gave up: full, or too far
     /// behind); returns how many.
-    pub fn flush_paced(&mut self, tx: &mut TxQueue) -> usize {
-        self.pacer.flush(tx)
+    pub fn flush_paced(&mut self, tx: &mut TxQueue, now: Instant) -> usize {
+        let bwe = &mut self.bwe;
+        self.pacer
+            .flush(tx, &mut |seq, size| Self::report_sent(bwe, seq, size, now))
     }
 
     /// Queue the held packets due by `now`.
     pub fn release_paced(&mut self, now: Instant, tx: &mut TxQueue) -> usize {
-        self.pacer.release(now, tx)
+        let bwe = &mut self.bwe;
+        self.pacer.release(now, tx, &mut |seq, size| {
+            Self::report_sent(bwe, seq, size, now)
+        })
     }
 
     /// The probe cluster being sent.

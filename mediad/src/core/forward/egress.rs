@@ -117,9 +117,10 @@ pub fn send_or_hold(
     hdr: &RtpHeader,
     audio_level: Option<u8>,
     payload: &[u8],
+    now: std::time::Instant,
 ) -> bool {
     if slot == crate::core::pacer::Slot::FlushThenNow {
-        metrics.pacer_full.add(t.flush_paced(tx) as u64);
+        metrics.pacer_full.add(t.flush_paced(tx, now) as u64);
     }
     let Some((addr, ctx)) = t.sender() else {
         return false;
@@ -135,7 +136,9 @@ pub fn send_or_hold(
         return false;
     };
     metrics.tx_rtp.inc();
-    let held = buf.get(..n).is_some_and(|b| t.hold_packet(at, addr, b));
+    let held = buf
+        .get(..n)
+        .is_some_and(|b| t.hold_packet(at, addr, b, now));
     if held {
         metrics.paced.inc();
     } else {

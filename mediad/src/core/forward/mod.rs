@@ -133,7 +133,7 @@ impl Egress<'_> {
         let size = payload.len() + 28;
         // Audio is never held by the pacer, only charged to it.
         let slot = t.pace(size, urgent, self.now);
-        let twcc = t.next_twcc(size, slot.at(self.now));
+        let twcc = t.twcc_for(slot, size, self.now);
         let packet = OutPacket {
             ssrc: out.ssrc,
             pt: out.pt,
@@ -143,7 +143,17 @@ impl Egress<'_> {
             vp8: vp8(),
             osn: None,
         };
-        if !send_or_hold(self.tx, self.metrics, t, slot, &packet, hdr, level, payload) {
+        if !send_or_hold(
+            self.tx,
+            self.metrics,
+            t,
+            slot,
+            &packet,
+            hdr,
+            level,
+            payload,
+            self.now,
+        ) {
             return None;
         }
         out.on_sent(ts, payload.len(), self.now);
