@@ -586,8 +586,11 @@ impl Transport {
     /// book it): at the pacing rate of its estimate once feedback came
     /// (before, or on a publish transport, at once). `urgent`: audio.
     pub fn pace(&mut self, size: usize, urgent: bool, now: Instant) -> Slot {
+        if !self.pacing {
+            return Slot::Now;
+        }
         match self.fed_estimate_bps() {
-            Some(e) if self.pacing && self.kind == TransportKind::Subscribe => {
+            Some(e) if self.kind == TransportKind::Subscribe => {
                 self.pacer.book(size, Pacer::rate_for(e), urgent, now)
             }
             _ => Slot::Now,
