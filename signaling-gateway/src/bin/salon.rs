@@ -183,6 +183,10 @@ struct Args {
     /// hold; a publish that would not fit is refused.
     #[arg(long, default_value_t = salon_mediad::WorkerLimits::DEFAULT_MEMORY_BUDGET >> 20)]
     media_memory_budget_mib: u64,
+    /// Pace media to each receiver at 2.5 times its bandwidth estimate
+    /// (experimental, off by default: docs/layers.md, "The pacer").
+    #[arg(long)]
+    media_pacing: bool,
     /// Serve HTTPS on --listen with this certificate chain (PEM, leaf
     /// first; with --tls-key). Both files are read again on SIGHUP (a
     /// certificate that does not load keeps the previous one).
@@ -673,6 +677,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         io_backend: args.io_backend,
         limits: salon_mediad::WorkerLimits {
             memory_budget_bytes: args.media_memory_budget_mib << 20,
+            pacing: args.media_pacing,
             ..Default::default()
         },
         exit_on_worker_failure: true,
