@@ -40,7 +40,7 @@ fn corpus_dir() -> PathBuf {
 fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
+        .map(|e| e.expect("corpus entry").path())
         .collect();
     paths.sort();
     paths
