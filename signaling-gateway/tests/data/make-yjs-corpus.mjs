@@ -89,17 +89,14 @@ const COLORS = ['#1f6feb', '#b3261e', '#0a7d33', '#8250df', '#9a6700', '#bf3989'
 const ATTRS = [{ bold: true }, { italic: true }, { link: 'https://exemple.fr/é' }, { bold: null }, { header: 2 }];
 const EMBEDS = [{ image: 'https://exemple.fr/a.png' }, { mention: 'Zoë' }, { formula: 'e^{iπ}+1=0' }];
 
-function frameSync(write, payload) {
+function frameSync(write) {
   const enc = encoding.createEncoder();
   encoding.writeVarUint(enc, 0);
-  write(enc, payload);
+  write(enc);
   return encoding.toUint8Array(enc);
 }
-const step1 = (sv) =>
-  frameSync((enc) => {
-    encoding.writeVarUint(enc, syncProtocol.messageYjsSyncStep1);
-    encoding.writeVarUint8Array(enc, sv);
-  });
+// As pad.js sends it when its socket opens.
+const step1Of = (doc) => frameSync((enc) => syncProtocol.writeSyncStep1(enc, doc));
 // As syncProtocol.writeSyncStep2 writes it, from an already encoded update.
 const step2 = (u) =>
   frameSync((enc) => {
@@ -153,7 +150,7 @@ class Room {
     });
     this.peers.push(peer);
     // Opening the socket: step 1, then our awareness (pad.js).
-    this.send(peer, step1(Y.encodeStateVector(doc)), 'step1');
+    this.send(peer, step1Of(doc), 'step1');
     this.send(peer, awarenessFrame(peer.aw, [doc.clientID]), 'awareness');
     this.syncFromGateway(peer);
     return peer;
@@ -163,8 +160,9 @@ class Room {
   // gateway's step 1 (its greeting).
   syncFromGateway(peer) {
     Y.applyUpdate(peer.doc, Y.encodeStateAsUpdate(this.gateway, Y.encodeStateVector(peer.doc)), 'remote');
-    const diff = Y.encodeStateAsUpdate(peer.doc, Y.encodeStateVector(this.gateway));
-    this.send(peer, step2(diff), 'step2');
+    // As pad.js answers: readSyncMessage → writeSyncStep2(enc, doc, sv).
+    const sv = Y.encodeStateVector(this.gateway);
+    this.send(peer, frameSync((enc) => syncProtocol.writeSyncStep2(enc, peer.doc, sv)), 'step2');
   }
 
   send(peer, frame, kind) {
@@ -271,7 +269,7 @@ class Room {
     peer.online = true;
     // y-websocket on reconnect: our step 1, answer the gateway's step 1
     // with a step 2 holding what it misses, then the awareness.
-    this.send(peer, step1(Y.encodeStateVector(peer.doc)), 'step1');
+    this.send(peer, step1Of(peer.doc), 'step1');
     this.syncFromGateway(peer);
     const offline = peer.sent.slice(peer.offlineFrom);
     if (offline.length > 1) {
