@@ -87,10 +87,11 @@ fn every_real_yjs_frame_is_accepted_and_the_text_converges() {
         assert_eq!(pad.resets(), 0, "{}: document reset", room.display());
         assert!(
             pad.text("pad") == expected,
-            "{}: the gateway's text ({} chars) differs from the peers' ({} chars)",
+            "{}: the gateway's text ({} chars) differs from the peers' ({} chars); refused so far:\n{}",
             room.display(),
             pad.text("pad").chars().count(),
-            expected.chars().count()
+            expected.chars().count(),
+            refused.join("\n")
         );
         rooms += 1;
     }
