@@ -84,7 +84,9 @@ const SNIPPETS = [
   ' ',
   'naïve façade œuvre ',
 ];
-const NAMES = ['Aline', 'Bérénice 🌻', 'Zoë Ångström', '李雷', 'Ōmura 🎌', 'Renée-Noël'];
+// The last one is a name cut in the middle of an emoji (a lone surrogate,
+// which JSON.stringify writes as an escape).
+const NAMES = ['Aline', 'Bérénice 🌻', 'Zoë Ångström', '李雷', 'Ōmura 🎌', 'Renée-Noël', 'Zoé 🎉'.slice(0, 5)];
 const COLORS = ['#1f6feb', '#b3261e', '#0a7d33', '#8250df', '#9a6700', '#bf3989'];
 const ATTRS = [{ bold: true }, { italic: true }, { link: 'https://exemple.fr/é' }, { bold: null }, { header: 2 }];
 const EMBEDS = [{ image: 'https://exemple.fr/a.png' }, { mention: 'Zoë' }, { formula: 'e^{iπ}+1=0' }];
