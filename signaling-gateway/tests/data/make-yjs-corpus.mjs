@@ -398,7 +398,6 @@ function decodeAwareness(frame) {
   return decoding.readVarUint8Array(d);
 }
 
-rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 const rooms = [
   // name, peers, gc, steps, long-document inserts every n steps, then a long-document target
@@ -409,6 +408,9 @@ const rooms = [
 ];
 const summary = [];
 for (const [name, peers, gc, steps, bigEvery] of rooms) {
+  // Only the rooms' directories are replaced (the corpus keeps its
+  // .gitattributes).
+  rmSync(join(out, name), { recursive: true, force: true });
   const room = new Room(name, { peers, gc });
   room.run(steps, { bigEvery });
   if (name === 'long') {
