@@ -23,6 +23,7 @@ pub use salon_mediad::control;
 pub mod config_file;
 pub mod hub;
 pub mod metrics;
+pub mod oidc;
 pub mod pad;
 pub mod protocol;
 pub mod server;
