@@ -222,6 +222,13 @@ test('OIDC: agent signs in and opens a room; other domain refused; tampered call
     res = await evil.goto(fourth.href);
     assert.equal(res.status(), 400);
     assert.match(await evil.textContent('#auth-error'), /\(nonce\)/);
+    // An `iss` (RFC 9207) naming another provider: a mix-up, refused.
+    const fifth = await heldLogin();
+    assert.equal(fifth.searchParams.get('iss'), op.issuer, 'the provider sends iss');
+    fifth.searchParams.set('iss', 'https://other-idp.example');
+    res = await evil.goto(fifth.href);
+    assert.equal(res.status(), 400);
+    assert.match(await evil.textContent('#auth-error'), /\(iss\)/);
 
     // --- Logout ends the session, here and at the provider.
     await agent.goto(`${base}?lang=fr`);

@@ -30,6 +30,9 @@ pub enum CallbackError {
     /// `state` does not match this browser's login cookie.
     #[error("this login was not started by this browser (state)")]
     StateMismatch,
+    /// The redirect names another issuer (`iss`, RFC 9207: a mix-up).
+    #[error("the answer comes from another identity provider (iss)")]
+    IssuerMismatch,
     /// The ID token's `nonce` is missing or not the login's.
     #[error("the ID token was not issued for this login (nonce)")]
     NonceMismatch,
@@ -86,6 +89,8 @@ pub struct CallbackParams {
     pub state: Option<String>,
     /// `error` (the provider refused or the user cancelled).
     pub error: Option<String>,
+    /// `iss` (RFC 9207), when the provider sends it.
+    pub iss: Option<String>,
 }
 
 impl CallbackParams {
@@ -97,6 +102,7 @@ impl CallbackParams {
                 "code" => p.code = Some(v),
                 "state" => p.state = Some(v),
                 "error" => p.error = Some(v),
+                "iss" => p.iss = Some(v),
                 _ => {}
             }
         }
@@ -178,12 +184,14 @@ impl OidcFlow {
     }
 
     /// Checks the provider's redirect. `state_cookie` is this browser's
-    /// state cookie. A known state is consumed whatever the outcome: a
-    /// callback can be tried once.
+    /// state cookie, `issuer` the provider's (an `iss` parameter must name
+    /// it). A known state is consumed whatever the outcome: a callback can
+    /// be tried once.
     pub fn callback(
         &mut self,
         params: &CallbackParams,
         state_cookie: Option<&str>,
+        issuer: &str,
         now: u64,
     ) -> Result<Exchange, CallbackError> {
         let state = params.state.as_deref().ok_or(CallbackError::Malformed)?;
@@ -194,6 +202,9 @@ impl OidcFlow {
             .ok_or(CallbackError::UnknownState)?;
         if !state_cookie.is_some_and(|c| constant_time_eq(c.as_bytes(), state.as_bytes())) {
             return Err(CallbackError::StateMismatch);
+        }
+        if params.iss.as_deref().is_some_and(|i| i != issuer) {
+            return Err(CallbackError::IssuerMismatch);
         }
         if let Some(error) = &params.error {
             let shown: String = error
@@ -236,6 +247,8 @@ mod tests {
     use super::*;
     use sha2::Digest as _;
 
+    const ISS: &str = "https://idp.example";
+
     fn random(n: u8) -> [u8; 96] {
         let mut r = [0u8; 96];
         for (i, b) in r.iter_mut().enumerate() {
@@ -251,6 +264,7 @@ mod tests {
             code: Some(code.into()),
             state: Some(state.into()),
             error: None,
+            iss: None,
         }
     }
 
@@ -260,7 +274,7 @@ mod tests {
         let b = flow.begin("/Room", random(1), 1000);
         assert_ne!(b.state, b.nonce);
         let ex = flow
-            .callback(&params("code-1", &b.state), Some(&b.state), 1010)
+            .callback(&params("code-1", &b.state), Some(&b.state), ISS, 1010)
             .expect("accepted");
         assert_eq!(ex.code, "code-1");
         assert_eq!(ex.return_to, "/Room");
@@ -272,7 +286,7 @@ mod tests {
         assert_eq!(ex.verifier().secret().len(), 43, "256-bit verifier");
         // Replayed: the state was used.
         assert_eq!(
-            flow.callback(&params("code-1", &b.state), Some(&b.state), 1011)
+            flow.callback(&params("code-1", &b.state), Some(&b.state), ISS, 1011)
                 .unwrap_err(),
             CallbackError::UnknownState
         );
@@ -287,28 +301,29 @@ mod tests {
         let mut tampered = b.state.clone();
         tampered.replace_range(0..1, if tampered.starts_with('A') { "B" } else { "A" });
         assert_eq!(
-            flow.callback(&params("c", &tampered), Some(&b.state), 1)
+            flow.callback(&params("c", &tampered), Some(&b.state), ISS, 1)
                 .unwrap_err(),
             CallbackError::UnknownState
         );
         // Another browser's login (login CSRF): the cookie does not match.
         assert_eq!(
-            flow.callback(&params("c", &other.state), Some(&b.state), 1)
+            flow.callback(&params("c", &other.state), Some(&b.state), ISS, 1)
                 .unwrap_err(),
             CallbackError::StateMismatch
         );
         assert_eq!(
-            flow.callback(&params("c", &b.state), None, 1).unwrap_err(),
+            flow.callback(&params("c", &b.state), None, ISS, 1)
+                .unwrap_err(),
             CallbackError::StateMismatch
         );
         // Consumed by the refused attempt: one try per login.
         assert_eq!(
-            flow.callback(&params("c", &b.state), Some(&b.state), 1)
+            flow.callback(&params("c", &b.state), Some(&b.state), ISS, 1)
                 .unwrap_err(),
             CallbackError::UnknownState
         );
         assert_eq!(
-            flow.callback(&CallbackParams::default(), None, 1)
+            flow.callback(&CallbackParams::default(), None, ISS, 1)
                 .unwrap_err(),
             CallbackError::Malformed
         );
@@ -319,7 +334,7 @@ mod tests {
         let mut flow = OidcFlow::new(16);
         let b = flow.begin("/", random(4), 0);
         assert_eq!(
-            flow.callback(&params("c", &b.state), Some(&b.state), LOGIN_TTL_SECS)
+            flow.callback(&params("c", &b.state), Some(&b.state), ISS, LOGIN_TTL_SECS)
                 .unwrap_err(),
             CallbackError::UnknownState
         );
@@ -334,9 +349,25 @@ mod tests {
             b.state
         ));
         assert_eq!(
-            flow.callback(&p, Some(&b.state), 1).unwrap_err(),
+            flow.callback(&p, Some(&b.state), ISS, 1).unwrap_err(),
             CallbackError::Provider("access_deniedscript".into())
         );
+    }
+
+    #[test]
+    fn the_iss_parameter_must_name_the_provider() {
+        let mut flow = OidcFlow::new(16);
+        let b = flow.begin("/", random(10), 0);
+        let mut p = params("c", &b.state);
+        p.iss = Some("https://other-idp.example".into());
+        assert_eq!(
+            flow.callback(&p, Some(&b.state), ISS, 1).unwrap_err(),
+            CallbackError::IssuerMismatch
+        );
+        let b = flow.begin("/", random(11), 0);
+        let mut p = params("c", &b.state);
+        p.iss = Some(ISS.into());
+        assert!(flow.callback(&p, Some(&b.state), ISS, 1).is_ok());
     }
 
     #[test]
@@ -344,7 +375,7 @@ mod tests {
         let mut flow = OidcFlow::new(16);
         let b = flow.begin("/", random(6), 0);
         let ex = flow
-            .callback(&params("c", &b.state), Some(&b.state), 1)
+            .callback(&params("c", &b.state), Some(&b.state), ISS, 1)
             .expect("accepted");
         assert_eq!(ex.check_nonce(Some(&b.nonce)), Ok(()));
         assert_eq!(
@@ -362,7 +393,7 @@ mod tests {
         let _c = flow.begin("/", random(9), 2);
         assert_eq!(flow.pending(), 2);
         assert_eq!(
-            flow.callback(&params("c", &a.state), Some(&a.state), 3)
+            flow.callback(&params("c", &a.state), Some(&a.state), ISS, 3)
                 .unwrap_err(),
             CallbackError::UnknownState
         );

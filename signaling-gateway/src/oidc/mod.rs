@@ -21,10 +21,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreIdTokenClaims, CoreTokenResponse,
+    CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreGenderClaim, CoreIdTokenClaims,
+    CoreTokenResponse,
 };
 use openidconnect::{
-    AccessToken, AdditionalClaims, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+    AccessToken, AdditionalClaims, AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
     EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, LogoutRequest, Nonce,
     OAuth2TokenResponse as _, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl,
     Scope, TokenResponse as _, UserInfoClaims,
@@ -142,6 +143,8 @@ type Client = CoreClient<
 
 struct Provider {
     client: Client,
+    /// The issuer of the discovery document (checked against `iss`).
+    issuer: String,
     end_session: Option<EndSessionUrl>,
 }
 
@@ -250,6 +253,15 @@ impl Oidc {
             .await
             .map_err(|e| fail(error_chain(&e)))?;
         let end_session = meta.additional_metadata().end_session_endpoint.clone();
+        let issuer_url = meta.issuer().as_str().to_owned();
+        // client_secret_basic unless the provider lists only
+        // client_secret_post (the spec's default is basic).
+        let post_only = meta
+            .token_endpoint_auth_methods_supported()
+            .is_some_and(|m| {
+                m.contains(&CoreClientAuthMethod::ClientSecretPost)
+                    && !m.contains(&CoreClientAuthMethod::ClientSecretBasic)
+            });
         let redirect =
             RedirectUrl::new(self.config.redirect_url.clone()).map_err(|e| fail(e.to_string()))?;
         let client = CoreClient::from_provider_metadata(
@@ -257,9 +269,15 @@ impl Oidc {
             ClientId::new(self.config.client_id.clone()),
             self.config.client_secret.clone().map(ClientSecret::new),
         )
-        .set_redirect_uri(redirect);
+        .set_redirect_uri(redirect)
+        .set_auth_type(if post_only {
+            AuthType::RequestBody
+        } else {
+            AuthType::BasicAuth
+        });
         *self.provider.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Provider {
             client,
+            issuer: issuer_url,
             end_session,
         }));
         Ok(())
@@ -328,10 +346,12 @@ impl Oidc {
             .provider()
             .ok_or_else(|| CallbackError::Tokens("provider not reachable".into()))?;
         let params = CallbackParams::parse(query);
-        let exchange = self
-            .state()
-            .flow
-            .callback(&params, cookie(cookies, STATE_COOKIE), now)?;
+        let exchange = self.state().flow.callback(
+            &params,
+            cookie(cookies, STATE_COOKIE),
+            &provider.issuer,
+            now,
+        )?;
         let tokens_err = |e: String| CallbackError::Tokens(e);
         let http = self.http.as_fn();
         let token: CoreTokenResponse = provider
