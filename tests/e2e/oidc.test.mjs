@@ -268,3 +268,41 @@ test('OIDC: agent signs in and opens a room; other domain refused; tampered call
     await rm(secretDir, { recursive: true, force: true });
   }
 });
+
+test('OIDC: a provider down at start-up is reported, logins wait, and discovery is retried', { timeout: 90_000 }, async () => {
+  const [opPort, salonPort] = [await freePort(), await freePort()];
+  const base = `http://127.0.0.1:${salonPort}/`;
+  const salon = await startSalon({
+    policy: DEFAULT_POLICY,
+    listen: `127.0.0.1:${salonPort}`,
+    extraArgs: [
+      '--oidc-issuer', `http://127.0.0.1:${opPort}`,
+      '--oidc-client-id', 'salon-e2e',
+      '--oidc-redirect-url', `${base}auth/callback`,
+    ],
+  });
+  let op = null;
+  try {
+    assert.match(salon.logs(), /OIDC provider unreachable.*openid-configuration/);
+    assert.deepEqual(await meWithCookie(base, null), { enabled: true, ready: false, signed_in: false });
+    const res = await fetch(`${base}auth/login?return=/`, { redirect: 'manual' });
+    assert.equal(res.status, 503);
+    assert.match(await res.text(), /injoignable/);
+    op = await startProvider({ port: opPort, redirectUri: `${base}auth/callback` });
+    const t0 = Date.now();
+    await waitFor(async () => (await meWithCookie(base, null)).ready, 'discovery retried', 60_000, 250);
+    const waited = Date.now() - t0;
+    const login = await fetch(`${base}auth/login?return=/`, { redirect: 'manual' });
+    assert.equal(login.status, 303);
+    const to = new URL(login.headers.get('location'));
+    assert.equal(to.origin, op.issuer);
+    for (const p of ['state', 'nonce', 'code_challenge']) assert.ok(to.searchParams.get(p), p);
+    assert.equal(to.searchParams.get('code_challenge_method'), 'S256');
+    assert.equal(to.searchParams.get('scope'), 'openid given_name usual_name email uid siret');
+    assert.match(login.headers.get('set-cookie'), /^salon_oidc_state=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Lax; Path=\/auth\/; Max-Age=600$/);
+    console.log(`oidc: discovery retried ${waited} ms after the provider came up`);
+  } finally {
+    await salon.stop();
+    if (op) await op.close();
+  }
+});

@@ -717,7 +717,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             Err(e) => tracing::error!(
                 error = %e,
                 "OIDC provider unreachable: \"Se connecter\" answers 503 until discovery \
-                 succeeds (retried every 30 s)"
+                 succeeds (retried after 2 s, then up to every 30 s)"
             ),
         }
         oidc.spawn_refresh();

@@ -283,18 +283,26 @@ impl Oidc {
         Ok(())
     }
 
-    /// Rediscovers in the background: every 30 s until it works, then hourly
-    /// (new signing keys).
+    /// Rediscovers in the background: until it works after 2 s, then a wait
+    /// doubling up to 30 s; once it works, hourly (new signing keys).
     pub fn spawn_refresh(self: &Arc<Self>) {
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
+            let mut retry = Duration::from_secs(2);
             loop {
                 let ready = match me.upgrade() {
                     Some(o) => o.ready(),
                     None => return,
                 };
-                let wait = if ready { 3600 } else { 30 };
-                tokio::time::sleep(Duration::from_secs(wait)).await;
+                let wait = if ready {
+                    retry = Duration::from_secs(2);
+                    Duration::from_secs(3600)
+                } else {
+                    let wait = retry;
+                    retry = (retry * 2).min(Duration::from_secs(30));
+                    wait
+                };
+                tokio::time::sleep(wait).await;
                 let Some(o) = me.upgrade() else { return };
                 match o.discover().await {
                     Ok(()) if !ready => tracing::info!("OIDC provider discovered"),
