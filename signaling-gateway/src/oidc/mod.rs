@@ -198,8 +198,50 @@ fn check_url(url: &str, what: &'static str) -> Result<url::Url, OidcConfigError>
     }
 }
 
-fn unix(t: chrono::DateTime<chrono::Utc>) -> u64 {
-    u64::try_from(t.timestamp()).unwrap_or(0)
+/// Why the token endpoint refused, without anything the provider echoed
+/// back (its error code only: no token, no claim, no body).
+fn token_reason(
+    e: &openidconnect::RequestTokenError<
+        HttpError,
+        openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>,
+    >,
+) -> String {
+    use openidconnect::RequestTokenError as E;
+    match e {
+        E::ServerResponse(r) => format!("token endpoint: {}", r.error().as_ref()),
+        E::Request(e) => format!("token endpoint: {e}"),
+        E::Parse(..) => "token endpoint: unreadable answer".to_owned(),
+        E::Other(_) => "token endpoint: unexpected answer".to_owned(),
+    }
+}
+
+/// Which check of the ID token or user info failed (no claim value: the
+/// library's messages may quote a subject or an audience).
+fn claims_reason(e: &openidconnect::ClaimsVerificationError) -> &'static str {
+    use openidconnect::ClaimsVerificationError as E;
+    match e {
+        E::Expired(_) => "expired",
+        E::InvalidAudience(_) => "audience",
+        E::InvalidAuthContext(_) => "acr",
+        E::InvalidAuthTime(_) => "auth_time",
+        E::InvalidIssuer(_) => "issuer",
+        E::InvalidNonce(_) => "nonce",
+        E::InvalidSubject(_) => "subject",
+        E::SignatureVerification(_) => "signature",
+        E::Unsupported(_) => "unsupported algorithm or format",
+        _ => "claims",
+    }
+}
+
+fn user_info_reason(e: &openidconnect::UserInfoError<HttpError>) -> String {
+    use openidconnect::UserInfoError as E;
+    match e {
+        E::ClaimsVerification(c) => format!("user info: {}", claims_reason(c)),
+        E::Request(e) => format!("user info: {e}"),
+        E::Response(status, ..) => format!("user info: HTTP {}", status.as_u16()),
+        E::Parse(_) => "user info: unreadable answer".to_owned(),
+        _ => "user info: unexpected answer".to_owned(),
+    }
 }
 
 impl Oidc {
@@ -369,7 +411,7 @@ impl Oidc {
             .set_pkce_verifier(exchange.verifier())
             .request_async(&http)
             .await
-            .map_err(|e| tokens_err(error_chain(&e)))?;
+            .map_err(|e| tokens_err(token_reason(&e)))?;
         let id_token = token
             .id_token()
             .ok_or_else(|| tokens_err("no ID token".into()))?;
@@ -389,10 +431,9 @@ impl Oidc {
                 if nonce_result.is_err() {
                     CallbackError::NonceMismatch
                 } else {
-                    tokens_err(e.to_string())
+                    tokens_err(format!("ID token: {}", claims_reason(&e)))
                 }
             })?;
-        let _ = unix(claims.expiration());
         let info: UserInfoClaims<ProConnectClaims, CoreGenderClaim> = provider
             .client
             .user_info(
@@ -402,7 +443,7 @@ impl Oidc {
             .map_err(|e| tokens_err(e.to_string()))?
             .request_async(&http)
             .await
-            .map_err(|e| tokens_err(error_chain(&e)))?;
+            .map_err(|e| tokens_err(user_info_reason(&e)))?;
         let identity = identity_of(claims, &info);
         let mut random = [0u8; 32];
         rand::fill(&mut random);
