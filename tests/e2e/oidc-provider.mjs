@@ -12,11 +12,16 @@
 // Two accounts (the login is the e-mail): agent@mairie.example.fr and
 // someone@other.example.
 //
+// With `tls: { cert, key }` it serves HTTPS instead (the issuer is then
+// https://127.0.0.1:<port>), to test Salon's TLS client.
+//
 // Use: `const op = await startProvider({ port, redirectUri, postLogoutUri })`
 // then `op.issuer`, `op.clientId`, `op.clientSecret`, `await op.close()`.
 // Standalone: `node oidc-provider.mjs <port> <redirect uri> [post logout uri]`.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { fileURLToPath } from 'node:url';
 import Provider from 'oidc-provider';
 
@@ -40,8 +45,8 @@ export const ACCOUNTS = {
 
 export const SCOPES = 'openid given_name usual_name email uid siret';
 
-export async function startProvider({ port, redirectUri, postLogoutUri, host = '127.0.0.1' }) {
-  const issuer = `http://${host}:${port}`;
+export async function startProvider({ port, redirectUri, postLogoutUri, host = '127.0.0.1', tls = null }) {
+  const issuer = `${tls ? 'https' : 'http'}://${host}:${port}`;
   const clientId = 'salon-e2e';
   const clientSecret = randomBytes(24).toString('hex');
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -96,7 +101,10 @@ export async function startProvider({ port, redirectUri, postLogoutUri, host = '
   for (const name of ['grant.success', 'grant.error', 'end_session.success', 'authorization.error']) {
     provider.on(name, (_ctx, err) => events.push({ name, error: err?.error ?? err?.message }));
   }
-  const server = http.createServer(provider.callback());
+  // `tls`: { cert, key } paths (e.g. helpers.makeTestCerts): HTTPS.
+  const server = tls
+    ? https.createServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, provider.callback())
+    : http.createServer(provider.callback());
   await new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, resolve);

@@ -17,7 +17,7 @@ import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { DEFAULT_POLICY, REPO_ROOT, freePort, launchBrowser, recordSignaling, startSalon, waitFor } from './helpers.mjs';
+import { DEFAULT_POLICY, REPO_ROOT, freePort, launchBrowser, makeTestCerts, recordSignaling, startSalon, waitFor } from './helpers.mjs';
 import { startProvider } from './oidc-provider.mjs';
 
 const AGENT = 'agent@mairie.example.fr';
@@ -304,5 +304,56 @@ test('OIDC: a provider down at start-up is reported, logins wait, and discovery 
   } finally {
     await salon.stop();
     if (op) await op.close();
+  }
+});
+
+test('OIDC: a provider over HTTPS is reached with the CA of --oidc-ca-file, and only with it', { timeout: 120_000 }, async () => {
+  const certs = await makeTestCerts({ dns: ['localhost'], ips: ['127.0.0.1'] });
+  const [opPort, salonPort, otherPort] = [await freePort(), await freePort(), await freePort()];
+  const base = `http://127.0.0.1:${salonPort}/`;
+  const op = await startProvider({ port: opPort, redirectUri: `${base}auth/callback`, postLogoutUri: base, tls: certs });
+  const policy = await policyFor('mairie.example.fr');
+  const secretDir = await mkdtemp(path.join(tmpdir(), 'salon-oidc-secret-'));
+  const secretFile = path.join(secretDir, 'client-secret');
+  await writeFile(secretFile, op.clientSecret, { mode: 0o600 });
+  const oidcArgs = (redirectBase) => [
+    '--oidc-issuer', op.issuer,
+    '--oidc-client-id', op.clientId,
+    '--oidc-client-secret-file', secretFile,
+    '--oidc-redirect-url', `${redirectBase}auth/callback`,
+  ];
+  const salon = await startSalon({
+    policy: policy.file,
+    listen: `127.0.0.1:${salonPort}`,
+    extraArgs: [...oidcArgs(base), '--oidc-ca-file', path.join(certs.dir, 'ca.pem')],
+  });
+  // The system's CA bundle does not know the test CA: discovery must fail.
+  const untrusting = await startSalon({
+    policy: policy.file,
+    listen: `127.0.0.1:${otherPort}`,
+    extraArgs: oidcArgs(`http://127.0.0.1:${otherPort}/`),
+  });
+  let b = null;
+  try {
+    assert.equal(op.issuer, `https://127.0.0.1:${opPort}`);
+    assert.equal((await meWithCookie(base, null)).ready, true, 'discovered over TLS');
+    assert.match(untrusting.logs(), /OIDC provider unreachable.*tls/);
+    assert.equal((await meWithCookie(`http://127.0.0.1:${otherPort}/`, null)).ready, false);
+    // A whole login: code, tokens and user info over TLS.
+    b = await launchBrowser({ spki: [certs.spki] });
+    const page = await b.context.newPage();
+    await page.goto(`${base}auth/login?return=%2F%3Flang%3Dfr`);
+    await providerLogin(page, op.issuer, AGENT);
+    await page.waitForURL(`${base}?lang=fr`, { timeout: 15_000 });
+    await page.waitForSelector('#auth-who', { timeout: 10_000 });
+    assert.equal(await page.textContent('#auth-who'), 'Connecté·e : Camille Martin');
+  } finally {
+    if (b) await b.close();
+    await salon.stop();
+    await untrusting.stop();
+    await op.close();
+    await policy.cleanup();
+    await certs.cleanup();
+    await rm(secretDir, { recursive: true, force: true });
   }
 });
