@@ -1,7 +1,8 @@
 // A real OpenID Provider for the e2e tests: `oidc-provider` (a certified
 // OpenID Provider implementation), on loopback only, shaped like ProConnect:
 // scopes openid given_name usual_name email uid siret, acr_values, RS256 ID
-// tokens, PKCE (S256) required, RP-initiated logout (end_session_endpoint).
+// tokens and signed (RS256 JWT) user info, PKCE (S256) required,
+// RP-initiated logout (end_session_endpoint).
 //
 // Plain HTTP on 127.0.0.1: oidc-provider accepts an http issuer outside
 // production (NODE_ENV is not `production`), and its dev interactions
@@ -62,6 +63,8 @@ export async function startProvider({ port, redirectUri, postLogoutUri, host = '
         response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_basic',
         id_token_signed_response_alg: 'RS256',
+        // As ProConnect: user info is a JWT signed with the provider's key.
+        userinfo_signed_response_alg: 'RS256',
       },
     ],
     jwks: { keys: [jwk] },
@@ -80,6 +83,7 @@ export async function startProvider({ port, redirectUri, postLogoutUri, host = '
     features: {
       devInteractions: { enabled: true },
       rpInitiatedLogout: { enabled: true },
+      jwtUserinfo: { enabled: true },
     },
     async findAccount(_ctx, id) {
       const account = ACCOUNTS[id];
@@ -101,6 +105,10 @@ export async function startProvider({ port, redirectUri, postLogoutUri, host = '
   for (const name of ['grant.success', 'grant.error', 'end_session.success', 'authorization.error']) {
     provider.on(name, (_ctx, err) => events.push({ name, error: err?.error ?? err?.message }));
   }
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.path === '/me') events.push({ name: 'userinfo', type: ctx.type, status: ctx.status });
+  });
   // `tls`: { cert, key } paths (e.g. helpers.makeTestCerts): HTTPS.
   const server = tls
     ? https.createServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, provider.callback())

@@ -117,6 +117,7 @@ test('OIDC: agent signs in and opens a room; other domain refused; tampered call
     assert.equal(await agent.textContent('#auth-who'), 'Connecté·e : Camille Martin');
     const [session] = (await agentCtx.cookies(base)).filter((c) => c.name === 'salon_session');
     assert.ok(session, 'a session cookie');
+    assert.deepEqual(op.events.find((e) => e.name === 'userinfo'), { name: 'userinfo', type: 'application/jwt', status: 200 }, 'signed user info read');
     assert.equal(session.httpOnly, true);
     assert.equal(session.sameSite, 'Lax');
     assert.equal(session.path, '/');
