@@ -12,6 +12,8 @@
 //!   `poll_output` out).
 //! - [`server`]: the tokio/hyper driver: HTTP routes, WebSocket sessions, and
 //!   the hub task that owns the [`hub::Hub`].
+//! - [`oidc`]: OIDC login for agents (`docs/oidc.md`): sans-IO login checks
+//!   and sessions, and the driver the `/auth/*` routes call.
 //! - [`MediaControl`]: what the gateway needs of the media plane, so tests can
 //!   use a recording fake. Events come back through an `mpsc` the gateway
 //!   owns ([`media_event_channel`]).
