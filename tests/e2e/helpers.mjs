@@ -308,7 +308,18 @@ export async function openRoomPage(context, baseUrl, room, name, { lang = 'fr', 
   if (record) recordSignaling(page, record);
   const q = new URLSearchParams({ lang });
   if (jwt) q.set('jwt', jwt);
-  await page.goto(`${baseUrl}${room}?${q}`);
+  // Chromium aborts a navigation when the machine's network changes
+  // (ERR_NETWORK_CHANGED: the tests make and delete network namespaces and
+  // veths); what a user does then is load the page again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await page.goto(`${baseUrl}${room}?${q}`);
+      break;
+    } catch (e) {
+      if (attempt >= 3 || !String(e?.message).includes('ERR_NETWORK_CHANGED')) throw e;
+      await sleep(500);
+    }
+  }
   if (!camera) await page.evaluate(() => window.salonTest.withoutCamera());
   await page.fill('#name', name);
   await page.click('#join');
