@@ -4,13 +4,20 @@
 // preview plays and the microphone meter moves. In a network namespace
 // whose UDP is dropped, the UDP check fails with its French explanation
 // (naming mediad's address and ports) and the TCP check passes. The
-// probes leave nothing behind in the server (metrics). TURN checks with a
-// real coturn are not run here: only their presence/absence (see
-// turn.test.mjs for TURN itself).
+// probes leave nothing behind in the server (metrics). With our own coturn
+// beside the server, all four checks pass; then with only Salon's HTTP port
+// and TURN over TLS let out, only the TURN/TLS check passes and the three
+// others say what to open.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startSalon, launchBrowser, twoHosts, waitFor, metric } from './helpers.mjs';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startSalon, launchBrowser, twoHosts, waitFor, metric, haveCommand, makeTestCerts } from './helpers.mjs';
 import { blockUdp, metricIn } from './netns.mjs';
+import { SERVER, TURN_PORT, TURNS_PORT, TEMPLATE, renderCoturn, startCoturn } from './coturn.mjs';
 
 /** Opens /test and waits until the page has run every check. */
 async function runPage(context, baseUrl, query = '?lang=fr') {
@@ -118,3 +125,80 @@ test(
     assert.equal(await metricIn(net.srv, salon, 'salon_gateway_probes_total{outcome="started"}'), 2);
   },
 );
+
+/** In namespace `ns`, lets out only TCP to the server's `ports`; all UDP dropped. */
+function onlyTcpTo(ns, ports) {
+  execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], {
+    input: `table inet salon_conntest {
+  chain out {
+    type filter hook output priority 0; policy accept;
+    meta l4proto udp drop
+    ip daddr ${SERVER} tcp dport != { ${ports.join(', ')} } drop
+  }
+}
+`,
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
+}
+
+const turnSkip =
+  process.getuid?.() !== 0
+    ? 'needs root for network namespaces and nftables'
+    : !haveCommand('turnserver')
+      ? 'coturn is not installed (apt-get install coturn)'
+      : !haveCommand('nft')
+        ? 'nftables is not installed'
+        : false;
+
+test('connection test with coturn: all four checks pass, then only TURN/TLS through a strict firewall', { timeout: 240_000, skip: turnSkip }, async (t) => {
+  const net = await twoHosts();
+  t.after(() => net.cleanup());
+  const certs = await makeTestCerts({ dns: ['localhost'], ips: [SERVER] });
+  t.after(() => certs.cleanup());
+  const dir = await mkdtemp(path.join(tmpdir(), 'salon-conntest-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const secret = randomBytes(32).toString('hex');
+  await writeFile(path.join(dir, 'turn-secret'), `${secret}\n`, { mode: 0o600 });
+  const conf = path.join(dir, 'turnserver.conf');
+  await writeFile(conf, renderCoturn(await readFile(TEMPLATE, 'utf8'), { cert: certs.cert, key: certs.key, secret, dir }));
+  const coturn = await startCoturn(net.srv, conf, dir);
+  t.after(() => coturn.stop());
+  const salon = await startSalon({
+    netns: net.srv,
+    listen: `${SERVER}:0`,
+    extraArgs: [
+      '--media-ip', SERVER,
+      '--turn-secret-file', path.join(dir, 'turn-secret'),
+      '--turn-url', `turn:${SERVER}:${TURN_PORT}?transport=udp`,
+      '--turn-url', `turns:${SERVER}:${TURNS_PORT}?transport=tcp`,
+    ],
+  });
+  t.after(() => salon.stop());
+  const far = await launchBrowser({ netns: net.rcv, spki: [certs.spki] });
+  t.after(() => far.close());
+
+  const open = await runPage(far.context, salon.url);
+  t.diagnostic(`open network, all checks done in ${open.elapsed} ms: ${JSON.stringify(open.checks)}`);
+  for (const id of ['check-udp', 'check-tcp', 'check-turn-udp', 'check-turn-tls']) {
+    assert.equal(open.checks[id].state, 'ok', `${id}: ${JSON.stringify(open.checks[id])}\n${await coturn.log()}`);
+  }
+  assert.equal(open.summary, 'Tout fonctionne : vous pouvez rejoindre une réunion.');
+
+  onlyTcpTo(net.rcv, [Number(new URL(salon.url).port), TURNS_PORT]);
+  const strict = await runPage(far.context, salon.url);
+  t.diagnostic(`strict firewall, all checks done in ${strict.elapsed} ms: ${JSON.stringify(strict.checks)}`);
+  assert.equal(strict.checks['check-udp'].state, 'failed');
+  assert.equal(strict.checks['check-tcp'].state, 'failed');
+  assert.match(
+    strict.checks['check-tcp'].fix,
+    /^Votre réseau bloque les connexions TCP directes vers le serveur de visioconférence\. Demandez à votre service informatique d’autoriser le TCP sortant vers 127\.0\.0\.2 port \d+\.$/,
+  );
+  assert.equal(strict.checks['check-turn-udp'].state, 'failed');
+  assert.equal(
+    strict.checks['check-turn-udp'].fix,
+    `Votre réseau bloque l’UDP vers le relais de visioconférence (TURN). Demandez à votre service informatique d’autoriser l’UDP sortant vers ${SERVER} port ${TURN_PORT}.`,
+  );
+  assert.equal(strict.checks['check-turn-tls'].state, 'ok');
+  assert.equal(strict.summary, 'Vous pouvez rejoindre une réunion, mais certaines vérifications ont échoué (voir ci-dessous).');
+  assert.equal(await metricIn(net.srv, salon, 'salon_gateway_probes_total{outcome="refused"}'), 0);
+});
