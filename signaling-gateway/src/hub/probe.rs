@@ -228,8 +228,8 @@ impl Hub {
             | Event::Error { participant, .. }
             | Event::TrackPublished { participant, .. }
             | Event::TransportLost { participant, .. }
-            | Event::LayersWanted { participant, .. } => *participant,
-            Event::DominantSpeaker { participant, .. } => *participant,
+            | Event::LayersWanted { participant, .. }
+            | Event::DominantSpeaker { participant, .. } => *participant,
             #[allow(unreachable_patterns)]
             _ => return false,
         };
