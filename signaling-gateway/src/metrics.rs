@@ -403,5 +403,18 @@ mod tests {
         assert!(text.contains("salon_gateway_reactions_total{outcome=\"relayed\"} 3\n"));
         assert!(text.contains("salon_gateway_reactions_total{outcome=\"refused\"} 2\n"));
         assert!(text.contains("salon_gateway_hands_raised_total 1\n"));
+        m.set_probes(
+            crate::hub::ProbeCounts {
+                started: 8,
+                refused: 1,
+                expired: 2,
+            },
+            3,
+        );
+        let text = m.collect().encode();
+        assert!(text.contains("salon_gateway_probes_total{outcome=\"started\"} 8\n"));
+        assert!(text.contains("salon_gateway_probes_total{outcome=\"refused\"} 1\n"));
+        assert!(text.contains("salon_gateway_probes_total{outcome=\"expired\"} 2\n"));
+        assert!(text.contains("salon_gateway_probes_live 3\n"));
     }
 }
