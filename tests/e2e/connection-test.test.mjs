@@ -55,6 +55,7 @@ test('connection test on loopback: camera, microphone, UDP and TCP pass, TURN no
   assert.equal(await home.locator('#test-link').getAttribute('href'), '/test?lang=fr');
   await home.goto(salon.url + 'Salle-Test?lang=fr');
   assert.equal(await home.locator('#prejoin-test-link').textContent(), 'Tester ma connexion');
+  assert.equal(await home.locator('#prejoin-test-link').getAttribute('href'), '/test?lang=fr');
   await home.close();
 
   const { page, checks, summary, elapsed } = await runPage(browser.context, salon.url);
