@@ -153,7 +153,7 @@ fn without_turn_the_answer_has_no_ice_servers() {
 }
 
 #[test]
-fn a_probe_needs_no_token_and_never_reaches_the_policy_or_creates_a_room() {
+fn a_probe_needs_no_token_and_creates_no_room() {
     // The shipped policy lets only agents (with a token) create rooms.
     let mut hub = policy_hub("policy");
     let out = join_at(&mut hub, 3, "R", "Guest", None, t0());
@@ -166,6 +166,52 @@ fn a_probe_needs_no_token_and_never_reaches_the_policy_or_creates_a_room() {
     probe_commands(&out);
     assert_eq!(error_code(&sends_to(&out, p(1))), None);
     assert_eq!(hub.room_count(), 0);
+}
+
+/// A policy whose every hook fails: any call shows in its failure counters.
+fn tripwire_hub() -> (Hub, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("salon-probe-tripwire-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("tripwire.lua"),
+        r#"local p = {}
+function p.on_room_create(ctx) error("called") end
+function p.on_join(ctx) error("called") end
+function p.on_knock(ctx) error("called") end
+function p.on_moderation(ctx, action) error("called") end
+return p
+"#,
+    )
+    .unwrap();
+    let mut c = salon_plugins::PolicyConfig::new(&dir);
+    c.entry = "tripwire".to_owned();
+    c.wall_budget = None;
+    let mut hub = Hub::with_seed(8);
+    hub.set_policy(salon_plugins::PolicyHost::new(c).unwrap());
+    (hub, dir)
+}
+
+fn policy_failures(hub: &Hub) -> u64 {
+    hub.policy()
+        .unwrap()
+        .failure_counters()
+        .map(|(_, _, n)| n)
+        .sum()
+}
+
+#[test]
+fn a_probe_calls_no_policy_hook() {
+    let (mut hub, dir) = tripwire_hub();
+    hub.handle_open(p(1));
+    let (pid, _, request) = probe_commands(&probe(&mut hub, 1, t0()));
+    answer(&mut hub, pid, request);
+    hub.handle_close(p(1), at(100));
+    drain(&mut hub);
+    assert_eq!(policy_failures(&hub), 0, "no hook was called");
+    // The tripwire works: a join calls a hook, which fails.
+    join(&mut hub, 2, "R", "Alice");
+    assert!(policy_failures(&hub) > 0);
+    std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]
