@@ -13,7 +13,7 @@
 //! closed socket takes its probe along.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::Rng as _;
 use rand::rngs::StdRng;
@@ -23,7 +23,7 @@ use super::limits::RateBucket;
 use super::timers::Timer;
 use super::{Hub, Now, Output, ms};
 use crate::control::{Command, Event, ParticipantId, RoomId};
-use crate::protocol::{ErrorCode, ProtocolError, ServerMessage};
+use crate::protocol::{ErrorCode, IceServer, ProtocolError, ServerMessage};
 
 /// Address buckets kept before full ones are forgotten.
 const ADDRESS_BUCKETS_KEPT: usize = 1024;
@@ -49,7 +49,7 @@ struct Probe {
     /// When mediad is told to forget it.
     until: Instant,
     /// TURN servers minted for it, sent with the answer.
-    ice_servers: Vec<crate::protocol::IceServer>,
+    ice_servers: Vec<IceServer>,
 }
 
 /// Every live probe, by socket and by hidden id, and their rate buckets.
@@ -148,11 +148,7 @@ impl Hub {
     }
 
     /// Takes a token from the socket's bucket and its address's.
-    fn probe_allowed(
-        &mut self,
-        socket: ParticipantId,
-        now: Now,
-    ) -> Result<(), std::time::Duration> {
+    fn probe_allowed(&mut self, socket: ParticipantId, now: Now) -> Result<(), Duration> {
         let l = &self.limits;
         let (burst, per_min) = (l.probe_burst, l.probes_per_min);
         let (a_burst, a_per_min) = (l.probes_per_address_burst, l.probes_per_address_per_min);
