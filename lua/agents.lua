@@ -12,8 +12,10 @@ local function in_domain(domain, allowed)
 end
 
 -- Returns a function(identity) -> bool.
--- opts.trust_tokens: any identity (all come from verified tokens) is an agent.
--- opts.domains: e-mail domains whose holders are agents.
+-- opts.trust_tokens: any identity from a verified token is an agent.
+-- opts.domains: e-mail domains whose holders are agents. An identity from an
+-- OIDC login (identity.source == "oidc") is judged by its e-mail domain only:
+-- anyone with an account at the provider can log in.
 function agents.matcher(opts)
   local domains = {}
   for i, d in ipairs(opts.domains or {}) do
@@ -23,7 +25,7 @@ function agents.matcher(opts)
     if identity == nil then
       return false
     end
-    if opts.trust_tokens then
+    if opts.trust_tokens and identity.source ~= "oidc" then
       return true
     end
     local domain = identity.email and salon.email_domain(identity.email)

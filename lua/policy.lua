@@ -2,7 +2,9 @@
 --
 -- * Agents may create rooms. An agent is anyone with a valid token (when
 --   TRUST_TOKENS is true) or a verified identity whose e-mail domain is in
---   AGENT_DOMAINS (subdomains included).
+--   AGENT_DOMAINS (subdomains included). Someone signed in with OIDC
+--   ("Se connecter", docs/oidc.md) is an agent only by AGENT_DOMAINS: the
+--   provider vouches for the e-mail address, not for the person's role.
 -- * Moderators are the token holders whose token carries the moderator flag
 --   (Jitsi's `context.user.moderator`), and the agent who creates the room.
 --   Any other agent is a participant (in the lobby if the room is locked). A
@@ -26,7 +28,8 @@ local agents = require("agents")
 -- Any valid token makes its holder an agent.
 local TRUST_TOKENS = true
 
--- Verified e-mail domains whose holders are agents (subdomains included).
+-- Verified e-mail domains whose holders are agents (subdomains included): the
+-- allowed e-mail domains of tokens and of OIDC logins.
 local AGENT_DOMAINS = { "gouv.fr", "interieur.gouv.fr" }
 
 local MAX_ROOM_SIZE = 100

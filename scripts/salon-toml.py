@@ -63,6 +63,8 @@ for e in entries:
     elif default is None:
         lines.append(f'#{name} =')
     else:
-        v = default if re.fullmatch(r'-?\d+|true|false', default) else '"' + default + '"'
+        # clap already quotes a default that holds spaces.
+        quoted = len(default) >= 2 and default[0] == default[-1] == '"'
+        v = default if quoted or re.fullmatch(r'-?\d+|true|false', default) else '"' + default + '"'
         lines.append(f'#{name} = {v}')
 print('\n'.join(lines))

@@ -250,6 +250,8 @@ metrics! {
     probes_cut: "Probe clusters cut short: their feedback already showed a queue building.",
     probes_not_raised: "Probe clusters that neither raised the estimate nor built a queue (too little feedback, or a result below the estimate).",
     tx_padding: "Padding-only RTP packets sent to probe for bandwidth.",
+    paced: "Packets to receivers the pacer held for their turn (a burst spread at 2.5 times the receiver's estimate).",
+    pacer_full: "Packets to receivers sent at once because their pacer was full or too far behind (150 ms).",
     negotiation_failed: "Subscribe answers refused (unparseable, or not matching the offer): the negotiation was reset and offered again.",
     offer_timeouts: "Subscribe offers left unanswered too long, offered again.",
     lines_recycled: "Subscribe m-lines reused for a new track (JSEP mid reuse).",

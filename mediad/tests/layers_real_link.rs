@@ -317,8 +317,12 @@ struct Sim {
 }
 
 impl Sim {
-    fn new(seed: u64, rate_bps: u64, burst: usize) -> Self {
-        let mut net = Net::new(seed);
+    fn new(seed: u64, rate_bps: u64, burst: usize, paced: bool) -> Self {
+        let limits = salon_mediad::WorkerLimits {
+            pacing: paced,
+            ..salon_mediad::WorkerLimits::default()
+        };
+        let mut net = Net::with_limits(seed, limits);
         let publisher = net.join_with("Salle", |b| b.simulcast = true);
         let viewer = net.join_with("Salle", |b| b.rtx = true);
         net.settle(Duration::from_millis(500));
@@ -410,7 +414,22 @@ impl Sim {
             let now = self.net.now;
             self.net.browsers[self.viewer].subscribe.send_nacks(now);
             self.net.deliver();
-            self.net.now += step;
+            // The worker's deadlines inside the step (its pacer's), on
+            // time, as the io drivers run them (bounded).
+            let target = self.net.now + step;
+            for _ in 0..256 {
+                let Some(at) = self.net.worker.poll_timeout().map(|d| d.at) else {
+                    break;
+                };
+                if at >= target {
+                    break;
+                }
+                self.net.now = self.net.now.max(at);
+                let now = self.net.now;
+                self.net.worker.handle_timeout(now, &mut self.net.tx);
+                self.net.deliver();
+            }
+            self.net.now = target;
             self.t += step;
             let now = self.net.now;
             if self.net.worker.poll_timeout().is_some_and(|d| d.at <= now) {
@@ -533,8 +552,8 @@ const LIMITED: f64 = 25.0;
 const AFTER: f64 = 10.0;
 
 /// 5 Mbit/s, then `limit` for 25 s, then unlimited; figures per phase.
-fn three_phases(seed: u64, limit: u64, burst: usize) -> (Sim, Vec<Decoded>) {
-    let mut sim = Sim::new(seed, 5_000_000, burst);
+fn three_phases(seed: u64, limit: u64, burst: usize, paced: bool) -> (Sim, Vec<Decoded>) {
+    let mut sim = Sim::new(seed, 5_000_000, burst, paced);
     sim.mark();
     sim.run(s(DROP_AT));
     println!(
@@ -550,8 +569,8 @@ fn three_phases(seed: u64, limit: u64, burst: usize) -> (Sim, Vec<Decoded>) {
     (sim, d)
 }
 
-fn check_drop(limit: u64, burst: usize, seed: u64) {
-    let (mut sim, d) = three_phases(seed, limit, burst);
+fn check_drop(limit: u64, burst: usize, seed: u64, paced: bool) {
+    let (mut sim, d) = three_phases(seed, limit, burst, paced);
     let drop_at = s(DROP_AT);
     let lifted = s(DROP_AT + LIMITED);
     let top_before = d.iter().rev().find(|f| f.at < drop_at).map(|f| f.layer);
@@ -595,8 +614,8 @@ fn check_drop(limit: u64, burst: usize, seed: u64) {
     assert!(up <= s(5.0), "top layer after {up:?}");
 }
 
-fn check_800(burst: usize, seed: u64) {
-    let (mut sim, d) = three_phases(seed, 800_000, burst);
+fn check_800(burst: usize, seed: u64, paced: bool) {
+    let (mut sim, d) = three_phases(seed, 800_000, burst, paced);
     let drop_at = s(DROP_AT);
     let lifted = s(DROP_AT + LIMITED);
     // The last 15 s of the limit.
@@ -625,23 +644,47 @@ fn check_800(burst: usize, seed: u64) {
 
 #[test]
 fn tbf_400k_burst_10k() {
-    check_drop(400_000, 10_000, 81);
+    check_drop(400_000, 10_000, 81, false);
 }
 
 #[test]
 fn tbf_400k_burst_2k() {
-    check_drop(400_000, 2_000, 82);
+    check_drop(400_000, 2_000, 82, false);
 }
 
 #[test]
 fn tbf_800k_burst_10k() {
-    check_800(10_000, 83);
+    check_800(10_000, 83, false);
 }
 
 #[test]
-#[ignore = "issue 17: not met yet — 360p 86 % of the time at 23 fps (key frames of 6 kB through a 2 kB bucket lose packets: mediad has no pacer)"]
+#[ignore = "issue 17: not met yet — 360p 86 % of the time at 23 fps (key frames of 6 kB through a 2 kB bucket lose packets); the pacer (tbf_800k_burst_2k_paced) does not make it pass either"]
 fn tbf_800k_burst_2k() {
-    check_800(2_000, 84);
+    check_800(2_000, 84, false);
+}
+
+// The same runs with mediad's pacer on (`WorkerLimits::pacing`, off by
+// default): each packet to the viewer leaves at 2.5 × its estimate.
+
+#[test]
+fn tbf_400k_burst_10k_paced() {
+    check_drop(400_000, 10_000, 81, true);
+}
+
+#[test]
+fn tbf_400k_burst_2k_paced() {
+    check_drop(400_000, 2_000, 82, true);
+}
+
+#[test]
+fn tbf_800k_burst_10k_paced() {
+    check_800(10_000, 83, true);
+}
+
+#[test]
+#[ignore = "issue 17: not met with the pacer either — 180p all the time, 360p at 0 fps (needs 27): the estimate still falls after each 3-s key frame through the 2 kB bucket (docs/layers.md, \"The pacer\")"]
+fn tbf_800k_burst_2k_paced() {
+    check_800(2_000, 84, true);
 }
 
 /// What an operator sees of the 400 kbit/s episode: the estimate
@@ -649,7 +692,7 @@ fn tbf_800k_burst_2k() {
 /// per-worker gauges of what the legs forward.
 #[test]
 fn the_episode_shows_in_the_metrics() {
-    let (sim, _) = three_phases(85, 400_000, 10_000);
+    let (sim, _) = three_phases(85, 400_000, 10_000, false);
     let m = sim.net.metrics();
     let text = salon_mediad::metrics::render_prometheus(&[m]);
     for needle in [

@@ -297,7 +297,7 @@ fn io_uring_denied_by_seccomp_falls_back_to_epoll_and_serves_a_meeting() {
     );
     assert!(
         salon
-            .log_line(&["udp driver loop starting", "backend=epoll"])
+            .log_line(&["driver loop starting", "backend=epoll"])
             .is_some(),
         "{}",
         salon.log()

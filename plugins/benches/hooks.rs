@@ -4,7 +4,9 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use salon_plugins::{Ctx, Identity, PolicyConfig, PolicyHost, Role, RoleCounts, RoomInfo};
+use salon_plugins::{
+    Ctx, Identity, IdentitySource, PolicyConfig, PolicyHost, Role, RoleCounts, RoomInfo,
+};
 
 fn host() -> PolicyHost {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lua");
@@ -24,6 +26,7 @@ fn bench(c: &mut Criterion) {
         room: "*".into(),
         claims: serde_json::json!({"iss": "salon", "aud": "jitsi", "room": "*",
             "context": {"user": {"id": "u-1", "email": "camille@interieur.gouv.fr"}}}),
+        source: IdentitySource::Token,
     };
     let room = RoomInfo {
         name: "conseil",

@@ -202,6 +202,57 @@ pub struct Identity {
     pub room: String,
     /// All claims, as JSON, for policies that read custom ones.
     pub claims: Value,
+    /// How the identity was verified (a token, or an OIDC login).
+    pub source: IdentitySource,
+}
+
+/// How an [`Identity`] was verified; policies see it as
+/// `ctx.identity.source` (`"token"` or `"oidc"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdentitySource {
+    /// A signed token (`?jwt=`), minted by a trusted service.
+    Token,
+    /// An OpenID Connect login (authorization code flow) with the server's
+    /// configured provider: the ID token and user info were verified.
+    Oidc,
+}
+
+impl IdentitySource {
+    /// The name policies see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Oidc => "oidc",
+        }
+    }
+}
+
+impl Identity {
+    /// The identity of an OIDC login: `sub` is the provider's subject,
+    /// `user_id` its `uid` claim, `room` is `*` (a login is for every room)
+    /// and `moderator` is false (the policy decides, e.g. by e-mail domain).
+    pub fn from_oidc(
+        issuer: String,
+        sub: String,
+        user_id: Option<String>,
+        name: Option<String>,
+        email: Option<String>,
+        claims: Value,
+    ) -> Self {
+        Self {
+            sub: Some(sub),
+            user_id,
+            name,
+            email,
+            avatar: None,
+            moderator: false,
+            issuer,
+            room: "*".to_owned(),
+            claims,
+            source: IdentitySource::Oidc,
+        }
+    }
 }
 
 impl std::fmt::Debug for Identity {
@@ -209,6 +260,7 @@ impl std::fmt::Debug for Identity {
         // Redacted: identities are personal data.
         f.debug_struct("Identity")
             .field("moderator", &self.moderator)
+            .field("source", &self.source)
             .finish_non_exhaustive()
     }
 }
@@ -442,6 +494,7 @@ impl Authenticator {
             issuer,
             room: token_room,
             claims,
+            source: IdentitySource::Token,
         })
     }
 }

@@ -29,7 +29,7 @@ pub mod auth;
 pub mod fuzzing;
 pub mod policy;
 
-pub use auth::{AuthConfig, AuthError, Authenticator, Identity};
+pub use auth::{AuthConfig, AuthError, Authenticator, Identity, IdentitySource};
 pub use policy::{
     ChatDecision, Ctx, ErrorKind, FAIL_CLOSED_REASON, Hook, JoinDecision, MAX_BITRATE_KBPS,
     MAX_LAST_N, MediaLimits, ModerationAction, ModerationKind, PolicyConfig, PolicyError,

@@ -248,3 +248,63 @@ fn last_n_for_every_room_and_a_cap_for_guests() {
     assert_eq!(h.media_limits(&moderator).max_receive_bps, None);
     no_failures(&h);
 }
+
+/// An OIDC login is judged by its e-mail domain (AGENT_DOMAINS, subdomains
+/// included): the provider vouches for the address, not for the role. A
+/// token stays trusted whatever its e-mail.
+#[test]
+fn an_oidc_login_opens_a_room_only_from_an_agent_domain() {
+    let mut h = host(shipped_dir());
+    let oidc = |email: &str| {
+        salon_plugins::Identity::from_oidc(
+            "https://auth.agentconnect.gouv.fr/api/v2".into(),
+            "sub-1".into(),
+            Some("uid-1".into()),
+            Some("Camille Martin".into()),
+            Some(email.into()),
+            serde_json::json!({ "email": email, "siret": "21750001600019" }),
+        )
+    };
+    for (email, agent) in [
+        ("camille@interieur.gouv.fr", true),
+        ("camille@prefecture.interieur.gouv.fr", true),
+        ("camille@gouv.fr.evil.example", false),
+        ("someone@other.example", false),
+    ] {
+        let who = oidc(email);
+        let c = ctx(Some(&who), room("conseil", 0, false), None);
+        if agent {
+            assert_eq!(
+                h.on_join(&c),
+                JoinDecision::Allow {
+                    role: Role::Moderator
+                },
+                "{email}"
+            );
+            assert_eq!(h.on_room_create(&c), Verdict::Allow, "{email}");
+        } else {
+            assert!(
+                matches!(h.on_join(&c), JoinDecision::Deny { .. }),
+                "{email}"
+            );
+            assert!(
+                matches!(h.on_room_create(&c), Verdict::Deny { .. }),
+                "{email}"
+            );
+        }
+        // An existing room: a participant, like any verified identity.
+        let c = ctx(Some(&who), room("conseil", 2, true), None);
+        assert_eq!(
+            h.on_join(&c),
+            JoinDecision::Allow {
+                role: Role::Participant
+            },
+            "{email}"
+        );
+    }
+    // A token with an e-mail outside the domains: still an agent.
+    let token = identity("camille@other.example", false);
+    let c = ctx(Some(&token), room("conseil", 0, false), None);
+    assert_eq!(h.on_room_create(&c), Verdict::Allow);
+    no_failures(&h);
+}

@@ -13,6 +13,8 @@
 //! - [`server`]: the tokio/hyper driver: HTTP routes, WebSocket sessions, and
 //!   the hub task that owns the [`hub::Hub`].
 //! - [`turn`]: TURN REST credentials for the browsers' `iceServers`.
+//! - [`oidc`]: OIDC login for agents (`docs/oidc.md`): sans-IO login checks
+//!   and sessions, and the driver the `/auth/*` routes call.
 //! - [`MediaControl`]: what the gateway needs of the media plane, so tests can
 //!   use a recording fake. Events come back through an `mpsc` the gateway
 //!   owns ([`media_event_channel`]).
@@ -24,6 +26,7 @@ pub use salon_mediad::control;
 pub mod config_file;
 pub mod hub;
 pub mod metrics;
+pub mod oidc;
 pub mod pad;
 pub mod protocol;
 pub mod server;

@@ -27,6 +27,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../web/home.js"),
     ),
     (
+        "auth.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../web/auth.js"),
+    ),
+    (
         "room.js",
         "text/javascript; charset=utf-8",
         // Built from web/src/ by esbuild (web/build.mjs) and committed.

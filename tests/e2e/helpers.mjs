@@ -448,8 +448,50 @@ export async function twoHosts() {
     /** Destroys the TCP sockets of namespace `ns` matching the `ss` filter (sends no FIN). */
     killTcp: (ns, filter) => inNs(ns, 'ss', '-K', '-t', ...filter.split(' ')),
     up: () => inNs(rcv, 'ip', 'link', 'set', `vr${tag}`, 'up'),
+    /**
+     * Shapes the receiver's downlink (the server's side of the veth) with
+     * `tbf rate R burst B latency 50ms`, or lifts the limit (`rate` null).
+     * `rate`, `burst`: tc's words ('400kbit', '10k').
+     */
+    shape: (rate, burst = '10k') => {
+      const dev = `vs${tag}`;
+      if (rate === null) {
+        try {
+          inNs(srv, 'tc', 'qdisc', 'del', 'dev', dev, 'root');
+        } catch {
+          // No limit to lift.
+        }
+        return;
+      }
+      inNs(srv, 'tc', 'qdisc', 'replace', 'dev', dev, 'root', 'tbf', 'rate', rate, 'burst', burst, 'latency', '50ms');
+    },
+    /** What the shaped link sent and dropped so far: { sentBytes, sentPackets, dropped } (zeros unshaped). */
+    linkStats: () => {
+      const out = execFileSync('ip', ['netns', 'exec', srv, 'tc', '-s', 'qdisc', 'show', 'dev', `vs${tag}`], { encoding: 'utf8' });
+      const m = /qdisc tbf[\s\S]*?Sent (\d+) bytes (\d+) pkt \(dropped (\d+)/.exec(out);
+      return m ? { sentBytes: Number(m[1]), sentPackets: Number(m[2]), dropped: Number(m[3]) } : { sentBytes: 0, sentPackets: 0, dropped: 0 };
+    },
     cleanup,
   };
+}
+
+/**
+ * The server's `/metrics` text when it runs inside network namespace
+ * `netns` (its admin listener is on that namespace's loopback).
+ */
+export function metricsIn(netns, salon) {
+  return execFileSync('ip', ['netns', 'exec', netns, 'curl', '-sf', '--max-time', '5', `${salon.adminUrl}metrics`], {
+    encoding: 'utf8',
+  });
+}
+
+/** A counter or gauge summed over its series in a `/metrics` text (NaN if absent). */
+export function sumMetric(text, name) {
+  let total = NaN;
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) {
+    total = (Number.isNaN(total) ? 0 : total) + Number(m[1]);
+  }
+  return total;
 }
 
 /**

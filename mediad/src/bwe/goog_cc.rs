@@ -68,6 +68,11 @@ impl Default for GoogCcConfig {
 struct Cluster {
     id: u32,
     min_packets: u32,
+    /// The bytes its sender owes (`ProbeCluster::min_bytes`): feedback
+    /// that catches up with a cluster still being paced out is not its
+    /// end (a few packets through a token bucket's burst measure any
+    /// rate).
+    min_bytes: u64,
     sent: u32,
     accounted: u32,
     last_sent: Instant,
@@ -109,6 +114,9 @@ pub struct GoogCc {
     loss: LossBased,
     probes: ProbeController,
     clusters: [Option<Cluster>; MAX_CLUSTERS],
+    /// The clusters handed to the sender (id, bytes owed) whose packets
+    /// have not all gone yet.
+    issued: [Option<(u32, u64)>; MAX_CLUSTERS],
     rtt_us: i64,
     /// The last probe result and when it came (µs): a throughput sample
     /// fresher than the acknowledged-bitrate window right after a probe.
@@ -141,6 +149,7 @@ impl GoogCc {
             loss: LossBased::new(start),
             probes: ProbeController::new(cfg.probe, start, cfg.max_bps),
             clusters: [None; MAX_CLUSTERS],
+            issued: [None; MAX_CLUSTERS],
             rtt_us: 200_000,
             last_probe: None,
             ceiling: None,
@@ -189,6 +198,9 @@ impl GoogCc {
         let Some(c) = self.clusters.get_mut(i).and_then(Option::take) else {
             return;
         };
+        for slot in &mut self.issued {
+            slot.take_if(|(id, _)| *id == c.id);
+        }
         // The total the link carried: unqueued, the probe's own rate plus
         // the media under it; queued, the probe's packets got their share
         // of the bottleneck (pace / total) of what it passed.
@@ -294,10 +306,16 @@ impl BandwidthEstimator for GoogCc {
                 .iter()
                 .position(|c| c.is_some_and(|c| c.id == id));
             let slot = existing.or_else(|| self.clusters.iter().position(Option::is_none));
+            // Only a cluster handed out and not finished yet: the late
+            // packets of one taken as finished (its timeout) start none.
+            let issued = self.issued.iter().flatten().find(|(i, _)| *i == id);
+            let slot = slot.filter(|_| existing.is_some() || issued.is_some());
+            let min_bytes = issued.map_or(0, |(_, b)| *b);
             if let Some(c) = slot.and_then(|i| self.clusters.get_mut(i)) {
                 let cl = c.get_or_insert(Cluster {
                     id,
                     min_packets: self.cfg.probe.min_packets,
+                    min_bytes,
                     sent: 0,
                     accounted: 0,
                     last_sent: now,
@@ -374,7 +392,10 @@ impl BandwidthEstimator for GoogCc {
         // Probe clusters fully reported.
         for i in 0..MAX_CLUSTERS {
             let done = self.clusters.get(i).copied().flatten().is_some_and(|c| {
-                c.accounted >= c.sent && c.sent >= c.min_packets && now > c.last_sent
+                c.accounted >= c.sent
+                    && c.sent >= c.min_packets
+                    && now > c.last_sent
+                    && (c.probe_bytes >= c.min_bytes || c.saturated)
             });
             if done {
                 self.finish_cluster(i, now);
@@ -490,6 +511,12 @@ impl BandwidthEstimator for GoogCc {
                 .max((c.pace_bps as f64 * self.cfg.probe.duration.as_secs_f64() / 8.0) as usize),
         );
         self.pre_probe.get_or_insert(estimate);
+        // Remembered until the cluster is finished (the oldest goes if a
+        // sender never sent one it was given).
+        let slot = self.issued.iter().position(Option::is_none).unwrap_or(0);
+        if let Some(s) = self.issued.get_mut(slot) {
+            *s = Some((c.id, c.min_bytes as u64));
+        }
         Some(c)
     }
 }
@@ -554,6 +581,54 @@ mod tests {
             let e = cc.estimate_bps();
             assert!((cfg.min_bps..=cfg.max_bps).contains(&e), "{e}");
         }
+    }
+
+    /// A cluster paced out more slowly than feedback comes back (a real
+    /// receiver reports every 50–100 ms) ends once its bytes went, not at
+    /// the first feedback that has caught up with it: a few packets
+    /// through a token bucket's burst would measure any rate.
+    #[test]
+    fn a_slow_cluster_ends_when_its_bytes_went() {
+        let mut cc = GoogCc::new(GoogCcConfig::default());
+        let t0 = Instant::now();
+        cc.set_wanted_bps(5_000_000, t0);
+        let c = cc.poll_probe(t0).expect("start-up probe");
+        let mut seq = 0u64;
+        let mut sent = 0usize;
+        let mut outcomes = Vec::new();
+        let mut now = t0;
+        while sent < c.min_bytes {
+            now += Duration::from_millis(10);
+            cc.on_packet_sent(
+                SentPacket {
+                    seq,
+                    size: 267,
+                    probe_cluster: Some(c.id),
+                },
+                now,
+            );
+            sent += 267;
+            // Its feedback 5 ms later, before the next packet goes.
+            let arrival = (now + Duration::from_millis(25))
+                .duration_since(t0)
+                .as_micros() as i64;
+            cc.on_feedback(
+                &[PacketResult {
+                    seq,
+                    arrival_us: Some(arrival),
+                }],
+                now + Duration::from_millis(5),
+            );
+            seq += 1;
+            while let Some(o) = cc.poll_probe_outcome() {
+                outcomes.push((o.cluster, sent));
+            }
+        }
+        assert_eq!(
+            outcomes,
+            vec![(c.id, sent)],
+            "one outcome, after the last byte"
+        );
     }
 
     #[test]

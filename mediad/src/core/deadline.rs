@@ -18,6 +18,8 @@ pub enum Reason {
     DtlsRetransmit,
     /// The next packet of a bandwidth probe ([`super::probe`]).
     Probe,
+    /// A packet the pacer held is due ([`super::pacer`]).
+    Pacer,
     /// Transport-wide feedback to a publisher is due.
     PublisherFeedback,
     /// A bandwidth estimator's own timer.

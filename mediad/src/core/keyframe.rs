@@ -192,6 +192,7 @@ impl Worker {
         });
         if sent {
             self.metrics.keyframe_requests.inc();
+            tracing::debug!(layer = li.as_u8(), "key frame requested");
         }
     }
 

@@ -42,6 +42,12 @@ pub struct WorkerLimits {
     /// deadline of a connection's first valid check, its idle timeout,
     /// its send buffer (enforced by the io driver, `salon_io::tcp`).
     pub tcp: salon_io::TcpLimits,
+    /// Pace what goes to each receiver ([`super::pacer`]). Off by default:
+    /// measured in virtual time it does not yet make an 800 kbit/s link
+    /// with a 2 kB bucket carry 360p at full rate, and it thins a screen
+    /// share behind an 800 kbit/s link to its lowest temporal layer
+    /// (docs/layers.md, "The pacer").
+    pub pacing: bool,
 }
 
 impl WorkerLimits {
@@ -70,6 +76,7 @@ impl Default for WorkerLimits {
             max_offer_bytes: Self::DEFAULT_MAX_OFFER,
             offer_rate: OfferRate::default(),
             tcp: salon_io::TcpLimits::default(),
+            pacing: false,
         }
     }
 }

@@ -45,6 +45,7 @@ pub mod limits;
 pub mod moderation;
 pub mod nack;
 pub mod negotiation;
+pub mod pacer;
 pub mod participant;
 pub mod probe;
 pub mod publish_cc;
@@ -260,6 +261,7 @@ impl Worker {
         for t in self.transports.values() {
             next.offer(t.poll_timeout(), Reason::DtlsRetransmit);
             next.offer(t.probe().map(|p| p.next_at), Reason::Probe);
+            next.offer(t.pacer_timeout(), Reason::Pacer);
             next.offer(t.publisher_feedback_at(), Reason::PublisherFeedback);
             next.offer(t.bwe_timeout(), Reason::BandwidthEstimator);
             next.offer(t.consent_expires_at(), Reason::ConsentExpiry);
@@ -378,7 +380,7 @@ impl Worker {
     ) -> TransportId {
         let transport::IceCredentials { ufrag, pwd } = self.fresh_credentials();
         let rtcp_ssrc = self.rng.random::<u32>() | 1;
-        let t = Transport::new(
+        let mut t = Transport::new(
             participant,
             kind,
             transport::IceCredentials {
@@ -390,6 +392,7 @@ impl Worker {
             self.cfg.cert.clone(),
             now,
         );
+        t.set_pacing(self.cfg.limits.pacing);
         let idx = self.transports.insert(t);
         self.ice.register(ufrag, idx);
         idx
@@ -536,6 +539,7 @@ impl Worker {
     /// reports, speakers, allocation, probes, feedback to publishers.
     pub fn handle_timeout(&mut self, now: Instant, tx: &mut TxQueue) {
         for t in self.transports.values_mut() {
+            t.release_paced(now, tx);
             t.bwe_handle_timeout(now);
             probe::note_probe_outcomes(t, &self.metrics);
         }

@@ -18,7 +18,7 @@ use salon_proto::rtcp;
 use salon_proto::rtp::RtpHeader;
 use salon_proto::vp8::Vp8Descriptor;
 
-use super::forward::{LegOut, OutPacket, VideoLeg, send_rtp};
+use super::forward::{LegOut, OutPacket, VideoLeg, send_or_hold};
 use super::ids::{LayerIdx, TrackId, TransportId};
 use super::sent_log::{NoResend, Sent};
 use super::track::Legs;
@@ -157,10 +157,10 @@ impl Worker {
             self.metrics.nack_over_budget.inc();
             return;
         }
-        let twcc = t.next_twcc(size, now);
-        let Some((addr, ctx)) = t.sender() else {
-            return;
-        };
+        // In the pacer's line with the media (a burst of NACKs answered
+        // at once would be a burst on the link).
+        let slot = t.pace(size, false, now);
+        let twcc = t.twcc_for(slot, size, now);
         // On the RTX stream when the receiver accepted one (its own
         // numbering, the lost number first in the payload), else again on
         // the media stream under the lost number.
@@ -181,7 +181,7 @@ impl Worker {
             vp8: vp8_out,
             osn,
         };
-        if send_rtp(tx, &self.metrics, ctx, addr, &out, &hdr, None, payload) {
+        if send_or_hold(tx, &self.metrics, t, slot, &out, &hdr, None, payload, now) {
             self.metrics.nack_answered.inc();
             self.metrics.rtx_bytes_sent.add(size as u64);
         }

@@ -12,6 +12,7 @@ use salon_proto::rtp::{self, RtpFields};
 use super::ids::TransportId;
 use super::transport::{ProbeState, Transport};
 use super::{OUT_EXT_TRANSPORT_CC, OUT_PT_VP8_RTX, Worker};
+use crate::bwe::ProbeCluster;
 use crate::control::TransportKind;
 use crate::metrics::Metrics;
 
@@ -114,7 +115,7 @@ impl Worker {
             .min(probe.cluster.min_bytes);
         let mut sent_any = false;
         while probe.bytes < due || probe.packets < probe.cluster.min_packets {
-            if !self.send_padding(idx, probe.cluster.id, now, tx) {
+            if !self.send_padding(idx, probe.cluster, now, tx) {
                 break;
             }
             sent_any = true;
@@ -151,7 +152,7 @@ impl Worker {
     fn send_padding(
         &mut self,
         idx: TransportId,
-        cluster: u32,
+        cluster: ProbeCluster,
         now: Instant,
         tx: &mut TxQueue,
     ) -> bool {
@@ -183,7 +184,11 @@ impl Worker {
                 (leg.out.ssrc, leg.out.pt, seq)
             }
         };
-        let twcc = t.next_twcc_in(PROBE_PADDING + 12, Some(cluster), now);
+        // Padding keeps its own pace (the cluster's), outside the pacer:
+        // queued behind media there, or charged to it, the clusters
+        // measured less than the link and recovery after a limit slowed
+        // from 3 s to 7–8 s (tests/layers_real_link.rs).
+        let twcc = t.next_twcc_in(PROBE_PADDING + 12, Some(cluster.id), now);
         let Some((addr, ctx)) = t.sender() else {
             return false;
         };
@@ -214,13 +219,11 @@ impl Worker {
         if let Some(b0) = buf.first_mut() {
             *b0 |= 0x20; // P: the payload is all padding
         }
-        match ctx.protect_rtp(&mut buf[..], end) {
-            Ok(n) => {
-                tx.commit(addr, n);
-                self.metrics.tx_padding.inc();
-                true
-            }
-            Err(_) => false,
-        }
+        let Ok(n) = ctx.protect_rtp(&mut buf[..], end) else {
+            return false;
+        };
+        self.metrics.tx_padding.inc();
+        tx.commit(addr, n);
+        true
     }
 }

@@ -15,6 +15,7 @@ use salon_io::TxQueue;
 use salon_srtp::{SrtpContext, SrtpProfile};
 
 use super::ids::{LayerIdx, TrackId};
+use super::pacer::{Pacer, Slot};
 
 /// Share of a receiver's bandwidth estimate retransmissions may use: past
 /// it, NACKs go unanswered rather than push the link further into loss.
@@ -146,6 +147,11 @@ pub struct Transport {
     bwe_fed: bool,
     /// The probe cluster being sent, if any.
     probe: Option<ProbeState>,
+    /// Paces what goes to a receiver ([`super::pacer`]), when `pacing`.
+    pacer: Pacer,
+    pacing: bool,
+    /// The number and size of the packet being held, not yet reported.
+    unreported: Option<(u64, usize)>,
     /// Retransmissions towards this browser (subscribe side).
     rtx_budget: RetransmitBudget,
     /// Header extension id of the transport-wide sequence number the
@@ -222,6 +228,9 @@ impl Transport {
             twcc_next: 1,
             bwe_fed: false,
             probe: None,
+            pacer: Pacer::default(),
+            pacing: false,
+            unreported: None,
             rtx_budget: RetransmitBudget::default(),
             twcc_ext_id: None,
             twcc_rx: (kind == TransportKind::Publish).then(Box::default),
@@ -571,6 +580,89 @@ impl Transport {
     pub fn poll_probe_cluster(&mut self, now: Instant) -> Option<crate::bwe::ProbeCluster> {
         use crate::bwe::BandwidthEstimator as _;
         self.bwe.as_mut().and_then(|b| b.poll_probe(now))
+    }
+
+    /// When a packet of `size` bytes to this receiver may leave (and
+    /// book it): at the pacing rate of its estimate once feedback came
+    /// (before, or on a publish transport, at once). `urgent`: audio.
+    pub fn pace(&mut self, size: usize, urgent: bool, now: Instant) -> Slot {
+        if !self.pacing {
+            return Slot::Now;
+        }
+        match self.fed_estimate_bps() {
+            Some(e) if self.kind == TransportKind::Subscribe => {
+                self.pacer.book(size, Pacer::rate_for(e), urgent, now)
+            }
+            _ => Slot::Now,
+        }
+    }
+
+    /// Pace this transport's packets or not ([`super::WorkerLimits::pacing`]).
+    pub fn set_pacing(&mut self, on: bool) {
+        self.pacing = on;
+    }
+
+    /// The transport-wide number of a packet of `size` bytes going out
+    /// in `slot`: told the estimator now, or — held by the pacer — when
+    /// it leaves ([`Transport::hold_packet`], [`Transport::release_paced`]).
+    pub fn twcc_for(&mut self, slot: Slot, size: usize, now: Instant) -> u16 {
+        match slot {
+            Slot::Later(_) => {
+                let seq = self.twcc_next;
+                self.twcc_next += 1;
+                self.unreported = Some((seq, size));
+                seq as u16
+            }
+            Slot::Now | Slot::FlushThenNow => self.next_twcc(size, now),
+        }
+    }
+
+    /// Tell the estimator of packet `seq` leaving now.
+    fn report_sent(bwe: &mut Option<Box<crate::bwe::GoogCc>>, seq: u64, size: usize, now: Instant) {
+        if let Some(b) = bwe.as_mut() {
+            crate::bwe::BandwidthEstimator::on_packet_sent(
+                b.as_mut(),
+                crate::bwe::SentPacket {
+                    seq,
+                    size,
+                    probe_cluster: None,
+                },
+                now,
+            );
+        }
+    }
+
+    /// Hold an encrypted packet until `at` (a slot [`Transport::pace`]
+    /// gave; its number from [`Transport::twcc_for`]). False when the
+    /// pacer cannot: it is sent now (and reported so).
+    pub fn hold_packet(&mut self, at: Instant, dst: SocketAddr, data: &[u8], now: Instant) -> bool {
+        let sent = self.unreported.take();
+        let held = self.pacer.hold(at, dst, data, sent);
+        if !held && let Some((seq, size)) = sent {
+            Self::report_sent(&mut self.bwe, seq, size, now);
+        }
+        held
+    }
+
+    /// When the next held packet is due.
+    pub fn pacer_timeout(&self) -> Option<Instant> {
+        self.pacer.poll_timeout()
+    }
+
+    /// Queue everything held now (the pacer gave up: full, or too far
+    /// behind); returns how many.
+    pub fn flush_paced(&mut self, tx: &mut TxQueue, now: Instant) -> usize {
+        let bwe = &mut self.bwe;
+        self.pacer
+            .flush(tx, &mut |seq, size| Self::report_sent(bwe, seq, size, now))
+    }
+
+    /// Queue the held packets due by `now`.
+    pub fn release_paced(&mut self, now: Instant, tx: &mut TxQueue) -> usize {
+        let bwe = &mut self.bwe;
+        self.pacer.release(now, tx, &mut |seq, size| {
+            Self::report_sent(bwe, seq, size, now)
+        })
     }
 
     /// The probe cluster being sent.

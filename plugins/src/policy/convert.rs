@@ -61,6 +61,7 @@ pub(super) fn ctx_table(lua: &Lua, ro: &ReadOnly, ctx: &Ctx<'_>) -> mlua::Result
             _ => Value::Table(lua.create_table()?),
         };
         args.push(claims);
+        args.push(Value::String(lua.create_string(id.source.as_str())?));
     }
     ro.make_ctx.call(MultiValue::from_vec(args))
 }

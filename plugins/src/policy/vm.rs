@@ -479,12 +479,14 @@ end
 
 local function make_ctx(display_name, participant_id, role, now,
                         name, size, locked, exists, nmod, npart, nguest,
-                        issuer, sub, id, uname, email, avatar, moderator, troom, claims)
+                        issuer, sub, id, uname, email, avatar, moderator, troom, claims,
+                        source)
   local identity
   if issuer ~= nil then
     identity = freeze({
       sub = sub, id = id, name = uname, email = email, avatar = avatar,
       moderator = moderator, issuer = issuer, room = troom, claims = deep(claims),
+      source = source,
     })
   end
   return freeze({

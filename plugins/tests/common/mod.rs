@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use salon_plugins::{Ctx, Identity, PolicyConfig, PolicyHost, Role, RoleCounts, RoomInfo};
+use salon_plugins::{
+    Ctx, Identity, IdentitySource, PolicyConfig, PolicyHost, Role, RoleCounts, RoomInfo,
+};
 
 pub const NOW: u64 = 1_750_000_000;
 
@@ -59,6 +61,7 @@ pub fn identity(email: &str, moderator: bool) -> Identity {
             "iss": "salon",
             "context": { "user": { "email": email }, "groups": ["a", "b"] }
         }),
+        source: IdentitySource::Token,
     }
 }
 

@@ -94,6 +94,43 @@ struct Args {
     /// is generated and an agent link printed.
     #[arg(long)]
     auth_config: Option<PathBuf>,
+    /// OIDC login for agents ("Se connecter"; docs/oidc.md): the provider's
+    /// issuer URL (ProConnect, or any OpenID provider). Its discovery
+    /// document is read at start-up and retried in the background.
+    #[arg(long, requires_all = ["oidc_client_id", "oidc_redirect_url"])]
+    oidc_issuer: Option<String>,
+    /// Salon's client id at the OIDC provider.
+    #[arg(long, requires = "oidc_issuer")]
+    oidc_client_id: Option<String>,
+    /// File holding Salon's client secret at the OIDC provider (none: a
+    /// public client, PKCE only).
+    #[arg(long, requires = "oidc_issuer")]
+    oidc_client_secret_file: Option<PathBuf>,
+    /// The callback URL registered at the provider:
+    /// `https://<public name>/auth/callback`.
+    #[arg(long, requires = "oidc_issuer")]
+    oidc_redirect_url: Option<String>,
+    /// Scopes asked of the OIDC provider, space-separated (ProConnect's by
+    /// default).
+    #[arg(long, default_value = salon_gateway::oidc::DEFAULT_SCOPES)]
+    oidc_scopes: String,
+    /// `acr_values` asked of the OIDC provider (ProConnect: e.g. `eidas1`).
+    #[arg(long)]
+    oidc_acr_values: Option<String>,
+    /// Where the provider sends the browser after logout (registered there),
+    /// e.g. `https://<public name>/`.
+    #[arg(long)]
+    oidc_post_logout_redirect_url: Option<String>,
+    /// Seconds an OIDC login session lasts.
+    #[arg(long, default_value_t = 8 * 3600)]
+    oidc_session_ttl_secs: u64,
+    /// Most OIDC login sessions held in memory (the closest to expiry go
+    /// first).
+    #[arg(long, default_value_t = 100_000)]
+    oidc_max_sessions: usize,
+    /// CA certificates (PEM) trusted for the OIDC provider's https.
+    #[arg(long, default_value = "/etc/ssl/certs/ca-certificates.crt")]
+    oidc_ca_file: PathBuf,
     /// Seconds a denied guest waits before knocking again.
     #[arg(long, default_value_t = 30)]
     lobby_deny_cooldown_secs: u64,
@@ -183,6 +220,10 @@ struct Args {
     /// hold; a publish that would not fit is refused.
     #[arg(long, default_value_t = salon_mediad::WorkerLimits::DEFAULT_MEMORY_BUDGET >> 20)]
     media_memory_budget_mib: u64,
+    /// Pace media to each receiver at 2.5 times its bandwidth estimate
+    /// (experimental, off by default: docs/layers.md, "The pacer").
+    #[arg(long)]
+    media_pacing: bool,
     /// Serve HTTPS on --listen with this certificate chain (PEM, leaf
     /// first; with --tls-key). Both files are read again on SIGHUP (a
     /// certificate that does not load keeps the previous one).
@@ -411,7 +452,65 @@ fn check_files(args: &Args) -> anyhow::Result<()> {
         Authenticator::new(&load_auth_config(path)?).context("--auth-config")?;
     }
     load_tls(args)?;
+    oidc(args)?;
     Ok(())
+}
+
+/// The OIDC driver of the `--oidc-*` flags (`None` without `--oidc-issuer`).
+fn oidc(args: &Args) -> anyhow::Result<Option<Arc<salon_gateway::oidc::Oidc>>> {
+    use salon_gateway::oidc::{Oidc, OidcConfig};
+    let (Some(issuer), Some(client_id), Some(redirect_url)) = (
+        &args.oidc_issuer,
+        &args.oidc_client_id,
+        &args.oidc_redirect_url,
+    ) else {
+        return Ok(None);
+    };
+    let client_secret = match &args.oidc_client_secret_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading --oidc-client-secret-file {}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    if issuer.starts_with("https:") {
+        use rustls::pki_types::pem::PemObject as _;
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(&args.oidc_ca_file)
+            .with_context(|| format!("reading --oidc-ca-file {}", args.oidc_ca_file.display()))?;
+        for cert in certs {
+            let cert = cert.with_context(|| {
+                format!("reading --oidc-ca-file {}", args.oidc_ca_file.display())
+            })?;
+            // A CA bundle may hold certificates rustls cannot use: skipped.
+            let _ = roots.add(cert);
+        }
+        anyhow::ensure!(
+            !roots.is_empty(),
+            "--oidc-ca-file {}: no usable CA certificate",
+            args.oidc_ca_file.display()
+        );
+    }
+    let config = OidcConfig {
+        issuer: issuer.clone(),
+        client_id: client_id.clone(),
+        client_secret,
+        redirect_url: redirect_url.clone(),
+        scopes: args
+            .oidc_scopes
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        acr_values: args.oidc_acr_values.clone(),
+        post_logout_redirect_url: args.oidc_post_logout_redirect_url.clone(),
+        session_ttl: Duration::from_secs(args.oidc_session_ttl_secs.max(60)),
+        max_sessions: args.oidc_max_sessions,
+    };
+    Ok(Some(Arc::new(
+        Oidc::new(config, roots).context("--oidc-*")?,
+    )))
 }
 
 /// The policy folder and entry module of `--policy lua/open.lua`.
@@ -663,6 +762,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let auth = Authenticator::new(&auth_config).context("--auth-config")?;
     let tls = load_tls(&args)?;
     let turn = turn_config(&args)?;
+    let oidc = oidc(&args)?;
+    if let Some(oidc) = &oidc {
+        // Not fatal: the provider may come up later; logins wait for it.
+        match oidc.discover().await {
+            Ok(()) => tracing::info!("OIDC provider discovered"),
+            Err(e) => tracing::error!(
+                error = %e,
+                "OIDC provider unreachable: \"Se connecter\" answers 503 until discovery \
+                 succeeds (retried after 2 s, then up to every 30 s)"
+            ),
+        }
+        oidc.spawn_refresh();
+    }
     let (events_tx, events_rx) = media_event_channel();
     let config = MediadConfig {
         bind_ip: args.media_ip,
@@ -673,6 +785,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         io_backend: args.io_backend,
         limits: salon_mediad::WorkerLimits {
             memory_budget_bytes: args.media_memory_budget_mib << 20,
+            pacing: args.media_pacing,
             ..Default::default()
         },
         exit_on_worker_failure: true,
@@ -762,6 +875,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             policy: Some(policy),
             reload_on_sighup: true,
             auth: Some(Arc::new(auth)),
+            oidc,
             deny_cooldown: Duration::from_secs(args.lobby_deny_cooldown_secs),
             default_last_n: (args.last_n > 0).then_some(args.last_n),
             reconnect_grace: Duration::from_secs(args.reconnect_grace_secs),

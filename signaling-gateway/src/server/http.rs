@@ -184,10 +184,20 @@ pub(super) fn route(
         "/metrics" if shared.opts.metrics_on_public => metrics_page(&shared),
         // On the admin listener only (not a room called `metrics`).
         "/metrics" => text(StatusCode::NOT_FOUND, "Not found.\n"),
-        "/ws" => upgrade(req, shared, peer, None),
+        "/ws" => {
+            // A signed-in browser's socket carries its session (the cookie
+            // of the upgrade request; never a token in the URL).
+            let session = req
+                .headers()
+                .get(header::COOKIE)
+                .and_then(|c| c.to_str().ok())
+                .and_then(|c| crate::oidc::cookie(c, crate::oidc::SESSION_COOKIE))
+                .map(str::to_owned);
+            upgrade(req, shared, peer, None, session)
+        }
         "/pad" => {
             let token = pad_token(&req);
-            upgrade(req, shared, peer, Some(token))
+            upgrade(req, shared, peer, Some(token), None)
         }
         "/favicon.ico" => respond(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", ""),
         _ => {
@@ -295,6 +305,7 @@ pub(super) fn upgrade(
     shared: Arc<Shared>,
     peer: SocketAddr,
     pad_token: Option<String>,
+    session: Option<String>,
 ) -> Response<Body> {
     let is_ws = header_has_token(&req, header::CONNECTION, "upgrade")
         && header_has_token(&req, header::UPGRADE, "websocket")
@@ -383,7 +394,7 @@ pub(super) fn upgrade(
                 .await;
                 match pad_token {
                     Some(token) => run_pad_socket(ws, token, shared).await,
-                    None => run_socket(ws, shared, peer).await,
+                    None => run_socket(ws, shared, peer, session).await,
                 }
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
@@ -404,6 +415,184 @@ pub(super) fn upgrade(
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
     res
+}
+
+/// `/auth/*`: OIDC login, callback, logout and the signed-in state
+/// (`docs/oidc.md`).
+pub(super) async fn auth_route(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
+    use crate::oidc::{SESSION_COOKIE, STATE_COOKIE};
+    Metrics::inc(&shared.metrics.http_requests);
+    if !request_host(&req).is_some_and(|h| shared.hosts.allows(h)) {
+        Metrics::inc(&shared.metrics.refused_host);
+        return text(
+            StatusCode::MISDIRECTED_REQUEST,
+            "Hôte non servi ici.\nHost not served here.\n",
+        );
+    }
+    let path = req.uri().path();
+    let Some(oidc) = &shared.opts.oidc else {
+        if path == "/auth/me" {
+            return no_store(respond(
+                StatusCode::OK,
+                "application/json",
+                r#"{"enabled":false}"#,
+            ));
+        }
+        return text(
+            StatusCode::NOT_FOUND,
+            "La connexion n’est pas configurée sur ce serveur.\nLogin is not configured on this server.\n",
+        );
+    };
+    let now = crate::hub::Now::system().unix_ms / 1000;
+    let cookies = req
+        .headers()
+        .get(header::COOKIE)
+        .and_then(|c| c.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let method = req.method().clone();
+    match (path, &method) {
+        ("/auth/me", &Method::GET) => {
+            let body = match oidc.identity(&cookies, now) {
+                Some(id) => serde_json::json!({
+                    "enabled": true,
+                    "ready": oidc.ready(),
+                    "signed_in": true,
+                    "name": id.name,
+                    "email": id.email,
+                }),
+                None => serde_json::json!({
+                    "enabled": true,
+                    "ready": oidc.ready(),
+                    "signed_in": false,
+                }),
+            };
+            no_store(respond(
+                StatusCode::OK,
+                "application/json",
+                body.to_string(),
+            ))
+        }
+        ("/auth/login", &Method::GET) => {
+            let ret = req
+                .uri()
+                .query()
+                .and_then(|q| {
+                    url::form_urlencoded::parse(q.as_bytes())
+                        .find(|(k, _)| k == "return")
+                        .map(|(_, v)| v.into_owned())
+                })
+                .unwrap_or_else(|| "/".to_owned());
+            match oidc.login(&ret, now) {
+                Ok(login) => {
+                    let mut res = no_store(redirect(&login.location));
+                    set_cookie(&mut res, &login.state_cookie);
+                    res
+                }
+                Err(_) => auth_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Le fournisseur d’identité est injoignable pour le moment. Réessayez dans une minute.",
+                    "The identity provider cannot be reached at the moment. Try again in a minute.",
+                ),
+            }
+        }
+        ("/auth/callback", &Method::GET) => {
+            let query = req.uri().query().unwrap_or("").to_owned();
+            match oidc.callback(&query, &cookies, now).await {
+                Ok(done) => {
+                    let mut res = no_store(redirect(&done.return_to));
+                    set_cookie(&mut res, &done.session_cookie);
+                    set_cookie(&mut res, &oidc.clear_cookie(STATE_COOKIE, "/auth/"));
+                    res
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, "OIDC callback refused");
+                    let reason = e.to_string();
+                    // The state cookie stays: a forged callback must not
+                    // spoil the login this browser has in progress.
+                    auth_page(
+                        StatusCode::BAD_REQUEST,
+                        &format!("Connexion refusée : {reason}."),
+                        &format!("Login refused: {reason}."),
+                    )
+                }
+            }
+        }
+        // A POST from this site's page only (Origin must be this host; the
+        // session cookie is SameSite=Lax, so other sites' POSTs lack it).
+        ("/auth/logout", &Method::POST) => {
+            if req.headers().get(header::ORIGIN).is_none() || !origin_ok(req.headers()) {
+                return text(StatusCode::FORBIDDEN, "Origine refusée.\nOrigin refused.\n");
+            }
+            let location = oidc.logout(&cookies, now);
+            let body = serde_json::json!({ "location": location });
+            let mut res = no_store(respond(
+                StatusCode::OK,
+                "application/json",
+                body.to_string(),
+            ));
+            set_cookie(&mut res, &oidc.clear_cookie(SESSION_COOKIE, "/"));
+            res
+        }
+        ("/auth/me" | "/auth/login" | "/auth/callback" | "/auth/logout", _) => {
+            let allow = if path == "/auth/logout" {
+                "POST"
+            } else {
+                "GET"
+            };
+            let mut res = text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Méthode non autorisée.\nMethod not allowed.\n",
+            );
+            res.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+            res
+        }
+        _ => text(StatusCode::NOT_FOUND, "Introuvable.\nNot found.\n"),
+    }
+}
+
+fn no_store(mut res: Response<Body>) -> Response<Body> {
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn set_cookie(res: &mut Response<Body>, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// A small page for a login outcome the user must read (French, then English).
+fn auth_page(status: StatusCode, fr: &str, en: &str) -> Response<Body> {
+    let page = format!(
+        "<!doctype html>\n<html lang=\"fr\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Salon — connexion</title><link rel=\"stylesheet\" href=\"/static/app.css\"></head>\
+         <body class=\"home\"><main><h1 class=\"brand\">Salon</h1>\
+         <p id=\"auth-error\" role=\"alert\">{}</p><p lang=\"en\">{}</p>\
+         <p><a href=\"/auth/login\">Réessayer</a> · <a href=\"/\">Accueil</a></p>\
+         </main></body></html>\n",
+        html_escape(fr),
+        html_escape(en)
+    );
+    no_store(respond(status, "text/html; charset=utf-8", page))
+}
+
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Whether the first `Host` refusal was logged (once per process: the

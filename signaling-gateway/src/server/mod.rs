@@ -138,6 +138,8 @@ pub struct ServeOptions {
     pub reload_on_sighup: bool,
     /// Verifies `join` tokens (`None`: every token is refused).
     pub auth: Option<Arc<Authenticator>>,
+    /// OIDC login for agents (`/auth/*`; `docs/oidc.md`). `None`: off.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
     /// How long a denied guest waits before knocking again.
     pub deny_cooldown: Duration,
     /// Last-N of rooms whose policy sets none (`None`: no limit).
@@ -240,6 +242,7 @@ impl Default for ServeOptions {
             policy_poll: Duration::from_secs(2),
             reload_on_sighup: false,
             auth: None,
+            oidc: None,
             deny_cooldown: crate::hub::DEFAULT_DENY_COOLDOWN,
             default_last_n: None,
             reconnect_grace: Duration::ZERO,
@@ -726,6 +729,9 @@ fn serve_connection<I>(
         async move {
             let mut res = match listener {
                 Listener::Redirect => http::redirect_to_https(&req, &shared),
+                Listener::Public if req.uri().path().starts_with("/auth/") => {
+                    http::auth_route(req, &shared).await
+                }
                 Listener::Public | Listener::Admin => route(req, shared.clone(), peer, listener),
             };
             if listener == Listener::Public

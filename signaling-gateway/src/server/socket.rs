@@ -81,6 +81,9 @@ struct Signaling<'a> {
     id: ParticipantId,
     shared: &'a Shared,
     gate: JoinGate,
+    /// The OIDC session of the upgrade request's cookie, if any: looked up
+    /// at each `join` (a logout ends it for the next one).
+    session: Option<String>,
 }
 
 impl Signaling<'_> {
@@ -104,6 +107,14 @@ impl Signaling<'_> {
                 Err(ProtocolError::new(ErrorCode::AuthFailed, e.to_string()))
             }
         }
+    }
+
+    /// The identity of this socket's OIDC session, if it is still live.
+    fn oidc_identity(&self) -> Option<Arc<salon_plugins::Identity>> {
+        let oidc = self.shared.opts.oidc.as_ref()?;
+        let session = self.session.as_deref()?;
+        let now_s = crate::hub::Now::system().unix_ms / 1000;
+        oidc.session_identity(session, now_s)
     }
 
     /// A `join` or `resume` before the socket got in: the gate first.
@@ -142,6 +153,16 @@ impl Signaling<'_> {
                     self.gate.sent();
                     return self.refuse(error);
                 }
+            },
+            // No token: a signed-in browser joins as its OIDC identity.
+            ClientMessage::Join {
+                room,
+                name,
+                jwt: None,
+            } => ClientMessage::Join {
+                room,
+                name,
+                jwt: self.oidc_identity().map(JoinToken::Verified),
             },
             msg => msg,
         };
@@ -468,6 +489,7 @@ pub(super) async fn run_socket<S>(
     mut ws: WebSocketStream<PreJoin<S>>,
     shared: Arc<Shared>,
     peer: Option<std::net::IpAddr>,
+    session: Option<String>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -490,6 +512,7 @@ pub(super) async fn run_socket<S>(
         id,
         shared: &shared,
         gate: JoinGate::new(shared.opts.max_failed_joins, shared.opts.join_backoff),
+        session,
     };
     let close = pump(&mut ws, &shared, &mut rx, &mut endpoint).await;
     // Bounded: during shutdown the hub may be gone or its queue full.

@@ -42,6 +42,6 @@ pub(super) fn forward(
             leg.out.restart(hdr.timestamp, eg.now, 48_000);
             leg.started = true;
         }
-        eg.send(&mut leg.out, hdr, payload, pkt.level, || None);
+        eg.send(&mut leg.out, hdr, payload, pkt.level, true, || None);
     }
 }

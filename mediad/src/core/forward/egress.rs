@@ -43,6 +43,27 @@ pub fn send_rtp(
         metrics.drop_tx_full.inc();
         return false;
     };
+    match write_rtp(buf, ctx, out, hdr, audio_level, payload) {
+        Some(n) => {
+            tx.commit(addr, n);
+            metrics.tx_rtp.inc();
+            true
+        }
+        None => false,
+    }
+}
+
+/// Write one rewritten RTP packet into `buf` and encrypt it there;
+/// returns its length (the caller queues or holds it).
+#[inline]
+pub fn write_rtp(
+    buf: &mut [u8],
+    ctx: &mut salon_srtp::SrtpContext,
+    out: &OutPacket,
+    hdr: &RtpHeader,
+    audio_level: Option<u8>,
+    payload: &[u8],
+) -> Option<usize> {
     let fields = RtpFields {
         marker: hdr.marker,
         payload_type: out.pt,
@@ -62,19 +83,15 @@ pub fn send_rtp(
         &both[..1]
     };
     let Ok(mut h) = rtp::write_header(&mut buf[..], &fields, exts) else {
-        return false;
+        return None;
     };
     if let Some(osn) = out.osn {
-        let Some(o) = buf.get_mut(h..h + 2) else {
-            return false;
-        };
+        let o = buf.get_mut(h..h + 2)?;
         o.copy_from_slice(&osn.to_be_bytes());
         h += 2;
     }
     let end = h + payload.len();
-    let Some(dst) = buf.get_mut(h..end) else {
-        return false;
-    };
+    let dst = buf.get_mut(h..end)?;
     dst.copy_from_slice(payload);
     if let Some((d, m)) = &out.vp8 {
         let _ = salon_proto::vp8::set_picture_id(dst, d, m.picture_id);
@@ -82,12 +99,51 @@ pub fn send_rtp(
             let _ = salon_proto::vp8::set_tl0picidx(dst, d, t);
         }
     }
-    match ctx.protect_rtp(&mut buf[..], end) {
-        Ok(n) => {
-            tx.commit(addr, n);
-            metrics.tx_rtp.inc();
-            true
-        }
-        Err(_) => false,
+    ctx.protect_rtp(&mut buf[..], end).ok()
+}
+
+/// Send a packet now or hold it in the receiver's pacer until `slot`:
+/// written and encrypted in the send queue's buffer either way, then
+/// queued, or copied into the pacer (queued at once if it cannot hold it).
+/// True when it went or is held.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn send_or_hold(
+    tx: &mut TxQueue,
+    metrics: &Metrics,
+    t: &mut crate::core::transport::Transport,
+    slot: crate::core::pacer::Slot,
+    out: &OutPacket,
+    hdr: &RtpHeader,
+    audio_level: Option<u8>,
+    payload: &[u8],
+    now: std::time::Instant,
+) -> bool {
+    if slot == crate::core::pacer::Slot::FlushThenNow {
+        metrics.pacer_full.add(t.flush_paced(tx, now) as u64);
     }
+    let Some((addr, ctx)) = t.sender() else {
+        return false;
+    };
+    let crate::core::pacer::Slot::Later(at) = slot else {
+        return send_rtp(tx, metrics, ctx, addr, out, hdr, audio_level, payload);
+    };
+    let Some(buf) = tx.buffer() else {
+        metrics.drop_tx_full.inc();
+        return false;
+    };
+    let Some(n) = write_rtp(&mut buf[..], ctx, out, hdr, audio_level, payload) else {
+        return false;
+    };
+    metrics.tx_rtp.inc();
+    let held = buf
+        .get(..n)
+        .is_some_and(|b| t.hold_packet(at, addr, b, now));
+    if held {
+        metrics.paced.inc();
+    } else {
+        metrics.pacer_full.inc();
+        tx.commit(addr, n);
+    }
+    true
 }

@@ -13,7 +13,7 @@ mod video;
 use std::time::Instant;
 
 pub use audio::AudioLeg;
-pub use egress::{OutPacket, send_rtp};
+pub use egress::{OutPacket, send_or_hold, send_rtp, write_rtp};
 pub use selector::{Decision, LayerSelector};
 pub use video::VideoLeg;
 
@@ -110,7 +110,8 @@ pub struct Egress<'a> {
 
 impl Egress<'_> {
     /// Send one packet on leg `out`: its number, timestamp and a
-    /// transport-wide number, encrypted into the send queue. `vp8` gives
+    /// transport-wide number, encrypted into the send queue — or into the
+    /// receiver's pacer until its turn (`urgent`: audio, never held). `vp8` gives
     /// the rewritten VP8 descriptor, asked only once the packet is sure to
     /// go. Returns the number sent and the VP8 rewrite, when sent.
     #[inline]
@@ -120,6 +121,7 @@ impl Egress<'_> {
         hdr: &RtpHeader,
         payload: &[u8],
         level: Option<u8>,
+        urgent: bool,
         vp8: impl FnOnce() -> Option<(Vp8Descriptor, Vp8Out)>,
     ) -> Option<(u16, Option<Vp8Out>)> {
         let t = self.transports.get_mut(out.transport)?;
@@ -128,8 +130,10 @@ impl Egress<'_> {
         }
         let seq = out.seq.map(hdr.sequence)?;
         let ts = hdr.timestamp.wrapping_add(out.ts_offset);
-        let twcc = t.next_twcc(payload.len() + 28, self.now);
-        let (addr, ctx) = t.sender()?;
+        let size = payload.len() + 28;
+        // Audio is never held by the pacer, only charged to it.
+        let slot = t.pace(size, urgent, self.now);
+        let twcc = t.twcc_for(slot, size, self.now);
         let packet = OutPacket {
             ssrc: out.ssrc,
             pt: out.pt,
@@ -139,15 +143,16 @@ impl Egress<'_> {
             vp8: vp8(),
             osn: None,
         };
-        if !send_rtp(
+        if !send_or_hold(
             self.tx,
             self.metrics,
-            ctx,
-            addr,
+            t,
+            slot,
             &packet,
             hdr,
             level,
             payload,
+            self.now,
         ) {
             return None;
         }

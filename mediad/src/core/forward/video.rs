@@ -95,7 +95,12 @@ pub(super) fn forward(
             Decision::SkipTemporal { switched_to } => (switched_to, true),
             Decision::Forward { switched_to } => (switched_to, false),
         };
-        if switched_to.is_some() {
+        if let Some(layer) = switched_to {
+            tracing::debug!(
+                layer = layer.as_u8(),
+                ssrc = leg.out.ssrc,
+                "layer switched at its key frame"
+            );
             leg.out.restart(hdr.timestamp, eg.now, 90_000);
             leg.vp8.resync();
         }
@@ -108,7 +113,7 @@ pub(super) fn forward(
         }
         let vp8 = &mut leg.vp8;
         let desc = pkt.desc;
-        let sent = eg.send(&mut leg.out, hdr, payload, pkt.level, || {
+        let sent = eg.send(&mut leg.out, hdr, payload, pkt.level, false, || {
             desc.and_then(|d| vp8.map(&d).map(|m| (d, m)))
         });
         if let Some((seq, vp8)) = sent {
