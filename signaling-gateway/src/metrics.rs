@@ -61,6 +61,14 @@ pub struct Metrics {
     pub reactions_relayed: AtomicU64,
     /// Reactions refused by the per-participant limit (copied from the hub).
     pub reactions_refused: AtomicU64,
+    /// Connectivity probes started, refused, expired (copied from the hub).
+    pub probes_started: AtomicU64,
+    /// See `probes_started`.
+    pub probes_refused: AtomicU64,
+    /// See `probes_started`.
+    pub probes_expired: AtomicU64,
+    /// Live probe transports (copied from the hub).
+    pub probes_live: AtomicU64,
     /// Sockets closed by the server's abuse bounds, by close reason.
     sockets_closed: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Policy failures: (hook, kind, count), non-zero ones.
@@ -107,6 +115,14 @@ impl Metrics {
             .store(counts.reactions_relayed, Ordering::Relaxed);
         self.reactions_refused
             .store(counts.reactions_refused, Ordering::Relaxed);
+    }
+
+    /// Copies the hub's probe counters (called by the hub task).
+    pub fn set_probes(&self, counts: crate::hub::ProbeCounts, live: usize) {
+        self.probes_started.store(counts.started, Ordering::Relaxed);
+        self.probes_refused.store(counts.refused, Ordering::Relaxed);
+        self.probes_expired.store(counts.expired, Ordering::Relaxed);
+        self.probes_live.store(live as u64, Ordering::Relaxed);
     }
 
     /// Copies the policy host's counters (called by the hub task).
@@ -277,6 +293,23 @@ impl Metrics {
                 v.load(Ordering::Relaxed),
             );
         }
+        e.gauge_int(
+            "salon_gateway_probes_live",
+            "Connectivity probe transports alive (the /test page)",
+            self.probes_live.load(Ordering::Relaxed),
+        );
+        for (outcome, v) in [
+            ("started", &self.probes_started),
+            ("refused", &self.probes_refused),
+            ("expired", &self.probes_expired),
+        ] {
+            e.counter_with(
+                "salon_gateway_probes_total",
+                "Connectivity probes (the /test page): started, refused by a limit or state, ended by their lifetime",
+                &[("outcome", outcome)],
+                v.load(Ordering::Relaxed),
+            );
+        }
         for (outcome, v) in [
             ("relayed", &self.reactions_relayed),
             ("refused", &self.reactions_refused),
@@ -370,5 +403,18 @@ mod tests {
         assert!(text.contains("salon_gateway_reactions_total{outcome=\"relayed\"} 3\n"));
         assert!(text.contains("salon_gateway_reactions_total{outcome=\"refused\"} 2\n"));
         assert!(text.contains("salon_gateway_hands_raised_total 1\n"));
+        m.set_probes(
+            crate::hub::ProbeCounts {
+                started: 8,
+                refused: 1,
+                expired: 2,
+            },
+            3,
+        );
+        let text = m.collect().encode();
+        assert!(text.contains("salon_gateway_probes_total{outcome=\"started\"} 8\n"));
+        assert!(text.contains("salon_gateway_probes_total{outcome=\"refused\"} 1\n"));
+        assert!(text.contains("salon_gateway_probes_total{outcome=\"expired\"} 2\n"));
+        assert!(text.contains("salon_gateway_probes_live 3\n"));
     }
 }

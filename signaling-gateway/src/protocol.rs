@@ -311,6 +311,12 @@ pub enum ClientMessage {
         /// Which.
         emoji: Reaction,
     },
+    /// A connectivity probe (the `/test` page), before any join: the offer
+    /// of a short-lived publish transport to mediad that is in no room.
+    Probe {
+        /// SDP offer.
+        sdp: String,
+    },
     /// Take one's place back after a dropped socket (first message of a
     /// new socket, instead of `join`).
     Resume {
@@ -664,6 +670,18 @@ pub enum ServerMessage {
         /// Their id.
         id: u64,
     },
+    /// mediad's answer to your `probe` offer, with TURN servers minted for
+    /// the probe (empty without TURN). The probe transport lives at most
+    /// `ttl_ms` (then mediad forgets it), or until the socket closes or the
+    /// next `probe` replaces it.
+    ProbeAnswer {
+        /// SDP.
+        sdp: String,
+        /// As in `joined`.
+        ice_servers: Vec<IceServer>,
+        /// How long the probe transport lives, in milliseconds.
+        ttl_ms: u64,
+    },
     /// mediad's answer for your publish transport.
     PublishAnswer {
         /// SDP.
@@ -854,7 +872,8 @@ impl ServerMessage {
         match self {
             ServerMessage::Joined { ice_servers, .. }
             | ServerMessage::Resumed { ice_servers, .. }
-            | ServerMessage::IceServers { ice_servers } => !ice_servers.is_empty(),
+            | ServerMessage::IceServers { ice_servers }
+            | ServerMessage::ProbeAnswer { ice_servers, .. } => !ice_servers.is_empty(),
             _ => false,
         }
     }
@@ -1176,6 +1195,9 @@ pub fn parse_client(text: &str) -> Result<ClientMessage, ProtocolError> {
             }
             Ok(ClientMessage::VideoConstraints { constraints, bad })
         }
+        "probe" => Ok(ClientMessage::Probe {
+            sdp: str_field(&obj, "sdp")?.to_owned(),
+        }),
         "publish-offer" => Ok(ClientMessage::PublishOffer {
             sdp: str_field(&obj, "sdp")?.to_owned(),
         }),

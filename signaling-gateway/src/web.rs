@@ -4,6 +4,8 @@
 pub(crate) const HOME_HTML: &str = include_str!("../web/home.html");
 /// The room page (same for every room; the script reads the path).
 pub(crate) const ROOM_HTML: &str = include_str!("../web/room.html");
+/// The connection-test page (camera, microphone, network checks).
+pub(crate) const TEST_HTML: &str = include_str!("../web/test.html");
 /// The 400 page for invalid room names (French, then English).
 pub(crate) const BAD_ROOM_HTML: &str = include_str!("../web/bad-room.html");
 
@@ -34,6 +36,12 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         // Built from web/src/ by esbuild (web/build.mjs) and committed.
         include_bytes!("../web/dist/room.js"),
+    ),
+    (
+        "connection-test.js",
+        "text/javascript; charset=utf-8",
+        // Built from web/src/connection-test.js by esbuild and committed.
+        include_bytes!("../web/dist/connection-test.js"),
     ),
     (
         "signaling.js",
@@ -73,7 +81,7 @@ mod tests {
         assert!(asset("room.js").is_some());
         assert!(asset("../Cargo.toml").is_none());
         assert!(asset("").is_none());
-        for page in [HOME_HTML, ROOM_HTML, BAD_ROOM_HTML] {
+        for page in [HOME_HTML, ROOM_HTML, BAD_ROOM_HTML, TEST_HTML] {
             // Every <script> must have a src (CSP forbids inline scripts).
             for (i, _) in page.match_indices("<script") {
                 let tag_end = page[i..].find('>').map(|e| i + e).unwrap_or(page.len());
@@ -83,7 +91,7 @@ mod tests {
             assert!(!page.contains("style=\""), "no inline styles");
         }
         // Every referenced /static/ asset exists.
-        for page in [HOME_HTML, ROOM_HTML] {
+        for page in [HOME_HTML, ROOM_HTML, TEST_HTML] {
             for (i, _) in page.match_indices("/static/") {
                 let rest = &page[i + 8..];
                 let end = rest.find('"').unwrap_or(rest.len());

@@ -3,6 +3,8 @@ import { applyI18n, t } from '/static/i18n.js';
 const ROOM_RE = /^[A-Za-z0-9-]{1,64}$/;
 
 applyI18n();
+const lang = new URLSearchParams(location.search).get('lang');
+if (lang) document.getElementById('test-link').href = '/test?lang=' + encodeURIComponent(lang);
 const form = document.getElementById('room-form');
 const input = document.getElementById('room');
 const error = document.getElementById('room-error');

@@ -4,7 +4,8 @@
 // three, the screen-share stage, the chat, the pad, the participants list,
 // the settings dialog and the phone size (390x844); and a keyboard alone
 // can join, mute, raise a hand (once the button exists), send a chat
-// message and leave.
+// message and leave. The connection-test page (/test) and the home page
+// are audited too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AxeBuilder } from '@axe-core/playwright';
@@ -119,6 +120,21 @@ test('axe: no serious or critical violation on any screen', { timeout: 300_000 }
   await sleep(500);
   await expectClean(t, agent.page, 'phone 844x390 (landscape), meeting');
   await c.page.close();
+});
+
+test('axe: the connection-test page (/test) and the home page that links to it', { timeout: 120_000 }, async (t) => {
+  const salon = await startSalon();
+  t.after(() => salon.stop());
+  const browser = await launchBrowser();
+  t.after(() => browser.close());
+  const page = await browser.context.newPage();
+  await page.goto(`${salon.url}?lang=fr`);
+  await expectClean(t, page, 'home');
+  for (const lang of ['fr', 'en']) {
+    await page.goto(`${salon.url}test?lang=${lang}`);
+    await page.waitForFunction(() => window.salonTest?.done === true, null, { timeout: 60_000 });
+    await expectClean(t, page, `connection test (${lang}), checks done`);
+  }
 });
 
 test('keyboard only: join, mute, raise a hand, chat, leave', { timeout: 120_000 }, async (t) => {

@@ -44,40 +44,7 @@ import {
   waitFor,
 } from './helpers.mjs';
 
-const SERVER = '127.0.0.2';
-const TURN_PORT = 3478;
-const TURNS_PORT = 5349;
-const TEMPLATE = path.join(REPO_ROOT, 'deploy/coturn/turnserver.conf');
-
-/**
- * deploy/coturn/turnserver.conf for the test: each operator value replaced.
- * Everything here lives on 127/8, which coturn refuses as peers by default:
- * `allow-loopback-peers` lifts that, and the template's own `denied-peer-ip`
- * (everything) / `allowed-peer-ip` (mediad only) still decide. Throws if a
- * value is no longer in the template: the test and the file must not drift.
- */
-function renderCoturn(template, { cert, key, secret, dir }) {
-  const swaps = [
-    ['listening-ip=198.51.100.20', `listening-ip=${SERVER}`],
-    ['relay-ip=198.51.100.20', `relay-ip=${SERVER}`],
-    ['max-port=65535', 'max-port=49400'],
-    ['/etc/letsencrypt/live/turn.example.org/fullchain.pem', cert],
-    ['/etc/letsencrypt/live/turn.example.org/privkey.pem', key],
-    ['static-auth-secret=CHANGE-ME-openssl-rand-hex-32', `static-auth-secret=${secret}`],
-    ['realm=turn.example.org', 'realm=salon-e2e'],
-    ['allowed-peer-ip=203.0.113.10', `allowed-peer-ip=${SERVER}\nallow-loopback-peers`],
-    ['\nsyslog\n', `\nlog-file=${dir}/turn.log\nsimple-log\nno-stdout-log\npidfile=${dir}/turn.pid\n`],
-  ];
-  let out = template;
-  for (const [from, to] of swaps) {
-    if (!out.includes(from)) throw new Error(`deploy/coturn/turnserver.conf no longer has ${JSON.stringify(from)}`);
-    out = out.split(from).join(to);
-  }
-  const left = out.split('\n').filter((l) => !l.trim().startsWith('#') && /example\.org|198\.51\.100|203\.0\.113/.test(l));
-  if (left.length) throw new Error(`deploy/coturn/turnserver.conf has operator values not rendered: ${left.join(' / ')}`);
-  return out;
-}
-
+import { SERVER, TURN_PORT, TURNS_PORT, TEMPLATE, renderCoturn, startCoturn } from './coturn.mjs';
 const STREAM_TEMPLATE = path.join(REPO_ROOT, 'deploy/coturn/nginx-stream.conf');
 const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 
@@ -140,36 +107,6 @@ async function startStreamNginx(ns, stream, dir) {
     throw new Error(`nginx did not start: ${e.message}\n${await readFile(path.join(dir, 'nginx-error.log'), 'utf8').catch(() => '')}`);
   }
   return { stop };
-}
-
-/** Our own turnserver in namespace `ns` (never the system service). */
-async function startCoturn(ns, conf, dir) {
-  const child = spawn('ip', ['netns', 'exec', ns, 'turnserver', '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d) => {
-    stderr += d;
-  });
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  const log = () => readFile(path.join(dir, 'turn.log'), 'utf8').catch(() => '');
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    if ((await Promise.race([exited, sleep(5_000).then(() => null)])) === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  };
-  const listening = () => {
-    const out = execFileSync('ip', ['netns', 'exec', ns, 'ss', '-Hltn', `sport = :${TURNS_PORT}`], { encoding: 'utf8' });
-    return out.includes(`${SERVER}:${TURNS_PORT}`);
-  };
-  try {
-    await waitFor(() => child.exitCode === null && listening(), 'coturn listening', 10_000, 100);
-  } catch (e) {
-    await stop();
-    throw new Error(`coturn did not start: ${e.message}\n${stderr}\n${await log()}`);
-  }
-  return { stop, log };
 }
 
 /**

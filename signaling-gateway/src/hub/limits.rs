@@ -55,6 +55,16 @@ pub struct HubLimits {
     pub reaction_burst: u32,
     /// …then this many a minute; past it, `too-many-reactions`.
     pub reactions_per_min: u32,
+    /// Connectivity probes (`probe`) one socket starts in a burst…
+    pub probe_burst: u32,
+    /// …then this many a minute; past it, `rate-limited`.
+    pub probes_per_min: u32,
+    /// Probes from one network address in a burst…
+    pub probes_per_address_burst: u32,
+    /// …then this many a minute (0: no per-address limit).
+    pub probes_per_address_per_min: u32,
+    /// A probe transport lives this long at most in mediad.
+    pub probe_lifetime: Duration,
 }
 
 /// Default lobby cap per room.
@@ -84,6 +94,13 @@ impl Default for HubLimits {
             hands_per_min: 30,
             reaction_burst: 3,
             reactions_per_min: 60,
+            // The `/test` page runs 4 checks, one probe each.
+            probe_burst: 4,
+            probes_per_min: 8,
+            // A few people behind one NAT testing at once.
+            probes_per_address_burst: 24,
+            probes_per_address_per_min: 24,
+            probe_lifetime: Duration::from_secs(20),
         }
     }
 }

@@ -57,6 +57,9 @@ pub(super) struct Constraints {
 impl Hub {
     /// An event from the media plane: route it to its participant's socket.
     pub fn handle_media_event(&mut self, event: Event) {
+        if self.probe_event(&event) {
+            return;
+        }
         let (to, msg) = match event {
             Event::PublishAnswer {
                 participant, sdp, ..
@@ -132,7 +135,7 @@ impl Hub {
     }
 
     /// A fresh correlation id for a command to mediad.
-    fn next_request(&mut self) -> RequestId {
+    pub(super) fn next_request(&mut self) -> RequestId {
         let r = RequestId(self.next_request);
         self.next_request += 1;
         r

@@ -42,7 +42,9 @@
 //! - `timers`: the deadlines of coalesced sends;
 //! - `census`: rooms by size and members by role, for metrics;
 //! - `turn`: TURN credentials for members (at admission, on resume, and
-//!   fresh ones before they expire) — never for a guest in a lobby.
+//!   fresh ones before they expire) — never for a guest in a lobby;
+//! - `probe`: connectivity probes of the `/test` page (a hidden, short-lived
+//!   publish transport per idle socket, in no room).
 
 mod arrival;
 mod bans;
@@ -54,6 +56,7 @@ mod lobby;
 mod media;
 mod moderation;
 mod pad;
+mod probe;
 mod reconnect;
 mod rooms;
 mod session;
@@ -68,8 +71,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rand::SeedableRng as _;
 use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
 use salon_plugins::{Authenticator, PolicyHost, Role};
 
 use crate::control::{Command, ParticipantId, RoomId};
@@ -84,10 +87,12 @@ pub use limits::{DEFAULT_KICK_BAN, DEFAULT_LOBBY_CAP, DEFAULT_PAD_QUEUE_BYTES, H
 pub use lobby::DEFAULT_DENY_COOLDOWN;
 pub use media::MAX_VIDEO_TRACKS_PER_PUBLISHER;
 pub use pad::PadConnId;
+pub use probe::ProbeCounts;
 pub use reconnect::{CLOSE_REPLACED, DEFAULT_RECONNECT_GRACE, TimeoutReason};
 
 use limits::RateBucket;
 use pad::Pads;
+use probe::Probes;
 use reconnect::Links;
 use rooms::Room;
 use session::SessionState;
@@ -193,6 +198,8 @@ pub struct Hub {
     turn: Option<TurnConfig>,
     /// Hands raised and reactions relayed or refused (metrics).
     gesture_counts: GestureCounts,
+    /// Connectivity probes (the `/test` page).
+    probes: Probes,
     outputs: VecDeque<Output>,
 }
 
@@ -214,7 +221,8 @@ impl Hub {
         Self::with_rng(StdRng::seed_from_u64(seed))
     }
 
-    fn with_rng(rng: StdRng) -> Self {
+    fn with_rng(mut rng: StdRng) -> Self {
+        let probe_rng = StdRng::seed_from_u64(rng.random());
         Self {
             sessions: BTreeMap::new(),
             rooms: BTreeMap::new(),
@@ -232,6 +240,7 @@ impl Hub {
             knock_buckets: BTreeMap::new(),
             turn: None,
             gesture_counts: GestureCounts::default(),
+            probes: Probes::new(probe_rng),
             outputs: VecDeque::new(),
         }
     }
@@ -299,7 +308,7 @@ impl Hub {
     /// Whether `id` names a session or a participant here (random ids:
     /// the driver refuses a new socket whose id collides).
     pub fn id_in_use(&self, id: ParticipantId) -> bool {
-        self.sessions.contains_key(&id) || self.links.knows(id)
+        self.sessions.contains_key(&id) || self.links.knows(id) || self.probes.is_probe(id)
     }
 
     /// A socket opened; `id` is its (process-unique) id, which becomes the
@@ -382,6 +391,10 @@ impl Hub {
             ) => {
                 self.refuse(id, ErrorCode::AlreadyJoined);
             }
+            (ClientMessage::Probe { sdp }, Outside::Idle) => self.probe(id, sdp, now),
+            (ClientMessage::Probe { .. }, Outside::Lobby | Outside::Left) => {
+                self.refuse_probe(id, ErrorCode::AlreadyJoined);
+            }
             (ClientMessage::Knock, Outside::Lobby) => self.knock_again(id, now),
             (ClientMessage::Knock, Outside::Idle | Outside::Left) => {
                 self.refuse(id, ErrorCode::NotInLobby);
@@ -418,6 +431,7 @@ impl Hub {
                 self.refuse(id, ErrorCode::AlreadyJoined);
             }
             ClientMessage::Knock => self.refuse(id, ErrorCode::NotInLobby),
+            ClientMessage::Probe { .. } => self.refuse_probe(id, ErrorCode::AlreadyJoined),
             ClientMessage::Leave => {
                 self.remove_member(id, now.unix_ms / 1000);
                 self.sessions.insert(id, SessionState::Left);
@@ -501,6 +515,7 @@ impl Hub {
             Timer::PadSync(conn) => self.pad_sync_due(conn, now),
             Timer::PadAwareness(conn) => self.pad_awareness_due(conn, now),
             Timer::TurnRefresh(id) => self.turn_refresh_due(id, now),
+            Timer::ProbeEnd(socket) => self.probe_due(socket, now),
         }
     }
 

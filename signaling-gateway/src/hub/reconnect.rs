@@ -209,6 +209,8 @@ pub enum TimeoutReason {
     PadPacing,
     /// A member's TURN credentials need refreshing.
     TurnRefresh,
+    /// A connectivity probe reaches its lifetime.
+    ProbeEnd,
 }
 
 impl Hub {
@@ -274,6 +276,7 @@ impl Hub {
     /// its place for the grace period; anyone else is gone at once.
     pub fn handle_close(&mut self, socket: ParticipantId, now: Now) {
         self.last_unix_s = now.unix_ms / 1000;
+        self.probe_socket_closed(socket);
         self.peers.remove(&socket);
         let Some(id) = self.links.participant_of(socket) else {
             // A stale socket (replaced by a resume): nothing of it remains.

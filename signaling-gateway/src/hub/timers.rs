@@ -26,6 +26,8 @@ pub(super) enum Timer {
     PadAwareness(PadConnId),
     /// A member's TURN credentials are half-way through their life.
     TurnRefresh(ParticipantId),
+    /// An idle socket's connectivity probe reaches its lifetime.
+    ProbeEnd(ParticipantId),
 }
 
 impl Timer {
@@ -36,6 +38,7 @@ impl Timer {
             Timer::Constraints(_) => TimeoutReason::VideoConstraints,
             Timer::PadSync(_) | Timer::PadAwareness(_) => TimeoutReason::PadPacing,
             Timer::TurnRefresh(_) => TimeoutReason::TurnRefresh,
+            Timer::ProbeEnd(_) => TimeoutReason::ProbeEnd,
         }
     }
 }

@@ -160,6 +160,7 @@ pub(super) fn route(
             }
             respond(StatusCode::OK, "text/html; charset=utf-8", web::HOME_HTML)
         }
+        "/test" => respond(StatusCode::OK, "text/html; charset=utf-8", web::TEST_HTML),
         "/healthz" => respond(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
         "/config.json" => respond(
             StatusCode::OK,

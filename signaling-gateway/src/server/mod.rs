@@ -1220,6 +1220,7 @@ fn drain(
         .lobby_waiting
         .store(hub.lobby_count() as u64, Ordering::Relaxed);
     metrics.set_gestures(hub.gesture_counts());
+    metrics.set_probes(hub.probe_counts(), hub.probe_count());
     if let Some(policy) = hub.policy() {
         metrics.set_policy(policy);
     }

@@ -2,6 +2,7 @@
 
 mod abuse_is_bounded;
 mod chat_routing;
+mod connectivity_probe;
 mod hands_and_reactions;
 mod lobby_admission;
 mod media_routing;

@@ -23,6 +23,9 @@ export function initPrejoin(actions) {
       previewReady = startPreview($('camera-select').value, $('mic-select').value);
     });
   }
+  // The connection test, in the page's language when the address forces one.
+  const forced = new URLSearchParams(location.search).get('lang');
+  if (forced) $('prejoin-test-link').href = '/test?lang=' + encodeURIComponent(forced);
   const nameInput = $('name');
   nameInput.value = localStorage.getItem(NAME_KEY) ?? '';
   nameInput.focus();
