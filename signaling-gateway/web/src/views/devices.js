@@ -53,7 +53,17 @@ export function bindPopover(button, menu, render = () => {}) {
     await render();
     menu.hidden = false;
     button.setAttribute('aria-expanded', 'true');
-    menu.querySelector('button:not([hidden]):not(:disabled), select, input')?.focus();
+    // The first control actually shown (items can be hidden by CSS, e.g.
+    // the "more" menu's copies of the bar's buttons on a wide screen); the
+    // menu itself otherwise, so that Escape still reaches its listener.
+    const first = [...menu.querySelectorAll('button:not([hidden]):not(:disabled), select, input')].find(
+      (el) => el.offsetParent !== null,
+    );
+    if (first) first.focus();
+    else {
+      menu.tabIndex = -1;
+      menu.focus();
+    }
   };
   button.addEventListener('click', () => (menu.hidden ? open() : close(true)));
   menu.addEventListener('close', () => close(false));
