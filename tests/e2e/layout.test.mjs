@@ -265,6 +265,10 @@ test('a room of 30: the grid paginates, no long task reaches 100 ms over a minut
   assert.equal(lay.shown.length, 14);
   const loadBefore = loadPerCore();
   const started = Date.now();
+  // The minute measured starts now, with the 30 in the room: the page's
+  // load (evaluating a 700 KB bundle) and the arrivals before are reported
+  // apart, not held to the budget.
+  const from = await o.page.evaluate(() => performance.now());
   const events = [];
   let turns = 0;
   while (Date.now() - started < 60_000) {
@@ -278,8 +282,11 @@ test('a room of 30: the grid paginates, no long task reaches 100 ms over a minut
     n.send({ type: 'join', room: ROOM, name: `Nouveau ${turns}` });
     sockets.push(n);
   }
-  const tasks = await o.page.evaluate(() => window.longTasks);
+  const all = await o.page.evaluate(() => window.longTasks);
+  const before = all.filter((x) => x.at < from);
+  const tasks = all.filter((x) => x.at >= from);
   const max = Math.max(0, ...tasks.map((x) => x.ms));
+  t.diagnostic(`before the minute (page load, arrivals): ${JSON.stringify(before)}`);
   t.diagnostic(`long tasks over ${((Date.now() - started) / 1000).toFixed(0)} s: ${tasks.length}, longest ${max} ms: ${JSON.stringify(tasks)}`);
   t.diagnostic(`page turns and arrivals at (page time, ms): ${JSON.stringify(events)}`);
   // The budget is 100 ms per task. A long task is wall time: on a machine
