@@ -11,6 +11,7 @@
 // TURN URL. A check passes when the connection (ICE, then DTLS) reaches
 // `connected` within CHECK_MS.
 import { applyI18n, t, lang } from '../i18n.js';
+import { fillDeviceSelects } from './device-select.js';
 
 const CHECK_MS = 8000;
 const $ = (id) => document.getElementById(id);
@@ -64,31 +65,10 @@ function startMeter() {
 }
 
 async function fillDevices() {
-  let devices = [];
-  try {
-    devices = await navigator.mediaDevices.enumerateDevices();
-  } catch {
-    return;
-  }
-  const fill = (select, kind, current) => {
-    select.replaceChildren();
-    const list = devices.filter((d) => d.kind === kind);
-    if (list.length === 0) {
-      const o = document.createElement('option');
-      o.value = '';
-      o.textContent = t('prejoin.noDevice');
-      select.append(o);
-    }
-    list.forEach((d, i) => {
-      const o = document.createElement('option');
-      o.value = d.deviceId;
-      o.textContent = d.label || `${kind} ${i + 1}`;
-      if (d.deviceId === current) o.selected = true;
-      select.append(o);
-    });
-  };
-  fill($('camera-select'), 'videoinput', stream?.getVideoTracks()[0]?.getSettings().deviceId);
-  fill($('mic-select'), 'audioinput', stream?.getAudioTracks()[0]?.getSettings().deviceId);
+  await fillDeviceSelects($('camera-select'), $('mic-select'), {
+    camera: stream?.getVideoTracks()[0]?.getSettings().deviceId,
+    mic: stream?.getAudioTracks()[0]?.getSettings().deviceId,
+  });
 }
 
 // ---- Network checks ------------------------------------------------------------

@@ -3,6 +3,7 @@
 import { t } from '../../i18n.js';
 import { store, subscribe, setLocalStream, setLocalEnabled, localTrack, setError } from '../store.js';
 import { $ } from './dom.js';
+import { fillDeviceSelects } from '../device-select.js';
 
 const NAME_KEY = 'salon.name';
 let previewReady = Promise.resolve();
@@ -74,31 +75,10 @@ async function getMedia(cameraId, micId) {
 }
 
 async function fillDevices() {
-  let devices = [];
-  try {
-    devices = await navigator.mediaDevices.enumerateDevices();
-  } catch {
-    return;
-  }
-  const fill = (select, kind, current) => {
-    select.replaceChildren();
-    const list = devices.filter((d) => d.kind === kind);
-    if (list.length === 0) {
-      const o = document.createElement('option');
-      o.value = '';
-      o.textContent = t('prejoin.noDevice');
-      select.append(o);
-    }
-    list.forEach((d, i) => {
-      const o = document.createElement('option');
-      o.value = d.deviceId;
-      o.textContent = d.label || `${kind} ${i + 1}`;
-      if (d.deviceId === current) o.selected = true;
-      select.append(o);
-    });
-  };
-  fill($('camera-select'), 'videoinput', localTrack('video')?.getSettings().deviceId);
-  fill($('mic-select'), 'audioinput', localTrack('audio')?.getSettings().deviceId);
+  await fillDeviceSelects($('camera-select'), $('mic-select'), {
+    camera: localTrack('video')?.getSettings().deviceId,
+    mic: localTrack('audio')?.getSettings().deviceId,
+  });
 }
 
 async function startPreview(cameraId, micId) {
