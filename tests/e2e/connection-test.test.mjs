@@ -11,13 +11,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startSalon, launchBrowser, twoHosts, waitFor, metric, haveCommand, makeTestCerts } from './helpers.mjs';
 import { blockUdp, metricIn } from './netns.mjs';
-import { SERVER, TURN_PORT, TURNS_PORT, TEMPLATE, renderCoturn, startCoturn } from './coturn.mjs';
+import { SERVER, TURN_PORT, TURNS_PORT, coturnFor } from './coturn.mjs';
 
 /** Opens /test and waits until the page has run every check. */
 async function runPage(context, baseUrl, query = '?lang=fr') {
@@ -156,14 +153,7 @@ test('connection test with coturn: all four checks pass, then only TURN/TLS thro
   t.after(() => net.cleanup());
   const certs = await makeTestCerts({ dns: ['localhost'], ips: [SERVER] });
   t.after(() => certs.cleanup());
-  const dir = await mkdtemp(path.join(tmpdir(), 'salon-conntest-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const secret = randomBytes(32).toString('hex');
-  await writeFile(path.join(dir, 'turn-secret'), `${secret}\n`, { mode: 0o600 });
-  const conf = path.join(dir, 'turnserver.conf');
-  await writeFile(conf, renderCoturn(await readFile(TEMPLATE, 'utf8'), { cert: certs.cert, key: certs.key, secret, dir }));
-  const coturn = await startCoturn(net.srv, conf, dir);
-  t.after(() => coturn.stop());
+  const { dir, coturn } = await coturnFor(t, net.srv, certs, 'salon-conntest-');
   const salon = await startSalon({
     netns: net.srv,
     listen: `${SERVER}:0`,

@@ -2,7 +2,9 @@
 // loopback addresses, and our own turnserver process in a namespace (never
 // the system service). Used by turn.test.mjs and connection-test.test.mjs.
 import { execFileSync, spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT, sleep, waitFor } from './helpers.mjs';
 
@@ -69,4 +71,22 @@ export async function startCoturn(ns, conf, dir) {
     throw new Error(`coturn did not start: ${e.message}\n${stderr}\n${await log()}`);
   }
   return { stop, log };
+}
+
+/**
+ * A fresh shared secret (in `dir/turn-secret`, for `--turn-secret-file`),
+ * coturn's configuration rendered from the template with `certs`, and
+ * coturn running in namespace `ns`; everything is removed after test `t`.
+ * Returns { dir, secret, coturn }.
+ */
+export async function coturnFor(t, ns, certs, prefix = 'salon-coturn-') {
+  const dir = await mkdtemp(path.join(tmpdir(), prefix));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const secret = randomBytes(32).toString('hex');
+  await writeFile(path.join(dir, 'turn-secret'), `${secret}\n`, { mode: 0o600 });
+  const conf = path.join(dir, 'turnserver.conf');
+  await writeFile(conf, renderCoturn(await readFile(TEMPLATE, 'utf8'), { cert: certs.cert, key: certs.key, secret, dir }));
+  const coturn = await startCoturn(ns, conf, dir);
+  t.after(() => coturn.stop());
+  return { dir, secret, coturn };
 }

@@ -24,10 +24,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   NGINX,
@@ -44,7 +42,7 @@ import {
   waitFor,
 } from './helpers.mjs';
 
-import { SERVER, TURN_PORT, TURNS_PORT, TEMPLATE, renderCoturn, startCoturn } from './coturn.mjs';
+import { SERVER, TURN_PORT, TURNS_PORT, coturnFor } from './coturn.mjs';
 const STREAM_TEMPLATE = path.join(REPO_ROOT, 'deploy/coturn/nginx-stream.conf');
 const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 
@@ -186,14 +184,7 @@ test('UDP blocked: through coturn over TLS, then over TCP, never straight to med
   t.after(() => net.cleanup());
   const certs = await makeTestCerts({ dns: ['localhost'], ips: [SERVER] });
   t.after(() => certs.cleanup());
-  const dir = await mkdtemp(path.join(tmpdir(), 'salon-coturn-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const secret = randomBytes(32).toString('hex');
-  await writeFile(path.join(dir, 'turn-secret'), `${secret}\n`, { mode: 0o600 });
-  const conf = path.join(dir, 'turnserver.conf');
-  await writeFile(conf, renderCoturn(await readFile(TEMPLATE, 'utf8'), { cert: certs.cert, key: certs.key, secret, dir }));
-  const coturn = await startCoturn(net.srv, conf, dir);
-  t.after(() => coturn.stop());
+  const { dir, secret, coturn } = await coturnFor(t, net.srv, certs, 'salon-coturn-');
 
   // coturn relays to mediad's address only: another peer (here Bruno's
   // side, 127.0.0.3) is refused, with the same valid credentials.
@@ -315,14 +306,7 @@ test('only port 443 open: the page and TURN/TLS share it, split by SNI (nginx st
   t.after(() => net.cleanup());
   const certs = await makeTestCerts({ dns: [site, turnName], ips: [SERVER] });
   t.after(() => certs.cleanup());
-  const dir = await mkdtemp(path.join(tmpdir(), 'salon-coturn-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const secret = randomBytes(32).toString('hex');
-  await writeFile(path.join(dir, 'turn-secret'), `${secret}\n`, { mode: 0o600 });
-  const conf = path.join(dir, 'turnserver.conf');
-  await writeFile(conf, renderCoturn(await readFile(TEMPLATE, 'utf8'), { cert: certs.cert, key: certs.key, secret, dir }));
-  const coturn = await startCoturn(net.srv, conf, dir);
-  t.after(() => coturn.stop());
+  const { dir, secret, coturn } = await coturnFor(t, net.srv, certs, 'salon-coturn-');
   // Salon serves HTTPS behind the split, on 8443.
   const https = `${SERVER}:8443`;
   const salon = await startSalon({
