@@ -61,9 +61,11 @@ if ! command -v cargo-deny >/dev/null; then
 fi
 cargo deny --locked check licenses bans sources
 
-step "build the salon binary (for the perf smoke test and the browser tests)"
+step "build the salon binary and the load harness (for the perf smoke test and the browser tests)"
 cargo build --locked -p salon-gateway --bin salon
+cargo build --locked -p salon-perf --bin salon-perf
 export SALON_BIN="$root/target/debug/salon"
+export SALON_PERF_BIN="$root/target/debug/salon-perf"
 
 step "cargo test (workspace)"
 cargo test --workspace --locked

@@ -82,6 +82,11 @@ struct RunArgs {
     /// (`participants_failed`) and left out, instead of ending the run.
     #[arg(long)]
     tolerate_failures: bool,
+    /// Join this room of a running gateway (`--target URL`) instead of
+    /// rooms named after the scenario: the harness's participants fill a
+    /// meeting people are already in. One-room scenarios only.
+    #[arg(long)]
+    room: Option<String>,
     /// No progress lines.
     #[arg(long)]
     quiet: bool,
@@ -173,6 +178,7 @@ fn options(
         progress: !a.quiet,
         connect_grace: Duration::from_secs_f64(a.connect_grace_s.max(1.0)),
         tolerate_failures: a.tolerate_failures,
+        room: a.room.clone(),
     })
 }
 

@@ -66,6 +66,11 @@ pub struct RunOptions {
     /// Count a participant whose transport fails to connect (ICE/DTLS
     /// timeout) and go on without it, instead of ending the run.
     pub tolerate_failures: bool,
+    /// Join this existing room instead of rooms named after the scenario
+    /// (one-room scenarios only: refused otherwise). Lets the harness fill
+    /// a meeting that browsers are already in (`tests/e2e/layout.test.mjs`,
+    /// the room of 30).
+    pub room: Option<String>,
 }
 
 /// The WebSocket URL of a gateway URL.
@@ -306,6 +311,18 @@ async fn run_async(opts: &RunOptions) -> Report {
     }
     drop(wev_tx);
 
+    if opts.room.is_some() && (sc.rooms != 1 || sc.churn.is_some()) {
+        let mut r = empty_report(
+            opts,
+            "--room needs a one-room scenario without churn".into(),
+        );
+        stop_workers(&mut workers);
+        if let Some(mut s) = spawned.take() {
+            s.stop();
+        }
+        r.complete = false;
+        return r;
+    }
     if let Some(c) = &sc.churn {
         if reflector.is_some() || janus_api.is_some() {
             let mut r = empty_report(opts, "churn runs need a Salon target".into());
@@ -435,6 +452,7 @@ async fn run_async(opts: &RunOptions) -> Report {
         let room_sizes: Vec<u32> = (0..sc.rooms).map(|r| sc.room_size(r)).collect();
         let scen = sc.name.clone();
         let nonce = nonce.clone();
+        let fixed_room = opts.room.clone();
         tasks.spawn(async move {
             let start = tokio::time::Instant::now();
             let mut set = tokio::task::JoinSet::new();
@@ -446,7 +464,10 @@ async fn run_async(opts: &RunOptions) -> Report {
                 }
                 let pp = ParticipantPlan {
                     index: p.index,
-                    room_name: format!("perf-{scen}-{nonce}-{}", p.room),
+                    room_name: match &fixed_room {
+                        Some(r) => r.clone(),
+                        None => format!("perf-{scen}-{nonce}-{}", p.room),
+                    },
                     room: p.room,
                     video: p.video,
                     simulcast,

@@ -66,6 +66,7 @@ fn churn_soak_keeps_every_invariant() {
         progress: std::env::var_os("CHURN_PROGRESS").is_some(),
         connect_grace: Duration::from_secs(10),
         tolerate_failures: false,
+        room: None,
     });
     let took = t0.elapsed();
     let _ = r.write(&out);

@@ -315,6 +315,7 @@ fn io_uring_denied_by_seccomp_falls_back_to_epoll_and_serves_a_meeting() {
         progress: false,
         connect_grace: Duration::from_secs(15),
         tolerate_failures: false,
+        room: None,
     };
     let r = run(&opts);
     assert!(r.complete, "{:?}\n{}", r.error, salon.log());

@@ -34,6 +34,7 @@ fn opts(scenario: Scenario, target: Target, out: PathBuf) -> RunOptions {
         progress: false,
         connect_grace: Duration::from_secs(10),
         tolerate_failures: false,
+        room: None,
     }
 }
 

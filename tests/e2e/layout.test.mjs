@@ -2,17 +2,20 @@
 // that fills the window at 16:9 without scrolling, the pin (the pinned
 // tile is large, and asks the server for a higher layer than the
 // filmstrip), the speaker view following the server's dominant speaker, and
-// a room of 30 (2 Chromium publishers, 27 signaling-only participants and
-// the observer) where the grid paginates (buttons and touch swipes) and no
-// long task reaches 100 ms over a minute.
+// a room of 30 (2 Chromium publishers, 26 participants of the load harness
+// with audio and video, one coming and going on signaling, and the
+// observer) where the grid paginates (buttons and touch swipes) and no task
+// of the page takes 100 ms of CPU over a minute.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fitGrid, gridPageSize, plan, STAGE } from '../../signaling-gateway/web/src/layout-core.js';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { startSalon, launchBrowser, joinRoom, openSocket, waitFor, sleep, CHROMIUM, CHROMIUM_ARGS } from './helpers.mjs';
+import { startSalon, launchBrowser, joinRoom, openSocket, waitFor, sleep, CHROMIUM, CHROMIUM_ARGS, REPO_ROOT } from './helpers.mjs';
 
 /**
  * Chromium whose fake microphone plays a steady tone (a WAV written here,
@@ -200,26 +203,114 @@ test('grid fills the window, pin, speaker view follows the dominant speaker', { 
   assert.ok(await a.page.$eval(`#tile-${b.id}`, (el) => el.classList.contains('main')));
 });
 
-test('a room of 30: the grid paginates, no long task reaches 100 ms over a minute (250 ms on an overloaded machine)', { timeout: 240_000 }, async (t) => {
+/**
+ * The main-thread tasks of every Chromium renderer of `context` while
+ * `during()` runs, from a Chrome trace (`devtools.timeline` `RunTask`
+ * events): `wall` is the task's duration as PerformanceObserver's
+ * `longtask` sees it, `cpu` the renderer thread's own CPU time for it
+ * (`tdur`). On a machine whose load is above its cores the renderer is
+ * descheduled mid-task, so a task's wall time grows with the load of
+ * everything else while its CPU time stays what the page asked for.
+ */
+async function rendererTasks(context, page, during) {
+  const cdp = await context.newCDPSession(page);
+  const events = [];
+  cdp.on('Tracing.dataCollected', (e) => events.push(...e.value));
+  const complete = new Promise((resolve) => cdp.once('Tracing.tracingComplete', resolve));
+  await cdp.send('Tracing.start', { traceConfig: { includedCategories: ['devtools.timeline', 'disabled-by-default-devtools.timeline'], recordMode: 'recordContinuously' } });
+  try {
+    await during();
+  } finally {
+    await cdp.send('Tracing.end');
+    await complete;
+  }
+  const mainThreads = new Set(events.filter((e) => e.name === 'thread_name' && e.args?.name === 'CrRendererMain').map((e) => `${e.pid}:${e.tid}`));
+  return events
+    .filter((e) => e.name === 'RunTask' && e.ph === 'X' && mainThreads.has(`${e.pid}:${e.tid}`))
+    .map((e) => ({ wall: e.dur / 1000, cpu: (e.tdur ?? e.dur) / 1000, hasCpu: e.tdur !== undefined }));
+}
+
+/**
+ * The load harness (`salon-perf`, built beside `salon`) filling room `room`
+ * of a running Salon with `n` synthetic participants: each does real ICE,
+ * DTLS and SRTP, publishes audio (one packet every 20 ms) and a VP8-shaped
+ * video stream (15 frames/s of one 700-byte packet, as a small tile's
+ * layer), and subscribes to everybody else. Its JSON report is read
+ * when it ends.
+ */
+async function harness(salon, room, n, seconds) {
+  const bin = process.env.SALON_PERF_BIN ?? path.join(REPO_ROOT, 'target/debug/salon-perf');
+  if (!existsSync(bin)) throw new Error(`${bin} not found: cargo build -p salon-perf --bin salon-perf`);
+  const dir = await mkdtemp(path.join(tmpdir(), 'salon-e2e-harness-'));
+  const scenario = path.join(dir, 'room.toml');
+  await writeFile(
+    scenario,
+    [
+      'name = "e2e-room-of-30"',
+      'rooms = 1',
+      `room_sizes = [${n}]`,
+      'video_fraction = 1.0',
+      'join_rate = 5.0',
+      `duration_s = ${seconds}`,
+      '[media]',
+      'video_fps = 15',
+      'video_packets_per_frame = 1',
+      'video_payload_bytes = 700',
+      'keyframe_packets = 3',
+      // One stream the size of a small tile's layer (~85 kbit/s), not three
+      // layers: every synthetic participant also receives all the others.
+      'simulcast = false',
+      '',
+    ].join('\n'),
+  );
+  const out = path.join(dir, 'report');
+  const child = spawn(bin, ['run', '--scenario', scenario, '--target', salon.url, '--room', room, '--threads', '1', '--quiet', '--out', out], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  child.stdout.on('data', (d) => (log += d));
+  child.stderr.on('data', (d) => (log += d));
+  const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    log: () => log,
+    /** Waits (bounded) for the run to end and returns its report. */
+    async report(timeoutMs) {
+      const code = await Promise.race([exited, sleep(timeoutMs).then(() => 'timeout')]);
+      if (code === 'timeout') child.kill('SIGKILL');
+      const r = JSON.parse(await readFile(`${out}.json`, 'utf8'));
+      return { code, r };
+    },
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+test('a room of 30 with media: the grid paginates, no task of the page reaches 100 ms over a minute', { timeout: 300_000 }, async (t) => {
   const salon = await startSalon();
   t.after(() => salon.stop());
   const browser = await launchBrowser();
   t.after(() => browser.close());
   const ROOM = 'Grande-Salle';
-  // Two Chromium publishers (camera and mic), then 27 participants on
-  // signaling only (no media: the harness's synthetic participants need
-  // their own server; docs/client.md), then the observer: 30 in the room.
+  // Two Chromium publishers (camera and mic), 26 participants of the load
+  // harness with audio and video, one participant on signaling only who
+  // leaves and is replaced every 10 s (people coming and going), and the
+  // observer in a Chromium of its own (its renderer alone in the trace):
+  // 30 in the room.
   const pubs = [await joinRoom(browser.context, salon.url, ROOM, 'Pia'), await joinRoom(browser.context, salon.url, ROOM, 'Quentin')];
-  const sockets = [];
-  t.after(() => sockets.forEach((s) => s.ws.close()));
-  for (let i = 0; i < 27; i++) {
-    const s = await openSocket(salon.wsUrl);
-    s.send({ type: 'join', room: ROOM, name: `Invité ${i + 1}` });
-    sockets.push(s);
-  }
-  const o = await joinRoom(browser.context, salon.url, ROOM, 'Observatrice', { camera: false });
+  const synthetic = await harness(salon, ROOM, 26, 110);
+  t.after(() => synthetic.stop());
+  let visitor = await openSocket(salon.wsUrl);
+  visitor.send({ type: 'join', room: ROOM, name: 'Invité 1' });
+  t.after(() => visitor.ws.close());
+  const watcher = await launchBrowser();
+  t.after(() => watcher.close());
+  const o = await joinRoom(watcher.context, salon.url, ROOM, 'Observatrice', { camera: false });
   await o.page.setViewportSize({ width: 1440, height: 900 });
-  await o.page.waitForFunction(() => document.querySelectorAll('#tiles .tile').length === 30, null, { timeout: 20_000 });
+  await o.page.waitForFunction(() => document.querySelectorAll('#tiles .tile').length === 30, null, { timeout: 45_000 }).catch((e) => {
+    throw new Error(`${e.message}\nharness: ${synthetic.log()}`);
+  });
   await o.page.evaluate(() => {
     window.longTasks = [];
     new PerformanceObserver((list) => {
@@ -271,31 +362,64 @@ test('a room of 30: the grid paginates, no long task reaches 100 ms over a minut
   const from = await o.page.evaluate(() => performance.now());
   const events = [];
   let turns = 0;
-  while (Date.now() - started < 60_000) {
-    await sleep(10_000);
-    events.push(['turn', await o.page.evaluate(() => Math.round(performance.now()))]);
-    await o.page.click(turns % 2 === 0 ? '#page-prev' : '#page-next');
-    turns++;
-    const s = sockets.pop();
-    s.ws.close();
-    const n = await openSocket(salon.wsUrl);
-    n.send({ type: 'join', room: ROOM, name: `Nouveau ${turns}` });
-    sockets.push(n);
-  }
+  const tasks = await rendererTasks(watcher.context, o.page, async () => {
+    while (Date.now() - started < 60_000) {
+      await sleep(10_000);
+      events.push(['turn', await o.page.evaluate(() => Math.round(performance.now()))]);
+      await o.page.click(turns % 2 === 0 ? '#page-prev' : '#page-next');
+      turns++;
+      visitor.ws.close();
+      visitor = await openSocket(salon.wsUrl);
+      visitor.send({ type: 'join', room: ROOM, name: `Invité ${turns + 1}` });
+    }
+  });
+  // The page receives the video of the tiles on its page: the harness's
+  // streams and the publishers', not only signaling (counted over 2 s
+  // windows, for up to 20 s).
+  const flowing = () =>
+    o.page.evaluate(async () => {
+      const count = async () => {
+        const bytes = new Map();
+        for (const pc of Object.values(window.salonTest.pcs()).filter(Boolean)) {
+          for (const s of (await pc.getStats()).values()) if (s.type === 'inbound-rtp' && s.kind === 'video') bytes.set(s.ssrc, s.bytesReceived);
+        }
+        return bytes;
+      };
+      const a = await count();
+      await new Promise((r) => setTimeout(r, 2000));
+      const b = await count();
+      return [...b].filter(([ssrc, n]) => n > (a.get(ssrc) ?? 0)).length;
+    });
+  let receiving = 0;
+  for (let i = 0; i < 10 && receiving < 10; i++) receiving = Math.max(receiving, await flowing());
   const all = await o.page.evaluate(() => window.longTasks);
   const before = all.filter((x) => x.at < from);
-  const tasks = all.filter((x) => x.at >= from);
-  const max = Math.max(0, ...tasks.map((x) => x.ms));
-  t.diagnostic(`before the minute (page load, arrivals): ${JSON.stringify(before)}`);
-  t.diagnostic(`long tasks over ${((Date.now() - started) / 1000).toFixed(0)} s: ${tasks.length}, longest ${max} ms: ${JSON.stringify(tasks)}`);
-  t.diagnostic(`page turns and arrivals at (page time, ms): ${JSON.stringify(events)}`);
-  // The budget is 100 ms per task. A long task is wall time: on a machine
-  // whose load is several times its cores (other jobs), the renderer is
-  // descheduled mid-task and a 20 ms task takes 100 ms or more; there the
-  // bound is 250 ms, and the diagnostic says so.
+  const observed = all.filter((x) => x.at >= from);
   const load = Math.max(loadBefore, loadPerCore());
-  const bound = load > 2 ? 250 : 100;
-  t.diagnostic(`load average per core ${load.toFixed(1)}: bound ${bound} ms`);
-  assert.ok(max < bound, `a long task of ${max} ms (load per core ${load.toFixed(1)})`);
+  const long = tasks.filter((x) => x.wall >= 50 || x.cpu >= 50).sort((x, y) => y.cpu - x.cpu);
+  const maxCpu = Math.max(0, ...tasks.map((x) => x.cpu));
+  const maxWall = Math.max(0, ...observed.map((x) => x.ms));
+  t.diagnostic(`before the minute (page load, arrivals): ${JSON.stringify(before)}`);
+  t.diagnostic(`longtask entries over ${((Date.now() - started) / 1000).toFixed(0)} s: ${observed.length}, longest ${maxWall} ms (wall): ${JSON.stringify(observed)}`);
+  t.diagnostic(`renderer main-thread tasks: ${tasks.length}, longest CPU time ${maxCpu.toFixed(1)} ms; over 50 ms (wall/cpu): ${JSON.stringify(long.map((x) => [Math.round(x.wall), Math.round(x.cpu)]))}`);
+  t.diagnostic(`page turns and arrivals at (page time, ms): ${JSON.stringify(events)}; video streams flowing into the page: ${receiving}; load average per core ${load.toFixed(1)}`);
+  // The budget is 100 ms per task of the page's own work. A longtask
+  // entry is wall time: with this machine loaded (the harness, mediad and
+  // three browsers on two cores), the renderer is descheduled mid-task and
+  // a 30 ms task can last 150 ms. So the bound holds on the task's CPU
+  // time from the trace; the entries' wall times are reported above.
+  assert.ok(tasks.length > 100 && tasks.every((x) => x.hasCpu), 'the trace has the renderer tasks with their CPU time');
+  assert.ok(maxCpu < 100, `a task of ${maxCpu.toFixed(0)} ms of CPU (load per core ${load.toFixed(1)})`);
   assert.ok((await o.page.evaluate(() => window.salonTest.layout().shown.length)) <= 16);
+  assert.ok(receiving >= 10, `only ${receiving} video streams flowing into the page`);
+  // The harness's participants were in the meeting with media all along:
+  // each connected and received the others' audio and video.
+  const { code, r } = await synthetic.report(60_000);
+  t.diagnostic(`harness: exit ${code}, ${r.participants_connected}/${r.participants} connected, loss ${r.loss_percent} %, ${Math.round(r.packets_in_per_s)} packets/s in`);
+  assert.equal(code, 0, synthetic.log());
+  assert.equal(r.participants_connected, 26);
+  for (const rx of r.receivers) {
+    const videos = rx.from.filter((f) => f.kind === 'video' && f.packets > 0).length;
+    assert.ok(videos >= 20, `harness participant ${rx.index} received ${videos} videos`);
+  }
 });
