@@ -84,7 +84,7 @@ pub use census::{Census, SIZE_BUCKETS};
 pub use chat::{CHAT_BURST, CHAT_RATE_PER_SEC};
 pub use gestures::GestureCounts;
 pub use limits::{DEFAULT_KICK_BAN, DEFAULT_LOBBY_CAP, DEFAULT_PAD_QUEUE_BYTES, HubLimits};
-pub use lobby::DEFAULT_DENY_COOLDOWN;
+pub use lobby::{ADDRESS_DENIES, DEFAULT_DENY_COOLDOWN, DENIED_A_MOMENT_AGO, DENIED_NETWORK};
 pub use media::MAX_VIDEO_TRACKS_PER_PUBLISHER;
 pub use pad::PadConnId;
 pub use probe::ProbeCounts;
@@ -379,8 +379,16 @@ impl Hub {
         now: Now,
     ) {
         match (msg, at) {
-            (ClientMessage::Join { room, name, jwt }, Outside::Idle) => {
-                self.join(id, room, name, jwt, now);
+            (
+                ClientMessage::Join {
+                    room,
+                    name,
+                    jwt,
+                    lobby_token,
+                },
+                Outside::Idle,
+            ) => {
+                self.join(id, room, name, jwt, lobby_token, now);
             }
             (ClientMessage::Resume { token, media }, Outside::Idle) => {
                 self.resume(id, &token, media, now);
