@@ -9,6 +9,27 @@ import {
   startSalon, launchBrowser, openRoomPage, openSocket, waitFor, sleep,
   DEFAULT_POLICY, writeAuthConfig, mintJwt,
 } from './helpers.mjs';
+import { saveLobby, loadLobby, forgetLobby, loadResume } from '../../signaling-gateway/web/src/reconnect.js';
+
+test('the lobby token is kept per room apart from the resume token, and forgotten', () => {
+  const items = new Map();
+  globalThis.sessionStorage = {
+    getItem: (k) => (items.has(k) ? items.get(k) : null),
+    setItem: (k, v) => items.set(k, String(v)),
+    removeItem: (k) => items.delete(k),
+  };
+  try {
+    saveLobby('A', 'ab'.repeat(16), 'Léa');
+    saveLobby('A', '', 'Léa'); // no token: nothing changes
+    assert.deepEqual(loadLobby('A'), { token: 'ab'.repeat(16), name: 'Léa' });
+    assert.equal(loadLobby('B'), null);
+    assert.equal(loadResume('A'), null, 'not a resume token');
+    forgetLobby('A');
+    assert.equal(loadLobby('A'), null);
+  } finally {
+    delete globalThis.sessionStorage;
+  }
+});
 
 /** Every message `s` gets until it is quiet for `quietMs`. */
 async function drainAll(s, quietMs = 800) {
