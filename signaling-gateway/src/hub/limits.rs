@@ -22,7 +22,8 @@ pub struct HubLimits {
     /// most once per this interval per room, coalesced.
     pub lobby_update_interval: Duration,
     /// Whether the client's network address keys the bans, kick bans,
-    /// deny cooldowns and knock limits of anonymous guests. Turn it off
+    /// knock limits, lobby shares and address cooldowns of anonymous
+    /// guests. Turn it off
     /// only where every client seems to come from one address (a reverse
     /// proxy whose clients' addresses the driver does not see): then a
     /// reconnecting anonymous guest escapes them again.

@@ -3,7 +3,9 @@
 //! period; the room sees `participant-reconnecting`. A new socket that
 //! sends `resume {token, media}` takes the place back (`resumed` to it,
 //! `participant-resumed` to the others); past the grace period the member
-//! leaves as on a `leave`.
+//! leaves as on a `leave`. A guest waiting in a lobby is detached the same
+//! way (the room is not told); its `join` with its lobby token takes the
+//! place back (`super::lobby`), through [`super::Hub::take_over`].
 //!
 //! Sockets and participants: a participant's id is the id of the socket it
 //! joined on. After a resume its messages travel on another socket, so
