@@ -99,3 +99,36 @@ test(
     assert.deepEqual(await drainAll(first, 300), []);
   },
 );
+
+test(
+  'a waiting guest whose socket drops (network blink) joins again by itself and keeps its place',
+  { timeout: 90_000 },
+  async (t) => {
+    const auth = await writeAuthConfig();
+    const salon = await startSalon({ policy: DEFAULT_POLICY, authConfig: auth.path });
+    t.after(() => salon.stop());
+    const browser = await launchBrowser();
+    t.after(() => browser.close());
+    const R = 'Blink';
+    const mod = await openSocket(salon.wsUrl);
+    mod.send({ type: 'join', room: R, name: 'x', jwt: mintJwt(auth.secret, { name: 'Modo', sub: 'm1', room: R }) });
+    assert.equal((await mod.next()).type, 'joined');
+    const first = await openSocket(salon.wsUrl);
+    first.send({ type: 'join', room: R, name: 'First' });
+    const record = [];
+    const { page } = await openRoomPage(browser.context, salon.url, R, 'Léa', { camera: false, record });
+    const place = () => page.evaluate(() => window.salonTest.lobbyPosition());
+    await waitFor(async () => (await place())?.position === 2, 'Léa at position 2');
+    await drainAll(mod);
+    await page.evaluate(() => window.salonTest.dropSignaling());
+    // Back by itself (first retry after 0.4-0.6 s), at the same place.
+    await sleep(300);
+    await waitFor(async () => (await page.evaluate(() => window.salonTest.status())) === 'lobby' && (await place())?.position === 2, 'back at position 2', 10_000);
+    const lobbies = record.filter((m) => m.type === 'lobby');
+    assert.equal(lobbies.length, 2, 'a second `lobby`, on the new socket');
+    assert.equal(lobbies[1].id, lobbies[0].id, 'the same id');
+    assert.equal(lobbies[1].lobby_token, lobbies[0].lobby_token);
+    const seen = await drainAll(mod, 1_000);
+    assert.deepEqual(seen.filter((m) => m.type === 'knock' || m.type === 'knock-resolved'), [], JSON.stringify(seen));
+  },
+);
