@@ -513,13 +513,16 @@ impl Hub {
         }
         let room = w.room.clone();
         let peer = w.peer;
+        let knocking = w.knocking;
         if let Some(until) = self
             .rooms
             .get(&room)
+            .filter(|_| !knocking)
             .and_then(|r| r.lobby.address_cooldown(peer, now.mono))
         {
             // Several guests from this address were refused just now: this
-            // one waits too, told so (no moderator refused it).
+            // one waits too, told so (no moderator refused it; one already
+            // knocking stays in the moderators' list).
             if let Some(w) = self.waiting_mut(id) {
                 w.retry_at = Some(until);
             }

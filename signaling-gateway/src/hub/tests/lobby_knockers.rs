@@ -129,6 +129,8 @@ fn an_unknown_lobby_token_gets_a_fresh_one() {
 #[test]
 fn repeated_denies_from_one_address_hold_the_address_with_its_own_message() {
     let mut hub = moderated_room();
+    // A colleague already knocking before the denies stays in the list.
+    join_from(&mut hub, 9, OFFICE, "R", "Colleague", None, at(500));
     for (i, id) in [2u64, 3, 4].into_iter().enumerate() {
         let t = 1_000 * (i as u64 + 1);
         let out = join_from(&mut hub, id, OFFICE, "R", "Troll", None, at(t));
@@ -147,7 +149,13 @@ fn repeated_denies_from_one_address_hold_the_address_with_its_own_message() {
     let (reason, left) = denied_reason(&msgs).unwrap();
     assert_eq!(reason, DENIED_NETWORK);
     assert_eq!(left, 30_000 - 900, "until 30 s after the third deny");
-    assert!(hub.knocking("R").is_empty());
+    assert_eq!(hub.knocking("R"), vec![9]);
+    let out = frame(&mut hub, 9, json!({"type": "knock"}), at(4_100));
+    assert!(
+        sends_to(&out, p(9)).is_empty(),
+        "still knocking, not denied"
+    );
+    assert_eq!(hub.knocking("R"), vec![9]);
     assert!(sends_to(&run_timers(&mut hub, at(4_500)), p(1)).is_empty());
     // Another address knocks normally.
     let out = join_from(
@@ -165,11 +173,11 @@ fn repeated_denies_from_one_address_hold_the_address_with_its_own_message() {
     assert_eq!(
         sends_to(&out, p(5)),
         vec![ServerMessage::LobbyPosition {
-            position: 2,
-            waiting: 2
+            position: 3,
+            waiting: 3
         }]
     );
-    assert_eq!(hub.knocking("R"), vec![6, 5]);
+    assert_eq!(hub.knocking("R"), vec![9, 6, 5]);
 }
 
 /// Two denies from one address (two colleagues refused) do not hold the
