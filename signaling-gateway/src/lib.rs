@@ -39,7 +39,8 @@ use tokio::sync::mpsc;
 use control::{Command, Event};
 
 pub use server::{
-    AdminListener, Brand, HubPanicked, RedirectListener, ServeOptions, TlsOptions, serve,
+    AdminListener, Brand, FontError, HubPanicked, MAX_BRAND_FONT_BYTES, RedirectListener,
+    ServeOptions, TlsOptions, serve,
 };
 pub use tls::{ServerCert, TlsError};
 pub use turn::{TurnConfig, TurnSecret};

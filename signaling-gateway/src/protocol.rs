@@ -242,6 +242,11 @@ pub enum ClientMessage {
         /// Jitsi-compatible token (`?jwt=` of the page), if any: as sent
         /// by the browser, or already verified by the socket's task.
         jwt: Option<JoinToken>,
+        /// The `lobby_token` of an earlier `lobby` in this room (kept by
+        /// the page in `sessionStorage`): within the reconnect grace period
+        /// it takes back the same place in the queue; within a deny
+        /// cooldown it is still refused.
+        lobby_token: Option<String>,
     },
     /// Knock again from the lobby (after `denied` or a kick).
     Knock,
@@ -731,6 +736,10 @@ pub enum ServerMessage {
         id: u64,
         /// The room.
         room: String,
+        /// Who you are to this lobby (32 hex digits): send it again in
+        /// `join` (a reload, a new socket) to keep your place in the queue
+        /// within the grace period; a deny cooldown follows it.
+        lobby_token: String,
     },
     /// To moderators: a guest waits in the lobby.
     Knock {
@@ -1091,10 +1100,22 @@ pub fn parse_client(text: &str) -> Result<ClientMessage, ProtocolError> {
                     ));
                 }
             };
+            let lobby_token = match obj.get("lobby_token") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(t)) if t.is_empty() => None,
+                Some(Value::String(t)) if t.len() <= MAX_RESUME_TOKEN_CHARS => Some(t.clone()),
+                Some(_) => {
+                    return Err(ProtocolError::new(
+                        ErrorCode::BadMessage,
+                        "field `lobby_token` must be a lobby token",
+                    ));
+                }
+            };
             Ok(ClientMessage::Join {
                 room: validate_room(room)?,
                 name: validate_name(name)?,
                 jwt,
+                lobby_token,
             })
         }
         "knock" => Ok(ClientMessage::Knock),
@@ -1460,7 +1481,8 @@ mod tests {
             ClientMessage::Join {
                 room: RoomId("R-1".into()),
                 name: validate_name("Ana").unwrap(),
-                jwt: None
+                jwt: None,
+                lobby_token: None
             }
         );
         assert_eq!(
@@ -1673,9 +1695,28 @@ mod tests {
             ClientMessage::Join {
                 room: RoomId("R".into()),
                 name: validate_name("A").unwrap(),
-                jwt: Some("x.y.z".into())
+                jwt: Some("x.y.z".into()),
+                lobby_token: None
             }
         );
+        assert_eq!(
+            parse_client(r#"{"type":"join","room":"R","name":"A","lobby_token":"ab12"}"#).unwrap(),
+            ClientMessage::Join {
+                room: RoomId("R".into()),
+                name: validate_name("A").unwrap(),
+                jwt: None,
+                lobby_token: Some("ab12".into())
+            }
+        );
+        for bad in [
+            r#"{"type":"join","room":"R","name":"A","lobby_token":5}"#.to_owned(),
+            format!(
+                r#"{{"type":"join","room":"R","name":"A","lobby_token":"{}"}}"#,
+                "a".repeat(129)
+            ),
+        ] {
+            assert_eq!(code(&bad), ErrorCode::BadMessage);
+        }
         assert_eq!(
             code(r#"{"type":"join","room":"R","name":"A","jwt":5}"#),
             ErrorCode::BadMessage

@@ -84,6 +84,12 @@ struct Args {
     /// Logo file (svg, png, webp or jpeg), served by the gateway itself.
     #[arg(long)]
     brand_logo: Option<std::path::PathBuf>,
+    /// Font file (woff2, at most 1 MiB) the client puts first in its font
+    /// stack, served by the gateway itself at `/brand/font`. Without it the
+    /// client uses the system's fonts. Marianne is for State services only:
+    /// give its woff2 here only if you are one.
+    #[arg(long)]
+    brand_font: Option<std::path::PathBuf>,
     /// Lua policy entry file; its folder is the `require` root. Reloaded on
     /// SIGHUP and when its files change (polled every 2 s).
     #[arg(long, default_value = "lua/policy.lua")]
@@ -140,7 +146,8 @@ struct Args {
     #[arg(long, default_value_t = 20)]
     last_n: u32,
     /// Seconds a participant whose signaling socket dropped (Wi-Fi blink,
-    /// page reload) keeps its place and may resume with its token. 0 turns
+    /// page reload) keeps its place and may resume with its token; a guest
+    /// waiting in a lobby keeps its place in the queue as long. 0 turns
     /// reconnect off: a dropped socket leaves at once.
     #[arg(long, default_value_t = 30)]
     reconnect_grace_secs: u64,
@@ -666,10 +673,21 @@ fn brand(args: &Args) -> anyhow::Result<Brand> {
         }
         None => None,
     };
+    let font = match &args.brand_font {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("reading --brand-font {}", path.display()))?;
+            Brand::check_font(&bytes)
+                .with_context(|| format!("--brand-font {}", path.display()))?;
+            Some(bytes.into())
+        }
+        None => None,
+    };
     Ok(Brand {
         name: name.to_owned(),
         color,
         logo,
+        font,
     })
 }
 

@@ -2,12 +2,21 @@
 //!
 //! An authenticated user is known by its token's identity (issuer, `sub`
 //! and user — `context.user.id`, else its e-mail — never the bare `sub`,
-//! which names a whole tenant in Jitsi deployments). An anonymous guest has
-//! no identity: it is known by its network address (IPv4, or the /64 of an
-//! IPv6 address, which one subscriber usually holds whole) and by its
-//! participant id, so a new socket does not reset a ban or a cooldown. The
-//! cost: anonymous guests behind the same NAT share the fate of the one who
-//! was banned, for the lifetime of the room.
+//! which names a whole tenant in Jitsi deployments). For bans and kicks an
+//! anonymous guest has no identity: it is known by its network address
+//! (IPv4, or the /64 of an IPv6 address, which one subscriber usually holds
+//! whole) and by its participant id, so a new socket does not reset a ban.
+//! The cost: anonymous guests behind the same NAT share the fate of the one
+//! who was banned, for the lifetime of the room (a moderator's deliberate
+//! act against a person in the meeting).
+//!
+//! A deny cooldown is lighter and more frequent (a moderator refusing a
+//! stranger at the door), so it follows the knocker, never the address
+//! alone: the token holder's identity, else the participant id and the
+//! lobby token the page got with its first `lobby` ([`knocker_keys`]).
+//! Colleagues behind the same NAT are still shown to the moderator; the
+//! address only counts in the lobby's own per-address bounds
+//! (`super::lobby`).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -53,6 +62,9 @@ pub(super) enum Who {
     Address(PeerKey),
     /// A participant id (the socket it joined on).
     Participant(ParticipantId),
+    /// A lobby token (deny cooldowns only): the page sends it back when
+    /// it joins again.
+    Knocker(String),
 }
 
 /// The keys a join, a knock or a lobby entry is checked against: the
@@ -85,6 +97,21 @@ pub(super) fn record_keys(
     keys.extend(identity.map(user_key));
     keys.extend(peer.map(Who::Address));
     keys
+}
+
+/// The keys a deny cooldown records and checks: the identity for a token
+/// holder; the participant id and the lobby token for an anonymous guest —
+/// never the network address (colleagues behind one NAT are not the
+/// guest who was refused).
+pub(super) fn knocker_keys(
+    id: ParticipantId,
+    identity: Option<&Identity>,
+    token: &str,
+) -> Vec<Who> {
+    match identity {
+        Some(i) => vec![user_key(i), Who::Knocker(token.to_owned())],
+        None => vec![Who::Participant(id), Who::Knocker(token.to_owned())],
+    }
 }
 
 fn user_key(i: &Identity) -> Who {

@@ -14,11 +14,16 @@ use std::time::{Duration, Instant};
 pub struct HubLimits {
     /// Guests waiting in one room's lobby; the next one gets `lobby-full`.
     pub lobby_cap: usize,
+    /// Guests from one network address waiting in one room's lobby; the
+    /// next one gets `rate-limited` (a deny cooldown follows the knocker,
+    /// not the address: this keeps one address from filling the lobby).
+    pub lobby_per_address: usize,
     /// Moderators get the lobby's changes (`knock`, `knock-resolved`) at
     /// most once per this interval per room, coalesced.
     pub lobby_update_interval: Duration,
     /// Whether the client's network address keys the bans, kick bans,
-    /// deny cooldowns and knock limits of anonymous guests. Turn it off
+    /// knock limits, lobby shares and address cooldowns of anonymous
+    /// guests. Turn it off
     /// only where every client seems to come from one address (a reverse
     /// proxy whose clients' addresses the driver does not see): then a
     /// reconnecting anonymous guest escapes them again.
@@ -78,6 +83,8 @@ impl Default for HubLimits {
     fn default() -> Self {
         Self {
             lobby_cap: DEFAULT_LOBBY_CAP,
+            // A class behind one NAT: as many as the knock burst.
+            lobby_per_address: 30,
             lobby_update_interval: Duration::from_millis(250),
             address_keys: true,
             // A class or a town hall's guests behind one NAT knock

@@ -1,13 +1,29 @@
 //! Lobbies: guests the policy sends to wait, knocking until a moderator
-//! admits or denies them; a denied guest waits a cooldown before knocking
-//! again (kept per token identity, or per network address and participant
-//! id for anonymous guests, so a new socket does not skip it).
+//! admits or denies them.
+//!
+//! Each guest gets a lobby token with its first `lobby` (the page keeps it
+//! in `sessionStorage` and sends it again in `join`). Within the reconnect
+//! grace period the token takes back the same place in the queue (same id
+//! for the moderators, who keep seeing the guest waiting meanwhile); a
+//! guest admitted while it had no socket gets its place in the meeting
+//! back (`resumed`).
+//!
+//! A denied guest waits a cooldown before knocking again. The cooldown
+//! follows the knocker — its token identity, else its participant id and
+//! lobby token — never the network address alone: colleagues behind the
+//! same NAT still reach the moderators (docs/decisions.md). A guest who
+//! drops its token to skip the cooldown is held by the address's bounds:
+//! lobby entries and knocks per address (`rate-limited`), guests waiting
+//! per address in one room (`rate-limited`), and after
+//! [`ADDRESS_DENIES`] denies of guests from one address within a cooldown,
+//! a cooldown for that address whose message says so (not that a
+//! moderator refused this guest).
 //!
 //! Bounds: at most [`super::HubLimits::lobby_cap`] waiting per room
-//! (`lobby-full`), lobby entries and knocks per network address
-//! (`rate-limited`), and moderators hear of the lobby's changes coalesced,
-//! at most once per `lobby_update_interval` per room: a guest who knocks
-//! and leaves inside one interval costs them nothing.
+//! (`lobby-full`), the per-address bounds above, and moderators hear of
+//! the lobby's changes coalesced, at most once per `lobby_update_interval`
+//! per room: a guest who knocks and leaves inside one interval costs them
+//! nothing.
 //!
 //! Each knocking guest is told its place in the queue (`lobby-position`,
 //! 1 = next) when it changes: knocking guests queue in the order they
@@ -22,13 +38,14 @@ use std::time::{Duration, Instant};
 use salon_plugins::{Identity, Role, Verdict};
 
 use super::arrival::ArrivalSet;
-use super::bans::{PeerKey, Who, check_keys, record_keys};
+use super::bans::{PeerKey, Who, knocker_keys};
 use super::limits::{Pace, Pacer, RateBucket};
+use super::reconnect::random_token;
 use super::session::{BanCheck, SessionState};
 use super::timers::Timer;
 use super::{Hub, Now, ms};
 use crate::control::{ParticipantId, RoomId};
-use crate::protocol::{DisplayName, ErrorCode, ServerMessage};
+use crate::protocol::{DisplayName, ErrorCode, ResumeMedia, ServerMessage};
 
 /// Entries of the per-address knock buckets kept before full ones are
 /// forgotten.
@@ -36,6 +53,18 @@ const KNOCK_BUCKETS_KEPT: usize = 4096;
 
 /// Default time a denied guest waits before knocking again.
 pub const DEFAULT_DENY_COOLDOWN: Duration = Duration::from_secs(30);
+
+/// Denies of guests from one network address within a deny cooldown after
+/// which the address itself waits a cooldown (one hostile guest dropping
+/// its lobby token to knock again; a rare office where three colleagues in
+/// a row are refused).
+pub const ADDRESS_DENIES: usize = 3;
+
+/// `denied` reason of a knocker's own cooldown (re-knock, reload).
+pub const DENIED_A_MOMENT_AGO: &str = "refused by a moderator a moment ago";
+
+/// `denied` reason of an address cooldown: this guest was not refused.
+pub const DENIED_NETWORK: &str = "several guests from your network were refused a moment ago";
 
 /// Someone in a room's lobby (waiting, or denied / kicked and allowed to
 /// knock again).
@@ -46,6 +75,8 @@ pub(super) struct Waiting {
     pub(super) identity: Option<Arc<Identity>>,
     /// The network address it came from.
     pub(super) peer: Option<PeerKey>,
+    /// Its lobby token (see the module's doc).
+    pub(super) token: String,
     /// In the moderators' list now (or about to be: see [`LobbyNews`]).
     pub(super) knocking: bool,
     /// May not knock before this.
@@ -60,9 +91,19 @@ pub(super) struct Waiting {
 pub(super) struct Lobby {
     /// Sessions in this lobby (knocking or not), in order of arrival.
     waiting: ArrivalSet,
-    /// Denied guests (identity, address, participant id) and the end of
-    /// their cooldown.
+    /// Lobby token → the session waiting under it.
+    tokens: BTreeMap<String, ParticipantId>,
+    /// Lobby token → a guest admitted while it had no socket: a `join`
+    /// with the token resumes its place in the meeting.
+    admitted_away: BTreeMap<String, ParticipantId>,
+    /// Denied knockers (identity, participant id, lobby token) and the end
+    /// of their cooldown.
     cooldowns: BTreeMap<Who, Instant>,
+    /// When guests from each address were denied (within a cooldown).
+    address_denies: BTreeMap<PeerKey, Vec<Instant>>,
+    /// Addresses with [`ADDRESS_DENIES`] recent denies, and the end of
+    /// their cooldown.
+    address_cooldowns: BTreeMap<PeerKey, Instant>,
     /// What the moderators were told, and what changed since.
     news: LobbyNews,
 }
@@ -79,12 +120,58 @@ struct LobbyNews {
 }
 
 impl Lobby {
-    pub(super) fn insert(&mut self, id: ParticipantId) {
+    pub(super) fn insert(&mut self, id: ParticipantId, token: &str) {
         self.waiting.insert(id);
+        self.tokens.insert(token.to_owned(), id);
     }
 
     pub(super) fn remove(&mut self, id: ParticipantId) {
-        self.waiting.remove(&id);
+        if self.waiting.remove(&id) {
+            self.tokens.retain(|_, p| *p != id);
+        }
+    }
+
+    /// The lobby token of a new entry: the one its page sent, if it is
+    /// still in a deny cooldown here (so the cooldown holds), else a fresh
+    /// one (a page does not choose its token).
+    fn token_for(&self, sent: Option<&str>, now: Instant) -> String {
+        sent.filter(|t| {
+            !self.tokens.contains_key(*t)
+                && self
+                    .cooldowns
+                    .get(&Who::Knocker((*t).to_owned()))
+                    .is_some_and(|until| *until > now)
+        })
+        .map_or_else(random_token, str::to_owned)
+    }
+
+    /// Records a deny of a guest from `peer`; `Some(until)` when the
+    /// address has reached [`ADDRESS_DENIES`] within `cooldown`.
+    fn address_denied(
+        &mut self,
+        peer: PeerKey,
+        cooldown: Duration,
+        now: Instant,
+    ) -> Option<Instant> {
+        self.address_denies.retain(|_, ts| {
+            ts.retain(|t| *t + cooldown > now);
+            !ts.is_empty()
+        });
+        self.address_cooldowns.retain(|_, t| *t > now);
+        let ts = self.address_denies.entry(peer).or_default();
+        ts.push(now);
+        if ts.len() < ADDRESS_DENIES {
+            return None;
+        }
+        let until = now + cooldown;
+        self.address_cooldowns.insert(peer, until);
+        Some(until)
+    }
+
+    /// The end of `peer`'s address cooldown, if it is still ahead.
+    fn address_cooldown(&self, peer: Option<PeerKey>, now: Instant) -> Option<Instant> {
+        peer.and_then(|p| self.address_cooldowns.get(&p).copied())
+            .filter(|t| *t > now)
     }
 
     /// `id` knocks again: to the end of the queue.
@@ -187,8 +274,89 @@ impl Hub {
             .unwrap_or_default()
     }
 
+    /// A `join` with the lobby token of a guest of `room` who waits (or
+    /// was admitted) without a socket, or whose old socket is still open:
+    /// socket `socket` takes its place back — the same place in the queue
+    /// (`lobby` again, then its position or its cooldown), or its place in
+    /// the meeting (`resumed`). `false`: the token names no such place
+    /// (or another identity's), and the join goes on as a new one.
+    pub(super) fn lobby_resume(
+        &mut self,
+        socket: ParticipantId,
+        room: &RoomId,
+        identity: Option<&Identity>,
+        token: Option<&str>,
+        now: Now,
+    ) -> bool {
+        let Some((token, r)) = token.zip(self.rooms.get(room)) else {
+            return false;
+        };
+        if let Some(old) = r.lobby.tokens.get(token).copied() {
+            if old == socket
+                || !self
+                    .waiting(old)
+                    .is_some_and(|w| w.room == *room && w.identity.as_deref() == identity)
+            {
+                return false;
+            }
+            self.take_over(socket, old);
+            tracing::info!(participant = %old, %socket, "lobby guest resumed");
+            self.send(
+                old,
+                ServerMessage::Lobby {
+                    id: old.0,
+                    room: room.0.clone(),
+                    lobby_token: token.to_owned(),
+                },
+            );
+            let Some(w) = self.waiting_mut(old) else {
+                return true;
+            };
+            match w.retry_at.filter(|t| *t > now.mono) {
+                Some(until) => {
+                    let reason = DENIED_A_MOMENT_AGO.to_owned();
+                    self.send(
+                        old,
+                        ServerMessage::Denied {
+                            reason,
+                            retry_after_ms: ms(until.saturating_duration_since(now.mono)),
+                        },
+                    );
+                }
+                None if w.knocking => {
+                    // Told again: the new page does not know it.
+                    w.position = None;
+                    self.send_positions(room);
+                }
+                None => self.knock(old, now),
+            }
+            return true;
+        }
+        let Some(old) = r.lobby.admitted_away.get(token).copied() else {
+            return false;
+        };
+        let resume_token = self
+            .member(old)
+            .filter(|m| m.room == *room && m.identity.as_deref() == identity)
+            .and_then(|_| self.links.live_token(old))
+            .filter(|_| self.links.is_detached(old))
+            .map(str::to_owned);
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.lobby.admitted_away.remove(token);
+        }
+        match resume_token {
+            Some(t) => {
+                self.resume(socket, &t, ResumeMedia::New, now);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// `join` sent `id` to `room`'s lobby (the policy's `lobby`): it waits,
-    /// and knocks at once unless a recent deny still runs.
+    /// and knocks at once unless a recent deny of the same knocker still
+    /// runs (`lobby_token`: the token its page sent, if any).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn enter_lobby(
         &mut self,
         id: ParticipantId,
@@ -196,10 +364,11 @@ impl Hub {
         name: DisplayName,
         identity: Option<Arc<Identity>>,
         peer: Option<PeerKey>,
+        lobby_token: Option<&str>,
         now: Now,
     ) {
-        let keys = check_keys(id, identity.as_deref(), peer);
         let cap = self.limits.lobby_cap;
+        let per_address = self.limits.lobby_per_address;
         let Some(r) = self.rooms.get(&room) else {
             self.refuse_with(id, ErrorCode::Denied, "this room does not exist yet");
             return;
@@ -213,13 +382,30 @@ impl Hub {
             self.refuse(id, ErrorCode::LobbyFull);
             return;
         }
+        if let Some(peer) = peer
+            && r.lobby
+                .iter()
+                .filter(|w| self.waiting(*w).is_some_and(|x| x.peer == Some(peer)))
+                .count()
+                >= per_address
+        {
+            tracing::info!(participant = %id, "lobby full for one address");
+            self.refuse_with(
+                id,
+                ErrorCode::RateLimited,
+                "too many guests from your network are waiting in this lobby",
+            );
+            return;
+        }
         if !self.knock_allowed(id, peer, now) {
             return;
         }
         let Some(r) = self.rooms.get_mut(&room) else {
             return;
         };
-        r.lobby.insert(id);
+        let token = r.lobby.token_for(lobby_token, now.mono);
+        r.lobby.insert(id, &token);
+        let keys = knocker_keys(id, identity.as_deref(), &token);
         let cooldown = r.lobby.cooldown(&keys, now.mono);
         self.sessions.insert(
             id,
@@ -228,6 +414,7 @@ impl Hub {
                 name,
                 identity,
                 peer,
+                token: token.clone(),
                 knocking: false,
                 retry_at: cooldown,
                 position: None,
@@ -239,15 +426,16 @@ impl Hub {
             ServerMessage::Lobby {
                 id: id.0,
                 room: room.0,
+                lobby_token: token,
             },
         );
         match cooldown {
-            // Denied a moment ago (e.g. from another socket): told
-            // again, with the time left.
+            // Denied a moment ago (from another socket, or before a
+            // reload): told again, with the time left.
             Some(until) => self.send(
                 id,
                 ServerMessage::Denied {
-                    reason: "refused by a moderator a moment ago".to_owned(),
+                    reason: DENIED_A_MOMENT_AGO.to_owned(),
                     retry_after_ms: ms(until.saturating_duration_since(now.mono)),
                 },
             ),
@@ -324,9 +512,35 @@ impl Hub {
             w.retry_at = None;
         }
         let room = w.room.clone();
+        let peer = w.peer;
+        let knocking = w.knocking;
+        if let Some(until) = self
+            .rooms
+            .get(&room)
+            .filter(|_| !knocking)
+            .and_then(|r| r.lobby.address_cooldown(peer, now.mono))
+        {
+            // Several guests from this address were refused just now: this
+            // one waits too, told so (no moderator refused it; one already
+            // knocking stays in the moderators' list).
+            if let Some(w) = self.waiting_mut(id) {
+                w.retry_at = Some(until);
+            }
+            tracing::info!(participant = %id, "knock held by an address cooldown");
+            self.send(
+                id,
+                ServerMessage::Denied {
+                    reason: DENIED_NETWORK.to_owned(),
+                    retry_after_ms: ms(until.saturating_duration_since(now.mono)),
+                },
+            );
+            return;
+        }
+        let Some(w) = self.waiting(id) else {
+            return;
+        };
         let name = w.name.as_str().to_owned();
         let identity = w.identity.clone();
-        let peer = w.peer;
         let already = w.knocking;
         let held = match self.ban_check(&room, id, identity.as_deref(), peer, now) {
             BanCheck::Clear => false,
@@ -510,10 +724,19 @@ impl Hub {
             identity,
             peer,
             knocking,
+            token,
             ..
         } = *w;
+        let away = self.links.is_detached(id);
         if let Some(r) = self.rooms.get_mut(&room) {
             r.lobby.remove(id);
+            if away {
+                // Admitted while reloading: its `join` with the token
+                // resumes its place in the meeting.
+                let links = &self.links;
+                r.lobby.admitted_away.retain(|_, p| links.is_detached(*p));
+                r.lobby.admitted_away.insert(token, id);
+            }
         }
         if knocking && let Some(by) = by {
             self.knock_resolved_by(&room, id, by, true);
@@ -546,9 +769,15 @@ impl Hub {
         let until = now.mono + cooldown;
         w.retry_at = Some(until);
         let room = w.room.clone();
-        let keys = record_keys(target, w.identity.as_deref(), w.peer);
+        let keys = knocker_keys(target, w.identity.as_deref(), &w.token);
+        let peer = w.peer;
         if let Some(r) = self.rooms.get_mut(&room) {
             r.lobby.deny(keys, until, now.mono);
+            if let Some(peer) = peer
+                && r.lobby.address_denied(peer, cooldown, now.mono).is_some()
+            {
+                tracing::info!(participant = %target, "address cooldown after repeated denies");
+            }
         }
         self.send(
             target,
@@ -574,7 +803,8 @@ impl Hub {
         let Some(r) = self.rooms.get_mut(&room) else {
             return;
         };
-        r.lobby.insert(id);
+        let token = random_token();
+        r.lobby.insert(id, &token);
         self.sessions.insert(
             id,
             SessionState::Waiting(Box::new(Waiting {
@@ -582,6 +812,7 @@ impl Hub {
                 name,
                 identity,
                 peer,
+                token: token.clone(),
                 knocking: false,
                 retry_at: None,
                 position: None,
@@ -592,6 +823,7 @@ impl Hub {
             ServerMessage::Lobby {
                 id: id.0,
                 room: room.0,
+                lobby_token: token,
             },
         );
     }

@@ -24,7 +24,8 @@
 //!   of a signaling message to the concern that handles it;
 //! - `session`: one socket's session (idle, waiting, joined, left), `join`
 //!   (token, bans, policy), entering and leaving a room;
-//! - `lobby`: waiting guests, knocking, admit and deny, the deny cooldown;
+//! - `lobby`: waiting guests, knocking, admit and deny, the deny cooldown,
+//!   lobby tokens (a reload keeps the place in the queue);
 //! - `moderation`: moderator requests (checked in Rust, then by the policy)
 //!   and self-unmute;
 //! - `chat`: chat routing and its rate limit;
@@ -32,11 +33,13 @@
 //! - `media`: events from mediad, and the commands a participant's own
 //!   media requests turn into;
 //! - `pad`: pad sockets, their tokens and the documents;
-//! - `reconnect`: a dropped member's grace period, resume tokens, and which
-//!   socket carries which participant after a resume;
+//! - `reconnect`: a dropped member's (or waiting guest's) grace period,
+//!   resume tokens, and which socket carries which participant after a
+//!   resume;
 //! - `rooms`: a room's lifetime and the policy's view of it;
 //! - `bans`: who a ban, a kick or a deny cooldown applies to (identity, or
-//!   network address for anonymous guests), and a room's bans;
+//!   network address for anonymous guests' bans, lobby token for their
+//!   deny cooldowns), and a room's bans;
 //! - `limits`: the abuse bounds ([`HubLimits`]) and their mechanisms
 //!   (coalescing pacers, token buckets);
 //! - `timers`: the deadlines of coalesced sends;
@@ -84,7 +87,7 @@ pub use census::{Census, SIZE_BUCKETS};
 pub use chat::{CHAT_BURST, CHAT_RATE_PER_SEC};
 pub use gestures::GestureCounts;
 pub use limits::{DEFAULT_KICK_BAN, DEFAULT_LOBBY_CAP, DEFAULT_PAD_QUEUE_BYTES, HubLimits};
-pub use lobby::DEFAULT_DENY_COOLDOWN;
+pub use lobby::{ADDRESS_DENIES, DEFAULT_DENY_COOLDOWN, DENIED_A_MOMENT_AGO, DENIED_NETWORK};
 pub use media::MAX_VIDEO_TRACKS_PER_PUBLISHER;
 pub use pad::PadConnId;
 pub use probe::ProbeCounts;
@@ -322,7 +325,8 @@ impl Hub {
     /// A socket opened from network address `peer` (the driver's view of
     /// the client; behind a reverse proxy, the client's address as the
     /// proxy reports it). Like [`Hub::handle_open`]; the address keys the
-    /// bans, deny cooldowns and knock limits of anonymous guests. Never
+    /// bans, knock limits, lobby shares and address cooldowns of anonymous
+    /// guests (a deny cooldown follows the knocker: `lobby`). Never
     /// logged.
     pub fn handle_open_from(&mut self, id: ParticipantId, peer: Option<IpAddr>) {
         self.handle_open(id);
@@ -379,8 +383,16 @@ impl Hub {
         now: Now,
     ) {
         match (msg, at) {
-            (ClientMessage::Join { room, name, jwt }, Outside::Idle) => {
-                self.join(id, room, name, jwt, now);
+            (
+                ClientMessage::Join {
+                    room,
+                    name,
+                    jwt,
+                    lobby_token,
+                },
+                Outside::Idle,
+            ) => {
+                self.join(id, room, name, jwt, lobby_token, now);
             }
             (ClientMessage::Resume { token, media }, Outside::Idle) => {
                 self.resume(id, &token, media, now);

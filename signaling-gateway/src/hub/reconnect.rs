@@ -3,7 +3,9 @@
 //! period; the room sees `participant-reconnecting`. A new socket that
 //! sends `resume {token, media}` takes the place back (`resumed` to it,
 //! `participant-resumed` to the others); past the grace period the member
-//! leaves as on a `leave`.
+//! leaves as on a `leave`. A guest waiting in a lobby is detached the same
+//! way (the room is not told); its `join` with its lobby token takes the
+//! place back (`super::lobby`), through [`super::Hub::take_over`].
 //!
 //! Sockets and participants: a participant's id is the id of the socket it
 //! joined on. After a resume its messages travel on another socket, so
@@ -92,12 +94,7 @@ impl Links {
     pub(super) fn issue_token(&mut self, p: ParticipantId) -> String {
         self.revoke_token(p);
         let token = loop {
-            let mut bytes = [0u8; 16];
-            if rand::rngs::OsRng.try_fill_bytes(&mut bytes).is_err() {
-                // The thread RNG is a CSPRNG seeded from the OS as well.
-                rand::Rng::fill(&mut rand::rng(), &mut bytes);
-            }
-            let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let token = random_token();
             if !self.tokens.contains_key(&token) {
                 break token;
             }
@@ -112,6 +109,11 @@ impl Links {
         if let Some(t) = self.token_of.remove(&p) {
             self.tokens.remove(&t);
         }
+    }
+
+    /// `p`'s live resume token.
+    pub(super) fn live_token(&self, p: ParticipantId) -> Option<&str> {
+        self.token_of.get(&p).map(String::as_str)
     }
 
     /// Uses up `token`: its participant, if it was live.
@@ -193,6 +195,17 @@ impl Links {
     }
 }
 
+/// 128 bits from the OS's randomness, as 32 hex digits (resume and lobby
+/// tokens).
+pub(super) fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    if rand::rngs::OsRng.try_fill_bytes(&mut bytes).is_err() {
+        // The thread RNG is a CSPRNG seeded from the OS as well.
+        rand::Rng::fill(&mut rand::rng(), &mut bytes);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Why a deadline is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -223,7 +236,7 @@ impl Hub {
     /// `id`'s live resume token (tests).
     #[cfg(test)]
     pub(crate) fn resume_token(&self, id: ParticipantId) -> Option<String> {
-        self.links.token_of.get(&id).cloned()
+        self.links.live_token(id).map(str::to_owned)
     }
 
     /// `id`'s pad token (tests).
@@ -284,6 +297,14 @@ impl Hub {
             return;
         };
         self.links.forget_socket(socket);
+        // A guest waiting in a lobby keeps its place in the queue for the
+        // grace period too (a reload, a network blink): its `join` with
+        // its lobby token takes it back (`lobby`); the moderators keep
+        // seeing it waiting meanwhile.
+        if self.waiting(id).is_some() && self.links.detach(id, now.mono) {
+            tracing::info!(participant = %id, "lobby guest reconnecting");
+            return;
+        }
         if let Some(room) = self.room_of(id).cloned()
             && self.links.detach(id, now.mono)
         {
@@ -460,6 +481,21 @@ impl Hub {
                     track_id: None,
                 },
             );
+        }
+    }
+
+    /// Socket `socket` carries participant (or lobby guest) `p` from now
+    /// on; a socket `p` still had is closed as `replaced`.
+    pub(super) fn take_over(&mut self, socket: ParticipantId, p: ParticipantId) {
+        let replaced = self.links.socket_of(p).filter(|s| *s != socket);
+        self.sessions.remove(&socket);
+        self.links.attach(p, socket);
+        if let Some(old) = replaced {
+            self.outputs.push_back(Output::Close {
+                to: old,
+                code: CLOSE_REPLACED,
+                reason: "replaced",
+            });
         }
     }
 

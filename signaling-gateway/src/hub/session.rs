@@ -129,6 +129,7 @@ impl Hub {
         room: RoomId,
         name: DisplayName,
         jwt: Option<JoinToken>,
+        lobby_token: Option<String>,
         now: Now,
     ) {
         let now_s = now.unix_ms / 1000;
@@ -142,14 +143,19 @@ impl Hub {
             .and_then(name_from_token)
             .unwrap_or(name);
         let peer = self.peers.get(&id).copied();
-        match self.ban_check(&room, id, identity.as_deref(), peer, now) {
-            BanCheck::Clear => {}
-            BanCheck::Refused => return,
+        let ban = self.ban_check(&room, id, identity.as_deref(), peer, now);
+        if ban == BanCheck::Refused {
+            return;
+        }
+        // A reload (or a new socket) of a guest still waiting in the lobby,
+        // within the grace period: the same place in the queue.
+        if self.lobby_resume(id, &room, identity.as_deref(), lobby_token.as_deref(), now) {
+            return;
+        }
+        if ban == BanCheck::Held {
             // Kicked a moment ago: back only through a moderator's admit.
-            BanCheck::Held => {
-                self.enter_lobby(id, room, name, identity, peer, now);
-                return;
-            }
+            self.enter_lobby(id, room, name, identity, peer, lobby_token.as_deref(), now);
+            return;
         }
         let data = self.ctx_data(
             &room,
@@ -185,7 +191,9 @@ impl Hub {
                 }
                 self.admit(id, room, name, identity, peer, role, now);
             }
-            JoinDecision::Lobby => self.enter_lobby(id, room, name, identity, peer, now),
+            JoinDecision::Lobby => {
+                self.enter_lobby(id, room, name, identity, peer, lobby_token.as_deref(), now)
+            }
             JoinDecision::Deny { reason } => self.refuse_with(id, ErrorCode::Denied, reason),
             // `JoinDecision` is `#[non_exhaustive]` in salon-plugins: an
             // outcome this gateway does not know refuses (fail closed).

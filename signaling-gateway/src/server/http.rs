@@ -181,6 +181,10 @@ pub(super) fn route(
             }
             None => respond(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", ""),
         },
+        "/brand/font" => match &shared.opts.brand.font {
+            Some(body) => respond(StatusCode::OK, "font/woff2", body.clone()),
+            None => respond(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", ""),
+        },
         "/metrics" if shared.opts.metrics_on_public => metrics_page(&shared),
         // On the admin listener only (not a room called `metrics`).
         "/metrics" => text(StatusCode::NOT_FOUND, "Not found.\n"),

@@ -169,6 +169,10 @@ pub struct Brand {
     /// Logo: content type and bytes, served from `/brand/logo` (same
     /// origin: the CSP stays `default-src 'self'`).
     pub logo: Option<(&'static str, Bytes)>,
+    /// The operator's font (a woff2 file checked by
+    /// [`Brand::check_font`]), served from `/brand/font`; the client puts
+    /// it first in its font stack.
+    pub font: Option<Bytes>,
 }
 
 impl Default for Brand {
@@ -177,8 +181,24 @@ impl Default for Brand {
             name: "Salon".to_owned(),
             color: None,
             logo: None,
+            font: None,
         }
     }
+}
+
+/// The largest `--brand-font` accepted (a Latin woff2 weighs 20–80 KiB).
+pub const MAX_BRAND_FONT_BYTES: usize = 1024 * 1024;
+
+/// Why a `--brand-font` file is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FontError {
+    /// It does not start with the woff2 signature `wOF2`.
+    #[error("not a woff2 font (it must start with the signature wOF2)")]
+    NotWoff2,
+    /// Over [`MAX_BRAND_FONT_BYTES`].
+    #[error("over {} KiB", MAX_BRAND_FONT_BYTES / 1024)]
+    TooLarge,
 }
 
 impl Brand {
@@ -200,12 +220,25 @@ impl Brand {
         }
     }
 
+    /// Checks a font file for `/brand/font`: a woff2 (its signature
+    /// `wOF2`) of at most [`MAX_BRAND_FONT_BYTES`].
+    pub fn check_font(bytes: &[u8]) -> Result<(), FontError> {
+        if bytes.len() > MAX_BRAND_FONT_BYTES {
+            return Err(FontError::TooLarge);
+        }
+        if !bytes.starts_with(b"wOF2") {
+            return Err(FontError::NotWoff2);
+        }
+        Ok(())
+    }
+
     fn config_json(&self) -> String {
         serde_json::json!({
             "brand": {
                 "name": self.name,
                 "color": self.color,
                 "logo": self.logo.as_ref().map(|_| "/brand/logo"),
+                "font": self.font.as_ref().map(|_| "/brand/font"),
             }
         })
         .to_string()

@@ -140,11 +140,13 @@ impl Signaling<'_> {
                 room,
                 name,
                 jwt: Some(JoinToken::Raw(token)),
+                lobby_token,
             } => match self.verify(&token, &room.0) {
                 Ok(jwt) => ClientMessage::Join {
                     room,
                     name,
                     jwt: Some(jwt),
+                    lobby_token,
                 },
                 Err(error) => {
                     // Counted as a failed join when its `auth-failed`
@@ -159,10 +161,12 @@ impl Signaling<'_> {
                 room,
                 name,
                 jwt: None,
+                lobby_token,
             } => ClientMessage::Join {
                 room,
                 name,
                 jwt: self.oidc_identity().map(JoinToken::Verified),
+                lobby_token,
             },
             msg => msg,
         };

@@ -43,3 +43,39 @@ export function backoffMs(attempt, random = Math.random) {
 
 /** How long the client keeps trying: the gateway's default grace period. */
 export const RETRY_FOR_MS = 30_000;
+
+// The lobby token of the `lobby` message (docs/signaling.md, "Lobby"): a
+// reload, or a new socket after a network blink, sends it again in `join`
+// to keep our place in the queue within the grace period (and a deny's
+// cooldown follows it).
+const lobbyKey = (room) => `salon.lobby.${room}`;
+
+/** Keeps the lobby token (and our name) for this tab and room. */
+export function saveLobby(room, token, name) {
+  if (typeof token !== 'string' || !token) return;
+  try {
+    sessionStorage.setItem(lobbyKey(room), JSON.stringify({ token, name }));
+  } catch {
+    // Storage refused: a reload knocks again at the back of the queue.
+  }
+}
+
+/** The saved `{token, name}` of our lobby place in this room, or null. */
+export function loadLobby(room) {
+  try {
+    const v = JSON.parse(sessionStorage.getItem(lobbyKey(room)) ?? 'null');
+    if (v && typeof v.token === 'string' && typeof v.name === 'string') return v;
+  } catch {
+    // Unreadable: as if there were none.
+  }
+  return null;
+}
+
+/** Forgets the lobby token (in the meeting, left, ended). */
+export function forgetLobby(room) {
+  try {
+    sessionStorage.removeItem(lobbyKey(room));
+  } catch {
+    // Nothing to forget.
+  }
+}

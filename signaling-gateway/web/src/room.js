@@ -69,7 +69,7 @@ import { initGestures } from './views/gestures.js';
 import { initLobbyAlert, knockAlert, alertCounts } from './views/lobbyalert.js';
 import { initShortcuts } from './views/shortcuts.js';
 import { initReconnecting, markReconnecting, reconnectingIds } from './views/reconnecting.js';
-import { saveResume, loadResume, forgetResume, backoffMs, RETRY_FOR_MS } from './reconnect.js';
+import { saveResume, loadResume, forgetResume, saveLobby, loadLobby, forgetLobby, backoffMs, RETRY_FOR_MS } from './reconnect.js';
 // layout (part B)
 import { initDevices } from './views/devices.js';
 import { initSettings } from './views/settings.js';
@@ -139,6 +139,13 @@ window.salonTest = {
   // Closes the signaling socket without `leave` (a network blink).
   dropSignaling: () => sig?.ws?.close(4000, 'test'),
   resumeToken: () => loadResume(room)?.token ?? null,
+  lobbyToken: () => loadLobby(room)?.token ?? null,
+  // Our place in the lobby's queue as shown ({ position, waiting, text }), or null.
+  lobbyPosition: () => {
+    const p = document.getElementById('lobby-position');
+    if (!p?.dataset.position) return null;
+    return { position: Number(p.dataset.position), waiting: Number(p.dataset.waiting), text: p.textContent };
+  },
   reconnecting: () => reconnectingIds(),
   status: () => store.status,
   exports: [],
@@ -333,10 +340,12 @@ function join(name) {
   openSignaling(joinMessage);
 }
 
-/** A `join` under our name (and the page's token, if any). */
+/** A `join` under our name (and the page's token, and our lobby token, if any). */
 function joinMessage() {
   const msg = { type: 'join', room, name: store.selfName };
   if (jwt) msg.jwt = jwt;
+  const lobby = loadLobby(room);
+  if (lobby) msg.lobby_token = lobby.token;
   return msg;
 }
 
@@ -356,6 +365,13 @@ function openSignaling(first) {
       return;
     }
     if (ev?.code === CLOSE_JOIN_TIMEOUT && !store.joined && !retry) return;
+    if (!retry && !store.left && store.phase === 'lobby' && loadLobby(room)) {
+      // Waiting in the lobby: join again with our lobby token, which keeps
+      // our place in the queue within the grace period.
+      retry = { since: Date.now(), attempt: 0, media: 'new', timer: null, fresh: true };
+      socketLost();
+      return;
+    }
     if (retry || (store.joined && !store.left && store.phase === 'call')) {
       socketLost();
       return;
@@ -364,6 +380,7 @@ function openSignaling(first) {
   });
   s.on('joined', (msg) => {
     if (retry?.fresh) rejoined();
+    forgetLobby(room);
     saveResume(room, msg.resume_token, store.selfName);
     onJoined(msg);
     markRosterReconnecting(msg);
@@ -377,8 +394,9 @@ function openSignaling(first) {
     markReconnecting(msg.id, false);
     announce(t('notice.back', { name: displayName(String(msg.id)) }));
   });
-  s.on('lobby', () => {
+  s.on('lobby', (msg) => {
     if (retry?.fresh) rejoined();
+    saveLobby(room, msg.lobby_token, store.selfName);
     onLobby();
   });
   s.on('admitted', () => showAdmitted());
@@ -502,6 +520,16 @@ async function resumeAfterReload(saved) {
   openSignaling(() => ({ type: 'resume', token: loadResume(room)?.token ?? '', media: 'new' }));
 }
 
+/** A reload while waiting in the lobby: join again with our lobby token
+ * (the same place in the queue within the grace period). */
+async function knockAfterReload(saved) {
+  setSelfName(saved.name);
+  setStatus('connecting');
+  joinPending();
+  await whenPreviewReady();
+  openSignaling(joinMessage);
+}
+
 async function onResumed(msg) {
   if (retry?.timer) clearTimeout(retry.timer);
   retry = null;
@@ -563,6 +591,7 @@ function placeLost(errorKey) {
   if (retry?.timer) clearTimeout(retry.timer);
   retry = null;
   forgetResume(room);
+  forgetLobby(room);
   sig?.close();
   sig = null;
   if (store.joined) teardownCall();
@@ -636,6 +665,7 @@ function onLobby() {
 
 function onMeetingEnded(msg) {
   forgetResume(room);
+  forgetLobby(room);
   clearReknock();
   teardownCall();
   stopLocalMedia();
@@ -681,6 +711,7 @@ function leave() {
     }
   }
   forgetResume(room);
+  forgetLobby(room);
   setLeft();
   window.salonTest.ready = false;
   destroyPad();
@@ -725,6 +756,9 @@ function onMuted(msg, muted) {
   if (muted && kind === 'audio') announce(t('notice.muted', { name: displayName(id) }));
 }
 
-// A reload (or a restored tab) within the grace period takes our place back.
+// A reload (or a restored tab) within the grace period takes our place back:
+// in the meeting, or in the lobby's queue.
 const savedPlace = loadResume(room);
+const savedLobby = savedPlace ? null : loadLobby(room);
 if (savedPlace) resumeAfterReload(savedPlace);
+else if (savedLobby) knockAfterReload(savedLobby);

@@ -321,26 +321,8 @@ fn a_kicked_member_under_the_open_policy_is_not_readmitted_at_once() {
     ));
 }
 
-/// A denied anonymous guest who reconnects (new socket, same address) is
-/// still in its cooldown.
-#[test]
-fn the_deny_cooldown_survives_a_new_socket() {
-    let mut hub = policy_hub("policy");
-    join_at(&mut hub, 1, "R", "Host", Some(&token("R", "host")), t0());
-    join_from(&mut hub, 2, [192, 0, 2, 7], "R", "Guest", None, t0());
-    frame(
-        &mut hub,
-        1,
-        serde_json::json!({"type":"deny","id":2}),
-        at(1000),
-    );
-    hub.handle_close(p(2), at(1000));
-    drain(&mut hub);
-    let out = join_from(&mut hub, 3, [192, 0, 2, 7], "R", "Guest", None, at(2000));
-    let msgs = sends_to(&out, p(3));
-    assert_eq!(types(&msgs), ["lobby", "denied"]);
-    assert!(hub.knocking("R").is_empty(), "no knock reached moderators");
-}
+// The deny cooldown (it follows the knocker, not the address) and the
+// per-address lobby bounds: `lobby_knockers.rs`.
 
 // ---- the lobby ----------------------------------------------------------
 

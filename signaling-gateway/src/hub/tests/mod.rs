@@ -5,6 +5,7 @@ mod chat_routing;
 mod connectivity_probe;
 mod hands_and_reactions;
 mod lobby_admission;
+mod lobby_knockers;
 mod media_routing;
 mod moderation_is_authorized;
 mod pad_sync;

@@ -209,7 +209,8 @@ fn reused_forged_or_expired_tokens_are_refused() {
         vec![
             ServerMessage::Lobby {
                 id: 11,
-                room: "R".into()
+                room: "R".into(),
+                lobby_token: lobby_token_of(&out, p(11)),
             },
             ServerMessage::LobbyPosition {
                 position: 1,

@@ -87,6 +87,19 @@ pub(super) fn resume_token_of(out: &[Output], id: ParticipantId) -> String {
         .unwrap()
 }
 
+/// The lobby token of `id`'s `lobby` in `out` (32 hex digits).
+pub(super) fn lobby_token_of(out: &[Output], id: ParticipantId) -> String {
+    let token = sends_to(out, id)
+        .into_iter()
+        .find_map(|m| match m {
+            ServerMessage::Lobby { lobby_token, .. } => Some(lobby_token),
+            _ => None,
+        })
+        .expect("a `lobby` message");
+    assert!(token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()));
+    token
+}
+
 pub(super) fn error_code(msgs: &[ServerMessage]) -> Option<ErrorCode> {
     msgs.iter().find_map(|m| match m {
         ServerMessage::Error { code, .. } => Some(*code),
@@ -237,7 +250,8 @@ pub(super) fn agent_and_waiting_guest() -> Hub {
         vec![
             ServerMessage::Lobby {
                 id: 2,
-                room: "R".into()
+                room: "R".into(),
+                lobby_token: lobby_token_of(&out, p(2)),
             },
             ServerMessage::LobbyPosition {
                 position: 1,

@@ -36,13 +36,19 @@ export function showPosition(msg) {
   const position = Number(msg.position);
   const waiting = Number(msg.waiting);
   if (!Number.isInteger(position) || position < 1) return;
-  positionLine().textContent =
+  const line = positionLine();
+  line.textContent =
     position === 1 ? t('lobby.positionNext', { waiting }) : t('lobby.position', { position, waiting });
+  line.dataset.position = String(position);
+  line.dataset.waiting = String(waiting);
 }
 
 function clearPosition() {
   const p = $('lobby-position');
-  if (p) p.textContent = '';
+  if (!p) return;
+  p.textContent = '';
+  delete p.dataset.position;
+  delete p.dataset.waiting;
 }
 
 export function clearReknock() {
@@ -75,13 +81,19 @@ export function showAdmitted() {
 
 // The server's own wording of a plain deny (English): shown translated.
 const PLAIN_DENY = new Set(['a moderator refused your entry', 'refused by a moderator a moment ago']);
+// Several guests from our network were refused: not us (hub/lobby.rs DENIED_NETWORK).
+const NETWORK_DENY = 'several guests from your network were refused a moment ago';
 
 /** `denied`: the reason, and a countdown before knocking again. */
 export function showDenied(msg) {
   clearPosition();
   const reason = typeof msg.reason === 'string' ? msg.reason.trim() : '';
   $('lobby-message').textContent =
-    reason && !PLAIN_DENY.has(reason) ? t('lobby.denied', { reason }) : t('lobby.deniedPlain');
+    reason === NETWORK_DENY
+      ? t('lobby.deniedNetwork')
+      : reason && !PLAIN_DENY.has(reason)
+        ? t('lobby.denied', { reason })
+        : t('lobby.deniedPlain');
   const until = Date.now() + Math.max(0, Number(msg.retry_after_ms) || 0);
   const button = $('lobby-reknock');
   button.hidden = false;

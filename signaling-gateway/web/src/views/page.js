@@ -74,9 +74,9 @@ function branding(room) {
         const l = luminance(brand.color);
         root.setProperty('--on-accent', (1.05 / (l + 0.05) >= (l + 0.05) / 0.05) ? '#ffffff' : '#000000');
       }
-      // Marianne only if the operator opts in (a State service, which then
-      // serves the font with an @font-face of its own): docs/decisions.md.
-      if (brand.font === 'marianne') document.body.classList.add('font-marianne');
+      // The operator's font (salon --brand-font, served at /brand/font;
+      // Marianne only for a State service): docs/decisions.md.
+      if (brand.font === '/brand/font') document.body.classList.add('font-brand');
       if (typeof brand.logo === 'string' && brand.logo.startsWith('/')) {
         const img = $('brand-logo');
         img.src = brand.logo;
