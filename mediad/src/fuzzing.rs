@@ -107,6 +107,7 @@ impl LatchedWorker {
         let cfg = WorkerConfig {
             announce_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
             port: 10000,
+            relay_ips: Vec::new(),
             tcp_port: Some(10000),
             cert: cert.clone(),
             fingerprint: fingerprint.clone(),

@@ -37,6 +37,10 @@ pub struct MediadConfig {
     pub bind_ip: IpAddr,
     /// Address announced in ICE candidates (the public address).
     pub announce_ip: IpAddr,
+    /// Addresses TURN servers relay from (their listening addresses and
+    /// any distinct relay address): an ICE success from one is counted as
+    /// relayed.
+    pub relay_ips: Vec<IpAddr>,
     /// UDP port of worker 0; worker `i` listens on `first_port + i`.
     /// 0 picks free ports (tests).
     pub first_port: u16,
@@ -100,6 +104,7 @@ impl Default for MediadConfig {
         Self {
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             announce_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            relay_ips: Vec::new(),
             first_port: 10000,
             tcp: MediaTcp::SameAsUdp,
             workers: 1,
@@ -368,6 +373,7 @@ impl Mediad {
             let cfg = WorkerConfig {
                 announce_ip: config.announce_ip,
                 port,
+                relay_ips: config.relay_ips.clone(),
                 tcp_port,
                 cert: cert.clone(),
                 fingerprint: fingerprint.clone(),

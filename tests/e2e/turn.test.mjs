@@ -234,6 +234,11 @@ test('UDP blocked: through coturn over TLS, then over TCP, never straight to med
   const [first] = await turnUsernames(aline);
   assert.match(first ?? '', /^\d{10}:\d+$/, 'a TURN REST username: <expiry>:<participant id>');
   assert.equal(first.split(':')[1], aline.id);
+  // mediad counts ICE from coturn's address (the --turn-url host) as
+  // relayed. Aline's checks come from 127.0.0.2 too (she shares the
+  // server's address here), so each Bruno is measured as a difference.
+  let relayed = metricIn(net.srv, salon, 'mediad_ice_succeeded_relayed_total');
+  log(`relayed ICE before Bruno: ${relayed}`);
   for (const [turnPort, relayProtocol, name] of [
     [TURNS_PORT, 'tls', 'Bruno'],
     [TURN_PORT, 'tcp', 'Bruno-TCP'],
@@ -256,6 +261,10 @@ test('UDP blocked: through coturn over TLS, then over TCP, never straight to med
       assert.equal(pair.remote.address, SERVER, "the far end is mediad's candidate");
       assert.equal(pair.remote.protocol, 'udp', 'coturn relays to mediad over UDP');
     }
+    const relayedNow = metricIn(net.srv, salon, 'mediad_ice_succeeded_relayed_total');
+    log(`relayed ICE after ${name}: ${relayedNow}`);
+    assert.ok(relayedNow - relayed >= 2, `mediad counted ${name}'s two transports relayed (${relayed} → ${relayedNow})`);
+    relayed = relayedNow;
     // Aline, beside the server, goes straight to mediad.
     const direct = await selectedPairs(aline);
     assert.equal(direct.sub?.local.type, 'host', 'Aline does not need TURN');

@@ -110,6 +110,9 @@ pub struct WorkerConfig {
     pub announce_ip: IpAddr,
     /// This worker's UDP port.
     pub port: u16,
+    /// Addresses TURN servers relay from: a check latched from one counts
+    /// as relayed ([`ice`]).
+    pub relay_ips: Vec<IpAddr>,
     /// This worker's ICE-TCP port, announced as a passive TCP candidate
     /// (`None`: no TCP listener).
     pub tcp_port: Option<u16>,
@@ -202,7 +205,7 @@ impl Worker {
             rng,
             epoch: now,
             transports: Table::default(),
-            ice: IceLite::default(),
+            ice: IceLite::new(cfg.relay_ips.clone()),
             participants: BTreeMap::new(),
             rooms: BTreeMap::new(),
             tracks: Table::default(),
@@ -400,7 +403,7 @@ impl Worker {
 
     fn remove_transport(&mut self, idx: TransportId) {
         if let Some(t) = self.transports.remove(idx) {
-            self.ice.forget(idx, &t);
+            self.ice.forget(idx, &t, &self.metrics);
             if let Some(a) = t.addr().filter(salon_io::is_stream) {
                 self.closing.push(a);
             }

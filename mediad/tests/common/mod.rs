@@ -630,6 +630,11 @@ impl Net {
 
     /// A network whose worker has `limits`.
     pub fn with_limits(seed: u64, limits: WorkerLimits) -> Self {
+        Self::with_config(seed, |cfg| cfg.limits = limits)
+    }
+
+    /// A network whose worker's configuration `tweak` changed.
+    pub fn with_config(seed: u64, tweak: impl FnOnce(&mut WorkerConfig)) -> Self {
         let now = Instant::now();
         let cert = dimpl::certificate::generate_self_signed_certificate().unwrap();
         let fingerprint =
@@ -637,13 +642,16 @@ impl Net {
         let cfg = WorkerConfig {
             announce_ip: "127.0.0.1".parse().unwrap(),
             port: 10000,
+            relay_ips: Vec::new(),
             tcp_port: Some(10000),
             cert,
             fingerprint,
             dtls: Arc::new(dimpl::Config::default()),
             seed: Some(seed),
-            limits,
+            limits: WorkerLimits::default(),
         };
+        let mut cfg = cfg;
+        tweak(&mut cfg);
         Self {
             now,
             worker: Worker::new(cfg, Arc::new(Metrics::default()), now),

@@ -256,6 +256,11 @@ struct Args {
     /// (docs/deploy.md).
     #[arg(long, default_value_t = salon_gateway::turn::DEFAULT_TTL.as_secs())]
     turn_ttl_secs: u64,
+    /// An address coturn relays from other than its --turn-url hosts
+    /// (coturn's `relay-ip`/`external-ip`; repeatable): mediad counts ICE
+    /// from it as relayed (`mediad_ice_succeeded_relayed_total`).
+    #[arg(long = "turn-relay-ip")]
+    turn_relay_ips: Vec<IpAddr>,
     /// Tests of supervision only: SIGUSR2 makes media worker 0 panic (the
     /// process then exits with status 70). Never in production.
     #[arg(long)]
@@ -628,6 +633,28 @@ fn token_command(t: &TokenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The addresses TURN relays from: the `--turn-url` hosts resolved now
+/// (one that does not resolve is logged and skipped) and `--turn-relay-ip`.
+fn turn_relay_ips(turn: Option<&TurnConfig>, extra: &[IpAddr]) -> Vec<IpAddr> {
+    use std::net::ToSocketAddrs as _;
+    let mut out: Vec<IpAddr> = extra.iter().map(|ip| ip.to_canonical()).collect();
+    for (host, port) in turn.map(TurnConfig::hosts).unwrap_or_default() {
+        match (host.as_str(), port).to_socket_addrs() {
+            Ok(addrs) => out.extend(addrs.map(|a| a.ip().to_canonical())),
+            Err(e) => tracing::warn!(
+                %host, error = %e,
+                "TURN host does not resolve: ICE through it is not counted as relayed"
+            ),
+        }
+    }
+    out.sort();
+    out.dedup();
+    if !out.is_empty() {
+        tracing::info!(relays = ?out, "TURN relay addresses (counted as relayed ICE)");
+    }
+    out
+}
+
 /// `--turn-url`, `--turn-secret-file`, `--turn-ttl-secs` (`None`: no
 /// TURN). The secret is read here and never printed.
 fn turn_config(args: &Args) -> anyhow::Result<Option<TurnConfig>> {
@@ -776,7 +803,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         oidc.spawn_refresh();
     }
     let (events_tx, events_rx) = media_event_channel();
+    let relay_ips = turn_relay_ips(turn.as_ref(), &args.turn_relay_ips);
     let config = MediadConfig {
+        relay_ips,
         bind_ip: args.media_ip,
         announce_ip: args.announce_ip.unwrap_or(args.media_ip),
         first_port: args.media_port,
