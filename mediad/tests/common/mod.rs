@@ -640,7 +640,7 @@ impl Net {
         let fingerprint =
             salon_mediad::core::transport::digest("sha-256", &cert.certificate).unwrap();
         let cfg = WorkerConfig {
-            announce_ip: "127.0.0.1".parse().unwrap(),
+            announce_ips: vec!["127.0.0.1".parse().unwrap()],
             port: 10000,
             relay_ips: Vec::new(),
             tcp_port: Some(10000),
@@ -833,11 +833,14 @@ impl Net {
         }
     }
 
+    /// The connection at `addr`; a v4-mapped address and its plain IPv4
+    /// one are the same (as on a dual-stack socket).
     pub fn conn_mut(&mut self, addr: SocketAddr) -> Option<&mut PeerConn> {
+        let addr = salon_io::canonical(addr);
         self.browsers.iter_mut().find_map(|b| {
-            if b.publish.addr == addr {
+            if salon_io::canonical(b.publish.addr) == addr {
                 Some(&mut b.publish)
-            } else if b.subscribe.addr == addr {
+            } else if salon_io::canonical(b.subscribe.addr) == addr {
                 Some(&mut b.subscribe)
             } else {
                 None

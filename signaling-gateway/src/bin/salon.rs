@@ -53,14 +53,17 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// IP address the media plane binds (and announces in ICE candidates
-    /// unless --announce-ip).
+    /// unless --announce-ip). `::` binds both IPv4 and IPv6 (dual stack);
+    /// `::` or `0.0.0.0` without --announce-ip announces the host's
+    /// interface addresses.
     #[arg(long, default_value = "127.0.0.1")]
     media_ip: IpAddr,
     /// The address announced in mediad's ICE candidates when it differs
     /// from --media-ip: a 1:1 NAT such as a cloud VM's public address
-    /// (bind the private one with --media-ip).
+    /// (bind the private one with --media-ip). Repeatable: one IPv4 and
+    /// one IPv6 address with --media-ip ::.
     #[arg(long)]
-    announce_ip: Option<IpAddr>,
+    announce_ip: Vec<IpAddr>,
     /// UDP port of the first media worker (0 = any free port).
     #[arg(long, default_value_t = 10000)]
     media_port: u16,
@@ -807,7 +810,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let config = MediadConfig {
         relay_ips,
         bind_ip: args.media_ip,
-        announce_ip: args.announce_ip.unwrap_or(args.media_ip),
+        announce_ips: args.announce_ip.clone(),
         first_port: args.media_port,
         tcp: args.media_tcp_port,
         workers: args.workers,
