@@ -109,7 +109,10 @@ pub(crate) fn validate_local(local: &LocalTransport) -> Result<(), SdpError> {
     if ips.is_empty()
         || ips.len() > crate::model::MAX_CANDIDATE_IPS
         || ips.iter().any(IpAddr::is_unspecified)
-        || ips.iter().enumerate().any(|(i, ip)| ips.iter().skip(i + 1).any(|o| o == ip))
+        || ips
+            .iter()
+            .enumerate()
+            .any(|(i, ip)| ips.iter().skip(i + 1).any(|o| o == ip))
     {
         return Err(SdpError::InvalidLocal("candidate address"));
     }
