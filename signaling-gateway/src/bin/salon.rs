@@ -461,6 +461,7 @@ fn check_files(args: &Args) -> anyhow::Result<()> {
     }
     load_tls(args)?;
     oidc(args)?;
+    salon_mediad::announced(args.media_ip, &args.announce_ip).context("--announce-ip")?;
     Ok(())
 }
 
