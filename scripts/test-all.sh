@@ -29,6 +29,9 @@ command -v nft >/dev/null || missing+=(nftables)
 # nginx's stream module: the same test splits port 443 by SNI
 # (deploy/coturn/nginx-stream.conf).
 [ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
+# certutil: turn.test.mjs imports its test CA into Firefox's profile, for
+# TURN over TLS.
+command -v certutil >/dev/null || missing+=(libnss3-tools)
 if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null

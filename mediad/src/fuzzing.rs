@@ -105,8 +105,9 @@ impl LatchedWorker {
         let (cert, fingerprint) = certificate();
         let now = Instant::now();
         let cfg = WorkerConfig {
-            announce_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            announce_ips: vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))],
             port: 10000,
+            relay_ips: Vec::new(),
             tcp_port: Some(10000),
             cert: cert.clone(),
             fingerprint: fingerprint.clone(),

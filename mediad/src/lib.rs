@@ -35,8 +35,15 @@ pub use salon_io::BackendChoice;
 pub struct MediadConfig {
     /// Address the UDP sockets bind to.
     pub bind_ip: IpAddr,
-    /// Address announced in ICE candidates (the public address).
-    pub announce_ip: IpAddr,
+    /// Addresses announced in ICE candidates (the public ones): at most one
+    /// per family, and of a family the socket takes (`bind_ip` `::` takes
+    /// both). Empty: `bind_ip` itself, or for an unspecified `bind_ip`
+    /// the host's interface addresses ([`salon_io::host_addresses`]).
+    pub announce_ips: Vec<IpAddr>,
+    /// Addresses TURN servers relay from (their listening addresses and
+    /// any distinct relay address): an ICE success from one is counted as
+    /// relayed.
+    pub relay_ips: Vec<IpAddr>,
     /// UDP port of worker 0; worker `i` listens on `first_port + i`.
     /// 0 picks free ports (tests).
     pub first_port: u16,
@@ -99,7 +106,8 @@ impl Default for MediadConfig {
     fn default() -> Self {
         Self {
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            announce_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            announce_ips: Vec::new(),
+            relay_ips: Vec::new(),
             first_port: 10000,
             tcp: MediaTcp::SameAsUdp,
             workers: 1,
@@ -319,6 +327,38 @@ fn bind_worker_tcp(
     }
 }
 
+/// The addresses to announce for a socket bound to `bind`, given the
+/// configured ones (see [`MediadConfig::announce_ips`]).
+pub fn announced(bind: IpAddr, configured: &[IpAddr]) -> anyhow::Result<Vec<IpAddr>> {
+    if configured.is_empty() {
+        return Ok(if bind.is_unspecified() {
+            salon_io::host_addresses(bind)
+        } else {
+            vec![bind]
+        });
+    }
+    let mut out: Vec<IpAddr> = Vec::new();
+    for &ip in configured {
+        let ip = ip.to_canonical();
+        anyhow::ensure!(!ip.is_unspecified(), "cannot announce {ip}");
+        // One socket takes both families only when bound to `::`.
+        let takes = match bind {
+            IpAddr::V6(v6) if v6.is_unspecified() => true,
+            _ => bind.is_ipv6() == ip.is_ipv6(),
+        };
+        anyhow::ensure!(
+            takes,
+            "cannot announce {ip}: media bound to {bind} does not take that address family (bind :: for both)"
+        );
+        anyhow::ensure!(
+            !out.iter().any(|o| o.is_ipv6() == ip.is_ipv6()),
+            "at most one announced address per family ({ip})"
+        );
+        out.push(ip);
+    }
+    Ok(out)
+}
+
 /// A stable hash of a room name (FNV-1a), to pin rooms to workers.
 fn room_hash(room: &RoomId) -> u64 {
     room.0.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
@@ -343,6 +383,8 @@ impl Mediad {
                 .build()
                 .map_err(|e| anyhow::anyhow!("DTLS configuration: {e}"))?,
         );
+        let announce_ips = announced(config.bind_ip, &config.announce_ips)?;
+        tracing::info!(bind = %config.bind_ip, announced = ?announce_ips, "media addresses");
         let (events_tx, events_rx) = crossbeam_channel::unbounded();
         let mut workers = Vec::new();
         for i in 0..config.workers.max(1) {
@@ -366,8 +408,9 @@ impl Mediad {
             let (tx, rx) = crossbeam_channel::unbounded();
             let metrics = Arc::new(Metrics::default());
             let cfg = WorkerConfig {
-                announce_ip: config.announce_ip,
+                announce_ips: announce_ips.clone(),
                 port,
+                relay_ips: config.relay_ips.clone(),
                 tcp_port,
                 cert: cert.clone(),
                 fingerprint: fingerprint.clone(),

@@ -259,6 +259,7 @@ metrics! {
     ice_restarts: "ICE restarts (new local credentials on a transport).",
     ice_succeeded_udp: "ICE succeeded over UDP: an authenticated check latched (or, with USE-CANDIDATE, moved) a transport's address to a UDP peer.",
     ice_succeeded_tcp: "ICE succeeded over TCP (ICE-TCP, RFC 6544): an authenticated check latched (or moved) a transport's address to a TCP connection.",
+    ice_succeeded_relayed: "ICE succeeded through a TURN relay: a UDP latch (counted in ice_succeeded_udp too) from an address the TURN servers relay from (--turn-url hosts, --turn-relay-ip).",
     consent_regained: "Transports whose peer consented again after a loss of consent.",
     receivers_back: "Receivers heard again after a second or more without feedback (their network came back): key frames asked for what they are sent.",
     nack_over_rate: "NACKs cut short: the receiver asked for more than 2,000 sequence numbers a second (4,000 at once); the rest of the NACK was not read.",
@@ -276,6 +277,7 @@ metrics! {
     video_legs_spatial2: "Video legs forwarding the third spatial layer or above.",
     video_legs_switching: "Video legs waiting for the key frame of a new target layer.",
     video_legs_thinned: "Video legs whose temporal layers the allocator thinned (reduced frame rate).",
+    relayed_transports: "Transports latched to a TURN relay's address now.",
     receivers_held: "Receivers whose estimate is held under the ceiling of a recent congestion episode.",
 }
 

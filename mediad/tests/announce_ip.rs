@@ -104,7 +104,7 @@ impl Peer {
 fn sdp_carries_the_announced_address_while_the_socket_is_bound_elsewhere() {
     let (mediad, events) = Mediad::start(MediadConfig {
         bind_ip: "127.0.0.1".parse().unwrap(),
-        announce_ip: ANNOUNCED.parse().unwrap(),
+        announce_ips: vec![ANNOUNCED.parse().unwrap()],
         first_port: 0,
         io_backend: "epoll".parse().unwrap(),
         ..MediadConfig::default()
@@ -177,4 +177,57 @@ fn sdp_carries_the_announced_address_while_the_socket_is_bound_elsewhere() {
     }
     assert_eq!(answers, 2);
     mediad.shutdown();
+}
+
+/// Which addresses mediad announces for a bind address and the
+/// configured `--announce-ip`s.
+#[test]
+fn announced_addresses_follow_the_bind_and_the_families() {
+    use salon_mediad::announced;
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    // A specific bind, nothing configured: that address.
+    assert_eq!(announced(ip("127.0.0.1"), &[]).unwrap(), [ip("127.0.0.1")]);
+    // `::` takes both families; one of each.
+    assert_eq!(
+        announced(ip("::"), &[ip("203.0.113.10"), ip("2001:db8::10")]).unwrap(),
+        [ip("203.0.113.10"), ip("2001:db8::10")]
+    );
+    // A v4-mapped announce is its IPv4 address.
+    assert_eq!(
+        announced(ip("::"), &[ip("::ffff:203.0.113.10")]).unwrap(),
+        [ip("203.0.113.10")]
+    );
+    // Refused: two of one family, a family the socket does not take, `::`.
+    for (bind, cfg) in [
+        ("::", vec![ip("192.0.2.1"), ip("192.0.2.2")]),
+        ("0.0.0.0", vec![ip("2001:db8::10")]),
+        ("2001:db8::1", vec![ip("192.0.2.1")]),
+        ("::", vec![ip("::")]),
+    ] {
+        assert!(announced(ip(bind), &cfg).is_err(), "{bind} {cfg:?}");
+    }
+    // Unspecified binds, nothing configured: the interfaces' addresses
+    // (never link-local; loopback only when there is nothing else), at
+    // most two per family, IPv4 only for 0.0.0.0.
+    for bind in ["::", "0.0.0.0"] {
+        let got = announced(ip(bind), &[]).unwrap();
+        assert!(!got.is_empty(), "{bind}");
+        assert!(got.iter().all(|a| !a.is_unspecified()), "{got:?}");
+        let loopback = got.iter().filter(|a| a.is_loopback()).count();
+        assert!(loopback == 0 || loopback == got.len(), "{got:?}");
+        for v6 in [false, true] {
+            assert!(
+                got.iter().filter(|a| a.is_ipv6() == v6).count() <= 2,
+                "{got:?}"
+            );
+        }
+        assert!(
+            got.iter().all(|a| match a {
+                IpAddr::V6(v6) => bind == "::" && !v6.is_unicast_link_local(),
+                IpAddr::V4(v4) => !v4.is_link_local(),
+            }),
+            "{got:?}"
+        );
+        eprintln!("{bind}: announces {got:?}");
+    }
 }

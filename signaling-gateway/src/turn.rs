@@ -123,6 +123,19 @@ impl TurnConfig {
         &self.urls
     }
 
+    /// Host and port of each URL (deduplicated, in order): what to
+    /// resolve for the addresses coturn relays from, when its relay
+    /// address is its listening one.
+    pub fn hosts(&self) -> Vec<(String, u16)> {
+        let mut out: Vec<(String, u16)> = Vec::new();
+        for hp in self.urls.iter().filter_map(|u| url_host_port(u)) {
+            if !out.contains(&hp) {
+                out.push(hp);
+            }
+        }
+        out
+    }
+
     /// How long a credential is valid.
     pub fn ttl(&self) -> Duration {
         self.ttl
@@ -147,6 +160,32 @@ impl TurnConfig {
             credential,
         }]
     }
+}
+
+/// Host and port of a TURN URI (RFC 7065: `turn:host[:port][?…]`,
+/// `turns:…`; an IPv6 host in brackets, returned without them). The port
+/// defaults to 3478 (`turn:`) or 5349 (`turns:`).
+pub fn url_host_port(url: &str) -> Option<(String, u16)> {
+    let (rest, default_port) = if let Some(r) = url.strip_prefix("turns:") {
+        (r, 5349)
+    } else {
+        (url.strip_prefix("turn:")?, 3478)
+    };
+    let authority = rest.split('?').next()?;
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => default_port,
+    };
+    (!host.is_empty()).then(|| (host.to_owned(), port))
 }
 
 /// The TURN REST password of `username`: `base64(HMAC-SHA1(secret,
@@ -220,6 +259,28 @@ mod tests {
         assert_eq!(later[0].username, "1700003600:7");
         assert_eq!(later[0].credential, "O02po2DJ42flwp2RGA6akS6M1xo=");
         assert_eq!(config(3600).refresh_after(), Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn hosts_are_read_from_the_urls() {
+        assert_eq!(
+            config(600).hosts(),
+            [
+                ("turn.example.org".to_owned(), 3478),
+                ("turn.example.org".to_owned(), 443)
+            ]
+        );
+        let h = |u: &str| url_host_port(u);
+        assert_eq!(h("turns:t.example"), Some(("t.example".into(), 5349)));
+        assert_eq!(h("turn:192.0.2.7"), Some(("192.0.2.7".into(), 3478)));
+        assert_eq!(
+            h("turn:[2001:db8::7]:3479?transport=tcp"),
+            Some(("2001:db8::7".into(), 3479))
+        );
+        assert_eq!(h("turn:[2001:db8::7]"), Some(("2001:db8::7".into(), 3478)));
+        assert_eq!(h("turn:t.example:port"), None);
+        assert_eq!(h("turn:[::1"), None);
+        assert_eq!(h("stun:t.example"), None);
     }
 
     #[test]

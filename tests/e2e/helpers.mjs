@@ -276,16 +276,18 @@ function playwrightLike(page) {
  * WebDriver BiDi, never a downloaded browser. Returns the shape of
  * `launchBrowser()`: { context, close() }, where `context.newPage()` gives a
  * page with the playwright methods the helpers use (see playwrightLike).
+ * `executablePath`: a wrapper that starts firefox-esr (e.g. in a network
+ * namespace, turn.test.mjs); `prefs`: more preferences.
  */
-export async function launchFirefox() {
+export async function launchFirefox({ executablePath = FIREFOX, prefs = {} } = {}) {
   if (!existsSync(FIREFOX)) {
     throw new Error(`${FIREFOX} not found: apt-get update && apt-get install -y firefox-esr`);
   }
   const browser = await puppeteer.launch({
     browser: 'firefox',
-    executablePath: FIREFOX,
+    executablePath,
     headless: true,
-    extraPrefsFirefox: FIREFOX_PREFS,
+    extraPrefsFirefox: { ...FIREFOX_PREFS, ...prefs },
     defaultViewport: { width: 1280, height: 800 },
   });
   const context = {

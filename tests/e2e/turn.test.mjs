@@ -17,6 +17,13 @@
 // A second test leaves Bruno TCP to port 443 only: nginx's `stream` module
 // (deploy/coturn/nginx-stream.conf) splits it by SNI between Salon's HTTPS
 // and coturn's TLS; Bruno gets the page and relays over TLS through it.
+// A third test puts Firefox ESR on Bruno's side (puppeteer through a
+// wrapper that runs it in the namespace, the test CA imported into its
+// profile with certutil), TCP to coturn's TLS port only: it decodes a
+// Chromium beside the server and back, its selected pairs are `relay`
+// over `tls`, and mediad counts it relayed (`--turn-relay-ip`). Firefox
+// ignores a `turns:` URL whose host is an IP address: the URL names the
+// server, resolved by the namespace's own /etc/hosts.
 // coturn relays only to mediad's address (`allowed-peer-ip`; everything
 // else is denied: turnutils_uclient's permission for another peer gets
 // 403). Needs root (namespaces, nft), coturn and nftables;
@@ -25,15 +32,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
+  FIREFOX,
   NGINX,
   REPO_ROOT,
   ensureNginx,
   haveCommand,
   joinRoom,
   launchBrowser,
+  launchFirefox,
   makeTestCerts,
   receiving,
   sleep,
@@ -168,6 +178,111 @@ const selectedPairs = (p) =>
     return out;
   });
 
+/**
+ * An executable that starts firefox-esr inside namespace `ns` for
+ * puppeteer. puppeteer reads Firefox's "WebDriver BiDi listening on
+ * ws://127.0.0.1:PORT" and connects there, but that port is on the
+ * namespace's loopback: the wrapper relays it through a Unix socket (the
+ * file system is shared across network namespaces) to a port of this
+ * namespace's loopback under the same port number (Firefox checks the
+ * Host header, port included). With `caFile`, the wrapper first imports
+ * that CA into the profile puppeteer made (`certutil`, libnss3-tools), so
+ * Firefox trusts coturn's test certificate for TURN over TLS. Removed
+ * after `t`.
+ */
+async function firefoxInNamespace(t, ns, caFile = null) {
+  const dir = await mkdtemp(path.join(tmpdir(), 'salon-fx-ns-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const sock = path.join(dir, 'bidi.sock');
+  const inner = `const net = require('node:net'); const [sock, port] = process.argv.slice(1);
+net.createServer((c) => { const u = net.connect(Number(port), '127.0.0.1'); c.pipe(u); u.pipe(c);
+  c.on('error', () => u.destroy()); u.on('error', () => c.destroy()); }).listen(sock);`;
+  const wrapper = path.join(dir, 'firefox-in-netns.mjs');
+  await writeFile(
+    wrapper,
+    String.raw`#!${process.execPath}
+import { spawn } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { execFileSync } from 'node:child_process';
+const [ns, firefox, sock, inner, caFile] = ${JSON.stringify([ns, FIREFOX, sock, inner, caFile])};
+const profile = process.argv[process.argv.indexOf('--profile') + 1];
+if (caFile && profile) {
+  execFileSync('certutil', ['-N', '--empty-password', '-d', 'sql:' + profile]);
+  execFileSync('certutil', ['-A', '-d', 'sql:' + profile, '-n', 'salon-e2e-ca', '-t', 'C,,', '-i', caFile]);
+}
+const child = spawn('ip', ['netns', 'exec', ns, firefox, ...process.argv.slice(2)], { stdio: ['inherit', 'inherit', 'pipe'] });
+let relay = null;
+let server = null;
+let buf = '';
+child.stderr.on('data', (d) => {
+  buf += d;
+  for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+    const line = buf.slice(0, i);
+    buf = buf.slice(i + 1);
+    const m = /^WebDriver BiDi listening on ws:\/\/127\.0\.0\.1:(\d+)(.*)$/.exec(line);
+    if (!m) {
+      process.stderr.write(line + '\n');
+      continue;
+    }
+    relay = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', inner, sock, m[1]], { stdio: 'inherit' });
+    let tries = 0;
+    const start = () => {
+      if (!existsSync(sock) && ++tries < 250) return setTimeout(start, 20);
+      server = net.createServer((c) => {
+        const u = net.connect(sock);
+        c.pipe(u);
+        u.pipe(c);
+        c.on('error', () => u.destroy());
+        u.on('error', () => c.destroy());
+      });
+      // The same port number: Firefox checks the Host header, port included.
+      server.listen(Number(m[1]), '127.0.0.1', () => process.stderr.write(line + '\n'));
+    };
+    start();
+  }
+});
+child.on('exit', (code) => {
+  relay?.kill();
+  server?.close();
+  rmSync(sock, { force: true });
+  process.exit(code ?? 1);
+});
+for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(s, () => child.kill(s));
+`,
+    { mode: 0o755 },
+  );
+  return wrapper;
+}
+
+/** Firefox's selected pair of each of the page's transports (no `transport` stats there: the `selected` candidate pair). */
+const firefoxPairs = (p) =>
+  p.page.evaluate(async () => {
+    const out = {};
+    for (const [name, pc] of Object.entries(window.salonTest.pcs())) {
+      if (!pc) continue;
+      const stats = await pc.getStats();
+      let pair = null;
+      stats.forEach((s) => {
+        if (s.type === 'candidate-pair' && s.state === 'succeeded' && (s.selected || s.nominated) && !pair) pair = s;
+      });
+      if (!pair) {
+        out[name] = null;
+        continue;
+      }
+      const l = stats.get(pair.localCandidateId);
+      const r = stats.get(pair.remoteCandidateId);
+      out[name] = {
+        state: pair.state,
+        selected: pair.selected,
+        nominated: pair.nominated,
+        local: { type: l?.candidateType, relayProtocol: l?.relayProtocol, protocol: l?.protocol, address: l?.address, port: l?.port },
+        remote: { type: r?.candidateType, protocol: r?.protocol, address: r?.address, port: r?.port },
+      };
+    }
+    return out;
+  });
+
 const skip =
   process.getuid?.() !== 0
     ? 'needs root for network namespaces and nftables'
@@ -234,6 +349,11 @@ test('UDP blocked: through coturn over TLS, then over TCP, never straight to med
   const [first] = await turnUsernames(aline);
   assert.match(first ?? '', /^\d{10}:\d+$/, 'a TURN REST username: <expiry>:<participant id>');
   assert.equal(first.split(':')[1], aline.id);
+  // mediad counts ICE from coturn's address (the --turn-url host) as
+  // relayed. Aline's checks come from 127.0.0.2 too (she shares the
+  // server's address here), so each Bruno is measured as a difference.
+  let relayed = metricIn(net.srv, salon, 'mediad_ice_succeeded_relayed_total');
+  log(`relayed ICE before Bruno: ${relayed}`);
   for (const [turnPort, relayProtocol, name] of [
     [TURNS_PORT, 'tls', 'Bruno'],
     [TURN_PORT, 'tcp', 'Bruno-TCP'],
@@ -256,6 +376,10 @@ test('UDP blocked: through coturn over TLS, then over TCP, never straight to med
       assert.equal(pair.remote.address, SERVER, "the far end is mediad's candidate");
       assert.equal(pair.remote.protocol, 'udp', 'coturn relays to mediad over UDP');
     }
+    const relayedNow = metricIn(net.srv, salon, 'mediad_ice_succeeded_relayed_total');
+    log(`relayed ICE after ${name}: ${relayedNow}`);
+    assert.ok(relayedNow - relayed >= 2, `mediad counted ${name}'s two transports relayed (${relayed} → ${relayedNow})`);
+    relayed = relayedNow;
     // Aline, beside the server, goes straight to mediad.
     const direct = await selectedPairs(aline);
     assert.equal(direct.sub?.local.type, 'host', 'Aline does not need TURN');
@@ -354,4 +478,68 @@ test('only port 443 open: the page and TURN/TLS share it, split by SNI (nginx st
   const d = dropped();
   log(`Bruno's side dropped ${d.udpDropped} UDP and ${d.tcpDropped} other TCP packets`);
   assert.ok(d.udpDropped > 0);
+});
+
+test('Firefox with UDP blocked relays through coturn, and decodes a Chromium beside the server', { timeout: 240_000, skip: skip || (!existsSync(FIREFOX) && 'firefox-esr is not installed') }, async (t) => {
+  const started = Date.now();
+  const log = (what) => t.diagnostic(`${((Date.now() - started) / 1000).toFixed(1)} s: ${what}`);
+  const net = await twoHosts();
+  t.after(() => net.cleanup());
+  // Firefox drops a `turns:` URL whose host is an IP address (it checks
+  // coturn's certificate against a name): the name is in Bruno's side's
+  // /etc/hosts (`ip netns exec` mounts /etc/netns/<ns>/hosts over it).
+  const turnName = 'turn.salon.test';
+  const certs = await makeTestCerts({ dns: ['localhost', turnName], ips: [SERVER] });
+  t.after(() => certs.cleanup());
+  const hostsDir = path.join('/etc/netns', net.rcv);
+  await mkdir(hostsDir, { recursive: true });
+  t.after(() => rm(hostsDir, { recursive: true, force: true }));
+  await writeFile(path.join(hostsDir, 'hosts'), `127.0.0.1 localhost\n::1 localhost\n${SERVER} ${turnName}\n`);
+  const { dir } = await coturnFor(t, net.srv, certs, 'salon-coturn-');
+  // TURN over TLS needs Firefox to trust the test CA: certutil imports it.
+  const certutil = haveCommand('certutil');
+  const turnPort = certutil ? TURNS_PORT : TURN_PORT;
+  if (!certutil) log('certutil missing (apt-get install libnss3-tools): TURN over TCP instead of TLS');
+  const salon = await startSalon({
+    netns: net.srv,
+    listen: `${SERVER}:0`,
+    extraArgs: [
+      '--media-ip', SERVER,
+      '--turn-secret-file', path.join(dir, 'turn-secret'),
+      '--turn-url', `turns:${turnName}:${TURNS_PORT}?transport=tcp`,
+      '--turn-url', `turn:${SERVER}:${TURN_PORT}?transport=tcp`,
+      // The name does not resolve on the server's side: coturn's relay
+      // address is given (mediad counts relayed ICE by it).
+      '--turn-relay-ip', SERVER,
+    ],
+  });
+  t.after(() => salon.stop());
+  const httpPort = Number(new URL(salon.url).port);
+  const dropped = firewall(net.rcv, [httpPort, turnPort]);
+  const near = await launchBrowser({ netns: net.srv });
+  t.after(() => near.close());
+  const fox = await launchFirefox({ executablePath: await firefoxInNamespace(t, net.rcv, certutil ? path.join(certs.dir, 'ca.pem') : null) });
+  t.after(() => fox.close());
+
+  const relayedBefore = metricIn(net.srv, salon, 'mediad_ice_succeeded_relayed_total');
+  const aline = await joinRoom(near.context, salon.url, 'Reunion-Renard', 'Aline');
+  const renard = await joinRoom(fox.context, salon.url, 'Reunion-Renard', 'Renard');
+  const joinedAt = Date.now();
+  const windows = await Promise.all([receiving(aline, renard, 60_000), receiving(renard, aline, 60_000)]);
+  log(`Renard (Firefox, only TCP ${turnPort} open): media both ways ${Date.now() - joinedAt} ms after joining (${windows.join(' / ')} ms windows)`);
+  const pairs = await firefoxPairs(renard);
+  log(`Renard's selected pairs: ${JSON.stringify(pairs)}`);
+  for (const which of ['pub', 'sub']) {
+    const pair = pairs[which];
+    assert.ok(pair, `Renard's ${which} transport has a selected pair`);
+    assert.equal(pair.local.type, 'relay', `Renard's ${which} goes through TURN`);
+    assert.equal(pair.local.relayProtocol, turnPort === TURNS_PORT ? 'tls' : 'tcp', `Renard's ${which} reaches coturn over TLS (TCP without certutil)`);
+    assert.equal(pair.remote.address, SERVER, "the far end is mediad's candidate");
+  }
+  const relayedAfter = metricIn(net.srv, salon, 'mediad_ice_succeeded_relayed_total');
+  log(`relayed ICE: ${relayedBefore} → ${relayedAfter}`);
+  assert.ok(relayedAfter - relayedBefore >= 2, 'mediad counted Renard relayed');
+  const d = dropped();
+  log(`Renard's side dropped ${d.udpDropped} UDP and ${d.tcpDropped} other TCP packets`);
+  assert.ok(d.udpDropped > 0, 'Firefox did try UDP, and it was dropped');
 });

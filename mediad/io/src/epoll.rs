@@ -91,7 +91,7 @@ pub(crate) fn run<H: Handler>(
     apply_ops(&ep, &mut tcp);
 
     let mut rx = RxBatch::new();
-    let mut txb = TxBatch::new();
+    let mut txb = TxBatch::new(socket.local_addr().is_ok_and(|a| a.is_ipv6()));
     let mut tx = TxQueue::with_capacity(TX_QUEUE_CAPACITY);
     let mut c = IoStatsSnapshot::default();
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
@@ -344,18 +344,21 @@ fn recvmmsg(fd: RawFd, hdrs: &mut [libc::mmsghdr]) -> Result<usize, i32> {
 
 /// Headers for one `sendmmsg`, allocated once.
 struct TxBatch {
+    /// The socket is IPv6 (IPv4 destinations are written v4-mapped).
+    v6: bool,
     names: Box<[RawAddr]>,
     iovs: Box<[libc::iovec]>,
     hdrs: Box<[libc::mmsghdr]>,
 }
 
 impl TxBatch {
-    fn new() -> Self {
+    fn new(v6: bool) -> Self {
         let iov = libc::iovec {
             iov_base: std::ptr::null_mut(),
             iov_len: 0,
         };
         Self {
+            v6,
             names: vec![RawAddr::ZERO; BATCH].into_boxed_slice(),
             iovs: vec![iov; BATCH].into_boxed_slice(),
             hdrs: vec![sys::zeroed_mmsghdr(); BATCH].into_boxed_slice(),
@@ -370,7 +373,7 @@ impl TxBatch {
         while done < total {
             let chunk = &tx.queued()[done..total.min(done + BATCH)];
             for (i, t) in chunk.iter().enumerate() {
-                let namelen = self.names[i].encode(&t.dst);
+                let namelen = self.names[i].encode(&t.dst, self.v6);
                 self.iovs[i] = libc::iovec {
                     // The kernel only reads through this pointer.
                     iov_base: t.buf.as_ptr().cast_mut().cast(),

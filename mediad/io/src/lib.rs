@@ -56,7 +56,7 @@ pub use tcp::{TcpEndpoint, TcpLimits, bind_tcp, is_stream, stream_addr, stream_p
 pub use tx::{MAX_DATAGRAM, Transmit, TxQueue};
 
 use std::fmt;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -221,12 +221,89 @@ impl Waker {
     }
 }
 
+/// `addr` with a v4-mapped IPv6 address (`[::ffff:a.b.c.d]:p`, how a
+/// dual-stack socket names an IPv4 peer) as the plain IPv4 one; any other
+/// address unchanged.
+#[inline]
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), a.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
+}
+
+/// Whether binding `addr` makes a dual-stack socket: the IPv6 unspecified
+/// address (`[::]`) takes IPv4 peers too, as v4-mapped addresses, which the
+/// drivers turn back into plain IPv4 ones both ways (`sys::decode_addr`,
+/// `RawAddr::encode`; the TCP listener's peers likewise).
+pub fn is_dual_stack(addr: &SocketAddr) -> bool {
+    matches!(addr, SocketAddr::V6(a) if a.ip().is_unspecified())
+}
+
+/// The addresses to announce for a socket bound to the unspecified
+/// address `bind` (`0.0.0.0`: IPv4 only; `::`: both families): the host's
+/// interface addresses that are up, neither loopback nor link-local, at
+/// most two per family (IPv6 first, in the kernel's order); loopback
+/// (`127.0.0.1`, and `::1` for `::`) when there is nothing else.
+pub fn host_addresses(bind: IpAddr) -> Vec<IpAddr> {
+    let both = bind.is_ipv6();
+    let usable = |ip: &IpAddr| match ip {
+        IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local() && !v4.is_unspecified(),
+        IpAddr::V6(v6) => {
+            both && !v6.is_loopback()
+                && !v6.is_unspecified()
+                && !v6.is_unicast_link_local()
+                && v6.to_ipv4_mapped().is_none()
+        }
+    };
+    let found: Vec<IpAddr> = sys::interface_addrs()
+        .into_iter()
+        .filter(|(_, flags)| flags & (libc::IFF_LOOPBACK as u32) == 0)
+        .map(|(ip, _)| ip)
+        .filter(usable)
+        .collect();
+    let mut out: Vec<IpAddr> = Vec::new();
+    for v6 in [true, false] {
+        for ip in found.iter().filter(|ip| ip.is_ipv6() == v6) {
+            if !out.contains(ip) && out.iter().filter(|o| o.is_ipv6() == v6).count() < 2 {
+                out.push(*ip);
+            }
+        }
+    }
+    if out.is_empty() {
+        if both {
+            out.push(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST));
+        }
+        out.push(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    }
+    out
+}
+
+/// An IPv6 socket with `IPV6_V6ONLY` off (whatever `net.ipv6.bindv6only`
+/// says), close-on-exec.
+pub(crate) fn dual_stack_socket(ty: socket2::Type) -> Result<socket2::Socket, IoError> {
+    let s = socket2::Socket::new(socket2::Domain::IPV6, ty, None)
+        .map_err(|e| IoError::sys("socket", e))?;
+    s.set_only_v6(false)
+        .map_err(|e| IoError::sys("setsockopt(IPV6_V6ONLY)", e))?;
+    Ok(s)
+}
+
 /// A non-blocking UDP socket bound to `addr` (IPv4 or IPv6; an IPv6
 /// wildcard socket is dual-stack where the system allows), with
 /// `SO_RCVBUF` / `SO_SNDBUF` raised to [`SOCKET_BUFFER_BYTES`] where
 /// permitted (failure to raise them is logged, not fatal).
 pub fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, IoError> {
-    let socket = UdpSocket::bind(addr).map_err(|e| IoError::sys("bind", e))?;
+    let socket: UdpSocket = if is_dual_stack(&addr) {
+        let s = dual_stack_socket(socket2::Type::DGRAM)?;
+        s.bind(&addr.into()).map_err(|e| IoError::sys("bind", e))?;
+        s.into()
+    } else {
+        UdpSocket::bind(addr).map_err(|e| IoError::sys("bind", e))?
+    };
     socket
         .set_nonblocking(true)
         .map_err(|e| IoError::sys("set_nonblocking", e))?;

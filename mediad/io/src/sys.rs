@@ -2,7 +2,7 @@
 //! is one system call (or the zeroing of a plain C struct).
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::IoError;
@@ -20,9 +20,20 @@ pub(crate) struct RawAddr(pub(crate) [u8; SOCKADDR_LEN]);
 impl RawAddr {
     pub(crate) const ZERO: RawAddr = RawAddr([0; SOCKADDR_LEN]);
 
-    /// Encode `addr`, returning the length to put in `msg_namelen`.
-    pub(crate) fn encode(&mut self, addr: &SocketAddr) -> libc::socklen_t {
+    /// Encode `addr` for a socket of family IPv6 (`v6`) or IPv4,
+    /// returning the length to put in `msg_namelen`. On an IPv6 socket an
+    /// IPv4 address is written v4-mapped (`::ffff:a.b.c.d`, a dual-stack
+    /// socket's name for it).
+    pub(crate) fn encode(&mut self, addr: &SocketAddr, v6: bool) -> libc::socklen_t {
         self.0 = [0; SOCKADDR_LEN];
+        let mapped;
+        let addr = match addr {
+            SocketAddr::V4(a) if v6 => {
+                mapped = SocketAddr::V6(SocketAddrV6::new(a.ip().to_ipv6_mapped(), a.port(), 0, 0));
+                &mapped
+            }
+            other => other,
+        };
         let b = &mut self.0;
         match addr {
             SocketAddr::V4(a) => {
@@ -44,6 +55,8 @@ impl RawAddr {
 }
 
 /// Decode a socket address the kernel wrote (`name` is the written part).
+/// A v4-mapped IPv6 address (an IPv4 peer of a dual-stack socket) comes
+/// out as the plain IPv4 one, so the handler sees one name per peer.
 /// `None` for an unknown family or a short name: never panics.
 pub(crate) fn decode_addr(name: &[u8]) -> Option<SocketAddr> {
     let family = u16::from_ne_bytes(name.get(0..2)?.try_into().ok()?);
@@ -55,6 +68,9 @@ pub(crate) fn decode_addr(name: &[u8]) -> Option<SocketAddr> {
         let flow = u32::from_be_bytes(name.get(4..8)?.try_into().ok()?);
         let ip: [u8; 16] = name.get(8..24)?.try_into().ok()?;
         let scope = u32::from_ne_bytes(name.get(24..28)?.try_into().ok()?);
+        if let Some(v4) = Ipv6Addr::from(ip).to_ipv4_mapped() {
+            return Some(SocketAddr::V4(SocketAddrV4::new(v4, port)));
+        }
         Some(SocketAddr::V6(SocketAddrV6::new(
             Ipv6Addr::from(ip),
             port,
@@ -156,6 +172,46 @@ pub(crate) fn wait_writable(fd: RawFd, timeout_ms: i32) {
     let _ = unsafe { libc::poll(&raw mut p, 1, timeout_ms) };
 }
 
+/// The addresses of the host's interfaces that are up (`getifaddrs`),
+/// IPv4 and IPv6, each with its interface's flags. Empty if the call
+/// fails.
+pub(crate) fn interface_addrs() -> Vec<(IpAddr, u32)> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: one system call writing a list head we own; freed below.
+    if unsafe { libc::getifaddrs(&raw mut head) } != 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, alive
+        // until freeifaddrs.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() || ifa.ifa_flags & (libc::IFF_UP as u32) == 0 {
+            continue;
+        }
+        // SAFETY: a non-null ifa_addr points to a sockaddr whose family
+        // says its size: sockaddr_in or sockaddr_in6 for the two read.
+        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+        let ip = if family == libc::AF_INET {
+            // SAFETY: as above, AF_INET: a sockaddr_in.
+            let sin = unsafe { &*ifa.ifa_addr.cast::<libc::sockaddr_in>() };
+            IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+        } else if family == libc::AF_INET6 {
+            // SAFETY: as above, AF_INET6: a sockaddr_in6.
+            let sin6 = unsafe { &*ifa.ifa_addr.cast::<libc::sockaddr_in6>() };
+            IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
+        } else {
+            continue;
+        };
+        out.push((ip, ifa.ifa_flags));
+    }
+    // SAFETY: the list getifaddrs returned, freed once.
+    unsafe { libc::freeifaddrs(head) };
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,9 +231,30 @@ mod tests {
         ];
         for a in cases {
             let mut raw = RawAddr::ZERO;
-            let len = raw.encode(&a) as usize;
+            let len = raw.encode(&a, a.is_ipv6()) as usize;
             assert_eq!(decode_addr(&raw.0[..len]), Some(a));
         }
+    }
+
+    #[test]
+    fn ipv4_on_an_ipv6_socket_is_written_mapped_and_read_plain() {
+        let a: SocketAddr = "192.0.2.7:5000".parse().unwrap();
+        let mut raw = RawAddr::ZERO;
+        let len = raw.encode(&a, true) as usize;
+        assert_eq!(len, SOCKADDR_LEN, "a sockaddr_in6");
+        assert_eq!(
+            u16::from_ne_bytes([raw.0[0], raw.0[1]]),
+            libc::AF_INET6 as u16
+        );
+        assert_eq!(
+            &raw.0[8..24],
+            &"::ffff:192.0.2.7".parse::<Ipv6Addr>().unwrap().octets()
+        );
+        assert_eq!(
+            decode_addr(&raw.0[..len]),
+            Some(a),
+            "read back as plain IPv4"
+        );
     }
 
     #[test]

@@ -144,7 +144,17 @@ pub struct TcpEndpoint {
 
 /// A non-blocking TCP listener bound to `addr`.
 pub fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, IoError> {
-    let l = TcpListener::bind(addr).map_err(|e| IoError::sys("bind (tcp)", e))?;
+    let l: TcpListener = if crate::is_dual_stack(&addr) {
+        let s = crate::dual_stack_socket(socket2::Type::STREAM)?;
+        s.set_reuse_address(true)
+            .map_err(|e| IoError::sys("setsockopt(SO_REUSEADDR)", e))?;
+        s.bind(&addr.into())
+            .map_err(|e| IoError::sys("bind (tcp)", e))?;
+        s.listen(1024).map_err(|e| IoError::sys("listen", e))?;
+        s.into()
+    } else {
+        TcpListener::bind(addr).map_err(|e| IoError::sys("bind (tcp)", e))?
+    };
     l.set_nonblocking(true)
         .map_err(|e| IoError::sys("set_nonblocking", e))?;
     Ok(l)
@@ -508,6 +518,8 @@ impl TcpServer {
         now: Instant,
         c: &mut IoStatsSnapshot,
     ) {
+        // An IPv4 peer of a dual-stack listener: its plain IPv4 address.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         let peer_ip = peer.ip();
         let ip_count = self.per_ip.get(&peer_ip).copied().unwrap_or(0);
         if self.open >= self.limits.max_connections || ip_count >= self.limits.max_per_ip {

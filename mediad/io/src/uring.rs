@@ -262,6 +262,8 @@ impl BufRing {
 
 /// Preallocated msghdr/iovec/sockaddr slots for in-flight sends.
 struct SendSlots {
+    /// The socket is IPv6 (IPv4 destinations are written v4-mapped).
+    v6: bool,
     names: Box<[RawAddr]>,
     iovs: Box<[libc::iovec]>,
     hdrs: Box<[libc::msghdr]>,
@@ -270,12 +272,13 @@ struct SendSlots {
 }
 
 impl SendSlots {
-    fn new() -> Self {
+    fn new(v6: bool) -> Self {
         let iov = libc::iovec {
             iov_base: std::ptr::null_mut(),
             iov_len: 0,
         };
         Self {
+            v6,
             names: vec![RawAddr::ZERO; SEND_SLOTS].into_boxed_slice(),
             iovs: vec![iov; SEND_SLOTS].into_boxed_slice(),
             hdrs: vec![sys::zeroed_msghdr(); SEND_SLOTS].into_boxed_slice(),
@@ -285,7 +288,7 @@ impl SendSlots {
 
     /// Fill slot `i` for `t` and return its msghdr pointer.
     fn fill(&mut self, i: usize, t: &crate::Transmit) -> *const libc::msghdr {
-        let namelen = self.names[i].encode(&t.dst);
+        let namelen = self.names[i].encode(&t.dst, self.v6);
         self.iovs[i] = libc::iovec {
             // The kernel only reads through this pointer.
             iov_base: t.buf.as_ptr().cast_mut().cast(),
@@ -347,7 +350,8 @@ pub(crate) fn run<H: Handler>(
     socket
         .set_nonblocking(false)
         .map_err(|e| IoError::sys("set_nonblocking", e))?;
-    let mut d = Driver::new(socket.as_raw_fd(), waker.raw_fd())?;
+    let v6 = socket.local_addr().is_ok_and(|a| a.is_ipv6());
+    let mut d = Driver::new(socket.as_raw_fd(), waker.raw_fd(), v6)?;
     let mut tx = TxQueue::with_capacity(TX_QUEUE_CAPACITY);
     let mut c = IoStatsSnapshot::default();
     let result = d.run_loop(handler, &mut tcp, &mut tx, &mut c, stats);
@@ -375,7 +379,7 @@ fn new_ring() -> Result<IoUring, IoError> {
 }
 
 impl Driver {
-    fn new(fd: RawFd, wake_fd: RawFd) -> Result<Self, IoError> {
+    fn new(fd: RawFd, wake_fd: RawFd, v6: bool) -> Result<Self, IoError> {
         let ring = new_ring()?;
         let bufs = BufRing::new(NBUF, BUF_SIZE)?;
         bufs.register(&ring)
@@ -388,7 +392,7 @@ impl Driver {
             ring,
             bufs,
             recv_hdr,
-            send: SendSlots::new(),
+            send: SendSlots::new(v6),
             deferred: VecDeque::with_capacity(usize::from(NBUF) * 2),
             fd,
             wake_fd,

@@ -244,6 +244,81 @@ fn echo_ipv6(backend: Backend) {
     assert_eq!(s.rx_datagrams, 50);
 }
 
+/// Echoes like [`Echo`] and records each datagram's source as the handler
+/// saw it.
+struct Sources {
+    cmds: Receiver<Cmd>,
+    ctl: Control,
+    seen: Vec<SocketAddr>,
+}
+
+impl Handler for Sources {
+    fn handle_datagram(
+        &mut self,
+        src: SocketAddr,
+        data: &mut [u8],
+        _now: Instant,
+        tx: &mut TxQueue,
+    ) {
+        self.seen.push(src);
+        tx.push(src, data);
+    }
+    fn handle_wake(&mut self, _now: Instant, _tx: &mut TxQueue) {
+        self.ctl.on_wake(&self.cmds);
+    }
+    fn handle_timeout(&mut self, _now: Instant, _tx: &mut TxQueue) {}
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    fn should_stop(&self) -> bool {
+        self.ctl.stop
+    }
+}
+
+/// Bound on `[::]` (dual stack), the loop serves an IPv4 peer and an IPv6
+/// one: the handler sees the IPv4 peer as plain IPv4 (not
+/// `::ffff:127.0.0.1`), and its replies (to that plain address) arrive.
+fn dual_stack(backend: Backend) {
+    if UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("skipping dual-stack test: no ::1 here");
+        return;
+    }
+    let server = Server::start(backend, "[::]:0", |cmds| Sources {
+        cmds,
+        ctl: Control::default(),
+        seen: Vec::new(),
+    });
+    assert!(server.addr.is_ipv6());
+    let port = server.addr.port();
+    let v4 = client("127.0.0.1:0");
+    let v6 = client("[::1]:0");
+    let to_v4: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let to_v6: SocketAddr = format!("[::1]:{port}").parse().unwrap();
+    let mut buf = [0u8; 2048];
+    for seq in 0..20u32 {
+        for (c, to) in [(&v4, to_v4), (&v6, to_v6)] {
+            let d = datagram(seq);
+            c.send_to(&d, to).unwrap();
+            let (n, from) = recv(c, &mut buf).unwrap();
+            assert_eq!((&buf[..n], from), (&d[..], to), "the echo comes back");
+        }
+    }
+    let (h, s) = server.stop();
+    let (a4, a6) = (v4.local_addr().unwrap(), v6.local_addr().unwrap());
+    assert_eq!(h.seen.len(), 40);
+    assert!(
+        h.seen.iter().step_by(2).all(|a| *a == a4),
+        "plain IPv4: {:?}",
+        h.seen.first()
+    );
+    assert!(
+        h.seen.iter().skip(1).step_by(2).all(|a| *a == a6),
+        "{:?}",
+        h.seen.get(1)
+    );
+    assert_eq!((s.tx_datagrams, s.tx_errors), (40, 0));
+}
+
 /// Sends that fail (an IPv6 destination on an IPv4 socket) are counted and
 /// do not end the loop, which keeps echoing.
 fn send_errors_are_not_fatal(backend: Backend) {
@@ -491,6 +566,7 @@ per_backend!(
     echo_10k,
     fan_out_beyond_the_queue,
     echo_ipv6,
+    dual_stack,
     send_errors_are_not_fatal,
     oversized_dropped,
     burst_during_stall,

@@ -77,9 +77,15 @@ struct Server {
 
 impl Server {
     fn start(backend: Backend, limits: TcpLimits) -> Self {
-        let socket = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        Self::start_on(backend, limits, "127.0.0.1")
+    }
+
+    /// Both listeners on `ip` (`::`: dual stack).
+    fn start_on(backend: Backend, limits: TcpLimits, ip: &str) -> Self {
+        let any: SocketAddr = SocketAddr::new(ip.parse().unwrap(), 0);
+        let socket = bind_udp(any).unwrap();
         let udp = socket.local_addr().unwrap();
-        let listener = bind_tcp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = bind_tcp(any).unwrap();
         let tcp = listener.local_addr().unwrap();
         let waker = Waker::new().unwrap();
         let (stop, stop_rx) = mpsc::channel();
@@ -236,6 +242,34 @@ fn frames_round_trip(backend: Backend) {
     assert_eq!(s.tcp_rx_frames, 300);
     assert_eq!(s.tcp_tx_frames, 300);
     assert_eq!(s.tcp_closed_malformed, 0);
+}
+
+/// A listener on `[::]` (dual stack) takes an IPv4 and an IPv6
+/// connection: the IPv4 peer is named by its plain address (its stream
+/// address carries it, for XOR-MAPPED-ADDRESS), not `::ffff:127.0.0.1`.
+fn dual_stack_listener(backend: Backend) {
+    if UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("skipping dual-stack test: no ::1 here");
+        return;
+    }
+    let server = Server::start_on(backend, TcpLimits::default(), "::");
+    let port = server.tcp.port();
+    for to in [format!("127.0.0.1:{port}"), format!("[::1]:{port}")] {
+        let mut c = TcpStream::connect(to.as_str()).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(&frame(b"check")).unwrap();
+        assert_eq!(read_frame(&mut c).unwrap(), b"check", "{to}");
+        let (src, peer) = server.peers.recv().unwrap();
+        assert!(is_stream(&src));
+        let me = c.local_addr().unwrap();
+        if me.is_ipv4() {
+            assert_eq!(peer, Some(me), "the IPv4 peer, plain");
+        } else {
+            assert_eq!(peer, None, "an IPv6 peer does not fit a stream address");
+        }
+    }
+    let s = server.stop();
+    assert_eq!((s.tcp_accepted, s.tcp_rx_frames), (2, 2));
 }
 
 /// A length over 1500, or zero, closes the connection and is counted; the
@@ -402,6 +436,7 @@ macro_rules! per_backend {
 
 per_backend!(
     frames_round_trip,
+    dual_stack_listener,
     malformed_frames_close,
     connections_per_ip_are_bounded,
     a_connection_without_a_valid_check_times_out,

@@ -17,7 +17,7 @@ fn local() -> LocalTransport {
         ice_ufrag: "sAlN".to_owned(),
         ice_pwd: IcePwd::new("mediadPassw0rdForIceLite1"),
         fingerprint: Fingerprint::sha256([0x5a; 32]),
-        candidate_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
+        candidate_ips: vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10))],
         candidate_port: 50000,
         tcp_candidate_port: Some(50000),
         session_id: 42,

@@ -321,7 +321,7 @@ fn write_accepted(
             pt
         ),
     }
-    write::connection(w, local.candidate_ip);
+    write::connection(w, write::connection_ip(local));
     write::transport_attrs(w, local, Setup::Passive);
     ln!(w, "a=mid:{}", a.mid);
     let ids = [

@@ -34,8 +34,8 @@ pub use answer::{
 };
 pub use error::SdpError;
 pub use model::{
-    Codec, Direction, Extmap, Fingerprint, IcePwd, LocalTransport, MediaKind, MediaSection, Msid,
-    Rid, RidDirection, SessionDescription, Setup, SsrcGroup,
+    Codec, Direction, Extmap, Fingerprint, IcePwd, LocalTransport, MAX_CANDIDATE_IPS, MediaKind,
+    MediaSection, Msid, Rid, RidDirection, SessionDescription, Setup, SsrcGroup,
 };
 pub use parse::{MAX_LINE_LEN, MAX_MEDIA, MAX_SDP_LEN, parse, parse_bytes};
 pub use subscribe::{

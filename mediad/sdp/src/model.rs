@@ -361,6 +361,11 @@ impl SessionDescription {
     }
 }
 
+/// Most addresses in [`LocalTransport::candidate_ips`] (one IPv4 and one
+/// IPv6 in practice; a host with several public addresses may announce a
+/// few).
+pub const MAX_CANDIDATE_IPS: usize = 4;
+
 /// Our side of the transport, written into answers and offers.
 #[derive(Clone, PartialEq, Eq)]
 pub struct LocalTransport {
@@ -370,12 +375,15 @@ pub struct LocalTransport {
     pub ice_pwd: IcePwd,
     /// Fingerprint of our DTLS certificate.
     pub fingerprint: Fingerprint,
-    /// Address of the host candidate (the worker's UDP socket).
-    pub candidate_ip: IpAddr,
-    /// Port of the host candidate.
+    /// Addresses of the host candidates (the worker's UDP socket, as
+    /// announced): 1 to [`MAX_CANDIDATE_IPS`]. Written IPv6 first (RFC
+    /// 8421: a little preferred), each with its own local preference and
+    /// foundation; the first written is also the `c=` address.
+    pub candidate_ips: Vec<IpAddr>,
+    /// Port of the host candidates.
     pub candidate_port: u16,
-    /// Port of the passive TCP host candidate (ICE-TCP, RFC 6544) on
-    /// `candidate_ip`, if the worker listens on TCP.
+    /// Port of the passive TCP host candidates (ICE-TCP, RFC 6544) on
+    /// each of `candidate_ips`, if the worker listens on TCP.
     pub tcp_candidate_port: Option<u16>,
     /// `o=` sess-id; the top bit is cleared when written (JSEP wants it to fit an i64).
     pub session_id: u64,
@@ -389,6 +397,7 @@ impl fmt::Debug for LocalTransport {
             .field("ice_ufrag", &self.ice_ufrag)
             .field("ice_pwd", &self.ice_pwd)
             .field("fingerprint", &self.fingerprint)
+            .field("candidate_ips", &self.candidate_ips.len())
             .field("candidate_port", &self.candidate_port)
             .field("tcp_candidate_port", &self.tcp_candidate_port)
             .field("session_id", &self.session_id)

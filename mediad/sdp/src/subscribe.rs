@@ -173,7 +173,7 @@ fn rtpmaps(w: &mut SdpWriter, t: &OutTrack, with_feedback: bool) {
 
 fn write_active(w: &mut SdpWriter, local: &LocalTransport, t: &OutTrack) {
     m_line(w, t, local.candidate_port);
-    write::connection(w, local.candidate_ip);
+    write::connection(w, write::connection_ip(local));
     write::transport_attrs(w, local, Setup::ActPass);
     ln!(w, "a=mid:{}", t.mid);
     ln!(w, "a=extmap:{} {}", EXT_ABS_SEND_TIME, uri::ABS_SEND_TIME);
@@ -199,7 +199,7 @@ fn write_active(w: &mut SdpWriter, local: &LocalTransport, t: &OutTrack) {
 
 fn write_inactive(w: &mut SdpWriter, local: &LocalTransport, t: &OutTrack) {
     m_line(w, t, local.candidate_port);
-    write::connection(w, local.candidate_ip);
+    write::connection(w, write::connection_ip(local));
     write::transport_attrs(w, local, Setup::ActPass);
     ln!(w, "a=mid:{}", t.mid);
     ln!(w, "a=extmap:{} {}", EXT_ABS_SEND_TIME, uri::ABS_SEND_TIME);

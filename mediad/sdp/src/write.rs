@@ -7,7 +7,9 @@ use crate::error::SdpError;
 use crate::model::{Fingerprint, LocalTransport, Setup};
 use crate::parse::is_ice_chars;
 
-/// Host candidate priority: type preference 126, local preference 65535, component 1.
+/// Host candidate priority: type preference 126, local preference 65535, component 1
+/// (the first address's; each further address's local preference is one
+/// less: [`host_priority`]).
 pub(crate) const HOST_PRIORITY: u32 = 2_130_706_431;
 
 /// Type preference of a host TCP candidate: below host UDP (126), so a
@@ -22,6 +24,36 @@ pub(crate) const PASSIVE_DIRECTION_PREFERENCE: u32 = 4;
 pub(crate) const HOST_TCP_PASSIVE_PRIORITY: u32 = (HOST_TCP_TYPE_PREFERENCE << 24)
     + (((PASSIVE_DIRECTION_PREFERENCE << 13) + 8191) << 8)
     + (256 - 1);
+
+/// Priority of the UDP host candidate of the `i`-th address written
+/// (RFC 8445 §5.1.2.1: local preference 65535 − i, so the addresses keep
+/// distinct priorities).
+pub(crate) fn host_priority(i: usize) -> u32 {
+    HOST_PRIORITY - ((i as u32) << 8)
+}
+
+/// Priority of the passive TCP host candidate of the `i`-th address
+/// (RFC 6544 §4.2: `other` preference 8191 − i); every one is below every
+/// UDP candidate (type preference 90 against 126).
+pub(crate) fn host_tcp_passive_priority(i: usize) -> u32 {
+    HOST_TCP_PASSIVE_PRIORITY - ((i as u32) << 8)
+}
+
+/// The candidate addresses in the order written: IPv6 first (RFC 8421
+/// prefers it a little, as browsers do), then IPv4, each family in the
+/// order given.
+pub(crate) fn candidate_order(local: &LocalTransport) -> impl Iterator<Item = IpAddr> + '_ {
+    let v6 = local.candidate_ips.iter().filter(|ip| ip.is_ipv6());
+    let v4 = local.candidate_ips.iter().filter(|ip| ip.is_ipv4());
+    v6.chain(v4).copied()
+}
+
+/// The `c=` address: the first candidate's.
+pub(crate) fn connection_ip(local: &LocalTransport) -> IpAddr {
+    candidate_order(local)
+        .next()
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+}
 
 /// Accumulates CRLF-terminated lines.
 pub(crate) struct SdpWriter {
@@ -73,7 +105,15 @@ pub(crate) fn validate_local(local: &LocalTransport) -> Result<(), SdpError> {
     if local.candidate_port == 0 || local.tcp_candidate_port == Some(0) {
         return Err(SdpError::InvalidLocal("candidate port"));
     }
-    if local.candidate_ip.is_unspecified() {
+    let ips = &local.candidate_ips;
+    if ips.is_empty()
+        || ips.len() > crate::model::MAX_CANDIDATE_IPS
+        || ips.iter().any(IpAddr::is_unspecified)
+        || ips
+            .iter()
+            .enumerate()
+            .any(|(i, ip)| ips.iter().skip(i + 1).any(|o| o == ip))
+    {
         return Err(SdpError::InvalidLocal("candidate address"));
     }
     Ok(())
@@ -126,24 +166,33 @@ pub(crate) fn connection_disabled(w: &mut SdpWriter) {
     ln!(w, "c=IN IP4 0.0.0.0");
 }
 
-/// The host candidates, UDP first, then the passive TCP one (RFC 6544:
-/// port as the TCP listener's, `tcptype passive`; its own foundation).
+/// The host candidates: every UDP one ([`candidate_order`]), then the
+/// passive TCP ones (RFC 6544: port as the TCP listener's, `tcptype
+/// passive`). Foundations differ by address and protocol (RFC 8445
+/// §5.1.1.3): the `i`-th address's UDP candidate is `2i + 1`, its TCP one
+/// `2i + 2`.
 pub(crate) fn candidate(w: &mut SdpWriter, local: &LocalTransport) {
-    ln!(
-        w,
-        "a=candidate:1 1 udp {} {} {} typ host",
-        HOST_PRIORITY,
-        local.candidate_ip,
-        local.candidate_port
-    );
-    if let Some(port) = local.tcp_candidate_port {
+    for (i, ip) in candidate_order(local).enumerate() {
         ln!(
             w,
-            "a=candidate:2 1 tcp {} {} {} typ host tcptype passive",
-            HOST_TCP_PASSIVE_PRIORITY,
-            local.candidate_ip,
-            port
+            "a=candidate:{} 1 udp {} {} {} typ host",
+            2 * i + 1,
+            host_priority(i),
+            ip,
+            local.candidate_port
         );
+    }
+    if let Some(port) = local.tcp_candidate_port {
+        for (i, ip) in candidate_order(local).enumerate() {
+            ln!(
+                w,
+                "a=candidate:{} 1 tcp {} {} {} typ host tcptype passive",
+                2 * i + 2,
+                host_tcp_passive_priority(i),
+                ip,
+                port
+            );
+        }
     }
     ln!(w, "a=end-of-candidates");
 }

@@ -1,6 +1,6 @@
 mod common;
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::{CHROME, FIREFOX, local};
 use salon_sdp::{Direction, MediaKind, RidDirection, SdpError, Setup, answer_publish, parse};
@@ -311,7 +311,7 @@ fn passive_offerer_is_refused() {
 #[test]
 fn ipv6_candidate() {
     let mut l = local();
-    l.candidate_ip = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 7));
+    l.candidate_ips = vec![IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 7))];
     let ans = answer_publish(&parse(CHROME).unwrap(), &l).unwrap();
     assert!(ans.sdp.contains("c=IN IP6 2001:db8::7\r\n"));
     assert!(
@@ -319,6 +319,69 @@ fn ipv6_candidate() {
             .contains("a=candidate:1 1 udp 2130706431 2001:db8::7 50000 typ host\r\n")
     );
     parse(&ans.sdp).unwrap();
+}
+
+/// An IPv4 and an IPv6 address (a dual-stack host): four candidates, the
+/// IPv6 UDP one first and a little preferred (RFC 8421), every UDP one
+/// above every TCP one (RFC 6544), each address and protocol with its own
+/// foundation; `c=` names the IPv6 address.
+#[test]
+fn dual_stack_candidates() {
+    let mut l = local();
+    l.candidate_ips = vec![
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 7)),
+    ];
+    let ans = answer_publish(&parse(CHROME).unwrap(), &l).unwrap();
+    let first = ans.sdp.find("a=candidate:").unwrap();
+    let lines: Vec<&str> = ans.sdp[first..]
+        .lines()
+        .take_while(|l| l.starts_with("a=candidate:"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "a=candidate:1 1 udp 2130706431 2001:db8::7 50000 typ host",
+            "a=candidate:3 1 udp 2130706175 192.0.2.10 50000 typ host",
+            "a=candidate:2 1 tcp 1520435199 2001:db8::7 50000 typ host tcptype passive",
+            "a=candidate:4 1 tcp 1520434943 192.0.2.10 50000 typ host tcptype passive",
+        ]
+    );
+    // Priorities: type preference and local preference as RFC 8445 reads
+    // them back.
+    let prio = |l: &str| l.split(' ').nth(3).unwrap().parse::<u32>().unwrap();
+    let p: Vec<u32> = lines.iter().map(|l| prio(l)).collect();
+    assert!(p[0] > p[1] && p[1] > p[2] && p[2] > p[3], "{p:?}");
+    assert_eq!((p[0] >> 24, (p[0] >> 8) & 0xffff), (126, 65535));
+    assert_eq!((p[1] >> 24, (p[1] >> 8) & 0xffff), (126, 65534));
+    assert_eq!((p[3] >> 24, (p[3] >> 8) & 0xffff), (90, (4 << 13) + 8190));
+    assert!(ans.sdp.contains("c=IN IP6 2001:db8::7\r\n"));
+    // One end-of-candidates per m-line.
+    let ends = ans.sdp.matches("a=end-of-candidates").count();
+    assert_eq!(ends, ans.sdp.matches("\nm=").count());
+    parse(&ans.sdp).unwrap();
+}
+
+#[test]
+fn candidate_addresses_are_checked() {
+    let offer = parse(CHROME).unwrap();
+    let v4 = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10));
+    for ips in [
+        vec![],
+        vec![v4, v4],
+        vec![v4, IpAddr::V6(Ipv6Addr::UNSPECIFIED)],
+        (1..=5)
+            .map(|i| IpAddr::V4(Ipv4Addr::new(192, 0, 2, i)))
+            .collect(),
+    ] {
+        let mut l = local();
+        l.candidate_ips = ips.clone();
+        assert_eq!(
+            answer_publish(&offer, &l),
+            Err(SdpError::InvalidLocal("candidate address")),
+            "{ips:?}"
+        );
+    }
 }
 
 #[test]

@@ -21,9 +21,16 @@
 //! following its last TCP check would strand its DTLS on UDP. A browser
 //! whose UDP has really gone stops checking it, and its TCP nomination
 //! moves the latch once the UDP address has been silent that long.
+//!
+//! Relayed transports (TURN): mediad cannot tell a relayed check from a
+//! direct one by its content; it knows the addresses its TURN servers
+//! relay from (the worker's `relay_ips`: the `--turn-url` hosts and
+//! `--turn-relay-ip`), and a check latched from one of them counts as
+//! relayed (`ice_succeeded_relayed`, and the `relayed_transports` gauge
+//! while it stays latched).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use salon_io::TxQueue;
@@ -51,9 +58,38 @@ struct Latched {
 pub struct IceLite {
     by_ufrag: HashMap<String, TransportId>,
     by_addr: HashMap<SocketAddr, Latched>,
+    /// The addresses TURN servers relay from (a handful: a linear scan).
+    relays: Vec<IpAddr>,
 }
 
 impl IceLite {
+    /// An agent that counts checks from `relays` as relayed.
+    pub fn new(relays: Vec<IpAddr>) -> Self {
+        Self {
+            relays,
+            ..Self::default()
+        }
+    }
+
+    /// Whether `addr` is a TURN relay's (TURN relays to us over UDP only).
+    fn is_relayed(&self, addr: &SocketAddr) -> bool {
+        !salon_io::is_stream(addr) && self.relays.contains(&addr.ip().to_canonical())
+    }
+
+    /// `addr` latched to `l`.
+    fn insert(&mut self, addr: SocketAddr, l: Latched, metrics: &Metrics) {
+        if self.by_addr.insert(addr, l).is_none() && self.is_relayed(&addr) {
+            metrics.relayed_transports.add(1);
+        }
+    }
+
+    /// `addr` no longer latched.
+    fn remove(&mut self, addr: &SocketAddr, metrics: &Metrics) {
+        if self.by_addr.remove(addr).is_some() && self.is_relayed(addr) {
+            metrics.relayed_transports.sub(1);
+        }
+    }
+
     /// Whether a local ufrag is taken.
     pub fn has_ufrag(&self, ufrag: &str) -> bool {
         self.by_ufrag.contains_key(ufrag)
@@ -66,12 +102,12 @@ impl IceLite {
 
     /// Transport `id` (being removed) no longer answers checks nor owns
     /// its latched address.
-    pub fn forget(&mut self, id: TransportId, t: &Transport) {
+    pub fn forget(&mut self, id: TransportId, t: &Transport, metrics: &Metrics) {
         self.by_ufrag.remove(t.local_ufrag());
         if let Some(a) = t.addr()
             && self.owner(a) == Some(id)
         {
-            self.by_addr.remove(&a);
+            self.remove(&a, metrics);
         }
     }
 
@@ -190,20 +226,24 @@ impl IceLite {
             if let Some(old) = t.addr()
                 && self.owner(old) == Some(idx)
             {
-                self.by_addr.remove(&old);
+                self.remove(&old, metrics);
             }
             t.latch(src, now);
-            self.by_addr.insert(
+            self.insert(
                 src,
                 Latched {
                     id: idx,
                     last_check: now,
                 },
+                metrics,
             );
             if salon_io::is_stream(&src) {
                 metrics.ice_succeeded_tcp.inc();
             } else {
                 metrics.ice_succeeded_udp.inc();
+                if self.is_relayed(&src) {
+                    metrics.ice_succeeded_relayed.inc();
+                }
             }
         } else if t.on_consent(now) {
             metrics.consent_regained.inc();

@@ -106,10 +106,15 @@ const OUT_EXT_TRANSPORT_CC: u8 = salon_sdp::EXT_TRANSPORT_CC;
 /// What a worker needs to know about its place.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Address announced in candidates.
-    pub announce_ip: IpAddr,
+    /// Addresses announced in candidates (1 to
+    /// [`salon_sdp::MAX_CANDIDATE_IPS`]; an IPv4 and an IPv6 one on a
+    /// dual-stack socket).
+    pub announce_ips: Vec<IpAddr>,
     /// This worker's UDP port.
     pub port: u16,
+    /// Addresses TURN servers relay from: a check latched from one counts
+    /// as relayed ([`ice`]).
+    pub relay_ips: Vec<IpAddr>,
     /// This worker's ICE-TCP port, announced as a passive TCP candidate
     /// (`None`: no TCP listener).
     pub tcp_port: Option<u16>,
@@ -202,7 +207,7 @@ impl Worker {
             rng,
             epoch: now,
             transports: Table::default(),
-            ice: IceLite::default(),
+            ice: IceLite::new(cfg.relay_ips.clone()),
             participants: BTreeMap::new(),
             rooms: BTreeMap::new(),
             tracks: Table::default(),
@@ -400,7 +405,7 @@ impl Worker {
 
     fn remove_transport(&mut self, idx: TransportId) {
         if let Some(t) = self.transports.remove(idx) {
-            self.ice.forget(idx, &t);
+            self.ice.forget(idx, &t, &self.metrics);
             if let Some(a) = t.addr().filter(salon_io::is_stream) {
                 self.closing.push(a);
             }
@@ -422,7 +427,7 @@ impl Worker {
                 algorithm: "sha-256".to_owned(),
                 bytes: self.cfg.fingerprint.clone(),
             },
-            candidate_ip: self.cfg.announce_ip,
+            candidate_ips: self.cfg.announce_ips.clone(),
             candidate_port: self.cfg.port,
             tcp_candidate_port: self.cfg.tcp_port,
             session_id,
@@ -432,7 +437,10 @@ impl Worker {
 
     // ------------------------------------------------------------------ network
 
-    /// Handle one datagram from `src`. `data` is rewritten in place.
+    /// Handle one datagram from `src`. `data` is rewritten in place. An
+    /// IPv4 peer named v4-mapped (`::ffff:a.b.c.d`, as a dual-stack socket
+    /// may) is the same peer as its plain IPv4 address: latched, matched
+    /// and answered as that (the drivers already hand over plain ones).
     pub fn handle_datagram(
         &mut self,
         src: SocketAddr,
@@ -440,6 +448,7 @@ impl Worker {
         now: Instant,
         tx: &mut TxQueue,
     ) {
+        let src = salon_io::canonical(src);
         self.metrics.rx_datagrams.inc();
         match classify(data) {
             PacketKind::Stun => {

@@ -630,20 +630,28 @@ impl Net {
 
     /// A network whose worker has `limits`.
     pub fn with_limits(seed: u64, limits: WorkerLimits) -> Self {
+        Self::with_config(seed, |cfg| cfg.limits = limits)
+    }
+
+    /// A network whose worker's configuration `tweak` changed.
+    pub fn with_config(seed: u64, tweak: impl FnOnce(&mut WorkerConfig)) -> Self {
         let now = Instant::now();
         let cert = dimpl::certificate::generate_self_signed_certificate().unwrap();
         let fingerprint =
             salon_mediad::core::transport::digest("sha-256", &cert.certificate).unwrap();
         let cfg = WorkerConfig {
-            announce_ip: "127.0.0.1".parse().unwrap(),
+            announce_ips: vec!["127.0.0.1".parse().unwrap()],
             port: 10000,
+            relay_ips: Vec::new(),
             tcp_port: Some(10000),
             cert,
             fingerprint,
             dtls: Arc::new(dimpl::Config::default()),
             seed: Some(seed),
-            limits,
+            limits: WorkerLimits::default(),
         };
+        let mut cfg = cfg;
+        tweak(&mut cfg);
         Self {
             now,
             worker: Worker::new(cfg, Arc::new(Metrics::default()), now),
@@ -825,11 +833,14 @@ impl Net {
         }
     }
 
+    /// The connection at `addr`; a v4-mapped address and its plain IPv4
+    /// one are the same (as on a dual-stack socket).
     pub fn conn_mut(&mut self, addr: SocketAddr) -> Option<&mut PeerConn> {
+        let addr = salon_io::canonical(addr);
         self.browsers.iter_mut().find_map(|b| {
-            if b.publish.addr == addr {
+            if salon_io::canonical(b.publish.addr) == addr {
                 Some(&mut b.publish)
-            } else if b.subscribe.addr == addr {
+            } else if salon_io::canonical(b.subscribe.addr) == addr {
                 Some(&mut b.subscribe)
             } else {
                 None

@@ -53,14 +53,17 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// IP address the media plane binds (and announces in ICE candidates
-    /// unless --announce-ip).
+    /// unless --announce-ip). `::` binds both IPv4 and IPv6 (dual stack);
+    /// `::` or `0.0.0.0` without --announce-ip announces the host's
+    /// interface addresses.
     #[arg(long, default_value = "127.0.0.1")]
     media_ip: IpAddr,
     /// The address announced in mediad's ICE candidates when it differs
     /// from --media-ip: a 1:1 NAT such as a cloud VM's public address
-    /// (bind the private one with --media-ip).
+    /// (bind the private one with --media-ip). Repeatable: one IPv4 and
+    /// one IPv6 address with --media-ip ::.
     #[arg(long)]
-    announce_ip: Option<IpAddr>,
+    announce_ip: Vec<IpAddr>,
     /// UDP port of the first media worker (0 = any free port).
     #[arg(long, default_value_t = 10000)]
     media_port: u16,
@@ -263,6 +266,11 @@ struct Args {
     /// (docs/deploy.md).
     #[arg(long, default_value_t = salon_gateway::turn::DEFAULT_TTL.as_secs())]
     turn_ttl_secs: u64,
+    /// An address coturn relays from other than its --turn-url hosts
+    /// (coturn's `relay-ip`/`external-ip`; repeatable): mediad counts ICE
+    /// from it as relayed (`mediad_ice_succeeded_relayed_total`).
+    #[arg(long = "turn-relay-ip")]
+    turn_relay_ips: Vec<IpAddr>,
     /// Tests of supervision only: SIGUSR2 makes media worker 0 panic (the
     /// process then exits with status 70). Never in production.
     #[arg(long)]
@@ -460,6 +468,7 @@ fn check_files(args: &Args) -> anyhow::Result<()> {
     }
     load_tls(args)?;
     oidc(args)?;
+    salon_mediad::announced(args.media_ip, &args.announce_ip).context("--announce-ip")?;
     Ok(())
 }
 
@@ -635,6 +644,28 @@ fn token_command(t: &TokenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The addresses TURN relays from: the `--turn-url` hosts resolved now
+/// (one that does not resolve is logged and skipped) and `--turn-relay-ip`.
+fn turn_relay_ips(turn: Option<&TurnConfig>, extra: &[IpAddr]) -> Vec<IpAddr> {
+    use std::net::ToSocketAddrs as _;
+    let mut out: Vec<IpAddr> = extra.iter().map(|ip| ip.to_canonical()).collect();
+    for (host, port) in turn.map(TurnConfig::hosts).unwrap_or_default() {
+        match (host.as_str(), port).to_socket_addrs() {
+            Ok(addrs) => out.extend(addrs.map(|a| a.ip().to_canonical())),
+            Err(e) => tracing::warn!(
+                %host, error = %e,
+                "TURN host does not resolve: ICE through it is not counted as relayed"
+            ),
+        }
+    }
+    out.sort();
+    out.dedup();
+    if !out.is_empty() {
+        tracing::info!(relays = ?out, "TURN relay addresses (counted as relayed ICE)");
+    }
+    out
+}
+
 /// `--turn-url`, `--turn-secret-file`, `--turn-ttl-secs` (`None`: no
 /// TURN). The secret is read here and never printed.
 fn turn_config(args: &Args) -> anyhow::Result<Option<TurnConfig>> {
@@ -794,9 +825,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         oidc.spawn_refresh();
     }
     let (events_tx, events_rx) = media_event_channel();
+    let relay_ips = turn_relay_ips(turn.as_ref(), &args.turn_relay_ips);
     let config = MediadConfig {
+        relay_ips,
         bind_ip: args.media_ip,
-        announce_ip: args.announce_ip.unwrap_or(args.media_ip),
+        announce_ips: args.announce_ip.clone(),
         first_port: args.media_port,
         tcp: args.media_tcp_port,
         workers: args.workers,

@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         ice_ufrag: "fuzz".to_owned(),
         ice_pwd: IcePwd::new("fuzzfuzzfuzzfuzzfuzzfuzz"),
         fingerprint: Fingerprint::sha256([0xab; 32]),
-        candidate_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        candidate_ips: vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))],
         candidate_port: 3478,
         session_id: 1,
         session_version: 1,

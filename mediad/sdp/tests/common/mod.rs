@@ -16,7 +16,7 @@ pub fn local() -> LocalTransport {
         ice_ufrag: "sAlN".to_owned(),
         ice_pwd: IcePwd::new("mediadPassw0rdForIceLite1"),
         fingerprint: Fingerprint::sha256(digest),
-        candidate_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
+        candidate_ips: vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10))],
         candidate_port: 50000,
         tcp_candidate_port: Some(50000),
         session_id: 0x8123_4567_89ab_cdef,
