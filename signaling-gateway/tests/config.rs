@@ -197,6 +197,57 @@ fn key_material_is_never_printed_and_the_files_named_are_loaded() {
     std::fs::remove_dir_all(d).unwrap();
 }
 
+#[test]
+fn the_announced_host_name_is_looked_up_and_checked() {
+    // `localhost` resolves on any machine (/etc/hosts); with media bound
+    // to 127.0.0.1 only its IPv4 address can be announced.
+    let out = check(
+        &[
+            "--policy",
+            &policy(),
+            "--media-ip",
+            "127.0.0.1",
+            "--announce-host",
+            "localhost",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ICE candidates announce 127.0.0.1\n"),
+        "{stderr}"
+    );
+    // A name that does not resolve, or both ways at once, stops the check.
+    let out = check(
+        &[
+            "--policy",
+            &policy(),
+            "--announce-host",
+            "salon-nowhere.invalid",
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--announce-host") && err.contains("does not resolve"),
+        "{err}"
+    );
+    let out = check(
+        &[
+            "--policy",
+            &policy(),
+            "--announce-host",
+            "localhost",
+            "--announce-ip",
+            "192.0.2.1",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
 /// The keys of `deploy/salon.toml`, commented out or not.
 fn sample_keys(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)

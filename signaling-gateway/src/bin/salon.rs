@@ -64,6 +64,12 @@ struct Args {
     /// one IPv6 address with --media-ip ::.
     #[arg(long)]
     announce_ip: Vec<IpAddr>,
+    /// A host name whose addresses are announced instead of
+    /// --announce-ip (a public name that follows the VM's address): looked
+    /// up once at start, the first address of each family the media socket
+    /// takes. Restart after the name's addresses change.
+    #[arg(long, conflicts_with = "announce_ip")]
+    announce_host: Option<String>,
     /// UDP port of the first media worker (0 = any free port).
     #[arg(long, default_value_t = 10000)]
     media_port: u16,
@@ -468,8 +474,48 @@ fn check_files(args: &Args) -> anyhow::Result<()> {
     }
     load_tls(args)?;
     oidc(args)?;
-    salon_mediad::announced(args.media_ip, &args.announce_ip).context("--announce-ip")?;
+    let announced = announce_ips(args)?;
+    let list: Vec<String> = announced.iter().map(ToString::to_string).collect();
+    // On stderr: stdout is the effective configuration, a valid file.
+    let _ = writeln!(
+        std::io::stderr(),
+        "config check: ICE candidates announce {}",
+        list.join(", ")
+    );
     Ok(())
+}
+
+/// The addresses announced in mediad's candidates: `--announce-ip`, or
+/// `--announce-host` looked up now, checked against `--media-ip`.
+fn announce_ips(args: &Args) -> anyhow::Result<Vec<IpAddr>> {
+    let configured = match &args.announce_host {
+        Some(host) => host_addresses(host, args.media_ip).context("--announce-host")?,
+        None => args.announce_ip.clone(),
+    };
+    salon_mediad::announced(args.media_ip, &configured).context("--announce-ip")
+}
+
+/// The first address of each family that a media socket bound to `bind`
+/// takes, of those `host` resolves to.
+fn host_addresses(host: &str, bind: IpAddr) -> anyhow::Result<Vec<IpAddr>> {
+    use std::net::ToSocketAddrs as _;
+    let dual = matches!(bind, IpAddr::V6(v6) if v6.is_unspecified());
+    let mut out: Vec<IpAddr> = Vec::new();
+    let found = (host, 0)
+        .to_socket_addrs()
+        .with_context(|| format!("{host:?} does not resolve"))?;
+    for a in found {
+        let ip = a.ip().to_canonical();
+        let takes = dual || ip.is_ipv6() == bind.is_ipv6();
+        if takes && !ip.is_unspecified() && !out.iter().any(|o| o.is_ipv6() == ip.is_ipv6()) {
+            out.push(ip);
+        }
+    }
+    anyhow::ensure!(
+        !out.is_empty(),
+        "{host:?} has no address of the family the media socket ({bind}) takes"
+    );
+    Ok(out)
 }
 
 /// The OIDC driver of the `--oidc-*` flags (`None` without `--oidc-issuer`).
@@ -829,7 +875,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let config = MediadConfig {
         relay_ips,
         bind_ip: args.media_ip,
-        announce_ips: args.announce_ip.clone(),
+        announce_ips: match &args.announce_host {
+            Some(host) => host_addresses(host, args.media_ip).context("--announce-host")?,
+            None => args.announce_ip.clone(),
+        },
         first_port: args.media_port,
         tcp: args.media_tcp_port,
         workers: args.workers,
