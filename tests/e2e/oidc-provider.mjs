@@ -46,7 +46,7 @@ export const ACCOUNTS = {
 
 export const SCOPES = 'openid given_name usual_name email uid siret';
 
-export async function startProvider({ port, redirectUri, postLogoutUri, host = '127.0.0.1', tls = null }) {
+export async function startProvider({ port, redirectUri, postLogoutUri, host = '127.0.0.1', tls = null, acr = 'eidas1' }) {
   const issuer = `${tls ? 'https' : 'http'}://${host}:${port}`;
   const clientId = 'salon-e2e';
   const clientSecret = randomBytes(24).toString('hex');
@@ -100,6 +100,13 @@ export async function startProvider({ port, redirectUri, postLogoutUri, host = '
     },
     ttl: { AccessToken: 600, AuthorizationCode: 60, IdToken: 600, Interaction: 600, Session: 3600, Grant: 3600 },
   });
+  // The login level, as ProConnect's ID tokens carry it (`acr`, one of the
+  // `acr_values` asked for; Salon refuses a token without it): the dev
+  // login form records only the account, so its result gets `acr` here.
+  // `acr` (a test option): the level recorded, to test a weaker one.
+  const finished = provider.interactionFinished.bind(provider);
+  provider.interactionFinished = (req, res, result, opts) =>
+    finished(req, res, result?.login ? { ...result, login: { acr, ...result.login } } : result, opts);
   // What the tests assert about the provider's side (codes redeemed, refused).
   const events = [];
   for (const name of ['grant.success', 'grant.error', 'end_session.success', 'authorization.error']) {

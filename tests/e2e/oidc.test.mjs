@@ -358,3 +358,45 @@ test('OIDC: a provider over HTTPS is reached with the CA of --oidc-ca-file, and 
     await rm(secretDir, { recursive: true, force: true });
   }
 });
+
+test('OIDC: an ID token at a lower level than the acr_values asked for is refused', { timeout: 90_000 }, async () => {
+  const [opPort, salonPort] = [await freePort(), await freePort()];
+  const base = `http://127.0.0.1:${salonPort}/`;
+  // The provider authenticated the agent at `eidas0` (say, a fallback it
+  // allows) while Salon asks for `eidas1`: no session.
+  const op = await startProvider({ port: opPort, redirectUri: `${base}auth/callback`, acr: 'eidas0' });
+  const secretDir = await mkdtemp(path.join(tmpdir(), 'salon-oidc-secret-'));
+  const secretFile = path.join(secretDir, 'client-secret');
+  await writeFile(secretFile, `${op.clientSecret}\n`, { mode: 0o600 });
+  const salon = await startSalon({
+    policy: DEFAULT_POLICY,
+    listen: `127.0.0.1:${salonPort}`,
+    extraArgs: [
+      '--oidc-issuer', op.issuer,
+      '--oidc-client-id', op.clientId,
+      '--oidc-client-secret-file', secretFile,
+      '--oidc-redirect-url', `${base}auth/callback`,
+      '--oidc-acr-values', 'eidas1',
+    ],
+  });
+  const b = await launchBrowser();
+  try {
+    const page = await b.context.newPage();
+    let callback = null;
+    page.on('response', (r) => {
+      if (r.url().startsWith(`${base}auth/callback`)) callback = r;
+    });
+    await page.goto(`${base}auth/login?return=/`);
+    await providerLogin(page, op.issuer, AGENT);
+    await waitFor(() => callback, 'the callback', 15_000);
+    assert.equal(callback.status(), 400);
+    await page.waitForSelector('#auth-error', { timeout: 10_000 });
+    assert.match(await page.textContent('#auth-error'), /^Connexion refusée : .*acr/);
+    assert.equal((await b.context.cookies(base)).find((c) => c.name === 'salon_session'), undefined, 'no session');
+  } finally {
+    await b.close();
+    await salon.stop();
+    await op.close();
+    await rm(secretDir, { recursive: true, force: true });
+  }
+});

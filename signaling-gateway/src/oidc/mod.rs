@@ -215,6 +215,19 @@ fn token_reason(
     }
 }
 
+/// The ID token's `acr` against the `acr_values` asked for (none asked:
+/// anything goes).
+fn acr_accepted(wanted: &[String], acr: Option<&str>) -> Result<(), String> {
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    match acr {
+        Some(a) if wanted.iter().any(|w| w == a) => Ok(()),
+        Some(_) => Err("acr not among those asked for".to_owned()),
+        None => Err("no acr in the ID token".to_owned()),
+    }
+}
+
 /// Which check of the ID token or user info failed (no claim value: the
 /// library's messages may quote a subject or an audience).
 fn claims_reason(e: &openidconnect::ClaimsVerificationError) -> &'static str {
@@ -417,10 +430,23 @@ impl Oidc {
             .ok_or_else(|| tokens_err("no ID token".into()))?;
         let now_dt = chrono::DateTime::from_timestamp(i64::try_from(now).unwrap_or(0), 0)
             .unwrap_or_default();
+        // With `acr_values` asked for, the ID token must say which level
+        // the provider authenticated at, and it must be one of those asked
+        // (ProConnect: "vérifier le acr"): a provider that fell back to a
+        // weaker level is refused, not trusted.
+        let wanted: Vec<String> = self
+            .config
+            .acr_values
+            .as_deref()
+            .map(|v| v.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
         let verifier = provider
             .client
             .id_token_verifier()
-            .set_time_fn(move || now_dt);
+            .set_time_fn(move || now_dt)
+            .set_auth_context_verifier_fn(move |acr| {
+                acr_accepted(&wanted, acr.map(|a| a.as_str()))
+            });
         let mut nonce_result = Ok(());
         let claims: &CoreIdTokenClaims = id_token
             .claims(&verifier, |n: Option<&Nonce>| {
@@ -578,6 +604,17 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_acr_must_be_one_asked_for() {
+        let wanted = vec!["eidas1".to_owned(), "eidas2".to_owned()];
+        assert!(acr_accepted(&wanted, Some("eidas1")).is_ok());
+        assert!(acr_accepted(&wanted, Some("eidas2")).is_ok());
+        assert!(acr_accepted(&wanted, Some("eidas0")).is_err());
+        assert!(acr_accepted(&wanted, None).is_err());
+        assert!(acr_accepted(&[], None).is_ok());
+        assert!(acr_accepted(&[], Some("anything")).is_ok());
+    }
 
     #[test]
     fn cookies_are_read_by_exact_name() {
