@@ -1,0 +1,64 @@
+// What a tester found trying to break the lobby (issue 16's lobby slice:
+// lobby tokens, a waiting guest's reload), kept as regression tests.
+// Chromium against the real binary; the moderator is a plain socket.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  startSalon, launchBrowser, openRoomPage, openSocket, waitFor, sleep,
+  DEFAULT_POLICY, writeAuthConfig, mintJwt,
+} from './helpers.mjs';
+
+/** Every message `s` gets until it is quiet for `quietMs`. */
+async function drainAll(s, quietMs = 800) {
+  const seen = [];
+  for (;;) {
+    try {
+      seen.push(await s.next(quietMs));
+    } catch {
+      return seen;
+    }
+  }
+}
+
+/** Salon with the shipped policy, Chromium, and a moderator socket in `room`. */
+async function moderatedRoom(t, room) {
+  const auth = await writeAuthConfig();
+  const salon = await startSalon({ policy: DEFAULT_POLICY, authConfig: auth.path });
+  t.after(() => salon.stop());
+  const browser = await launchBrowser();
+  t.after(() => browser.close());
+  const mod = await openSocket(salon.wsUrl);
+  mod.send({ type: 'join', room, name: 'x', jwt: mintJwt(auth.secret, { name: 'Modo', sub: 'm1', room }) });
+  assert.equal((await mod.next()).type, 'joined');
+  await drainAll(mod, 300);
+  return { salon, browser, mod, auth };
+}
+
+const lobbyState = (page) =>
+  page.evaluate(() => ({
+    phase: window.salonTest.phase(),
+    position: window.salonTest.lobbyPosition()?.position ?? null,
+    token: window.salonTest.lobbyToken(),
+    ended: document.querySelector('#ended-message')?.textContent ?? '',
+  }));
+
+for (const [lang, text] of [
+  ['fr', 'Tout le monde est parti : la réunion est terminée.'],
+  ['en', 'Everyone has left: the meeting is over.'],
+]) {
+  test(
+    `(${lang}) the last moderator leaves while a guest waits: the guest is told in words, not « room-empty »`,
+    { timeout: 90_000 },
+    async (t) => {
+      const R = `Empty${lang}`;
+      const { salon, browser, mod } = await moderatedRoom(t, R);
+      const { page } = await openRoomPage(browser.context, salon.url, R, 'Léa', { camera: false, lang });
+      await waitFor(async () => (await lobbyState(page)).position === 1, 'Léa knocking');
+      mod.send({ type: 'leave' });
+      await waitFor(async () => (await lobbyState(page)).phase === 'ended', 'the meeting ended');
+      const s = await lobbyState(page);
+      assert.equal(s.ended, text);
+      assert.equal(s.token, null, 'the lobby token is forgotten');
+    },
+  );
+}
