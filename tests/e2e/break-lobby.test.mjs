@@ -62,3 +62,38 @@ for (const [lang, text] of [
     },
   );
 }
+
+for (const [lang, text, reconnecting] of [
+  ['fr', 'Il n’y a pas de réunion dans ce salon pour l’instant (pas encore commencée, ou terminée) : attendez son organisateur.', 'Connexion perdue, reconnexion…'],
+  ['en', 'There is no meeting in this room right now (not started yet, or over): wait for its host.', 'Connection lost, reconnecting…'],
+]) {
+  test(
+    `(${lang}) a waiting guest offline while the meeting ends comes back to the join form, told why, not stuck « rejoining »`,
+    { timeout: 90_000 },
+    async (t) => {
+      const R = `OffEnd${lang}`;
+      const { salon, browser, mod } = await moderatedRoom(t, R);
+      const { page } = await openRoomPage(browser.context, salon.url, R, 'Léa', { camera: false, lang });
+      await waitFor(async () => (await lobbyState(page)).position === 1, 'Léa knocking');
+      const cdp = await browser.context.newCDPSession(page);
+      await cdp.send('Network.enable');
+      const offline = (on) =>
+        cdp.send('Network.emulateNetworkConditions', { offline: on, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+      await offline(true);
+      await page.evaluate(() => window.salonTest.dropSignaling());
+      await sleep(500);
+      // A blink in the lobby: no claim that the server restarted.
+      assert.equal(await page.evaluate(() => window.salonTest.status()), 'reconnecting');
+      assert.equal(await page.textContent('#status'), reconnecting);
+      // The meeting ends meanwhile (its `meeting-ended` never reaches Léa).
+      mod.send({ type: 'leave' });
+      await sleep(500);
+      await offline(false);
+      await waitFor(async () => (await lobbyState(page)).phase === 'prejoin', 'back on the join form', 15_000);
+      assert.equal(await page.evaluate(() => window.salonTest.status()), 'disconnected');
+      assert.equal(await page.textContent('#error'), text);
+      assert.equal((await lobbyState(page)).token, null, 'the lobby token is forgotten');
+      assert.equal(await page.isEnabled('#join'), true, 'she can try again');
+    },
+  );
+}

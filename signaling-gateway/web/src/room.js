@@ -215,6 +215,9 @@ initLobby({
 });
 
 function errorText(msg) {
+  // The wording of a guest's join to a room with no meeting (the hub's,
+  // and the shipped policy's): shown translated.
+  if (msg.code === 'denied' && String(msg.message ?? '').startsWith('this room does not exist yet')) return t('error.no-meeting');
   const key = 'error.' + msg.code;
   return has(key) ? t(key, { message: msg.message }) : t('error.generic', { message: msg.message });
 }
@@ -480,7 +483,8 @@ function socketLost() {
     else resumeFailed();
     return;
   }
-  setStatus(retry.fresh ? 'rejoining' : 'reconnecting');
+  // A blink in the lobby is not a server restart.
+  setStatus(retry.fresh && store.phase !== 'lobby' ? 'rejoining' : 'reconnecting');
   const { media, fresh } = retry;
   retry.timer = setTimeout(() => {
     if (retry) retry.timer = null;
@@ -588,6 +592,11 @@ function resumeFailed() {
 
 /** Back to the join form with `errorKey`; our place in the meeting is not ours any more. */
 function placeLost(errorKey) {
+  placeLostWith(t(errorKey));
+}
+
+/** As `placeLost`, with the error's text. */
+function placeLostWith(text) {
   if (retry?.timer) clearTimeout(retry.timer);
   retry = null;
   forgetResume(room);
@@ -598,12 +607,19 @@ function placeLost(errorKey) {
   setPhase('prejoin');
   setStatus('disconnected');
   joinFailed();
-  setError(t(errorKey));
+  setError(text);
 }
 
 function onError(msg) {
   if (msg.code === 'resume-failed') {
     resumeFailed();
+    return;
+  }
+  if (retry?.fresh && store.phase === 'lobby') {
+    // Our join again from the lobby (after a network blink) was refused:
+    // the meeting is gone, or the room locked or full. Our place is lost;
+    // say why, on the join form.
+    placeLostWith(errorText(msg));
     return;
   }
   if (msg.code === 'too-many-reactions') {
