@@ -97,3 +97,36 @@ for (const [lang, text, reconnecting] of [
     },
   );
 }
+
+test(
+  'a guest admitted while its page is offline gets in by itself (same id, `resumed`) and forgets its lobby token',
+  { timeout: 90_000 },
+  async (t) => {
+    const R = 'AdmittedAway';
+    const { salon, browser, mod } = await moderatedRoom(t, R);
+    const record = [];
+    const { page } = await openRoomPage(browser.context, salon.url, R, 'Léa', { camera: false, record });
+    await waitFor(async () => (await lobbyState(page)).position === 1, 'Léa knocking');
+    const knock = (await drainAll(mod)).find((m) => m.type === 'knock');
+    const cdp = await browser.context.newCDPSession(page);
+    await cdp.send('Network.enable');
+    const offline = (on) =>
+      cdp.send('Network.emulateNetworkConditions', { offline: on, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    await offline(true);
+    await page.evaluate(() => window.salonTest.dropSignaling());
+    await sleep(300);
+    mod.send({ type: 'admit', id: knock.id });
+    // The room sees her join, reconnecting (her page is away).
+    assert.deepEqual(
+      (await drainAll(mod)).map((m) => m.type),
+      ['participant-joined', 'participant-reconnecting'],
+    );
+    await offline(false);
+    await page.waitForFunction(() => window.salonTest.ready === true, null, { timeout: 20_000 });
+    assert.equal(String(await page.evaluate(() => window.salonTest.id)), String(knock.id));
+    assert.ok(record.some((m) => m.type === 'resumed'));
+    assert.equal((await lobbyState(page)).phase, 'call');
+    assert.equal((await lobbyState(page)).token, null, 'the lobby token is forgotten once in the meeting');
+    assert.ok((await drainAll(mod)).some((m) => m.type === 'participant-resumed'));
+  },
+);

@@ -537,6 +537,9 @@ async function knockAfterReload(saved) {
 async function onResumed(msg) {
   if (retry?.timer) clearTimeout(retry.timer);
   retry = null;
+  // In the meeting (a guest admitted while its page was away resumes it):
+  // the lobby token is done with.
+  forgetLobby(room);
   saveResume(room, msg.resume_token, store.selfName);
   if (msg.media === 'new' || !store.joined) {
     // A new page: the same id and role, fresh transports.
