@@ -130,3 +130,34 @@ test(
     assert.ok((await drainAll(mod)).some((m) => m.type === 'participant-resumed'));
   },
 );
+
+for (const [lang, text] of [
+  ['fr', 'Plusieurs personnes de votre réseau viennent d’être refusées : patientez un instant avant de frapper.'],
+  ['en', 'Several people from your network were just refused: wait a moment before knocking.'],
+]) {
+  test(
+    `(${lang}) a guest held by its network's cooldown reloads: still told it was its network, not that a moderator refused it`,
+    { timeout: 90_000 },
+    async (t) => {
+      const R = `NetHold${lang}`;
+      const { salon, browser, mod } = await moderatedRoom(t, R);
+      // Three guests from this address (127.0.0.1) refused in a row.
+      for (let i = 0; i < 3; i++) {
+        const s = await openSocket(salon.wsUrl);
+        s.send({ type: 'join', room: R, name: `Troll${i}` });
+        const { id } = await s.next();
+        await sleep(300);
+        mod.send({ type: 'deny', id });
+        s.close();
+      }
+      const { page } = await openRoomPage(browser.context, salon.url, R, 'Léa', { camera: false, lang });
+      const message = () => page.textContent('#lobby-message');
+      await waitFor(async () => (await message()) === text, 'held by the network');
+      await page.reload();
+      await waitFor(async () => (await lobbyState(page)).phase === 'lobby', 'back in the lobby');
+      await sleep(1_000);
+      assert.equal(await message(), text);
+      assert.equal(await page.isDisabled('#lobby-reknock'), true, 'the countdown runs');
+    },
+  );
+}
