@@ -204,6 +204,7 @@ const DICT = {
     'notice.resumed': 'Reconnecté à la réunion.',
     'error.resume-failed': 'Impossible de reprendre votre place dans la réunion : rejoignez-la à nouveau.',
     'error.replaced': 'Votre place dans la réunion a été reprise par une autre page (un autre onglet ?).',
+    'error.replaced-lobby': 'Votre place dans la salle d’attente a été reprise par une autre page (un autre onglet ?).',
     // layout (part B)
     'tool.mic': 'Micro',
     'tool.cam': 'Caméra',
@@ -500,6 +501,7 @@ const DICT = {
     'notice.resumed': 'Reconnected to the meeting.',
     'error.resume-failed': 'Could not take your place back in the meeting: join it again.',
     'error.replaced': 'Another page (another tab?) took your place in the meeting.',
+    'error.replaced-lobby': 'Another page (another tab?) took your place in the waiting room.',
     // layout (part B)
     'tool.mic': 'Mic',
     'tool.cam': 'Camera',

@@ -161,3 +161,40 @@ for (const [lang, text] of [
     },
   );
 }
+
+for (const [lang, text] of [
+  ['fr', 'Votre place dans la salle d’attente a été reprise par une autre page (un autre onglet ?).'],
+  ['en', 'Another page (another tab?) took your place in the waiting room.'],
+]) {
+  test(
+    `(${lang}) a second tab with the guest's lobby token takes its place; the first says so (waiting room, not meeting) and stays quiet`,
+    { timeout: 90_000 },
+    async (t) => {
+      const R = `TwoTabs${lang}`;
+      const { salon, browser, mod } = await moderatedRoom(t, R);
+      const { page } = await openRoomPage(browser.context, salon.url, R, 'Léa', { camera: false, lang });
+      await waitFor(async () => (await lobbyState(page)).position === 1, 'Léa knocking');
+      const token = (await lobbyState(page)).token;
+      assert.equal((await drainAll(mod)).filter((m) => m.type === 'knock').length, 1);
+      // A duplicated tab: its sessionStorage is a copy of the first's.
+      const second = await browser.context.newPage();
+      await second.addInitScript(([room, tok]) => {
+        if (!sessionStorage.getItem(`salon.lobby.${room}`)) {
+          sessionStorage.setItem(`salon.lobby.${room}`, JSON.stringify({ token: tok, name: 'Léa' }));
+        }
+      }, [R, token]);
+      await second.goto(`${salon.url}${R}?lang=${lang}`);
+      await waitFor(async () => (await lobbyState(second)).position === 1, 'the second tab in her place');
+      assert.equal((await lobbyState(second)).token, token);
+      await waitFor(async () => (await lobbyState(page)).phase === 'prejoin', 'the first tab back on the form');
+      assert.equal(await page.textContent('#error'), text);
+      assert.equal((await lobbyState(page)).token, null);
+      // The first tab does not take the place back (no ping-pong); the
+      // moderator sees nothing of it.
+      await sleep(3_000);
+      assert.equal((await lobbyState(page)).phase, 'prejoin');
+      assert.equal((await lobbyState(second)).phase, 'lobby');
+      assert.deepEqual((await drainAll(mod)).filter((m) => m.type === 'knock' || m.type === 'knock-resolved'), []);
+    },
+  );
+}

@@ -364,7 +364,7 @@ function openSignaling(first) {
     window.salonTest.ready = false;
     if (ev?.code === CLOSE_REPLACED) {
       // Our place was resumed by another page (a duplicated tab): it is theirs.
-      placeLost('error.replaced');
+      placeLost(store.phase === 'lobby' ? 'error.replaced-lobby' : 'error.replaced');
       return;
     }
     if (ev?.code === CLOSE_JOIN_TIMEOUT && !store.joined && !retry) return;
