@@ -81,6 +81,9 @@ pub(super) struct Waiting {
     pub(super) knocking: bool,
     /// May not knock before this.
     pub(super) retry_at: Option<Instant>,
+    /// `retry_at` is its address's cooldown ([`DENIED_NETWORK`]), not a
+    /// moderator's deny of this guest.
+    pub(super) network_hold: bool,
     /// The queue position it was last told (`None`: not knocking, or not
     /// told yet).
     pub(super) position: Option<u32>,
@@ -314,7 +317,14 @@ impl Hub {
             };
             match w.retry_at.filter(|t| *t > now.mono) {
                 Some(until) => {
-                    let reason = DENIED_A_MOMENT_AGO.to_owned();
+                    // Told again what held it: its own deny, or its
+                    // network's.
+                    let reason = if w.network_hold {
+                        DENIED_NETWORK
+                    } else {
+                        DENIED_A_MOMENT_AGO
+                    }
+                    .to_owned();
                     self.send(
                         old,
                         ServerMessage::Denied {
@@ -417,6 +427,7 @@ impl Hub {
                 token: token.clone(),
                 knocking: false,
                 retry_at: cooldown,
+                network_hold: false,
                 position: None,
             })),
         );
@@ -525,6 +536,7 @@ impl Hub {
             // knocking stays in the moderators' list).
             if let Some(w) = self.waiting_mut(id) {
                 w.retry_at = Some(until);
+                w.network_hold = true;
             }
             tracing::info!(participant = %id, "knock held by an address cooldown");
             self.send(
@@ -743,6 +755,16 @@ impl Hub {
         }
         self.send(id, ServerMessage::Admitted {});
         self.admit(id, room.clone(), name, identity, peer, Role::Guest, now);
+        if away && self.room_of(id) == Some(&room) {
+            // Its page is reloading (or its tab is gone): the room sees it
+            // reconnecting, as any member without a socket, until its
+            // `join` with the token or the end of its grace.
+            self.broadcast_except(
+                &room,
+                &ServerMessage::ParticipantReconnecting { id: id.0 },
+                Some(id),
+            );
+        }
         if knocking && by.is_none() {
             self.lobby_changed(&room, id, now);
         }
@@ -768,6 +790,7 @@ impl Hub {
         w.position = None;
         let until = now.mono + cooldown;
         w.retry_at = Some(until);
+        w.network_hold = false;
         let room = w.room.clone();
         let keys = knocker_keys(target, w.identity.as_deref(), &w.token);
         let peer = w.peer;
@@ -815,6 +838,7 @@ impl Hub {
                 token: token.clone(),
                 knocking: false,
                 retry_at: None,
+                network_hold: false,
                 position: None,
             })),
         );

@@ -215,6 +215,9 @@ initLobby({
 });
 
 function errorText(msg) {
+  // The wording of a guest's join to a room with no meeting (the hub's,
+  // and the shipped policy's): shown translated.
+  if (msg.code === 'denied' && String(msg.message ?? '').startsWith('this room does not exist yet')) return t('error.no-meeting');
   const key = 'error.' + msg.code;
   return has(key) ? t(key, { message: msg.message }) : t('error.generic', { message: msg.message });
 }
@@ -361,7 +364,7 @@ function openSignaling(first) {
     window.salonTest.ready = false;
     if (ev?.code === CLOSE_REPLACED) {
       // Our place was resumed by another page (a duplicated tab): it is theirs.
-      placeLost('error.replaced');
+      placeLost(store.phase === 'lobby' ? 'error.replaced-lobby' : 'error.replaced');
       return;
     }
     if (ev?.code === CLOSE_JOIN_TIMEOUT && !store.joined && !retry) return;
@@ -480,7 +483,8 @@ function socketLost() {
     else resumeFailed();
     return;
   }
-  setStatus(retry.fresh ? 'rejoining' : 'reconnecting');
+  // A blink in the lobby is not a server restart.
+  setStatus(retry.fresh && store.phase !== 'lobby' ? 'rejoining' : 'reconnecting');
   const { media, fresh } = retry;
   retry.timer = setTimeout(() => {
     if (retry) retry.timer = null;
@@ -533,6 +537,9 @@ async function knockAfterReload(saved) {
 async function onResumed(msg) {
   if (retry?.timer) clearTimeout(retry.timer);
   retry = null;
+  // In the meeting (a guest admitted while its page was away resumes it):
+  // the lobby token is done with.
+  forgetLobby(room);
   saveResume(room, msg.resume_token, store.selfName);
   if (msg.media === 'new' || !store.joined) {
     // A new page: the same id and role, fresh transports.
@@ -588,6 +595,11 @@ function resumeFailed() {
 
 /** Back to the join form with `errorKey`; our place in the meeting is not ours any more. */
 function placeLost(errorKey) {
+  placeLostWith(t(errorKey));
+}
+
+/** As `placeLost`, with the error's text. */
+function placeLostWith(text) {
   if (retry?.timer) clearTimeout(retry.timer);
   retry = null;
   forgetResume(room);
@@ -598,12 +610,19 @@ function placeLost(errorKey) {
   setPhase('prejoin');
   setStatus('disconnected');
   joinFailed();
-  setError(t(errorKey));
+  setError(text);
 }
 
 function onError(msg) {
   if (msg.code === 'resume-failed') {
     resumeFailed();
+    return;
+  }
+  if (retry?.fresh && store.phase === 'lobby') {
+    // Our join again from the lobby (after a network blink) was refused:
+    // the meeting is gone, or the room locked or full. Our place is lost;
+    // say why, on the join form.
+    placeLostWith(errorText(msg));
     return;
   }
   if (msg.code === 'too-many-reactions') {

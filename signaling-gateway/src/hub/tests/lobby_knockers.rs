@@ -364,3 +364,57 @@ fn a_second_page_with_the_token_replaces_the_first() {
     assert!(drain(&mut hub).is_empty());
     assert_eq!(hub.knocking("R"), vec![2, 3]);
 }
+
+// ---- break-lobby: found by attacking the lobby --------------------------
+
+/// A guest held by its address's cooldown (not refused itself) reloads:
+/// it is told the same thing again, not that a moderator refused it.
+#[test]
+fn a_guest_held_by_its_address_who_reloads_is_told_it_was_its_network() {
+    let mut hub = moderated_room();
+    hub.set_reconnect_grace(Duration::from_millis(GRACE_MS));
+    for id in [2u64, 3, 4] {
+        join_from(&mut hub, id, OFFICE, "R", "Troll", None, at(id * 100));
+        deny(&mut hub, id, at(id * 100 + 50));
+    }
+    let out = join_from(&mut hub, 5, OFFICE, "R", "Colleague", None, at(1_000));
+    let msgs = sends_to(&out, p(5));
+    assert_eq!(denied_reason(&msgs).unwrap().0, DENIED_NETWORK);
+    let token = lobby_token_of(&out, p(5));
+    hub.handle_close(p(5), at(2_000));
+    drain(&mut hub);
+    let out = join_with_token(&mut hub, 15, OFFICE, "Colleague", &token, at(3_000));
+    let msgs = sends_to(&out, p(15));
+    assert_eq!(types(&msgs), ["lobby", "denied"]);
+    assert_eq!(
+        denied_reason(&msgs),
+        Some((DENIED_NETWORK.to_owned(), 27_450))
+    );
+}
+
+/// A waiting guest's tab is gone (or reloading) and the moderator admits
+/// it: the room sees it join *and* reconnecting (not present while it has
+/// no page), and leave at the end of its grace if no page comes back.
+#[test]
+fn an_admitted_ghost_is_shown_reconnecting_until_its_grace_ends() {
+    let (mut hub, _token) = two_waiting();
+    hub.handle_close(p(3), at(1_000));
+    drain(&mut hub);
+    let out = frame(&mut hub, 1, json!({"type": "admit", "id": 3}), at(1_500));
+    assert_eq!(
+        sends_to(&out, p(1)),
+        vec![
+            ServerMessage::ParticipantJoined {
+                id: 3,
+                name: "Second".into(),
+                role: salon_plugins::Role::Guest.into(),
+            },
+            ServerMessage::ParticipantReconnecting { id: 3 },
+        ]
+    );
+    let out = run_timers(&mut hub, at(1_000 + GRACE_MS));
+    assert_eq!(
+        sends_to(&out, p(1)),
+        vec![ServerMessage::ParticipantLeft { id: 3 }]
+    );
+}

@@ -117,7 +117,11 @@ export function showDenied(msg) {
 export function showEnded(msg) {
   $('ended-title').textContent = t('ended.title');
   $('ended-message').textContent =
-    msg.reason === 'ended-by-moderator' ? t('ended.byModerator') : t('ended.other', { reason: String(msg.reason ?? '') });
+    msg.reason === 'ended-by-moderator'
+      ? t('ended.byModerator')
+      : msg.reason === 'room-empty'
+        ? t('ended.empty')
+        : t('ended.other', { reason: String(msg.reason ?? '') });
 }
 
 /** `kicked` (or banned) out of the meeting. */
