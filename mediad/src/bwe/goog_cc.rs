@@ -33,6 +33,22 @@ const CEILING_HOLD_US: i64 = 5_000_000;
 /// queue is full already, a probe would only push out what the receiver
 /// needs now (the lower layer's key frame).
 const PROBE_QUIET_US: i64 = 1_000_000;
+/// Free of congestion signs this long, the probe back-off starts over.
+const BACKOFF_RESET_US: i64 = 2_000_000;
+/// A feedback report whose last packet took this much longer to arrive
+/// than the fastest of the report shows a queue at the bottleneck: the
+/// packets after the fastest left it back to back, at its rate.
+const QUEUE_GROWTH_US: i64 = 10_000;
+/// A packet this much slower than the fastest found a queue.
+const QUEUED_US: i64 = 3_000;
+/// Fewest packets, and shortest arrival span, to measure that rate.
+const QUEUE_MIN_PACKETS: u32 = 3;
+const QUEUE_MIN_SPAN_US: i64 = 15_000;
+/// The bottleneck's rate measured so is used this long.
+const BOTTLENECK_FRESH_US: i64 = 500_000;
+/// A queue sample starts over after this long (a delay that never comes
+/// back to its minimum is no longer growing from it).
+const QUEUE_SPAN_US: i64 = 500_000;
 
 /// Settings of a [`GoogCc`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -132,6 +148,12 @@ pub struct GoogCc {
     /// out, the congestion they cause themselves does not lower what the
     /// allocator sees (their result decides).
     pre_probe: Option<u64>,
+    /// The bottleneck's rate as the last queued report measured it (bit/s)
+    /// and when (µs): fresher and lower than the 500 ms window when a link
+    /// has just narrowed (the window still holds the rate before).
+    bottleneck: Option<(u64, i64)>,
+    /// The queue growth seen lately, from which `bottleneck` is measured.
+    queue: QueueSample,
 }
 
 impl GoogCc {
@@ -156,7 +178,16 @@ impl GoogCc {
             outcomes: [None; MAX_CLUSTERS],
             congested_us: None,
             pre_probe: None,
+            bottleneck: None,
+            queue: QueueSample::default(),
         }
+    }
+
+    /// The bottleneck's rate, if a report measured it lately.
+    fn fresh_bottleneck(&self, now_us: i64) -> Option<u64> {
+        self.bottleneck
+            .filter(|(_, at)| now_us - at < BOTTLENECK_FRESH_US)
+            .map(|(r, _)| r)
     }
 
     /// The ceiling held after a congestion episode, if one holds.
@@ -285,6 +316,65 @@ impl GoogCc {
     }
 }
 
+/// The received packets, in order: the lowest one-way delay of the last
+/// [`QUEUE_SPAN_US`], and what arrived since the delay stood a few ms
+/// above it — a queue at the bottleneck, whose packets leave it back to
+/// back, at its rate (a narrow link passes 2–3 packets per feedback
+/// report: the sample spans reports).
+#[derive(Debug, Default, Clone, Copy)]
+struct QueueSample {
+    /// The lowest one-way delay (arrival − send, offset unknown) and that
+    /// packet's arrival.
+    min: Option<(i64, i64)>,
+    /// The arrival of the first packet that found a queue (delay at least
+    /// [`QUEUED_US`] above the minimum), bytes and packets since, and the
+    /// last one's delay and arrival.
+    queued_from: Option<i64>,
+    bytes: u64,
+    packets: u32,
+    last: Option<(i64, i64)>,
+}
+
+impl QueueSample {
+    fn add(&mut self, send_us: i64, arrival_us: i64, size: u32) {
+        let delay = arrival_us.saturating_sub(send_us);
+        let stale = self
+            .min
+            .is_some_and(|(_, a)| arrival_us.saturating_sub(a) > QUEUE_SPAN_US);
+        if stale || self.min.is_none_or(|(d, _)| delay <= d) {
+            self.min = Some((delay, arrival_us));
+        }
+        let min = self.min.map_or(delay, |(d, _)| d);
+        if delay.saturating_sub(min) < QUEUED_US {
+            // No queue (or drained): start over.
+            self.queued_from = None;
+            self.bytes = 0;
+            self.packets = 0;
+            self.last = None;
+            return;
+        }
+        match self.queued_from {
+            None => self.queued_from = Some(arrival_us),
+            Some(_) => {
+                self.bytes += u64::from(size);
+                self.packets += 1;
+            }
+        }
+        self.last = Some((delay, arrival_us));
+    }
+
+    /// The bottleneck's rate, when its queue grew to [`QUEUE_GROWTH_US`]:
+    /// what arrived after the first queued packet, over their span.
+    fn bottleneck_bps(&self) -> Option<u64> {
+        let (a0, (d1, a1), (dmin, _)) = (self.queued_from?, self.last?, self.min?);
+        let span = a1.saturating_sub(a0);
+        (d1.saturating_sub(dmin) >= QUEUE_GROWTH_US
+            && self.packets >= QUEUE_MIN_PACKETS
+            && span >= QUEUE_MIN_SPAN_US)
+            .then(|| (self.bytes as f64 * 8.0 * 1e6 / span as f64) as u64)
+    }
+}
+
 impl BandwidthEstimator for GoogCc {
     fn on_packet_sent(&mut self, sent: SentPacket, now: Instant) {
         let send_us = self.us(now);
@@ -366,6 +456,7 @@ impl BandwidthEstimator for GoogCc {
                         expected += 1;
                     }
                     self.acked.on_received(arrival, size);
+                    self.queue.add(send_us, arrival, size);
                     if let Some(d) = self.inter_arrival.add(send_us, arrival) {
                         self.trendline
                             .update(d.send_delta_ms, d.arrival_delta_ms, d.arrival_ms);
@@ -401,20 +492,36 @@ impl BandwidthEstimator for GoogCc {
                 self.finish_cluster(i, now);
             }
         }
+        if let Some(r) = self.queue.bottleneck_bps() {
+            self.bottleneck = Some((r, now_us));
+        }
+        let bottleneck = self.fresh_bottleneck(now_us);
+        let overusing = self.trendline.state() == BandwidthUsage::Overusing;
         let mut acked = self.acked.bitrate_bps();
         if let Some((p, at)) = self.last_probe
             && now_us - at < PROBE_AS_THROUGHPUT_US
         {
             acked = Some(acked.map_or(p, |a| a.max(p)));
         }
+        // Over-using with a queue measured: the decrease goes from what
+        // the bottleneck passes now, not from the window's average (which
+        // still holds the rate before the link narrowed; from it the
+        // estimate came down in two or three steps, a layer each).
+        if overusing && let (Some(b), Some(a)) = (bottleneck, acked) {
+            acked = Some(a.min(b));
+        }
         self.aimd
             .update(self.trendline.state(), acked, self.rtt_us, now_us);
         let loss_episode = self.loss.on_report(lost, expected, self.rtt_us, now_us);
+        if loss_episode && let Some(b) = bottleneck {
+            // Heavy loss behind a measured queue: at most what it passes.
+            self.loss.cap(b);
+        }
         self.loss.cap(self.aimd.bitrate_bps());
         // A congestion episode: hold the ceiling at what got through.
-        let overusing = self.trendline.state() == BandwidthUsage::Overusing;
         if loss_episode || overusing {
             let through = self.acked.bitrate_bps().unwrap_or(self.cfg.min_bps);
+            let through = bottleneck.map_or(through, |b| through.min(b));
             let c = match self.ceiling {
                 // A longer episode keeps the lowest throughput seen.
                 Some((c, _)) => c.min(through.max(self.cfg.min_bps)),
@@ -424,6 +531,14 @@ impl BandwidthEstimator for GoogCc {
             self.congested_us = Some(now_us);
         } else if self.ceiling.is_some_and(|(_, until)| now_us >= until) {
             self.ceiling = None;
+        }
+        // Free of congestion for a while: the probe back-off grown while
+        // a limit held ends (a lifted limit is found in about 1 s).
+        if self
+            .congested_us
+            .is_none_or(|t| now_us - t >= BACKOFF_RESET_US)
+        {
+            self.probes.reset_backoff();
         }
         if let Some((c, _)) = self.ceiling {
             // The gradual increases stop at the ceiling.
@@ -629,6 +744,29 @@ mod tests {
             vec![(c.id, sent)],
             "one outcome, after the last byte"
         );
+    }
+
+    /// Packets sent at 1.5 Mbit/s into a 400 kbit/s bottleneck's queue
+    /// arrive at 400 kbit/s, 2–3 per feedback report: the sample spans
+    /// the reports and measures the bottleneck; a delay that does not grow
+    /// measures nothing.
+    #[test]
+    fn a_growing_queue_measures_the_bottleneck() {
+        let mut q = QueueSample::default();
+        let (mut link_free, size) = (0i64, 1000u32);
+        for i in 0..20i64 {
+            let send = i * 5_333; // 1.5 Mbit/s of 1000-byte packets
+            let arrival = send.max(link_free) + 20_000;
+            link_free = send.max(link_free) + 20_000; // 400 kbit/s
+            q.add(send, arrival, size);
+        }
+        let r = q.bottleneck_bps().expect("a queue grew");
+        assert!((380_000..=420_000).contains(&r), "{r}");
+        let mut flat = QueueSample::default();
+        for i in 0..20i64 {
+            flat.add(i * 20_000, i * 20_000 + 30_000 + (i % 3) * 1_000, size);
+        }
+        assert_eq!(flat.bottleneck_bps(), None, "jitter is no queue");
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub struct VideoLeg {
     /// RTX stream (RFC 4588) for retransmissions and probe padding, once
     /// the receiver's answer accepted it: (SSRC, next sequence number).
     pub rtx: Option<(u32, u16)>,
+    /// The RTP timestamp of the key frame that started the layer being
+    /// forwarded (a switch, a start): its packets are logged as a key
+    /// frame's, resent first ([`crate::core::nack`]).
+    pub key_ts: Option<u32>,
 }
 
 impl VideoLeg {
@@ -45,6 +49,7 @@ impl VideoLeg {
             vp8: Vp8Map::default(),
             sent: SentLog::new(),
             rtx: None,
+            key_ts: None,
         }
     }
 
@@ -103,6 +108,7 @@ pub(super) fn forward(
             );
             leg.out.restart(hdr.timestamp, eg.now, 90_000);
             leg.vp8.resync();
+            leg.key_ts = Some(hdr.timestamp);
         }
         if skip {
             leg.out.seq.skip(hdr.sequence);
@@ -124,6 +130,7 @@ pub(super) fn forward(
                     in_seq: hdr.sequence,
                     ts_offset: leg.out.ts_offset,
                     vp8,
+                    key: leg.key_ts == Some(hdr.timestamp),
                 },
                 eg.memory,
             );
