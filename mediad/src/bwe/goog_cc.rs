@@ -235,7 +235,11 @@ impl GoogCc {
         // The total the link carried: unqueued, the probe's own rate plus
         // the media under it; queued, the probe's packets got their share
         // of the bottleneck (pace / total) of what it passed.
-        let queued = queue_built(&c.stats);
+        // Cut short because its feedback showed a queue: queued, even if
+        // its last packets came after the queue drained.
+        let queued = queue_built(&c.stats) || c.saturated;
+        let now_us = self.us(now);
+        let bottleneck = self.fresh_bottleneck(now_us);
         let result = probe_result(&c.stats, c.min_packets).map(|r| {
             if queued && c.probe_bytes > 0 {
                 // Its share of what the bottleneck passed was its share of
@@ -245,13 +249,22 @@ impl GoogCc {
                 r + c.media_rate()
             }
         });
+        // A queue built: the link is full, and every packet behind the
+        // queue (media and probe) measured its rate; the share above only
+        // approximates it (in the browser it said 470–690 kbit/s behind a
+        // 400 kbit/s bucket, and 360p came and went). What may raise the
+        // estimate, and whether the probe succeeded, is at most that.
+        let proven = match (result, bottleneck) {
+            (Some(r), Some(b)) if queued => Some(r.min(b)),
+            _ => result,
+        };
         if let Some(r) = result {
             let now_us = self.us(now);
             self.last_probe = Some((r, now_us));
         }
         let mut raised = false;
         let now_us = self.us(now);
-        match result {
+        match proven {
             // The queue behind the bottleneck measured its rate: the link
             // carries that much (a little less, to drain the queue), even
             // while the detector over-uses — the probe filled the queue.
@@ -302,7 +315,7 @@ impl GoogCc {
             }
         }
         let estimate = self.estimate_bps();
-        self.probes.on_probe_result(c.id, result, estimate, now);
+        self.probes.on_probe_result(c.id, proven, estimate, now);
         let outcome = ProbeOutcome {
             cluster: c.id,
             result_bps: result,

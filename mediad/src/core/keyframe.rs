@@ -270,6 +270,15 @@ impl Worker {
         tx: &mut TxQueue,
     ) {
         if let Some((ti, li)) = self.out_layer(idx, ssrc) {
+            // The receiver froze: the key frame that ends it is resent
+            // before the budget's delta frames (`core::nack`).
+            if let Some(leg) = self
+                .tracks
+                .get_mut(ti)
+                .and_then(|t| t.legs.video_mut().iter_mut().find(|l| l.out.ssrc == ssrc))
+            {
+                leg.wants_key = true;
+            }
             self.request_keyframe(ti, li, now, tx);
         }
     }

@@ -32,9 +32,12 @@ pub struct VideoLeg {
     /// the receiver's answer accepted it: (SSRC, next sequence number).
     pub rtx: Option<(u32, u16)>,
     /// The RTP timestamp of the key frame that started the layer being
-    /// forwarded (a switch, a start): its packets are logged as a key
-    /// frame's, resent first ([`crate::core::nack`]).
+    /// forwarded (a switch, a start) or that the receiver asked for (a
+    /// PLI: it froze): its packets are logged as a key frame's, resent
+    /// over the budget ([`crate::core::nack`]).
     pub key_ts: Option<u32>,
+    /// The receiver asked for a key frame: the next one is its `key_ts`.
+    pub wants_key: bool,
 }
 
 impl VideoLeg {
@@ -50,6 +53,7 @@ impl VideoLeg {
             sent: SentLog::new(),
             rtx: None,
             key_ts: None,
+            wants_key: false,
         }
     }
 
@@ -116,6 +120,9 @@ pub(super) fn forward(
                 leg.vp8.skip(d);
             }
             continue;
+        }
+        if pkt.keyframe && std::mem::take(&mut leg.wants_key) {
+            leg.key_ts = Some(hdr.timestamp);
         }
         let vp8 = &mut leg.vp8;
         let desc = pkt.desc;
