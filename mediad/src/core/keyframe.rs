@@ -20,8 +20,12 @@ use crate::control::{MediaKind, ParticipantId};
 /// The shortest interval between two key frame requests for one stream.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
 /// While a live receiver still waits for a key frame, ask again this often
-/// (a request can be lost, or reach a publisher before its encoder runs).
-pub const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
+/// (a request can be lost, or reach a publisher before its encoder runs,
+/// or come within 300 ms of one for another layer: Chrome's sender acts on
+/// one PLI per 300 ms for all its layers, libwebrtc `EncoderRtcpFeedback`'s
+/// `min_keyframe_send_interval`, and drops the others — at 1 s a receiver
+/// switching down right after a switch up froze 1.2 s).
+pub const KEYFRAME_RETRY: Duration = Duration::from_millis(400);
 /// A receiver whose feedback (RTCP: transport-wide feedback every ~100 ms
 /// while it receives video, reports every second) stopped this long lost
 /// what it was sent meanwhile: when it is heard again, its videos need key
