@@ -717,7 +717,8 @@ fn tbf_800k_burst_2k_paced() {
 // its layers, as Chrome's sender does (libwebrtc `EncoderRtcpFeedback`,
 // `min_keyframe_send_interval`): a request for another layer within 300 ms
 // of the last one is lost, and its receiver waits for mediad's retry
-// (`KEYFRAME_RETRY`, 400 ms; at 1 s the 2 kB case waited 1.3 s for 180p).
+// (`KEYFRAME_FIRST_RETRY`, 400 ms; at 1 s the 2 kB case waited 1.3 s for
+// 180p).
 
 #[test]
 fn tbf_400k_burst_10k_chrome_pli() {
