@@ -58,7 +58,16 @@ struct Encoder {
     rtcp_seen: usize,
     /// Packets sent per layer.
     sent: [u64; 3],
+    /// The frame at which the last PLI was acted on.
+    pli_at: Option<u32>,
+    /// Drop a PLI within 300 ms of the last one acted on, as Chrome does.
+    chrome_pli: bool,
 }
+
+/// Chrome acts on one PLI per 300 ms, by arrival time; PLIs are taken
+/// here at the next frame (33 ms), so two that arrived 300 ms apart may be
+/// taken 8 frames apart.
+const PLI_INTERVAL_FRAMES: u32 = 8;
 
 impl Encoder {
     fn camera(net: &Net, browser: usize) -> Self {
@@ -73,6 +82,8 @@ impl Encoder {
             frame: 0,
             rtcp_seen: net.browsers[browser].publish.rtcp_in.len(),
             sent: [0; 3],
+            pli_at: None,
+            chrome_pli: false,
         }
     }
 
@@ -80,10 +91,18 @@ impl Encoder {
         let b = &mut net.browsers[self.browser];
         for p in &b.publish.rtcp_in[self.rtcp_seen..] {
             for pkt in RtcpIter::new(p).filter_map(Result::ok) {
+                // With `chrome_pli`, as Chrome's sender (libwebrtc
+                // `EncoderRtcpFeedback`): a PLI within 300 ms of the last
+                // one acted on, for any layer, is dropped.
                 if let RtcpPacket::Pli(pli) = pkt
                     && let Some(i) = self.ssrcs.iter().position(|s| *s == pli.media_ssrc)
+                    && (!self.chrome_pli
+                        || self
+                            .pli_at
+                            .is_none_or(|f| self.frame >= f + PLI_INTERVAL_FRAMES))
                 {
                     self.key[i] = true;
+                    self.pli_at = Some(self.frame);
                 }
             }
         }
@@ -552,8 +571,15 @@ const LIMITED: f64 = 25.0;
 const AFTER: f64 = 10.0;
 
 /// 5 Mbit/s, then `limit` for 25 s, then unlimited; figures per phase.
-fn three_phases(seed: u64, limit: u64, burst: usize, paced: bool) -> (Sim, Vec<Decoded>) {
+fn three_phases(
+    seed: u64,
+    limit: u64,
+    burst: usize,
+    paced: bool,
+    chrome_pli: bool,
+) -> (Sim, Vec<Decoded>) {
     let mut sim = Sim::new(seed, 5_000_000, burst, paced);
+    sim.enc.chrome_pli = chrome_pli;
     sim.mark();
     sim.run(s(DROP_AT));
     println!(
@@ -569,8 +595,8 @@ fn three_phases(seed: u64, limit: u64, burst: usize, paced: bool) -> (Sim, Vec<D
     (sim, d)
 }
 
-fn check_drop(limit: u64, burst: usize, seed: u64, paced: bool) {
-    let (mut sim, d) = three_phases(seed, limit, burst, paced);
+fn check_drop(limit: u64, burst: usize, seed: u64, paced: bool, chrome_pli: bool) {
+    let (mut sim, d) = three_phases(seed, limit, burst, paced, chrome_pli);
     let drop_at = s(DROP_AT);
     let lifted = s(DROP_AT + LIMITED);
     let top_before = d.iter().rev().find(|f| f.at < drop_at).map(|f| f.layer);
@@ -614,8 +640,8 @@ fn check_drop(limit: u64, burst: usize, seed: u64, paced: bool) {
     assert!(up <= s(5.0), "top layer after {up:?}");
 }
 
-fn check_800(burst: usize, seed: u64, paced: bool) {
-    let (mut sim, d) = three_phases(seed, 800_000, burst, paced);
+fn check_800(burst: usize, seed: u64, paced: bool, chrome_pli: bool) {
+    let (mut sim, d) = three_phases(seed, 800_000, burst, paced, chrome_pli);
     let drop_at = s(DROP_AT);
     let lifted = s(DROP_AT + LIMITED);
     // The last 15 s of the limit.
@@ -644,23 +670,23 @@ fn check_800(burst: usize, seed: u64, paced: bool) {
 
 #[test]
 fn tbf_400k_burst_10k() {
-    check_drop(400_000, 10_000, 81, false);
+    check_drop(400_000, 10_000, 81, false, false);
 }
 
 #[test]
 fn tbf_400k_burst_2k() {
-    check_drop(400_000, 2_000, 82, false);
+    check_drop(400_000, 2_000, 82, false, false);
 }
 
 #[test]
 fn tbf_800k_burst_10k() {
-    check_800(10_000, 83, false);
+    check_800(10_000, 83, false, false);
 }
 
 #[test]
-#[ignore = "issue 17: not met yet — 360p 86 % of the time at 23 fps (key frames of 6 kB through a 2 kB bucket lose packets); the pacer (tbf_800k_burst_2k_paced) does not make it pass either"]
+#[ignore = "issue 17: not met yet — 180p 88 % of the time, 360p at 3.5 fps, 7 switches (before this round's bottleneck-rate decrease: 360p 86 % at 23 fps; key frames of 6 kB through a 2 kB bucket lose packets and each episode now drops straight to the bucket's rate); the pacer (tbf_800k_burst_2k_paced) does not make it pass either"]
 fn tbf_800k_burst_2k() {
-    check_800(2_000, 84, false);
+    check_800(2_000, 84, false, false);
 }
 
 // The same runs with mediad's pacer on (`WorkerLimits::pacing`, off by
@@ -668,23 +694,46 @@ fn tbf_800k_burst_2k() {
 
 #[test]
 fn tbf_400k_burst_10k_paced() {
-    check_drop(400_000, 10_000, 81, true);
+    check_drop(400_000, 10_000, 81, true, false);
 }
 
 #[test]
 fn tbf_400k_burst_2k_paced() {
-    check_drop(400_000, 2_000, 82, true);
+    check_drop(400_000, 2_000, 82, true, false);
 }
 
 #[test]
 fn tbf_800k_burst_10k_paced() {
-    check_800(10_000, 83, true);
+    check_800(10_000, 83, true, false);
 }
 
 #[test]
-#[ignore = "issue 17: not met with the pacer either — 180p all the time, 360p at 0 fps (needs 27): the estimate still falls after each 3-s key frame through the 2 kB bucket (docs/layers.md, \"The pacer\")"]
+#[ignore = "issue 17: not met with the pacer either — 180p 97 % of the time, 360p at 1 fps (needs 27), 10 switches: the estimate still falls after each 3-s key frame through the 2 kB bucket (docs/layers.md, \"The pacer\")"]
 fn tbf_800k_burst_2k_paced() {
-    check_800(2_000, 84, true);
+    check_800(2_000, 84, true, false);
+}
+
+// The same runs with the publisher acting on one PLI per 300 ms, for all
+// its layers, as Chrome's sender does (libwebrtc `EncoderRtcpFeedback`,
+// `min_keyframe_send_interval`): a request for another layer within 300 ms
+// of the last one is lost, and its receiver waits for mediad's retry
+// (`KEYFRAME_FIRST_RETRY`, 400 ms; at 1 s the 2 kB case waited 1.3 s for
+// 180p).
+
+#[test]
+fn tbf_400k_burst_10k_chrome_pli() {
+    check_drop(400_000, 10_000, 81, false, true);
+}
+
+#[test]
+fn tbf_400k_burst_2k_chrome_pli() {
+    check_drop(400_000, 2_000, 82, false, true);
+}
+
+#[test]
+#[ignore = "issue 17: not met yet — with Chrome's one PLI per 300 ms the viewer switches 180p↔360p 10 times in 15 s (360p at 3.6 fps; not analysed yet)"]
+fn tbf_800k_burst_10k_chrome_pli() {
+    check_800(10_000, 83, false, true);
 }
 
 /// What an operator sees of the 400 kbit/s episode: the estimate
@@ -692,7 +741,7 @@ fn tbf_800k_burst_2k_paced() {
 /// per-worker gauges of what the legs forward.
 #[test]
 fn the_episode_shows_in_the_metrics() {
-    let (sim, _) = three_phases(85, 400_000, 10_000, false);
+    let (sim, _) = three_phases(85, 400_000, 10_000, false, false);
     let m = sim.net.metrics();
     let text = salon_mediad::metrics::render_prometheus(&[m]);
     for needle in [

@@ -8,8 +8,10 @@
 //! more probe past a saturated link and provokes an overuse) and the
 //! sender wants more, and — before an up-switch, when the sender wants
 //! more than the estimate — probes towards the wanted bitrate, backing off
-//! (1 s, doubling to 2 s) while probes fail: a link that recovers is found
-//! within 2 s.
+//! (1 s, doubling to 2 s) while probes fail and congestion recurs; the
+//! back-off ends once the link has been free of congestion for a while
+//! ([`ProbeController::reset_backoff`]): a link that recovers is found
+//! within about 1 s.
 
 use std::time::{Duration, Instant};
 
@@ -81,6 +83,8 @@ pub struct ProbeController {
     next_probe_at: Option<Instant>,
     interval: Duration,
     best_success: Option<u64>,
+    /// When the last probe failed.
+    last_failed: Option<Instant>,
 }
 
 impl ProbeController {
@@ -99,6 +103,7 @@ impl ProbeController {
             next_probe_at: None,
             interval: cfg.min_interval,
             best_success: None,
+            last_failed: None,
         }
     }
 
@@ -147,6 +152,20 @@ impl ProbeController {
         })
     }
 
+    /// The link has been free of congestion for a while: the next probe
+    /// comes at most `min_interval` after the last one failed, and the
+    /// back-off starts over (a limit lifted is found in about 1 s, not
+    /// after a back-off grown while the limit held).
+    pub fn reset_backoff(&mut self) {
+        if self.interval <= self.cfg.min_interval {
+            return;
+        }
+        self.interval = self.cfg.min_interval;
+        if let (Some(at), Some(failed)) = (self.next_probe_at.as_mut(), self.last_failed) {
+            *at = (*at).min(failed + self.cfg.min_interval);
+        }
+    }
+
     /// The result of cluster `id` (`None`: too little feedback to tell).
     /// `estimate_bps` is the estimate after the result was applied.
     pub fn on_probe_result(
@@ -188,6 +207,7 @@ impl ProbeController {
                 self.next_probe_at = Some(now + self.interval);
             }
             None => {
+                self.last_failed = Some(now);
                 self.next_probe_at = Some(now + self.interval);
                 self.interval = (self.interval * 2).min(self.cfg.max_interval);
             }
@@ -444,6 +464,9 @@ mod tests {
         let f = p.poll_probe(2_850_000, t2).unwrap();
         p.on_probe_result(f.id, None, 2_850_000, t2);
         assert_eq!(p.poll_timeout(2_850_000), Some(t2 + Duration::from_secs(2)));
+        // The link free of congestion for a while: 1 s after the failure.
+        p.reset_backoff();
+        assert_eq!(p.poll_timeout(2_850_000), Some(t2 + Duration::from_secs(1)));
         // Wanting no more than the estimate: no probe even when due.
         p.set_wanted(2_000_000);
         assert_eq!(p.poll_probe(2_850_000, t2 + Duration::from_secs(6)), None);

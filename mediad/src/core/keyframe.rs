@@ -22,6 +22,12 @@ pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
 /// While a live receiver still waits for a key frame, ask again this often
 /// (a request can be lost, or reach a publisher before its encoder runs).
 pub const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
+/// The first retry after a request comes sooner: Chrome's sender acts on
+/// one PLI per 300 ms for all its layers (libwebrtc `EncoderRtcpFeedback`,
+/// `min_keyframe_send_interval`) and drops the others, so a request for
+/// one layer right after one for another is lost — a receiver switching
+/// down right after a switch up froze 1.2 s in the browser.
+pub const KEYFRAME_FIRST_RETRY: Duration = Duration::from_millis(400);
 /// A receiver whose feedback (RTCP: transport-wide feedback every ~100 ms
 /// while it receives video, reports every second) stopped this long lost
 /// what it was sent meanwhile: when it is heard again, its videos need key
@@ -38,6 +44,22 @@ struct LayerRequests {
     /// transport not ready): not tried again before this, so a layer that
     /// never arrives does not keep the timer in the past.
     held_until: Option<Instant>,
+    /// The next request is a retry ([`KeyframeRequests::note_retry`]).
+    retrying: bool,
+    /// The last request sent was a retry: the next one waits
+    /// [`KEYFRAME_RETRY`], else [`KEYFRAME_FIRST_RETRY`].
+    retried: bool,
+}
+
+impl LayerRequests {
+    /// When a request sent at `last` is retried.
+    fn retry_after(&self) -> Duration {
+        if self.retried {
+            KEYFRAME_RETRY
+        } else {
+            KEYFRAME_FIRST_RETRY
+        }
+    }
 }
 
 /// Key frame request state of one track, per layer.
@@ -71,6 +93,9 @@ impl KeyframeRequests {
         let Some(l) = self.layers.get_mut(li.index()) else {
             return Ask::Nothing;
         };
+        // Whether this one is a retry: only for this request (one that
+        // cannot go now is owed, and goes as a fresh one).
+        let retrying = std::mem::take(&mut l.retrying);
         if let Some(last) = l.last
             && now < last + KEYFRAME_REQUEST_INTERVAL
         {
@@ -88,6 +113,12 @@ impl KeyframeRequests {
             }
             return Ask::Nothing;
         }
+        // A retry of a request made long ago (a receiver starts waiting
+        // for a layer last asked for minutes before) is a fresh one.
+        let recent = l
+            .last
+            .is_some_and(|t| now.saturating_duration_since(t) < 2 * KEYFRAME_RETRY);
+        l.retried = retrying && recent;
         l.last = Some(now);
         l.pending = false;
         l.held_until = None;
@@ -120,17 +151,25 @@ impl KeyframeRequests {
     fn retry_due(&self, li: LayerIdx, now: Instant) -> bool {
         self.layers
             .get(li.index())
-            .and_then(|l| l.last)
-            .is_some_and(|last| now >= last + KEYFRAME_RETRY)
+            .is_some_and(|l| l.last.is_some_and(|last| now >= last + l.retry_after()))
+    }
+
+    /// The next request for `li` is a retry (the one after it waits
+    /// [`KEYFRAME_RETRY`]).
+    fn note_retry(&mut self, li: LayerIdx) {
+        if let Some(l) = self.layers.get_mut(li.index()) {
+            l.retrying = true;
+        }
     }
 
     /// The next deadline: a retry for the `waiting` layer, or an owed
     /// request (at once, `asap`, if none was ever made).
     fn poll_timeout(&self, waiting: Option<LayerIdx>, asap: Instant, next: &mut Earliest) {
         if let Some(li) = waiting
-            && let Some(last) = self.layers.get(li.index()).and_then(|l| l.last)
+            && let Some(l) = self.layers.get(li.index())
+            && let Some(last) = l.last
         {
-            next.offer(Some(last + KEYFRAME_RETRY), Reason::KeyframeRetry);
+            next.offer(Some(last + l.retry_after()), Reason::KeyframeRetry);
         }
         for l in self.layers.iter().filter(|l| l.pending) {
             let at = l.last.map_or(asap, |last| last + KEYFRAME_REQUEST_INTERVAL);
@@ -270,6 +309,15 @@ impl Worker {
         tx: &mut TxQueue,
     ) {
         if let Some((ti, li)) = self.out_layer(idx, ssrc) {
+            // The receiver froze: the key frame that ends it is resent
+            // before the budget's delta frames (`core::nack`).
+            if let Some(leg) = self
+                .tracks
+                .get_mut(ti)
+                .and_then(|t| t.legs.video_mut().iter_mut().find(|l| l.out.ssrc == ssrc))
+            {
+                leg.wants_key = true;
+            }
             self.request_keyframe(ti, li, now, tx);
         }
     }
@@ -298,6 +346,9 @@ impl Worker {
                 t.keyframes.retry_due(li, now).then_some(li)
             });
             if let Some(li) = retry {
+                if let Some(t) = self.tracks.get_mut(ti) {
+                    t.keyframes.note_retry(li);
+                }
                 self.request_keyframe(ti, li, now, tx);
             }
             let mut due = [false; super::MAX_LAYERS];
@@ -385,5 +436,27 @@ mod tests {
         assert!(!k.retry_due(l, t0 + KEYFRAME_RETRY), "never asked");
         assert_eq!(k.ask(l, Some(1), true, t0), Ask::Send(1));
         assert!(k.retry_due(l, t0 + KEYFRAME_RETRY));
+    }
+
+    /// The first retry after a request comes after 400 ms (Chrome may
+    /// have dropped the request: one per 300 ms for all its layers), the
+    /// later ones every second.
+    #[test]
+    fn the_first_retry_comes_sooner() {
+        let t0 = Instant::now();
+        let l = LayerIdx::BASE;
+        let mut k = KeyframeRequests::new(1);
+        assert_eq!(k.ask(l, Some(1), true, t0), Ask::Send(1));
+        assert!(!k.retry_due(l, t0 + Duration::from_millis(399)));
+        let t1 = t0 + KEYFRAME_FIRST_RETRY;
+        assert!(k.retry_due(l, t1));
+        k.note_retry(l);
+        assert_eq!(k.ask(l, Some(1), true, t1), Ask::Send(1));
+        assert!(!k.retry_due(l, t1 + KEYFRAME_FIRST_RETRY));
+        assert!(k.retry_due(l, t1 + KEYFRAME_RETRY));
+        // A fresh request (not a retry): 400 ms again.
+        let t2 = t1 + Duration::from_secs(5);
+        assert_eq!(k.ask(l, Some(1), true, t2), Ask::Send(1));
+        assert!(k.retry_due(l, t2 + KEYFRAME_FIRST_RETRY));
     }
 }

@@ -83,6 +83,7 @@ fn what_was_sent<'a>(
                     in_seq,
                     ts_offset: leg.out.ts_offset,
                     vp8: None,
+                    key: false,
                 });
             let Some(sent) = sent else {
                 metrics.nack_unanswerable.inc();
@@ -153,7 +154,7 @@ impl Worker {
         let has_rtx = matches!(&leg, LegRef::Video(v) if v.rtx.is_some());
         let rtx_overhead = if has_rtx { 2 } else { 0 };
         let size = payload.len() + rtx_overhead + 28;
-        if !t.spend_retransmit(size, now) {
+        if !t.spend_retransmit(size, sent.key, now) {
             self.metrics.nack_over_budget.inc();
             return;
         }

@@ -36,6 +36,10 @@ pub struct Sent {
     pub ts_offset: u32,
     /// Picture id / TL0PICIDX it was sent with (VP8 with a picture id).
     pub vp8: Option<Vp8Out>,
+    /// A packet of a key frame: what ends a receiver's freeze (a layer
+    /// switch, a key frame it asked for), resent before the budget's
+    /// delta frames ([`super::nack`]).
+    pub key: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -192,6 +196,7 @@ mod tests {
 
     fn sent(in_seq: u16) -> Sent {
         Sent {
+            key: false,
             layer: 1,
             in_seq,
             ts_offset: 7,

@@ -30,7 +30,19 @@ struct RetransmitBudget {
 }
 
 impl RetransmitBudget {
-    fn spend(&mut self, bytes: usize, now: Instant, estimate_bps: u64, rtt: Duration) -> bool {
+    /// Whether `bytes` of retransmission go now (spent if so). A key
+    /// frame's packet (`key`) always goes, charged: it is what ends the
+    /// receiver's freeze, so the delta frames' resends are refused first
+    /// (the debt it leaves, at most two bursts, is repaid before they
+    /// go again).
+    fn spend(
+        &mut self,
+        bytes: usize,
+        key: bool,
+        now: Instant,
+        estimate_bps: u64,
+        rtt: Duration,
+    ) -> bool {
         let rate = estimate_bps as f64 * RTX_SHARE / 8.0;
         let burst = (rate * rtt.as_secs_f64().max(0.05)).max(3000.0);
         let refill = self.last.map_or(burst, |at| {
@@ -39,6 +51,10 @@ impl RetransmitBudget {
         self.tokens = (self.tokens + refill).min(burst);
         self.last = Some(now);
         let cost = bytes as f64;
+        if key {
+            self.tokens = (self.tokens - cost).max(-2.0 * burst);
+            return true;
+        }
         if self.tokens < cost {
             return false;
         }
@@ -503,13 +519,14 @@ impl Transport {
     }
 
     /// Whether a retransmission of `bytes` fits the receiver's budget
-    /// (spent if so). Without an estimate yet, it does.
-    pub fn spend_retransmit(&mut self, bytes: usize, now: Instant) -> bool {
+    /// (spent if so); one of a key frame's packets (`key`) always does.
+    /// Without an estimate yet, it does.
+    pub fn spend_retransmit(&mut self, bytes: usize, key: bool, now: Instant) -> bool {
         let Some(estimate) = self.fed_estimate_bps() else {
             return true;
         };
         let rtt = self.resend_interval();
-        self.rtx_budget.spend(bytes, now, estimate, rtt)
+        self.rtx_budget.spend(bytes, key, now, estimate, rtt)
     }
 
     /// Whether transport-cc feedback has arrived.
@@ -868,18 +885,56 @@ mod budget_tests {
         // 1 Mbit/s: a fifth is 25 kB/s; a round trip's burst 2.5 kB, 3 kB
         // at least.
         for _ in 0..3 {
-            assert!(b.spend(1000, t0, 1_000_000, rtt));
+            assert!(b.spend(1000, false, t0, 1_000_000, rtt));
         }
-        assert!(!b.spend(1000, t0, 1_000_000, rtt), "the burst is spent");
+        assert!(
+            !b.spend(1000, false, t0, 1_000_000, rtt),
+            "the burst is spent"
+        );
         let t1 = t0 + Duration::from_millis(40);
-        assert!(b.spend(1000, t1, 1_000_000, rtt), "1 kB back in 40 ms");
-        assert!(!b.spend(1000, t1, 1_000_000, rtt));
+        assert!(
+            b.spend(1000, false, t1, 1_000_000, rtt),
+            "1 kB back in 40 ms"
+        );
+        assert!(!b.spend(1000, false, t1, 1_000_000, rtt));
         // A long pause refills to the burst, no more.
         let t2 = t1 + Duration::from_secs(10);
         let mut n = 0;
-        while b.spend(1000, t2, 1_000_000, rtt) {
+        while b.spend(1000, false, t2, 1_000_000, rtt) {
             n += 1;
         }
         assert_eq!(n, 3);
+    }
+
+    /// A key frame's packet (the frame a receiver switching layers waits
+    /// for) is resent even when the budget is spent, and its cost is
+    /// taken from the delta frames' resends that follow.
+    #[test]
+    fn a_key_frame_is_resent_over_the_budget_and_delta_frames_wait() {
+        let t0 = Instant::now();
+        let rtt = Duration::from_millis(100);
+        let mut b = RetransmitBudget::default();
+        for _ in 0..3 {
+            assert!(b.spend(1000, false, t0, 1_000_000, rtt));
+        }
+        assert!(
+            !b.spend(1000, false, t0, 1_000_000, rtt),
+            "the burst is spent"
+        );
+        assert!(
+            b.spend(1000, true, t0, 1_000_000, rtt),
+            "a key frame's packet goes"
+        );
+        assert!(b.spend(1000, true, t0, 1_000_000, rtt));
+        // 40 ms refill 1 kB: a delta frame's resend still waits (2 kB owed).
+        let t1 = t0 + Duration::from_millis(40);
+        assert!(!b.spend(1000, false, t1, 1_000_000, rtt));
+        // The debt is bounded (two bursts): repaid within 0.4 s.
+        let mut t = t1;
+        for _ in 0..100 {
+            assert!(b.spend(1000, true, t, 1_000_000, rtt));
+        }
+        t += Duration::from_millis(400);
+        assert!(b.spend(1000, false, t, 1_000_000, rtt));
     }
 }

@@ -31,6 +31,13 @@ pub struct VideoLeg {
     /// RTX stream (RFC 4588) for retransmissions and probe padding, once
     /// the receiver's answer accepted it: (SSRC, next sequence number).
     pub rtx: Option<(u32, u16)>,
+    /// The RTP timestamp of the key frame that started the layer being
+    /// forwarded (a switch, a start) or that the receiver asked for (a
+    /// PLI: it froze): its packets are logged as a key frame's, resent
+    /// over the budget ([`crate::core::nack`]).
+    pub key_ts: Option<u32>,
+    /// The receiver asked for a key frame: the next one is its `key_ts`.
+    pub wants_key: bool,
 }
 
 impl VideoLeg {
@@ -45,6 +52,8 @@ impl VideoLeg {
             vp8: Vp8Map::default(),
             sent: SentLog::new(),
             rtx: None,
+            key_ts: None,
+            wants_key: false,
         }
     }
 
@@ -103,6 +112,7 @@ pub(super) fn forward(
             );
             leg.out.restart(hdr.timestamp, eg.now, 90_000);
             leg.vp8.resync();
+            leg.key_ts = Some(hdr.timestamp);
         }
         if skip {
             leg.out.seq.skip(hdr.sequence);
@@ -110,6 +120,9 @@ pub(super) fn forward(
                 leg.vp8.skip(d);
             }
             continue;
+        }
+        if pkt.keyframe && std::mem::take(&mut leg.wants_key) {
+            leg.key_ts = Some(hdr.timestamp);
         }
         let vp8 = &mut leg.vp8;
         let desc = pkt.desc;
@@ -124,6 +137,7 @@ pub(super) fn forward(
                     in_seq: hdr.sequence,
                     ts_offset: leg.out.ts_offset,
                     vp8,
+                    key: leg.key_ts == Some(hdr.timestamp),
                 },
                 eg.memory,
             );
