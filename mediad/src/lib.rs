@@ -330,6 +330,9 @@ fn bind_worker_tcp(
 /// The addresses to announce for a socket bound to `bind`, given the
 /// configured ones (see [`MediadConfig::announce_ips`]).
 pub fn announced(bind: IpAddr, configured: &[IpAddr]) -> anyhow::Result<Vec<IpAddr>> {
+    // A v4-mapped bind (`::ffff:10.0.0.1`) takes IPv4 only: it announces
+    // its IPv4 address, never an IPv6 candidate browsers cannot reach.
+    let bind = bind.to_canonical();
     if configured.is_empty() {
         return Ok(if bind.is_unspecified() {
             salon_io::host_addresses(bind)

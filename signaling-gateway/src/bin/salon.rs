@@ -499,6 +499,7 @@ fn announce_ips(args: &Args) -> anyhow::Result<Vec<IpAddr>> {
 /// takes, of those `host` resolves to.
 fn host_addresses(host: &str, bind: IpAddr) -> anyhow::Result<Vec<IpAddr>> {
     use std::net::ToSocketAddrs as _;
+    let bind = bind.to_canonical(); // a v4-mapped bind takes IPv4
     let dual = matches!(bind, IpAddr::V6(v6) if v6.is_unspecified());
     let mut out: Vec<IpAddr> = Vec::new();
     let found = (host, 0)
