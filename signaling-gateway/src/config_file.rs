@@ -167,7 +167,16 @@ impl FileValues {
         for (id, env) in args {
             let entry = self.entries.get(&id).cloned();
             cmd = cmd.mut_arg(id.as_str(), move |arg| {
+                // A repeatable flag's variable holds a comma-separated list
+                // (`SALON_ANNOUNCE_IP=203.0.113.10,2001:db8::10`): one
+                // variable is all an environment can give it.
+                let repeatable = matches!(arg.get_action(), clap::ArgAction::Append);
                 let arg = arg.env(env);
+                let arg = if repeatable {
+                    arg.value_delimiter(',')
+                } else {
+                    arg
+                };
                 match entry {
                     Some(e) => arg.default_values(e.values),
                     None => arg,

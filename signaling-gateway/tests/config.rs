@@ -353,3 +353,31 @@ fn http_get(addr: &str, path: &str) -> String {
     let _ = s.read_to_string(&mut body);
     body
 }
+
+/// A repeatable flag set from the environment takes a comma-separated
+/// list: `SALON_ANNOUNCE_IP` is the only way to give a dual-stack
+/// container both its announced addresses (one variable, one value each).
+#[test]
+fn a_repeatable_flag_takes_a_list_from_the_environment() {
+    let out = check(
+        &["--policy", &policy(), "--media-ip", "::"],
+        &[("SALON_ANNOUNCE_IP", "203.0.113.10,2001:db8::10")],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        line(&stdout, "announce-ip")
+            .starts_with(r#"announce-ip = ["203.0.113.10", "2001:db8::10"]"#),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ICE candidates announce 203.0.113.10, 2001:db8::10\n"),
+        "{stderr}"
+    );
+    let out = check(
+        &["--policy", &policy()],
+        &[("SALON_TRUSTED_PROXY", "127.0.0.1,::1")],
+    );
+    assert!(out.status.success(), "{out:?}");
+}
