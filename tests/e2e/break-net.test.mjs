@@ -1,0 +1,88 @@
+// Salon "reachable from any network", attacked as hostile networks would:
+// a meeting keeps its media while a raw TCP client abuses mediad's ICE-TCP
+// port (garbage, an empty frame, a 65,535-byte frame, a STUN check with
+// wrong credentials, hundreds of silent connections); mediad stays up and
+// counts what it refused and closed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { startSalon, launchBrowser, joinRoom, receiving, waitFor, metric, sleep, OPEN_POLICY } from './helpers.mjs';
+
+/** Connects to the media TCP port; resolves with the socket and a promise of its close. */
+function connect(port) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.on('error', () => {});
+    const closed = new Promise((r) => s.once('close', r));
+    s.once('connect', () => resolve({ s, closed }));
+    s.once('error', reject);
+  });
+}
+
+/** A STUN Binding request with a made-up USERNAME and MESSAGE-INTEGRITY. */
+function badStun() {
+  const user = Buffer.from('nobody:nowhere');
+  const pad = (4 - (user.length % 4)) % 4;
+  const attrs = Buffer.concat([
+    Buffer.from([0x00, 0x06, 0x00, user.length]), user, Buffer.alloc(pad),
+    Buffer.from([0x00, 0x08, 0x00, 20]), randomBytes(20),
+  ]);
+  const head = Buffer.alloc(20);
+  head.writeUInt16BE(0x0001, 0);
+  head.writeUInt16BE(attrs.length, 2);
+  head.writeUInt32BE(0x2112a442, 4);
+  randomBytes(12).copy(head, 8);
+  const msg = Buffer.concat([head, attrs]);
+  const len = Buffer.alloc(2);
+  len.writeUInt16BE(msg.length);
+  return Buffer.concat([len, msg]);
+}
+
+test('a meeting keeps its media while mediad\'s ICE-TCP port is abused', { timeout: 120_000 }, async (t) => {
+  const salon = await startSalon({ policy: OPEN_POLICY });
+  t.after(() => salon.stop());
+  const m = /tcp_port=Some\((\d+)\)/.exec(salon.logs());
+  assert.ok(m, `a TCP media port in the logs:\n${salon.logs()}`);
+  const port = Number(m[1]);
+  const browser = await launchBrowser();
+  t.after(() => browser.close());
+  const room = 'Salon-Reseau-Hostile';
+  const a = await joinRoom(browser.context, salon.url, room, 'Anne');
+  const b = await joinRoom(browser.context, salon.url, room, 'Basile');
+  await receiving(a, b, 30_000);
+  await receiving(b, a, 30_000);
+
+  // Malformed: each closes its connection, counted.
+  const bad = [randomBytes(3000).fill(0xff, 0, 2), Buffer.from([0, 0]), Buffer.concat([Buffer.from([0xff, 0xff]), randomBytes(65535)])];
+  for (const bytes of bad) {
+    const { s, closed } = await connect(port);
+    s.write(bytes);
+    await Promise.race([closed, sleep(5_000).then(() => assert.fail('a malformed frame closes the connection'))]);
+  }
+  // A check with wrong credentials is dropped (no answer), counted.
+  const stunAuthBefore = await metric(salon, 'mediad_drop_stun_auth_total');
+  const { s: stun } = await connect(port);
+  let answered = false;
+  stun.on('data', () => { answered = true; });
+  stun.write(badStun());
+  await waitFor(async () => (await metric(salon, 'mediad_drop_stun_auth_total')) > stunAuthBefore, 'the bad check counted', 10_000);
+  assert.equal(answered, false, 'no answer to a check with wrong credentials');
+  // 300 silent connections: 256 held (the per-IP bound), the rest refused;
+  // the silent ones are closed after 10 s without a valid check.
+  const silent = [];
+  for (let i = 0; i < 300; i++) silent.push(await connect(port).catch(() => null));
+  await waitFor(async () => (await metric(salon, 'mediad_io_tcp_refused_total')) >= 40, 'connections over the per-IP bound refused', 10_000);
+  await receiving(a, b, 15_000);
+  await receiving(b, a, 15_000);
+  await Promise.race([
+    Promise.all(silent.filter(Boolean).map((c) => c.closed)),
+    sleep(20_000).then(() => assert.fail('silent connections are closed within 20 s')),
+  ]);
+  stun.destroy();
+  assert.ok((await metric(salon, 'mediad_io_tcp_closed_malformed_total')) >= 3, 'malformed frames counted');
+  assert.ok((await metric(salon, 'mediad_io_tcp_closed_timeout_total')) >= 250, 'silent connections counted as timed out');
+  assert.equal(salon.exited && (await Promise.race([salon.exited, sleep(10).then(() => 'alive')])), 'alive', 'salon is up');
+  await receiving(a, b, 15_000);
+  await receiving(b, a, 15_000);
+});
