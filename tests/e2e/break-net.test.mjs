@@ -2,11 +2,19 @@
 // a meeting keeps its media while a raw TCP client abuses mediad's ICE-TCP
 // port (garbage, an empty frame, a 65,535-byte frame, a STUN check with
 // wrong credentials, hundreds of silent connections); mediad stays up and
-// counts what it refused and closed.
+// counts what it refused and closed. The /test page of a Salon without
+// ICE-TCP (`--media-tcp-port off`): the TCP check is "not configured",
+// which is no failure — everything that is configured works. The /test
+// page of a dual-stack Salon (an IPv6 and an IPv4 address announced) on a
+// network without UDP: the explanation names both addresses, not only the
+// IPv6 one listed first (a user on IPv4 only would be told to open a path
+// it never takes).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { blockUdp } from './netns.mjs';
 import { startSalon, launchBrowser, joinRoom, receiving, waitFor, metric, sleep, OPEN_POLICY } from './helpers.mjs';
 
 /** Connects to the media TCP port; resolves with the socket and a promise of its close. */
@@ -85,4 +93,61 @@ test('a meeting keeps its media while mediad\'s ICE-TCP port is abused', { timeo
   assert.equal(salon.exited && (await Promise.race([salon.exited, sleep(10).then(() => 'alive')])), 'alive', 'salon is up');
   await receiving(a, b, 15_000);
   await receiving(b, a, 15_000);
+});
+
+/** Opens /test and waits until the page has run every check (as connection-test.test.mjs). */
+async function runPage(context, baseUrl, query = '?lang=fr') {
+  const page = await context.newPage();
+  await page.goto(new URL('test' + query, baseUrl).href);
+  await page.waitForFunction(() => window.salonTest?.done === true, null, { timeout: 60_000 });
+  const checks = await page.evaluate(() =>
+    Object.fromEntries(
+      [...document.querySelectorAll('#checks li')].map((li) => [
+        li.id,
+        { state: li.dataset.state, fix: li.querySelector('.check-fix').textContent },
+      ]),
+    ),
+  );
+  const summary = await page.locator('#summary').textContent();
+  return { page, checks, summary };
+}
+
+test('/test on a Salon without ICE-TCP: TCP "not configured" is no failure', { timeout: 90_000 }, async (t) => {
+  const salon = await startSalon({ policy: OPEN_POLICY, extraArgs: ['--media-tcp-port', 'off'] });
+  t.after(() => salon.stop());
+  const browser = await launchBrowser();
+  t.after(() => browser.close());
+  const { checks, summary } = await runPage(browser.context, salon.url);
+  t.diagnostic(JSON.stringify(checks));
+  assert.equal(checks['check-udp'].state, 'ok');
+  assert.equal(checks['check-tcp'].state, 'unconfigured');
+  assert.equal(summary, 'Tout fonctionne : vous pouvez rejoindre une réunion.');
+});
+
+test('/test on a dual-stack Salon with UDP blocked names both announced addresses', { timeout: 120_000, skip: process.getuid?.() !== 0 ? 'needs root for network namespaces' : false }, async (t) => {
+  // As ipv6.test.mjs: a namespace with a veth carrying two ULAs.
+  const ns = `salon-bn6-${process.pid}`;
+  const inNs = (...a) => execFileSync('ip', ['netns', 'exec', ns, ...a]);
+  execFileSync('ip', ['netns', 'add', ns]);
+  t.after(() => execFileSync('ip', ['netns', 'delete', ns]));
+  inNs('ip', 'link', 'set', 'lo', 'up');
+  inNs('sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=0');
+  inNs('ip', 'link', 'add', 'v6s', 'type', 'veth', 'peer', 'name', 'v6b');
+  inNs('ip', 'addr', 'add', 'fd00:5a11::a/64', 'dev', 'v6s', 'nodad');
+  inNs('ip', 'addr', 'add', 'fd00:5a11::b/64', 'dev', 'v6b', 'nodad');
+  inNs('ip', 'link', 'set', 'v6s', 'up');
+  inNs('ip', 'link', 'set', 'v6b', 'up');
+  blockUdp(ns);
+  const salon = await startSalon({
+    netns: ns,
+    extraArgs: ['--media-ip', '::', '--announce-ip', 'fd00:5a11::a', '--announce-ip', '127.0.0.1'],
+  });
+  t.after(() => salon.stop());
+  const browser = await launchBrowser({ netns: ns });
+  t.after(() => browser.close());
+  const { checks } = await runPage(browser.context, salon.url);
+  t.diagnostic(JSON.stringify(checks));
+  assert.equal(checks['check-udp'].state, 'failed');
+  assert.match(checks['check-udp'].fix, /vers fd00:5a11::a, 127\.0\.0\.1 port \d+, ou d’ouvrir le TCP vers le port \d+\.$/);
+  assert.equal(checks['check-tcp'].state, 'ok');
 });
