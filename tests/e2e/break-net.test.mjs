@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { blockUdp } from './netns.mjs';
+import { blockUdp, metricIn } from './netns.mjs';
 import { startSalon, launchBrowser, joinRoom, receiving, waitFor, metric, sleep, OPEN_POLICY } from './helpers.mjs';
 
 /** Connects to the media TCP port; resolves with the socket and a promise of its close. */
@@ -150,4 +150,70 @@ test('/test on a dual-stack Salon with UDP blocked names both announced addresse
   assert.equal(checks['check-udp'].state, 'failed');
   assert.match(checks['check-udp'].fix, /vers fd00:5a11::a, 127\.0\.0\.1 port \d+, ou d’ouvrir le TCP vers le port \d+\.$/);
   assert.equal(checks['check-tcp'].state, 'ok');
+});
+
+/** Each of `p`'s transports' selected pair: the remote address. */
+const remoteAddresses = (p) =>
+  p.page.evaluate(async () => {
+    const out = {};
+    for (const [name, pc] of Object.entries(window.salonTest.pcs())) {
+      if (!pc) continue;
+      const stats = await pc.getStats();
+      stats.forEach((s) => {
+        if (s.type === 'transport' && s.selectedCandidatePairId) {
+          const pair = stats.get(s.selectedCandidatePairId);
+          out[name] = stats.get(pair.remoteCandidateId)?.address ?? null;
+        }
+      });
+    }
+    return out;
+  });
+
+test('dual stack: a browser on IPv4 and one on IPv6 in one meeting decode each other', { timeout: 150_000, skip: process.getuid?.() !== 0 ? 'needs root for network namespaces' : false }, async (t) => {
+  const ns = `salon-bn46-${process.pid}`;
+  const inNs = (...a) => execFileSync('ip', ['netns', 'exec', ns, ...a]);
+  execFileSync('ip', ['netns', 'add', ns]);
+  t.after(() => execFileSync('ip', ['netns', 'delete', ns]));
+  inNs('ip', 'link', 'set', 'lo', 'up');
+  inNs('sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=0');
+  inNs('ip', 'link', 'add', 'v6s', 'type', 'veth', 'peer', 'name', 'v6b');
+  inNs('ip', 'addr', 'add', 'fd00:5a12::a/64', 'dev', 'v6s', 'nodad');
+  inNs('ip', 'addr', 'add', 'fd00:5a12::b/64', 'dev', 'v6b', 'nodad');
+  inNs('ip', 'link', 'set', 'v6s', 'up');
+  inNs('ip', 'link', 'set', 'v6b', 'up');
+  const salon = await startSalon({
+    netns: ns,
+    extraArgs: ['--media-ip', '::', '--announce-ip', 'fd00:5a12::a', '--announce-ip', '127.0.0.1'],
+  });
+  t.after(() => salon.stop());
+  const v6 = await launchBrowser({ netns: ns });
+  t.after(() => v6.close());
+  const v4 = await launchBrowser({ netns: ns });
+  t.after(() => v4.close());
+  // The IPv4 user's browser never sees mediad's IPv6 candidate (as on a
+  // network without IPv6): stripped from every remote description.
+  await v4.context.addInitScript(() => {
+    const set = RTCPeerConnection.prototype.setRemoteDescription;
+    RTCPeerConnection.prototype.setRemoteDescription = function (d) {
+      if (d?.sdp) {
+        const sdp = d.sdp.split('\r\n').filter((l) => !(l.startsWith('a=candidate:') && / [0-9a-f]*:[0-9a-f:]+ \d+ typ /i.test(l))).join('\r\n');
+        d = { type: d.type, sdp };
+      }
+      return set.call(this, d);
+    };
+  });
+  const room = 'Reunion-Double-Pile';
+  const six = await joinRoom(v6.context, salon.url, room, 'Sixtine');
+  const four = await joinRoom(v4.context, salon.url, room, 'Quentin');
+  await Promise.all([receiving(six, four, 30_000), receiving(four, six, 30_000)]);
+  const a6 = await remoteAddresses(six);
+  const a4 = await remoteAddresses(four);
+  t.diagnostic(`IPv6 page: ${JSON.stringify(a6)}, IPv4 page: ${JSON.stringify(a4)}`);
+  for (const which of ['pub', 'sub']) {
+    assert.equal(a6[which], 'fd00:5a12::a', `the IPv6 page's ${which} goes over IPv6`);
+    assert.equal(a4[which], '127.0.0.1', `the IPv4 page's ${which} goes over IPv4`);
+  }
+  const udp = metricIn(ns, salon, 'mediad_ice_succeeded_udp_total');
+  assert.ok(udp >= 4, `four transports latched over UDP (${udp})`);
+  assert.equal(metricIn(ns, salon, 'mediad_ice_succeeded_relayed_total'), 0);
 });
