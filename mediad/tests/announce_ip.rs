@@ -215,6 +215,11 @@ fn announced_addresses_follow_the_bind_and_the_families() {
         ("0.0.0.0", vec![ip("2001:db8::10")]),
         ("2001:db8::1", vec![ip("192.0.2.1")]),
         ("::", vec![ip("::")]),
+        // Not a host: a netmask pasted by mistake, a multicast group.
+        ("0.0.0.0", vec![ip("255.255.255.255")]),
+        ("0.0.0.0", vec![ip("255.255.255.0")]),
+        ("0.0.0.0", vec![ip("224.0.0.1")]),
+        ("::", vec![ip("ff02::1")]),
     ] {
         assert!(announced(ip(bind), &cfg).is_err(), "{bind} {cfg:?}");
     }
