@@ -15,7 +15,9 @@ import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { blockUdp, metricIn } from './netns.mjs';
-import { startSalon, launchBrowser, joinRoom, receiving, waitFor, metric, sleep, OPEN_POLICY } from './helpers.mjs';
+import path from 'node:path';
+import { startSalon, launchBrowser, joinRoom, receiving, waitFor, metric, sleep, twoHosts, makeTestCerts, haveCommand, OPEN_POLICY } from './helpers.mjs';
+import { SERVER, TURNS_PORT, coturnFor } from './coturn.mjs';
 
 /** Connects to the media TCP port; resolves with the socket and a promise of its close. */
 function connect(port) {
@@ -216,4 +218,68 @@ test('dual stack: a browser on IPv4 and one on IPv6 in one meeting decode each o
   const udp = metricIn(ns, salon, 'mediad_ice_succeeded_udp_total');
   assert.ok(udp >= 4, `four transports latched over UDP (${udp})`);
   assert.equal(metricIn(ns, salon, 'mediad_ice_succeeded_relayed_total'), 0);
+});
+
+/** In namespace `ns`: all UDP dropped, and TCP to the server but to `ports` (as turn.test.mjs). */
+function onlyTcpTo(ns, ports) {
+  execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], {
+    input: `table inet salon_bn_turn {
+  chain out {
+    type filter hook output priority 0; policy accept;
+    meta l4proto udp drop
+    ip daddr ${SERVER} tcp dport != { ${ports.join(', ')} } drop
+  }
+}
+`,
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
+}
+
+const turnSkip =
+  process.getuid?.() !== 0 ? 'needs root' : !haveCommand('turnserver') ? 'coturn is not installed' : !haveCommand('nft') ? 'nftables is not installed' : false;
+
+// A relayed call outlives its TURN credentials (--turn-ttl-secs 60, the
+// shortest): Chromium refreshes its TURN permissions every 4 minutes and
+// its allocation before 10, with the credentials it allocated with.
+test('a call through TURN keeps its media well past the credentials\' TTL', { timeout: 600_000, skip: turnSkip }, async (t) => {
+  const started = Date.now();
+  const log = (what) => t.diagnostic(`${((Date.now() - started) / 1000).toFixed(1)} s: ${what}`);
+  const net = await twoHosts();
+  t.after(() => net.cleanup());
+  const certs = await makeTestCerts({ dns: ['localhost'], ips: [SERVER] });
+  t.after(() => certs.cleanup());
+  const { dir, coturn } = await coturnFor(t, net.srv, certs, 'salon-bn-coturn-');
+  const salon = await startSalon({
+    netns: net.srv,
+    listen: `${SERVER}:0`,
+    extraArgs: [
+      '--media-ip', SERVER,
+      '--turn-secret-file', path.join(dir, 'turn-secret'),
+      '--turn-url', `turns:${SERVER}:${TURNS_PORT}?transport=tcp`,
+      '--turn-ttl-secs', '60',
+    ],
+  });
+  t.after(() => salon.stop());
+  onlyTcpTo(net.rcv, [Number(new URL(salon.url).port), TURNS_PORT]);
+  const near = await launchBrowser({ netns: net.srv });
+  t.after(() => near.close());
+  const far = await launchBrowser({ netns: net.rcv, spki: [certs.spki] });
+  t.after(() => far.close());
+  const aline = await joinRoom(near.context, salon.url, 'Reunion-Longue', 'Aline');
+  const bruno = await joinRoom(far.context, salon.url, 'Reunion-Longue', 'Bruno');
+  await Promise.all([receiving(aline, bruno, 60_000), receiving(bruno, aline, 60_000)]);
+  const joined = Date.now();
+  log('media both ways through TURN/TLS');
+  // 7 minutes: past the TTL, the refreshes half-way, and Chromium's
+  // permission refresh (at 4 min; coturn's permissions last 5).
+  while (Date.now() - joined < 420_000) {
+    await sleep(30_000);
+    try {
+      await Promise.all([receiving(aline, bruno, 15_000), receiving(bruno, aline, 15_000)]);
+    } catch (e) {
+      log(`coturn log:\n${(await coturn.log()).slice(-3000)}`);
+      throw new Error(`media stopped ${Math.round((Date.now() - joined) / 1000)} s after joining: ${e.message}`);
+    }
+    log(`still both ways ${Math.round((Date.now() - joined) / 1000)} s after joining`);
+  }
 });
