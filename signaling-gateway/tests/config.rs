@@ -381,3 +381,25 @@ fn a_repeatable_flag_takes_a_list_from_the_environment() {
     );
     assert!(out.status.success(), "{out:?}");
 }
+
+/// A bad value from a `SALON_*` variable is refused naming the variable,
+/// not only the flag the operator never typed.
+#[test]
+fn a_bad_value_from_the_environment_names_its_variable() {
+    let out = check(
+        &["--policy", &policy()],
+        &[("SALON_MEDIA_PORT", "dix-mille")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("'dix-mille'"), "{err}");
+    assert!(
+        err.contains("environment variable SALON_MEDIA_PORT"),
+        "{err}"
+    );
+    // On the command line, it is the flag's.
+    let out = check(&["--policy", &policy(), "--media-port", "dix-mille"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("environment variable"), "{err}");
+}
