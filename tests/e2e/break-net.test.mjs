@@ -283,3 +283,75 @@ test('a call through TURN keeps its media well past the credentials\' TTL', { ti
     log(`still both ways ${Math.round((Date.now() - joined) / 1000)} s after joining`);
   }
 });
+
+// A user on IPv4 whose IPv4 path to mediad dies while IPv6 appears (a
+// network change): the page's transports fail, it reconnects, and its
+// media comes back over IPv6; mediad's counts stay right (two
+// participants, nothing relayed). TODO: see below.
+// TODO (not small): when a media transport fails while the signaling
+// socket lives, the client only shows "Déconnecté" (room.js `onFailed`):
+// no ICE restart, no resume. Both transports read `failed` ~20 s after the
+// change and stay so; the media never comes back until a reload. A fix
+// needs an ICE restart of both transports (mediad's subscribe side is the
+// offerer) or a resume on transport failure (new transports), and the
+// reconnect e2e tests run again.
+test('dual stack: a browser that loses IPv4 to mediad comes back over IPv6', {
+  timeout: 240_000,
+  skip: process.getuid?.() !== 0 ? 'needs root for network namespaces' : false,
+  todo: 'the client does not recover a failed media transport while its WebSocket lives (onFailed only sets the status)',
+}, async (t) => {
+  const ns = `salon-bn64-${process.pid}`;
+  const inNs = (...a) => execFileSync('ip', ['netns', 'exec', ns, ...a]);
+  execFileSync('ip', ['netns', 'add', ns]);
+  t.after(() => execFileSync('ip', ['netns', 'delete', ns]));
+  inNs('ip', 'link', 'set', 'lo', 'up');
+  inNs('sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=0');
+  inNs('ip', 'link', 'add', 'v6s', 'type', 'veth', 'peer', 'name', 'v6b');
+  inNs('ip', 'addr', 'add', 'fd00:5a13::a/64', 'dev', 'v6s', 'nodad');
+  inNs('ip', 'addr', 'add', 'fd00:5a13::b/64', 'dev', 'v6b', 'nodad');
+  inNs('ip', 'link', 'set', 'v6s', 'up');
+  inNs('ip', 'link', 'set', 'v6b', 'up');
+  const salon = await startSalon({
+    netns: ns,
+    extraArgs: ['--media-ip', '::', '--announce-ip', 'fd00:5a13::a', '--announce-ip', '127.0.0.1', '--media-tcp-port', 'off'],
+  });
+  t.after(() => salon.stop());
+  const six = await launchBrowser({ netns: ns });
+  t.after(() => six.close());
+  const mover = await launchBrowser({ netns: ns });
+  t.after(() => mover.close());
+  await mover.context.addInitScript(() => {
+    window.__stripV6 = true;
+    const set = RTCPeerConnection.prototype.setRemoteDescription;
+    RTCPeerConnection.prototype.setRemoteDescription = function (d) {
+      if (d?.sdp && window.__stripV6) {
+        const sdp = d.sdp.split('\r\n').filter((l) => !(l.startsWith('a=candidate:') && / [0-9a-f]*:[0-9a-f:]+ \d+ typ /i.test(l))).join('\r\n');
+        d = { type: d.type, sdp };
+      }
+      return set.call(this, d);
+    };
+  });
+  const room = 'Reunion-Changement';
+  const a = await joinRoom(six.context, salon.url, room, 'Sixtine');
+  const b = await joinRoom(mover.context, salon.url, room, 'Quentin');
+  await Promise.all([receiving(a, b, 30_000), receiving(b, a, 30_000)]);
+  assert.deepEqual(await remoteAddresses(b), { pub: '127.0.0.1', sub: '127.0.0.1' });
+  // The network changes: IPv4 UDP to mediad is gone, IPv6 is there.
+  await b.page.evaluate(() => { window.__stripV6 = false; });
+  inNs('nft', 'add', 'table', 'inet', 'salon_bn_v4');
+  inNs('nft', 'add', 'chain', 'inet', 'salon_bn_v4', 'out', '{ type filter hook output priority 0; policy accept; }');
+  inNs('nft', 'add', 'rule', 'inet', 'salon_bn_v4', 'out', 'ip', 'daddr', '127.0.0.1', 'meta', 'l4proto', 'udp', 'drop');
+  const changed = Date.now();
+  const moved = await waitFor(async () => {
+    const r = await remoteAddresses(b).catch(() => null);
+    const st = await b.page.evaluate(() => Object.fromEntries(Object.entries(window.salonTest.pcs()).map(([k, pc]) => [k, pc?.connectionState ?? null]))).catch((e) => String(e));
+    t.diagnostic(`${Math.round((Date.now() - changed) / 1000)} s: ${JSON.stringify(r)} ${JSON.stringify(st)}`);
+    return r?.pub === 'fd00:5a13::a' && r?.sub === 'fd00:5a13::a' ? r : null;
+  }, 'the moved page on IPv6', 60_000, 5_000);
+  t.diagnostic(`after the change: ${JSON.stringify(moved)}`);
+  // The page's id may be new (a rejoin) or the same (a resume).
+  const b2 = { ...b, id: String(await b.page.evaluate(() => window.salonTest.id)) };
+  await Promise.all([receiving(a, b2, 30_000), receiving(b2, a, 30_000)]);
+  assert.equal(metricIn(ns, salon, 'mediad_relayed_transports'), 0, 'nothing relayed');
+  assert.equal(metricIn(ns, salon, 'salon_gateway_participants'), 2, 'two participants, not three');
+});
