@@ -200,6 +200,7 @@ const DICT = {
     'notice.reconnecting': '{name} a perdu la connexion et se reconnecte.',
     'notice.back': '{name} est de retour.',
     'notice.resumed': 'Reconnecté à la réunion.',
+    'notice.reconnecting-media': 'Le son et la vidéo ne passent plus : reconnexion…',
     'error.resume-failed': 'Impossible de reprendre votre place dans la réunion : rejoignez-la à nouveau.',
     'error.replaced': 'Votre place dans la réunion a été reprise par une autre page (un autre onglet ?).',
     // layout (part B)
@@ -494,6 +495,7 @@ const DICT = {
     'notice.reconnecting': '{name} lost the connection and is reconnecting.',
     'notice.back': '{name} is back.',
     'notice.resumed': 'Reconnected to the meeting.',
+    'notice.reconnecting-media': 'Sound and video stopped getting through: reconnecting…',
     'error.resume-failed': 'Could not take your place back in the meeting: join it again.',
     'error.replaced': 'Another page (another tab?) took your place in the meeting.',
     // layout (part B)
