@@ -330,6 +330,9 @@ fn bind_worker_tcp(
 /// The addresses to announce for a socket bound to `bind`, given the
 /// configured ones (see [`MediadConfig::announce_ips`]).
 pub fn announced(bind: IpAddr, configured: &[IpAddr]) -> anyhow::Result<Vec<IpAddr>> {
+    // A v4-mapped bind (`::ffff:10.0.0.1`) takes IPv4 only: it announces
+    // its IPv4 address, never an IPv6 candidate browsers cannot reach.
+    let bind = bind.to_canonical();
     if configured.is_empty() {
         return Ok(if bind.is_unspecified() {
             salon_io::host_addresses(bind)
@@ -341,6 +344,16 @@ pub fn announced(bind: IpAddr, configured: &[IpAddr]) -> anyhow::Result<Vec<IpAd
     for &ip in configured {
         let ip = ip.to_canonical();
         anyhow::ensure!(!ip.is_unspecified(), "cannot announce {ip}");
+        // A netmask or a broadcast address pasted by mistake, a multicast
+        // group: no browser reaches mediad there.
+        let not_a_host = match ip {
+            IpAddr::V4(v4) => v4.is_multicast() || v4.octets()[0] >= 240,
+            IpAddr::V6(v6) => v6.is_multicast(),
+        };
+        anyhow::ensure!(
+            !not_a_host,
+            "cannot announce {ip}: a multicast, broadcast or reserved address, not a host's"
+        );
         // One socket takes both families only when bound to `::`.
         let takes = match bind {
             IpAddr::V6(v6) if v6.is_unspecified() => true,

@@ -197,12 +197,29 @@ fn announced_addresses_follow_the_bind_and_the_families() {
         announced(ip("::"), &[ip("::ffff:203.0.113.10")]).unwrap(),
         [ip("203.0.113.10")]
     );
+    // A v4-mapped bind (`--media-ip ::ffff:10.0.0.1`) is an IPv4 socket in
+    // all but name: it announces, and takes announces of, IPv4 — never an
+    // IPv6 candidate `::ffff:…` that browsers' IPv6 sockets cannot reach.
+    assert_eq!(
+        announced(ip("::ffff:127.0.0.1"), &[]).unwrap(),
+        [ip("127.0.0.1")]
+    );
+    assert_eq!(
+        announced(ip("::ffff:10.0.0.1"), &[ip("203.0.113.10")]).unwrap(),
+        [ip("203.0.113.10")]
+    );
+    assert!(announced(ip("::ffff:10.0.0.1"), &[ip("2001:db8::10")]).is_err());
     // Refused: two of one family, a family the socket does not take, `::`.
     for (bind, cfg) in [
         ("::", vec![ip("192.0.2.1"), ip("192.0.2.2")]),
         ("0.0.0.0", vec![ip("2001:db8::10")]),
         ("2001:db8::1", vec![ip("192.0.2.1")]),
         ("::", vec![ip("::")]),
+        // Not a host: a netmask pasted by mistake, a multicast group.
+        ("0.0.0.0", vec![ip("255.255.255.255")]),
+        ("0.0.0.0", vec![ip("255.255.255.0")]),
+        ("0.0.0.0", vec![ip("224.0.0.1")]),
+        ("::", vec![ip("ff02::1")]),
     ] {
         assert!(announced(ip(bind), &cfg).is_err(), "{bind} {cfg:?}");
     }

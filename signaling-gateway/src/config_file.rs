@@ -167,7 +167,16 @@ impl FileValues {
         for (id, env) in args {
             let entry = self.entries.get(&id).cloned();
             cmd = cmd.mut_arg(id.as_str(), move |arg| {
+                // A repeatable flag's variable holds a comma-separated list
+                // (`SALON_ANNOUNCE_IP=203.0.113.10,2001:db8::10`): one
+                // variable is all an environment can give it.
+                let repeatable = matches!(arg.get_action(), clap::ArgAction::Append);
                 let arg = arg.env(env);
+                let arg = if repeatable {
+                    arg.value_delimiter(',')
+                } else {
+                    arg
+                };
                 match entry {
                     Some(e) => arg.default_values(e.values),
                     None => arg,
@@ -176,6 +185,38 @@ impl FileValues {
         }
         cmd
     }
+}
+
+/// When clap refused a value that came from a `SALON_*` variable (not on
+/// the command line `argv`; the file's values are checked at load), a
+/// line saying so: clap names only the flag.
+pub fn env_source(cmd: &Command, err: &clap::Error, argv: &[std::ffi::OsString]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        err.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+    let on_line = argv.iter().any(|a| {
+        a.to_str().is_some_and(|a| {
+            a.strip_prefix("--")
+                .is_some_and(|a| a == long || a.starts_with(&format!("{long}=")))
+        })
+    });
+    if on_line {
+        return None;
+    }
+    let flag = settable(cmd).find(|a| a.get_long() == Some(long))?;
+    let env = env_name(flag);
+    std::env::var_os(&env)?;
+    Some(format!(
+        "salon: that value comes from the environment variable {env}"
+    ))
 }
 
 /// The flag's name without its dashes (`media-port`): the file's key.

@@ -151,7 +151,19 @@ impl TurnConfig {
     /// The `iceServers` for `participant` at `now_unix_s` (one entry with
     /// every URL: they share the credential).
     pub fn ice_servers(&self, participant: ParticipantId, now_unix_s: u64) -> Vec<IceServer> {
-        let expiry = now_unix_s.saturating_add(self.ttl.as_secs());
+        self.ice_servers_for(participant, now_unix_s, self.ttl)
+    }
+
+    /// As [`Self::ice_servers`], with credentials that live `ttl` at most
+    /// (never longer than the configured TTL): a connectivity probe's die
+    /// with the probe.
+    pub fn ice_servers_for(
+        &self,
+        participant: ParticipantId,
+        now_unix_s: u64,
+        ttl: Duration,
+    ) -> Vec<IceServer> {
+        let expiry = now_unix_s.saturating_add(ttl.min(self.ttl).as_secs());
         let username = format!("{expiry}:{}", participant.0);
         let credential = rest_credential(&self.secret, &username);
         vec![IceServer {

@@ -353,3 +353,53 @@ fn http_get(addr: &str, path: &str) -> String {
     let _ = s.read_to_string(&mut body);
     body
 }
+
+/// A repeatable flag set from the environment takes a comma-separated
+/// list: `SALON_ANNOUNCE_IP` is the only way to give a dual-stack
+/// container both its announced addresses (one variable, one value each).
+#[test]
+fn a_repeatable_flag_takes_a_list_from_the_environment() {
+    let out = check(
+        &["--policy", &policy(), "--media-ip", "::"],
+        &[("SALON_ANNOUNCE_IP", "203.0.113.10,2001:db8::10")],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        line(&stdout, "announce-ip")
+            .starts_with(r#"announce-ip = ["203.0.113.10", "2001:db8::10"]"#),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ICE candidates announce 203.0.113.10, 2001:db8::10\n"),
+        "{stderr}"
+    );
+    let out = check(
+        &["--policy", &policy()],
+        &[("SALON_TRUSTED_PROXY", "127.0.0.1,::1")],
+    );
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// A bad value from a `SALON_*` variable is refused naming the variable,
+/// not only the flag the operator never typed.
+#[test]
+fn a_bad_value_from_the_environment_names_its_variable() {
+    let out = check(
+        &["--policy", &policy()],
+        &[("SALON_MEDIA_PORT", "dix-mille")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("'dix-mille'"), "{err}");
+    assert!(
+        err.contains("environment variable SALON_MEDIA_PORT"),
+        "{err}"
+    );
+    // On the command line, it is the flag's.
+    let out = check(&["--policy", &policy(), "--media-port", "dix-mille"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("environment variable"), "{err}");
+}

@@ -2,7 +2,7 @@
 // (see /work/shared/TESTING-NOTES.md); `twoHosts()` (helpers.mjs) makes
 // the namespaces.
 import { execFileSync } from 'node:child_process';
-import { haveCommand } from './helpers.mjs';
+import { haveCommand, sumMetric } from './helpers.mjs';
 
 /**
  * Drops every UDP packet sent from inside namespace `ns` (a network that
@@ -32,7 +32,8 @@ export function blockUdp(ns) {
 /**
  * A counter from `/metrics` of a salon running inside namespace `ns` (its
  * admin listener is that namespace's loopback, out of this process's
- * reach): read by a node process started in the namespace. NaN if absent.
+ * reach): read by a node process started in the namespace, summed over
+ * its series (a per-worker gauge). NaN if absent.
  */
 export function metricIn(ns, salon, name) {
   const script = 'fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t))';
@@ -41,6 +42,5 @@ export function metricIn(ns, salon, name) {
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: 10_000,
   });
-  const m = new RegExp(`^${name} (\\d+)`, 'm').exec(text);
-  return Number(m?.[1] ?? 'NaN');
+  return sumMetric(text, name);
 }

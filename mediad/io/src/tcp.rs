@@ -90,6 +90,18 @@ pub fn stream_peer(addr: SocketAddr) -> Option<SocketAddr> {
     ))
 }
 
+/// What the per-IP bound counts a peer by: its IPv4 address, or its IPv6
+/// address's /64 (a host picks source addresses in its /64 at will).
+fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
 /// Slot and generation of a stream address.
 fn stream_id(addr: &SocketAddr) -> Option<(u16, u16)> {
     match addr {
@@ -107,9 +119,10 @@ pub struct TcpLimits {
     /// Open connections at most (further ones are accepted and closed at
     /// once, counted refused). At most 65,535.
     pub max_connections: usize,
-    /// Open connections per peer IP address at most. Generous: an
-    /// office behind one NAT address (the case ICE-TCP is for) opens two
-    /// or more per participant.
+    /// Open connections per peer IP address (an IPv6 peer: per /64, which
+    /// one host may hold whole) at most. Generous: an office behind one
+    /// NAT address (the case ICE-TCP is for) opens two or more per
+    /// participant.
     pub max_per_ip: usize,
     /// A connection must have sent a valid STUN check (been answered)
     /// within this long of being accepted.
@@ -520,7 +533,7 @@ impl TcpServer {
     ) {
         // An IPv4 peer of a dual-stack listener: its plain IPv4 address.
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-        let peer_ip = peer.ip();
+        let peer_ip = limit_key(peer.ip());
         let ip_count = self.per_ip.get(&peer_ip).copied().unwrap_or(0);
         if self.open >= self.limits.max_connections || ip_count >= self.limits.max_per_ip {
             c.tcp_refused += 1;
@@ -578,7 +591,7 @@ impl TcpServer {
         let Some(conn) = self.conns.get_mut(i).and_then(Option::take) else {
             return;
         };
-        let ip = conn.peer.ip();
+        let ip = limit_key(conn.peer.ip());
         if let Some(n) = self.per_ip.get_mut(&ip) {
             *n -= 1;
             if *n == 0 {
@@ -810,6 +823,22 @@ impl TcpServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The per-IP bound counts an IPv6 peer by its /64: a host holds a
+    /// whole /64 and picks a source address in it at will, so counting
+    /// each address would let one peer fill the listener for everyone
+    /// (16 addresses × 256). An IPv4 peer counts by its address.
+    #[test]
+    fn an_ipv6_peer_is_counted_by_its_64() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(limit_key(a), limit_key(b));
+        assert_ne!(limit_key(a), limit_key(other));
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(limit_key(v4), v4);
+        assert_ne!(limit_key(v4), limit_key("192.0.2.2".parse().unwrap()));
+    }
 
     #[test]
     fn stream_addresses_round_trip() {

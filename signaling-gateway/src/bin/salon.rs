@@ -499,6 +499,7 @@ fn announce_ips(args: &Args) -> anyhow::Result<Vec<IpAddr>> {
 /// takes, of those `host` resolves to.
 fn host_addresses(host: &str, bind: IpAddr) -> anyhow::Result<Vec<IpAddr>> {
     use std::net::ToSocketAddrs as _;
+    let bind = bind.to_canonical(); // a v4-mapped bind takes IPv4
     let dual = matches!(bind, IpAddr::V6(v6) if v6.is_unspecified());
     let mut out: Vec<IpAddr> = Vec::new();
     let found = (host, 0)
@@ -786,7 +787,16 @@ fn main() -> anyhow::Result<()> {
         None => config_file::FileValues::none(),
     };
     let cmd = file.apply(Args::command());
-    let matches = cmd.clone().get_matches_from(&argv);
+    let matches = match cmd.clone().try_get_matches_from(&argv) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            if let Some(note) = config_file::env_source(&cmd, &e, &argv) {
+                let _ = writeln!(std::io::stderr(), "{note}");
+            }
+            std::process::exit(e.exit_code());
+        }
+    };
     let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if check {
         std::io::stdout()

@@ -25,6 +25,10 @@ use super::{Hub, Now, Output, ms};
 use crate::control::{Command, Event, ParticipantId, RoomId};
 use crate::protocol::{ErrorCode, IceServer, ProtocolError, ServerMessage};
 
+/// How long a probe's TURN credentials outlive the probe: room for the
+/// clocks of Salon and coturn to differ a little.
+const PROBE_TURN_MARGIN: Duration = Duration::from_secs(60);
+
 /// Address buckets kept before full ones are forgotten.
 const ADDRESS_BUCKETS_KEPT: usize = 1024;
 
@@ -112,8 +116,15 @@ impl Hub {
         }
         self.end_probe(socket);
         let pid = self.fresh_probe_id();
+        // Credentials that die with the probe (a minute more for the clocks
+        // of Salon and coturn), not a whole TTL later: the socket was never
+        // admitted anywhere.
         let ice_servers = match &self.turn {
-            Some(turn) => turn.ice_servers(pid, now.unix_ms / 1000),
+            Some(turn) => turn.ice_servers_for(
+                pid,
+                now.unix_ms / 1000,
+                self.limits.probe_lifetime + PROBE_TURN_MARGIN,
+            ),
             None => Vec::new(),
         };
         let until = now.mono + self.limits.probe_lifetime;

@@ -129,6 +129,17 @@ function candidates(sdp) {
   return out;
 }
 
+/**
+ * The `protocol` candidates of `c` as one { address, port }: every address
+ * (a dual-stack server announces an IPv4 and an IPv6 one, and the user's
+ * network may have only one of the two families), the first one's port.
+ */
+function hostOf(c, protocol) {
+  const of = c.filter((x) => x.protocol === protocol);
+  if (of.length === 0) return null;
+  return { address: [...new Set(of.map((x) => x.address))].join(', '), port: of[0].port };
+}
+
 /** `sdp` with only the candidates of `protocol` left. */
 function keepOnly(sdp, protocol) {
   return sdp
@@ -243,18 +254,19 @@ async function runAll() {
   servers = udp.iceServers;
   if (udp.answer) {
     const c = candidates(udp.answer);
-    udpAddr = c.find((x) => x.protocol === 'udp') ?? null;
-    tcpAddr = c.find((x) => x.protocol === 'tcp') ?? null;
+    udpAddr = hostOf(c, 'udp');
+    tcpAddr = hostOf(c, 'tcp');
   }
 
   show('check-tcp', 'running');
   const tcp = await runCheck('tcp');
   if (tcp.answer) {
     servers = tcp.iceServers;
-    tcpAddr = candidates(tcp.answer).find((x) => x.protocol === 'tcp') ?? tcpAddr;
+    tcpAddr = hostOf(candidates(tcp.answer), 'tcp') ?? tcpAddr;
   }
   results.udp = udp.ok;
-  results.tcp = tcp.ok;
+  // No TCP candidate (`--media-tcp-port off`): not configured, no failure.
+  results.tcp = tcp.ok || tcp.serverError || tcpAddr !== null ? tcp.ok : null;
   if (udp.ok) show('check-udp', 'ok');
   else if (udp.serverError) show('check-udp', 'failed', serverFix(udp));
   else

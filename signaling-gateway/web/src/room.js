@@ -112,7 +112,7 @@ const session = new Session({
   onTrack: (track, publisher, trackKey) => trackAdded(track, publisher, trackKey),
   onTrackGone: (trackKey) => trackEnded(trackKey),
   onError: (e) => setError(t('error.webrtc', { message: e.message })),
-  onFailed: () => setStatus('disconnected'),
+  onFailed: () => transportFailed(),
 });
 
 // Test hook for the end-to-end harness (tests/e2e).
@@ -512,6 +512,32 @@ function rejoined() {
   if (retry?.timer) clearTimeout(retry.timer);
   retry = null;
   announce(t('notice.rejoined'));
+}
+
+/** Media restarts after failed transports, to give up on a network that
+ * never carries media (no UDP, no TCP, no TURN): at most this many in
+ * `TRANSPORT_RESTARTS_WINDOW_MS`. */
+const TRANSPORT_RESTARTS = 3;
+const TRANSPORT_RESTARTS_WINDOW_MS = 180_000;
+let transportRestarts = [];
+
+/** A media transport failed while our socket lives (the network changed
+ * under the page: IPv4 gone, IPv6 there; UDP blocked mid-call): take our
+ * place back with new transports, as a reload does, without the reload
+ * (docs/client.md, "Reconnect"). */
+function transportFailed() {
+  const now = Date.now();
+  transportRestarts = transportRestarts.filter((t) => now - t < TRANSPORT_RESTARTS_WINDOW_MS);
+  if (!store.joined || store.left || store.phase !== 'call' || retry || !loadResume(room) || transportRestarts.length >= TRANSPORT_RESTARTS) {
+    if (store.phase === 'call' && !store.left) setStatus('disconnected');
+    return;
+  }
+  transportRestarts.push(now);
+  teardownCall();
+  retry = { since: now, attempt: 0, media: 'new', timer: null, fresh: false };
+  setStatus('reconnecting');
+  announce(t('notice.reconnecting-media'));
+  openSignaling(() => ({ type: 'resume', token: loadResume(room)?.token ?? '', media: 'new' }));
 }
 
 /** A reload within the grace period: resume with a new page's media. */

@@ -66,7 +66,8 @@ export class Session {
    * onTrackGone(trackKey, publisherId): that track is no longer received (its
    *   m-line went inactive, was recycled or stopped, or the track ended).
    * onError(error): negotiation failed.
-   * onFailed(): the publish transport failed.
+   * onFailed(): a transport (publish or subscribe) failed: ICE found no
+   *   path any more (the network changed, UDP went away).
    */
   constructor({ send, onTrack, onTrackGone, onError, onFailed }) {
     this.send = send;
@@ -123,8 +124,12 @@ export class Session {
 
   /** Opens the subscribe transport (on `joined`). */
   open() {
-    this.sub = this.#newPc();
-    this.sub.addEventListener('track', (ev) => this.#remoteTrack(ev));
+    const pc = this.#newPc();
+    this.sub = pc;
+    pc.addEventListener('track', (ev) => this.#remoteTrack(ev));
+    pc.addEventListener('connectionstatechange', () => {
+      if (pc.connectionState === 'failed' && this.sub === pc) this.onFailed();
+    });
   }
 
   /** Closes both transports and forgets the meeting (back to the lobby, ended, kicked). */
@@ -159,7 +164,7 @@ export class Session {
     const pc = this.#newPc();
     this.pub = pc;
     pc.addEventListener('connectionstatechange', () => {
-      if (pc.connectionState === 'failed') this.onFailed();
+      if (pc.connectionState === 'failed' && this.pub === pc) this.onFailed();
     });
     return pc;
   }

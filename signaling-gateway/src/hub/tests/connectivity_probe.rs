@@ -325,3 +325,47 @@ fn a_probe_without_an_offer_is_refused() {
     );
     assert!(commands(&out).is_empty());
 }
+
+/// A probe's TURN credentials expire with the probe (plus a minute for
+/// the clocks of Salon and coturn), not a whole `--turn-ttl-secs` later:
+/// any visitor may probe, and a day-long credential from a 20-second
+/// probe would be a day of relay for someone never admitted (a guest
+/// held in a lobby opens a second socket and probes).
+#[test]
+fn a_probes_turn_credentials_expire_with_the_probe() {
+    let mut hub = Hub::with_seed(1);
+    hub.set_turn(
+        TurnConfig::new(
+            vec!["turn:127.0.0.5:3478?transport=udp".into()],
+            TurnSecret::new(b"a-test-secret-of-the-turn-server".to_vec()).unwrap(),
+            Duration::from_secs(86_400),
+        )
+        .unwrap(),
+    );
+    hub.handle_open(p(1));
+    let now = t0();
+    let out = probe(&mut hub, 1, now);
+    let (pid, _, request) = probe_commands(&out);
+    let out = answer(&mut hub, pid, request);
+    let msgs = sends_to(&out, p(1));
+    let [ServerMessage::ProbeAnswer { ice_servers, .. }] = msgs.as_slice() else {
+        panic!("one probe-answer, got {msgs:?}");
+    };
+    let expiry = crate::turn::username_expiry(&ice_servers[0].username).unwrap();
+    let now_s = now.unix_ms / 1000;
+    assert!(
+        expiry > now_s + 20 && expiry <= now_s + 20 + 60,
+        "expires {} s after the probe, not a TTL later",
+        expiry - now_s
+    );
+    // A member still gets the whole TTL.
+    let out = join(&mut hub, 2, "R", "Alice");
+    let msgs = sends_to(&out, p(2));
+    let [ServerMessage::Joined { ice_servers, .. }] = msgs.as_slice() else {
+        panic!("joined");
+    };
+    assert_eq!(
+        crate::turn::username_expiry(&ice_servers[0].username),
+        Some(now_s + 86_400)
+    );
+}
