@@ -7,7 +7,7 @@
 //     candidate is that IPv6 address.
 //  2. Announcing it and 127.0.0.1: the SDP carries both host candidates
 //     (IPv6 first, a little preferred, RFC 8421), and Chromium selects
-//     the IPv6 one.
+//     one of them (its choice: RFC 6724 ranks a ULA below IPv4).
 //  3. Announcing 127.0.0.1 only: IPv4 browsers through the same `[::]`
 //     socket (they reach it as v4-mapped peers, mediad sees plain IPv4).
 // Needs root (namespaces); skipped otherwise.
@@ -75,7 +75,7 @@ const skip = process.getuid?.() !== 0 ? 'needs root for network namespaces' : fa
 
 for (const [tag, announce, expected] of [
   ['v6', [ULA_SERVER], ULA_SERVER],
-  ['both', [ULA_SERVER, '127.0.0.1'], ULA_SERVER],
+  ['both', [ULA_SERVER, '127.0.0.1'], null],
   ['v4', ['127.0.0.1'], '127.0.0.1'],
 ]) {
   test(`media bound on [::], announcing ${announce.join(' and ')}`, { timeout: 120_000, skip }, async (t) => {
@@ -104,8 +104,12 @@ for (const [tag, announce, expected] of [
         const udp = pair.candidates.filter((c) => c.includes(' udp '));
         assert.equal(udp.length, announce.length, `one UDP candidate per announced address: ${pair.candidates}`);
         assert.ok(udp[0].includes(` ${announce[0]} `), `the IPv6 one first: ${udp[0]}`);
-        assert.equal(pair.remote.address, expected, `${p.name}'s ${which} goes to mediad at ${expected}`);
-        assert.equal(pair.local.address.includes(':'), expected.includes(':'), `from Chromium's ${pair.local.address}`);
+        // With both families offered, which pair Chromium nominates is its
+        // choice (RFC 6724 ranks a ULA below IPv4; runs have gone either
+        // way): one of the announced addresses, reached from its family.
+        if (expected === null) assert.ok(announce.includes(pair.remote.address), `${p.name}'s ${which} goes to mediad at ${pair.remote.address}`);
+        else assert.equal(pair.remote.address, expected, `${p.name}'s ${which} goes to mediad at ${expected}`);
+        assert.equal(pair.local.address.includes(':'), pair.remote.address.includes(':'), `from Chromium's ${pair.local.address}`);
       }
     }
     const connected = metricIn(ns, salon, 'mediad_transports_connected_total');
