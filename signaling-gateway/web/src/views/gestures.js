@@ -7,6 +7,7 @@
 import { t } from '../../i18n.js';
 import { store, subscribe, isSelf } from '../store.js';
 import { displayName } from './dom.js';
+import { icon } from '../icons.js';
 
 // How long a reaction stays on its tile.
 const REACTION_MS = 3000;
@@ -48,11 +49,14 @@ function renderHands() {
       continue;
     }
     if (!flag) {
+      // The hand is the toolbar's SVG icon, not the ✋ emoji: workstations
+      // without a colour emoji font (common on locked-down ones) drew a box.
       flag = document.createElement('span');
       flag.className = 'hand-flag';
+      flag.append(icon('hand'), document.createElement('span'));
       overlay.prepend(flag);
     }
-    flag.textContent = `✋ ${pos + 1}`;
+    flag.lastElementChild.textContent = String(pos + 1);
     const name = isSelf(id) ? t('hand.you') : displayName(id);
     flag.title = t('hand.tileLabel', { name, n: pos + 1 });
   }
