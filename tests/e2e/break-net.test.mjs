@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { blockUdp, metricIn } from './netns.mjs';
+import { blockUdp, metricIn, ulaNamespace } from './netns.mjs';
 import path from 'node:path';
 import { startSalon, launchBrowser, joinRoom, receiving, waitFor, metric, sleep, twoHosts, makeTestCerts, haveCommand, OPEN_POLICY } from './helpers.mjs';
 import { SERVER, TURNS_PORT, coturnFor } from './coturn.mjs';
@@ -127,18 +127,7 @@ test('/test on a Salon without ICE-TCP: TCP "not configured" is no failure', { t
 });
 
 test('/test on a dual-stack Salon with UDP blocked names both announced addresses', { timeout: 120_000, skip: process.getuid?.() !== 0 ? 'needs root for network namespaces' : false }, async (t) => {
-  // As ipv6.test.mjs: a namespace with a veth carrying two ULAs.
-  const ns = `salon-bn6-${process.pid}`;
-  const inNs = (...a) => execFileSync('ip', ['netns', 'exec', ns, ...a]);
-  execFileSync('ip', ['netns', 'add', ns]);
-  t.after(() => execFileSync('ip', ['netns', 'delete', ns]));
-  inNs('ip', 'link', 'set', 'lo', 'up');
-  inNs('sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=0');
-  inNs('ip', 'link', 'add', 'v6s', 'type', 'veth', 'peer', 'name', 'v6b');
-  inNs('ip', 'addr', 'add', 'fd00:5a11::a/64', 'dev', 'v6s', 'nodad');
-  inNs('ip', 'addr', 'add', 'fd00:5a11::b/64', 'dev', 'v6b', 'nodad');
-  inNs('ip', 'link', 'set', 'v6s', 'up');
-  inNs('ip', 'link', 'set', 'v6b', 'up');
+  const ns = ulaNamespace(t, 'salon-bn6', 'fd00:5a11');
   blockUdp(ns);
   const salon = await startSalon({
     netns: ns,
@@ -172,17 +161,7 @@ const remoteAddresses = (p) =>
   });
 
 test('dual stack: a browser on IPv4 and one on IPv6 in one meeting decode each other', { timeout: 150_000, skip: process.getuid?.() !== 0 ? 'needs root for network namespaces' : false }, async (t) => {
-  const ns = `salon-bn46-${process.pid}`;
-  const inNs = (...a) => execFileSync('ip', ['netns', 'exec', ns, ...a]);
-  execFileSync('ip', ['netns', 'add', ns]);
-  t.after(() => execFileSync('ip', ['netns', 'delete', ns]));
-  inNs('ip', 'link', 'set', 'lo', 'up');
-  inNs('sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=0');
-  inNs('ip', 'link', 'add', 'v6s', 'type', 'veth', 'peer', 'name', 'v6b');
-  inNs('ip', 'addr', 'add', 'fd00:5a12::a/64', 'dev', 'v6s', 'nodad');
-  inNs('ip', 'addr', 'add', 'fd00:5a12::b/64', 'dev', 'v6b', 'nodad');
-  inNs('ip', 'link', 'set', 'v6s', 'up');
-  inNs('ip', 'link', 'set', 'v6b', 'up');
+  const ns = ulaNamespace(t, 'salon-bn46', 'fd00:5a12');
   const salon = await startSalon({
     netns: ns,
     extraArgs: ['--media-ip', '::', '--announce-ip', 'fd00:5a12::a', '--announce-ip', '127.0.0.1'],
@@ -309,17 +288,8 @@ test('dual stack: a browser that loses IPv4 to mediad comes back over IPv6', {
   timeout: 240_000,
   skip: process.getuid?.() !== 0 ? 'needs root for network namespaces' : false,
 }, async (t) => {
-  const ns = `salon-bn64-${process.pid}`;
+  const ns = ulaNamespace(t, 'salon-bn64', 'fd00:5a13');
   const inNs = (...a) => execFileSync('ip', ['netns', 'exec', ns, ...a]);
-  execFileSync('ip', ['netns', 'add', ns]);
-  t.after(() => execFileSync('ip', ['netns', 'delete', ns]));
-  inNs('ip', 'link', 'set', 'lo', 'up');
-  inNs('sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=0');
-  inNs('ip', 'link', 'add', 'v6s', 'type', 'veth', 'peer', 'name', 'v6b');
-  inNs('ip', 'addr', 'add', 'fd00:5a13::a/64', 'dev', 'v6s', 'nodad');
-  inNs('ip', 'addr', 'add', 'fd00:5a13::b/64', 'dev', 'v6b', 'nodad');
-  inNs('ip', 'link', 'set', 'v6s', 'up');
-  inNs('ip', 'link', 'set', 'v6b', 'up');
   const salon = await startSalon({
     netns: ns,
     extraArgs: ['--media-ip', '::', '--announce-ip', 'fd00:5a13::a', '--announce-ip', '127.0.0.1', '--media-tcp-port', 'off'],

@@ -13,35 +13,15 @@
 // Needs root (namespaces); skipped otherwise.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { joinRoom, launchBrowser, receiving, startSalon } from './helpers.mjs';
-import { metricIn } from './netns.mjs';
+import { metricIn, ulaNamespace } from './netns.mjs';
 
 /** Unique local IPv6 addresses (RFC 4193, fd00::/8) on a veth pair. */
-const ULA_SERVER = 'fd00:5a10::a';
-const ULA_BROWSER = 'fd00:5a10::b';
+// The namespace's two unique local addresses (netns.mjs `ulaNamespace`):
+// mediad's end `::a`, the browsers' `::b`.
+const ULA_PREFIX = 'fd00:5a10';
+const ULA_SERVER = `${ULA_PREFIX}::a`;
 
-/**
- * A namespace with `lo` up and a veth pair whose two ends carry
- * ULA_SERVER and ULA_BROWSER (no duplicate address detection: usable at
- * once); removed after test `t`. Chromium gathers no candidate on ::1,
- * even with --allow-loopback-in-peer-connection (it does on 127.0.0.1):
- * the veth gives it an IPv6 address to gather.
- */
-function namespaceWithUla(t, tag) {
-  const ns = `salon-v6-${tag}-${process.pid}`;
-  const inNs = (...a) => execFileSync('ip', ['netns', 'exec', ns, ...a]);
-  execFileSync('ip', ['netns', 'add', ns]);
-  t.after(() => execFileSync('ip', ['netns', 'delete', ns]));
-  inNs('ip', 'link', 'set', 'lo', 'up');
-  inNs('sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=0');
-  inNs('ip', 'link', 'add', 'v6s', 'type', 'veth', 'peer', 'name', 'v6b');
-  inNs('ip', 'addr', 'add', `${ULA_SERVER}/64`, 'dev', 'v6s', 'nodad');
-  inNs('ip', 'addr', 'add', `${ULA_BROWSER}/64`, 'dev', 'v6b', 'nodad');
-  inNs('ip', 'link', 'set', 'v6s', 'up');
-  inNs('ip', 'link', 'set', 'v6b', 'up');
-  return ns;
-}
 
 /** Each transport's selected pair, and the remote candidates mediad sent. */
 const selectedPairs = (p) =>
@@ -81,7 +61,7 @@ for (const [tag, announce, expected] of [
   test(`media bound on [::], announcing ${announce.join(' and ')}`, { timeout: 120_000, skip }, async (t) => {
     const started = Date.now();
     const log = (what) => t.diagnostic(`${((Date.now() - started) / 1000).toFixed(1)} s: ${what}`);
-    const ns = namespaceWithUla(t, tag);
+    const ns = ulaNamespace(t, `salon-v6-${tag}`, ULA_PREFIX);
     const salon = await startSalon({
       netns: ns,
       extraArgs: ['--media-ip', '::', ...announce.flatMap((a) => ['--announce-ip', a])],

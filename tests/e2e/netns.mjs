@@ -44,3 +44,25 @@ export function metricIn(ns, salon, name) {
   });
   return sumMetric(text, name);
 }
+
+/**
+ * A network namespace of its own (`lo` up, IPv6 on) with a veth pair
+ * carrying two unique local addresses, `<prefix>::a` (the server's) and
+ * `<prefix>::b` (no duplicate address detection: usable at once); deleted
+ * after test `t`. Chromium gathers no candidate on `::1`, so IPv6 media is
+ * tested on these. Needs root.
+ */
+export function ulaNamespace(t, name, prefix) {
+  const ns = `${name}-${process.pid}`;
+  const inNs = (...a) => execFileSync('ip', ['netns', 'exec', ns, ...a]);
+  execFileSync('ip', ['netns', 'add', ns]);
+  t.after(() => execFileSync('ip', ['netns', 'delete', ns]));
+  inNs('ip', 'link', 'set', 'lo', 'up');
+  inNs('sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=0');
+  inNs('ip', 'link', 'add', 'v6s', 'type', 'veth', 'peer', 'name', 'v6b');
+  inNs('ip', 'addr', 'add', `${prefix}::a/64`, 'dev', 'v6s', 'nodad');
+  inNs('ip', 'addr', 'add', `${prefix}::b/64`, 'dev', 'v6b', 'nodad');
+  inNs('ip', 'link', 'set', 'v6s', 'up');
+  inNs('ip', 'link', 'set', 'v6b', 'up');
+  return ns;
+}
