@@ -488,11 +488,15 @@ fn check_files(args: &Args) -> anyhow::Result<()> {
 /// The addresses announced in mediad's candidates: `--announce-ip`, or
 /// `--announce-host` looked up now, checked against `--media-ip`.
 fn announce_ips(args: &Args) -> anyhow::Result<Vec<IpAddr>> {
-    let configured = match &args.announce_host {
-        Some(host) => host_addresses(host, args.media_ip).context("--announce-host")?,
-        None => args.announce_ip.clone(),
-    };
-    salon_mediad::announced(args.media_ip, &configured).context("--announce-ip")
+    salon_mediad::announced(args.media_ip, &configured_announce(args)?).context("--announce-ip")
+}
+
+/// `--announce-ip` as given, or the addresses of `--announce-host`.
+fn configured_announce(args: &Args) -> anyhow::Result<Vec<IpAddr>> {
+    match &args.announce_host {
+        Some(host) => host_addresses(host, args.media_ip).context("--announce-host"),
+        None => Ok(args.announce_ip.clone()),
+    }
 }
 
 /// The first address of each family that a media socket bound to `bind`
@@ -885,10 +889,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let config = MediadConfig {
         relay_ips,
         bind_ip: args.media_ip,
-        announce_ips: match &args.announce_host {
-            Some(host) => host_addresses(host, args.media_ip).context("--announce-host")?,
-            None => args.announce_ip.clone(),
-        },
+        announce_ips: configured_announce(&args)?,
         first_port: args.media_port,
         tcp: args.media_tcp_port,
         workers: args.workers,
