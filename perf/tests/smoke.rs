@@ -140,6 +140,25 @@ fn refused_target_gives_a_partial_report_quickly() {
 }
 
 #[test]
+fn a_fixed_room_needs_a_one_room_scenario() {
+    // `--room` fills one existing meeting: a scenario of two rooms is
+    // refused before anybody joins.
+    let port = dead_port();
+    let two_rooms = SMOKE.replace("rooms = 1", "rooms = 2");
+    let mut o = opts(
+        Scenario::parse(&two_rooms).unwrap(),
+        Target::Url(format!("http://127.0.0.1:{port}/")),
+        out_prefix("room-two"),
+    );
+    o.room = Some("Grande-Salle".into());
+    let r = run(&o);
+    assert!(!r.complete);
+    let e = r.error.unwrap();
+    assert!(e.contains("--room needs a one-room scenario"), "{e}");
+    assert_eq!(r.participants_joined, 0);
+}
+
+#[test]
 fn cli_exits_non_zero_and_still_writes_the_report() {
     let port = dead_port();
     let dir = out_prefix("cli");
