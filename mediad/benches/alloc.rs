@@ -65,6 +65,7 @@ fn alloc(c: &mut Criterion) {
                 available_bps: 4_000_000 + (round % 7) * 300_000,
                 cap_bps: None,
                 audio_only: false,
+                probe_proven: false,
                 videos: &vids,
             };
             let d = a.allocate(&input, t0 + Duration::from_millis(100 * round));

@@ -26,7 +26,9 @@
 //!    budget to exceed the new total by a margin (15 %), and the state
 //!    commits an up-switch only after it has
 //!    been proposed for a hold time (1 s), one spatial layer at a time (the
-//!    next after 0.4 s more); a down-switch commits at once.
+//!    next after 0.4 s more); a down-switch commits at once. An estimate a
+//!    probe has just proven (no queue over the whole cluster) needs no
+//!    hold: the up-switch commits in that round (one spatial layer still).
 //!    A video seen for the first time, or resuming from a pause, commits at
 //!    once, and so does everything while the budget is unlimited (no
 //!    estimate yet: only tile sizes decide).
@@ -95,6 +97,12 @@ pub struct AllocInput<'a> {
     pub cap_bps: Option<u64>,
     /// The receiver takes no video at all.
     pub audio_only: bool,
+    /// A probe cluster has just raised `available_bps` without building a
+    /// queue: the link carried it over the whole cluster. The up-switches
+    /// it allows commit at once instead of after the hold (still one
+    /// spatial layer at a time), as LiveKit's allocator does on a probe's
+    /// success.
+    pub probe_proven: bool,
     /// The candidates.
     pub videos: &'a [VideoCandidate<'a>],
 }
@@ -427,7 +435,8 @@ impl AllocatorState {
                 // continue; what commits is the latest proposal (an
                 // estimate still climbing commits its top, not each step).
                 let target = proposed;
-                if now.saturating_duration_since(since) >= self.cfg.up_hold {
+                // A probe proved the link carries it: no hold.
+                if input.probe_proven || now.saturating_duration_since(since) >= self.cfg.up_hold {
                     // One spatial layer at a time; a higher one still
                     // proposed follows after `step_hold`.
                     let step = one_spatial_step(v, c.choice, target);
@@ -520,6 +529,7 @@ mod tests {
             available_bps: bps,
             cap_bps: None,
             audio_only: false,
+            probe_proven: false,
             videos,
         }
     }
@@ -680,6 +690,33 @@ mod tests {
         assert_eq!(s(&mut a, 5_000_000, 1_100), layer(1, 2));
         assert_eq!(s(&mut a, 5_000_000, 1_400), layer(1, 2));
         assert_eq!(s(&mut a, 5_000_000, 1_500), layer(2, 2));
+    }
+
+    #[test]
+    fn a_probe_proven_estimate_commits_without_the_hold() {
+        let cam = camera();
+        let vids = [cand(1, Priority::Other, &cam)];
+        let t0 = Instant::now();
+        let mut a = AllocatorState::new(AllocatorConfig::default());
+        let s = |a: &mut AllocatorState, bps, proven, ms| {
+            let mut inp = input(bps, &vids);
+            inp.probe_proven = proven;
+            a.allocate(&inp, t0 + Duration::from_millis(ms))[0].choice
+        };
+        assert_eq!(s(&mut a, 200_000, false, 0), layer(0, 2));
+        // A probe proved 5 Mbit/s: 360p in that round, no 1 s hold; 720p
+        // still one step later (the step hold, 0.4 s).
+        assert_eq!(s(&mut a, 5_000_000, true, 100), layer(1, 2));
+        assert_eq!(s(&mut a, 5_000_000, false, 400), layer(1, 2));
+        assert_eq!(s(&mut a, 5_000_000, false, 500), layer(2, 2));
+        // An estimate that is not a probe's result is held as before.
+        let mut b = AllocatorState::new(AllocatorConfig::default());
+        assert_eq!(s(&mut b, 200_000, false, 0), layer(0, 2));
+        assert_eq!(s(&mut b, 5_000_000, false, 100), layer(0, 2));
+        // A proven estimate too low for a step commits nothing.
+        let mut c = AllocatorState::new(AllocatorConfig::default());
+        assert_eq!(s(&mut c, 200_000, false, 0), layer(0, 2));
+        assert_eq!(s(&mut c, 300_000, true, 100), layer(0, 2));
     }
 
     #[test]

@@ -147,6 +147,8 @@ pub struct GoogCc {
     outcomes: [Option<ProbeOutcome>; MAX_CLUSTERS],
     /// The last sign of congestion (µs).
     congested_us: Option<i64>,
+    /// No probe starts before this ([`BandwidthEstimator::hold_probes`]).
+    probe_hold: Option<Instant>,
     /// The estimate when the clusters in flight started: while they are
     /// out, the congestion they cause themselves does not lower what the
     /// allocator sees (their result decides).
@@ -180,6 +182,7 @@ impl GoogCc {
             ceiling: None,
             outcomes: [None; MAX_CLUSTERS],
             congested_us: None,
+            probe_hold: None,
             pre_probe: None,
             bottleneck: None,
             queue: QueueSample::default(),
@@ -191,6 +194,19 @@ impl GoogCc {
         self.bottleneck
             .filter(|(_, at)| now_us - at < BOTTLENECK_FRESH_US)
             .map(|(r, _)| r)
+    }
+
+    /// When a probe may start again, if probes are held: [`PROBE_QUIET_US`]
+    /// after the last congestion sign, or a layer switch's hold.
+    fn probes_allowed_at(&self) -> Option<Instant> {
+        let quiet = self
+            .base
+            .zip(self.congested_us)
+            .map(|(base, t)| base + Duration::from_micros((t + PROBE_QUIET_US).max(0) as u64));
+        match (quiet, self.probe_hold) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The ceiling held after a congestion episode, if one holds.
@@ -611,10 +627,21 @@ impl BandwidthEstimator for GoogCc {
             .flatten()
             .map(|c| c.last_sent + CLUSTER_TIMEOUT)
             .min();
-        match (cluster, self.probes.poll_timeout(self.estimate_bps())) {
+        // A probe due while probes are held (the quiet after congestion, a
+        // layer switch) is due when the hold ends: never a deadline in the
+        // past that `poll_probe` would refuse again at once.
+        let probe = self
+            .probes
+            .poll_timeout(self.estimate_bps())
+            .map(|at| at.max(self.probes_allowed_at().unwrap_or(at)));
+        match (cluster, probe) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    fn hold_probes(&mut self, until: Instant) {
+        self.probe_hold = Some(until);
     }
 
     fn set_wanted_bps(&mut self, wanted_bps: u64, _now: Instant) {
@@ -622,11 +649,8 @@ impl BandwidthEstimator for GoogCc {
     }
 
     fn poll_probe(&mut self, now: Instant) -> Option<ProbeCluster> {
-        let now_us = self.us(now);
-        if self
-            .congested_us
-            .is_some_and(|t| now_us - t < PROBE_QUIET_US)
-        {
+        self.us(now);
+        if self.probes_allowed_at().is_some_and(|at| now < at) {
             return None;
         }
         let estimate = self.estimate_bps();
@@ -662,6 +686,34 @@ impl BandwidthEstimator for GoogCc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A layer switch holds probes: none starts before the hold ends, and
+    /// the timer never points inside the hold (an instant the next poll
+    /// would refuse again: a worker woken in a loop).
+    #[test]
+    fn held_probes_wait_and_the_timer_says_until_when() {
+        let t0 = Instant::now();
+        let hold = t0 + Duration::from_millis(300);
+        let mut held = GoogCc::new(GoogCcConfig::default());
+        held.set_wanted_bps(5_000_000, t0);
+        held.hold_probes(hold);
+        let mut free = GoogCc::new(GoogCcConfig::default());
+        free.set_wanted_bps(5_000_000, t0);
+        assert!(
+            free.poll_probe(t0).is_some(),
+            "unheld, the start-up probe goes"
+        );
+        assert!(held.poll_probe(t0).is_none());
+        assert!(held.poll_probe(t0 + Duration::from_millis(299)).is_none());
+        assert!(held.poll_timeout().is_none_or(|at| at >= hold));
+        assert!(held.poll_probe(hold).is_some(), "the hold is over");
+        // A later hold replaces an earlier one.
+        let mut c = GoogCc::new(GoogCcConfig::default());
+        c.set_wanted_bps(5_000_000, t0);
+        c.hold_probes(t0 + Duration::from_secs(1));
+        c.hold_probes(hold);
+        assert!(c.poll_probe(hold).is_some());
+    }
 
     /// Garbage feedback (unknown, repeated, reordered sequence numbers,
     /// absurd arrival times) neither panics nor leaves the bounds.

@@ -102,6 +102,12 @@ pub trait BandwidthEstimator {
     fn ceiling_bps(&self) -> Option<u64> {
         None
     }
+    /// The sender is switching layers: the new layer's key frame is on its
+    /// way, or has just gone. No probe cluster starts before `until` (which
+    /// replaces an earlier hold) — sent with the key frame a probe would
+    /// fill the queue both need, fail, and bring the estimate (and the
+    /// layer) back down.
+    fn hold_probes(&mut self, _until: Instant) {}
     /// The feedback of cluster `cluster`, still being sent, already shows
     /// a queue building: stop sending it (it has failed; going on would
     /// only overflow the queue).

@@ -16,6 +16,15 @@ use crate::control::{Event, MediaKind, ParticipantId};
 /// Shortest interval between two [`Event::LayersWanted`] for one track.
 pub const LAYERS_WANTED_INTERVAL: Duration = Duration::from_millis(500);
 
+/// After a receiver steps up a layer, no probe towards it until the new
+/// layer's key frame has gone ([`super::forward::KEYFRAME_PROBE_HOLD`]
+/// after it), for this long at most: the key frame (three frames' worth)
+/// and a probe for the next step sent together filled an 800 kbit/s
+/// bucket's queue, the probe failed, the estimate fell and the layer with
+/// it, every 3 s (`tests/layers_real_link.rs`,
+/// `tbf_800k_burst_10k_chrome_pli`).
+const UP_SWITCH_PROBE_HOLD: Duration = Duration::from_secs(1);
+
 /// Buffers of an allocation round, kept between rounds.
 #[derive(Debug, Default)]
 pub struct AllocScratch {
@@ -176,10 +185,15 @@ impl Worker {
             })
             .collect();
         let estimate = self.transports.get(sub).and_then(|t| t.fed_estimate_bps());
+        let probe_proven = self
+            .transports
+            .get_mut(sub)
+            .is_some_and(super::transport::Transport::take_probe_proven);
         let input = alloc::AllocInput {
             available_bps: estimate.unwrap_or(u64::MAX),
             cap_bps,
             audio_only: false,
+            probe_proven,
             videos: &candidates,
         };
         sc.decisions.clear();
@@ -200,7 +214,7 @@ impl Worker {
         }
         for i in 0..sc.decisions.len() {
             if let Some(&(ti, choice)) = sc.decisions.get(i) {
-                self.apply_choice(pid, ti, choice);
+                self.apply_choice(pid, ti, choice, now);
             }
         }
     }
@@ -270,12 +284,12 @@ impl Worker {
     }
 
     /// Hand one allocator decision to `pid`'s leg on track `ti`.
-    fn apply_choice(&mut self, pid: ParticipantId, ti: TrackId, choice: Choice) {
-        let estimate_bps = self
-            .participants
-            .get(&pid)
-            .and_then(|p| self.transports.get(p.subscribe))
+    fn apply_choice(&mut self, pid: ParticipantId, ti: TrackId, choice: Choice, now: Instant) {
+        let sub = self.participants.get(&pid).map(|p| p.subscribe);
+        let estimate_bps = sub
+            .and_then(|s| self.transports.get(s))
             .and_then(|t| t.fed_estimate_bps());
+        let mut stepped_up = false;
         let Some(t) = self.tracks.get_mut(ti) else {
             return;
         };
@@ -316,6 +330,7 @@ impl Worker {
                 if changed {
                     self.metrics.layer_switches.inc();
                     if li > from {
+                        stepped_up = true;
                         self.metrics.layer_switches_up.inc();
                     } else {
                         self.metrics.layer_switches_down.inc();
@@ -336,6 +351,9 @@ impl Worker {
                     t.keyframes.owe(li);
                 }
             }
+        }
+        if stepped_up && let Some(t) = sub.and_then(|s| self.transports.get_mut(s)) {
+            t.hold_probes(now + UP_SWITCH_PROBE_HOLD);
         }
     }
 

@@ -550,6 +550,8 @@ impl Worker {
         for t in self.transports.values_mut() {
             t.release_paced(now, tx);
             t.bwe_handle_timeout(now);
+            // A probe proven here (its last packets timed out) is used at
+            // the next round.
             probe::note_probe_outcomes(t, &self.metrics);
         }
         for idx in self.transports.handles() {

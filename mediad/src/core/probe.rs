@@ -17,9 +17,16 @@ use crate::control::TransportKind;
 use crate::metrics::Metrics;
 
 /// Count and log the probe clusters transport `t`'s estimator has
-/// finished (call after feedback and after its timer).
-pub(super) fn note_probe_outcomes(t: &mut Transport, metrics: &Metrics) {
+/// finished (call after feedback and after its timer). True when one
+/// raised the estimate without building a queue (the transport remembers
+/// it for the next allocation round: [`Transport::take_probe_proven`]).
+pub(super) fn note_probe_outcomes(t: &mut Transport, metrics: &Metrics) -> bool {
+    let mut proven = false;
     while let Some(o) = t.poll_probe_outcome() {
+        if o.raised && !o.queue_built {
+            proven = true;
+            t.set_probe_proven();
+        }
         if o.raised {
             metrics.probes_raised.inc();
         } else if o.queue_built {
@@ -37,6 +44,7 @@ pub(super) fn note_probe_outcomes(t: &mut Transport, metrics: &Metrics) {
             "probe cluster finished"
         );
     }
+    proven
 }
 
 /// How long a probe cluster with no stream to carry it waits to retry.

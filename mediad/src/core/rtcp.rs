@@ -162,14 +162,15 @@ impl Worker {
         let before = t.fed_estimate_bps();
         if t.on_transport_feedback(&self.twcc_results, now) {
             self.metrics.twcc_feedback.inc();
-            super::probe::note_probe_outcomes(t, &self.metrics);
+            let proven = super::probe::note_probe_outcomes(t, &self.metrics);
             // The estimate fell by more than the allocator's margin: its
             // layers are decided now, not at the next round (up to 100 ms
             // more of the higher layer queued in front of the lower one).
+            // A probe proved more: the up-switch it allows is decided now
+            // too (it commits without the hold).
             let after = t.fed_estimate_bps();
-            if let (Some(b), Some(a)) = (before, after)
-                && a.saturating_mul(100) < b.saturating_mul(87)
-            {
+            let fell = matches!((before, after), (Some(b), Some(a)) if a.saturating_mul(100) < b.saturating_mul(87));
+            if fell || proven {
                 let pid = t.participant();
                 self.allocate_soon(pid, now);
             }

@@ -163,6 +163,9 @@ pub struct Transport {
     bwe_fed: bool,
     /// The probe cluster being sent, if any.
     probe: Option<ProbeState>,
+    /// A probe raised the estimate without a queue since the last
+    /// allocation round.
+    probe_proven: bool,
     /// Paces what goes to a receiver ([`super::pacer`]), when `pacing`.
     pacer: Pacer,
     pacing: bool,
@@ -244,6 +247,7 @@ impl Transport {
             twcc_next: 1,
             bwe_fed: false,
             probe: None,
+            probe_proven: false,
             pacer: Pacer::default(),
             pacing: false,
             unreported: None,
@@ -555,6 +559,26 @@ impl Transport {
         use crate::bwe::BandwidthEstimator as _;
         if let Some(bwe) = self.bwe.as_mut() {
             bwe.set_wanted_bps(bps, now);
+        }
+    }
+
+    /// A probe cluster raised the estimate without building a queue.
+    pub fn set_probe_proven(&mut self) {
+        self.probe_proven = true;
+    }
+
+    /// Whether a probe proved the estimate since the last call (the next
+    /// allocation round commits its up-switch without the hold).
+    pub fn take_probe_proven(&mut self) -> bool {
+        std::mem::take(&mut self.probe_proven)
+    }
+
+    /// The receiver is switching layers: no probe before `until`
+    /// ([`crate::bwe::BandwidthEstimator::hold_probes`]).
+    pub fn hold_probes(&mut self, until: Instant) {
+        use crate::bwe::BandwidthEstimator as _;
+        if let Some(bwe) = self.bwe.as_mut() {
+            bwe.hold_probes(until);
         }
     }
 

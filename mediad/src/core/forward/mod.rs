@@ -10,7 +10,7 @@ mod egress;
 mod selector;
 mod video;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub use audio::AudioLeg;
 pub use egress::{OutPacket, send_or_hold, send_rtp, write_rtp};
@@ -96,6 +96,11 @@ impl LegOut {
         self.last_sent_at = Some(now);
     }
 }
+
+/// After a layer switch's key frame is forwarded, no probe towards its
+/// receiver for this long: the key frame's burst leaves the bottleneck's
+/// queue first (6 kB at 400 kbit/s: 120 ms).
+pub const KEYFRAME_PROBE_HOLD: Duration = Duration::from_millis(300);
 
 /// What a leg needs to send: the transports, the counters, the queue.
 #[allow(missing_debug_implementations)]

@@ -99,6 +99,7 @@ pub(super) fn forward(
         if !leg.is_receiving() {
             continue;
         }
+        let had_layer = leg.sel.current().is_some();
         let (switched_to, skip) = match leg.sel.decide(pkt, layer_sync) {
             Decision::Drop => continue,
             Decision::SkipTemporal { switched_to } => (switched_to, true),
@@ -113,6 +114,14 @@ pub(super) fn forward(
             leg.out.restart(hdr.timestamp, eg.now, 90_000);
             leg.vp8.resync();
             leg.key_ts = Some(hdr.timestamp);
+            // A switch's key frame goes now: probes wait until it has
+            // passed the receiver's bottleneck. Not the first layer's: the
+            // start-up probes go with it, as libwebrtc's initial probes go
+            // with the first media (they find the link's rate; held, they
+            // thinned `layers_sim`'s screen share to 10 fps).
+            if had_layer && let Some(t) = eg.transports.get_mut(leg.out.transport) {
+                t.hold_probes(eg.now + super::KEYFRAME_PROBE_HOLD);
+            }
         }
         if skip {
             leg.out.seq.skip(hdr.sequence);
