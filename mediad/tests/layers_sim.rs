@@ -524,6 +524,23 @@ fn probes_wait_for_video_when_audio_comes_first() {
     probes_wait_for_video(false);
 }
 
+/// The audio a viewer receives is counted off its video budget (issue 17:
+/// "leaving room for audio and margin"): here one publisher's 100-byte
+/// packets every 20 ms, 40 kbit/s; nothing without audio.
+#[test]
+fn the_audio_a_viewer_gets_is_its_first_share_of_the_link() {
+    let mut sim = Sim::new(77, 1, None, 3_000_000);
+    let viewer = sim.net.browsers[sim.viewer].id;
+    sim.audio = true;
+    sim.run(s(3.0), &mut []);
+    let share = sim.net.worker.audio_share_bps(viewer, sim.net.now);
+    assert!((30_000..=50_000).contains(&share), "{share}");
+    let mut quiet = Sim::new(77, 1, None, 3_000_000);
+    quiet.run(s(3.0), &mut []);
+    let viewer = quiet.net.browsers[quiet.viewer].id;
+    assert_eq!(quiet.net.worker.audio_share_bps(viewer, quiet.net.now), 0);
+}
+
 /// The same with a viewer that accepted RTX (as Chrome does): the probes
 /// go on the RTX stream, and the media stream's numbering has no gap.
 #[test]

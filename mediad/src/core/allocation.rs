@@ -34,6 +34,8 @@ pub struct AllocScratch {
     order: Vec<usize>,
     in_last_n: Vec<bool>,
     decisions: Vec<(TrackId, Choice)>,
+    /// What the receiver's audio costs (bit/s), off its video budget.
+    audio_bps: u64,
 }
 
 /// Push `t`'s layers, as offered to `receiver`, onto `layers`: each
@@ -57,12 +59,8 @@ fn price_layers(
         let spatial = u8::try_from(li).unwrap_or(u8::MAX);
         let height = l.size.map_or(0, |(_, h)| h);
         let tids = l.max_tid.map_or(0, |m| usize::from(m).min(MAX_TIDS - 1));
-        let mut cumulative = 0;
         for tid in 0..=tids {
-            cumulative += match l.max_tid {
-                Some(_) => l.tid_rates.get(tid).map_or(0, |r| r.bps(since)),
-                None => l.rate.bps(since),
-            };
+            let cumulative = l.price_bps(l.max_tid.map(|_| tid), since);
             layers.push(alloc::Layer {
                 spatial,
                 temporal: u8::try_from(tid).unwrap_or(0),
@@ -74,7 +72,42 @@ fn price_layers(
     }
 }
 
+/// What audio track `t` costs forwarding to `receiver` (bit/s over the
+/// last second; 0 for video, a muted track, or a receiver without a leg).
+fn audio_to(t: &InTrack, receiver: ParticipantId, since: Duration) -> u64 {
+    if t.kind != MediaKind::Audio
+        || !t.enabled
+        || !t.legs.outs().any(|o| o.receiver == receiver && o.live)
+    {
+        return 0;
+    }
+    t.layers.first().map_or(0, |l| l.rate.bps(since))
+}
+
 impl Worker {
+    /// What the audio forwarded to `receiver` costs (bit/s): the allocator
+    /// gives its videos the bandwidth estimate less this.
+    pub fn audio_share_bps(&self, receiver: ParticipantId, now: Instant) -> u64 {
+        let Some(p) = self.participants.get(&receiver) else {
+            return 0;
+        };
+        let since = now.saturating_duration_since(self.epoch);
+        let mut sum = 0u64;
+        for member in self.rooms.get(&p.room).into_iter().flatten() {
+            let Some(m) = self
+                .participants
+                .get(member)
+                .filter(|_| *member != receiver)
+            else {
+                continue;
+            };
+            for t in m.published.iter().filter_map(|&ti| self.tracks.get(ti)) {
+                sum = sum.saturating_add(audio_to(t, receiver, since));
+            }
+        }
+        sum
+    }
+
     /// One allocation round for every receiver (see [`crate::alloc`]): its
     /// budget is its bandwidth estimate once transport-cc feedback arrived
     /// (unlimited before: the tile sizes alone decide), capped by the
@@ -189,8 +222,9 @@ impl Worker {
             .transports
             .get_mut(sub)
             .is_some_and(super::transport::Transport::take_probe_proven);
+        // The videos get what the audio leaves (the estimate covers both).
         let input = alloc::AllocInput {
-            available_bps: estimate.unwrap_or(u64::MAX),
+            available_bps: estimate.map_or(u64::MAX, |e| e.saturating_sub(sc.audio_bps)),
             cap_bps,
             audio_only: false,
             probe_proven,
@@ -204,7 +238,10 @@ impl Worker {
                 .extend(out.iter().map(|d| (TrackId::from_u64(d.id), d.choice)));
             // Probe only towards the next step up (with the margin, and
             // 10 % more so a probe that passes shows the step fits).
-            wanted = p.alloc.next_step_bps(&input).map(|w| w + w / 10);
+            wanted = p
+                .alloc
+                .next_step_bps(&input)
+                .map(|w| w + w / 10 + sc.audio_bps);
         }
         drop(candidates);
         if estimate.is_some()
@@ -224,6 +261,9 @@ impl Worker {
     fn gather_candidates(&self, pid: ParticipantId, now: Instant, sc: &mut AllocScratch) {
         sc.layers.clear();
         sc.videos.clear();
+        // The audio goes first, on the same link: the videos share what it
+        // leaves (issue 17: "leaving room for audio and margin").
+        sc.audio_bps = self.audio_share_bps(pid, now);
         let Some(p) = self.participants.get(&pid) else {
             return;
         };
