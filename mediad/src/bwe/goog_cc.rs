@@ -275,6 +275,11 @@ impl GoogCc {
         // estimate, and whether the probe succeeded, is at most that.
         let proven = match (result, bottleneck) {
             (Some(r), Some(b)) if queued => Some(r.min(b)),
+            // Queued with no rate measured behind the queue: the share is
+            // all there is, and it overshoots (1.02 Mbit/s behind an 800
+            // kbit/s bucket in the browser, and 720p came back): it may
+            // not raise the estimate.
+            (Some(_), None) if queued => None,
             _ => result,
         };
         if let Some(r) = result {
