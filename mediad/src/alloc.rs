@@ -29,6 +29,9 @@
 //!    next after 0.4 s more); a down-switch commits at once. An estimate a
 //!    probe has just proven (no queue over the whole cluster) needs no
 //!    hold: the up-switch commits in that round (one spatial layer still).
+//!    A down-switch the budget did not cause — the committed layer got
+//!    dearer, the budget is what it was when the layer was chosen (the
+//!    frames after a key frame) — is held as an up-switch is.
 //!    A video seen for the first time, or resuming from a pause, commits at
 //!    once, and so does everything while the budget is unlimited (no
 //!    estimate yet: only tile sizes decide).
@@ -224,7 +227,9 @@ fn one_spatial_step(v: &VideoCandidate<'_>, from: Choice, proposed: Choice) -> C
         })
 }
 
-fn bitrate_of(v: &VideoCandidate<'_>, c: Choice) -> u64 {
+/// What choice `c` of video `v` costs (bit/s; 0 for a pause or a layer
+/// not on offer).
+pub fn bitrate_of(v: &VideoCandidate<'_>, c: Choice) -> u64 {
     match c {
         Choice::Paused => 0,
         Choice::Layer { spatial, temporal } => v
@@ -345,6 +350,10 @@ struct Committed {
     choice: Choice,
     pending: Option<(Choice, Instant)>,
     fresh: bool,
+    /// The budget and the layer's price when `choice` was committed.
+    at_commit: (u64, u64),
+    /// Since when a down-switch caused by the price alone is proposed.
+    pending_down: Option<Instant>,
 }
 
 /// One decision of a round.
@@ -391,6 +400,8 @@ impl AllocatorState {
                         choice: Choice::Paused,
                         pending: None,
                         fresh: true,
+                        at_commit: (0, 0),
+                        pending_down: None,
                     });
                     let last = self.videos.len() - 1;
                     self.videos.swap(i, last);
@@ -412,6 +423,7 @@ impl AllocatorState {
         for (i, c) in self.videos.iter_mut().enumerate() {
             let proposed = self.proposal.get(i).copied().unwrap_or(Choice::Paused);
             let is_new = std::mem::take(&mut c.fresh);
+            let before = c.choice;
             let Some(v) = input.videos.get(i) else {
                 continue;
             };
@@ -422,11 +434,35 @@ impl AllocatorState {
                 (None, _) | (Some(_), None) => false,
                 (Some(p), Some(cur)) => content.rank(p.0, p.1) > content.rank(cur.0, cur.1),
             };
-            // Without an estimate nothing oscillates: tile changes apply now.
-            if is_new || !up || input.available_bps == u64::MAX {
+            let down = match (proposed.key(), c.choice.key()) {
+                (Some(p), Some(cur)) => content.rank(p.0, p.1) < content.rank(cur.0, cur.1),
+                _ => false,
+            };
+            // A down-switch because the layer got dearer while the budget
+            // did not fall (the frames after a key frame a switch asked
+            // for: a fake camera's 720p went over 1 Mbit/s for a moment,
+            // and the receiver went up and down every 0.3–0.7 s) is held
+            // as an up-switch is; one because the budget fell is not.
+            let (budget_then, price_then) = c.at_commit;
+            let price_spike = down
+                && input.available_bps != u64::MAX
+                && input.available_bps >= budget_then
+                && bitrate_of(v, c.choice) > price_then;
+            if price_spike {
+                let since = *c.pending_down.get_or_insert(now);
+                if now.saturating_duration_since(since) >= self.cfg.up_hold {
+                    c.choice = proposed;
+                    c.pending = None;
+                    c.pending_down = None;
+                }
+            } else if is_new || !up || input.available_bps == u64::MAX {
+                // Without an estimate nothing oscillates: tile changes
+                // apply now.
                 c.choice = proposed;
                 c.pending = None;
+                c.pending_down = None;
             } else {
+                c.pending_down = None;
                 let since = match c.pending {
                     Some((_, since)) => since,
                     None => now,
@@ -448,6 +484,9 @@ impl AllocatorState {
                 } else {
                     c.pending = Some((target, since));
                 }
+            }
+            if c.choice != before || is_new {
+                c.at_commit = (input.available_bps, bitrate_of(v, c.choice));
             }
             self.out.push(Decision {
                 id: c.id,
@@ -717,6 +756,51 @@ mod tests {
         let mut c = AllocatorState::new(AllocatorConfig::default());
         assert_eq!(s(&mut c, 200_000, false, 0), layer(0, 2));
         assert_eq!(s(&mut c, 300_000, true, 100), layer(0, 2));
+    }
+
+    #[test]
+    fn a_layer_dearer_for_a_moment_is_kept_a_budget_that_fell_is_not() {
+        let normal = camera();
+        // The frames after a key frame: 720p at 1.5× its price.
+        let spiked: Vec<Layer> = normal
+            .iter()
+            .map(|l| Layer {
+                bitrate_bps: if l.spatial == 2 {
+                    l.bitrate_bps * 3 / 2
+                } else {
+                    l.bitrate_bps
+                },
+                ..*l
+            })
+            .collect();
+        let t0 = Instant::now();
+        let s = |a: &mut AllocatorState, layers: &[Layer], bps, ms| {
+            let vids = [cand(1, Priority::Other, layers)];
+            a.allocate(&input(bps, &vids), t0 + Duration::from_millis(ms))[0].choice
+        };
+        let mut a = AllocatorState::new(AllocatorConfig::default());
+        assert_eq!(s(&mut a, &normal, 2_000_000, 0), layer(2, 2));
+        // Dearer, same budget: kept for the hold, then down.
+        assert_eq!(s(&mut a, &spiked, 2_000_000, 100), layer(2, 2));
+        assert_eq!(s(&mut a, &spiked, 2_000_000, 900), layer(2, 2));
+        assert_eq!(
+            s(&mut a, &normal, 2_000_000, 1_000),
+            layer(2, 2),
+            "the spike passed"
+        );
+        assert_eq!(
+            s(&mut a, &spiked, 2_000_000, 1_100),
+            layer(2, 2),
+            "a new hold"
+        );
+        assert_ne!(s(&mut a, &spiked, 2_000_000, 2_100), layer(2, 2));
+        // The budget fell: down at once, dearer or not.
+        let mut b = AllocatorState::new(AllocatorConfig::default());
+        assert_eq!(s(&mut b, &normal, 2_000_000, 0), layer(2, 2));
+        assert_ne!(s(&mut b, &spiked, 1_900_000, 100), layer(2, 2));
+        let mut c = AllocatorState::new(AllocatorConfig::default());
+        assert_eq!(s(&mut c, &normal, 2_000_000, 0), layer(2, 2));
+        assert_ne!(s(&mut c, &normal, 1_000_000, 100), layer(2, 2));
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub struct AllocScratch {
     videos: Vec<(TrackId, Priority, std::ops::Range<usize>, Content)>,
     order: Vec<usize>,
     in_last_n: Vec<bool>,
-    decisions: Vec<(TrackId, Choice)>,
+    /// Per video: track, choice, and its price (for the log).
+    decisions: Vec<(TrackId, Choice, u64)>,
     /// What the receiver's audio costs (bit/s), off its video budget.
     audio_bps: u64,
 }
@@ -70,6 +71,14 @@ fn price_layers(
             });
         }
     }
+}
+
+/// What a decision cost, for the log: the chosen layer's price and the
+/// receiver's audio (both bit/s).
+#[derive(Debug, Clone, Copy)]
+struct Prices {
+    layer_bps: u64,
+    audio_bps: u64,
 }
 
 /// What audio track `t` costs forwarding to `receiver` (bit/s over the
@@ -235,7 +244,13 @@ impl Worker {
         if let Some(p) = self.participants.get_mut(&pid) {
             let out = p.alloc.allocate(&input, now);
             sc.decisions
-                .extend(out.iter().map(|d| (TrackId::from_u64(d.id), d.choice)));
+                .extend(out.iter().zip(&candidates).map(|(d, v)| {
+                    (
+                        TrackId::from_u64(d.id),
+                        d.choice,
+                        alloc::bitrate_of(v, d.choice),
+                    )
+                }));
             // Probe only towards the next step up (with the margin, and
             // 10 % more so a probe that passes shows the step fits).
             wanted = p
@@ -250,8 +265,12 @@ impl Worker {
             t.set_wanted_bps(wanted.unwrap_or(0), now);
         }
         for i in 0..sc.decisions.len() {
-            if let Some(&(ti, choice)) = sc.decisions.get(i) {
-                self.apply_choice(pid, ti, choice, now);
+            if let Some(&(ti, choice, price_bps)) = sc.decisions.get(i) {
+                let prices = Prices {
+                    layer_bps: price_bps,
+                    audio_bps: sc.audio_bps,
+                };
+                self.apply_choice(pid, ti, choice, prices, now);
             }
         }
     }
@@ -324,7 +343,14 @@ impl Worker {
     }
 
     /// Hand one allocator decision to `pid`'s leg on track `ti`.
-    fn apply_choice(&mut self, pid: ParticipantId, ti: TrackId, choice: Choice, now: Instant) {
+    fn apply_choice(
+        &mut self,
+        pid: ParticipantId,
+        ti: TrackId,
+        choice: Choice,
+        prices: Prices,
+        now: Instant,
+    ) {
         let sub = self.participants.get(&pid).map(|p| p.subscribe);
         let estimate_bps = sub
             .and_then(|s| self.transports.get(s))
@@ -375,6 +401,12 @@ impl Worker {
                     } else {
                         self.metrics.layer_switches_down.inc();
                     }
+                    // The price of the layer left, all its temporal layers.
+                    let since = now.saturating_duration_since(self.epoch);
+                    let from_bps = t
+                        .layers
+                        .get(from.index())
+                        .map(|l| l.price_bps(l.max_tid.map(usize::from), since));
                     tracing::debug!(
                         receiver = %pid,
                         publisher = %t.publisher,
@@ -382,6 +414,9 @@ impl Worker {
                         to = spatial,
                         temporal,
                         estimate_bps = ?estimate_bps,
+                        layer_bps = prices.layer_bps,
+                        from_bps = ?from_bps,
+                        audio_bps = prices.audio_bps,
                         "layer target changed"
                     );
                 }
