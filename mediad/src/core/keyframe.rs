@@ -49,23 +49,37 @@ struct LayerRequests {
     /// The last request sent was a retry: the next one waits
     /// [`KEYFRAME_RETRY`], else [`KEYFRAME_FIRST_RETRY`].
     retried: bool,
+    /// The last request went within [`KEYFRAME_REQUEST_INTERVAL`] of one
+    /// for another layer of the track, which Chrome's sender drops: it is
+    /// retried once that interval is over (this instant), not after
+    /// [`KEYFRAME_FIRST_RETRY`], and the retry may go inside this layer's
+    /// own interval.
+    shadowed_until: Option<Instant>,
 }
 
 impl LayerRequests {
-    /// When a request sent at `last` is retried.
-    fn retry_after(&self) -> Duration {
+    /// When the last request, if any, is retried.
+    fn retry_at(&self) -> Option<Instant> {
+        let last = self.last?;
         if self.retried {
-            KEYFRAME_RETRY
-        } else {
-            KEYFRAME_FIRST_RETRY
+            return Some(last + KEYFRAME_RETRY);
         }
+        let first = last + KEYFRAME_FIRST_RETRY;
+        Some(self.shadowed_until.map_or(first, |s| s.min(first)))
     }
 }
+
+/// After another layer's request, how much later than Chrome's 300 ms a
+/// shadowed request is retried (its PLI reaches the publisher after the
+/// other's, by about the same path).
+const SHADOW_MARGIN: Duration = Duration::from_millis(20);
 
 /// Key frame request state of one track, per layer.
 #[derive(Debug, Clone, Default)]
 pub struct KeyframeRequests {
     layers: Vec<LayerRequests>,
+    /// The last request sent for any layer.
+    last_any: Option<Instant>,
 }
 
 /// What to do with a request.
@@ -84,20 +98,25 @@ impl KeyframeRequests {
     pub fn new(layers: usize) -> Self {
         Self {
             layers: vec![LayerRequests::default(); layers],
+            last_any: None,
         }
     }
 
     /// Decide a request for layer `li` whose SSRC is `ssrc` (if learnt),
     /// with the publisher's transport `ready` to send or not.
     fn ask(&mut self, li: LayerIdx, ssrc: Option<u32>, ready: bool, now: Instant) -> Ask {
+        let last_any = self.last_any;
         let Some(l) = self.layers.get_mut(li.index()) else {
             return Ask::Nothing;
         };
         // Whether this one is a retry: only for this request (one that
         // cannot go now is owed, and goes as a fresh one).
         let retrying = std::mem::take(&mut l.retrying);
+        // The retry of a request Chrome dropped goes inside the interval.
+        let unshadow = retrying && l.shadowed_until.is_some_and(|s| now >= s);
         if let Some(last) = l.last
             && now < last + KEYFRAME_REQUEST_INTERVAL
+            && !unshadow
         {
             l.pending = true;
             return Ask::Deferred;
@@ -118,10 +137,14 @@ impl KeyframeRequests {
         let recent = l
             .last
             .is_some_and(|t| now.saturating_duration_since(t) < 2 * KEYFRAME_RETRY);
-        l.retried = retrying && recent;
+        l.retried = retrying && recent && !unshadow;
+        l.shadowed_until = last_any
+            .filter(|a| now < *a + KEYFRAME_REQUEST_INTERVAL && l.last != Some(*a))
+            .map(|a| a + KEYFRAME_REQUEST_INTERVAL + SHADOW_MARGIN);
         l.last = Some(now);
         l.pending = false;
         l.held_until = None;
+        self.last_any = Some(now);
         Ask::Send(ssrc)
     }
 
@@ -151,7 +174,7 @@ impl KeyframeRequests {
     fn retry_due(&self, li: LayerIdx, now: Instant) -> bool {
         self.layers
             .get(li.index())
-            .is_some_and(|l| l.last.is_some_and(|last| now >= last + l.retry_after()))
+            .is_some_and(|l| l.retry_at().is_some_and(|at| now >= at))
     }
 
     /// The next request for `li` is a retry (the one after it waits
@@ -167,9 +190,8 @@ impl KeyframeRequests {
     fn poll_timeout(&self, waiting: Option<LayerIdx>, asap: Instant, next: &mut Earliest) {
         if let Some(li) = waiting
             && let Some(l) = self.layers.get(li.index())
-            && let Some(last) = l.last
         {
-            next.offer(Some(last + l.retry_after()), Reason::KeyframeRetry);
+            next.offer(l.retry_at(), Reason::KeyframeRetry);
         }
         for l in self.layers.iter().filter(|l| l.pending) {
             let at = l.last.map_or(asap, |last| last + KEYFRAME_REQUEST_INTERVAL);
@@ -372,6 +394,35 @@ impl Worker {
 #[allow(clippy::indexing_slicing, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    /// Chrome acts on one PLI per 300 ms for all its layers: a request
+    /// for 180p 187 ms after one for 360p was lost in the browser and the
+    /// receiver froze 0.7 s. It is retried as soon as Chrome listens
+    /// again, inside its own layer's interval, once.
+    #[test]
+    fn a_request_right_after_another_layers_is_retried_when_chrome_listens_again() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let (low, mid) = (LayerIdx::new(0), LayerIdx::new(1));
+        let mut k = KeyframeRequests::new(2);
+        assert_eq!(k.ask(mid, Some(2), true, t0), Ask::Send(2));
+        assert_eq!(k.ask(low, Some(1), true, ms(187)), Ask::Send(1));
+        assert!(!k.retry_due(low, ms(319)));
+        assert!(
+            k.retry_due(low, ms(320)),
+            "300 ms after the other, and a margin"
+        );
+        k.note_retry(low);
+        assert_eq!(k.ask(low, Some(1), true, ms(320)), Ask::Send(1));
+        // Then the usual retries: 400 ms, then every second.
+        assert!(!k.retry_due(low, ms(719)));
+        assert!(k.retry_due(low, ms(720)));
+        // A request alone is retried after 400 ms, as before.
+        let mut alone = KeyframeRequests::new(2);
+        assert_eq!(alone.ask(low, Some(1), true, t0), Ask::Send(1));
+        assert!(!alone.retry_due(low, ms(399)));
+        assert!(alone.retry_due(low, ms(400)));
+    }
 
     #[test]
     fn one_request_per_interval_and_the_rest_deferred() {
