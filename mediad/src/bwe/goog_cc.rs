@@ -47,6 +47,9 @@ const QUEUED_US: i64 = 3_000;
 /// Fewest packets, and shortest arrival span, to measure that rate.
 const QUEUE_MIN_PACKETS: u32 = 3;
 const QUEUE_MIN_SPAN_US: i64 = 15_000;
+/// A queue grown this much with the bottleneck passing under 3/4 of what
+/// was sent is over-use, before the trendline says so.
+const FAST_QUEUE_US: i64 = 30_000;
 /// The bottleneck's rate measured so is used this long.
 const BOTTLENECK_FRESH_US: i64 = 500_000;
 /// A queue sample starts over after this long (a delay that never comes
@@ -400,6 +403,15 @@ impl QueueSample {
         self.last = Some((delay, arrival_us));
     }
 
+    /// How much the delay stands above its minimum now (µs; 0 without a
+    /// queue).
+    fn growth_us(&self) -> i64 {
+        match (self.queued_from, self.last, self.min) {
+            (Some(_), Some((d1, _)), Some((dmin, _))) => d1.saturating_sub(dmin),
+            _ => 0,
+        }
+    }
+
     /// The bottleneck's rate, when its queue grew to [`QUEUE_GROWTH_US`]:
     /// what arrived after the first queued packet, over their span.
     fn bottleneck_bps(&self) -> Option<u64> {
@@ -533,8 +545,25 @@ impl BandwidthEstimator for GoogCc {
             self.bottleneck = Some((r, now_us));
         }
         let bottleneck = self.fresh_bottleneck(now_us);
-        let overusing = self.trendline.state() == BandwidthUsage::Overusing;
         let mut acked = self.acked.bitrate_bps();
+        // A narrowed link, seen before the trendline says so: a queue grown
+        // by FAST_QUEUE_US, the bottleneck behind it passing under 3/4 of
+        // what was sent — not a probe's own queue, nor one while the
+        // acknowledged rate still holds a probe's padding.
+        let window_us = self.cfg.acked_window.as_micros() as i64;
+        let probing = self.clusters.iter().any(Option::is_some)
+            || self
+                .last_probe
+                .is_some_and(|(_, at)| now_us - at < window_us);
+        let narrowed = !probing
+            && self.queue.growth_us() >= FAST_QUEUE_US
+            && matches!((bottleneck, acked), (Some(b), Some(a)) if b.saturating_mul(4) < a.saturating_mul(3));
+        let usage = if narrowed {
+            BandwidthUsage::Overusing
+        } else {
+            self.trendline.state()
+        };
+        let overusing = usage == BandwidthUsage::Overusing;
         if let Some((p, at)) = self.last_probe
             && now_us - at < PROBE_AS_THROUGHPUT_US
         {
@@ -547,8 +576,7 @@ impl BandwidthEstimator for GoogCc {
         if overusing && let (Some(b), Some(a)) = (bottleneck, acked) {
             acked = Some(a.min(b));
         }
-        self.aimd
-            .update(self.trendline.state(), acked, self.rtt_us, now_us);
+        self.aimd.update(usage, acked, self.rtt_us, now_us);
         let loss_episode = self.loss.on_report(lost, expected, self.rtt_us, now_us);
         if loss_episode && let Some(b) = bottleneck {
             // Heavy loss behind a measured queue: at most what it passes.
@@ -649,8 +677,8 @@ impl BandwidthEstimator for GoogCc {
         self.probe_hold = Some(until);
     }
 
-    fn set_wanted_bps(&mut self, wanted_bps: u64, _now: Instant) {
-        self.probes.set_wanted(wanted_bps);
+    fn set_wanted_bps(&mut self, wanted_bps: u64, now: Instant) {
+        self.probes.set_wanted(wanted_bps, now);
     }
 
     fn poll_probe(&mut self, now: Instant) -> Option<ProbeCluster> {

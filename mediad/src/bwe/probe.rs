@@ -85,7 +85,16 @@ pub struct ProbeController {
     best_success: Option<u64>,
     /// When the last probe failed.
     last_failed: Option<Instant>,
+    /// When the last probe succeeded (its result at least `success_ratio`
+    /// of its target).
+    last_succeeded: Option<Instant>,
 }
+
+/// After a probe succeeded, a rise of what the sender wants (the allocator
+/// stepped up, the next step is dearer) is probed for at once within this
+/// long, not after the interval (libwebrtc probes when the max allocated
+/// bitrate rises): 720p came 1 s later than it could after a lifted limit.
+const WANTED_RISE_AFTER_SUCCESS: Duration = Duration::from_secs(3);
 
 impl ProbeController {
     /// A controller that will probe at start from `start_bps`, never above
@@ -104,12 +113,21 @@ impl ProbeController {
             interval: cfg.min_interval,
             best_success: None,
             last_failed: None,
+            last_succeeded: None,
         }
     }
 
     /// The sender would like `wanted_bps` (the allocator's next step up).
-    pub fn set_wanted(&mut self, wanted_bps: u64) {
-        self.wanted_bps = wanted_bps.min(self.max_bps);
+    pub fn set_wanted(&mut self, wanted_bps: u64, now: Instant) {
+        let wanted = wanted_bps.min(self.max_bps);
+        let fresh_success = self.last_succeeded.is_some_and(|s| {
+            now.saturating_duration_since(s) < WANTED_RISE_AFTER_SUCCESS
+                && self.last_failed.is_none_or(|f| s > f)
+        });
+        if wanted > self.wanted_bps && fresh_success {
+            self.next_probe_at = Some(self.next_probe_at.map_or(now, |t| t.min(now)));
+        }
+        self.wanted_bps = wanted;
     }
 
     /// The target of the next probe towards `wanted` from `estimate`.
@@ -195,6 +213,7 @@ impl ProbeController {
         match self.best_success.take() {
             Some(best) if self.wants_more(best.max(estimate_bps)) => {
                 // Keep climbing at once.
+                self.last_succeeded = Some(now);
                 self.interval = self.cfg.min_interval;
                 let from = best.max(estimate_bps);
                 let next = self.target(from);
@@ -203,6 +222,7 @@ impl ProbeController {
                 }
             }
             Some(_) => {
+                self.last_succeeded = Some(now);
                 self.interval = self.cfg.min_interval;
                 self.next_probe_at = Some(now + self.interval);
             }
@@ -431,6 +451,28 @@ mod tests {
         assert!(probe_result(&short, 5).is_some());
     }
 
+    /// After a probe succeeded, the allocator steps up and wants the next
+    /// step: probed at once, not a second later. After a failure, not.
+    #[test]
+    fn a_rise_of_the_wanted_rate_after_a_success_is_probed_at_once() {
+        let t0 = Instant::now();
+        let mut p = ProbeController::new(ProbeConfig::default(), 300_000, 5_000_000);
+        p.set_wanted(600_000, t0);
+        let a = p.poll_probe(300_000, t0).unwrap();
+        let b = p.poll_probe(300_000, t0).unwrap();
+        p.on_probe_result(a.id, Some(a.target_bps), 600_000, t0);
+        p.on_probe_result(b.id, Some(b.target_bps), 900_000, t0);
+        let t1 = t0 + Duration::from_millis(100);
+        assert_eq!(p.poll_probe(900_000, t1), None, "nothing more wanted");
+        p.set_wanted(2_000_000, t1);
+        let c = p.poll_probe(900_000, t1).expect("probed at once");
+        // A failure: the next rise waits for the interval.
+        p.on_probe_result(c.id, None, 900_000, t1);
+        let t2 = t1 + Duration::from_millis(100);
+        p.set_wanted(3_000_000, t2);
+        assert_eq!(p.poll_probe(900_000, t2), None);
+    }
+
     #[test]
     fn start_up_then_exponential_then_backoff() {
         let t0 = Instant::now();
@@ -468,10 +510,10 @@ mod tests {
         p.reset_backoff();
         assert_eq!(p.poll_timeout(2_850_000), Some(t2 + Duration::from_secs(1)));
         // Wanting no more than the estimate: no probe even when due.
-        p.set_wanted(2_000_000);
+        p.set_wanted(2_000_000, t0);
         assert_eq!(p.poll_probe(2_850_000, t2 + Duration::from_secs(6)), None);
         // Before an up-switch to 3.2 Mbit/s: probe at 1.2 × estimate.
-        p.set_wanted(3_200_000);
+        p.set_wanted(3_200_000, t0);
         let g = p
             .poll_probe(2_850_000, t2 + Duration::from_secs(6))
             .unwrap();

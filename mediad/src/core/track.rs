@@ -50,14 +50,7 @@ pub struct Layer {
     /// Whether a key frame of this layer has arrived.
     pub keyframe_seen: bool,
     pub last_packet_at: Option<Instant>,
-    /// The last key frame: its RTP timestamp, bytes so far, and when it
-    /// began (since the worker's epoch). [`Layer::price_bps`] leaves it out.
-    last_key: Option<(u32, u64, Duration)>,
 }
-
-/// How long a key frame is left out of its layer's price: the rate meters'
-/// window ([`RateMeter`], one second).
-const KEY_PRICE_WINDOW: Duration = Duration::from_secs(1);
 
 impl Layer {
     /// A layer with nothing received yet.
@@ -77,55 +70,21 @@ impl Layer {
             frames: RateMeter::default(),
             keyframe_seen: false,
             last_packet_at: None,
-            last_key: None,
-        }
-    }
-
-    /// Count a packet of `len` bytes with RTP timestamp `ts` (`keyframe`:
-    /// it starts a key frame) in the layer's rate and key frame bytes.
-    #[inline]
-    fn count(&mut self, len: usize, ts: u32, keyframe: bool, since_epoch: Duration) {
-        self.rate.add(len, since_epoch);
-        if keyframe {
-            self.last_key = Some((ts, 0, since_epoch));
-        }
-        if let Some((key_ts, bytes, _)) = self.last_key.as_mut()
-            && *key_ts == ts
-        {
-            *bytes = bytes.saturating_add(len as u64);
         }
     }
 
     /// What forwarding temporal layers `0..=tid` costs (`None`: the whole
     /// layer, measured without TIDs), bit/s over the last second: the
-    /// allocator's price. The last key frame is left out: a one-off the
-    /// up-switch margin pays for — a switch to this layer asks for one,
-    /// and counted in the price (a fake camera's 720p key frame lifted
-    /// ~600 to ~900 kbit/s for a second) it priced the layer out of the
-    /// budget that had just chosen it, and the receiver went back down
-    /// 0.3 s later. Only one: a publisher sending key frame after key
-    /// frame pays for the others.
+    /// allocator's price.
     pub fn price_bps(&self, tid: Option<usize>, since: Duration) -> u64 {
-        let key_bps = match self.last_key {
-            Some((_, bytes, at)) if since.saturating_sub(at) < KEY_PRICE_WINDOW => {
-                bytes.saturating_mul(8)
-            }
-            _ => 0,
-        };
         match tid {
-            Some(t) => {
-                let base = self.tid_rates.first().map_or(0, |r| r.bps(since));
-                let above: u64 = self
-                    .tid_rates
-                    .iter()
-                    .take(t + 1)
-                    .skip(1)
-                    .map(|r| r.bps(since))
-                    .sum();
-                // Key frames are TID 0.
-                base.saturating_sub(key_bps) + above
-            }
-            None => self.rate.bps(since).saturating_sub(key_bps),
+            Some(t) => self
+                .tid_rates
+                .iter()
+                .take(t + 1)
+                .map(|r| r.bps(since))
+                .sum(),
+            None => self.rate.bps(since),
         }
     }
 
@@ -292,8 +251,7 @@ impl InTrack {
         layer
             .stats
             .on_packet(hdr.sequence, hdr.timestamp, since_epoch);
-        let keyframe = kind == MediaKind::Video && vp8::is_keyframe_start(hdr.payload(plain));
-        layer.count(plain.len(), hdr.timestamp, keyframe, since_epoch);
+        layer.rate.add(plain.len(), since_epoch);
         layer.last_packet_at = Some(now);
         layer.packets_since_sizing = layer.packets_since_sizing.saturating_add(1);
         let desc = if kind == MediaKind::Video {
@@ -320,6 +278,7 @@ impl InTrack {
         if payload.is_empty() {
             return Ingest::Padding;
         }
+        let keyframe = kind == MediaKind::Video && vp8::is_keyframe_start(payload);
         let frame_start = desc.is_some_and(|d| d.start_of_partition && d.partition_index == 0);
         if frame_start {
             layer.frames.add(1, since_epoch);
@@ -359,47 +318,5 @@ pub fn clock_rate(kind: MediaKind) -> u32 {
     match kind {
         MediaKind::Audio => 48_000,
         MediaKind::Video => 90_000,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// 25 frames a second of 3 kB (600 kbit/s) for 2 s, starting at `t0`
-    /// ms, with a 30 kB key frame at each of `keys` (ms).
-    fn stream(layer: &mut Layer, t0: u64, keys: &[u64]) {
-        for f in 0..50u64 {
-            let at = t0 + f * 40;
-            let ts = (at * 90) as u32;
-            let key = keys.contains(&at);
-            let packets = if key { 30 } else { 3 };
-            for p in 0..packets {
-                layer.count(1_000, ts, key && p == 0, Duration::from_millis(at));
-            }
-        }
-    }
-
-    #[test]
-    fn one_key_frame_is_left_out_of_the_price_more_are_not() {
-        let mut l = Layer::new(MediaKind::Video, None, None);
-        stream(&mut l, 0, &[1_000]);
-        let at = Duration::from_millis(1_990);
-        // The meter saw 600 kbit/s plus the key frame's 240 kbit/s; the
-        // price, the 600.
-        let price = l.price_bps(None, at);
-        assert!((500_000..=650_000).contains(&price), "{price}");
-        assert_eq!(l.rate.bps(at) - price, 240_000);
-        // Five key frames in the second: four of them are the stream's.
-        let mut k = Layer::new(MediaKind::Video, None, None);
-        stream(&mut k, 0, &[1_000, 1_200, 1_400, 1_600, 1_800]);
-        let price = k.price_bps(None, at);
-        assert!(price > 1_200_000, "{price}");
-        // A second after the key frame, the price is the meter's again.
-        let later = Duration::from_millis(2_100);
-        let mut m = Layer::new(MediaKind::Video, None, None);
-        stream(&mut m, 0, &[1_000]);
-        stream(&mut m, 2_000, &[]);
-        assert_eq!(m.price_bps(None, later), m.rate.bps(later));
     }
 }
