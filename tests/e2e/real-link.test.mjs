@@ -194,48 +194,36 @@ function firstDecoded(samples, from, ok) {
   return null;
 }
 
-// Cases not met yet run as `todo`: measured and reported (their
-// figures in the diagnostics, the failed assertions as a TODO failure),
-// without failing the suite. Figures of 2026-12-04, second round: seven
-// runs on this 2-core machine under a load average of 2–12
-// (docs/layers.md, "In real browsers"). REAL_LINK_STRICT=1 makes them
-// count.
+// Cases not met in every run yet run as `todo`: measured and reported
+// (their figures in the diagnostics, the failed assertions as a TODO
+// failure), without failing the suite. Figures of 2026-12-04, third round
+// (docs/layers.md, "In real browsers"): runs on this 2-core machine with
+// nothing else running. REAL_LINK_STRICT=1 makes every case count.
 const STRICT = process.env.REAL_LINK_STRICT === '1';
 const CASES = [
-  // Met in every run of the second round (8 of 8: the lower layer
-  // 0.78–0.94 s after the drop, 0–1 switch, gaps ≤ 423 ms, 720p 3.4–4.7 s
-  // after the lift). Still `todo` in CI: two of its margins are thin
-  // (0.94 s against 1 s, 4.7 s against 5 s) for a 2-core runner whose load
-  // we do not control; REAL_LINK_STRICT=1 asserts it.
   {
     rate: '400kbit',
     burst: '10k',
     todo:
-      'met in 8 of 8 runs (the lower layer 0.78–0.94 s after the drop, 0–1 switch, gaps ≤ 423 ms, 720p 3.4–4.7 s ' +
-      'after the lift), but with thin margins against the 1 s and 5 s goals: asserted with REAL_LINK_STRICT=1',
+      'met in the last 5 of 5 runs (the lower layer 0.53–0.64 s after the drop, 0 switches, gaps ≤ 200 ms) but 720p ' +
+      'comes back 3.4–4.4 s after the lift, against 5 s: too thin for a loaded runner; asserted with REAL_LINK_STRICT=1',
   },
-  {
-    rate: '400kbit',
-    burst: '2k',
-    todo:
-      'not met in every run yet: passed 3 of 7 runs (the lower layer 0.45–0.73 s after the drop, 0–2 switches); in the ' +
-      'others a 1.4 s gap (a key frame request Chrome dropped, 0.26 s after another; the first retry now comes after ' +
-      '400 ms), a 600 ms gap, 720p 5.4 s after the lift, the lower layer 1.14 s after the drop',
-  },
+  // Met in every run since the third round's key frame retry (11 of 11:
+  // the lower layer 0.32–0.50 s after the drop, 0–1 switch, gaps ≤ 300 ms,
+  // 720p 2.1–3.6 s after the lift): asserted in CI.
+  { rate: '400kbit', burst: '2k' },
   {
     rate: '800kbit',
     burst: '10k',
     todo:
-      'not met in every run yet: passed 4 of 7 runs (360p 97–100 % of the last 15 s at full rate, 720p 2.4–3.5 s ' +
-      'after the lift); in two 360p only 43–53 % (the fake camera\'s 720p, ~650–700 kbit/s, nearly fits 800 kbit/s ' +
-      'and the allocator went back to it), in another 720p 7 s after the lift',
+      'met in 10 of 11 runs (360p 95–100 % of the last 15 s at full rate); in one, 360p 85 %: the estimate crept ' +
+      'up to 855 kbit/s without a probe and the fake camera\'s 720p (~690 kbit/s with its audio) fitted with the margin',
   },
   {
     rate: '800kbit',
     burst: '2k',
     todo:
-      'not met in every run yet: passed 6 of 7 runs (360p 95–100 % of the last 15 s at full rate, 720p within ' +
-      '4.2 s of the lift); in the other 360p 87 % and 720p 5.7 s after the lift',
+      'met in 11 of 11 runs, but once at 91 % of 360p against 90 %: asserted with REAL_LINK_STRICT=1',
   },
 ];
 
