@@ -354,6 +354,9 @@ struct Committed {
     at_commit: (u64, u64),
     /// Since when a down-switch caused by the price alone is proposed.
     pending_down: Option<Instant>,
+    /// `pending` is the next spatial step of an up-switch already
+    /// committed in part (held `step_hold`, which a probe does not skip).
+    stepping: bool,
 }
 
 /// One decision of a round.
@@ -374,6 +377,8 @@ pub struct AllocatorState {
     committed: Vec<Choice>,
     proposal: Vec<Choice>,
     out: Vec<Decision>,
+    /// The last round's budget (a fall since it switches down at once).
+    last_budget: u64,
 }
 
 impl AllocatorState {
@@ -402,6 +407,7 @@ impl AllocatorState {
                         fresh: true,
                         at_commit: (0, 0),
                         pending_down: None,
+                        stepping: false,
                     });
                     let last = self.videos.len() - 1;
                     self.videos.swap(i, last);
@@ -420,6 +426,16 @@ impl AllocatorState {
             &mut self.proposal,
         );
         self.out.clear();
+        // The budget, and what the committed layers cost at today's prices.
+        let budget = input.available_bps.min(input.cap_bps.unwrap_or(u64::MAX));
+        let total_now: u64 = input
+            .videos
+            .iter()
+            .zip(&self.committed)
+            .map(|(v, c)| bitrate_of(v, *c))
+            .sum();
+        let fell = budget < self.last_budget;
+        self.last_budget = budget;
         for (i, c) in self.videos.iter_mut().enumerate() {
             let proposed = self.proposal.get(i).copied().unwrap_or(Choice::Paused);
             let is_new = std::mem::take(&mut c.fresh);
@@ -442,17 +458,27 @@ impl AllocatorState {
             // did not fall (the frames after a key frame a switch asked
             // for: a fake camera's 720p went over 1 Mbit/s for a moment,
             // and the receiver went up and down every 0.3–0.7 s) is held
-            // as an up-switch is; one because the budget fell is not.
+            // as an up-switch is — if the layer is at most half again as
+            // dear as when it was chosen and everything committed still
+            // fits the budget with the up margin. One because the budget
+            // fell (since the last round or since the layer was chosen)
+            // is not.
             let (budget_then, price_then) = c.at_commit;
+            let price_now = bitrate_of(v, c.choice);
             let price_spike = down
-                && input.available_bps != u64::MAX
-                && input.available_bps >= budget_then
-                && bitrate_of(v, c.choice) > price_then;
+                && budget != u64::MAX
+                && !fell
+                && budget >= budget_then
+                && price_now > price_then
+                && price_now <= price_then.saturating_mul(3) / 2
+                && (total_now as f64) <= budget as f64 * (1.0 + self.cfg.up_margin);
             if price_spike {
+                // No up-switch counts its hold through a spike.
+                c.pending = None;
+                c.stepping = false;
                 let since = *c.pending_down.get_or_insert(now);
                 if now.saturating_duration_since(since) >= self.cfg.up_hold {
                     c.choice = proposed;
-                    c.pending = None;
                     c.pending_down = None;
                 }
             } else if is_new || !up || input.available_bps == u64::MAX {
@@ -460,6 +486,7 @@ impl AllocatorState {
                 // apply now.
                 c.choice = proposed;
                 c.pending = None;
+                c.stepping = false;
                 c.pending_down = None;
             } else {
                 c.pending_down = None;
@@ -471,8 +498,10 @@ impl AllocatorState {
                 // continue; what commits is the latest proposal (an
                 // estimate still climbing commits its top, not each step).
                 let target = proposed;
-                // A probe proved the link carries it: no hold.
-                if input.probe_proven || now.saturating_duration_since(since) >= self.cfg.up_hold {
+                // A probe proved the link carries it: no hold (but the next
+                // spatial step of a switch under way still waits its own).
+                let proven = input.probe_proven && !c.stepping;
+                if proven || now.saturating_duration_since(since) >= self.cfg.up_hold {
                     // One spatial layer at a time; a higher one still
                     // proposed follows after `step_hold`.
                     let step = one_spatial_step(v, c.choice, target);
@@ -481,6 +510,7 @@ impl AllocatorState {
                         let back = self.cfg.up_hold.saturating_sub(self.cfg.step_hold);
                         (target, now.checked_sub(back).unwrap_or(now))
                     });
+                    c.stepping = c.pending.is_some();
                 } else {
                     c.pending = Some((target, since));
                 }
@@ -801,6 +831,27 @@ mod tests {
         let mut c = AllocatorState::new(AllocatorConfig::default());
         assert_eq!(s(&mut c, &normal, 2_000_000, 0), layer(2, 2));
         assert_ne!(s(&mut c, &normal, 1_000_000, 100), layer(2, 2));
+        // Fell since the last round, though above the budget it was chosen
+        // at: down at once.
+        let mut d = AllocatorState::new(AllocatorConfig::default());
+        assert_eq!(s(&mut d, &normal, 1_800_000, 0), layer(2, 2));
+        assert_eq!(s(&mut d, &normal, 2_200_000, 100), layer(2, 2));
+        assert_ne!(s(&mut d, &spiked, 2_100_000, 200), layer(2, 2));
+        // Twice as dear: no hold, whatever the budget did.
+        let doubled: Vec<Layer> = normal
+            .iter()
+            .map(|l| Layer {
+                bitrate_bps: if l.spatial == 2 {
+                    l.bitrate_bps * 2
+                } else {
+                    l.bitrate_bps
+                },
+                ..*l
+            })
+            .collect();
+        let mut e = AllocatorState::new(AllocatorConfig::default());
+        assert_eq!(s(&mut e, &normal, 2_000_000, 0), layer(2, 2));
+        assert_ne!(s(&mut e, &doubled, 2_000_000, 100), layer(2, 2));
     }
 
     #[test]

@@ -535,6 +535,28 @@ fn the_audio_a_viewer_gets_is_its_first_share_of_the_link() {
     sim.run(s(3.0), &mut []);
     let share = sim.net.worker.audio_share_bps(viewer, sim.net.now);
     assert!((30_000..=50_000).contains(&share), "{share}");
+    // Audio at 8 Mbit/s (1000-byte packets every millisecond, from a
+    // hostile page) takes 256 kbit/s of the budget at most, not all of it.
+    let mut flood = Sim::new(77, 1, None, 3_000_000);
+    let viewer = flood.net.browsers[flood.viewer].id;
+    flood.run(s(1.0), &mut []);
+    let b = flood.encoders[0].browser;
+    let ssrc = flood.net.browsers[b].audio_ssrc;
+    for i in 0..1_000u16 {
+        flood.net.browsers[b].publish.send_rtp(
+            111,
+            i + 1,
+            u32::from(i) * 48,
+            ssrc,
+            &[],
+            &[0x55; 1000],
+        );
+        if i % 5 == 4 {
+            flood.run(Duration::from_millis(5), &mut []);
+        }
+    }
+    let share = flood.net.worker.audio_share_bps(viewer, flood.net.now);
+    assert!((100_000..=256_000).contains(&share), "{share}");
     let mut quiet = Sim::new(77, 1, None, 3_000_000);
     quiet.run(s(3.0), &mut []);
     let viewer = quiet.net.browsers[quiet.viewer].id;

@@ -152,6 +152,8 @@ pub struct GoogCc {
     congested_us: Option<i64>,
     /// No probe starts before this ([`BandwidthEstimator::hold_probes`]).
     probe_hold: Option<Instant>,
+    /// When the last probe cluster finished, with a result or not (µs).
+    last_cluster_end_us: Option<i64>,
     /// The estimate when the clusters in flight started: while they are
     /// out, the congestion they cause themselves does not lower what the
     /// allocator sees (their result decides).
@@ -186,6 +188,7 @@ impl GoogCc {
             outcomes: [None; MAX_CLUSTERS],
             congested_us: None,
             probe_hold: None,
+            last_cluster_end_us: None,
             pre_probe: None,
             bottleneck: None,
             queue: QueueSample::default(),
@@ -261,6 +264,7 @@ impl GoogCc {
         // its last packets came after the queue drained.
         let queued = queue_built(&c.stats) || c.saturated;
         let now_us = self.us(now);
+        self.last_cluster_end_us = Some(now_us);
         let bottleneck = self.fresh_bottleneck(now_us);
         let result = probe_result(&c.stats, c.min_packets).map(|r| {
             if queued && c.probe_bytes > 0 {
@@ -553,8 +557,8 @@ impl BandwidthEstimator for GoogCc {
         let window_us = self.cfg.acked_window.as_micros() as i64;
         let probing = self.clusters.iter().any(Option::is_some)
             || self
-                .last_probe
-                .is_some_and(|(_, at)| now_us - at < window_us);
+                .last_cluster_end_us
+                .is_some_and(|at| now_us - at < window_us);
         let narrowed = !probing
             && self.queue.growth_us() >= FAST_QUEUE_US
             && matches!((bottleneck, acked), (Some(b), Some(a)) if b.saturating_mul(4) < a.saturating_mul(3));
@@ -740,7 +744,8 @@ mod tests {
         assert!(held.poll_probe(t0 + Duration::from_millis(299)).is_none());
         assert!(held.poll_timeout().is_none_or(|at| at >= hold));
         assert!(held.poll_probe(hold).is_some(), "the hold is over");
-        // A later hold replaces an earlier one.
+        // A later hold replaces an earlier one (the key frame's ends the
+        // switch's).
         let mut c = GoogCc::new(GoogCcConfig::default());
         c.set_wanted_bps(5_000_000, t0);
         c.hold_probes(t0 + Duration::from_secs(1));

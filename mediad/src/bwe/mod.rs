@@ -104,9 +104,9 @@ pub trait BandwidthEstimator {
     }
     /// The sender is switching layers: the new layer's key frame is on its
     /// way, or has just gone. No probe cluster starts before `until` (which
-    /// replaces an earlier hold) — sent with the key frame a probe would
-    /// fill the queue both need, fail, and bring the estimate (and the
-    /// layer) back down.
+    /// replaces an earlier hold: the key frame's ends the switch's) — sent
+    /// with the key frame a probe would fill the queue both need, fail, and
+    /// bring the estimate (and the layer) back down.
     fn hold_probes(&mut self, _until: Instant) {}
     /// The feedback of cluster `cluster`, still being sent, already shows
     /// a queue building: stop sending it (it has failed; going on would

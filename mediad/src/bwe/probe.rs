@@ -124,7 +124,9 @@ impl ProbeController {
             now.saturating_duration_since(s) < WANTED_RISE_AFTER_SUCCESS
                 && self.last_failed.is_none_or(|f| s > f)
         });
-        if wanted > self.wanted_bps && fresh_success {
+        // A real step (a tenth more), not a meter's wobble.
+        let rose = wanted.saturating_mul(10) > self.wanted_bps.saturating_mul(11);
+        if rose && fresh_success {
             self.next_probe_at = Some(self.next_probe_at.map_or(now, |t| t.min(now)));
         }
         self.wanted_bps = wanted;

@@ -16,13 +16,15 @@ use crate::control::{Event, MediaKind, ParticipantId};
 /// Shortest interval between two [`Event::LayersWanted`] for one track.
 pub const LAYERS_WANTED_INTERVAL: Duration = Duration::from_millis(500);
 
-/// After a receiver steps up a layer, no probe towards it until the new
-/// layer's key frame has gone ([`super::forward::KEYFRAME_PROBE_HOLD`]
-/// after it), for this long at most: the key frame (three frames' worth)
-/// and a probe for the next step sent together filled an 800 kbit/s
-/// bucket's queue, the probe failed, the estimate fell and the layer with
-/// it, every 3 s (`tests/layers_real_link.rs`,
-/// `tbf_800k_burst_10k_chrome_pli`).
+/// After a receiver steps up a layer, no probe towards it until
+/// [`super::forward::KEYFRAME_PROBE_HOLD`] after a switch's key frame has
+/// gone (that hold replaces this one), for this long if none comes: the
+/// key frame (three frames' worth) and a probe for the next step sent
+/// together filled an 800 kbit/s bucket's queue, the probe failed, the
+/// estimate fell and the layer with it, every 3 s
+/// (`tests/layers_real_link.rs`, `tbf_800k_burst_10k_chrome_pli`). With
+/// several videos switching at once, the first key frame ends the hold
+/// (left: a count of the switches under way would keep it).
 const UP_SWITCH_PROBE_HOLD: Duration = Duration::from_secs(1);
 
 /// Buffers of an allocation round, kept between rounds.
@@ -81,8 +83,14 @@ struct Prices {
     audio_bps: u64,
 }
 
+/// One audio track's share at most (bit/s): Opus in WebRTC sends 6–128
+/// kbit/s (stereo music up to 256); a publisher sending more is not let
+/// to push every receiver's video out.
+const AUDIO_TRACK_MAX_BPS: u64 = 256_000;
+
 /// What audio track `t` costs forwarding to `receiver` (bit/s over the
-/// last second; 0 for video, a muted track, or a receiver without a leg).
+/// last second, at most [`AUDIO_TRACK_MAX_BPS`]; 0 for video, a muted
+/// track, or a receiver without a leg).
 fn audio_to(t: &InTrack, receiver: ParticipantId, since: Duration) -> u64 {
     if t.kind != MediaKind::Audio
         || !t.enabled
@@ -90,7 +98,10 @@ fn audio_to(t: &InTrack, receiver: ParticipantId, since: Duration) -> u64 {
     {
         return 0;
     }
-    t.layers.first().map_or(0, |l| l.rate.bps(since))
+    t.layers
+        .first()
+        .map_or(0, |l| l.forwarded.bps(since))
+        .min(AUDIO_TRACK_MAX_BPS)
 }
 
 impl Worker {
@@ -195,10 +206,16 @@ impl Worker {
         let Some(p) = self.participants.get(&pid) else {
             return;
         };
-        if p.audio_only {
+        let (last_n, cap_bps, sub, audio_only) = (p.last_n, p.cap_bps, p.subscribe, p.audio_only);
+        // A probe's proof is for this round only (not kept while the
+        // receiver takes no video, to skip a hold later).
+        let probe_proven = self
+            .transports
+            .get_mut(sub)
+            .is_some_and(super::transport::Transport::take_probe_proven);
+        if audio_only {
             return;
         }
-        let (last_n, cap_bps, sub) = (p.last_n, p.cap_bps, p.subscribe);
         self.gather_candidates(pid, now, sc);
         // Last-N: the first `last_n` in priority order (stable: join
         // order among equals).
@@ -227,11 +244,11 @@ impl Worker {
             })
             .collect();
         let estimate = self.transports.get(sub).and_then(|t| t.fed_estimate_bps());
-        let probe_proven = self
-            .transports
-            .get_mut(sub)
-            .is_some_and(super::transport::Transport::take_probe_proven);
-        // The videos get what the audio leaves (the estimate covers both).
+        // The videos get what the audio leaves (the estimate covers both);
+        // the audio never takes more than half.
+        if let Some(e) = estimate {
+            sc.audio_bps = sc.audio_bps.min(e / 2);
+        }
         let input = alloc::AllocInput {
             available_bps: estimate.map_or(u64::MAX, |e| e.saturating_sub(sc.audio_bps)),
             cap_bps,

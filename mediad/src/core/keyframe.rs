@@ -61,11 +61,15 @@ impl LayerRequests {
     /// When the last request, if any, is retried.
     fn retry_at(&self) -> Option<Instant> {
         let last = self.last?;
-        if self.retried {
-            return Some(last + KEYFRAME_RETRY);
-        }
-        let first = last + KEYFRAME_FIRST_RETRY;
-        Some(self.shadowed_until.map_or(first, |s| s.min(first)))
+        let at = if self.retried {
+            last + KEYFRAME_RETRY
+        } else {
+            let first = last + KEYFRAME_FIRST_RETRY;
+            self.shadowed_until.map_or(first, |s| s.min(first))
+        };
+        // A retry that could not go (the publisher's transport not ready)
+        // waits out its hold: never a deadline left in the past.
+        Some(self.held_until.map_or(at, |h| at.max(h)))
     }
 }
 
@@ -127,7 +131,7 @@ impl KeyframeRequests {
             return Ask::Deferred;
         };
         if !ready {
-            if l.pending {
+            if l.pending || retrying {
                 l.held_until = Some(now + KEYFRAME_REQUEST_INTERVAL);
             }
             return Ask::Nothing;
@@ -422,6 +426,26 @@ mod tests {
         assert_eq!(alone.ask(low, Some(1), true, t0), Ask::Send(1));
         assert!(!alone.retry_due(low, ms(399)));
         assert!(alone.retry_due(low, ms(400)));
+    }
+
+    /// A retry towards a publisher whose transport cannot send (consent
+    /// lost) waits out a hold: its deadline is never left in the past (a
+    /// worker woken in a loop until the track went).
+    #[test]
+    fn a_retry_that_cannot_go_is_not_due_again_at_once() {
+        let t0 = Instant::now();
+        let l = LayerIdx::BASE;
+        let mut k = KeyframeRequests::new(1);
+        assert_eq!(k.ask(l, Some(7), true, t0), Ask::Send(7));
+        let t1 = t0 + KEYFRAME_FIRST_RETRY;
+        assert!(k.retry_due(l, t1));
+        k.note_retry(l);
+        assert_eq!(k.ask(l, Some(7), false, t1), Ask::Nothing);
+        assert!(!k.retry_due(l, t1), "held");
+        let mut next = Earliest::default();
+        k.poll_timeout(Some(l), t0, &mut next);
+        assert!(next.get().is_some_and(|d| d.at > t1));
+        assert!(k.retry_due(l, t1 + KEYFRAME_REQUEST_INTERVAL));
     }
 
     #[test]

@@ -41,6 +41,12 @@ pub struct Layer {
     pub size: Option<(u16, u16)>,
     /// Received bitrate (the allocator's price of this layer).
     pub rate: RateMeter,
+    /// Audio: what forwarding its media packets costs — their payload and
+    /// mediad's own RTP header ([`FORWARDED_HEADER`]); padding and the
+    /// publisher's header extensions are never forwarded, so a publisher
+    /// cannot inflate it with them (the allocator takes it off every
+    /// receiver's video budget).
+    pub forwarded: RateMeter,
     /// Received bitrate per temporal layer, when packets carry a TID.
     pub tid_rates: [RateMeter; MAX_TIDS],
     /// Highest TID seen (`None`: no temporal layers signalled).
@@ -65,6 +71,7 @@ impl Layer {
             packets_since_sizing: 0,
             size: None,
             rate: RateMeter::default(),
+            forwarded: RateMeter::default(),
             tid_rates: Default::default(),
             max_tid: None,
             frames: RateMeter::default(),
@@ -108,6 +115,10 @@ impl Layer {
             .is_some_and(|at| now.saturating_duration_since(at) < LAYER_IDLE)
     }
 }
+
+/// What mediad's RTP header costs on a forwarded audio packet: 12 bytes,
+/// the one-byte extension header and the transport-wide number (8).
+pub const FORWARDED_HEADER: usize = 20;
 
 /// The receivers of a track: one leg type per forwarding policy.
 #[derive(Debug)]
@@ -277,6 +288,11 @@ impl InTrack {
         let payload = hdr.payload(plain);
         if payload.is_empty() {
             return Ingest::Padding;
+        }
+        if kind == MediaKind::Audio {
+            layer
+                .forwarded
+                .add(payload.len() + FORWARDED_HEADER, since_epoch);
         }
         let keyframe = kind == MediaKind::Video && vp8::is_keyframe_start(payload);
         let frame_start = desc.is_some_and(|d| d.start_of_partition && d.partition_index == 0);
