@@ -205,25 +205,25 @@ const CASES = [
     rate: '400kbit',
     burst: '10k',
     todo:
-      'met in the last 5 of 5 runs (the lower layer 0.53–0.64 s after the drop, 0 switches, gaps ≤ 200 ms) but 720p ' +
-      'comes back 3.4–4.4 s after the lift, against 5 s: too thin for a loaded runner; asserted with REAL_LINK_STRICT=1',
+      'met in 6 of the last 7 runs (the lower layer 0.46–0.64 s after the drop, 0 switches, gaps ≤ 200 ms) but 720p ' +
+      'comes back 3.3–5.2 s after the lift, against 5 s: too thin for a loaded runner; asserted with REAL_LINK_STRICT=1',
   },
-  // Met in every run since the third round's key frame retry (11 of 11:
-  // the lower layer 0.32–0.50 s after the drop, 0–1 switch, gaps ≤ 300 ms,
-  // 720p 2.1–3.6 s after the lift): asserted in CI.
+  // Met in every run since the third round's key frame retry (13 of 13:
+  // the lower layer 0.29–0.50 s after the drop, 0–1 switch, gaps ≤ 300 ms,
+  // 720p 2.0–3.6 s after the lift): asserted in CI.
   { rate: '400kbit', burst: '2k' },
   {
     rate: '800kbit',
     burst: '10k',
     todo:
-      'met in 10 of 11 runs (360p 95–100 % of the last 15 s at full rate); in one, 360p 85 %: the estimate crept ' +
+      'met in 12 of 13 runs (360p 95–100 % of the last 15 s at full rate); in one, 360p 85 %: the estimate crept ' +
       'up to 855 kbit/s without a probe and the fake camera\'s 720p (~690 kbit/s with its audio) fitted with the margin',
   },
   {
     rate: '800kbit',
     burst: '2k',
     todo:
-      'met in 11 of 11 runs, but once at 91 % of 360p against 90 %: asserted with REAL_LINK_STRICT=1',
+      'met in 13 of 13 runs, but once at 91 % of 360p against 90 %: asserted with REAL_LINK_STRICT=1',
   },
 ];
 
