@@ -409,7 +409,12 @@ test('a room of 30 with media: the grid paginates, no task of the page reaches 1
   // three browsers on two cores), the renderer is descheduled mid-task and
   // a 30 ms task can last 150 ms. So the bound holds on the task's CPU
   // time from the trace; the entries' wall times are reported above.
-  assert.ok(tasks.length > 100 && tasks.every((x) => x.hasCpu), 'the trace has the renderer tasks with their CPU time');
+  // Some events may come without their thread time (a run of 2026-12-04
+  // had at least one among 20,472 tasks, and failed on it): those count at
+  // their wall time, which is never less; at most 1 % of them.
+  const withoutCpu = tasks.filter((x) => !x.hasCpu).length;
+  t.diagnostic(`tasks without CPU time in the trace (counted at wall time): ${withoutCpu}`);
+  assert.ok(tasks.length > 100 && withoutCpu <= tasks.length / 100, `the trace has the renderer tasks with their CPU time (${withoutCpu} of ${tasks.length} without)`);
   assert.ok(maxCpu < 100, `a task of ${maxCpu.toFixed(0)} ms of CPU (load per core ${load.toFixed(1)})`);
   assert.ok((await o.page.evaluate(() => window.salonTest.layout().shown.length)) <= 16);
   assert.ok(receiving >= 10, `only ${receiving} video streams flowing into the page`);
