@@ -5,20 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startSalon, launchBrowser, openRoomPage, openSocket, waitFor, sleep,
-  DEFAULT_POLICY, writeAuthConfig, mintJwt,
+  DEFAULT_POLICY, writeAuthConfig, mintJwt, drainAll, pageNetwork,
 } from './helpers.mjs';
-
-/** Every message `s` gets until it is quiet for `quietMs`. */
-async function drainAll(s, quietMs = 800) {
-  const seen = [];
-  for (;;) {
-    try {
-      seen.push(await s.next(quietMs));
-    } catch {
-      return seen;
-    }
-  }
-}
 
 /** Salon with the shipped policy, Chromium, and a moderator socket in `room`. */
 async function moderatedRoom(t, room) {
@@ -75,10 +63,7 @@ for (const [lang, text, reconnecting] of [
       const { salon, browser, mod } = await moderatedRoom(t, R);
       const { page } = await openRoomPage(browser.context, salon.url, R, 'Léa', { camera: false, lang });
       await waitFor(async () => (await lobbyState(page)).position === 1, 'Léa knocking');
-      const cdp = await browser.context.newCDPSession(page);
-      await cdp.send('Network.enable');
-      const offline = (on) =>
-        cdp.send('Network.emulateNetworkConditions', { offline: on, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+      const offline = await pageNetwork(browser.context, page);
       await offline(true);
       await page.evaluate(() => window.salonTest.dropSignaling());
       await sleep(500);
@@ -108,10 +93,7 @@ test(
     const { page } = await openRoomPage(browser.context, salon.url, R, 'Léa', { camera: false, record });
     await waitFor(async () => (await lobbyState(page)).position === 1, 'Léa knocking');
     const knock = (await drainAll(mod)).find((m) => m.type === 'knock');
-    const cdp = await browser.context.newCDPSession(page);
-    await cdp.send('Network.enable');
-    const offline = (on) =>
-      cdp.send('Network.emulateNetworkConditions', { offline: on, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    const offline = await pageNetwork(browser.context, page);
     await offline(true);
     await page.evaluate(() => window.salonTest.dropSignaling());
     await sleep(300);

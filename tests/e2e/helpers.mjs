@@ -409,6 +409,28 @@ export async function waitFor(fn, what, timeoutMs = 15_000, everyMs = 200) {
 
 export { sleep };
 
+/** Every message socket `s` (from `openSocket`) gets until it is quiet for `quietMs`. */
+export async function drainAll(s, quietMs = 800) {
+  const seen = [];
+  for (;;) {
+    try {
+      seen.push(await s.next(quietMs));
+    } catch {
+      return seen;
+    }
+  }
+}
+
+/**
+ * Takes `page` (of Chromium `context`) off the network and back, alone
+ * (other pages of the browser keep theirs): returns `offline(on)`.
+ */
+export async function pageNetwork(context, page) {
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  return (on) => cdp.send('Network.emulateNetworkConditions', { offline: on, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+}
+
 /**
  * Two "hosts" on loopback addresses (/work/shared/TESTING-NOTES.md): network
  * namespaces `srv` (127.0.0.2) and `rcv` (127.0.0.3) joined by a veth pair,

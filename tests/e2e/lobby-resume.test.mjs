@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startSalon, launchBrowser, openRoomPage, openSocket, waitFor, sleep,
-  DEFAULT_POLICY, writeAuthConfig, mintJwt,
+  DEFAULT_POLICY, writeAuthConfig, mintJwt, drainAll,
 } from './helpers.mjs';
 import { saveLobby, loadLobby, forgetLobby, loadResume } from '../../signaling-gateway/web/src/reconnect.js';
 
@@ -30,18 +30,6 @@ test('the lobby token is kept per room apart from the resume token, and forgotte
     delete globalThis.sessionStorage;
   }
 });
-
-/** Every message `s` gets until it is quiet for `quietMs`. */
-async function drainAll(s, quietMs = 800) {
-  const seen = [];
-  for (;;) {
-    try {
-      seen.push(await s.next(quietMs));
-    } catch {
-      return seen;
-    }
-  }
-}
 
 test(
   'a waiting guest at position 2 of 2 reloads, is still 2 of 2 under the same id, and gets in when admitted',

@@ -10,6 +10,7 @@ import {
   startSalon,
   launchBrowser,
   joinRoom,
+  pageNetwork,
   openRoomPage,
   recordSignaling,
   writeAuthConfig,
@@ -107,9 +108,7 @@ test(
 
     // 2. The network drops for 5 s: the socket closes and cannot reopen.
     // Offline for this page only (the agent shares the browser).
-    const cdp = await browser.context.newCDPSession(guest.page);
-    const offline = (on) =>
-      cdp.send('Network.emulateNetworkConditions', { offline: on, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    const offline = await pageNetwork(browser.context, guest.page);
     const told = about(agentHeard, 'participant-reconnecting', guest.id).length;
     const back = about(agentHeard, 'participant-resumed', guest.id).length;
     const droppedAt = Date.now();
