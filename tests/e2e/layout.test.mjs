@@ -419,13 +419,17 @@ test('a room of 30 with media: the grid paginates, no task of the page reaches 1
   assert.ok((await o.page.evaluate(() => window.salonTest.layout().shown.length)) <= 16);
   assert.ok(receiving >= 10, `only ${receiving} video streams flowing into the page`);
   // The harness's participants were in the meeting with media all along:
-  // each connected and received the others' audio and video.
+  // each connected and received the others' audio and video. The default
+  // policy's last-N is 20 videos a receiver, and the harness counts only
+  // the streams its own participants stamped: Pia's and Quentin's video
+  // (Chromium, unstamped) may hold two of the 20 places for a participant
+  // that joined while they spoke (a CI run of 2026-12-04 had one with 19).
   const { code, r } = await synthetic.report(60_000);
-  t.diagnostic(`harness: exit ${code}, ${r.participants_connected}/${r.participants} connected, loss ${r.loss_percent} %, ${Math.round(r.packets_in_per_s)} packets/s in`);
+  const counts = r.receivers.map((rx) => rx.from.filter((f) => f.kind === 'video' && f.packets > 0).length);
+  t.diagnostic(`harness: exit ${code}, ${r.participants_connected}/${r.participants} connected, loss ${r.loss_percent} %, ${Math.round(r.packets_in_per_s)} packets/s in; harness videos received by each: ${JSON.stringify(counts)}`);
   assert.equal(code, 0, synthetic.log());
   assert.equal(r.participants_connected, 26);
-  for (const rx of r.receivers) {
-    const videos = rx.from.filter((f) => f.kind === 'video' && f.packets > 0).length;
-    assert.ok(videos >= 20, `harness participant ${rx.index} received ${videos} videos`);
+  for (const [i, videos] of counts.entries()) {
+    assert.ok(videos >= 18, `harness participant ${r.receivers[i].index} received ${videos} videos of the others in the harness`);
   }
 });
