@@ -62,6 +62,26 @@ struct Encoder {
     pli_at: Option<u32>,
     /// Drop a PLI within 300 ms of the last one acted on, as Chrome does.
     chrome_pli: bool,
+    /// A key frame on every layer every this many frames, unasked.
+    key_every: Option<u32>,
+}
+
+/// How the simulated publisher answers key frame requests and how often it
+/// sends key frames unasked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sender {
+    /// Every PLI acted on, and a key frame on every layer every 3 s: harder
+    /// than Chrome (the cases written first).
+    Harsh,
+    /// Chrome's PLI rule (one per 300 ms for all layers), key frames every
+    /// 3 s still.
+    ChromePli,
+    /// Chrome as it behaves: the sender's PLI rule, no key frame
+    /// unasked within a run, and a receiver that asks for one after 3 s
+    /// without a decodable frame ([`FREEZE_PLI`]) (libwebrtc's VP8 `keyFrameInterval` is 3000
+    /// frames, 100 s at 30 fps; a Chromium publisher here encoded 700
+    /// frames of 180p over 35 s without one).
+    Chrome,
 }
 
 /// Chrome acts on one PLI per 300 ms, by arrival time; PLIs are taken
@@ -84,6 +104,7 @@ impl Encoder {
             sent: [0; 3],
             pli_at: None,
             chrome_pli: false,
+            key_every: Some(3 * FPS),
         }
     }
 
@@ -107,7 +128,7 @@ impl Encoder {
             }
         }
         self.rtcp_seen = b.publish.rtcp_in.len();
-        if self.frame.is_multiple_of(3 * FPS) {
+        if self.frame == 0 || self.key_every.is_some_and(|k| self.frame.is_multiple_of(k)) {
             self.key = [true; 3];
         }
         let ts = self.frame * (90_000 / FPS);
@@ -333,7 +354,19 @@ struct Sim {
     next_feedback: Duration,
     /// Link counters at each `mark`: (t, offered, dropped).
     marks: Vec<(Duration, u64, u64)>,
+    /// The viewer asks for a key frame when nothing decoded for
+    /// [`FREEZE_PLI`], as Chrome's receiver does.
+    freeze_pli: bool,
+    /// When the viewer last sent such a PLI.
+    last_pli: Option<Duration>,
+    /// PLIs the viewer sent.
+    plis: u32,
 }
+
+/// Chrome's receiver asks for a key frame when no frame became decodable
+/// for 3 s (libwebrtc `VideoReceiveStream2`, `kMaxWaitForFrame`); here
+/// again every 3 s while it lasts.
+const FREEZE_PLI: Duration = Duration::from_secs(3);
 
 impl Sim {
     fn new(seed: u64, rate_bps: u64, burst: usize, paced: bool) -> Self {
@@ -390,7 +423,27 @@ impl Sim {
             next_frame: Duration::ZERO,
             next_feedback: Duration::ZERO,
             marks: Vec::new(),
+            freeze_pli: false,
+            last_pli: None,
+            plis: 0,
         }
+    }
+
+    /// Chrome's receiver: a PLI when nothing decoded for [`FREEZE_PLI`].
+    fn pli_if_frozen(&mut self) {
+        let last = self.w.decoded().last().map_or(Duration::ZERO, |f| f.at);
+        let since = last.max(self.last_pli.unwrap_or(Duration::ZERO));
+        if self.t.saturating_sub(since) < FREEZE_PLI {
+            return;
+        }
+        self.last_pli = Some(self.t);
+        self.plis += 1;
+        let mut buf = [0u8; 100];
+        let n = salon_proto::rtcp::write_receiver_report(&mut buf, 1, &[]).unwrap();
+        let m = salon_proto::rtcp::write_pli(&mut buf[n..], 1, self.w.ssrc).unwrap();
+        self.net.browsers[self.viewer]
+            .subscribe
+            .send_rtcp(&buf[..n + m]);
     }
 
     fn link(&mut self) -> &mut Link {
@@ -461,6 +514,9 @@ impl Sim {
             self.net.deliver();
             let (net, viewer, t) = (&self.net, self.viewer, self.t);
             self.w.update(net, viewer, t);
+            if self.freeze_pli && (self.t.as_millis() % 100) < 5 {
+                self.pli_if_frozen();
+            }
             if trace && self.t >= next_trace {
                 next_trace += s(0.5);
                 let d = self.w.decoded();
@@ -576,7 +632,7 @@ fn three_phases(
     limit: u64,
     burst: usize,
     paced: bool,
-    chrome_pli: bool,
+    sender: Sender,
 ) -> (Sim, Vec<Decoded>) {
     if std::env::var_os("SIM_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
@@ -585,7 +641,11 @@ fn three_phases(
             .try_init();
     }
     let mut sim = Sim::new(seed, 5_000_000, burst, paced);
-    sim.enc.chrome_pli = chrome_pli;
+    sim.enc.chrome_pli = sender != Sender::Harsh;
+    if sender == Sender::Chrome {
+        sim.enc.key_every = None;
+        sim.freeze_pli = true;
+    }
     sim.mark();
     sim.run(s(DROP_AT));
     println!(
@@ -601,8 +661,8 @@ fn three_phases(
     (sim, d)
 }
 
-fn check_drop(limit: u64, burst: usize, seed: u64, paced: bool, chrome_pli: bool) -> Duration {
-    let (mut sim, d) = three_phases(seed, limit, burst, paced, chrome_pli);
+fn check_drop(limit: u64, burst: usize, seed: u64, paced: bool, sender: Sender) -> Duration {
+    let (mut sim, d) = three_phases(seed, limit, burst, paced, sender);
     let drop_at = s(DROP_AT);
     let lifted = s(DROP_AT + LIMITED);
     let top_before = d.iter().rev().find(|f| f.at < drop_at).map(|f| f.layer);
@@ -620,7 +680,8 @@ fn check_drop(limit: u64, burst: usize, seed: u64, paced: bool, chrome_pli: bool
         .map(|f| f.at - lifted);
     let after = sim.figures(lifted, lifted + s(AFTER), 2);
     println!(
-        "[{limit} b/s, burst {burst}] before the drop at layer {top_before:?}; lower key frame after {low:?}; limited: {steady}; lifted: top layer after {up:?}, {after}",
+        "[{limit} b/s, burst {burst}] before the drop at layer {top_before:?}; lower key frame after {low:?}; limited: {steady}; lifted: top layer after {up:?}, {after}; viewer PLIs on a freeze: {}",
+        sim.plis
     );
     println!(
         "  metrics: {}",
@@ -647,8 +708,8 @@ fn check_drop(limit: u64, burst: usize, seed: u64, paced: bool, chrome_pli: bool
     low
 }
 
-fn check_800(burst: usize, seed: u64, paced: bool, chrome_pli: bool) {
-    let (mut sim, d) = three_phases(seed, 800_000, burst, paced, chrome_pli);
+fn check_800(burst: usize, seed: u64, paced: bool, sender: Sender) {
+    let (mut sim, d) = three_phases(seed, 800_000, burst, paced, sender);
     let drop_at = s(DROP_AT);
     let lifted = s(DROP_AT + LIMITED);
     // The last 15 s of the limit.
@@ -665,7 +726,8 @@ fn check_800(burst: usize, seed: u64, paced: bool, chrome_pli: bool) {
         .map(|f| f.at - lifted);
     let after = sim.figures(lifted, lifted + s(AFTER), 2);
     println!(
-        "[800 kbit/s, burst {burst}] last 15 s: {f}; 360p at {l1_fps:.1} fps; lifted: top layer after {up:?}, {after}"
+        "[800 kbit/s, burst {burst}] last 15 s: {f}; 360p at {l1_fps:.1} fps; lifted: top layer after {up:?}, {after}; viewer PLIs on a freeze: {}",
+        sim.plis
     );
     assert!(
         l1_fps >= 0.9 * f64::from(FPS),
@@ -677,7 +739,7 @@ fn check_800(burst: usize, seed: u64, paced: bool, chrome_pli: bool) {
 
 #[test]
 fn tbf_400k_burst_10k() {
-    let low = check_drop(400_000, 10_000, 81, false, false);
+    let low = check_drop(400_000, 10_000, 81, false, Sender::Harsh);
     // The queue behind the bucket is seen before the trendline says so
     // (`goog_cc`'s `FAST_QUEUE_US`): 0.42 s here, 0.84 s without.
     assert!(low <= s(0.6), "lower layer after {low:?}");
@@ -685,18 +747,17 @@ fn tbf_400k_burst_10k() {
 
 #[test]
 fn tbf_400k_burst_2k() {
-    check_drop(400_000, 2_000, 82, false, false);
+    check_drop(400_000, 2_000, 82, false, Sender::Harsh);
 }
 
 #[test]
 fn tbf_800k_burst_10k() {
-    check_800(10_000, 83, false, false);
+    check_800(10_000, 83, false, Sender::Harsh);
 }
 
 #[test]
-#[ignore = "issue 17: not met yet — 360p 50 % of the last 15 s at 15.1 fps (needs 27), 6 switches: a 360p key frame (6 kB, every 3 s) loses packets in the 2 kB bucket's 7 kB queue and the estimate falls (180p 88 % at 3.5 fps at the start of the third round; 81 % 360p at 21.1 fps in the middle of it, with key frames left out of the price, taken back)"]
 fn tbf_800k_burst_2k() {
-    check_800(2_000, 84, false, false);
+    check_800(2_000, 84, false, Sender::Harsh);
 }
 
 // The same runs with mediad's pacer on (`WorkerLimits::pacing`, off by
@@ -704,23 +765,23 @@ fn tbf_800k_burst_2k() {
 
 #[test]
 fn tbf_400k_burst_10k_paced() {
-    check_drop(400_000, 10_000, 81, true, false);
+    check_drop(400_000, 10_000, 81, true, Sender::Harsh);
 }
 
 #[test]
 fn tbf_400k_burst_2k_paced() {
-    check_drop(400_000, 2_000, 82, true, false);
+    check_drop(400_000, 2_000, 82, true, Sender::Harsh);
 }
 
 #[test]
 fn tbf_800k_burst_10k_paced() {
-    check_800(10_000, 83, true, false);
+    check_800(10_000, 83, true, Sender::Harsh);
 }
 
 #[test]
-#[ignore = "issue 17: not met with the pacer either — 360p 55 % of the last 15 s, 15.9 fps (needs 27), 9 switches: the estimate still falls after some 3-s key frames through the 2 kB bucket (docs/layers.md, \"The pacer\")"]
+#[ignore = "issue 17: not met with the pacer — 360p 60 % of the last 15 s at 17.1 fps (needs 27), the estimate still falls after some 3-s key frames through the 2 kB bucket (docs/layers.md, \"The pacer\"); unpaced it is met since probes stay near a measured link rate"]
 fn tbf_800k_burst_2k_paced() {
-    check_800(2_000, 84, true, false);
+    check_800(2_000, 84, true, Sender::Harsh);
 }
 
 // The same runs with the publisher acting on one PLI per 300 ms, for all
@@ -732,17 +793,41 @@ fn tbf_800k_burst_2k_paced() {
 
 #[test]
 fn tbf_400k_burst_10k_chrome_pli() {
-    check_drop(400_000, 10_000, 81, false, true);
+    check_drop(400_000, 10_000, 81, false, Sender::ChromePli);
 }
 
 #[test]
 fn tbf_400k_burst_2k_chrome_pli() {
-    check_drop(400_000, 2_000, 82, false, true);
+    check_drop(400_000, 2_000, 82, false, Sender::ChromePli);
 }
 
 #[test]
 fn tbf_800k_burst_10k_chrome_pli() {
-    check_800(10_000, 83, false, true);
+    check_800(10_000, 83, false, Sender::ChromePli);
+}
+
+// The four cases with the publisher as Chrome's sender behaves: its PLI
+// rule and no key frame unasked (the cases above send one every 3 s on
+// every layer, which Chrome does not).
+
+#[test]
+fn tbf_400k_burst_10k_chrome() {
+    check_drop(400_000, 10_000, 81, false, Sender::Chrome);
+}
+
+#[test]
+fn tbf_400k_burst_2k_chrome() {
+    check_drop(400_000, 2_000, 82, false, Sender::Chrome);
+}
+
+#[test]
+fn tbf_800k_burst_10k_chrome() {
+    check_800(10_000, 83, false, Sender::Chrome);
+}
+
+#[test]
+fn tbf_800k_burst_2k_chrome() {
+    check_800(2_000, 84, false, Sender::Chrome);
 }
 
 /// What an operator sees of the 400 kbit/s episode: the estimate
@@ -750,7 +835,7 @@ fn tbf_800k_burst_10k_chrome_pli() {
 /// per-worker gauges of what the legs forward.
 #[test]
 fn the_episode_shows_in_the_metrics() {
-    let (sim, _) = three_phases(85, 400_000, 10_000, false, false);
+    let (sim, _) = three_phases(85, 400_000, 10_000, false, Sender::Harsh);
     let m = sim.net.metrics();
     let text = salon_mediad::metrics::render_prometheus(&[m]);
     for needle in [

@@ -454,6 +454,12 @@ fn link_drop_moves_to_the_low_layer_and_recovery_climbs_back() {
 
 #[test]
 fn a_steady_link_switches_a_handful_of_times_in_ten_minutes() {
+    if std::env::var_os("SIM_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("salon_mediad=debug")
+            .with_test_writer()
+            .try_init();
+    }
     let mut sim = Sim::new(72, 1, None, 3_000_000);
     let mut w = sim.watch(0);
     sim.run(s(600.0), &mut [&mut w]);
@@ -492,6 +498,12 @@ fn one_percent_loss_keeps_the_video_up() {
 
 #[test]
 fn the_screen_share_keeps_its_layer_while_cameras_drop() {
+    if std::env::var_os("SIM_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("salon_mediad=debug")
+            .with_test_writer()
+            .try_init();
+    }
     // A 1 Mbit/s screen share and two cameras through 1.6 Mbit/s.
     let mut sim = Sim::new(74, 2, Some(1_000_000), 1_600_000);
     let mut screen = sim.watch(0);

@@ -164,6 +164,54 @@ pub struct GoogCc {
     bottleneck: Option<(u64, i64)>,
     /// The queue growth seen lately, from which `bottleneck` is measured.
     queue: QueueSample,
+    /// What media (not probes) has been sent lately.
+    media_sent: MediaMeter,
+}
+
+/// The rate of media sent (probe packets left out) over the last half
+/// second or so: what a probe adds its own packets to.
+#[derive(Debug, Default, Clone, Copy)]
+struct MediaMeter {
+    /// Start of the current window (µs) and its bytes.
+    start_us: Option<i64>,
+    bytes: u64,
+    /// The window before: its bytes and length (µs).
+    prev_bytes: u64,
+    prev_span_us: i64,
+}
+
+/// Length of one [`MediaMeter`] window.
+const MEDIA_WINDOW_US: i64 = 500_000;
+
+impl MediaMeter {
+    fn add(&mut self, bytes: u64, now_us: i64) {
+        let start = *self.start_us.get_or_insert(now_us);
+        let span = now_us - start;
+        if span >= MEDIA_WINDOW_US {
+            // A silence longer than a window forgets the one before.
+            (self.prev_bytes, self.prev_span_us) = if span < 2 * MEDIA_WINDOW_US {
+                (self.bytes, span)
+            } else {
+                (0, 0)
+            };
+            self.start_us = Some(now_us);
+            self.bytes = 0;
+        }
+        self.bytes += bytes;
+    }
+
+    /// Bit/s over the current window and the one before (at least 100 ms).
+    fn rate_bps(&self, now_us: i64) -> u64 {
+        let Some(start) = self.start_us else {
+            return 0;
+        };
+        let span = (now_us - start).max(0);
+        if span >= 2 * MEDIA_WINDOW_US {
+            return 0;
+        }
+        let total_us = (self.prev_span_us + span).max(100_000);
+        ((self.prev_bytes + self.bytes) as f64 * 8e6 / total_us as f64) as u64
+    }
 }
 
 impl GoogCc {
@@ -192,6 +240,7 @@ impl GoogCc {
             pre_probe: None,
             bottleneck: None,
             queue: QueueSample::default(),
+            media_sent: MediaMeter::default(),
         }
     }
 
@@ -346,7 +395,8 @@ impl GoogCc {
             }
         }
         let estimate = self.estimate_bps();
-        self.probes.on_probe_result(c.id, proven, estimate, now);
+        self.probes
+            .on_probe_result(c.id, proven, queued, estimate, now);
         let outcome = ProbeOutcome {
             cluster: c.id,
             result_bps: result,
@@ -439,6 +489,7 @@ impl BandwidthEstimator for GoogCc {
             fate: Fate::Unreported,
         });
         if sent.probe_cluster.is_none() {
+            self.media_sent.add(sent.size as u64, send_us);
             for c in self.clusters.iter_mut().flatten() {
                 c.media_since += sent.size as u64;
             }
@@ -589,7 +640,12 @@ impl BandwidthEstimator for GoogCc {
         self.loss.cap(self.aimd.bitrate_bps());
         // A congestion episode: hold the ceiling at what got through.
         if loss_episode || overusing {
-            let through = self.acked.bitrate_bps().unwrap_or(self.cfg.min_bps);
+            // What got through: the acknowledged rate, or a probe's just
+            // before if more (it passed without a queue; from the media
+            // alone a ramp's first overuse, a 720p key frame just after
+            // a probe proved 2.2 Mbit/s, held the ceiling at 1.44 and
+            // sent the receiver back to 360p).
+            let through = acked.unwrap_or(self.cfg.min_bps);
             let through = bottleneck.map_or(through, |b| through.min(b));
             let c = match self.ceiling {
                 // A longer episode keeps the lowest throughput seen.
@@ -698,7 +754,11 @@ impl BandwidthEstimator for GoogCc {
         // target the gap was 84 kbit/s in the browser: 32 kB took 3 s, past
         // the 1 s a result may span, and the probes after a lifted limit
         // said nothing).
-        let media = self.acked.bitrate_bps().unwrap_or(0).min(c.target_bps);
+        // What media sends, probes left out: the acknowledged rate holds
+        // earlier probes' padding too, and with it the clusters after a
+        // lifted limit sent 525 kbit/s for a 656 kbit/s target.
+        let now_us = self.us(now);
+        let media = self.media_sent.rate_bps(now_us).min(c.target_bps);
         let within = (self.cfg.probe.min_bytes as f64 * 8.0 / PROBE_MAX_SPAN.as_secs_f64()) as u64;
         c.pace_bps = (c.target_bps - media)
             .max(c.target_bps / 5)
@@ -723,6 +783,24 @@ impl BandwidthEstimator for GoogCc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The media meter counts what was sent over the last half second or
+    /// so, and forgets a silence.
+    #[test]
+    fn media_meter_rate_and_silence() {
+        let mut m = MediaMeter::default();
+        assert_eq!(m.rate_bps(0), 0);
+        // 1250 bytes every 10 ms: 1 Mbit/s.
+        for i in 0..100 {
+            m.add(1250, i * 10_000);
+        }
+        let r = m.rate_bps(1_000_000);
+        assert!((950_000..=1_050_000).contains(&r), "{r}");
+        // Two windows of silence: nothing is being sent.
+        assert_eq!(m.rate_bps(2_100_000), 0);
+        m.add(1250, 2_100_000);
+        assert!(m.rate_bps(2_110_000) <= 100_000);
+    }
 
     /// A layer switch holds probes: none starts before the hold ends, and
     /// the timer never points inside the hold (an instant the next poll
