@@ -632,6 +632,12 @@ fn probes_wait_for_video(rtx: bool) {
 /// instead of a stream the link cannot carry.
 #[test]
 fn temporal_layers_thin_a_stream_the_link_cannot_carry() {
+    if std::env::var_os("SIM_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("salon_mediad=debug")
+            .with_test_writer()
+            .try_init();
+    }
     let mut sim = Sim::new(76, 0, Some(1_200_000), 800_000);
     sim.encoders[0].temporal = true;
     let mut w = sim.watch(0);
