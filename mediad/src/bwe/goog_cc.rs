@@ -143,6 +143,9 @@ pub struct GoogCc {
     /// The last probe result and when it came (µs): a throughput sample
     /// fresher than the acknowledged-bitrate window right after a probe.
     last_probe: Option<(u64, i64)>,
+    /// The last probe result of a cluster that built no queue, and when
+    /// (µs): a rate the link was seen to carry.
+    last_clear_probe: Option<(u64, i64)>,
     /// After a congestion episode: the estimate's ceiling and until when
     /// (µs) it holds.
     ceiling: Option<(u64, i64)>,
@@ -232,6 +235,7 @@ impl GoogCc {
             issued: [None; MAX_CLUSTERS],
             rtt_us: 200_000,
             last_probe: None,
+            last_clear_probe: None,
             ceiling: None,
             outcomes: [None; MAX_CLUSTERS],
             congested_us: None,
@@ -341,6 +345,9 @@ impl GoogCc {
         if let Some(r) = result {
             let now_us = self.us(now);
             self.last_probe = Some((r, now_us));
+            if !queued {
+                self.last_clear_probe = Some((r, now_us));
+            }
         }
         let mut raised = false;
         let now_us = self.us(now);
@@ -631,7 +638,25 @@ impl BandwidthEstimator for GoogCc {
         if overusing && let (Some(b), Some(a)) = (bottleneck, acked) {
             acked = Some(a.min(b));
         }
+        let before = self.aimd.bitrate_bps();
         self.aimd.update(usage, acked, self.rtt_us, now_us);
+        // The gradual increase stops at 1.5 × what the link was seen to
+        // carry (libwebrtc's cap on the acknowledged rate), counting a
+        // probe only if it passed without a queue: the rate measured behind
+        // a queue overshot an 800 kbit/s bucket by 5–15 % in the browser,
+        // and from it the estimate crept to 850–900 kbit/s, where a fake
+        // camera's 720p fitted with the margin, and came and went.
+        let clear = self
+            .last_clear_probe
+            .filter(|&(_, at)| now_us - at < PROBE_AS_THROUGHPUT_US)
+            .map(|(p, _)| p);
+        if let Some(seen) = self.acked.bitrate_bps().max(clear) {
+            let cap = (seen as f64 * 1.5 + 10_000.0) as u64;
+            let after = self.aimd.bitrate_bps();
+            if after > before && after > cap {
+                self.aimd.set_estimate(before.max(cap), now_us);
+            }
+        }
         let loss_episode = self.loss.on_report(lost, expected, self.rtt_us, now_us);
         if loss_episode && let Some(b) = bottleneck {
             // Heavy loss behind a measured queue: at most what it passes.
@@ -640,12 +665,23 @@ impl BandwidthEstimator for GoogCc {
         self.loss.cap(self.aimd.bitrate_bps());
         // A congestion episode: hold the ceiling at what got through.
         if loss_episode || overusing {
-            // What got through: the acknowledged rate, or a probe's just
-            // before if more (it passed without a queue; from the media
-            // alone a ramp's first overuse, a 720p key frame just after
-            // a probe proved 2.2 Mbit/s, held the ceiling at 1.44 and
-            // sent the receiver back to 360p).
-            let through = acked.unwrap_or(self.cfg.min_bps);
+            // What got through: the acknowledged rate, or the result of a
+            // probe that passed without a queue just before, if more (from
+            // the acknowledged rate alone, a ramp's first overuse — a 720p
+            // key frame just after a probe proved 2.2 Mbit/s — held the
+            // ceiling at 1.44 and sent the receiver back to 360p). Not a
+            // queued probe's: the rate measured behind a queue overshot
+            // an 800 kbit/s bucket by 5–15 % in the browser, and the
+            // estimate crept up to it.
+            let clear = self
+                .last_clear_probe
+                .filter(|&(_, at)| now_us - at < PROBE_AS_THROUGHPUT_US)
+                .map(|(p, _)| p);
+            let through = self
+                .acked
+                .bitrate_bps()
+                .max(clear)
+                .unwrap_or(self.cfg.min_bps);
             let through = bottleneck.map_or(through, |b| through.min(b));
             let c = match self.ceiling {
                 // A longer episode keeps the lowest throughput seen.
