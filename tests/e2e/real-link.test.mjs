@@ -196,34 +196,38 @@ function firstDecoded(samples, from, ok) {
 
 // Cases not met in every run yet run as `todo`: measured and reported
 // (their figures in the diagnostics, the failed assertions as a TODO
-// failure), without failing the suite. Figures of 2026-12-04, third round
-// (docs/layers.md, "In real browsers"): runs on this 2-core machine with
-// nothing else running. REAL_LINK_STRICT=1 makes every case count.
+// failure), without failing the suite. Figures of 2026-12-04, fourth round
+// (docs/layers.md, "Fourth round in the browser"): runs on this 2-core
+// machine with nothing else running. REAL_LINK_STRICT=1 makes every case
+// count.
 const STRICT = process.env.REAL_LINK_STRICT === '1';
 const CASES = [
   {
     rate: '400kbit',
     burst: '10k',
     todo:
-      'met in 6 of the last 7 runs (the lower layer 0.46–0.64 s after the drop, 0 switches, gaps ≤ 200 ms) but 720p ' +
-      'comes back 3.3–5.2 s after the lift, against 5 s: too thin for a loaded runner; asserted with REAL_LINK_STRICT=1',
+      'met in 11 of 11 runs of the fourth round (the lower layer 0.44–0.78 s after the drop, 0 switches, gaps ≤ 200 ms) ' +
+      'but 720p came back 1.4–4.8 s after the lift, against 5 s: too thin for a loaded runner; asserted with REAL_LINK_STRICT=1',
   },
-  // Met in every run since the third round's key frame retry (13 of 13:
-  // the lower layer 0.29–0.50 s after the drop, 0–1 switch, gaps ≤ 300 ms,
-  // 720p 2.0–3.6 s after the lift): asserted in CI.
+  // Met in every run since the third round's key frame retry (13 of 13,
+  // then 11 of 11 in the fourth round: the lower layer 0.24–0.48 s after
+  // the drop, 0–1 switch, gaps ≤ 301 ms, 720p 1.7–3.5 s after the lift):
+  // asserted in CI.
   { rate: '400kbit', burst: '2k' },
   {
     rate: '800kbit',
     burst: '10k',
     todo:
-      'met in 12 of 13 runs (360p 95–100 % of the last 15 s at full rate); in one, 360p 85 %: the estimate crept ' +
-      'up to 855 kbit/s without a probe and the fake camera\'s 720p (~690 kbit/s with its audio) fitted with the margin',
+      'met in 6 of 6 runs of the fourth round (360p 97–100 % of the last 15 s at full rate), after 2 misses in 5 ' +
+      'earlier that night (the estimate crept up to 850–900 kbit/s and the fake camera\'s 720p fitted with the margin): ' +
+      'asserted with REAL_LINK_STRICT=1 until it has held longer',
   },
   {
     rate: '800kbit',
     burst: '2k',
     todo:
-      'met in 13 of 13 runs, but once at 91 % of 360p against 90 %: asserted with REAL_LINK_STRICT=1',
+      'met in every run since the third round (13 of 13, then 11 of 11: 360p 97–100 %), promoted once it has held ' +
+      'with the fourth round\'s estimator for longer: asserted with REAL_LINK_STRICT=1',
   },
 ];
 
