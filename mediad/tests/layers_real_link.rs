@@ -359,6 +359,8 @@ struct Sim {
     freeze_pli: bool,
     /// When the viewer last sent such a PLI.
     last_pli: Option<Duration>,
+    /// When the viewer next looks whether it is frozen (every 100 ms).
+    next_freeze_check: Duration,
     /// PLIs the viewer sent.
     plis: u32,
 }
@@ -425,6 +427,7 @@ impl Sim {
             marks: Vec::new(),
             freeze_pli: false,
             last_pli: None,
+            next_freeze_check: Duration::ZERO,
             plis: 0,
         }
     }
@@ -514,7 +517,8 @@ impl Sim {
             self.net.deliver();
             let (net, viewer, t) = (&self.net, self.viewer, self.t);
             self.w.update(net, viewer, t);
-            if self.freeze_pli && (self.t.as_millis() % 100) < 5 {
+            if self.freeze_pli && self.t >= self.next_freeze_check {
+                self.next_freeze_check = self.t + Duration::from_millis(100);
                 self.pli_if_frozen();
             }
             if trace && self.t >= next_trace {

@@ -3,15 +3,18 @@
 //! reduced to what an SFU needs).
 //!
 //! The controller probes at start (3× and 6× the start bitrate), keeps
-//! doubling while probes succeed (result ≥ 80 % of the target, i.e. the
-//! link was not saturated; libwebrtc continues from 70 %, which sends one
-//! more probe past a saturated link and provokes an overuse) and the
+//! doubling while probes succeed (result ≥ 80 % of the target and no
+//! queue built, i.e. the link was not saturated; libwebrtc continues from
+//! 70 %, which sends one more probe past a saturated link and provokes an
+//! overuse) and the
 //! sender wants more, and — before an up-switch, when the sender wants
 //! more than the estimate — probes towards the wanted bitrate, backing off
 //! (1 s, doubling to 2 s) while probes fail and congestion recurs; the
 //! back-off ends once the link has been free of congestion for a while
 //! ([`ProbeController::reset_backoff`]): a link that recovers is found
-//! within about 1 s.
+//! within about 1 s. After a cluster built a queue, the next probes go at
+//! most [`PAST_QUEUED_RATE`] times the rate it measured behind the queue,
+//! until one passes above it.
 
 use std::time::{Duration, Instant};
 
@@ -86,7 +89,7 @@ pub struct ProbeController {
     /// When the last probe failed.
     last_failed: Option<Instant>,
     /// When the last probe succeeded (its result at least `success_ratio`
-    /// of its target).
+    /// of its target, and no queue built).
     last_succeeded: Option<Instant>,
     /// The rate the last cluster that built a queue measured behind it:
     /// the link's rate, until a probe passes above it without a queue.
