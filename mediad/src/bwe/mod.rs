@@ -23,6 +23,7 @@ mod goog_cc;
 mod history;
 mod inter_arrival;
 mod loss;
+mod media_meter;
 pub mod probe;
 mod trendline;
 
