@@ -126,3 +126,88 @@ fn a_nack_flood_is_cut_short_past_the_lookup_rate() {
     nack(&mut net, b, ssrc, &[5, 6, 7]);
     assert_eq!(net.metrics().nack_over_rate.get(), before);
 }
+
+/// One VP8 packet a frame: a key frame first, then temporal layers 0, 2,
+/// 1, 2 in turn (Chrome's three-layer pattern).
+fn send_layered(net: &mut Net, a: usize, frame: u16) {
+    let tid: u8 = if frame == 0 {
+        0
+    } else {
+        [0, 2, 1, 2][usize::from(frame % 4)]
+    };
+    // X=1 S=1 PID 0; T present; TID, Y=1; VP8 payload header P bit.
+    let vp8 = [
+        0x90u8,
+        0x20,
+        (tid << 6) | 0x20,
+        u8::from(frame != 0),
+        0x42,
+        0x42,
+    ];
+    let ssrc = net.browsers[a].video_ssrc;
+    net.browsers[a]
+        .publish
+        .send_rtp(96, frame + 1, u32::from(frame) * 3000, ssrc, &[], &vp8);
+}
+
+/// With its budget short, a receiver's resends of the base temporal layer
+/// still go after the upper layers' were refused: those lose a frame each,
+/// a base frame lost stops every frame after it until a key frame.
+#[test]
+fn the_base_temporal_layer_is_resent_before_the_upper_ones() {
+    let mut net = Net::new(54);
+    let a = net.join("Salle");
+    let b = net.join_with("Salle", |b| b.rtx = true);
+    net.settle(Duration::from_millis(500));
+    for f in 0..160u16 {
+        send_layered(&mut net, a, f);
+        net.deliver();
+        net.settle(Duration::from_millis(20));
+        if f % 3 == 0 {
+            net.browsers[b].subscribe.send_twcc(false);
+        }
+    }
+    let ssrc = net.browsers[b]
+        .out_ssrc(net.browsers[a].id, salon_sdp::MediaKind::Video)
+        .unwrap();
+    // What the receiver got: each output number and its temporal layer.
+    let mut upper = Vec::new();
+    let mut base = Vec::new();
+    for p in &net.browsers[b].subscribe.rtp_in {
+        let h = salon_proto::rtp::RtpHeader::parse(p).unwrap();
+        if h.ssrc != ssrc {
+            continue;
+        }
+        let d = salon_proto::vp8::Vp8Descriptor::parse(h.payload(p)).unwrap();
+        let key = h.payload(p).get(d.header_len).is_some_and(|b| b & 1 == 0);
+        match d.tid {
+            Some(0) if !key => base.push(h.sequence),
+            Some(1 | 2) => upper.push(h.sequence),
+            _ => {}
+        }
+    }
+    assert!(
+        upper.len() > 100 && base.len() > 30,
+        "{} / {}",
+        upper.len(),
+        base.len()
+    );
+    let answered = |net: &Net| net.metrics().nack_answered.get();
+    let refused = |net: &Net| net.metrics().nack_over_budget.get();
+    // Every upper-layer packet asked for at once: the budget's half goes.
+    nack(&mut net, b, ssrc, &upper);
+    let (up_answered, up_refused) = (answered(&net), refused(&net));
+    assert!(
+        up_refused > 0,
+        "the upper layers' resends ran into the budget"
+    );
+    // The base layer's, asked for right after, still go.
+    nack(&mut net, b, ssrc, &base);
+    let base_answered = answered(&net) - up_answered;
+    eprintln!(
+        "upper: {up_answered} resent, {up_refused} refused of {}; base: {base_answered} resent of {}",
+        upper.len(),
+        base.len()
+    );
+    assert!(base_answered >= 10, "{base_answered} base-layer resends");
+}

@@ -22,6 +22,7 @@ use super::forward::{LegOut, OutPacket, VideoLeg, send_or_hold};
 use super::ids::{LayerIdx, TrackId, TransportId};
 use super::sent_log::{NoResend, Sent};
 use super::track::Legs;
+use super::transport::Resend;
 use super::{OUT_PT_VP8_RTX, Worker, rtx_cache};
 use crate::control::MediaKind;
 use crate::metrics::Metrics;
@@ -154,7 +155,18 @@ impl Worker {
         let has_rtx = matches!(&leg, LegRef::Video(v) if v.rtx.is_some());
         let rtx_overhead = if has_rtx { 2 } else { 0 };
         let size = payload.len() + rtx_overhead + 28;
-        if !t.spend_retransmit(size, sent.key, now) {
+        // What the decoder loses without it: upper temporal layers are
+        // refused first.
+        let what = if sent.key {
+            Resend::Key
+        } else if matches!(&leg, LegRef::Video(_))
+            && Vp8Descriptor::parse(payload).is_ok_and(|d| d.tid.is_some_and(|tid| tid > 0))
+        {
+            Resend::Upper
+        } else {
+            Resend::Base
+        };
+        if !t.spend_retransmit(size, what, now) {
             self.metrics.nack_over_budget.inc();
             return;
         }
