@@ -64,6 +64,8 @@ struct Encoder {
     chrome_pli: bool,
     /// A key frame on every layer every this many frames, unasked.
     key_every: Option<u32>,
+    /// Bit/s per layer.
+    bps: [u64; 3],
 }
 
 /// How the simulated publisher answers key frame requests and how often it
@@ -82,7 +84,15 @@ enum Sender {
     /// frames, 100 s at 30 fps; a Chromium publisher here encoded 700
     /// frames of 180p over 35 s without one).
     Chrome,
+    /// Chrome, with the rates of Chromium's fake camera in the browser
+    /// test ([`FAKE_CAMERA_BPS`]): its 720p passes an 800 kbit/s bucket
+    /// without loss or a growing delay, but with no room for the margin.
+    FakeCamera,
 }
+
+/// What Chromium's fake camera sends per layer in `real-link.test.mjs`
+/// (its 720p settles at ~700 kbit/s under a 1.5 Mbit/s target).
+const FAKE_CAMERA_BPS: [u64; 3] = [150_000, 330_000, 700_000];
 
 /// Chrome acts on one PLI per 300 ms, by arrival time; PLIs are taken
 /// here at the next frame (33 ms), so two that arrived 300 ms apart may be
@@ -105,6 +115,7 @@ impl Encoder {
             pli_at: None,
             chrome_pli: false,
             key_every: Some(3 * FPS),
+            bps: CAMERA_BPS,
         }
     }
 
@@ -140,7 +151,7 @@ impl Encoder {
         };
         for i in 0..3 {
             let key = std::mem::take(&mut self.key[i]);
-            let avg = CAMERA_BPS[i] as f64 / 8.0 / f64::from(FPS);
+            let avg = self.bps[i] as f64 / 8.0 / f64::from(FPS);
             let bytes = (avg * if key { 3.0 } else { TID_SIZE[usize::from(tid)] }) as usize;
             let packets = bytes.div_ceil(PACKET).max(1);
             let pic = self.pic[i];
@@ -658,7 +669,10 @@ fn three_phases_for(
     }
     let mut sim = Sim::new(seed, 5_000_000, burst, paced);
     sim.enc.chrome_pli = sender != Sender::Harsh;
-    if sender == Sender::Chrome {
+    if sender == Sender::FakeCamera {
+        sim.enc.bps = FAKE_CAMERA_BPS;
+    }
+    if matches!(sender, Sender::Chrome | Sender::FakeCamera) {
         sim.enc.key_every = None;
         sim.freeze_pli = true;
     }
@@ -856,6 +870,29 @@ fn tbf_800k_burst_10k_chrome() {
 #[test]
 fn tbf_800k_burst_2k_chrome() {
     check_800(2_000, 84, false, Sender::Chrome);
+}
+
+// The 800 kbit/s cases with the fake camera's rates: its 720p (700
+// kbit/s) passes the bucket without loss or a growing delay, and mediad
+// keeps it for the whole limit (as libwebrtc would, without periodic
+// probes while application-limited): nothing says the link narrowed. In
+// the browser the camera's rate rises after 2–12 s and the receiver goes
+// to 360p (docs/layers.md, "Fifth round"). Tried: capping the estimate at
+// the median of the rates measured behind queues — 360p here with the
+// 2 kB bucket (never with 10 kB: no queue forms), but with 5 ms of jitter
+// on a 3 Mbit/s link the measures said 1.3 Mbit/s and 720p was lost
+// (`layers_sim`, three tests).
+
+#[test]
+#[ignore = "issue 17: a 720p that passes the bucket is kept while it passes (no congestion signal); see the comment above"]
+fn tbf_800k_burst_10k_fake_camera() {
+    check_800(10_000, 83, false, Sender::FakeCamera);
+}
+
+#[test]
+#[ignore = "issue 17: a 720p that passes the bucket is kept while it passes (no congestion signal); see the comment above"]
+fn tbf_800k_burst_2k_fake_camera() {
+    check_800(2_000, 84, false, Sender::FakeCamera);
 }
 
 /// What an operator sees of the 400 kbit/s episode: the estimate
