@@ -10,15 +10,16 @@
 // Asserted at 400 kbit/s: a lower layer decoded within 1 s of the drop;
 // in the 20 s after it, no gap in decoded frames over 500 ms, at most 2
 // layer switches, video loss under 5 %, audio never silent over 200 ms.
-// At 800 kbit/s: 640x360 at ≥ 90 % of the publisher's 360p frame rate in
-// the last 15 s of the limit (not 720p at half rate). After the limit is
-// lifted: 1280x720 within 5 s. The figures of each phase go to the test's
+// At 800 kbit/s, in the last 15 s of the limit: 640x360 or better at
+// ≥ 90 % of the publisher's 360p frame rate (not 720p at half rate; the
+// check says why not 640x360 alone) and no gap over 500 ms. After the
+// limit is lifted: 1280x720 within 5 s. The figures of each phase go to the test's
 // diagnostics (docs/layers.md, "In real browsers").
 //
 // Needs root (network namespaces, tc). Runs on one io backend only: its
 // subject is the link and mediad's estimator and allocator, which are the
 // same above both backends; CI runs the e2e suite once per backend, and
-// this file costs about 2.5 minutes (four cases of 31–36 s, plus two
+// this file costs about 2.5 minutes (four cases of 29–36 s, plus two
 // browsers' start). REAL_LINK_PACING=1 turns mediad's pacer on.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -194,41 +195,16 @@ function firstDecoded(samples, from, ok) {
   return null;
 }
 
-// Cases not met in every run yet run as `todo`: measured and reported
-// (their figures in the diagnostics, the failed assertions as a TODO
-// failure), without failing the suite. Figures of 2026-12-04, fourth round
-// (docs/layers.md, "Fourth round in the browser"): runs on this 2-core
-// machine with nothing else running. REAL_LINK_STRICT=1 makes every case
-// count.
+// Every case is asserted (docs/layers.md, "Fifth round in the browser").
+// A case not met in every run could run as `todo` (measured and reported,
+// its failed assertions a TODO failure, the suite still green);
+// REAL_LINK_STRICT=1 makes such a case count.
 const STRICT = process.env.REAL_LINK_STRICT === '1';
 const CASES = [
-  {
-    rate: '400kbit',
-    burst: '10k',
-    todo:
-      'met in 11 of 11 runs of the fourth round (the lower layer 0.44–0.78 s after the drop, 0 switches, gaps ≤ 200 ms) ' +
-      'but 720p came back 1.4–4.8 s after the lift, against 5 s: too thin for a loaded runner; asserted with REAL_LINK_STRICT=1',
-  },
-  // Met in every run since the third round's key frame retry (13 of 13,
-  // then 11 of 11 in the fourth round: the lower layer 0.24–0.48 s after
-  // the drop, 0–1 switch, gaps ≤ 301 ms, 720p 1.7–3.5 s after the lift):
-  // asserted in CI.
+  { rate: '400kbit', burst: '10k' },
   { rate: '400kbit', burst: '2k' },
-  {
-    rate: '800kbit',
-    burst: '10k',
-    todo:
-      'met in 6 of 6 runs of the fourth round (360p 97–100 % of the last 15 s at full rate), after 2 misses in 5 ' +
-      'earlier that night (the estimate crept up to 850–900 kbit/s and the fake camera\'s 720p fitted with the margin): ' +
-      'asserted with REAL_LINK_STRICT=1 until it has held longer',
-  },
-  {
-    rate: '800kbit',
-    burst: '2k',
-    todo:
-      'met in every run since the third round (13 of 13, then 11 of 11: 360p 97–100 %), promoted once it has held ' +
-      'with the fourth round\'s estimator for longer: asserted with REAL_LINK_STRICT=1',
-  },
+  { rate: '800kbit', burst: '10k' },
+  { rate: '800kbit', burst: '2k' },
 ];
 
 describe('a real shaped link (issue 17)', { skip, timeout: 600_000 }, () => {
@@ -371,11 +347,23 @@ describe('a real shaped link (issue 17)', { skip, timeout: 600_000 }, () => {
         check(win && win.lossPct < 5, `video loss under 5 % (${win?.lossPct} %)`);
         check(win && win.audioPlayed && win.audioSilentMs <= 200, `audio never silent over 200 ms (${win?.audioSilentMs} ms)`);
       } else {
+        // 640x360 or better at the publisher's full rate (not 720p at
+        // half rate, not 180p). The issue asks for 640x360: its 720p was
+        // too dear for the link. Chrome's fake camera's 720p costs 626
+        // kbit/s–1.1 Mbit/s (its picture is easy to encode): when it is
+        // cheap, it fits 800 kbit/s with the allocator's 15 % margin and
+        // audio, and mediad keeps it at full rate (in 3 of the fifth
+        // round's 14 runs, 7–85 % of the last 15 s). With a 720p that cannot fit (1.5 Mbit/s, in
+        // virtual time: `layers_real_link.rs`) 640x360 is asserted
+        // strictly. A camera-like picture (sensor noise) cost this 2-core
+        // machine the publisher's frame rate (11–17 fps) and was dropped.
         const want = 0.9 * (pubFps.h ?? 0);
+        const atLeast360 = (last15?.layers['360p'] ?? 0) + (last15?.layers['720p'] ?? 0);
         check(
-          last15 && (last15.layers['360p'] ?? 0) >= 90 && last15.fps >= want,
-          `640x360 at ≥ 90 % of the publisher's ${pubFps.h} fps (${JSON.stringify(last15?.layers)}, ${last15?.fps} fps)`,
+          last15 && atLeast360 >= 90 && last15.fps >= want,
+          `640x360 or better at ≥ 90 % of the publisher's ${pubFps.h} fps (${JSON.stringify(last15?.layers)}, ${last15?.fps} fps)`,
         );
+        check(last15 && last15.longestGapMs <= 500, `no gap over 500 ms in decoded frames (${last15?.longestGapMs} ms)`);
       }
       check(upAfter !== null && upAfter <= 5_000, `1280x720 within 5 s of the limit lifted (${upAfter} ms)`);
       assert.deepEqual(failures, [], `${c.rate}/${c.burst}: ${failures.join('; ')}`);
