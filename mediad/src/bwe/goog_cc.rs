@@ -237,6 +237,19 @@ impl GoogCc {
         }
     }
 
+    /// A cluster that built a queue measured `r` behind it.
+    fn note_queued_rate(&mut self, r: u64, now_us: i64) {
+        // Rates gone stale do not come back with one new one.
+        if now_us - self.queued_last_us > QUEUED_RATES_FRESH_US {
+            self.queued_count = 0;
+        }
+        if let Some(slot) = self.queued_rates.get_mut(self.queued_count % QUEUED_RATES) {
+            *slot = r;
+        }
+        self.queued_count += 1;
+        self.queued_last_us = now_us;
+    }
+
     /// The median of what the last [`QUEUED_RATES`] clusters that built a
     /// queue measured behind it, once there are three, while the last is
     /// under [`QUEUED_RATES_FRESH_US`] old.
@@ -329,11 +342,7 @@ impl GoogCc {
             let now_us = self.us(now);
             self.last_probe = Some((r, now_us));
             if queued {
-                if let Some(slot) = self.queued_rates.get_mut(self.queued_count % QUEUED_RATES) {
-                    *slot = r;
-                }
-                self.queued_count += 1;
-                self.queued_last_us = now_us;
+                self.note_queued_rate(r, now_us);
             } else {
                 self.last_clear_probe = Some((r, now_us));
                 // Past what the queued clusters measured: the limit is gone.
@@ -981,30 +990,28 @@ mod tests {
 
     /// The gradual increase's cap from queued clusters: the median of the
     /// last five rates (one wild measure does not move it), once three
-    /// came, for 10 s after the last.
+    /// came, for 10 s after the last; stale rates do not come back with a
+    /// new one.
     #[test]
     fn the_queued_rates_median_needs_three_and_goes_stale() {
         let mut cc = GoogCc::new(GoogCcConfig::default());
         // Rates measured behind an 800 kbit/s bucket in the browser.
-        for (i, r) in [1_048_298, 671_746].into_iter().enumerate() {
-            cc.queued_rates[i] = r;
-        }
-        cc.queued_count = 2;
-        assert_eq!(cc.queued_median_bps(0), None, "two say nothing yet");
+        cc.note_queued_rate(1_048_298, 0);
+        cc.note_queued_rate(671_746, 100);
+        assert_eq!(cc.queued_median_bps(200), None, "two say nothing yet");
         for (i, r) in [718_381, 974_442, 376_040, 218_403, 727_972]
             .into_iter()
             .enumerate()
         {
-            cc.queued_rates[(2 + i) % QUEUED_RATES] = r;
+            cc.note_queued_rate(r, 1_000 * (i as i64 + 1));
         }
-        cc.queued_count = 7;
         // The last five: 718, 974, 376, 218, 728.
-        assert_eq!(cc.queued_median_bps(0), Some(718_381));
-        assert_eq!(
-            cc.queued_median_bps(QUEUED_RATES_FRESH_US + 1),
-            None,
-            "stale"
-        );
+        assert_eq!(cc.queued_median_bps(10_000), Some(718_381));
+        let stale = 5_000 + QUEUED_RATES_FRESH_US + 1;
+        assert_eq!(cc.queued_median_bps(stale), None, "stale");
+        // One new rate after that: alone, it says nothing.
+        cc.note_queued_rate(900_000, stale);
+        assert_eq!(cc.queued_median_bps(stale), None, "the old four are gone");
     }
 
     #[test]

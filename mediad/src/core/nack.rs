@@ -156,7 +156,8 @@ impl Worker {
         let rtx_overhead = if has_rtx { 2 } else { 0 };
         let size = payload.len() + rtx_overhead + 28;
         // What the decoder loses without it: upper temporal layers are
-        // refused first.
+        // refused first. (Salon negotiates VP8 only; another codec's
+        // payload would need its own descriptor here.)
         let what = if sent.key {
             Resend::Key
         } else if matches!(&leg, LegRef::Video(_))
