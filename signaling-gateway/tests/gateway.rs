@@ -272,8 +272,17 @@ async fn join_leave_broadcast_and_close_sends_leave() {
 }
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
+    http_get_with(addr, path, "").await
+}
+
+/// [`http_get`] with extra header lines (each ending in `\r\n`).
+async fn http_get_with(
+    addr: std::net::SocketAddr,
+    path: &str,
+    extra: &str,
+) -> (u16, String, String) {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n");
     tcp.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut buf))
@@ -306,9 +315,42 @@ async fn http_routes_and_headers() {
     let (s, head, _) = http_get(h.addr, "/?room=Abc-1").await;
     assert_eq!(s, 303);
     assert!(head.contains("location: /abc-1"));
-    let (s, head, _) = http_get(h.addr, "/static/room.js").await;
+    let (s, head, body) = http_get(h.addr, "/static/room.js").await;
     assert_eq!(s, 200);
     assert!(head.contains("content-type: text/javascript"));
+    assert!(body.len() > 100_000, "the room client");
+    // A reload revalidates: the same entity tag gets 304 and no body (the
+    // 711 kB client again took 36 s behind a 400 kbit/s link); another,
+    // or none, gets the asset.
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .expect("an entity tag")
+        .to_owned();
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"') && etag.len() == 18,
+        "{etag}"
+    );
+    let (s, head, body) = http_get_with(
+        h.addr,
+        "/static/room.js",
+        &format!("If-None-Match: {etag}\r\n"),
+    )
+    .await;
+    assert_eq!(s, 304);
+    assert!(body.is_empty(), "no body with 304");
+    assert!(head.contains(&format!("etag: {etag}")));
+    let (s, _, body) = http_get_with(
+        h.addr,
+        "/static/room.js",
+        "If-None-Match: \"0000000000000000\"\r\n",
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(body.len() > 100_000);
+    // Another asset has its own tag.
+    let (_, head, _) = http_get(h.addr, "/static/app.css").await;
+    assert!(head.contains("etag: ") && !head.contains(&format!("etag: {etag}")));
     assert_eq!(http_get(h.addr, "/static/nope.js").await.0, 404);
     assert_eq!(http_get(h.addr, "/healthz").await.0, 200);
     // A plain GET on /ws is not an upgrade.

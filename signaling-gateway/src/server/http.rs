@@ -207,7 +207,22 @@ pub(super) fn route(
         _ => {
             if let Some(name) = path.strip_prefix("/static/") {
                 return match web::asset(name) {
-                    Some((ct, body)) => respond(StatusCode::OK, ct, body),
+                    Some(a) => {
+                        let fresh = req
+                            .headers()
+                            .get(header::IF_NONE_MATCH)
+                            .and_then(|v| v.to_str().ok())
+                            .is_some_and(|v| web::etag_matches(v, a.etag));
+                        let mut res = if fresh {
+                            respond(StatusCode::NOT_MODIFIED, a.content_type, Bytes::new())
+                        } else {
+                            respond(StatusCode::OK, a.content_type, a.body)
+                        };
+                        if let Ok(v) = HeaderValue::from_str(a.etag) {
+                            res.headers_mut().insert(header::ETAG, v);
+                        }
+                        res
+                    }
                     None => respond(
                         StatusCode::NOT_FOUND,
                         "text/plain; charset=utf-8",
