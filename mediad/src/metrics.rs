@@ -256,6 +256,7 @@ metrics! {
     offer_timeouts: "Subscribe offers left unanswered too long, offered again.",
     lines_recycled: "Subscribe m-lines reused for a new track (JSEP mid reuse).",
     consent_lost: "Transports whose peer sent no authenticated STUN request for 30 s: sending stopped (RFC 7675).",
+    dtls_closed: "Transports whose peer closed its DTLS session (close_notify: a page reloaded or left): sending stopped.",
     ice_restarts: "ICE restarts (new local credentials on a transport).",
     ice_succeeded_udp: "ICE succeeded over UDP: an authenticated check latched (or, with USE-CANDIDATE, moved) a transport's address to a UDP peer.",
     ice_succeeded_tcp: "ICE succeeded over TCP (ICE-TCP, RFC 6544): an authenticated check latched (or moved) a transport's address to a TCP connection.",

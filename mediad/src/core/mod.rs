@@ -493,6 +493,17 @@ impl Worker {
             DtlsProgress::Failed => {
                 self.error(participant, None, ControlError::TransportFailed);
             }
+            DtlsProgress::Closed => {
+                self.metrics.dtls_closed.inc();
+                if let Some(a) = t.addr().filter(salon_io::is_stream) {
+                    self.closing.push(a);
+                }
+                tracing::info!(%participant, transport = ?kind, "DTLS closed by the peer");
+                self.events.push_back(Event::TransportLost {
+                    participant,
+                    transport: kind,
+                });
+            }
             DtlsProgress::Connected => {
                 self.metrics.transports_connected.inc();
                 self.events.push_back(Event::Connected {

@@ -133,6 +133,9 @@ pub enum DtlsProgress {
     Connected,
     /// The transport just failed.
     Failed,
+    /// The peer closed its DTLS session (`close_notify`): nothing more is
+    /// sent on it.
+    Closed,
 }
 
 /// Where an SSRC arriving on (or sent on) a transport leads.
@@ -835,11 +838,13 @@ impl Transport {
         let Some(addr) = self.addr else {
             return DtlsProgress::None;
         };
+        let mut closed = false;
         loop {
             match self.dtls.poll_output(scratch) {
                 Output::Packet(p) => {
                     tx.push(addr, p);
                 }
+                Output::CloseNotify => closed = true,
                 Output::Timeout(t) => {
                     self.dtls_timeout = Some(t);
                     break;
@@ -853,6 +858,14 @@ impl Transport {
                 }
                 _ => {}
             }
+        }
+        // The peer closed the session (a page reloaded or left, its
+        // connection closed): no more media to it — for the 30 s until its
+        // consent lapsed, a reloading page's own download competed with
+        // them (36 s for the page behind 400 kbit/s).
+        if closed && !self.consent_lost {
+            self.consent_lost = true;
+            return DtlsProgress::Closed;
         }
         self.try_complete()
     }

@@ -50,6 +50,9 @@ pub struct PeerConn {
     pub remote_pwd: String,
     dtls: Dtls,
     dtls_started: bool,
+    /// Its DTLS session closed ([`PeerConn::close_dtls`]): DTLS records
+    /// from mediad are ignored.
+    dtls_closed: bool,
     pub connected: bool,
     pub srtp_out: Option<SrtpContext>,
     pub srtp_in: Option<SrtpContext>,
@@ -91,6 +94,7 @@ impl PeerConn {
             remote_pwd: String::new(),
             dtls,
             dtls_started: false,
+            dtls_closed: false,
             connected: false,
             srtp_out: None,
             srtp_in: None,
@@ -149,6 +153,7 @@ impl PeerConn {
                     self.drain();
                 }
             }
+            PacketKind::Dtls if self.dtls_closed => {}
             PacketKind::Dtls => {
                 self.dtls.handle_packet(data).unwrap();
                 self.drain();
@@ -217,6 +222,15 @@ impl PeerConn {
                 None => self.next_consent = Some(now + Duration::from_secs(5)),
             }
         }
+    }
+
+    /// Close the DTLS session as a browser closing its connection does
+    /// (a `close_notify` alert), and stop consent checks.
+    pub fn close_dtls(&mut self) {
+        self.dtls.close().unwrap();
+        self.drain();
+        self.dtls_closed = true;
+        self.consent_checks = false;
     }
 
     fn drain(&mut self) {

@@ -99,10 +99,11 @@ impl Hub {
                 participant,
                 transport,
             } => {
-                // The browser's network went away (no consent checks for
+                // The browser closed the connection (a reload, a page
+                // left) or its network went away (no consent checks for
                 // 30 s); the signaling socket decides whether it left (and
                 // its grace period whether it comes back: `reconnect`).
-                tracing::info!(%participant, ?transport, "media transport lost (no consent)");
+                tracing::info!(%participant, ?transport, "media transport lost (closed, or no consent)");
                 return;
             }
             Event::LayersWanted {
