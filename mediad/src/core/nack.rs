@@ -139,9 +139,12 @@ impl Worker {
             return;
         };
         let payload = hdr.payload(packet);
-        let vp8_out = sent
-            .vp8
-            .and_then(|m| Vp8Descriptor::parse(payload).ok().map(|d| (d, m)));
+        // Video is VP8 (the only codec Salon negotiates): its descriptor,
+        // read once, serves the rewrite and the budget's order below.
+        let vp8 = matches!(&leg, LegRef::Video(_))
+            .then(|| Vp8Descriptor::parse(payload).ok())
+            .flatten();
+        let vp8_out = sent.vp8.and_then(|m| vp8.map(|d| (d, m)));
         let (transport, ssrc, pt) = match &leg {
             LegRef::Video(v) => (v.out.transport, v.out.ssrc, v.out.pt),
             LegRef::Audio(o) => (o.transport, o.ssrc, o.pt),
@@ -156,13 +159,10 @@ impl Worker {
         let rtx_overhead = if has_rtx { 2 } else { 0 };
         let size = payload.len() + rtx_overhead + 28;
         // What the decoder loses without it: upper temporal layers are
-        // refused first. (Salon negotiates VP8 only; another codec's
-        // payload would need its own descriptor here.)
+        // refused first.
         let what = if sent.key {
             Resend::Key
-        } else if matches!(&leg, LegRef::Video(_))
-            && Vp8Descriptor::parse(payload).is_ok_and(|d| d.tid.is_some_and(|tid| tid > 0))
-        {
+        } else if vp8.is_some_and(|d| d.tid.is_some_and(|tid| tid > 0)) {
             Resend::Upper
         } else {
             Resend::Base
