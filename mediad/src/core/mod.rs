@@ -53,6 +53,7 @@ pub mod rate;
 pub mod rewrite;
 pub mod rooms;
 pub mod rtcp;
+pub mod rtx_budget;
 pub mod rtx_cache;
 pub mod select;
 pub mod sent_log;

@@ -20,9 +20,9 @@ use salon_proto::vp8::Vp8Descriptor;
 
 use super::forward::{LegOut, OutPacket, VideoLeg, send_or_hold};
 use super::ids::{LayerIdx, TrackId, TransportId};
+use super::rtx_budget::Resend;
 use super::sent_log::{NoResend, Sent};
 use super::track::Legs;
-use super::transport::Resend;
 use super::{OUT_PT_VP8_RTX, Worker, rtx_cache};
 use crate::control::MediaKind;
 use crate::metrics::Metrics;
