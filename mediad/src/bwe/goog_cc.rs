@@ -12,6 +12,7 @@ use super::media_meter::MediaMeter;
 use super::probe::{
     ProbeCluster, ProbeConfig, ProbeController, ProbeStats, probe_result, queue_built,
 };
+use super::queued_rates::QueuedRates;
 use super::trendline::{BandwidthUsage, Trendline};
 use super::{BandwidthEstimator, PacketResult, ProbeOutcome, SentPacket};
 
@@ -34,11 +35,6 @@ const CEILING_HOLD_US: i64 = 5_000_000;
 /// queue is full already, a probe would only push out what the receiver
 /// needs now (the lower layer's key frame).
 const PROBE_QUIET_US: i64 = 1_000_000;
-/// How many queued clusters' rates the gradual increase's cap is the
-/// median of ([`GoogCc::queued_median_bps`]).
-const QUEUED_RATES: usize = 5;
-/// How long those rates count after the last of them.
-const QUEUED_RATES_FRESH_US: i64 = 10_000_000;
 /// A probe cluster's bytes go within this (its result must span less
 /// than 1 s: `probe_result`).
 const PROBE_MAX_SPAN: Duration = Duration::from_millis(700);
@@ -152,12 +148,8 @@ pub struct GoogCc {
     /// The last probe result of a cluster that built no queue, and when
     /// (µs): a rate the link was seen to carry.
     last_clear_probe: Option<(u64, i64)>,
-    /// The rates the last clusters that built a queue measured behind it
-    /// (a ring) and when the last came (µs): what the link carries, each
-    /// alone noisy ([`GoogCc::queued_median_bps`]).
-    queued_rates: [u64; QUEUED_RATES],
-    queued_count: usize,
-    queued_last_us: i64,
+    /// What the last clusters that built a queue measured behind it.
+    queued_rates: QueuedRates,
     /// After a congestion episode: the estimate's ceiling and until when
     /// (µs) it holds.
     ceiling: Option<(u64, i64)>,
@@ -202,9 +194,7 @@ impl GoogCc {
             rtt_us: 200_000,
             last_probe: None,
             last_clear_probe: None,
-            queued_rates: [0; QUEUED_RATES],
-            queued_count: 0,
-            queued_last_us: 0,
+            queued_rates: QueuedRates::default(),
             ceiling: None,
             outcomes: [None; MAX_CLUSTERS],
             congested_us: None,
@@ -235,33 +225,6 @@ impl GoogCc {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         }
-    }
-
-    /// A cluster that built a queue measured `r` behind it.
-    fn note_queued_rate(&mut self, r: u64, now_us: i64) {
-        // Rates gone stale do not come back with one new one.
-        if now_us - self.queued_last_us > QUEUED_RATES_FRESH_US {
-            self.queued_count = 0;
-        }
-        if let Some(slot) = self.queued_rates.get_mut(self.queued_count % QUEUED_RATES) {
-            *slot = r;
-        }
-        self.queued_count += 1;
-        self.queued_last_us = now_us;
-    }
-
-    /// The median of what the last [`QUEUED_RATES`] clusters that built a
-    /// queue measured behind it, once there are three, while the last is
-    /// under [`QUEUED_RATES_FRESH_US`] old.
-    fn queued_median_bps(&self, now_us: i64) -> Option<u64> {
-        let n = self.queued_count.min(QUEUED_RATES);
-        if n < 3 || now_us - self.queued_last_us > QUEUED_RATES_FRESH_US {
-            return None;
-        }
-        let mut r = self.queued_rates;
-        let r = r.get_mut(..n)?;
-        r.sort_unstable();
-        r.get(n / 2).copied()
     }
 
     /// The ceiling held after a congestion episode, if one holds.
@@ -342,12 +305,12 @@ impl GoogCc {
             let now_us = self.us(now);
             self.last_probe = Some((r, now_us));
             if queued {
-                self.note_queued_rate(r, now_us);
+                self.queued_rates.note(r, now_us);
             } else {
                 self.last_clear_probe = Some((r, now_us));
                 // Past what the queued clusters measured: the limit is gone.
-                if self.queued_median_bps(now_us).is_some_and(|m| r > m) {
-                    self.queued_count = 0;
+                if self.queued_rates.median_bps(now_us).is_some_and(|m| r > m) {
+                    self.queued_rates.clear();
                 }
             }
         }
@@ -661,7 +624,7 @@ impl BandwidthEstimator for GoogCc {
             // came in and the receiver fell to 180p (browser, 800 kbit/s /
             // 2 kB; the queued rates 218–1048 kbit/s, their median ~750).
             let cap = ((seen as f64 * 1.5 + 10_000.0) as u64)
-                .min(self.queued_median_bps(now_us).unwrap_or(u64::MAX));
+                .min(self.queued_rates.median_bps(now_us).unwrap_or(u64::MAX));
             let after = self.aimd.bitrate_bps();
             if after > before && after > cap {
                 self.aimd.set_estimate(before.max(cap), now_us);
@@ -986,32 +949,6 @@ mod tests {
             flat.add(i * 20_000, i * 20_000 + 30_000 + (i % 3) * 1_000, size);
         }
         assert_eq!(flat.bottleneck_bps(), None, "jitter is no queue");
-    }
-
-    /// The gradual increase's cap from queued clusters: the median of the
-    /// last five rates (one wild measure does not move it), once three
-    /// came, for 10 s after the last; stale rates do not come back with a
-    /// new one.
-    #[test]
-    fn the_queued_rates_median_needs_three_and_goes_stale() {
-        let mut cc = GoogCc::new(GoogCcConfig::default());
-        // Rates measured behind an 800 kbit/s bucket in the browser.
-        cc.note_queued_rate(1_048_298, 0);
-        cc.note_queued_rate(671_746, 100);
-        assert_eq!(cc.queued_median_bps(200), None, "two say nothing yet");
-        for (i, r) in [718_381, 974_442, 376_040, 218_403, 727_972]
-            .into_iter()
-            .enumerate()
-        {
-            cc.note_queued_rate(r, 1_000 * (i as i64 + 1));
-        }
-        // The last five: 718, 974, 376, 218, 728.
-        assert_eq!(cc.queued_median_bps(10_000), Some(718_381));
-        let stale = 5_000 + QUEUED_RATES_FRESH_US + 1;
-        assert_eq!(cc.queued_median_bps(stale), None, "stale");
-        // One new rate after that: alone, it says nothing.
-        cc.note_queued_rate(900_000, stale);
-        assert_eq!(cc.queued_median_bps(stale), None, "the old four are gone");
     }
 
     #[test]

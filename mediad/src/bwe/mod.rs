@@ -25,6 +25,7 @@ mod inter_arrival;
 mod loss;
 mod media_meter;
 pub mod probe;
+mod queued_rates;
 mod trendline;
 
 #[cfg(test)]
